@@ -1,0 +1,53 @@
+//! `stamp check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{Format, Output};
+use crate::diagnostics;
+use crate::ops::check::{CheckOptions, check};
+
+/// Validate account configs and render them in memory, reporting every problem found.
+///
+/// Each account's effective config (stamp.yaml defaults <- archetype defaults <- account file)
+/// is validated against its archetype's JSON Schema; accounts are checked against each other
+/// (unique names, account ids and DNS zones; no overlapping CIDRs); then each account is
+/// rendered in memory and every file is checked to be valid HCL. A file outside the accounts
+/// folder is checked in the context of the project's accounts.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp check\n  stamp check production staging\n  stamp check new-account.yaml\n  stamp check --format json"
+)]
+pub struct Args {
+    /// Accounts to check (names or YAML files). Default: every account.
+    #[arg(value_name = "ACCOUNT")]
+    accounts: Vec<String>,
+    /// Report format: `text` (diagnostics on stderr) or `json` (on stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
+    #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
+    release: Option<String>,
+}
+
+pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+    let options = CheckOptions {
+        accounts: args.accounts.clone(),
+        version: args.release.clone(),
+    };
+    let report = check(root, &options);
+    match args.format {
+        Format::Json => out.report(&diagnostics::render_json(&report.diagnostics)),
+        Format::Text => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            if report.errors() == 0 {
+                let n = report.accounts_checked;
+                out.status(&format!(
+                    "checked {n} account{}: no problems found",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+    ExitCode::from(u8::from(report.errors() > 0))
+}

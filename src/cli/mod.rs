@@ -1,0 +1,106 @@
+//! The command line: parses arguments, calls an operation, prints its report. Reports go to
+//! stdout; diagnostics and status to stderr.
+//!
+//! Exit codes: 0 success, 1 the command found problems (invalid config, failed render),
+//! 2 usage error.
+
+mod check;
+mod list;
+mod output;
+mod render;
+mod schema;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use output::Output;
+
+const ABOUT: &str = "Stamp: many production-like environments from one set of templated Terraform.\n\n\
+Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
+account's plain Terraform root module from its blueprint.";
+
+const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp schema service-platform > schema.json";
+
+#[derive(Debug, Parser)]
+#[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// Project folder (holding `stamp.yaml`). Default: the nearest `stamp.yaml` upwards.
+    #[arg(long, global = true, value_name = "DIR", env = "STAMP_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// Never colour output (also: the `NO_COLOR` environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print only errors and the command's report.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more about what is being done.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Check(check::Args),
+    Render(render::Args),
+    List(list::Args),
+    Schema(schema::Args),
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs Stamp with these arguments (the first is the program name).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let out = Output::new(&cli);
+    let root = match project_root(cli.project.as_deref()) {
+        Ok(root) => root,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(2);
+        }
+    };
+    match &cli.command {
+        Command::Check(args) => check::run(&root, args, &out),
+        Command::Render(args) => render::run(&root, args, &out),
+        Command::List(args) => list::run(&root, args, &out),
+        Command::Schema(args) => schema::run(&root, args, &out),
+    }
+}
+
+fn project_root(explicit: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    if let Some(dir) = explicit {
+        return if dir.join(crate::config::project::PROJECT_FILE).is_file() {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(format!("no `stamp.yaml` in `{}`", dir.display()))
+        };
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
+    crate::config::Project::discover(&cwd).ok_or_else(|| {
+        format!(
+            "no `stamp.yaml` found in `{}` or any folder above it\n  = hint: run Stamp inside a project, or pass `--project DIR`",
+            cwd.display()
+        )
+    })
+}

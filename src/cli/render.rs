@@ -1,0 +1,72 @@
+//! `stamp render`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::Output;
+use crate::ops::render::{RenderOptions, render};
+
+/// Render accounts' Terraform root modules to disk.
+///
+/// Each account is validated, rendered and HCL-checked, then written to `build/<account>/`
+/// (or `--out`) through a temporary folder, so a failed render never leaves a half-written
+/// tree. The output is plain, `terraform fmt`-clean Terraform that runs without Stamp.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp render production\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp render --all --out dist/rendered --version 1.4.0"
+)]
+pub struct Args {
+    /// Accounts to render (names or YAML files).
+    #[arg(value_name = "ACCOUNT", required_unless_present = "all")]
+    accounts: Vec<String>,
+    /// Render every account (in parallel).
+    #[arg(long, conflicts_with = "accounts")]
+    all: bool,
+    /// Where to write: the root module for one account, else one folder per account in it.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
+    #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
+    release: Option<String>,
+}
+
+pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+    let options = RenderOptions {
+        accounts: args.accounts.clone(),
+        all: args.all,
+        out: args.out.clone(),
+        version: args.release.clone(),
+    };
+    let report = render(root, &options);
+    out.diagnostics(&report.diagnostics, &report.sources);
+    for written in &report.written {
+        out.detail(&format!(
+            "rendered {} ({} files) -> {}",
+            written.account,
+            written.files,
+            written.dir.display()
+        ));
+    }
+    let n = report.written.len();
+    if n > 0 {
+        let place = if n == 1 {
+            format!("`{}`", report.written[0].dir.display())
+        } else {
+            let parent = report.written[0]
+                .dir
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!("`{parent}/`")
+        };
+        out.status(&format!(
+            "rendered {n} account{} to {place}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let failed = report
+        .diagnostics
+        .iter()
+        .any(|d| d.severity == crate::diagnostics::Severity::Error);
+    ExitCode::from(u8::from(failed))
+}

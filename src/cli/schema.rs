@@ -1,0 +1,32 @@
+//! `stamp schema`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::Output;
+use crate::ops::schema::schema;
+
+/// Print an archetype's JSON Schema (draft 2020-12) for editors such as yaml-language-server.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp schema service-platform\n  stamp schema local-platform > .schemas/local-platform.json\n\nIn an account file, point yaml-language-server at it with a first line like\n  # yaml-language-server: $schema=../../.schemas/local-platform.json"
+)]
+pub struct Args {
+    /// The archetype (a folder in `archetypes/`).
+    archetype: String,
+}
+
+pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+    match schema(root, &args.archetype) {
+        Ok(schema) => {
+            let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
+            text.push('\n');
+            out.report(&text);
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            out.diagnostics(&diagnostics, &crate::diagnostics::Sources::default());
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! An archetype: a kind of account, with its JSON Schema, blueprint and defaults.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Which Terraform provider configuration Stamp generates for an archetype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// The AWS provider, assuming a role in the account, with default tags.
+    Aws,
+    /// No provider: only Terraform's built-in resources (`terraform_data`).
+    None,
+}
+
+/// Where an archetype's accounts keep their Terraform state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    S3,
+    Local,
+    Pg,
+}
+
+/// `archetypes/<name>/archetype.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchetypeFile {
+    #[serde(default)]
+    pub description: String,
+    pub blueprint: String,
+    pub provider: Provider,
+    #[serde(default)]
+    pub provider_version: Option<String>,
+    /// Defaults to `s3` for AWS archetypes and `local` otherwise.
+    #[serde(default)]
+    pub backend: Option<Backend>,
+    #[serde(default)]
+    pub defaults: Value,
+    #[serde(default)]
+    pub allowed_differences: Vec<String>,
+    /// Hooks, smoke tests and data hooks: read by the pipeline, not by rendering.
+    #[serde(default)]
+    pub hooks: Value,
+}
+
+/// A loaded archetype.
+#[derive(Debug)]
+pub struct Archetype {
+    pub name: String,
+    pub dir: PathBuf,
+    pub file: ArchetypeFile,
+    /// Display name of `schema.json`.
+    pub schema_file: String,
+    pub schema: Value,
+}
+
+impl Archetype {
+    pub fn backend(&self) -> Backend {
+        self.file.backend.unwrap_or(match self.file.provider {
+            Provider::Aws => Backend::S3,
+            Provider::None => Backend::Local,
+        })
+    }
+}
+
+/// The keys `archetype.yaml` accepts, for typo suggestions.
+pub const KEYS: &[&str] = &[
+    "description",
+    "blueprint",
+    "provider",
+    "provider_version",
+    "backend",
+    "defaults",
+    "allowed_differences",
+    "hooks",
+];

@@ -1,0 +1,12 @@
+//! Configuration loading: the project file, archetypes and account configs, each with source
+//! positions, layered into one effective config per account.
+
+pub mod account;
+pub mod archetype;
+pub mod layering;
+pub mod project;
+pub mod yaml;
+
+pub use account::Account;
+pub use archetype::{Archetype, Backend, Provider};
+pub use project::{Project, ProjectFile, StateSettings};

@@ -1,0 +1,413 @@
+//! The project: `stamp.yaml` and everything it points at (archetypes, accounts).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Account;
+use super::archetype::{self, Archetype, ArchetypeFile};
+use super::layering;
+use super::yaml::{self, Document};
+use crate::diagnostics::{Diagnostic, Location, Sources, did_you_mean, quoted_list};
+
+/// The name of the project file Stamp looks for.
+pub const PROJECT_FILE: &str = "stamp.yaml";
+
+/// `stamp.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    #[serde(default = "default_archetypes")]
+    pub archetypes: PathBuf,
+    #[serde(default = "default_blueprints")]
+    pub blueprints: PathBuf,
+    #[serde(default = "default_accounts")]
+    pub accounts: PathBuf,
+    /// Org-wide defaults merged under every account.
+    #[serde(default)]
+    pub defaults: Value,
+    #[serde(default)]
+    pub state: StateSettings,
+}
+
+const PROJECT_KEYS: &[&str] = &["archetypes", "blueprints", "accounts", "defaults", "state"];
+
+fn default_archetypes() -> PathBuf {
+    "archetypes".into()
+}
+fn default_blueprints() -> PathBuf {
+    "blueprints".into()
+}
+fn default_accounts() -> PathBuf {
+    "accounts".into()
+}
+
+/// Remote state settings (`state:` in `stamp.yaml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    #[serde(default)]
+    pub s3: Option<S3State>,
+    #[serde(default)]
+    pub local: LocalState,
+    #[serde(default)]
+    pub pg: Option<PgState>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3State {
+    pub bucket: String,
+    pub region: String,
+    pub lock_table: String,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalState {
+    /// Folder (relative to the project) holding `<account>/terraform.tfstate`.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for LocalState {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    ".stamp/state".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgState {
+    /// Connection string; may also come from `PG_CONN_STR` at run time.
+    #[serde(default)]
+    pub conn_str: Option<String>,
+}
+
+/// A loaded project.
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub file: ProjectFile,
+    pub archetypes: BTreeMap<String, Archetype>,
+    /// Sorted by name.
+    pub accounts: Vec<Account>,
+    pub sources: Sources,
+}
+
+impl Project {
+    /// The nearest folder holding `stamp.yaml`, from `start` upwards.
+    pub fn discover(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .find(|dir| dir.join(PROJECT_FILE).is_file())
+            .map(Path::to_path_buf)
+    }
+
+    /// Loads the project at `root`. Problems with single archetypes or accounts are returned as
+    /// diagnostics next to the project; a broken `stamp.yaml` is an error.
+    pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let root = root.to_path_buf();
+        let sources = Sources::default();
+        let file = load_project_file(&root, &sources).map_err(|d| vec![*d])?;
+        let mut project = Project {
+            root,
+            file,
+            archetypes: BTreeMap::new(),
+            accounts: Vec::new(),
+            sources,
+        };
+        let mut diagnostics = project.load_archetypes();
+        let accounts_dir = project.root.join(&project.file.accounts);
+        if !accounts_dir.is_dir() {
+            return Err(vec![
+                Diagnostic::error(
+                    "project.accounts",
+                    format!(
+                        "accounts folder `{}` does not exist",
+                        project.display(&accounts_dir)
+                    ),
+                )
+                .at(Location::file_only(PROJECT_FILE))
+                .hint("set `accounts:` in stamp.yaml to the folder holding the account YAML files"),
+            ]);
+        }
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&accounts_dir)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
+            .map(walkdir::DirEntry::into_path)
+            .collect();
+        files.sort();
+        for path in files {
+            if let Err(d) = project.add_account(&path) {
+                diagnostics.push(*d);
+            }
+        }
+        Ok((project, diagnostics))
+    }
+
+    /// Loads one account file and adds it to the project (used for files outside the accounts
+    /// folder too, so they are checked against the project's accounts).
+    pub fn add_account(&mut self, path: &Path) -> Result<usize, Box<Diagnostic>> {
+        let display = self.display(path);
+        let text = read(path, &display)?;
+        self.sources.add(display.clone(), text.as_str());
+        let Document { value, positions } = yaml::parse(&display, &text)?;
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| {
+                n.trim_end_matches(".yaml")
+                    .trim_end_matches(".yml")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let Value::Object(map) = &value else {
+            return Err(Box::new(
+                Diagnostic::error(
+                    "account.not-a-map",
+                    "an account config must be a YAML mapping",
+                )
+                .at(Location::new(&display, 1, 1))
+                .hint(
+                    "start with `archetype: <name>` and the account's values as `key: value` lines",
+                ),
+            ));
+        };
+        let archetype = match map.get("archetype") {
+            Some(Value::String(name)) => name.clone(),
+            Some(_) => {
+                let pos = positions
+                    .value("/archetype")
+                    .expect("present key has a position");
+                return Err(Box::new(
+                    Diagnostic::error("account.archetype", "`archetype` must be a string")
+                        .at(Location::new(&display, pos.line, pos.column)),
+                ));
+            }
+            None => {
+                return Err(Box::new(
+                    Diagnostic::error("account.archetype", "missing required key `archetype`")
+                        .at(Location::new(&display, 1, 1))
+                        .hint(format!(
+                            "add `archetype: <name>`; known archetypes: {}",
+                            quoted_list(&self.archetypes.keys().cloned().collect::<Vec<_>>())
+                        )),
+                ));
+            }
+        };
+        let Some(found) = self.archetypes.get(&archetype) else {
+            let pos = positions
+                .value("/archetype")
+                .expect("present key has a position");
+            let known: Vec<String> = self.archetypes.keys().cloned().collect();
+            let mut d = Diagnostic::error(
+                "account.unknown-archetype",
+                format!("unknown archetype `{archetype}`"),
+            )
+            .at(Location::new(&display, pos.line, pos.column)
+                .with_end_column(pos.end_column.unwrap_or(0)));
+            if let Some(near) = did_you_mean(&archetype, known.iter().map(String::as_str)) {
+                d = d.hint(format!("did you mean `{near}`?"));
+            }
+            return Err(Box::new(d.hint(format!(
+                "known archetypes (folders in `{}`): {}",
+                self.file.archetypes.display(),
+                quoted_list(&known)
+            ))));
+        };
+        let name = match map.get("name") {
+            Some(Value::String(name)) => name.clone(),
+            _ => stem,
+        };
+        let mut effective =
+            layering::effective([&self.file.defaults, &found.file.defaults, &value]);
+        if let Value::Object(map) = &mut effective {
+            map.entry("name")
+                .or_insert_with(|| Value::String(name.clone()));
+        }
+        let account = Account {
+            name,
+            path: path.to_path_buf(),
+            display,
+            archetype,
+            own: value,
+            positions,
+            effective,
+        };
+        let index = self
+            .accounts
+            .binary_search_by(|a| (&a.name, &a.display).cmp(&(&account.name, &account.display)))
+            .unwrap_or_else(|i| i);
+        self.accounts.insert(index, account);
+        Ok(index)
+    }
+
+    fn load_archetypes(&mut self) -> Vec<Diagnostic> {
+        let dir = self.root.join(&self.file.archetypes);
+        let mut diagnostics = Vec::new();
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            diagnostics.push(
+                Diagnostic::error(
+                    "project.archetypes",
+                    format!("archetypes folder `{}` does not exist", self.display(&dir)),
+                )
+                .at(Location::file_only(PROJECT_FILE)),
+            );
+            return diagnostics;
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("archetype.yaml").is_file())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            match self.load_archetype(&dir) {
+                Ok(archetype) => {
+                    self.archetypes.insert(archetype.name.clone(), archetype);
+                }
+                Err(d) => diagnostics.push(*d),
+            }
+        }
+        diagnostics
+    }
+
+    fn load_archetype(&self, dir: &Path) -> Result<Archetype, Box<Diagnostic>> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let path = dir.join("archetype.yaml");
+        let display = self.display(&path);
+        let text = read(&path, &display)?;
+        self.sources.add(display.clone(), text.as_str());
+        let doc = yaml::parse(&display, &text)?;
+        check_keys(&display, &doc, archetype::KEYS)?;
+        let file: ArchetypeFile = serde_json::from_value(doc.value).map_err(|e| {
+            Box::new(
+                Diagnostic::error("archetype.invalid", format!("invalid archetype: {e}"))
+                    .at(Location::file_only(&display)),
+            )
+        })?;
+        let schema_path = dir.join("schema.json");
+        let schema_file = self.display(&schema_path);
+        let schema_text = read(&schema_path, &schema_file)?;
+        self.sources.add(schema_file.clone(), schema_text.as_str());
+        let schema: Value = serde_json::from_str(&schema_text).map_err(|e| {
+            Box::new(
+                Diagnostic::error("archetype.schema-json", format!("invalid JSON: {e}"))
+                    .at(Location::new(&schema_file, e.line(), e.column())),
+            )
+        })?;
+        Ok(Archetype {
+            name,
+            dir: dir.to_path_buf(),
+            file,
+            schema_file,
+            schema,
+        })
+    }
+
+    /// A path as shown to the user: relative to the project root when inside it.
+    pub fn display(&self, path: &Path) -> String {
+        let path = path.strip_prefix(&self.root).unwrap_or(path);
+        path.to_string_lossy().replace('\\', "/")
+    }
+
+    /// Finds an account by name, or by the path of its YAML file.
+    pub fn account(&self, name_or_path: &str) -> Option<&Account> {
+        self.accounts
+            .iter()
+            .find(|a| a.name == name_or_path)
+            .or_else(|| {
+                let wanted = Path::new(name_or_path);
+                let wanted = fs_err::canonicalize(wanted).ok()?;
+                self.accounts.iter().find(|a| {
+                    fs_err::canonicalize(&a.path).ok().as_deref() == Some(wanted.as_path())
+                })
+            })
+    }
+
+    pub fn blueprint_dir(&self, blueprint: &str) -> PathBuf {
+        self.root.join(&self.file.blueprints).join(blueprint)
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
+    fs_err::read_to_string(path).map_err(|e| {
+        let reason = crate::diagnostics::io_reason(&e);
+        Box::new(
+            Diagnostic::error("io.read", format!("cannot read `{display}`: {reason}"))
+                .at(Location::file_only(display)),
+        )
+    })
+}
+
+fn load_project_file(root: &Path, sources: &Sources) -> Result<ProjectFile, Box<Diagnostic>> {
+    let path = root.join(PROJECT_FILE);
+    let text = read(&path, PROJECT_FILE)?;
+    sources.add(PROJECT_FILE, text.as_str());
+    let doc = yaml::parse(PROJECT_FILE, &text)?;
+    let doc = if doc.value.is_null() {
+        Document {
+            value: Value::Object(serde_json::Map::new()),
+            ..doc
+        }
+    } else {
+        doc
+    };
+    check_keys(PROJECT_FILE, &doc, PROJECT_KEYS)?;
+    serde_json::from_value(doc.value).map_err(|e| {
+        Box::new(
+            Diagnostic::error("project.invalid", format!("invalid project file: {e}"))
+                .at(Location::file_only(PROJECT_FILE)),
+        )
+    })
+}
+
+/// Reports an unknown top-level key with its position and the nearest known key.
+fn check_keys(file: &str, doc: &Document, known: &[&str]) -> Result<(), Box<Diagnostic>> {
+    let Value::Object(map) = &doc.value else {
+        return Err(Box::new(
+            Diagnostic::error(
+                "yaml.not-a-map",
+                "expected a YAML mapping of `key: value` lines",
+            )
+            .at(Location::new(file, 1, 1)),
+        ));
+    };
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            let pointer = format!("/{}", yaml::escape_pointer(key));
+            let pos = doc.positions.key(&pointer).expect("keys have positions");
+            let mut d = Diagnostic::error("yaml.unknown-key", format!("unknown key `{key}`"))
+                .at(Location::new(file, pos.line, pos.column));
+            if let Some(near) = did_you_mean(key, known.iter().copied()) {
+                d = d.hint(format!("did you mean `{near}`?"));
+            }
+            return Err(Box::new(d));
+        }
+    }
+    Ok(())
+}

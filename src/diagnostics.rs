@@ -1,0 +1,305 @@
+//! One place that collects and renders every problem Stamp finds: YAML positions, schema
+//! instance paths, template and HCL errors all become a [`Diagnostic`] with a file, line and
+//! column, rendered for a terminal (with a source snippet) or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label, Severity as CsSeverity};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term;
+use serde::Serialize;
+
+/// How bad a diagnostic is. Errors fail the command; warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A position in a file, 1-based line and column (columns count characters).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Location {
+    /// The file as shown to the user: relative to the project when it is inside it.
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Where the offending text ends (same line), when known.
+    #[serde(skip)]
+    pub end_column: Option<usize>,
+}
+
+impl Location {
+    pub fn new(file: impl Into<String>, line: usize, column: usize) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            column,
+            end_column: None,
+        }
+    }
+
+    pub fn file_only(file: impl Into<String>) -> Self {
+        Self::new(file, 0, 0)
+    }
+
+    #[must_use]
+    pub fn with_end_column(mut self, end_column: usize) -> Self {
+        self.end_column = Some(end_column);
+        self
+    }
+
+    fn has_position(&self) -> bool {
+        self.line > 0
+    }
+}
+
+/// One problem, with where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A stable, machine-readable kind, e.g. `schema.required` or `render.undefined`.
+    pub code: &'static str,
+    pub message: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    /// The account the problem was found in, when it belongs to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            location: None,
+            hints: Vec::new(),
+            account: None,
+        }
+    }
+
+    #[must_use]
+    pub fn at(mut self, location: Location) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    #[must_use]
+    pub fn at_opt(mut self, location: Option<Location>) -> Self {
+        self.location = location;
+        self
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn for_account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    fn sort_key(&self) -> (Option<&Location>, &str) {
+        (self.location.as_ref(), &self.message)
+    }
+}
+
+/// The text of every file a diagnostic may point into, keyed by its display name, so a
+/// snippet can be shown. Shared between threads: accounts are checked in parallel.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Arc<Mutex<BTreeMap<String, Arc<str>>>>,
+}
+
+impl Sources {
+    pub fn add(&self, name: impl Into<String>, text: impl Into<Arc<str>>) {
+        self.files
+            .lock()
+            .expect("sources lock poisoned")
+            .insert(name.into(), text.into());
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<str>> {
+        self.files
+            .lock()
+            .expect("sources lock poisoned")
+            .get(name)
+            .cloned()
+    }
+}
+
+/// Sorts diagnostics by file, line and column and drops exact duplicates, so output is the
+/// same whatever order parallel work finished in.
+pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then(a.code.cmp(b.code)));
+    diagnostics.dedup();
+}
+
+/// Renders diagnostics for a terminal: `error: message`, an arrow to `file:line:column`, the
+/// source line with a caret, then `= hint:` lines.
+pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -> String {
+    let mut files = SimpleFiles::new();
+    let mut ids = BTreeMap::new();
+    let config = term::Config::default();
+    let mut out = Vec::new();
+    for diagnostic in diagnostics {
+        let mut cs = CsDiagnostic::new(match diagnostic.severity {
+            Severity::Error => CsSeverity::Error,
+            Severity::Warning => CsSeverity::Warning,
+        })
+        .with_message(&diagnostic.message);
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(location) = &diagnostic.location {
+            let source = sources.get(&location.file);
+            match (location.has_position(), source) {
+                (true, Some(text)) => {
+                    let id = *ids
+                        .entry(location.file.clone())
+                        .or_insert_with(|| files.add(location.file.clone(), text.clone()));
+                    let range = byte_range(&text, location);
+                    cs = cs.with_labels(vec![Label::primary(id, range)]);
+                }
+                (true, None) => notes.push(format!(
+                    "at {}:{}:{}",
+                    location.file, location.line, location.column
+                )),
+                (false, _) => notes.push(format!("in {}", location.file)),
+            }
+        }
+        if let Some(account) = &diagnostic.account {
+            if diagnostic
+                .location
+                .as_ref()
+                .is_none_or(|l| !l.file.contains(account.as_str()))
+            {
+                notes.push(format!("account: `{account}`"));
+            }
+        }
+        notes.extend(diagnostic.hints.iter().map(|h| format!("hint: {h}")));
+        cs = cs.with_notes(notes);
+        if color {
+            let mut buffer = termcolor::Buffer::ansi();
+            term::emit_to_write_style(&mut buffer, &config, &files, &cs)
+                .expect("diagnostic spans point into their files");
+            out.extend_from_slice(buffer.as_slice());
+        } else {
+            term::emit_to_io_write(&mut out, &config, &files, &cs)
+                .expect("diagnostic spans point into their files");
+        }
+    }
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        let _ = writeln!(
+            out,
+            "{} error{} found",
+            errors,
+            if errors == 1 { "" } else { "s" }
+        );
+    }
+    String::from_utf8(out).expect("diagnostics are UTF-8")
+}
+
+/// Renders diagnostics as one JSON document for machines (`--format json`).
+pub fn render_json(diagnostics: &[Diagnostic]) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        errors: usize,
+        warnings: usize,
+        diagnostics: &'a [Diagnostic],
+    }
+    let out = Out {
+        errors: diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count(),
+        warnings: diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count(),
+        diagnostics,
+    };
+    let mut text = serde_json::to_string_pretty(&out).expect("diagnostics serialise");
+    text.push('\n');
+    text
+}
+
+/// Byte range in `text` of the location: from its column to `end_column`, or to the end of
+/// the word at the column.
+fn byte_range(text: &str, location: &Location) -> Range<usize> {
+    let Some(line_start) = line_start(text, location.line) else {
+        return text.len()..text.len();
+    };
+    let line_text = text[line_start..].split('\n').next().unwrap_or("");
+    let column_byte = |column: usize| {
+        line_text
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(line_text.len(), |(i, _)| i)
+    };
+    let start = column_byte(location.column);
+    let end = match location.end_column {
+        Some(end) if end > location.column => column_byte(end),
+        _ => {
+            let rest = &line_text[start..];
+            let word = rest
+                .find(|c: char| c.is_whitespace() || c == ':' || c == ',')
+                .unwrap_or(rest.len());
+            start + word.max(rest.chars().next().map_or(0, char::len_utf8))
+        }
+    };
+    line_start + start..line_start + end.max(start)
+}
+
+fn line_start(text: &str, line: usize) -> Option<usize> {
+    if line <= 1 {
+        return Some(0);
+    }
+    text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)
+}
+
+/// Writes `Display` text for a list like `a`, `b` or `c`.
+pub fn quoted_list(items: &[String]) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if i + 1 == items.len() { " or " } else { ", " });
+        }
+        let _ = write!(out, "`{item}`");
+    }
+    out
+}
+
+/// The closest candidate to a misspelt word, if any is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// The reason of an I/O error without the path `fs-err` adds (messages name the file already).
+pub fn io_reason(error: &std::io::Error) -> String {
+    error
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .map_or_else(|| error.to_string(), ToString::to_string)
+}

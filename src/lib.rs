@@ -1,0 +1,16 @@
+//! Stamp: a Terraform-wrapping blueprint compiler. Account configs are validated against their
+//! archetype's JSON Schema and rendered from templated blueprints into plain Terraform.
+//!
+//! Data flows one way: project files -> [`config`] -> [`schema`] -> [`render`] -> output.
+//! [`cli`] is a thin layer over the operations in [`ops`].
+
+pub mod cli;
+pub mod config;
+pub mod diagnostics;
+pub mod hcl_check;
+pub mod ops;
+pub mod render;
+pub mod schema;
+pub mod version;
+
+pub use cli::run;

@@ -1,0 +1,125 @@
+//! `stamp check`: validate and render in memory every (or the named) account.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::Workspace;
+use crate::config::Account;
+use crate::diagnostics::{self, Diagnostic, Severity, Sources};
+use crate::render::{Renderer, Tree};
+use crate::schema::{Validators, cross_account};
+use crate::version::BuildVersion;
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Account names or files; empty means every account.
+    pub accounts: Vec<String>,
+    /// Release version to stamp; `None` for the development version.
+    pub version: Option<String>,
+}
+
+/// What `check` found.
+pub struct CheckReport {
+    pub accounts_checked: usize,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl CheckReport {
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+}
+
+/// The result of validating and rendering a set of accounts in memory.
+pub struct Checked {
+    pub workspace: Workspace,
+    pub version: BuildVersion,
+    /// Display path of each selected account, with its tree when it rendered cleanly.
+    pub trees: Vec<(String, Option<Tree>)>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads, validates and renders the selected accounts (in parallel). `out_dir_of` gives the
+/// folder an account would be written to.
+pub fn validate_and_render(
+    root: &Path,
+    accounts: &[String],
+    version: Option<&str>,
+    out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
+) -> Result<Checked, Vec<Diagnostic>> {
+    let mut workspace = Workspace::load(root)?;
+    let selected: Option<BTreeSet<String>> =
+        (!accounts.is_empty()).then(|| workspace.select(accounts));
+    if let Some(selected) = &selected {
+        workspace.keep_selected(selected);
+    }
+    let version = BuildVersion::resolve(version, &workspace.project.root);
+    let project = &workspace.project;
+    let (validators, mut found) = Validators::compile(project);
+    let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone());
+    found.extend(blueprint_diagnostics);
+    let targets: Vec<&Account> = project
+        .accounts
+        .iter()
+        .filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display)))
+        .collect();
+    let results: Vec<(String, Option<Tree>, Vec<Diagnostic>)> = targets
+        .par_iter()
+        .map(|account| {
+            let problems = validators.validate(project, account);
+            if !problems.is_empty() {
+                return (account.display.clone(), None, problems);
+            }
+            match renderer.render(account, &out_dir_of(&workspace, account)) {
+                Ok(tree) => (account.display.clone(), Some(tree), Vec::new()),
+                Err(problems) => (account.display.clone(), None, problems),
+            }
+        })
+        .collect();
+    found.extend(cross_account::check(&project.accounts, selected.as_ref()));
+    let mut trees = Vec::with_capacity(results.len());
+    for (display, tree, problems) in results {
+        found.extend(problems);
+        trees.push((display, tree));
+    }
+    let mut diagnostics = std::mem::take(&mut workspace.diagnostics);
+    diagnostics.extend(found);
+    diagnostics::sort(&mut diagnostics);
+    Ok(Checked {
+        workspace,
+        version,
+        trees,
+        diagnostics,
+    })
+}
+
+/// The default folder an account renders to: `build/<account>` in the project.
+pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::PathBuf {
+    workspace.project.root.join("build").join(&account.name)
+}
+
+pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
+    match validate_and_render(
+        root,
+        &options.accounts,
+        options.version.as_deref(),
+        &default_out_dir,
+    ) {
+        Ok(checked) => CheckReport {
+            accounts_checked: checked.trees.len(),
+            diagnostics: checked.diagnostics,
+            sources: checked.workspace.project.sources.clone(),
+        },
+        Err(diagnostics) => CheckReport {
+            accounts_checked: 0,
+            diagnostics,
+            sources: Sources::default(),
+        },
+    }
+}

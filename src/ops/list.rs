@@ -1,0 +1,42 @@
+//! `stamp list`: the project's accounts.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Workspace;
+use crate::diagnostics::Diagnostic;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSummary {
+    pub name: String,
+    pub archetype: String,
+    pub environment: String,
+    /// `region` of the config, when it has one.
+    pub region: Option<String>,
+    pub protected: bool,
+    pub file: String,
+}
+
+pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let workspace = Workspace::load(root)?;
+    let accounts = workspace
+        .project
+        .accounts
+        .iter()
+        .map(|a| AccountSummary {
+            name: a.name.clone(),
+            archetype: a.archetype.clone(),
+            environment: a.environment().to_string(),
+            region: a
+                .effective
+                .get("region")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            protected: a.is_protected(),
+            file: a.display.clone(),
+        })
+        .collect();
+    Ok((accounts, workspace.diagnostics))
+}

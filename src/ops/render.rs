@@ -1,0 +1,119 @@
+//! `stamp render`: write each account's rendered root module to `build/<account>/`.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::check::{self, Checked};
+use crate::config::Account;
+use crate::diagnostics::{self, Diagnostic, Location, Sources};
+
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    pub accounts: Vec<String>,
+    /// Render every account.
+    pub all: bool,
+    /// Output folder: with one account, the root module itself; with several, the parent of
+    /// one folder per account. Default: `build/` in the project.
+    pub out: Option<PathBuf>,
+    pub version: Option<String>,
+}
+
+/// One written root module.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub account: String,
+    pub dir: PathBuf,
+    pub files: usize,
+}
+
+pub struct RenderReport {
+    pub written: Vec<Written>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
+    if options.accounts.is_empty() && !options.all {
+        return RenderReport {
+            written: Vec::new(),
+            diagnostics: vec![Diagnostic::error(
+                "usage",
+                "name the accounts to render, or pass `--all`",
+            )],
+            sources: Sources::default(),
+        };
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let out = options.out.as_ref().map(|o| cwd.join(o));
+    let single = options.accounts.len() == 1 && !options.all;
+    let out_dir_of = |workspace: &super::Workspace, account: &Account| match &out {
+        Some(out) if single => out.clone(),
+        Some(out) => out.join(&account.name),
+        None => check::default_out_dir(workspace, account),
+    };
+    let accounts = if options.all {
+        Vec::new()
+    } else {
+        options.accounts.clone()
+    };
+    let Checked {
+        workspace,
+        version,
+        trees,
+        mut diagnostics,
+    } = match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of) {
+        Ok(checked) => checked,
+        Err(diagnostics) => {
+            return RenderReport {
+                written: Vec::new(),
+                diagnostics,
+                sources: Sources::default(),
+            };
+        }
+    };
+    let project = &workspace.project;
+    let marker = format!(
+        "rendered by stamp {} for version {}\n",
+        env!("CARGO_PKG_VERSION"),
+        version.environment_version()
+    );
+    let results: Vec<Result<Written, Diagnostic>> = trees
+        .par_iter()
+        .filter_map(|(display, tree)| {
+            let tree = tree.as_ref()?;
+            let account = project.accounts.iter().find(|a| &a.display == display)?;
+            let dir = out_dir_of(&workspace, account);
+            Some(
+                tree.write_atomically(&dir, &marker)
+                    .map(|()| Written {
+                        account: account.name.clone(),
+                        dir: dir.clone(),
+                        files: tree.files.len(),
+                    })
+                    .map_err(|e| {
+                        Diagnostic::error(
+                            "render.write",
+                            format!("cannot write `{}`: {e}", project.display(&dir)),
+                        )
+                        .at(Location::file_only(&account.display))
+                        .for_account(&account.name)
+                    }),
+            )
+        })
+        .collect();
+    let mut written = Vec::new();
+    for result in results {
+        match result {
+            Ok(w) => written.push(w),
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    written.sort_by(|a, b| a.account.cmp(&b.account));
+    diagnostics::sort(&mut diagnostics);
+    RenderReport {
+        written,
+        diagnostics,
+        sources: project.sources.clone(),
+    }
+}

@@ -1,0 +1,270 @@
+//! A blueprint compiled once and rendered for many accounts: its templates parsed into one
+//! minijinja environment, its verbatim files read and HCL-checked once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use sha2::{Digest, Sha256};
+
+use super::tree::{TreeFile, is_executable};
+use super::{filters, fmt, hcl_value};
+use crate::diagnostics::{Diagnostic, Location, Severity, Sources};
+use crate::hcl_check;
+
+/// A template of the blueprint that produces an output file.
+#[derive(Debug)]
+pub struct Template {
+    /// Name inside the blueprint, e.g. `network.tf.j2` or `modules/db/main.tf.j2`.
+    pub name: String,
+    /// Output path: the name without `.j2`.
+    pub output: String,
+    pub source: Arc<str>,
+}
+
+/// A loaded, compiled blueprint.
+pub struct Blueprint {
+    pub name: String,
+    pub dir: PathBuf,
+    /// `blueprints/<name>` as shown to the user.
+    pub display: String,
+    pub env: Environment<'static>,
+    pub templates: Vec<Template>,
+    /// Files copied byte for byte, by output path.
+    pub verbatim: Vec<(String, TreeFile)>,
+    /// sha256 over every file's path and content.
+    pub digest: String,
+}
+
+impl Blueprint {
+    /// Loads and compiles the blueprint in `dir`. Errors (and fmt warnings) are diagnostics.
+    pub fn load(
+        name: &str,
+        dir: &Path,
+        display: String,
+        sources: &Sources,
+    ) -> (Option<Self>, Vec<Diagnostic>) {
+        let mut diagnostics = Vec::new();
+        if !dir.is_dir() {
+            diagnostics.push(
+                Diagnostic::error(
+                    "blueprint.missing",
+                    format!("blueprint `{name}` does not exist"),
+                )
+                .hint(format!(
+                    "expected a folder `{display}` with the blueprint's Terraform files"
+                )),
+            );
+            return (None, diagnostics);
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| AutoEscape::Custom("hcl".into()));
+        env.set_formatter(hcl_value::format_value);
+        filters::register(&mut env);
+
+        let mut templates = Vec::new();
+        let mut verbatim = Vec::new();
+        let mut hasher = Sha256::new();
+        let walker = walkdir::WalkDir::new(dir)
+            .sort_by_file_name()
+            .follow_links(false);
+        for entry in walker
+            .into_iter()
+            .filter_entry(|e| e.file_name() != ".terraform")
+        {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    diagnostics.push(Diagnostic::error(
+                        "blueprint.io",
+                        format!("cannot read blueprint `{display}`: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let relative = entry
+                .path()
+                .strip_prefix(dir)
+                .expect("walkdir stays below its root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let file_display = format!("{display}/{relative}");
+            if entry.path_is_symlink() {
+                diagnostics.push(
+                    Diagnostic::error("blueprint.symlink", format!("`{file_display}` is a symbolic link"))
+                        .at(Location::file_only(&file_display))
+                        .hint("blueprints may only contain regular files, so rendering never reads outside the blueprint"),
+                );
+                continue;
+            }
+            if !entry.file_type().is_file() || is_state_file(&relative) {
+                continue;
+            }
+            let file_name = entry.file_name().to_string_lossy();
+            if file_name.starts_with("stamp_") && file_name.ends_with(".tf")
+                || relative == super::tree::MARKER
+            {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "blueprint.reserved-name",
+                        format!("`{file_display}` uses a name Stamp reserves"),
+                    )
+                    .at(Location::file_only(&file_display))
+                    .hint("Stamp generates `stamp_*.tf` files itself; rename this file"),
+                );
+                continue;
+            }
+            let bytes = match fs_err::read(entry.path()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    diagnostics.push(Diagnostic::error(
+                        "io.read",
+                        format!(
+                            "cannot read `{file_display}`: {}",
+                            crate::diagnostics::io_reason(&e)
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            hasher.update(relative.as_bytes());
+            hasher.update([0]);
+            hasher.update(&bytes);
+            hasher.update([0]);
+            if relative.ends_with(".j2") {
+                let Ok(source) = String::from_utf8(bytes) else {
+                    diagnostics.push(Diagnostic::error(
+                        "blueprint.encoding",
+                        format!("`{file_display}` is not UTF-8 text"),
+                    ));
+                    continue;
+                };
+                sources.add(file_display.clone(), source.as_str());
+                if let Err(e) = env.add_template_owned(relative.clone(), source.clone()) {
+                    diagnostics.push(template_error(&e, &display, &source));
+                    continue;
+                }
+                if let Some(output) = relative.strip_suffix(".j2").filter(|o| o.ends_with(".tf")) {
+                    templates.push(Template {
+                        name: relative.clone(),
+                        output: output.to_string(),
+                        source: source.into(),
+                    });
+                }
+            } else {
+                if relative.ends_with(".tf") {
+                    check_verbatim(&bytes, &file_display, sources, &mut diagnostics);
+                }
+                let executable = entry.metadata().is_ok_and(|m| is_executable(&m));
+                verbatim.push((
+                    relative,
+                    TreeFile {
+                        content: bytes.into(),
+                        executable,
+                    },
+                ));
+            }
+        }
+        let digest = format!("{:x}", hasher.finalize());
+        let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
+        let blueprint = Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            display,
+            env,
+            templates,
+            verbatim,
+            digest,
+        };
+        (if failed { None } else { Some(blueprint) }, diagnostics)
+    }
+}
+
+fn is_state_file(relative: &str) -> bool {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    name.ends_with(".tfstate") || name.ends_with(".tfstate.backup") || name.ends_with(".tfplan")
+}
+
+/// A verbatim `.tf` file must parse, and should already be `terraform fmt`-clean.
+fn check_verbatim(
+    bytes: &[u8],
+    file_display: &str,
+    sources: &Sources,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        diagnostics.push(Diagnostic::error(
+            "blueprint.encoding",
+            format!("`{file_display}` is not UTF-8 text"),
+        ));
+        return;
+    };
+    sources.add(file_display.to_string(), text);
+    if let Err(e) = hcl_check::check(text) {
+        diagnostics.push(
+            Diagnostic::error("hcl.syntax", format!("invalid HCL: {}", e.message))
+                .at(Location::new(file_display, e.line, e.column)),
+        );
+    } else if fmt::format(text) != text {
+        let mut d = Diagnostic::error(
+            "hcl.fmt",
+            format!("`{file_display}` is not `terraform fmt`-clean"),
+        )
+        .at(Location::file_only(file_display))
+        .hint("run `terraform fmt` on the blueprint: plain `.tf` files are copied as they are");
+        d.severity = Severity::Warning;
+        diagnostics.push(d);
+    }
+}
+
+/// A minijinja error as a diagnostic pointing at the template line.
+pub fn template_error(
+    error: &minijinja::Error,
+    blueprint_display: &str,
+    fallback_source: &str,
+) -> Diagnostic {
+    let name = error.name().unwrap_or("template");
+    let file = format!("{blueprint_display}/{name}");
+    let source = error.template_source().unwrap_or(fallback_source);
+    let line = error.line().unwrap_or(1);
+    let (column, end, snippet) = match error.range() {
+        Some(range) if range.end <= source.len() => {
+            let line_start = source[..range.start].rfind('\n').map_or(0, |i| i + 1);
+            let column = source[line_start..range.start].chars().count() + 1;
+            let snippet = &source[range.clone()];
+            let end = (!snippet.contains('\n')).then(|| column + snippet.chars().count());
+            (column, end, Some(snippet.trim().to_string()))
+        }
+        _ => (1, None, None),
+    };
+    let detail = error
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| error.kind().to_string());
+    let (code, message) = match (error.kind(), &snippet) {
+        (minijinja::ErrorKind::UndefinedError, Some(expr)) => {
+            ("render.undefined", format!("undefined value `{expr}`"))
+        }
+        (minijinja::ErrorKind::UndefinedError, None) => {
+            ("render.undefined", "undefined value".to_string())
+        }
+        (minijinja::ErrorKind::SyntaxError, _) => {
+            ("render.syntax", format!("template syntax error: {detail}"))
+        }
+        (minijinja::ErrorKind::TemplateNotFound, _) => (
+            "render.not-found",
+            format!("{detail} (templates can only include files of their own blueprint)"),
+        ),
+        _ => ("render.error", detail),
+    };
+    let mut location = Location::new(file, line, column);
+    if let Some(end) = end {
+        location = location.with_end_column(end);
+    }
+    let mut d = Diagnostic::error(code, message).at(location);
+    if code == "render.undefined" {
+        d = d.hint("the account config has no such value; guard optional keys with `{% if x is defined %}` or use `| default(...)`");
+    }
+    d
+}

@@ -1,0 +1,200 @@
+//! How config values become HCL text: escaped for use inside a quoted string, or serialised
+//! as a complete HCL literal. Either way a value can never become HCL syntax.
+
+use std::fmt::Write as _;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Error, ErrorKind};
+
+/// Marks the start and end of a string value printed into a template (must land inside a
+/// quoted string) and of a literal (must land in expression position). The output guard
+/// checks and removes them. Private-use characters, escaped if a value contains them.
+pub const STRING_OPEN: char = '\u{E000}';
+pub const STRING_CLOSE: char = '\u{E001}';
+pub const LITERAL_OPEN: char = '\u{E002}';
+pub const LITERAL_CLOSE: char = '\u{E003}';
+
+pub fn is_marker(c: char) -> bool {
+    matches!(c, STRING_OPEN | STRING_CLOSE | LITERAL_OPEN | LITERAL_CLOSE)
+}
+
+/// Escapes `s` for the inside of an HCL quoted string: quotes, backslashes, template
+/// sequences (`${`, `%{`), newlines and other control characters.
+pub fn escape_into(out: &mut String, s: &str) {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() || is_marker(c) => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    escape_into(&mut out, s);
+    out
+}
+
+/// A quoted HCL string literal.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    escape_into(&mut out, s);
+    out.push('"');
+    out
+}
+
+/// Serialises any template value as an HCL literal. Maps and lists of maps span several
+/// lines (the formatter indents them); lists of scalars stay on one line.
+pub fn literal(value: &Value) -> Result<String, Error> {
+    let mut out = String::new();
+    write_literal(&mut out, value)?;
+    Ok(out)
+}
+
+fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number => out.push_str(&value.to_string()),
+        ValueKind::String | ValueKind::Bytes => {
+            out.push_str(&quoted(value.as_str().unwrap_or_default()))
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = value.try_iter()?.collect();
+            let multiline = items
+                .iter()
+                .any(|v| matches!(v.kind(), ValueKind::Map | ValueKind::Seq));
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if multiline {
+                    out.push('\n');
+                } else if i > 0 {
+                    out.push_str(", ");
+                }
+                write_literal(out, item)?;
+                if multiline {
+                    out.push(',');
+                }
+            }
+            if multiline {
+                out.push('\n');
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            let keys: Vec<Value> = value.try_iter()?.collect();
+            if keys.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            out.push_str("{\n");
+            for key in keys {
+                let item = value.get_item(&key)?;
+                out.push_str(&quoted(&key.to_string()));
+                out.push_str(" = ");
+                write_literal(out, &item)?;
+                out.push('\n');
+            }
+            out.push('}');
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("a {} cannot be written as an HCL value", value.kind()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The template formatter: how `{{ value }}` prints in a blueprint template.
+pub fn format_value(
+    out: &mut minijinja::Output,
+    _state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), Error> {
+    let write = |out: &mut minijinja::Output, s: &str| {
+        out.write_str(s)
+            .map_err(|e| Error::new(ErrorKind::WriteFailure, "cannot write output").with_source(e))
+    };
+    if value.is_safe() {
+        return write(out, value.as_str().unwrap_or_default());
+    }
+    match value.kind() {
+        ValueKind::None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "cannot print a null value: give it a value in the config or use `| default(...)`",
+        )),
+        ValueKind::Bool | ValueKind::Number => write(out, &value.to_string()),
+        ValueKind::String => {
+            let mut text = String::with_capacity(value.as_str().map_or(0, str::len) + 8);
+            text.push(STRING_OPEN);
+            escape_into(&mut text, value.as_str().unwrap_or_default());
+            text.push(STRING_CLOSE);
+            write(out, &text)
+        }
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
+            let text = format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal(value)?);
+            write(out, &text)
+        }
+        _ => write(out, &value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_strings_stay_inside_the_string() {
+        let hostile =
+            "x\" \n resource \"null\" \"pwn\" { } ${file(\"/etc/passwd\")} %{ if true }\\";
+        let escaped = escape(hostile);
+        assert_eq!(
+            escaped,
+            "x\\\" \\n resource \\\"null\\\" \\\"pwn\\\" { } $${file(\\\"/etc/passwd\\\")} %%{ if true }\\\\"
+        );
+        // hcl-rs reads it back as exactly the original string.
+        let body: hcl::Body = hcl::from_str(&format!("a = \"{escaped}\"\n")).unwrap();
+        let attr = body.attributes().next().unwrap();
+        assert_eq!(attr.expr, hcl::Expression::String(hostile.to_string()));
+    }
+
+    #[test]
+    fn control_and_marker_characters_are_escaped() {
+        assert_eq!(escape("a\u{7}b\u{E000}"), "a\\u0007b\\uE000");
+        assert_eq!(escape("$$ 100% {x}"), "$$ 100% {x}");
+    }
+
+    #[test]
+    fn literals_round_trip_through_hcl_rs() {
+        let value = Value::from(minijinja::value::Serde(serde_json::json!({
+            "name": "a\"b",
+            "count": 3,
+            "on": true,
+            "nothing": null,
+            "list": ["x", "${y}"],
+            "nested": [{"k": 1.5}]
+        })));
+        let text = format!("v = {}\n", literal(&value).unwrap());
+        let body: hcl::Body = hcl::from_str(&text).unwrap();
+        let parsed: serde_json::Value = hcl::from_body(body).unwrap();
+        assert_eq!(parsed["v"]["name"], "a\"b");
+        assert_eq!(parsed["v"]["list"][1], "${y}");
+        assert_eq!(parsed["v"]["nested"][0]["k"], 1.5);
+        assert_eq!(parsed["v"]["nothing"], serde_json::Value::Null);
+    }
+}

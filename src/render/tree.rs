@@ -1,0 +1,152 @@
+//! A rendered root module in memory, and writing it to disk atomically.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+/// One file of a rendered tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub content: Arc<[u8]>,
+    pub executable: bool,
+}
+
+/// A rendered root module: relative path (with `/`) to file, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub files: BTreeMap<String, TreeFile>,
+}
+
+/// A marker file in every tree Stamp writes, so it never replaces a folder it did not write.
+pub const MARKER: &str = ".stamp-rendered";
+
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error(
+        "`{0}` exists and was not written by Stamp (no `{MARKER}` file); refusing to replace it"
+    )]
+    NotOurs(PathBuf),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Tree {
+    /// Writes the tree to `dir`: first into a temporary folder next to it, then swapped in, so a
+    /// failure never leaves a half-written tree. A `.terraform` folder from an earlier `init`
+    /// is carried over.
+    pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
+        if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
+            return Err(WriteError::NotOurs(dir.to_path_buf()));
+        }
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs_err::create_dir_all(parent)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".stamp-new-")
+            .tempdir_in(parent)?;
+        for (path, file) in &self.files {
+            let target = staging.path().join(path);
+            if let Some(folder) = target.parent() {
+                fs_err::create_dir_all(folder)?;
+            }
+            fs_err::write(&target, &file.content)?;
+            set_mode(&target, file.executable)?;
+        }
+        fs_err::write(staging.path().join(MARKER), marker_text)?;
+        if dir.exists() {
+            let old_terraform = dir.join(".terraform");
+            if old_terraform.is_dir() {
+                fs_err::rename(&old_terraform, staging.path().join(".terraform"))?;
+            }
+            let retired = tempfile::Builder::new()
+                .prefix(".stamp-old-")
+                .tempdir_in(parent)?;
+            let retired_path = retired.path().join("tree");
+            fs_err::rename(dir, &retired_path)?;
+            fs_err::rename(staging.keep(), dir)?;
+            drop(retired);
+        } else {
+            fs_err::rename(staging.keep(), dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, executable: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: bool) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+pub fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+pub fn is_executable(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> Tree {
+        Tree {
+            files: files
+                .iter()
+                .map(|(p, c)| {
+                    (
+                        (*p).to_string(),
+                        TreeFile {
+                            content: c.as_bytes().into(),
+                            executable: false,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn replaces_a_previous_render_and_keeps_terraform_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("build/prod");
+        tree(&[("a.tf", "a"), ("sub/b.tf", "b")])
+            .write_atomically(&dir, "prod")
+            .unwrap();
+        fs_err::create_dir_all(dir.join(".terraform")).unwrap();
+        tree(&[("c.tf", "c")])
+            .write_atomically(&dir, "prod")
+            .unwrap();
+        assert!(!dir.join("a.tf").exists());
+        assert_eq!(fs_err::read_to_string(dir.join("c.tf")).unwrap(), "c");
+        assert!(dir.join(".terraform").is_dir());
+        let leftovers: Vec<_> = fs_err::read_dir(dir.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no staging folders left behind");
+    }
+
+    #[test]
+    fn refuses_to_replace_a_folder_it_did_not_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs_err::write(tmp.path().join("precious.txt"), "x").unwrap();
+        let err = tree(&[("a.tf", "a")])
+            .write_atomically(tmp.path(), "prod")
+            .unwrap_err();
+        assert!(matches!(err, WriteError::NotOurs(_)));
+        assert!(tmp.path().join("precious.txt").exists());
+    }
+}

@@ -1,0 +1,103 @@
+//! Checks that need every account at once: unique names, account ids and DNS zones, and no two
+//! accounts whose networks overlap.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+
+use crate::config::Account;
+use crate::diagnostics::{Diagnostic, Location};
+
+/// A value that must be unique across accounts, by JSON pointer into the effective config.
+const UNIQUE: &[(&str, &str, &str)] = &[
+    ("/name", "account name", "cross-account.duplicate-name"),
+    (
+        "/account_id",
+        "account id",
+        "cross-account.duplicate-account-id",
+    ),
+    ("/dns/zone", "DNS zone", "cross-account.duplicate-zone"),
+];
+
+const CIDR: &str = "/network/cidr";
+
+/// Problems between accounts. Each conflict is reported once, on the account that sorts later,
+/// unless `only` names the accounts being checked: then it is reported on each of those.
+pub fn check(accounts: &[Account], only: Option<&BTreeSet<String>>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let wanted = |a: &Account| only.is_none_or(|names| names.contains(&a.display));
+    for (i, later) in accounts.iter().enumerate() {
+        for earlier in &accounts[..i] {
+            let subjects: Vec<(&Account, &Account)> = match only {
+                None => vec![(later, earlier)],
+                Some(_) => [(later, earlier), (earlier, later)]
+                    .into_iter()
+                    .filter(|(subject, _)| wanted(subject))
+                    .collect(),
+            };
+            for (subject, other) in subjects {
+                out.extend(conflicts(subject, other));
+            }
+        }
+    }
+    out
+}
+
+fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (pointer, what, code) in UNIQUE {
+        if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer)) {
+            if a == b {
+                out.push(
+                    Diagnostic::error(
+                        *code,
+                        format!("{what} `{a}` is also used by account `{}`", other.name),
+                    )
+                    .at_opt(location(subject, pointer))
+                    .hint(format!("{}: {}", what, where_is(other, pointer)))
+                    .for_account(&subject.name),
+                );
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (cidr(subject), cidr(other)) {
+        if a.contains(&b.network()) || b.contains(&a.network()) {
+            out.push(
+                Diagnostic::error(
+                    "cross-account.overlapping-cidr",
+                    format!("network `{a}` overlaps `{b}` of account `{}`", other.name),
+                )
+                .at_opt(location(subject, CIDR))
+                .hint(format!("`{b}` is set at {}", where_is(other, CIDR)))
+                .hint("every account needs its own address range so networks can be peered")
+                .for_account(&subject.name),
+            );
+        }
+    }
+    out
+}
+
+fn cidr(account: &Account) -> Option<Ipv4Net> {
+    account.str_at(CIDR).and_then(|s| Ipv4Net::from_str(s).ok())
+}
+
+fn location(account: &Account, pointer: &str) -> Option<Location> {
+    account
+        .positions
+        .value(pointer)
+        .map(|p| {
+            Location::new(&account.display, p.line, p.column)
+                .with_end_column(p.end_column.unwrap_or(0))
+        })
+        .or_else(|| Some(Location::file_only(&account.display)))
+}
+
+fn where_is(account: &Account, pointer: &str) -> String {
+    match account.positions.value(pointer) {
+        Some(p) if account.own.pointer(pointer).is_some() => {
+            format!("`{}:{}:{}`", account.display, p.line, p.column)
+        }
+        _ => format!("`{}`", account.display),
+    }
+}

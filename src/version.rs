@@ -1,0 +1,102 @@
+//! The environment version: a release version (or the development version `0.0.YYDDD.SSSSS`)
+//! plus the source commit, stamped into every rendered root.
+
+use std::path::Path;
+use std::process::Command;
+
+use time::OffsetDateTime;
+
+/// What a rendered tree was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildVersion {
+    pub version: String,
+    /// Short commit hash, or `none` outside a git checkout.
+    pub commit: String,
+    pub dirty: bool,
+}
+
+impl BuildVersion {
+    /// `<version>+<commit>`, with `-dirty` when the tree had uncommitted changes.
+    pub fn environment_version(&self) -> String {
+        format!(
+            "{}+{}{}",
+            self.version,
+            self.commit,
+            if self.dirty { "-dirty" } else { "" }
+        )
+    }
+
+    /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), otherwise the
+    /// development version of `SOURCE_DATE_EPOCH` or now; the commit from git.
+    pub fn resolve(explicit: Option<&str>, project_root: &Path) -> Self {
+        let version = explicit.map_or_else(
+            || {
+                let now = std::env::var("SOURCE_DATE_EPOCH")
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                    .unwrap_or_else(OffsetDateTime::now_utc);
+                development_version(now)
+            },
+            str::to_string,
+        );
+        let (commit, dirty) =
+            git_commit(project_root).unwrap_or_else(|| ("none".to_string(), false));
+        Self {
+            version,
+            commit,
+            dirty,
+        }
+    }
+}
+
+/// `0.0.YYDDD.SSSSS`: two-digit year, day of the year and second of the day (UTC), so an
+/// unversioned build is obvious and still ordered in time.
+pub fn development_version(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let seconds =
+        u32::from(at.hour()) * 3600 + u32::from(at.minute()) * 60 + u32::from(at.second());
+    format!(
+        "0.0.{:02}{:03}.{seconds:05}",
+        at.year().rem_euclid(100),
+        at.ordinal()
+    )
+}
+
+fn git_commit(root: &Path) -> Option<(String, bool)> {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", "."])
+        .is_some_and(|s| !s.is_empty());
+    Some((commit, dirty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_version_format() {
+        let at = OffsetDateTime::from_unix_timestamp(1_795_219_200 + 3_661).unwrap(); // 2026-11-21 01:01:01
+        assert_eq!(development_version(at), "0.0.26325.03661");
+    }
+
+    #[test]
+    fn environment_version_marks_dirty() {
+        let v = BuildVersion {
+            version: "1.2.0".into(),
+            commit: "abc".into(),
+            dirty: true,
+        };
+        assert_eq!(v.environment_version(), "1.2.0+abc-dirty");
+    }
+}
