@@ -35,12 +35,7 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: impl Into<String>, line: usize, column: usize) -> Self {
-        Self {
-            file: file.into(),
-            line,
-            column,
-            end_column: None,
-        }
+        Self { file: file.into(), line, column, end_column: None }
     }
 
     pub fn file_only(file: impl Into<String>) -> Self {
@@ -124,18 +119,28 @@ pub struct Sources {
 
 impl Sources {
     pub fn add(&self, name: impl Into<String>, text: impl Into<Arc<str>>) {
-        self.files
-            .lock()
-            .expect("sources lock poisoned")
-            .insert(name.into(), text.into());
+        self.files.lock().expect("sources lock poisoned").insert(name.into(), text.into());
     }
 
     fn get(&self, name: &str) -> Option<Arc<str>> {
-        self.files
-            .lock()
-            .expect("sources lock poisoned")
-            .get(name)
-            .cloned()
+        self.files.lock().expect("sources lock poisoned").get(name).cloned()
+    }
+}
+
+/// Diagnostics together with the text of the files they point into.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl Report {
+    pub fn new(diagnostics: Vec<Diagnostic>, sources: Sources) -> Self {
+        Self { diagnostics, sources }
+    }
+
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -170,19 +175,12 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
                     let range = byte_range(&text, location);
                     cs = cs.with_labels(vec![Label::primary(id, range)]);
                 }
-                (true, None) => notes.push(format!(
-                    "at {}:{}:{}",
-                    location.file, location.line, location.column
-                )),
+                (true, None) => notes.push(format!("at {}:{}:{}", location.file, location.line, location.column)),
                 (false, _) => notes.push(format!("in {}", location.file)),
             }
         }
         if let Some(account) = &diagnostic.account {
-            if diagnostic
-                .location
-                .as_ref()
-                .is_none_or(|l| !l.file.contains(account.as_str()))
-            {
+            if diagnostic.location.as_ref().is_none_or(|l| !l.file.contains(account.as_str())) {
                 notes.push(format!("account: `{account}`"));
             }
         }
@@ -194,21 +192,12 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
                 .expect("diagnostic spans point into their files");
             out.extend_from_slice(buffer.as_slice());
         } else {
-            term::emit_to_io_write(&mut out, &config, &files, &cs)
-                .expect("diagnostic spans point into their files");
+            term::emit_to_io_write(&mut out, &config, &files, &cs).expect("diagnostic spans point into their files");
         }
     }
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     if errors > 0 {
-        let _ = writeln!(
-            out,
-            "{} error{} found",
-            errors,
-            if errors == 1 { "" } else { "s" }
-        );
+        let _ = writeln!(out, "{} error{} found", errors, if errors == 1 { "" } else { "s" });
     }
     String::from_utf8(out).expect("diagnostics are UTF-8")
 }
@@ -222,14 +211,8 @@ pub fn render_json(diagnostics: &[Diagnostic]) -> String {
         diagnostics: &'a [Diagnostic],
     }
     let out = Out {
-        errors: diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count(),
-        warnings: diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count(),
+        errors: diagnostics.iter().filter(|d| d.severity == Severity::Error).count(),
+        warnings: diagnostics.iter().filter(|d| d.severity == Severity::Warning).count(),
         diagnostics,
     };
     let mut text = serde_json::to_string_pretty(&out).expect("diagnostics serialise");
@@ -244,20 +227,14 @@ fn byte_range(text: &str, location: &Location) -> Range<usize> {
         return text.len()..text.len();
     };
     let line_text = text[line_start..].split('\n').next().unwrap_or("");
-    let column_byte = |column: usize| {
-        line_text
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map_or(line_text.len(), |(i, _)| i)
-    };
+    let column_byte =
+        |column: usize| line_text.char_indices().nth(column.saturating_sub(1)).map_or(line_text.len(), |(i, _)| i);
     let start = column_byte(location.column);
     let end = match location.end_column {
         Some(end) if end > location.column => column_byte(end),
         _ => {
             let rest = &line_text[start..];
-            let word = rest
-                .find(|c: char| c.is_whitespace() || c == ':' || c == ',')
-                .unwrap_or(rest.len());
+            let word = rest.find(|c: char| c.is_whitespace() || c == ':' || c == ',').unwrap_or(rest.len());
             start + word.max(rest.chars().next().map_or(0, char::len_utf8))
         }
     };
@@ -284,10 +261,7 @@ pub fn quoted_list(items: &[String]) -> String {
 }
 
 /// The closest candidate to a misspelt word, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
@@ -298,8 +272,5 @@ pub fn did_you_mean<'a>(
 
 /// The reason of an I/O error without the path `fs-err` adds (messages name the file already).
 pub fn io_reason(error: &std::io::Error) -> String {
-    error
-        .get_ref()
-        .and_then(|inner| inner.source())
-        .map_or_else(|| error.to_string(), ToString::to_string)
+    error.get_ref().and_then(|inner| inner.source()).map_or_else(|| error.to_string(), ToString::to_string)
 }

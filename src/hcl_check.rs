@@ -13,16 +13,10 @@ pub struct HclError {
 pub fn check(text: &str) -> Result<(), HclError> {
     match hcl::parse(text) {
         Ok(_) => Ok(()),
-        Err(hcl::Error::Parse(e)) => Err(HclError {
-            line: e.location().line(),
-            column: e.location().column(),
-            message: e.message().to_string(),
-        }),
-        Err(e) => Err(HclError {
-            line: 1,
-            column: 1,
-            message: e.to_string(),
-        }),
+        Err(hcl::Error::Parse(e)) => {
+            Err(HclError { line: e.location().line(), column: e.location().column(), message: e.message().to_string() })
+        }
+        Err(e) => Err(HclError { line: 1, column: 1, message: e.to_string() }),
     }
 }
 
@@ -41,15 +35,13 @@ pub fn guess_template_line(template: &str, rendered_line: &str) -> Option<usize>
             continue;
         }
         let mut rest = rendered;
-        let fits = fragments
-            .iter()
-            .all(|fragment| match rest.find(fragment.as_str()) {
-                Some(at) => {
-                    rest = &rest[at + fragment.len()..];
-                    true
-                }
-                None => false,
-            });
+        let fits = fragments.iter().all(|fragment| match rest.find(fragment.as_str()) {
+            Some(at) => {
+                rest = &rest[at + fragment.len()..];
+                true
+            }
+            None => false,
+        });
         if fits && best.is_none_or(|(_, score)| matched > score) {
             best = Some((index + 1, matched));
         }
@@ -61,10 +53,7 @@ fn literal_fragments(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = line;
     loop {
-        let next = ["{{", "{%", "{#"]
-            .iter()
-            .filter_map(|open| rest.find(open))
-            .min();
+        let next = ["{{", "{%", "{#"].iter().filter_map(|open| rest.find(open)).min();
         let Some(start) = next else {
             push_fragment(&mut out, rest);
             return out;
@@ -103,10 +92,7 @@ mod tests {
     #[test]
     fn finds_the_template_line() {
         let template = "resource \"a\" \"b\" {\n  name = \"{{ x }}-vpc\"\n  size = {{ n }}\n}\n";
-        assert_eq!(
-            guess_template_line(template, "  name = \"prod-vpc\""),
-            Some(2)
-        );
+        assert_eq!(guess_template_line(template, "  name = \"prod-vpc\""), Some(2));
         assert_eq!(guess_template_line(template, "  size = 3 3"), Some(3));
         assert_eq!(guess_template_line(template, "nothing like it"), None);
     }

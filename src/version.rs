@@ -18,12 +18,7 @@ pub struct BuildVersion {
 impl BuildVersion {
     /// `<version>+<commit>`, with `-dirty` when the tree had uncommitted changes.
     pub fn environment_version(&self) -> String {
-        format!(
-            "{}+{}{}",
-            self.version,
-            self.commit,
-            if self.dirty { "-dirty" } else { "" }
-        )
+        format!("{}+{}{}", self.version, self.commit, if self.dirty { "-dirty" } else { "" })
     }
 
     /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), otherwise the
@@ -40,13 +35,8 @@ impl BuildVersion {
             },
             str::to_string,
         );
-        let (commit, dirty) =
-            git_commit(project_root).unwrap_or_else(|| ("none".to_string(), false));
-        Self {
-            version,
-            commit,
-            dirty,
-        }
+        let (commit, dirty) = git_commit(project_root).unwrap_or_else(|| ("none".to_string(), false));
+        Self { version, commit, dirty }
     }
 }
 
@@ -54,13 +44,8 @@ impl BuildVersion {
 /// unversioned build is obvious and still ordered in time.
 pub fn development_version(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
-    let seconds =
-        u32::from(at.hour()) * 3600 + u32::from(at.minute()) * 60 + u32::from(at.second());
-    format!(
-        "0.0.{:02}{:03}.{seconds:05}",
-        at.year().rem_euclid(100),
-        at.ordinal()
-    )
+    let seconds = u32::from(at.hour()) * 3600 + u32::from(at.minute()) * 60 + u32::from(at.second());
+    format!("0.0.{:02}{:03}.{seconds:05}", at.year().rem_euclid(100), at.ordinal())
 }
 
 fn git_commit(root: &Path) -> Option<(String, bool)> {
@@ -75,8 +60,7 @@ fn git_commit(root: &Path) -> Option<(String, bool)> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = run(&["rev-parse", "--short=12", "HEAD"])?;
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", "."])
-        .is_some_and(|s| !s.is_empty());
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", "."]).is_some_and(|s| !s.is_empty());
     Some((commit, dirty))
 }
 
@@ -92,11 +76,7 @@ mod tests {
 
     #[test]
     fn environment_version_marks_dirty() {
-        let v = BuildVersion {
-            version: "1.2.0".into(),
-            commit: "abc".into(),
-            dirty: true,
-        };
+        let v = BuildVersion { version: "1.2.0".into(), commit: "abc".into(), dirty: true };
         assert_eq!(v.environment_version(), "1.2.0+abc-dirty");
     }
 }

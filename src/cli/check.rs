@@ -31,10 +31,7 @@ pub struct Args {
 }
 
 pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
-    let options = CheckOptions {
-        accounts: args.accounts.clone(),
-        version: args.release.clone(),
-    };
+    let options = CheckOptions { accounts: args.accounts.clone(), version: args.release.clone() };
     let report = check(root, &options);
     match args.format {
         Format::Json => out.report(&diagnostics::render_json(&report.diagnostics)),
@@ -42,10 +39,7 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
             out.diagnostics(&report.diagnostics, &report.sources);
             if report.errors() == 0 {
                 let n = report.accounts_checked;
-                out.status(&format!(
-                    "checked {n} account{}: no problems found",
-                    if n == 1 { "" } else { "s" }
-                ));
+                out.status(&format!("checked {n} account{}: no problems found", if n == 1 { "" } else { "s" }));
             }
         }
     }

@@ -19,16 +19,13 @@ pub struct Args {
 pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
     let (accounts, diagnostics) = match list(root) {
         Ok(found) => found,
-        Err(diagnostics) => {
-            out.diagnostics(&diagnostics, &crate::diagnostics::Sources::default());
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
             return ExitCode::from(1);
         }
     };
     if !diagnostics.is_empty() {
-        out.status(&format!(
-            "{} account file(s) could not be read; run `stamp check` for details",
-            diagnostics.len()
-        ));
+        out.status(&format!("{} account file(s) could not be read; run `stamp check` for details", diagnostics.len()));
     }
     match args.format {
         Format::Json => {
@@ -50,11 +47,7 @@ fn table(accounts: &[AccountSummary]) -> String {
                 a.archetype.clone(),
                 a.environment.clone(),
                 a.region.clone().unwrap_or_else(|| "-".into()),
-                if a.protected {
-                    "protected".into()
-                } else {
-                    String::new()
-                },
+                if a.protected { "protected".into() } else { String::new() },
             ]
         })
         .collect();

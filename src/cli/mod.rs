@@ -95,8 +95,7 @@ fn project_root(explicit: Option<&std::path::Path>) -> Result<PathBuf, String> {
             Err(format!("no `stamp.yaml` in `{}`", dir.display()))
         };
     }
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
     crate::config::Project::discover(&cwd).ok_or_else(|| {
         format!(
             "no `stamp.yaml` found in `{}` or any folder above it\n  = hint: run Stamp inside a project, or pass `--project DIR`",

@@ -15,11 +15,7 @@ pub struct Output {
 impl Output {
     pub fn new(cli: &Cli) -> Self {
         let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self {
-            color: !no_color && std::io::stderr().is_terminal(),
-            quiet: cli.quiet,
-            verbose: cli.verbose,
-        }
+        Self { color: !no_color && std::io::stderr().is_terminal(), quiet: cli.quiet, verbose: cli.verbose }
     }
 
     /// The command's report.

@@ -40,33 +40,18 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
     let report = render(root, &options);
     out.diagnostics(&report.diagnostics, &report.sources);
     for written in &report.written {
-        out.detail(&format!(
-            "rendered {} ({} files) -> {}",
-            written.account,
-            written.files,
-            written.dir.display()
-        ));
+        out.detail(&format!("rendered {} ({} files) -> {}", written.account, written.files, written.dir.display()));
     }
     let n = report.written.len();
     if n > 0 {
         let place = if n == 1 {
             format!("`{}`", report.written[0].dir.display())
         } else {
-            let parent = report.written[0]
-                .dir
-                .parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let parent = report.written[0].dir.parent().map(|p| p.display().to_string()).unwrap_or_default();
             format!("`{parent}/`")
         };
-        out.status(&format!(
-            "rendered {n} account{} to {place}",
-            if n == 1 { "" } else { "s" }
-        ));
+        out.status(&format!("rendered {n} account{} to {place}", if n == 1 { "" } else { "s" }));
     }
-    let failed = report
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == crate::diagnostics::Severity::Error);
+    let failed = report.diagnostics.iter().any(|d| d.severity == crate::diagnostics::Severity::Error);
     ExitCode::from(u8::from(failed))
 }

@@ -24,8 +24,8 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
             out.report(&text);
             ExitCode::SUCCESS
         }
-        Err(diagnostics) => {
-            out.diagnostics(&diagnostics, &crate::diagnostics::Sources::default());
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
             ExitCode::from(1)
         }
     }

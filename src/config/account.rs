@@ -24,10 +24,7 @@ pub struct Account {
 
 impl Account {
     pub fn environment(&self) -> &str {
-        self.effective
-            .get("environment")
-            .and_then(Value::as_str)
-            .unwrap_or(&self.name)
+        self.effective.get("environment").and_then(Value::as_str).unwrap_or(&self.name)
     }
 
     pub fn str_at(&self, pointer: &str) -> Option<&str> {
@@ -35,9 +32,6 @@ impl Account {
     }
 
     pub fn is_protected(&self) -> bool {
-        self.effective
-            .get("protected")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.effective.get("protected").and_then(Value::as_bool).unwrap_or(false)
     }
 }

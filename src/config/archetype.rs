@@ -52,6 +52,9 @@ pub struct Archetype {
     pub name: String,
     pub dir: PathBuf,
     pub file: ArchetypeFile,
+    /// Display name of `archetype.yaml`, and where its values are.
+    pub display: String,
+    pub positions: super::yaml::Positions,
     /// Display name of `schema.json`.
     pub schema_file: String,
     pub schema: Value,

@@ -39,8 +39,7 @@ mod tests {
     fn maps_merge_and_lists_replace() {
         let org = json!({"tags": {"ManagedBy": "stamp"}, "network": {"azs": 2}, "list": [1, 2]});
         let archetype = json!({"network": {"azs": 3, "nat": "single"}});
-        let account =
-            json!({"tags": {"Team": "a"}, "list": [3], "network": {"cidr": "10.0.0.0/16"}});
+        let account = json!({"tags": {"Team": "a"}, "list": [3], "network": {"cidr": "10.0.0.0/16"}});
         let got = effective([&org, &archetype, &account]);
         assert_eq!(
             got,

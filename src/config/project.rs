@@ -10,7 +10,7 @@ use super::Account;
 use super::archetype::{self, Archetype, ArchetypeFile};
 use super::layering;
 use super::yaml::{self, Document};
-use crate::diagnostics::{Diagnostic, Location, Sources, did_you_mean, quoted_list};
+use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean, quoted_list};
 
 /// The name of the project file Stamp looks for.
 pub const PROJECT_FILE: &str = "stamp.yaml";
@@ -76,9 +76,7 @@ pub struct LocalState {
 
 impl Default for LocalState {
     fn default() -> Self {
-        Self {
-            dir: default_state_dir(),
-        }
+        Self { dir: default_state_dir() }
     }
 }
 
@@ -108,39 +106,30 @@ pub struct Project {
 impl Project {
     /// The nearest folder holding `stamp.yaml`, from `start` upwards.
     pub fn discover(start: &Path) -> Option<PathBuf> {
-        start
-            .ancestors()
-            .find(|dir| dir.join(PROJECT_FILE).is_file())
-            .map(Path::to_path_buf)
+        start.ancestors().find(|dir| dir.join(PROJECT_FILE).is_file()).map(Path::to_path_buf)
     }
 
     /// Loads the project at `root`. Problems with single archetypes or accounts are returned as
     /// diagnostics next to the project; a broken `stamp.yaml` is an error.
-    pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), Vec<Diagnostic>> {
+    pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), Report> {
         let root = root.to_path_buf();
         let sources = Sources::default();
-        let file = load_project_file(&root, &sources).map_err(|d| vec![*d])?;
-        let mut project = Project {
-            root,
-            file,
-            archetypes: BTreeMap::new(),
-            accounts: Vec::new(),
-            sources,
-        };
+        let file = load_project_file(&root, &sources).map_err(|d| Report::new(vec![*d], sources.clone()))?;
+        let mut project = Project { root, file, archetypes: BTreeMap::new(), accounts: Vec::new(), sources };
         let mut diagnostics = project.load_archetypes();
         let accounts_dir = project.root.join(&project.file.accounts);
         if !accounts_dir.is_dir() {
-            return Err(vec![
-                Diagnostic::error(
-                    "project.accounts",
-                    format!(
-                        "accounts folder `{}` does not exist",
-                        project.display(&accounts_dir)
-                    ),
-                )
-                .at(Location::file_only(PROJECT_FILE))
-                .hint("set `accounts:` in stamp.yaml to the folder holding the account YAML files"),
-            ]);
+            return Err(Report::new(
+                vec![
+                    Diagnostic::error(
+                        "project.accounts",
+                        format!("accounts folder `{}` does not exist", project.display(&accounts_dir)),
+                    )
+                    .at(Location::file_only(PROJECT_FILE))
+                    .hint("set `accounts:` in stamp.yaml to the folder holding the account YAML files"),
+                ],
+                project.sources.clone(),
+            ));
         }
         let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&accounts_dir)
             .sort_by_file_name()
@@ -168,30 +157,19 @@ impl Project {
         let stem = path
             .file_name()
             .and_then(|n| n.to_str())
-            .map(|n| {
-                n.trim_end_matches(".yaml")
-                    .trim_end_matches(".yml")
-                    .to_string()
-            })
+            .map(|n| n.trim_end_matches(".yaml").trim_end_matches(".yml").to_string())
             .unwrap_or_default();
         let Value::Object(map) = &value else {
             return Err(Box::new(
-                Diagnostic::error(
-                    "account.not-a-map",
-                    "an account config must be a YAML mapping",
-                )
-                .at(Location::new(&display, 1, 1))
-                .hint(
-                    "start with `archetype: <name>` and the account's values as `key: value` lines",
-                ),
+                Diagnostic::error("account.not-a-map", "an account config must be a YAML mapping")
+                    .at(Location::new(&display, 1, 1))
+                    .hint("start with `archetype: <name>` and the account's values as `key: value` lines"),
             ));
         };
         let archetype = match map.get("archetype") {
             Some(Value::String(name)) => name.clone(),
             Some(_) => {
-                let pos = positions
-                    .value("/archetype")
-                    .expect("present key has a position");
+                let pos = positions.value("/archetype").expect("present key has a position");
                 return Err(Box::new(
                     Diagnostic::error("account.archetype", "`archetype` must be a string")
                         .at(Location::new(&display, pos.line, pos.column)),
@@ -209,16 +187,10 @@ impl Project {
             }
         };
         let Some(found) = self.archetypes.get(&archetype) else {
-            let pos = positions
-                .value("/archetype")
-                .expect("present key has a position");
+            let pos = positions.value("/archetype").expect("present key has a position");
             let known: Vec<String> = self.archetypes.keys().cloned().collect();
-            let mut d = Diagnostic::error(
-                "account.unknown-archetype",
-                format!("unknown archetype `{archetype}`"),
-            )
-            .at(Location::new(&display, pos.line, pos.column)
-                .with_end_column(pos.end_column.unwrap_or(0)));
+            let mut d = Diagnostic::error("account.unknown-archetype", format!("unknown archetype `{archetype}`"))
+                .at(Location::new(&display, pos.line, pos.column).with_end_column(pos.end_column.unwrap_or(0)));
             if let Some(near) = did_you_mean(&archetype, known.iter().map(String::as_str)) {
                 d = d.hint(format!("did you mean `{near}`?"));
             }
@@ -232,21 +204,11 @@ impl Project {
             Some(Value::String(name)) => name.clone(),
             _ => stem,
         };
-        let mut effective =
-            layering::effective([&self.file.defaults, &found.file.defaults, &value]);
+        let mut effective = layering::effective([&self.file.defaults, &found.file.defaults, &value]);
         if let Value::Object(map) = &mut effective {
-            map.entry("name")
-                .or_insert_with(|| Value::String(name.clone()));
+            map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
-        let account = Account {
-            name,
-            path: path.to_path_buf(),
-            display,
-            archetype,
-            own: value,
-            positions,
-            effective,
-        };
+        let account = Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective };
         let index = self
             .accounts
             .binary_search_by(|a| (&a.name, &a.display).cmp(&(&account.name, &account.display)))
@@ -268,11 +230,8 @@ impl Project {
             );
             return diagnostics;
         };
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("archetype.yaml").is_file())
-            .collect();
+        let mut dirs: Vec<PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("archetype.yaml").is_file()).collect();
         dirs.sort();
         for dir in dirs {
             match self.load_archetype(&dir) {
@@ -286,17 +245,14 @@ impl Project {
     }
 
     fn load_archetype(&self, dir: &Path) -> Result<Archetype, Box<Diagnostic>> {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let path = dir.join("archetype.yaml");
         let display = self.display(&path);
         let text = read(&path, &display)?;
         self.sources.add(display.clone(), text.as_str());
         let doc = yaml::parse(&display, &text)?;
         check_keys(&display, &doc, archetype::KEYS)?;
+        let positions = doc.positions;
         let file: ArchetypeFile = serde_json::from_value(doc.value).map_err(|e| {
             Box::new(
                 Diagnostic::error("archetype.invalid", format!("invalid archetype: {e}"))
@@ -308,18 +264,13 @@ impl Project {
         let schema_text = read(&schema_path, &schema_file)?;
         self.sources.add(schema_file.clone(), schema_text.as_str());
         let schema: Value = serde_json::from_str(&schema_text).map_err(|e| {
-            Box::new(
-                Diagnostic::error("archetype.schema-json", format!("invalid JSON: {e}"))
-                    .at(Location::new(&schema_file, e.line(), e.column())),
-            )
+            Box::new(Diagnostic::error("archetype.schema-json", format!("invalid JSON: {e}")).at(Location::new(
+                &schema_file,
+                e.line(),
+                e.column(),
+            )))
         })?;
-        Ok(Archetype {
-            name,
-            dir: dir.to_path_buf(),
-            file,
-            schema_file,
-            schema,
-        })
+        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema })
     }
 
     /// A path as shown to the user: relative to the project root when inside it.
@@ -330,16 +281,11 @@ impl Project {
 
     /// Finds an account by name, or by the path of its YAML file.
     pub fn account(&self, name_or_path: &str) -> Option<&Account> {
-        self.accounts
-            .iter()
-            .find(|a| a.name == name_or_path)
-            .or_else(|| {
-                let wanted = Path::new(name_or_path);
-                let wanted = fs_err::canonicalize(wanted).ok()?;
-                self.accounts.iter().find(|a| {
-                    fs_err::canonicalize(&a.path).ok().as_deref() == Some(wanted.as_path())
-                })
-            })
+        self.accounts.iter().find(|a| a.name == name_or_path).or_else(|| {
+            let wanted = Path::new(name_or_path);
+            let wanted = fs_err::canonicalize(wanted).ok()?;
+            self.accounts.iter().find(|a| fs_err::canonicalize(&a.path).ok().as_deref() == Some(wanted.as_path()))
+        })
     }
 
     pub fn blueprint_dir(&self, blueprint: &str) -> PathBuf {
@@ -348,18 +294,14 @@ impl Project {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
     fs_err::read_to_string(path).map_err(|e| {
         let reason = crate::diagnostics::io_reason(&e);
         Box::new(
-            Diagnostic::error("io.read", format!("cannot read `{display}`: {reason}"))
-                .at(Location::file_only(display)),
+            Diagnostic::error("io.read", format!("cannot read `{display}`: {reason}")).at(Location::file_only(display)),
         )
     })
 }
@@ -369,14 +311,7 @@ fn load_project_file(root: &Path, sources: &Sources) -> Result<ProjectFile, Box<
     let text = read(&path, PROJECT_FILE)?;
     sources.add(PROJECT_FILE, text.as_str());
     let doc = yaml::parse(PROJECT_FILE, &text)?;
-    let doc = if doc.value.is_null() {
-        Document {
-            value: Value::Object(serde_json::Map::new()),
-            ..doc
-        }
-    } else {
-        doc
-    };
+    let doc = if doc.value.is_null() { Document { value: Value::Object(serde_json::Map::new()), ..doc } } else { doc };
     check_keys(PROJECT_FILE, &doc, PROJECT_KEYS)?;
     serde_json::from_value(doc.value).map_err(|e| {
         Box::new(
@@ -390,11 +325,8 @@ fn load_project_file(root: &Path, sources: &Sources) -> Result<ProjectFile, Box<
 fn check_keys(file: &str, doc: &Document, known: &[&str]) -> Result<(), Box<Diagnostic>> {
     let Value::Object(map) = &doc.value else {
         return Err(Box::new(
-            Diagnostic::error(
-                "yaml.not-a-map",
-                "expected a YAML mapping of `key: value` lines",
-            )
-            .at(Location::new(file, 1, 1)),
+            Diagnostic::error("yaml.not-a-map", "expected a YAML mapping of `key: value` lines")
+                .at(Location::new(file, 1, 1)),
         ));
     };
     for key in map.keys() {

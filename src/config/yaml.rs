@@ -33,10 +33,7 @@ impl Positions {
 
     /// The key of the entry at `pointer` (falls back to the value, then ancestors).
     pub fn key(&self, pointer: &str) -> Option<Pos> {
-        self.keys
-            .get(pointer)
-            .copied()
-            .or_else(|| self.value(pointer))
+        self.keys.get(pointer).copied().or_else(|| self.value(pointer))
     }
 }
 
@@ -60,26 +57,21 @@ pub struct Document {
 pub fn parse(file: &str, text: &str) -> Result<Document, Box<Diagnostic>> {
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         let marker = e.marker();
-        Box::new(
-            Diagnostic::error("yaml.syntax", format!("invalid YAML: {}", e.info()))
-                .at(Location::new(file, marker.line(), marker.col() + 1)),
-        )
+        Box::new(Diagnostic::error("yaml.syntax", format!("invalid YAML: {}", e.info())).at(Location::new(
+            file,
+            marker.line(),
+            marker.col() + 1,
+        )))
     })?;
     let mut docs = docs.into_iter();
     let Some(doc) = docs.next() else {
-        return Ok(Document {
-            value: Value::Null,
-            positions: Positions::default(),
-        });
+        return Ok(Document { value: Value::Null, positions: Positions::default() });
     };
     if let Some(extra) = docs.next() {
         return Err(Box::new(
-            Diagnostic::error(
-                "yaml.multiple-documents",
-                "expected one YAML document, found several",
-            )
-            .at(Location::new(file, extra.span.start.line(), 1))
-            .hint("remove the `---` separator: each account has its own file"),
+            Diagnostic::error("yaml.multiple-documents", "expected one YAML document, found several")
+                .at(Location::new(file, extra.span.start.line(), 1))
+                .hint("remove the `---` separator: each account has its own file"),
         ));
     }
     let mut positions = Positions::default();
@@ -104,14 +96,11 @@ fn convert(
 ) -> Result<Value, Box<Diagnostic>> {
     let pos = pos_of(node);
     let error = |message: String| {
-        Box::new(
-            Diagnostic::error("yaml.value", message).at(Location::new(file, pos.line, pos.column)),
-        )
+        Box::new(Diagnostic::error("yaml.value", message).at(Location::new(file, pos.line, pos.column)))
     };
     let value = match &node.data {
-        YamlData::Value(scalar) => scalar_to_json(scalar).ok_or_else(|| {
-            error("numbers that are not finite (`.nan`, `.inf`) are not supported".into())
-        })?,
+        YamlData::Value(scalar) => scalar_to_json(scalar)
+            .ok_or_else(|| error("numbers that are not finite (`.nan`, `.inf`) are not supported".into()))?,
         YamlData::Sequence(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -142,9 +131,7 @@ fn convert(
         YamlData::Tagged(_, inner) => return convert(file, inner, pointer, positions),
         YamlData::Alias(_) => return Err(error("YAML aliases (`*name`) are not supported".into())),
         YamlData::BadValue | YamlData::Representation(..) => {
-            return Err(error(
-                "value cannot be read (a tag that does not fit its value?)".into(),
-            ));
+            return Err(error("value cannot be read (a tag that does not fit its value?)".into()));
         }
     };
     positions.values.insert(pointer, pos);
@@ -172,11 +159,7 @@ mod tests {
 
     #[test]
     fn positions_point_at_keys_and_values() {
-        let doc = parse(
-            "a.yaml",
-            "name: x\nnetwork:\n  cidr: 10.0.0.0/16\nlist:\n  - 1\n  - two\n",
-        )
-        .unwrap();
+        let doc = parse("a.yaml", "name: x\nnetwork:\n  cidr: 10.0.0.0/16\nlist:\n  - 1\n  - two\n").unwrap();
         assert_eq!(doc.value["network"]["cidr"], "10.0.0.0/16");
         let cidr = doc.positions.value("/network/cidr").unwrap();
         assert_eq!((cidr.line, cidr.column, cidr.end_column), (3, 9, Some(20)));

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::Workspace;
 use crate::config::Account;
-use crate::diagnostics::{self, Diagnostic, Severity, Sources};
+use crate::diagnostics::{self, Diagnostic, Report, Severity, Sources};
 use crate::render::{Renderer, Tree};
 use crate::schema::{Validators, cross_account};
 use crate::version::BuildVersion;
@@ -29,10 +29,7 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn errors(&self) -> usize {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
 }
 
@@ -52,10 +49,9 @@ pub fn validate_and_render(
     accounts: &[String],
     version: Option<&str>,
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
-) -> Result<Checked, Vec<Diagnostic>> {
+) -> Result<Checked, Report> {
     let mut workspace = Workspace::load(root)?;
-    let selected: Option<BTreeSet<String>> =
-        (!accounts.is_empty()).then(|| workspace.select(accounts));
+    let selected: Option<BTreeSet<String>> = (!accounts.is_empty()).then(|| workspace.select(accounts));
     if let Some(selected) = &selected {
         workspace.keep_selected(selected);
     }
@@ -64,11 +60,8 @@ pub fn validate_and_render(
     let (validators, mut found) = Validators::compile(project);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone());
     found.extend(blueprint_diagnostics);
-    let targets: Vec<&Account> = project
-        .accounts
-        .iter()
-        .filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display)))
-        .collect();
+    let targets: Vec<&Account> =
+        project.accounts.iter().filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display))).collect();
     let results: Vec<(String, Option<Tree>, Vec<Diagnostic>)> = targets
         .par_iter()
         .map(|account| {
@@ -91,12 +84,7 @@ pub fn validate_and_render(
     let mut diagnostics = std::mem::take(&mut workspace.diagnostics);
     diagnostics.extend(found);
     diagnostics::sort(&mut diagnostics);
-    Ok(Checked {
-        workspace,
-        version,
-        trees,
-        diagnostics,
-    })
+    Ok(Checked { workspace, version, trees, diagnostics })
 }
 
 /// The default folder an account renders to: `build/<account>` in the project.
@@ -105,21 +93,12 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
 }
 
 pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
-    match validate_and_render(
-        root,
-        &options.accounts,
-        options.version.as_deref(),
-        &default_out_dir,
-    ) {
+    match validate_and_render(root, &options.accounts, options.version.as_deref(), &default_out_dir) {
         Ok(checked) => CheckReport {
             accounts_checked: checked.trees.len(),
             diagnostics: checked.diagnostics,
             sources: checked.workspace.project.sources.clone(),
         },
-        Err(diagnostics) => CheckReport {
-            accounts_checked: 0,
-            diagnostics,
-            sources: Sources::default(),
-        },
+        Err(Report { diagnostics, sources }) => CheckReport { accounts_checked: 0, diagnostics, sources },
     }
 }

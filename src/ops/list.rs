@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, Report};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountSummary {
@@ -19,7 +19,7 @@ pub struct AccountSummary {
     pub file: String,
 }
 
-pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Report> {
     let workspace = Workspace::load(root)?;
     let accounts = workspace
         .project
@@ -29,11 +29,7 @@ pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Vec<D
             name: a.name.clone(),
             archetype: a.archetype.clone(),
             environment: a.environment().to_string(),
-            region: a
-                .effective
-                .get("region")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            region: a.effective.get("region").and_then(Value::as_str).map(str::to_string),
             protected: a.is_protected(),
             file: a.display.clone(),
         })

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::Project;
-use crate::diagnostics::{Diagnostic, Location, did_you_mean};
+use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean};
 
 /// A loaded project plus the diagnostics found while loading it.
 pub struct Workspace {
@@ -20,22 +20,16 @@ pub struct Workspace {
 
 impl Workspace {
     /// Loads the project at `root`. A broken `stamp.yaml` is an error with its diagnostics.
-    pub fn load(root: &Path) -> Result<Self, Vec<Diagnostic>> {
+    pub fn load(root: &Path) -> Result<Self, Report> {
         let root = fs_err::canonicalize(root).map_err(|e| {
-            vec![Diagnostic::error(
+            let d = Diagnostic::error(
                 "project.missing",
-                format!(
-                    "cannot open project `{}`: {}",
-                    root.display(),
-                    crate::diagnostics::io_reason(&e)
-                ),
-            )]
+                format!("cannot open project `{}`: {}", root.display(), crate::diagnostics::io_reason(&e)),
+            );
+            Report::new(vec![d], Sources::default())
         })?;
         let (project, diagnostics) = Project::load(&root)?;
-        Ok(Self {
-            project,
-            diagnostics,
-        })
+        Ok(Self { project, diagnostics })
     }
 
     /// Resolves ACCOUNT arguments (names, or paths of YAML files; a file outside the accounts
@@ -50,12 +44,9 @@ impl Workspace {
             }
             let path = PathBuf::from(name);
             if path.is_file() {
-                let display = self
-                    .project
-                    .display(&fs_err::canonicalize(&path).unwrap_or(path.clone()));
+                let display = self.project.display(&fs_err::canonicalize(&path).unwrap_or(path.clone()));
                 // A file that failed to load in the accounts folder already has its diagnostic.
-                self.diagnostics
-                    .retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
+                self.diagnostics.retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
                 match self.project.add_account(&path) {
                     Ok(index) => {
                         selected.insert(self.project.accounts[index].display.clone());
@@ -69,14 +60,10 @@ impl Workspace {
             }
             let mut d = Diagnostic::error("account.unknown", format!("unknown account `{name}`"))
                 .at(Location::file_only(crate::config::project::PROJECT_FILE));
-            if let Some(near) =
-                did_you_mean(name, self.project.accounts.iter().map(|a| a.name.as_str()))
-            {
+            if let Some(near) = did_you_mean(name, self.project.accounts.iter().map(|a| a.name.as_str())) {
                 d = d.hint(format!("did you mean `{near}`?"));
             }
-            d = d.hint(
-                "an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file",
-            );
+            d = d.hint("an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file");
             self.diagnostics.push(d);
         }
         selected
@@ -84,9 +71,7 @@ impl Workspace {
 
     /// Keeps only the diagnostics that concern the selected account files (or no account).
     pub fn keep_selected(&mut self, selected: &BTreeSet<String>) {
-        let accounts_dir = self
-            .project
-            .display(&self.project.root.join(&self.project.file.accounts));
+        let accounts_dir = self.project.display(&self.project.root.join(&self.project.file.accounts));
         self.diagnostics.retain(|d| match &d.location {
             Some(l) if l.file.starts_with(&accounts_dir) => selected.contains(&l.file),
             _ => true,

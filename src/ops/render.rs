@@ -37,10 +37,7 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
     if options.accounts.is_empty() && !options.all {
         return RenderReport {
             written: Vec::new(),
-            diagnostics: vec![Diagnostic::error(
-                "usage",
-                "name the accounts to render, or pass `--all`",
-            )],
+            diagnostics: vec![Diagnostic::error("usage", "name the accounts to render, or pass `--all`")],
             sources: Sources::default(),
         };
     }
@@ -52,32 +49,17 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
         Some(out) => out.join(&account.name),
         None => check::default_out_dir(workspace, account),
     };
-    let accounts = if options.all {
-        Vec::new()
-    } else {
-        options.accounts.clone()
-    };
-    let Checked {
-        workspace,
-        version,
-        trees,
-        mut diagnostics,
-    } = match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of) {
-        Ok(checked) => checked,
-        Err(diagnostics) => {
-            return RenderReport {
-                written: Vec::new(),
-                diagnostics,
-                sources: Sources::default(),
-            };
-        }
-    };
+    let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
+    let Checked { workspace, version, trees, mut diagnostics } =
+        match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of) {
+            Ok(checked) => checked,
+            Err(report) => {
+                return RenderReport { written: Vec::new(), diagnostics: report.diagnostics, sources: report.sources };
+            }
+        };
     let project = &workspace.project;
-    let marker = format!(
-        "rendered by stamp {} for version {}\n",
-        env!("CARGO_PKG_VERSION"),
-        version.environment_version()
-    );
+    let marker =
+        format!("rendered by stamp {} for version {}\n", env!("CARGO_PKG_VERSION"), version.environment_version());
     let results: Vec<Result<Written, Diagnostic>> = trees
         .par_iter()
         .filter_map(|(display, tree)| {
@@ -86,18 +68,11 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
             let dir = out_dir_of(&workspace, account);
             Some(
                 tree.write_atomically(&dir, &marker)
-                    .map(|()| Written {
-                        account: account.name.clone(),
-                        dir: dir.clone(),
-                        files: tree.files.len(),
-                    })
+                    .map(|()| Written { account: account.name.clone(), dir: dir.clone(), files: tree.files.len() })
                     .map_err(|e| {
-                        Diagnostic::error(
-                            "render.write",
-                            format!("cannot write `{}`: {e}", project.display(&dir)),
-                        )
-                        .at(Location::file_only(&account.display))
-                        .for_account(&account.name)
+                        Diagnostic::error("render.write", format!("cannot write `{}`: {e}", project.display(&dir)))
+                            .at(Location::file_only(&account.display))
+                            .for_account(&account.name)
                     }),
             )
         })
@@ -111,9 +86,5 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
     }
     written.sort_by(|a, b| a.account.cmp(&b.account));
     diagnostics::sort(&mut diagnostics);
-    RenderReport {
-        written,
-        diagnostics,
-        sources: project.sources.clone(),
-    }
+    RenderReport { written, diagnostics, sources: project.sources.clone() }
 }

@@ -38,22 +38,12 @@ pub struct Blueprint {
 
 impl Blueprint {
     /// Loads and compiles the blueprint in `dir`. Errors (and fmt warnings) are diagnostics.
-    pub fn load(
-        name: &str,
-        dir: &Path,
-        display: String,
-        sources: &Sources,
-    ) -> (Option<Self>, Vec<Diagnostic>) {
+    pub fn load(name: &str, dir: &Path, display: String, sources: &Sources) -> (Option<Self>, Vec<Diagnostic>) {
         let mut diagnostics = Vec::new();
         if !dir.is_dir() {
             diagnostics.push(
-                Diagnostic::error(
-                    "blueprint.missing",
-                    format!("blueprint `{name}` does not exist"),
-                )
-                .hint(format!(
-                    "expected a folder `{display}` with the blueprint's Terraform files"
-                )),
+                Diagnostic::error("blueprint.missing", format!("blueprint `{name}` does not exist"))
+                    .hint(format!("expected a folder `{display}` with the blueprint's Terraform files")),
             );
             return (None, diagnostics);
         }
@@ -66,20 +56,13 @@ impl Blueprint {
         let mut templates = Vec::new();
         let mut verbatim = Vec::new();
         let mut hasher = Sha256::new();
-        let walker = walkdir::WalkDir::new(dir)
-            .sort_by_file_name()
-            .follow_links(false);
-        for entry in walker
-            .into_iter()
-            .filter_entry(|e| e.file_name() != ".terraform")
-        {
+        let walker = walkdir::WalkDir::new(dir).sort_by_file_name().follow_links(false);
+        for entry in walker.into_iter().filter_entry(|e| e.file_name() != ".terraform") {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    diagnostics.push(Diagnostic::error(
-                        "blueprint.io",
-                        format!("cannot read blueprint `{display}`: {e}"),
-                    ));
+                    diagnostics
+                        .push(Diagnostic::error("blueprint.io", format!("cannot read blueprint `{display}`: {e}")));
                     continue;
                 }
             };
@@ -94,7 +77,9 @@ impl Blueprint {
                 diagnostics.push(
                     Diagnostic::error("blueprint.symlink", format!("`{file_display}` is a symbolic link"))
                         .at(Location::file_only(&file_display))
-                        .hint("blueprints may only contain regular files, so rendering never reads outside the blueprint"),
+                        .hint(
+                            "blueprints may only contain regular files, so rendering never reads outside the blueprint",
+                        ),
                 );
                 continue;
             }
@@ -102,9 +87,7 @@ impl Blueprint {
                 continue;
             }
             let file_name = entry.file_name().to_string_lossy();
-            if file_name.starts_with("stamp_") && file_name.ends_with(".tf")
-                || relative == super::tree::MARKER
-            {
+            if file_name.starts_with("stamp_") && file_name.ends_with(".tf") || relative == super::tree::MARKER {
                 diagnostics.push(
                     Diagnostic::error(
                         "blueprint.reserved-name",
@@ -120,10 +103,7 @@ impl Blueprint {
                 Err(e) => {
                     diagnostics.push(Diagnostic::error(
                         "io.read",
-                        format!(
-                            "cannot read `{file_display}`: {}",
-                            crate::diagnostics::io_reason(&e)
-                        ),
+                        format!("cannot read `{file_display}`: {}", crate::diagnostics::io_reason(&e)),
                     ));
                     continue;
                 }
@@ -134,10 +114,8 @@ impl Blueprint {
             hasher.update([0]);
             if relative.ends_with(".j2") {
                 let Ok(source) = String::from_utf8(bytes) else {
-                    diagnostics.push(Diagnostic::error(
-                        "blueprint.encoding",
-                        format!("`{file_display}` is not UTF-8 text"),
-                    ));
+                    diagnostics
+                        .push(Diagnostic::error("blueprint.encoding", format!("`{file_display}` is not UTF-8 text")));
                     continue;
                 };
                 sources.add(file_display.clone(), source.as_str());
@@ -157,26 +135,13 @@ impl Blueprint {
                     check_verbatim(&bytes, &file_display, sources, &mut diagnostics);
                 }
                 let executable = entry.metadata().is_ok_and(|m| is_executable(&m));
-                verbatim.push((
-                    relative,
-                    TreeFile {
-                        content: bytes.into(),
-                        executable,
-                    },
-                ));
+                verbatim.push((relative, TreeFile { content: bytes.into(), executable }));
             }
         }
         let digest = format!("{:x}", hasher.finalize());
         let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
-        let blueprint = Self {
-            name: name.to_string(),
-            dir: dir.to_path_buf(),
-            display,
-            env,
-            templates,
-            verbatim,
-            digest,
-        };
+        let blueprint =
+            Self { name: name.to_string(), dir: dir.to_path_buf(), display, env, templates, verbatim, digest };
         (if failed { None } else { Some(blueprint) }, diagnostics)
     }
 }
@@ -187,48 +152,41 @@ fn is_state_file(relative: &str) -> bool {
 }
 
 /// A verbatim `.tf` file must parse, and should already be `terraform fmt`-clean.
-fn check_verbatim(
-    bytes: &[u8],
-    file_display: &str,
-    sources: &Sources,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
+fn check_verbatim(bytes: &[u8], file_display: &str, sources: &Sources, diagnostics: &mut Vec<Diagnostic>) {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        diagnostics.push(Diagnostic::error(
-            "blueprint.encoding",
-            format!("`{file_display}` is not UTF-8 text"),
-        ));
+        diagnostics.push(Diagnostic::error("blueprint.encoding", format!("`{file_display}` is not UTF-8 text")));
         return;
     };
     sources.add(file_display.to_string(), text);
     if let Err(e) = hcl_check::check(text) {
-        diagnostics.push(
-            Diagnostic::error("hcl.syntax", format!("invalid HCL: {}", e.message))
-                .at(Location::new(file_display, e.line, e.column)),
-        );
+        diagnostics.push(Diagnostic::error("hcl.syntax", format!("invalid HCL: {}", e.message)).at(Location::new(
+            file_display,
+            e.line,
+            e.column,
+        )));
     } else if fmt::format(text) != text {
-        let mut d = Diagnostic::error(
-            "hcl.fmt",
-            format!("`{file_display}` is not `terraform fmt`-clean"),
-        )
-        .at(Location::file_only(file_display))
-        .hint("run `terraform fmt` on the blueprint: plain `.tf` files are copied as they are");
+        let mut d = Diagnostic::error("hcl.fmt", format!("`{file_display}` is not `terraform fmt`-clean"))
+            .at(Location::file_only(file_display))
+            .hint("run `terraform fmt` on the blueprint: plain `.tf` files are copied as they are");
         d.severity = Severity::Warning;
         diagnostics.push(d);
     }
 }
 
 /// A minijinja error as a diagnostic pointing at the template line.
-pub fn template_error(
-    error: &minijinja::Error,
-    blueprint_display: &str,
-    fallback_source: &str,
-) -> Diagnostic {
+pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallback_source: &str) -> Diagnostic {
     let name = error.name().unwrap_or("template");
     let file = format!("{blueprint_display}/{name}");
     let source = error.template_source().unwrap_or(fallback_source);
     let line = error.line().unwrap_or(1);
-    let (column, end, snippet) = match error.range() {
+    let range = error.range().map(|range| {
+        // An undefined attribute's range starts at the `.`: widen it to the whole path.
+        let widened = source[..range.start]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |i| i + 1);
+        if error.kind() == minijinja::ErrorKind::UndefinedError { widened..range.end } else { range }
+    });
+    let (column, end, snippet) = match range {
         Some(range) if range.end <= source.len() => {
             let line_start = source[..range.start].rfind('\n').map_or(0, |i| i + 1);
             let column = source[line_start..range.start].chars().count() + 1;
@@ -238,24 +196,14 @@ pub fn template_error(
         }
         _ => (1, None, None),
     };
-    let detail = error
-        .detail()
-        .map(str::to_string)
-        .unwrap_or_else(|| error.kind().to_string());
+    let detail = error.detail().map(str::to_string).unwrap_or_else(|| error.kind().to_string());
     let (code, message) = match (error.kind(), &snippet) {
-        (minijinja::ErrorKind::UndefinedError, Some(expr)) => {
-            ("render.undefined", format!("undefined value `{expr}`"))
+        (minijinja::ErrorKind::UndefinedError, Some(expr)) => ("render.undefined", format!("undefined value `{expr}`")),
+        (minijinja::ErrorKind::UndefinedError, None) => ("render.undefined", "undefined value".to_string()),
+        (minijinja::ErrorKind::SyntaxError, _) => ("render.syntax", format!("template syntax error: {detail}")),
+        (minijinja::ErrorKind::TemplateNotFound, _) => {
+            ("render.not-found", format!("{detail} (templates can only include files of their own blueprint)"))
         }
-        (minijinja::ErrorKind::UndefinedError, None) => {
-            ("render.undefined", "undefined value".to_string())
-        }
-        (minijinja::ErrorKind::SyntaxError, _) => {
-            ("render.syntax", format!("template syntax error: {detail}"))
-        }
-        (minijinja::ErrorKind::TemplateNotFound, _) => (
-            "render.not-found",
-            format!("{detail} (templates can only include files of their own blueprint)"),
-        ),
         _ => ("render.error", detail),
     };
     let mut location = Location::new(file, line, column);

@@ -19,10 +19,7 @@ fn network(prefix: &str) -> Result<Ipv4Net, Error> {
 
 /// `{{ value | hcl }}`: any value as an HCL literal, to be printed in expression position.
 pub fn hcl(value: &Value) -> Result<Value, Error> {
-    Ok(Value::from_safe_string(format!(
-        "{LITERAL_OPEN}{}{LITERAL_CLOSE}",
-        literal(value)?
-    )))
+    Ok(Value::from_safe_string(format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal(value)?)))
 }
 
 /// Terraform's `cidrsubnet(prefix, newbits, netnum)`.
@@ -34,20 +31,15 @@ pub fn cidrsubnet(prefix: &str, newbits: u8, netnum: u64) -> Result<String, Erro
 fn subnet(net: Ipv4Net, newbits: u8, netnum: u64) -> Result<Ipv4Net, Error> {
     let len = net.prefix_len() + newbits;
     if len > 32 {
-        return Err(invalid(format!(
-            "cannot add {newbits} bits to `{net}`: the prefix would exceed 32 bits"
-        )));
+        return Err(invalid(format!("cannot add {newbits} bits to `{net}`: the prefix would exceed 32 bits")));
     }
     if newbits < 64 && netnum >= 1u64 << newbits {
-        return Err(invalid(format!(
-            "`{net}` has no subnet number {netnum} with {newbits} new bits"
-        )));
+        return Err(invalid(format!("`{net}` has no subnet number {netnum} with {newbits} new bits")));
     }
     let base = u32::from(net.trunc().network());
     let step = if len == 32 { 1u64 } else { 1u64 << (32 - len) };
     let address = u64::from(base) + netnum * step;
-    let address = u32::try_from(address)
-        .map_err(|_| invalid(format!("subnet {netnum} of `{net}` is out of range")))?;
+    let address = u32::try_from(address).map_err(|_| invalid(format!("subnet {netnum} of `{net}` is out of range")))?;
     Ok(Ipv4Net::new(Ipv4Addr::from(address), len).expect("length checked"))
 }
 
@@ -76,16 +68,10 @@ pub fn cidrsubnets(prefix: &str, newbits: Rest<u8>) -> Result<Vec<String>, Error
         let size = 1u64 << (32 - len);
         let start = next.div_ceil(size) * size;
         if start + size - 1 > end {
-            return Err(invalid(format!(
-                "not enough room in `{net}` for all subnets"
-            )));
+            return Err(invalid(format!("not enough room in `{net}` for all subnets")));
         }
         let address = u32::try_from(start).expect("inside the network");
-        out.push(
-            Ipv4Net::new(Ipv4Addr::from(address), len)
-                .expect("length checked")
-                .to_string(),
-        );
+        out.push(Ipv4Net::new(Ipv4Addr::from(address), len).expect("length checked").to_string());
         next = start + size;
     }
     Ok(out)
@@ -96,9 +82,7 @@ pub fn azs(region: &str, n: u8) -> Result<Vec<String>, Error> {
     if n == 0 || n > 6 {
         return Err(invalid(format!("`azs` takes 1 to 6 zones, not {n}")));
     }
-    Ok((b'a'..b'a' + n)
-        .map(|letter| format!("{region}{}", letter as char))
-        .collect())
+    Ok((b'a'..b'a' + n).map(|letter| format!("{region}{}", letter as char)).collect())
 }
 
 /// A lowercase name of letters, digits and single hyphens.
@@ -139,21 +123,13 @@ mod tests {
         assert!(cidrhost("10.0.0.0/30", 4).is_err());
         assert_eq!(
             cidrsubnets("10.1.0.0/16", Rest(vec![4, 4, 8, 4])).unwrap(),
-            vec![
-                "10.1.0.0/20",
-                "10.1.16.0/20",
-                "10.1.32.0/24",
-                "10.1.48.0/20"
-            ]
+            vec!["10.1.0.0/20", "10.1.16.0/20", "10.1.32.0/24", "10.1.48.0/20"]
         );
     }
 
     #[test]
     fn az_names_and_slugs() {
-        assert_eq!(
-            azs("eu-west-1", 2).unwrap(),
-            vec!["eu-west-1a", "eu-west-1b"]
-        );
+        assert_eq!(azs("eu-west-1", 2).unwrap(), vec!["eu-west-1a", "eu-west-1b"]);
         assert!(azs("eu-west-1", 0).is_err());
         assert_eq!(slug("Orders DB (main)"), "orders-db-main");
     }

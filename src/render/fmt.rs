@@ -48,18 +48,8 @@ pub fn format(text: &str) -> String {
     }
 
     // Pass 2: align `=` in runs of consecutive attribute lines, then trailing comments.
-    align(
-        &mut cells,
-        |c| c.assign.is_some(),
-        |c| c.lead_width(),
-        |c, pad| c.assign_pad = pad,
-    );
-    align(
-        &mut cells,
-        |c| c.comment.is_some(),
-        |c| c.code_width(),
-        |c, pad| c.comment_pad = pad,
-    );
+    align(&mut cells, |c| c.assign.is_some(), |c| c.lead_width(), |c, pad| c.assign_pad = pad);
+    align(&mut cells, |c| c.comment.is_some(), |c| c.code_width(), |c, pad| c.comment_pad = pad);
 
     // Pass 3: assemble, dropping blank lines that only template logic left behind.
     let mut out = String::with_capacity(text.len() + 64);
@@ -99,17 +89,11 @@ struct Cells {
 
 impl Cells {
     fn blank() -> Self {
-        Self {
-            blank: true,
-            ..Self::default()
-        }
+        Self { blank: true, ..Self::default() }
     }
 
     fn verbatim(text: &str) -> Self {
-        Self {
-            verbatim: Some(text.to_string()),
-            ..Self::default()
-        }
+        Self { verbatim: Some(text.to_string()), ..Self::default() }
     }
 
     fn split(text: &str, info: &Line, depth: usize) -> Self {
@@ -118,11 +102,7 @@ impl Cells {
         let (lead, assign) = match info.assign {
             Some(eq) => {
                 let value = text[eq + 1..code_end].trim();
-                let assign = if value.is_empty() {
-                    "=".to_string()
-                } else {
-                    format!("= {value}")
-                };
+                let assign = if value.is_empty() { "=".to_string() } else { format!("= {value}") };
                 (text[..eq].trim().to_string(), Some(assign))
             }
             None => (text[..code_end].trim().to_string(), None),
@@ -146,11 +126,7 @@ impl Cells {
     }
 
     fn code_width(&self) -> usize {
-        self.lead_width()
-            + self
-                .assign
-                .as_ref()
-                .map_or(0, |a| self.assign_pad + a.chars().count())
+        self.lead_width() + self.assign.as_ref().map_or(0, |a| self.assign_pad + a.chars().count())
     }
 
     fn write(&self, out: &mut String) {
@@ -227,8 +203,7 @@ mod tests {
     #[test]
     fn heredocs_untouched_and_do_not_break_runs() {
         let input = "x {\n  a = 1\n  script = <<-EOT\n      keep   this\n    EOT\n  bb = 2\n}\n";
-        let want =
-            "x {\n  a      = 1\n  script = <<-EOT\n      keep   this\n    EOT\n  bb     = 2\n}\n";
+        let want = "x {\n  a      = 1\n  script = <<-EOT\n      keep   this\n    EOT\n  bb     = 2\n}\n";
         assert_eq!(format(input), want);
     }
 

@@ -28,27 +28,12 @@ pub fn tags(facts: &Facts<'_>) -> BTreeMap<String, String> {
         .effective
         .get("tags")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                    )
-                })
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect())
         .unwrap_or_default();
-    tags.insert(
-        "EnvironmentVersion".into(),
-        facts.version.environment_version(),
-    );
+    tags.insert("EnvironmentVersion".into(), facts.version.environment_version());
     tags.insert("StampAccount".into(), facts.account.name.clone());
     tags.insert("StampArchetype".into(), facts.archetype.name.clone());
-    tags.insert(
-        "StampBlueprint".into(),
-        facts.archetype.file.blueprint.clone(),
-    );
+    tags.insert("StampBlueprint".into(), facts.archetype.file.blueprint.clone());
     tags.insert("StampCommit".into(), facts.version.commit.clone());
     tags
 }
@@ -70,18 +55,10 @@ fn backend(facts: &Facts<'_>) -> String {
         Backend::S3 => {
             let state = facts.project.file.state.s3.as_ref();
             let (bucket, region, table, prefix) = state.map_or(("", "", "", None), |s| {
-                (
-                    s.bucket.as_str(),
-                    s.region.as_str(),
-                    s.lock_table.as_str(),
-                    s.key_prefix.as_deref(),
-                )
+                (s.bucket.as_str(), s.region.as_str(), s.lock_table.as_str(), s.key_prefix.as_deref())
             });
             let key = match prefix {
-                Some(prefix) => format!(
-                    "{}/{account}/terraform.tfstate",
-                    prefix.trim_end_matches('/')
-                ),
+                Some(prefix) => format!("{}/{account}/terraform.tfstate", prefix.trim_end_matches('/')),
                 None => format!("{account}/terraform.tfstate"),
             };
             let _ = write!(
@@ -94,11 +71,7 @@ fn backend(facts: &Facts<'_>) -> String {
             );
         }
         Backend::Local => {
-            let _ = write!(
-                out,
-                "backend \"local\" {{\npath = {}\n}}\n",
-                quoted(facts.local_state_path)
-            );
+            let _ = write!(out, "backend \"local\" {{\npath = {}\n}}\n", quoted(facts.local_state_path));
         }
         Backend::Pg => {
             let schema = format!("stamp_{}", account.replace('-', "_"));
@@ -120,16 +93,8 @@ fn providers(facts: &Facts<'_>) -> Option<String> {
             let config = &facts.account.effective;
             let text = |key: &str| config.get(key).and_then(Value::as_str).unwrap_or_default();
             let account_id = text("account_id");
-            let role = config
-                .get("deploy_role")
-                .and_then(Value::as_str)
-                .unwrap_or("StampDeploy");
-            let version = facts
-                .archetype
-                .file
-                .provider_version
-                .as_deref()
-                .unwrap_or(">= 5.0");
+            let role = config.get("deploy_role").and_then(Value::as_str).unwrap_or("StampDeploy");
+            let version = facts.archetype.file.provider_version.as_deref().unwrap_or(">= 5.0");
             Some(format!(
                 "terraform {{\nrequired_providers {{\naws = {{\nsource = \"hashicorp/aws\"\nversion = {version}\n}}\n}}\n}}\n\n\
                  provider \"aws\" {{\nregion = {region}\nallowed_account_ids = [{account_id}]\n\n\

@@ -42,16 +42,8 @@ pub fn check_and_strip(text: &str) -> Result<String, Misplaced> {
         if let Some((message, hint)) = problem {
             let before = &text[..offset];
             let line = before.matches('\n').count() + 1;
-            let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-                .chars()
-                .count()
-                + 1;
-            return Err(Misplaced {
-                line,
-                column,
-                message,
-                hint,
-            });
+            let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+            return Err(Misplaced { line, column, message, hint });
         }
     }
     Ok(text.chars().filter(|&c| !is_marker(c)).collect())
@@ -72,10 +64,7 @@ mod tests {
     #[test]
     fn strings_inside_quotes_pass() {
         let text = format!("name = \"{}-vpc\"\n# account {}\n", s("prod"), s("prod"));
-        assert_eq!(
-            check_and_strip(&text).unwrap(),
-            "name = \"prod-vpc\"\n# account prod\n"
-        );
+        assert_eq!(check_and_strip(&text).unwrap(), "name = \"prod-vpc\"\n# account prod\n");
     }
 
     #[test]

@@ -105,16 +105,12 @@ pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
                 Some(Frame::Quoted | Frame::Heredoc { .. }) => {
                     let quoted = matches!(stack.last(), Some(Frame::Quoted));
                     match c {
-                        '\\' if quoted => {
-                            i += 1 + line_text[i + 1..].chars().next().map_or(0, char::len_utf8)
-                        }
+                        '\\' if quoted => i += 1 + line_text[i + 1..].chars().next().map_or(0, char::len_utf8),
                         '"' if quoted => {
                             stack.pop();
                             i += 1;
                         }
-                        '$' | '%' if next == Some(c as u8) && bytes.get(i + 2) == Some(&b'{') => {
-                            i += 3
-                        }
+                        '$' | '%' if next == Some(c as u8) && bytes.get(i + 2) == Some(&b'{') => i += 3,
                         '$' | '%' if next == Some(b'{') => {
                             stack.push(Frame::Interp(0));
                             i += 2;
@@ -229,17 +225,10 @@ pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
 }
 
 /// Records marks inside a line comment that starts at `from`.
-fn mark_comment(
-    out: &mut Scan,
-    is_marked: &impl Fn(char) -> bool,
-    line: &str,
-    from: usize,
-    line_start: usize,
-) {
+fn mark_comment(out: &mut Scan, is_marked: &impl Fn(char) -> bool, line: &str, from: usize, line_start: usize) {
     for (offset, c) in line[from..].char_indices() {
         if is_marked(c) {
-            out.marks
-                .push((line_start + from + offset, c, Context::LineComment));
+            out.marks.push((line_start + from + offset, c, Context::LineComment));
         }
     }
 }
@@ -260,11 +249,7 @@ fn heredoc_marker(rest: &str) -> Option<String> {
     let after = rest.strip_prefix("<<")?;
     let after = after.strip_prefix('-').unwrap_or(after);
     let marker = after.trim_end();
-    (!marker.is_empty()
-        && marker
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    .then(|| marker.to_string())
+    (!marker.is_empty() && marker.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| marker.to_string())
 }
 
 #[cfg(test)]
@@ -313,12 +298,7 @@ mod tests {
         let contexts: Vec<Context> = s.marks.iter().map(|m| m.2).collect();
         assert_eq!(
             contexts,
-            vec![
-                Context::QuotedString,
-                Context::Expression,
-                Context::LineComment,
-                Context::Expression
-            ]
+            vec![Context::QuotedString, Context::Expression, Context::LineComment, Context::Expression]
         );
     }
 }

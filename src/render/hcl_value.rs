@@ -69,14 +69,10 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
         ValueKind::Number => out.push_str(&value.to_string()),
-        ValueKind::String | ValueKind::Bytes => {
-            out.push_str(&quoted(value.as_str().unwrap_or_default()))
-        }
+        ValueKind::String | ValueKind::Bytes => out.push_str(&quoted(value.as_str().unwrap_or_default())),
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = value.try_iter()?.collect();
-            let multiline = items
-                .iter()
-                .any(|v| matches!(v.kind(), ValueKind::Map | ValueKind::Seq));
+            let multiline = items.iter().any(|v| matches!(v.kind(), ValueKind::Map | ValueKind::Seq));
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if multiline {
@@ -121,14 +117,9 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
 }
 
 /// The template formatter: how `{{ value }}` prints in a blueprint template.
-pub fn format_value(
-    out: &mut minijinja::Output,
-    _state: &mut minijinja::State,
-    value: &Value,
-) -> Result<(), Error> {
+pub fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, value: &Value) -> Result<(), Error> {
     let write = |out: &mut minijinja::Output, s: &str| {
-        out.write_str(s)
-            .map_err(|e| Error::new(ErrorKind::WriteFailure, "cannot write output").with_source(e))
+        out.write_str(s).map_err(|e| Error::new(ErrorKind::WriteFailure, "cannot write output").with_source(e))
     };
     if value.is_safe() {
         return write(out, value.as_str().unwrap_or_default());
@@ -160,8 +151,7 @@ mod tests {
 
     #[test]
     fn hostile_strings_stay_inside_the_string() {
-        let hostile =
-            "x\" \n resource \"null\" \"pwn\" { } ${file(\"/etc/passwd\")} %{ if true }\\";
+        let hostile = "x\" \n resource \"null\" \"pwn\" { } ${file(\"/etc/passwd\")} %{ if true }\\";
         let escaped = escape(hostile);
         assert_eq!(
             escaped,

@@ -56,27 +56,20 @@ impl<'p> Renderer<'p> {
                 continue;
             }
             let dir = project.blueprint_dir(name);
-            let (blueprint, found) =
-                Blueprint::load(name, &dir, project.display(&dir), &project.sources);
+            let (blueprint, found) = Blueprint::load(name, &dir, project.display(&dir), &project.sources);
             diagnostics.extend(found.into_iter().map(|d| {
-                if d.location.is_none() {
-                    let at =
-                        Location::new(project.display(&archetype.dir.join("archetype.yaml")), 0, 0);
-                    d.at(at)
-                } else {
-                    d
+                if d.location.is_some() {
+                    return d;
                 }
+                let pos = archetype.positions.value("/blueprint");
+                d.at(pos.map_or_else(
+                    || Location::file_only(&archetype.display),
+                    |p| Location::new(&archetype.display, p.line, p.column).with_end_column(p.end_column.unwrap_or(0)),
+                ))
             }));
             blueprints.insert(name.clone(), blueprint);
         }
-        (
-            Self {
-                project,
-                blueprints,
-                version,
-            },
-            diagnostics,
-        )
+        (Self { project, blueprints, version }, diagnostics)
     }
 
     pub fn version(&self) -> &BuildVersion {
@@ -116,10 +109,7 @@ impl<'p> Renderer<'p> {
         let mut files = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for template in &blueprint.templates {
-            let rendered = blueprint
-                .env
-                .get_template(&template.name)
-                .and_then(|t| t.render(&context));
+            let rendered = blueprint.env.get_template(&template.name).and_then(|t| t.render(&context));
             let text = match rendered {
                 Ok(text) => text,
                 Err(e) => {
@@ -133,57 +123,28 @@ impl<'p> Renderer<'p> {
             let text = match guard::check_and_strip(&text) {
                 Ok(text) => text,
                 Err(misplaced) => {
-                    let rendered_line = text
-                        .lines()
-                        .nth(misplaced.line - 1)
-                        .unwrap_or("")
-                        .replace(hcl_value::is_marker, "");
-                    diagnostics.push(
-                        self.at_template(
-                            Diagnostic::error("render.injection", misplaced.message)
-                                .hint(misplaced.hint),
-                            account,
-                            &template_display,
-                            &template.source,
-                            &rendered_line,
-                        ),
-                    );
+                    let rendered_line =
+                        text.lines().nth(misplaced.line - 1).unwrap_or("").replace(hcl_value::is_marker, "");
+                    diagnostics.push(self.at_template(
+                        Diagnostic::error("render.injection", misplaced.message).hint(misplaced.hint),
+                        account,
+                        &template_display,
+                        &template.source,
+                        &rendered_line,
+                    ));
                     continue;
                 }
             };
             let text = format!("{}{}", header(&template_display), fmt::format(&text));
             if let Err(e) = hcl_check::check(&text) {
-                let rendered_line = text
-                    .lines()
-                    .nth(e.line.saturating_sub(1))
-                    .unwrap_or("")
-                    .to_string();
+                let rendered_line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("").to_string();
                 project.sources.add(output_display.clone(), text.as_str());
-                let d = Diagnostic::error(
-                    "hcl.syntax",
-                    format!("rendered file is not valid HCL: {}", e.message),
-                )
-                .hint(format!(
-                    "the rendered `{output_display}` line {} reads: `{}`",
-                    e.line,
-                    rendered_line.trim()
-                ));
-                diagnostics.push(self.at_template(
-                    d,
-                    account,
-                    &template_display,
-                    &template.source,
-                    &rendered_line,
-                ));
+                let d = Diagnostic::error("hcl.syntax", format!("rendered file is not valid HCL: {}", e.message))
+                    .hint(format!("the rendered `{output_display}` line {} reads: `{}`", e.line, rendered_line.trim()));
+                diagnostics.push(self.at_template(d, account, &template_display, &template.source, &rendered_line));
                 continue;
             }
-            files.insert(
-                template.output.clone(),
-                TreeFile {
-                    content: text.into_bytes().into(),
-                    executable: false,
-                },
-            );
+            files.insert(template.output.clone(), TreeFile { content: text.into_bytes().into(), executable: false });
         }
         let config_digest = digest_json(&account.effective);
         let local_state_path = local_state_path(project, account, out_dir);
@@ -206,17 +167,8 @@ impl<'p> Renderer<'p> {
                 )),
                 fmt::format(&text)
             );
-            debug_assert!(
-                hcl_check::check(&text).is_ok(),
-                "generated {name} must parse:\n{text}"
-            );
-            files.insert(
-                name.to_string(),
-                TreeFile {
-                    content: text.into_bytes().into(),
-                    executable: false,
-                },
-            );
+            debug_assert!(hcl_check::check(&text).is_ok(), "generated {name} must parse:\n{text}");
+            files.insert(name.to_string(), TreeFile { content: text.into_bytes().into(), executable: false });
         }
         for (path, file) in &blueprint.verbatim {
             if files.contains_key(path) {
@@ -228,19 +180,9 @@ impl<'p> Renderer<'p> {
                     .at(Location::file_only(format!("{}/{path}", blueprint.display))),
                 );
             }
-            files.insert(
-                path.clone(),
-                TreeFile {
-                    content: Arc::clone(&file.content),
-                    executable: file.executable,
-                },
-            );
+            files.insert(path.clone(), TreeFile { content: Arc::clone(&file.content), executable: file.executable });
         }
-        if diagnostics.is_empty() {
-            Ok(Tree { files })
-        } else {
-            Err(diagnostics)
-        }
+        if diagnostics.is_empty() { Ok(Tree { files }) } else { Err(diagnostics) }
     }
 
     /// Points a diagnostic about rendered text at the template line that produced it.
@@ -266,11 +208,7 @@ impl<'p> Renderer<'p> {
         if d.code != "render.undefined" {
             return d;
         }
-        let Some(expr) = d
-            .message
-            .strip_prefix("undefined value `")
-            .and_then(|m| m.strip_suffix('`'))
-        else {
+        let Some(expr) = d.message.strip_prefix("undefined value `").and_then(|m| m.strip_suffix('`')) else {
             return d;
         };
         let mut segments = expr.split('.');
@@ -300,8 +238,7 @@ pub fn digest_json(value: &Value) -> String {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> =
-                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
                 serde_json::to_value(ordered).expect("maps serialise")
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
@@ -314,18 +251,11 @@ pub fn digest_json(value: &Value) -> String {
 
 /// Where a local backend keeps the account's state, relative to the rendered root.
 fn local_state_path(project: &Project, account: &Account, out_dir: &Path) -> String {
-    let state = project
-        .root
-        .join(&project.file.state.local.dir)
-        .join(&account.name)
-        .join("terraform.tfstate");
+    let state = project.root.join(&project.file.state.local.dir).join(&account.name).join("terraform.tfstate");
     let out_dir = if out_dir.is_absolute() {
         out_dir.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_default().join(out_dir)
     };
-    pathdiff::diff_paths(&state, &out_dir)
-        .unwrap_or(state)
-        .to_string_lossy()
-        .replace('\\', "/")
+    pathdiff::diff_paths(&state, &out_dir).unwrap_or(state).to_string_lossy().replace('\\', "/")
 }

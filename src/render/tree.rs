@@ -25,9 +25,7 @@ pub const MARKER: &str = ".stamp-rendered";
 
 #[derive(Debug, Error)]
 pub enum WriteError {
-    #[error(
-        "`{0}` exists and was not written by Stamp (no `{MARKER}` file); refusing to replace it"
-    )]
+    #[error("`{0}` exists and was not written by Stamp (no `{MARKER}` file); refusing to replace it")]
     NotOurs(PathBuf),
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -41,14 +39,9 @@ impl Tree {
         if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
             return Err(WriteError::NotOurs(dir.to_path_buf()));
         }
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs_err::create_dir_all(parent)?;
-        let staging = tempfile::Builder::new()
-            .prefix(".stamp-new-")
-            .tempdir_in(parent)?;
+        let staging = tempfile::Builder::new().prefix(".stamp-new-").tempdir_in(parent)?;
         for (path, file) in &self.files {
             let target = staging.path().join(path);
             if let Some(folder) = target.parent() {
@@ -63,9 +56,7 @@ impl Tree {
             if old_terraform.is_dir() {
                 fs_err::rename(&old_terraform, staging.path().join(".terraform"))?;
             }
-            let retired = tempfile::Builder::new()
-                .prefix(".stamp-old-")
-                .tempdir_in(parent)?;
+            let retired = tempfile::Builder::new().prefix(".stamp-old-").tempdir_in(parent)?;
             let retired_path = retired.path().join("tree");
             fs_err::rename(dir, &retired_path)?;
             fs_err::rename(staging.keep(), dir)?;
@@ -108,15 +99,7 @@ mod tests {
         Tree {
             files: files
                 .iter()
-                .map(|(p, c)| {
-                    (
-                        (*p).to_string(),
-                        TreeFile {
-                            content: c.as_bytes().into(),
-                            executable: false,
-                        },
-                    )
-                })
+                .map(|(p, c)| ((*p).to_string(), TreeFile { content: c.as_bytes().into(), executable: false }))
                 .collect(),
         }
     }
@@ -125,13 +108,9 @@ mod tests {
     fn replaces_a_previous_render_and_keeps_terraform_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("build/prod");
-        tree(&[("a.tf", "a"), ("sub/b.tf", "b")])
-            .write_atomically(&dir, "prod")
-            .unwrap();
+        tree(&[("a.tf", "a"), ("sub/b.tf", "b")]).write_atomically(&dir, "prod").unwrap();
         fs_err::create_dir_all(dir.join(".terraform")).unwrap();
-        tree(&[("c.tf", "c")])
-            .write_atomically(&dir, "prod")
-            .unwrap();
+        tree(&[("c.tf", "c")]).write_atomically(&dir, "prod").unwrap();
         assert!(!dir.join("a.tf").exists());
         assert_eq!(fs_err::read_to_string(dir.join("c.tf")).unwrap(), "c");
         assert!(dir.join(".terraform").is_dir());
@@ -143,9 +122,7 @@ mod tests {
     fn refuses_to_replace_a_folder_it_did_not_write() {
         let tmp = tempfile::tempdir().unwrap();
         fs_err::write(tmp.path().join("precious.txt"), "x").unwrap();
-        let err = tree(&[("a.tf", "a")])
-            .write_atomically(tmp.path(), "prod")
-            .unwrap_err();
+        let err = tree(&[("a.tf", "a")]).write_atomically(tmp.path(), "prod").unwrap_err();
         assert!(matches!(err, WriteError::NotOurs(_)));
         assert!(tmp.path().join("precious.txt").exists());
     }

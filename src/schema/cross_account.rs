@@ -12,11 +12,7 @@ use crate::diagnostics::{Diagnostic, Location};
 /// A value that must be unique across accounts, by JSON pointer into the effective config.
 const UNIQUE: &[(&str, &str, &str)] = &[
     ("/name", "account name", "cross-account.duplicate-name"),
-    (
-        "/account_id",
-        "account id",
-        "cross-account.duplicate-account-id",
-    ),
+    ("/account_id", "account id", "cross-account.duplicate-account-id"),
     ("/dns/zone", "DNS zone", "cross-account.duplicate-zone"),
 ];
 
@@ -31,10 +27,9 @@ pub fn check(accounts: &[Account], only: Option<&BTreeSet<String>>) -> Vec<Diagn
         for earlier in &accounts[..i] {
             let subjects: Vec<(&Account, &Account)> = match only {
                 None => vec![(later, earlier)],
-                Some(_) => [(later, earlier), (earlier, later)]
-                    .into_iter()
-                    .filter(|(subject, _)| wanted(subject))
-                    .collect(),
+                Some(_) => {
+                    [(later, earlier), (earlier, later)].into_iter().filter(|(subject, _)| wanted(subject)).collect()
+                }
             };
             for (subject, other) in subjects {
                 out.extend(conflicts(subject, other));
@@ -50,13 +45,10 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
         if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer)) {
             if a == b {
                 out.push(
-                    Diagnostic::error(
-                        *code,
-                        format!("{what} `{a}` is also used by account `{}`", other.name),
-                    )
-                    .at_opt(location(subject, pointer))
-                    .hint(format!("{}: {}", what, where_is(other, pointer)))
-                    .for_account(&subject.name),
+                    Diagnostic::error(*code, format!("{what} `{a}` is also used by account `{}`", other.name))
+                        .at_opt(location(subject, pointer))
+                        .hint(format!("{}: {}", what, where_is(other, pointer)))
+                        .for_account(&subject.name),
                 );
             }
         }
@@ -86,10 +78,7 @@ fn location(account: &Account, pointer: &str) -> Option<Location> {
     account
         .positions
         .value(pointer)
-        .map(|p| {
-            Location::new(&account.display, p.line, p.column)
-                .with_end_column(p.end_column.unwrap_or(0))
-        })
+        .map(|p| Location::new(&account.display, p.line, p.column).with_end_column(p.end_column.unwrap_or(0)))
         .or_else(|| Some(Location::file_only(&account.display)))
 }
 

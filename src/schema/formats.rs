@@ -7,43 +7,21 @@ use ipnet::Ipv4Net;
 
 /// Every custom format: its name, its checker and how a valid value looks.
 pub const FORMATS: &[(&str, fn(&str) -> bool, &str)] = &[
-    (
-        "cidr",
-        is_cidr,
-        "an IPv4 network like `10.0.0.0/16`, with the host bits zero",
-    ),
-    (
-        "aws-account-id",
-        is_aws_account_id,
-        "twelve digits, quoted, like `\"123456789012\"`",
-    ),
-    (
-        "aws-region",
-        is_aws_region,
-        "an AWS region like `eu-west-1` or `us-gov-west-1`",
-    ),
-    (
-        "dns-zone",
-        is_dns_zone,
-        "a lowercase DNS name like `internal.example.com`, without a trailing dot",
-    ),
+    ("cidr", is_cidr, "an IPv4 network like `10.0.0.0/16`, with the host bits zero"),
+    ("aws-account-id", is_aws_account_id, "twelve digits, quoted, like `\"123456789012\"`"),
+    ("aws-region", is_aws_region, "an AWS region like `eu-west-1` or `us-gov-west-1`"),
+    ("dns-zone", is_dns_zone, "a lowercase DNS name like `internal.example.com`, without a trailing dot"),
 ];
 
 /// What a valid value of `format` looks like, for error hints.
 pub fn describe(format: &str) -> Option<&'static str> {
-    FORMATS
-        .iter()
-        .find(|(name, ..)| *name == format)
-        .map(|(.., text)| *text)
+    FORMATS.iter().find(|(name, ..)| *name == format).map(|(.., text)| *text)
 }
 
 /// An IPv4 network in CIDR notation whose address is the network address.
 pub fn is_cidr(value: &str) -> bool {
     Ipv4Net::from_str(value).is_ok_and(|net| net.trunc() == net)
-        && value
-            .split('/')
-            .next()
-            .is_some_and(|addr| Ipv4Addr::from_str(addr).is_ok())
+        && value.split('/').next().is_some_and(|addr| Ipv4Addr::from_str(addr).is_ok())
 }
 
 pub fn is_aws_account_id(value: &str) -> bool {
@@ -55,17 +33,13 @@ pub fn is_aws_account_id(value: &str) -> bool {
 pub fn is_aws_region(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     let (area, rest) = match parts.as_slice() {
-        [area, middle @ .., number] if !middle.is_empty() && middle.len() <= 2 => {
-            (*area, (middle, *number))
-        }
+        [area, middle @ .., number] if !middle.is_empty() && middle.len() <= 2 => (*area, (middle, *number)),
         _ => return false,
     };
     let (middle, number) = rest;
     area.len() == 2
         && area.bytes().all(|b| b.is_ascii_lowercase())
-        && middle
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && middle.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && !number.is_empty()
         && number.bytes().all(|b| b.is_ascii_digit())
 }
@@ -80,9 +54,7 @@ pub fn is_dns_zone(value: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -113,14 +85,7 @@ mod tests {
         for ok in ["eu-west-1", "us-east-2", "ap-southeast-2", "us-gov-west-1"] {
             assert!(is_aws_region(ok), "{ok}");
         }
-        for bad in [
-            "eu-west",
-            "euwest1",
-            "EU-west-1",
-            "eu--1",
-            "e-west-1",
-            "eu-west-x",
-        ] {
+        for bad in ["eu-west", "euwest1", "EU-west-1", "eu--1", "e-west-1", "eu-west-x"] {
             assert!(!is_aws_region(bad), "{bad}");
         }
     }

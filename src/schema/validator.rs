@@ -22,9 +22,7 @@ impl Validators {
         let mut compiled = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for (name, archetype) in &project.archetypes {
-            let mut options = jsonschema::options()
-                .with_draft(Draft::Draft202012)
-                .should_validate_formats(true);
+            let mut options = jsonschema::options().with_draft(Draft::Draft202012).should_validate_formats(true);
             for (format, check, _) in formats::FORMATS {
                 options = options.with_format(*format, *check);
             }
@@ -69,11 +67,7 @@ pub fn dotted(pointer: &str) -> String {
             out.push_str(&segment);
         }
     }
-    if out.is_empty() {
-        "the config".to_string()
-    } else {
-        out
-    }
+    if out.is_empty() { "the config".to_string() } else { out }
 }
 
 fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> Diagnostic {
@@ -81,17 +75,13 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
     let path = dotted(&pointer);
     let instance = error.instance();
     let at_value = |pointer: &str| {
-        account.positions.value(pointer).map(|p| {
-            Location::new(&account.display, p.line, p.column)
-                .with_end_column(p.end_column.unwrap_or(0))
-        })
-    };
-    let at_key = |pointer: &str| {
         account
             .positions
-            .key(pointer)
-            .map(|p| Location::new(&account.display, p.line, p.column))
+            .value(pointer)
+            .map(|p| Location::new(&account.display, p.line, p.column).with_end_column(p.end_column.unwrap_or(0)))
     };
+    let at_key =
+        |pointer: &str| account.positions.key(pointer).map(|p| Location::new(&account.display, p.line, p.column));
     // The schema object that holds the failing keyword.
     let schema_parent = {
         let schema_path = error.schema_path().as_str();
@@ -109,14 +99,9 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
                 .and_then(Value::as_object)
                 .map(|p| p.keys().cloned().collect())
                 .unwrap_or_default();
-            let where_ = if pointer.is_empty() {
-                String::new()
-            } else {
-                format!(" in `{path}`")
-            };
-            let mut d =
-                Diagnostic::error("schema.unknown-key", format!("unknown key `{key}`{where_}"))
-                    .at_opt(at_key(&child).or(location));
+            let where_ = if pointer.is_empty() { String::new() } else { format!(" in `{path}`") };
+            let mut d = Diagnostic::error("schema.unknown-key", format!("unknown key `{key}`{where_}"))
+                .at_opt(at_key(&child).or(location));
             if let Some(near) = did_you_mean(&key, known.iter().map(String::as_str)) {
                 d = d.hint(format!("did you mean `{near}`?"));
             } else if !known.is_empty() {
@@ -129,156 +114,97 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
         }
         ValidationErrorKind::Required { property } => {
             let property = property.as_str().unwrap_or_default().to_string();
-            let where_ = if pointer.is_empty() {
-                String::new()
-            } else {
-                format!(" in `{path}`")
-            };
-            let mut d = Diagnostic::error(
-                "schema.required",
-                format!("missing required key `{property}`{where_}"),
-            )
-            .at_opt(at_key(&pointer).or(location));
+            let where_ = if pointer.is_empty() { String::new() } else { format!(" in `{path}`") };
+            let mut d = Diagnostic::error("schema.required", format!("missing required key `{property}`{where_}"))
+                .at_opt(at_key(&pointer).or(location));
             if let Some(text) = schema_parent
-                .and_then(|s| {
-                    s.pointer(&format!(
-                        "/properties/{}",
-                        crate::config::yaml::escape_pointer(&property)
-                    ))
-                })
+                .and_then(|s| s.pointer(&format!("/properties/{}", crate::config::yaml::escape_pointer(&property))))
                 .and_then(|p| p.get("description"))
                 .and_then(Value::as_str)
             {
                 d = d.hint(format!("`{property}`: {text}"));
+            }
+            if !pointer.is_empty() && account.own.pointer(&pointer).is_none() {
+                d = d.hint(format!(
+                    "`{path}` is not in this file: its other keys come from defaults in `stamp.yaml` or the archetype"
+                ));
             }
             d
         }
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => article(&t.to_string()),
-                TypeKind::Multiple(set) => set
-                    .iter()
-                    .map(|t| article(&t.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
+                TypeKind::Multiple(set) => set.iter().map(|t| article(&t.to_string())).collect::<Vec<_>>().join(" or "),
             };
             let found = article(json_type(instance));
             let mut d = Diagnostic::error(
                 "schema.type",
-                format!(
-                    "`{path}` must be {expected}, found {found} `{}`",
-                    short(instance)
-                ),
+                format!("`{path}` must be {expected}, found {found} `{}`", short(instance)),
             )
             .at_opt(location);
             if expected.contains("string") && instance.is_number() {
-                d = d.hint(format!(
-                    "quote the value (`\"{}\"`) so YAML reads it as a string",
-                    short(instance)
-                ));
+                d = d.hint(format!("quote the value (`\"{}\"`) so YAML reads it as a string", short(instance)));
             }
             d
         }
         ValidationErrorKind::Format { format } => {
-            let mut d = Diagnostic::error(
-                "schema.format",
-                format!("`{}` is not a valid {format} (`{path}`)", short(instance)),
-            )
-            .at_opt(location);
+            let mut d =
+                Diagnostic::error("schema.format", format!("`{}` is not a valid {format} (`{path}`)", short(instance)))
+                    .at_opt(location);
             if let Some(text) = formats::describe(format) {
                 d = d.hint(format!("expected {text}"));
             }
             d
         }
         ValidationErrorKind::Enum { options } => {
-            let choices: Vec<String> = options
-                .as_array()
-                .map(|a| a.iter().map(short).collect())
-                .unwrap_or_default();
+            let choices: Vec<String> = options.as_array().map(|a| a.iter().map(short).collect()).unwrap_or_default();
             let mut d = Diagnostic::error(
                 "schema.enum",
-                format!(
-                    "`{path}` must be one of {}, found `{}`",
-                    quoted_list(&choices),
-                    short(instance)
-                ),
+                format!("`{path}` must be one of {}, found `{}`", quoted_list(&choices), short(instance)),
             )
             .at_opt(location);
-            if let Some(near) = instance
-                .as_str()
-                .and_then(|v| did_you_mean(v, choices.iter().map(String::as_str)))
-            {
+            if let Some(near) = instance.as_str().and_then(|v| did_you_mean(v, choices.iter().map(String::as_str))) {
                 d = d.hint(format!("did you mean `{near}`?"));
             }
             d
         }
         ValidationErrorKind::Pattern { pattern } => Diagnostic::error(
             "schema.pattern",
-            format!(
-                "`{}` does not match the pattern `{pattern}` (`{path}`)",
-                short(instance)
-            ),
+            format!("`{}` does not match the pattern `{pattern}` (`{path}`)", short(instance)),
         )
         .at_opt(location),
-        ValidationErrorKind::Minimum { limit } => {
-            bound("at least", limit, &path, instance).at_opt(location)
+        ValidationErrorKind::Minimum { limit } => bound("at least", limit, &path, instance).at_opt(location),
+        ValidationErrorKind::Maximum { limit } => bound("at most", limit, &path, instance).at_opt(location),
+        ValidationErrorKind::ExclusiveMinimum { limit } => bound("more than", limit, &path, instance).at_opt(location),
+        ValidationErrorKind::ExclusiveMaximum { limit } => bound("less than", limit, &path, instance).at_opt(location),
+        ValidationErrorKind::MinItems { limit } => {
+            Diagnostic::error("schema.min-items", format!("`{path}` needs at least {limit} item(s)")).at_opt(location)
         }
-        ValidationErrorKind::Maximum { limit } => {
-            bound("at most", limit, &path, instance).at_opt(location)
+        ValidationErrorKind::MaxItems { limit } => {
+            Diagnostic::error("schema.max-items", format!("`{path}` allows at most {limit} item(s)")).at_opt(location)
         }
-        ValidationErrorKind::ExclusiveMinimum { limit } => {
-            bound("more than", limit, &path, instance).at_opt(location)
+        ValidationErrorKind::MinLength { limit } => {
+            Diagnostic::error("schema.min-length", format!("`{path}` must be at least {limit} character(s) long"))
+                .at_opt(location)
         }
-        ValidationErrorKind::ExclusiveMaximum { limit } => {
-            bound("less than", limit, &path, instance).at_opt(location)
+        ValidationErrorKind::MaxLength { limit } => {
+            Diagnostic::error("schema.max-length", format!("`{path}` must be at most {limit} character(s) long"))
+                .at_opt(location)
         }
-        ValidationErrorKind::MinItems { limit } => Diagnostic::error(
-            "schema.min-items",
-            format!("`{path}` needs at least {limit} item(s)"),
-        )
-        .at_opt(location),
-        ValidationErrorKind::MaxItems { limit } => Diagnostic::error(
-            "schema.max-items",
-            format!("`{path}` allows at most {limit} item(s)"),
-        )
-        .at_opt(location),
-        ValidationErrorKind::MinLength { limit } => Diagnostic::error(
-            "schema.min-length",
-            format!("`{path}` must be at least {limit} character(s) long"),
-        )
-        .at_opt(location),
-        ValidationErrorKind::MaxLength { limit } => Diagnostic::error(
-            "schema.max-length",
-            format!("`{path}` must be at most {limit} character(s) long"),
-        )
-        .at_opt(location),
         ValidationErrorKind::Constant { expected_value } => Diagnostic::error(
             "schema.const",
-            format!(
-                "`{path}` must be `{}`, found `{}`",
-                short(expected_value),
-                short(instance)
-            ),
+            format!("`{path}` must be `{}`, found `{}`", short(expected_value), short(instance)),
         )
         .at_opt(location),
-        ValidationErrorKind::UniqueItems => Diagnostic::error(
-            "schema.unique-items",
-            format!("`{path}` has duplicate items"),
-        )
-        .at_opt(location),
-        _ => Diagnostic::error("schema.invalid", format!("`{path}`: {}", error.masked()))
-            .at_opt(location),
+        ValidationErrorKind::UniqueItems => {
+            Diagnostic::error("schema.unique-items", format!("`{path}` has duplicate items")).at_opt(location)
+        }
+        _ => Diagnostic::error("schema.invalid", format!("`{path}`: {}", error.masked())).at_opt(location),
     }
 }
 
 fn bound(relation: &str, limit: &Value, path: &str, instance: &Value) -> Diagnostic {
-    Diagnostic::error(
-        "schema.range",
-        format!(
-            "`{path}` must be {relation} {limit}, found {}",
-            short(instance)
-        ),
-    )
+    Diagnostic::error("schema.range", format!("`{path}` must be {relation} {limit}, found {}", short(instance)))
 }
 
 fn article(noun: &str) -> String {
@@ -306,11 +232,7 @@ fn short(value: &Value) -> String {
         Value::Object(_) => "{...}".to_string(),
         other => other.to_string(),
     };
-    if text.chars().count() > 60 {
-        format!("{}...", text.chars().take(57).collect::<String>())
-    } else {
-        text
-    }
+    if text.chars().count() > 60 { format!("{}...", text.chars().take(57).collect::<String>()) } else { text }
 }
 
 #[cfg(test)]

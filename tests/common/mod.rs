@@ -1,0 +1,197 @@
+//! A small builder for end-to-end tests: a copy of the project in a temporary folder, the
+//! `stamp` binary run in it, and its exit code, stdout and stderr for snapshots.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root (the example project lives there).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary copy of the example project.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// Copies `stamp.yaml`, archetypes, blueprints and fixtures of the repository.
+    pub fn example() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for entry in ["stamp.yaml", "archetypes", "blueprints", "fixtures"] {
+            copy(&repo().join(entry), &dir.path().join(entry));
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) -> &Self {
+        let path = self.path().join(relative);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, text).unwrap();
+        self
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        fs_err::read_to_string(self.path().join(relative)).unwrap()
+    }
+
+    /// `stamp ARGS` run inside the project.
+    pub fn stamp<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Run::new(self.path()).args(args)
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_file() {
+        fs_err::create_dir_all(to.parent().unwrap()).unwrap();
+        fs_err::copy(from, to).unwrap();
+        return;
+    }
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            fs_err::create_dir_all(&target).unwrap();
+        } else {
+            fs_err::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// One run of the binary.
+pub struct Run {
+    command: Command,
+    root: PathBuf,
+}
+
+impl Run {
+    pub fn new(cwd: &Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stamp"));
+        command.current_dir(cwd).env("NO_COLOR", "1").env_remove("STAMP_VERSION").env_remove("STAMP_PROJECT");
+        Self { command, root: cwd.to_path_buf() }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn run(mut self) -> Output {
+        let out = self.command.output().expect("stamp runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+            root: self.root,
+        }
+    }
+}
+
+/// What a run printed.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    root: PathBuf,
+}
+
+impl Output {
+    /// Exit code, stdout and stderr, with the temporary project path replaced by `[PROJECT]`.
+    pub fn snapshot(&self) -> String {
+        let text = format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr);
+        redact(&text, &self.root)
+    }
+
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "expected success:\n{}", self.snapshot());
+        self
+    }
+
+    pub fn failure(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "expected exit {code}:\n{}", self.snapshot());
+        self
+    }
+}
+
+pub fn redact(text: &str, root: &Path) -> String {
+    let mut text = text.to_string();
+    for root in [root.canonicalize().unwrap_or_else(|_| root.to_path_buf()), root.to_path_buf()] {
+        text = text.replace(&root.display().to_string(), "[PROJECT]");
+    }
+    text
+}
+
+/// `insta::assert_snapshot!` with development versions (`0.0.YYDDD.SSSSS`) filtered out.
+#[macro_export]
+macro_rules! snapshot {
+    ($($arg:tt)*) => {
+        insta::with_settings!({filters => vec![(r"0\.0\.\d{5}\.\d{5}", "[DEV_VERSION]")]}, {
+            insta::assert_snapshot!($($arg)*);
+        })
+    };
+}
+
+/// Every file of a rendered folder, as one text: `== path ==` then the content.
+pub fn tree_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut entries: Vec<_> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .collect();
+    entries.sort_by(|a, b| a.path().cmp(b.path()));
+    for entry in entries {
+        let relative = entry.path().strip_prefix(dir).unwrap().display().to_string();
+        let content = fs_err::read(entry.path()).unwrap();
+        out.push_str(&format!("== {relative} ==\n"));
+        out.push_str(&String::from_utf8_lossy(&content));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The pinned Terraform installed by `scripts/install-terraform.sh` (run by `make test`).
+pub fn terraform() -> PathBuf {
+    if let Some(path) = std::env::var_os("STAMP_TEST_TERRAFORM") {
+        return PathBuf::from(path);
+    }
+    let local = repo().join(".tools/bin/terraform");
+    assert!(
+        local.is_file(),
+        "no Terraform for tests: run `make test` (or `scripts/install-terraform.sh`) to install the pinned one into .tools/"
+    );
+    local
+}
+
+/// An empty CLI config so Terraform does not warn about a missing `~/.terraformrc`.
+pub fn terraform_command(cwd: &Path) -> Command {
+    let mut command = Command::new(terraform());
+    let rc = repo().join(".tools/terraformrc");
+    if rc.is_file() {
+        command.env("TF_CLI_CONFIG_FILE", rc);
+    }
+    command.current_dir(cwd).env("TF_IN_AUTOMATION", "1").env("CHECKPOINT_DISABLE", "1");
+    command
+}
