@@ -17,7 +17,7 @@ use crate::ops::render::{RenderOptions, render};
 )]
 pub struct Args {
     /// Accounts to render (names or YAML files).
-    #[arg(value_name = "ACCOUNT", required_unless_present = "all")]
+    #[arg(value_name = "ACCOUNT")]
     accounts: Vec<String>,
     /// Render every account (in parallel).
     #[arg(long, conflicts_with = "accounts")]
@@ -31,6 +31,10 @@ pub struct Args {
 }
 
 pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+    if args.accounts.is_empty() && !args.all {
+        out.error("name the accounts to render, or pass `--all`\n\nUsage: stamp render [OPTIONS] <ACCOUNT>...\n       stamp render [OPTIONS] --all");
+        return ExitCode::from(2);
+    }
     let options = RenderOptions {
         accounts: args.accounts.clone(),
         all: args.all,

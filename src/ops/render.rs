@@ -34,13 +34,6 @@ pub struct RenderReport {
 }
 
 pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
-    if options.accounts.is_empty() && !options.all {
-        return RenderReport {
-            written: Vec::new(),
-            diagnostics: vec![Diagnostic::error("usage", "name the accounts to render, or pass `--all`")],
-            sources: Sources::default(),
-        };
-    }
     let cwd = std::env::current_dir().unwrap_or_default();
     let out = options.out.as_ref().map(|o| cwd.join(o));
     let single = options.accounts.len() == 1 && !options.all;

@@ -1,0 +1,189 @@
+//! The commands as a user runs them: output, exit codes, help texts.
+
+mod common;
+
+use common::{Project, tree_text};
+
+#[test]
+fn list_shows_every_fixture_account() {
+    let project = Project::example();
+    snapshot!(project.stamp(["list"]).run().success().snapshot());
+}
+
+#[test]
+fn list_as_json() {
+    let project = Project::example();
+    let out = project.stamp(["list", "--format", "json"]).run().success();
+    let accounts: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let names: Vec<&str> = accounts.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["data-dev", "data-prod", "demo", "loadtest", "local-prod", "local-staging", "production", "qa", "staging"]
+    );
+    assert_eq!(accounts[6]["archetype"], "service-platform");
+    assert_eq!(accounts[6]["protected"], true);
+}
+
+#[test]
+fn check_all_fixture_accounts_passes() {
+    let project = Project::example();
+    snapshot!(project.stamp(["check"]).run().success().snapshot());
+}
+
+#[test]
+fn check_json_when_clean() {
+    let project = Project::example();
+    let out = project.stamp(["check", "--format", "json", "production", "local-prod"]).run().success();
+    assert_eq!(out.stdout, "{\n  \"errors\": 0,\n  \"warnings\": 0,\n  \"diagnostics\": []\n}\n");
+}
+
+#[test]
+fn check_by_file_path_and_from_a_sub_folder() {
+    let project = Project::example();
+    let out = common::Run::new(&project.path().join("fixtures/accounts"))
+        .args(["check", "qa.yaml"])
+        .run()
+        .success();
+    assert_eq!(out.stderr, "checked 1 account: no problems found\n");
+}
+
+#[test]
+fn schema_prints_the_archetype_schema() {
+    let project = Project::example();
+    let out = project.stamp(["schema", "local-platform"]).run().success();
+    let printed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&project.read("archetypes/local-platform/schema.json")).unwrap();
+    assert_eq!(printed, on_disk);
+    assert_eq!(printed["$schema"], "https://json-schema.org/draft/2020-12/schema");
+}
+
+#[test]
+fn schema_of_unknown_archetype() {
+    let project = Project::example();
+    snapshot!(project.stamp(["schema", "service-platfrom"]).run().failure(1).snapshot());
+}
+
+#[test]
+fn render_one_account_to_default_folder() {
+    let project = Project::example();
+    let out = project.stamp(["render", "local-staging", "--version", "1.0.0"]).run().success();
+    assert_eq!(out.stderr, format!("rendered 1 account to `{}/build/local-staging`\n", project.path().canonicalize().unwrap().display()));
+    let dir = project.path().join("build/local-staging");
+    for file in ["stamp_backend.tf", "stamp_metadata.tf", "main.tf", "scripts/database.py", ".stamp-rendered"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    assert!(!dir.join("stamp_providers.tf").exists(), "no provider for local-platform");
+    let backend = project.read("build/local-staging/stamp_backend.tf");
+    assert!(backend.contains("path = \"../../.stamp/state/local-staging/terraform.tfstate\""), "{backend}");
+}
+
+#[test]
+fn render_all_in_parallel_to_out_folder() {
+    let project = Project::example();
+    let out = project.stamp(["render", "--all", "--out", "out", "--version", "1.0.0"]).run().success();
+    assert!(out.stderr.starts_with("rendered 9 accounts to "), "{}", out.stderr);
+    let entries: Vec<String> = fs_err::read_dir(project.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(entries.len(), 9);
+}
+
+#[test]
+fn render_is_deterministic() {
+    let project = Project::example();
+    project.stamp(["render", "--all", "--out", "one", "--version", "2.0.0"]).run().success();
+    project.stamp(["render", "--all", "--out", "two", "--version", "2.0.0"]).run().success();
+    for account in ["production", "data-prod", "local-prod"] {
+        let one = tree_text(&project.path().join("one").join(account));
+        let two = tree_text(&project.path().join("two").join(account));
+        assert!(one.len() > 1000);
+        assert_eq!(one, two, "{account} differs between two renders");
+    }
+}
+
+#[test]
+fn render_replaces_its_own_output_atomically() {
+    let project = Project::example();
+    project.stamp(["render", "qa", "--out", "qa-out", "--version", "1.0.0"]).run().success();
+    project.write("qa-out/stale.tf", "# left from an older blueprint\n");
+    project.stamp(["render", "qa", "--out", "qa-out", "--version", "1.0.1"]).run().success();
+    assert!(!project.path().join("qa-out/stale.tf").exists());
+    assert!(project.read("qa-out/stamp_metadata.tf").contains("1.0.1"));
+}
+
+#[test]
+fn render_refuses_to_overwrite_a_foreign_folder() {
+    let project = Project::example();
+    project.write("precious/notes.txt", "keep me\n");
+    let out = project.stamp(["render", "qa", "--out", "precious"]).run().failure(1);
+    assert!(out.stderr.contains("was not written by Stamp"), "{}", out.stderr);
+    assert_eq!(project.read("precious/notes.txt"), "keep me\n");
+}
+
+#[test]
+fn failed_render_leaves_previous_tree_untouched() {
+    let project = Project::example();
+    project.stamp(["render", "local-staging", "--version", "1.0.0"]).run().success();
+    let before = tree_text(&project.path().join("build/local-staging"));
+    project.write("blueprints/local-platform/extra.tf.j2", "locals {\n  x = {{ config.nope }}\n}\n");
+    project.stamp(["render", "local-staging", "--version", "1.0.1"]).run().failure(1);
+    assert_eq!(tree_text(&project.path().join("build/local-staging")), before);
+}
+
+#[test]
+fn render_needs_accounts_or_all() {
+    let project = Project::example();
+    let out = project.stamp(["render"]).run().failure(2);
+    assert!(out.stderr.contains("--all"), "{}", out.stderr);
+}
+
+#[test]
+fn version_comes_from_flag_or_environment() {
+    let project = Project::example();
+    project.stamp(["render", "local-prod", "--out", "a"]).env("STAMP_VERSION", "3.1.4").run().success();
+    let metadata = project.read("a/stamp_metadata.tf");
+    assert!(metadata.contains("\"EnvironmentVersion\" = \"3.1.4+none\""), "{metadata}");
+    project.stamp(["render", "local-prod", "--out", "b"]).run().success();
+    let dev = project.read("b/stamp_metadata.tf");
+    let version = dev.split("version             = \"").nth(1).unwrap().split('"').next().unwrap();
+    let parts: Vec<&str> = version.split('.').collect();
+    assert_eq!(parts.len(), 4, "{version}");
+    assert_eq!((parts[0], parts[1], parts[2].len(), parts[3].len()), ("0", "0", 5, 5), "{version}");
+}
+
+#[test]
+fn commit_and_dirty_mark_come_from_git() {
+    let project = Project::example();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{status:?}");
+        String::from_utf8(status.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "init"]);
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    project.stamp(["render", "local-prod", "--out", "clean", "--version", "1.0.0"]).run().success();
+    assert!(project.read("clean/stamp_metadata.tf").contains(&format!("1.0.0+{commit}\"")));
+    project.write("fixtures/accounts/local-prod.yaml", &format!("{}\n# edited\n", project.read("fixtures/accounts/local-prod.yaml")));
+    project.stamp(["render", "local-prod", "--out", "dirty", "--version", "1.0.0"]).run().success();
+    assert!(project.read("dirty/stamp_metadata.tf").contains(&format!("1.0.0+{commit}-dirty\"")));
+}
+
+#[test]
+fn help_texts_have_examples() {
+    let project = Project::example();
+    for command in ["check", "render", "list", "schema"] {
+        let out = project.stamp([command, "--help"]).run().success();
+        assert!(out.stdout.contains("Examples:"), "`stamp {command} --help` has no example:\n{}", out.stdout);
+    }
+    let out = project.stamp(["--help"]).run().success();
+    snapshot!(out.stdout);
+}
