@@ -34,6 +34,9 @@ pub struct RenderReport {
 }
 
 pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
+    if options.accounts.is_empty() && !options.all {
+        return RenderReport { written: Vec::new(), diagnostics: Vec::new(), sources: Sources::default() };
+    }
     let cwd = std::env::current_dir().unwrap_or_default();
     let out = options.out.as_ref().map(|o| cwd.join(o));
     let single = options.accounts.len() == 1 && !options.all;
