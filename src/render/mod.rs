@@ -196,7 +196,11 @@ impl<'p> Renderer<'p> {
     ) -> Diagnostic {
         let line = hcl_check::guess_template_line(source, rendered_line);
         let location = match line {
-            Some(line) => Location::new(template_display, line, 1),
+            Some(line) => {
+                let text = source.lines().nth(line - 1).unwrap_or("");
+                let column = text.find("{{").map_or(1, |i| text[..i].chars().count() + 1);
+                Location::new(template_display, line, column)
+            }
             None => Location::file_only(template_display),
         };
         let _ = self;
