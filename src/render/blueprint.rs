@@ -196,7 +196,7 @@ pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallbac
         }
         _ => (1, None, None),
     };
-    let detail = error.detail().map(str::to_string).unwrap_or_else(|| error.kind().to_string());
+    let detail = error.detail().map_or_else(|| error.kind().to_string(), str::to_string);
     let (code, message) = match (error.kind(), &snippet) {
         (minijinja::ErrorKind::UndefinedError, Some(expr)) => ("render.undefined", format!("undefined value `{expr}`")),
         (minijinja::ErrorKind::UndefinedError, None) => ("render.undefined", "undefined value".to_string()),

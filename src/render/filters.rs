@@ -55,6 +55,7 @@ pub fn cidrhost(prefix: &str, hostnum: u64) -> Result<String, Error> {
 }
 
 /// Terraform's `cidrsubnets(prefix, newbits...)`: consecutive subnets of the given sizes.
+#[allow(clippy::needless_pass_by_value)] // minijinja passes variadic arguments by value
 pub fn cidrsubnets(prefix: &str, newbits: Rest<u8>) -> Result<Vec<String>, Error> {
     let net = network(prefix)?.trunc();
     let end = u64::from(u32::from(net.broadcast()));

@@ -48,8 +48,8 @@ pub fn format(text: &str) -> String {
     }
 
     // Pass 2: align `=` in runs of consecutive attribute lines, then trailing comments.
-    align(&mut cells, |c| c.assign.is_some(), |c| c.lead_width(), |c, pad| c.assign_pad = pad);
-    align(&mut cells, |c| c.comment.is_some(), |c| c.code_width(), |c, pad| c.comment_pad = pad);
+    align(&mut cells, |c| c.assign.is_some(), Cells::lead_width, |c, pad| c.assign_pad = pad);
+    align(&mut cells, |c| c.comment.is_some(), Cells::code_width, |c, pad| c.comment_pad = pad);
 
     // Pass 3: assemble, dropping blank lines that only template logic left behind.
     let mut out = String::with_capacity(text.len() + 64);

@@ -101,106 +101,103 @@ pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
                 }
                 continue;
             }
-            match stack.last_mut() {
-                Some(Frame::Quoted | Frame::Heredoc { .. }) => {
-                    let quoted = matches!(stack.last(), Some(Frame::Quoted));
-                    match c {
-                        '\\' if quoted => i += 1 + line_text[i + 1..].chars().next().map_or(0, char::len_utf8),
-                        '"' if quoted => {
-                            stack.pop();
-                            i += 1;
-                        }
-                        '$' | '%' if next == Some(c as u8) && bytes.get(i + 2) == Some(&b'{') => i += 3,
-                        '$' | '%' if next == Some(b'{') => {
-                            stack.push(Frame::Interp(0));
-                            i += 2;
-                        }
-                        _ => i += width,
+            if let Some(Frame::Quoted | Frame::Heredoc { .. }) = stack.last_mut() {
+                let quoted = matches!(stack.last(), Some(Frame::Quoted));
+                match c {
+                    '\\' if quoted => i += 1 + line_text[i + 1..].chars().next().map_or(0, char::len_utf8),
+                    '"' if quoted => {
+                        stack.pop();
+                        i += 1;
                     }
+                    '$' | '%' if next == Some(c as u8) && bytes.get(i + 2) == Some(&b'{') => i += 3,
+                    '$' | '%' if next == Some(b'{') => {
+                        stack.push(Frame::Interp(0));
+                        i += 2;
+                    }
+                    _ => i += width,
                 }
-                _ => {
-                    let rest = &line_text[i..];
-                    match c {
-                        '"' => {
-                            stack.push(Frame::Quoted);
-                            code_seen = true;
-                            i += 1;
+            } else {
+                let rest = &line_text[i..];
+                match c {
+                    '"' => {
+                        stack.push(Frame::Quoted);
+                        code_seen = true;
+                        i += 1;
+                    }
+                    '#' => {
+                        if code_seen {
+                            line.comment = Some(i);
                         }
-                        '#' => {
-                            if code_seen {
-                                line.comment = Some(i);
+                        mark_comment(&mut out, &is_marked, line_text, i, line_start);
+                        break;
+                    }
+                    '/' if next == Some(b'/') => {
+                        if code_seen {
+                            line.comment = Some(i);
+                        }
+                        mark_comment(&mut out, &is_marked, line_text, i, line_start);
+                        break;
+                    }
+                    '/' if next == Some(b'*') => {
+                        in_block_comment = true;
+                        i += 2;
+                    }
+                    '<' if rest.starts_with("<<") && heredoc_marker(rest).is_some() => {
+                        let marker = heredoc_marker(rest).expect("checked");
+                        stack.push(Frame::Heredoc { marker });
+                        code_seen = true;
+                        i = bytes.len();
+                    }
+                    '{' | '[' | '(' => {
+                        if let Some(Frame::Interp(depth)) = stack.last_mut() {
+                            if c == '{' {
+                                *depth += 1;
                             }
-                            mark_comment(&mut out, &is_marked, line_text, i, line_start);
-                            break;
                         }
-                        '/' if next == Some(b'/') => {
-                            if code_seen {
-                                line.comment = Some(i);
+                        line.brackets += 1;
+                        code_seen = true;
+                        i += 1;
+                    }
+                    '}' => {
+                        match stack.last_mut() {
+                            Some(Frame::Interp(0)) => {
+                                stack.pop();
                             }
-                            mark_comment(&mut out, &is_marked, line_text, i, line_start);
-                            break;
-                        }
-                        '/' if next == Some(b'*') => {
-                            in_block_comment = true;
-                            i += 2;
-                        }
-                        '<' if rest.starts_with("<<") && heredoc_marker(rest).is_some() => {
-                            let marker = heredoc_marker(rest).expect("checked");
-                            stack.push(Frame::Heredoc { marker });
-                            code_seen = true;
-                            i = bytes.len();
-                        }
-                        '{' | '[' | '(' => {
-                            if let Some(Frame::Interp(depth)) = stack.last_mut() {
-                                if c == '{' {
-                                    *depth += 1;
-                                }
+                            Some(Frame::Interp(depth)) => {
+                                *depth -= 1;
+                                line.brackets -= 1;
                             }
-                            line.brackets += 1;
-                            code_seen = true;
-                            i += 1;
+                            _ => line.brackets -= 1,
                         }
-                        '}' => {
-                            match stack.last_mut() {
-                                Some(Frame::Interp(0)) => {
-                                    stack.pop();
-                                }
-                                Some(Frame::Interp(depth)) => {
-                                    *depth -= 1;
-                                    line.brackets -= 1;
-                                }
-                                _ => line.brackets -= 1,
-                            }
-                            code_seen = true;
-                            i += 1;
+                        code_seen = true;
+                        i += 1;
+                    }
+                    ']' | ')' => {
+                        line.brackets -= 1;
+                        code_seen = true;
+                        i += 1;
+                    }
+                    '=' if matches!(next, Some(b'=' | b'>')) => {
+                        code_seen = true;
+                        i += 2;
+                    }
+                    '!' | '<' | '>' if next == Some(b'=') => {
+                        code_seen = true;
+                        i += 2;
+                    }
+                    '=' => {
+                        if code_seen && line.assign.is_none() && stack.is_empty() {
+                            line.assign = Some(i);
+                            // Only an attribute whose whole value is on this line aligns.
+                            line.brackets = 0;
                         }
-                        ']' | ')' => {
-                            line.brackets -= 1;
-                            code_seen = true;
-                            i += 1;
-                        }
-                        '=' if matches!(next, Some(b'=' | b'>')) => {
-                            code_seen = true;
-                            i += 2;
-                        }
-                        '!' | '<' | '>' if next == Some(b'=') => {
-                            code_seen = true;
-                            i += 2;
-                        }
-                        '=' => {
-                            if code_seen && line.assign.is_none() && stack.is_empty() {
-                                line.assign = Some(i);
-                                // Only an attribute whose whole value is on this line aligns.
-                                line.brackets = 0;
-                            }
-                            code_seen = true;
-                            i += 1;
-                        }
-                        c if c.is_whitespace() => i += width,
-                        _ => {
-                            code_seen = true;
-                            i += width;
-                        }
+                        code_seen = true;
+                        i += 1;
+                    }
+                    c if c.is_whitespace() => i += width,
+                    _ => {
+                        code_seen = true;
+                        i += width;
                     }
                 }
             }

@@ -114,7 +114,7 @@ impl<'p> Renderer<'p> {
                 Ok(text) => text,
                 Err(e) => {
                     let d = blueprint::template_error(&e, &blueprint.display, &template.source);
-                    diagnostics.push(self.suggest_key(d, account).for_account(&account.name));
+                    diagnostics.push(Self::suggest_key(d, account).for_account(&account.name));
                     continue;
                 }
             };
@@ -171,6 +171,14 @@ impl<'p> Renderer<'p> {
             files.insert(name.to_string(), TreeFile { content: text.into_bytes().into(), executable: false });
         }
         for (path, file) in &blueprint.verbatim {
+            let path_display = format!("{}/{path}", blueprint.display);
+            let content = if std::path::Path::new(path).extension().is_some_and(|e| e == "tf") {
+                let mut text = header(&format!("`{path_display}` (copied as it is)")).into_bytes();
+                text.extend_from_slice(&file.content);
+                text.into()
+            } else {
+                Arc::clone(&file.content)
+            };
             if files.contains_key(path) {
                 diagnostics.push(
                     Diagnostic::error(
@@ -180,7 +188,7 @@ impl<'p> Renderer<'p> {
                     .at(Location::file_only(format!("{}/{path}", blueprint.display))),
                 );
             }
-            files.insert(path.clone(), TreeFile { content: Arc::clone(&file.content), executable: file.executable });
+            files.insert(path.clone(), TreeFile { content, executable: file.executable });
         }
         if diagnostics.is_empty() { Ok(Tree { files }) } else { Err(diagnostics) }
     }
@@ -208,7 +216,7 @@ impl<'p> Renderer<'p> {
     }
 
     /// For `undefined value config.a.b`, suggests the nearest existing key.
-    fn suggest_key(&self, d: Diagnostic, account: &Account) -> Diagnostic {
+    fn suggest_key(d: Diagnostic, account: &Account) -> Diagnostic {
         if d.code != "render.undefined" {
             return d;
         }
@@ -221,16 +229,13 @@ impl<'p> Renderer<'p> {
         }
         let mut node = &account.effective;
         for segment in segments {
-            match node.get(segment) {
-                Some(child) => node = child,
-                None => {
-                    if let Value::Object(map) = node {
-                        if let Some(near) = did_you_mean(segment, map.keys().map(String::as_str)) {
-                            return d.hint(format!("did you mean `{near}`?"));
-                        }
+            if let Some(child) = node.get(segment) { node = child } else {
+                if let Value::Object(map) = node {
+                    if let Some(near) = did_you_mean(segment, map.keys().map(String::as_str)) {
+                        return d.hint(format!("did you mean `{near}`?"));
                     }
-                    return d;
                 }
+                return d;
             }
         }
         d

@@ -45,7 +45,7 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
         if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer)) {
             if a == b {
                 out.push(
-                    Diagnostic::error(*code, format!("{what} `{a}` is also used by account `{}`", other.name))
+                    Diagnostic::error(code, format!("{what} `{a}` is also used by account `{}`", other.name))
                         .at_opt(location(subject, pointer))
                         .hint(format!("{}: {}", what, where_is(other, pointer)))
                         .for_account(&subject.name),

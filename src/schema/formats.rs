@@ -5,8 +5,11 @@ use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 
-/// Every custom format: its name, its checker and how a valid value looks.
-pub const FORMATS: &[(&str, fn(&str) -> bool, &str)] = &[
+/// A custom format: its name, its checker and how a valid value looks.
+pub type Format = (&'static str, fn(&str) -> bool, &'static str);
+
+/// Every custom format.
+pub const FORMATS: &[Format] = &[
     ("cidr", is_cidr, "an IPv4 network like `10.0.0.0/16`, with the host bits zero"),
     ("aws-account-id", is_aws_account_id, "twelve digits, quoted, like `\"123456789012\"`"),
     ("aws-region", is_aws_region, "an AWS region like `eu-west-1` or `us-gov-west-1`"),

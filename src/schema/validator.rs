@@ -2,6 +2,7 @@
 //! point at the offending line and column of the account file, in plain words.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, ValidationError, Validator};
@@ -59,7 +60,7 @@ pub fn dotted(pointer: &str) -> String {
     for segment in pointer.split('/').skip(1) {
         let segment = segment.replace("~1", "/").replace("~0", "~");
         if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{segment}]"));
+            let _ = write!(out, "[{segment}]");
         } else {
             if !out.is_empty() {
                 out.push('.');

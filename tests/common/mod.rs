@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -163,7 +164,7 @@ pub fn tree_text(dir: &Path) -> String {
     for entry in entries {
         let relative = entry.path().strip_prefix(dir).unwrap().display().to_string();
         let content = fs_err::read(entry.path()).unwrap();
-        out.push_str(&format!("== {relative} ==\n"));
+        let _ = writeln!(out, "== {relative} ==");
         out.push_str(&String::from_utf8_lossy(&content));
         if !out.ends_with('\n') {
             out.push('\n');
