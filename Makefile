@@ -69,7 +69,7 @@ render: build
 
 bench:
 	$(CARGO) build --release --quiet
-	scripts/bench.sh
+	scripts/bench.py
 
 clean:
 	rm -rf build dist .stamp

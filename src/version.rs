@@ -22,21 +22,28 @@ impl BuildVersion {
     }
 
     /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), otherwise the
-    /// development version of `SOURCE_DATE_EPOCH` or now; the commit from git.
+    /// development version of a moment that is the same for every render of the same source:
+    /// `SOURCE_DATE_EPOCH` if set, else the time of the git commit, else now (outside git).
+    /// The commit (and whether the tree is dirty) comes from git.
     pub fn resolve(explicit: Option<&str>, project_root: &Path) -> Self {
+        let git = git_commit(project_root);
         let version = explicit.map_or_else(
             || {
-                let now = std::env::var("SOURCE_DATE_EPOCH")
+                let epoch = std::env::var("SOURCE_DATE_EPOCH")
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
+                    .or_else(|| git.as_ref().map(|g| g.time));
+                let at = epoch
                     .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
                     .unwrap_or_else(OffsetDateTime::now_utc);
-                development_version(now)
+                development_version(at)
             },
             str::to_string,
         );
-        let (commit, dirty) = git_commit(project_root).unwrap_or_else(|| ("none".to_string(), false));
-        Self { version, commit, dirty }
+        match git {
+            Some(git) => Self { version, commit: git.commit, dirty: git.dirty },
+            None => Self { version, commit: "none".to_string(), dirty: false },
+        }
     }
 }
 
@@ -48,7 +55,14 @@ pub fn development_version(at: OffsetDateTime) -> String {
     format!("0.0.{:02}{:03}.{seconds:05}", at.year().rem_euclid(100), at.ordinal())
 }
 
-fn git_commit(root: &Path) -> Option<(String, bool)> {
+struct GitState {
+    commit: String,
+    /// Committer time, seconds since the epoch.
+    time: i64,
+    dirty: bool,
+}
+
+fn git_commit(root: &Path) -> Option<GitState> {
     let run = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -59,9 +73,10 @@ fn git_commit(root: &Path) -> Option<(String, bool)> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let commit = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let head = run(&["log", "-1", "--format=%h %ct", "--abbrev=12", "HEAD"])?;
+    let (commit, time) = head.split_once(' ')?;
     let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", "."]).is_some_and(|s| !s.is_empty());
-    Some((commit, dirty))
+    Some(GitState { commit: commit.to_string(), time: time.parse().ok()?, dirty })
 }
 
 #[cfg(test)]

@@ -172,6 +172,14 @@ fn commit_and_dirty_mark_come_from_git() {
     let commit = git(&["rev-parse", "--short=12", "HEAD"]);
     project.stamp(["render", "local-prod", "--out", "clean", "--version", "1.0.0"]).run().success();
     assert!(project.read("clean/stamp_metadata.tf").contains(&format!("1.0.0+{commit}\"")));
+    // Without a release version, the development version is the commit's time: every render
+    // of the same commit is identical, so a second plan shows no changes.
+    project.stamp(["render", "local-prod", "--out", "dev1"]).run().success();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    project.stamp(["render", "local-prod", "--out", "dev2"]).run().success();
+    let dev = project.read("dev1/stamp_metadata.tf");
+    assert_eq!(dev, project.read("dev2/stamp_metadata.tf"));
+    assert!(dev.contains(&format!("+{commit}\"")), "{dev}");
     project.write("fixtures/accounts/local-prod.yaml", &format!("{}\n# edited\n", project.read("fixtures/accounts/local-prod.yaml")));
     project.stamp(["render", "local-prod", "--out", "dirty", "--version", "1.0.0"]).run().success();
     assert!(project.read("dirty/stamp_metadata.tf").contains(&format!("1.0.0+{commit}-dirty\"")));
