@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use common::{Project, terraform_command, tree_text};
@@ -23,7 +24,7 @@ fn terraform_text(dir: &Path) -> String {
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
-            listing.push_str(&format!("  {}\n", entry.path().strip_prefix(dir).unwrap().display()));
+            let _ = writeln!(listing, "  {}", entry.path().strip_prefix(dir).unwrap().display());
         }
     }
     let full = tree_text(dir);
