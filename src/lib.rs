@@ -14,3 +14,5 @@ pub mod schema;
 pub mod version;
 
 pub use cli::run;
+pub mod report;
+pub mod terraform;

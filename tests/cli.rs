@@ -40,10 +40,7 @@ fn check_json_when_clean() {
 #[test]
 fn check_by_file_path_and_from_a_sub_folder() {
     let project = Project::example();
-    let out = common::Run::new(&project.path().join("fixtures/accounts"))
-        .args(["check", "qa.yaml"])
-        .run()
-        .success();
+    let out = common::Run::new(&project.path().join("fixtures/accounts")).args(["check", "qa.yaml"]).run().success();
     assert_eq!(out.stderr, "checked 1 account: no problems found\n");
 }
 
@@ -68,7 +65,10 @@ fn schema_of_unknown_archetype() {
 fn render_one_account_to_default_folder() {
     let project = Project::example();
     let out = project.stamp(["render", "local-staging", "--version", "1.0.0"]).run().success();
-    assert_eq!(out.stderr, format!("rendered 1 account to `{}/build/local-staging`\n", project.path().canonicalize().unwrap().display()));
+    assert_eq!(
+        out.stderr,
+        format!("rendered 1 account to `{}/build/local-staging`\n", project.path().canonicalize().unwrap().display())
+    );
     let dir = project.path().join("build/local-staging");
     for file in ["stamp_backend.tf", "stamp_metadata.tf", "main.tf", "scripts/database.py", ".stamp-rendered"] {
         assert!(dir.join(file).is_file(), "{file} missing");
@@ -180,7 +180,10 @@ fn commit_and_dirty_mark_come_from_git() {
     let dev = project.read("dev1/stamp_metadata.tf");
     assert_eq!(dev, project.read("dev2/stamp_metadata.tf"));
     assert!(dev.contains(&format!("+{commit}\"")), "{dev}");
-    project.write("fixtures/accounts/local-prod.yaml", &format!("{}\n# edited\n", project.read("fixtures/accounts/local-prod.yaml")));
+    project.write(
+        "fixtures/accounts/local-prod.yaml",
+        &format!("{}\n# edited\n", project.read("fixtures/accounts/local-prod.yaml")),
+    );
     project.stamp(["render", "local-prod", "--out", "dirty", "--version", "1.0.0"]).run().success();
     assert!(project.read("dirty/stamp_metadata.tf").contains(&format!("1.0.0+{commit}-dirty\"")));
 }

@@ -28,7 +28,8 @@ fn terraform_text(dir: &Path) -> String {
         }
     }
     let full = tree_text(dir);
-    let tf: Vec<&str> = full.split("== ").filter(|part| part.split(" ==").next().is_some_and(|p| p.ends_with(".tf"))).collect();
+    let tf: Vec<&str> =
+        full.split("== ").filter(|part| part.split(" ==").next().is_some_and(|p| p.ends_with(".tf"))).collect();
     format!("{listing}\n== {}", tf.join("== "))
 }
 
@@ -143,4 +144,30 @@ fn local_platform_validates_with_terraform() {
             );
         }
     }
+}
+
+/// Archetype paths the fixture accounts do not take (ECS, a private EKS endpoint, Athena, no
+/// analytics, small networks) render to valid, fmt-clean Terraform too.
+#[test]
+fn variant_accounts_check_render_and_are_fmt_clean() {
+    let project = Project::example();
+    let variants: Vec<String> = fs_err::read_dir(project.path().join("fixtures/variants"))
+        .unwrap()
+        .map(|e| format!("fixtures/variants/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    assert!(variants.len() >= 6);
+    project.stamp(["check"].into_iter().chain(variants.iter().map(String::as_str))).run().success();
+    for variant in &variants {
+        let name = Path::new(variant).file_stem().unwrap().to_string_lossy().to_string();
+        project.stamp(["render", variant.as_str(), "--out", &format!("variants/{name}")]).run().success();
+    }
+    let result = terraform_command(&project.path().join("variants"))
+        .args(["fmt", "-check", "-recursive", "."])
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stdout));
+    let ecs = tree_text(&project.path().join("variants/ecs-db"));
+    assert!(ecs.contains("resource \"aws_ecs_cluster\""), "ECS path not rendered");
+    let athena = tree_text(&project.path().join("variants/de-athena"));
+    assert!(athena.contains("resource \"aws_athena_workgroup\""), "Athena path not rendered");
 }

@@ -20,11 +20,14 @@ fn permissive_project(template: &str, account: &str) -> Project {
     project
 }
 
-const HOSTILE: &str = "x\" }\nresource \"terraform_data\" \"pwn\" {\n  input = \"${file(\"/etc/passwd\")}\" %{ if true }\\";
+const HOSTILE: &str =
+    "x\" }\nresource \"terraform_data\" \"pwn\" {\n  input = \"${file(\"/etc/passwd\")}\" %{ if true }\\";
 
 fn account_with(value: &str) -> String {
     let value = serde_json::to_string(value).unwrap();
-    format!("archetype: open\nenvironment: test\nname_value: {value}\nlist: [{value}, \"b\"]\nmap:\n  {value}: {value}\ntags:\n  Evil: {value}\n")
+    format!(
+        "archetype: open\nenvironment: test\nname_value: {value}\nlist: [{value}, \"b\"]\nmap:\n  {value}: {value}\ntags:\n  Evil: {value}\n"
+    )
 }
 
 fn parse(text: &str) -> serde_json::Value {
@@ -114,7 +117,8 @@ fn blueprints_cannot_replace_generated_files() {
 
 #[test]
 fn null_values_are_not_printed_silently() {
-    let project = permissive_project("locals {\n  a = \"{{ config.nothing }}\"\n}\n", "archetype: open\nnothing: null\n");
+    let project =
+        permissive_project("locals {\n  a = \"{{ config.nothing }}\"\n}\n", "archetype: open\nnothing: null\n");
     let out = project.stamp(["check"]).run().failure(1);
     assert!(out.stderr.contains("cannot print a null value"), "{}", out.stderr);
 }

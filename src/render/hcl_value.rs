@@ -129,7 +129,9 @@ pub fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, 
             ErrorKind::InvalidOperation,
             "cannot print a null value: give it a value in the config or use `| default(...)`",
         )),
-        ValueKind::Bool | ValueKind::Number => write(out, &value.to_string()),
+        // minijinja prints booleans the Python way (`True`); HCL needs `true`.
+        ValueKind::Bool => write(out, if value.is_true() { "true" } else { "false" }),
+        ValueKind::Number => write(out, &value.to_string()),
         ValueKind::String => {
             let mut text = String::with_capacity(value.as_str().map_or(0, str::len) + 8);
             text.push(STRING_OPEN);
@@ -161,6 +163,18 @@ mod tests {
         let body: hcl::Body = hcl::from_str(&format!("a = \"{escaped}\"\n")).unwrap();
         let attr = body.attributes().next().unwrap();
         assert_eq!(attr.expr, hcl::Expression::String(hostile.to_string()));
+    }
+
+    #[test]
+    fn booleans_and_numbers_print_as_hcl() {
+        let env = minijinja::Environment::new();
+        let mut env = env;
+        env.set_formatter(format_value);
+        let out = env.render_str(
+            "{{ a }} {{ b }} {{ n }} {{ f }}",
+            minijinja::context! { a => true, b => false, n => 3, f => 1.5 },
+        );
+        assert_eq!(out.unwrap(), "true false 3 1.5");
     }
 
     #[test]

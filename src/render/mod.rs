@@ -229,7 +229,9 @@ impl<'p> Renderer<'p> {
         }
         let mut node = &account.effective;
         for segment in segments {
-            if let Some(child) = node.get(segment) { node = child } else {
+            if let Some(child) = node.get(segment) {
+                node = child
+            } else {
                 if let Value::Object(map) = node {
                     if let Some(near) = did_you_mean(segment, map.keys().map(String::as_str)) {
                         return d.hint(format!("did you mean `{near}`?"));

@@ -1,0 +1,3 @@
+//! Reports for people and machines: plan summaries as text, markdown and JSON.
+
+pub mod plan;

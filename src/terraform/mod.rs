@@ -1,0 +1,3 @@
+//! Running Terraform: finding the binary, running it with retries, reading its plans.
+
+pub mod plan;

@@ -1,0 +1,246 @@
+//! What a plan will do, read from Terraform's machine-readable UI stream (`plan -json`): one
+//! Terraform run gives both the plan file and its summary, so Stamp adds no extra
+//! `terraform show` run to every plan.
+
+use serde::{Deserialize, Serialize};
+
+/// What Terraform will do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    Read,
+    Move,
+    Import,
+    Forget,
+}
+
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "create" => Self::Create,
+            "update" => Self::Update,
+            "replace" => Self::Replace,
+            "delete" => Self::Delete,
+            "read" => Self::Read,
+            "move" => Self::Move,
+            "import" => Self::Import,
+            "remove" | "forget" => Self::Forget,
+            _ => return None,
+        })
+    }
+
+    /// Whether the action destroys the resource's current object (and so its data).
+    pub fn destroys(self) -> bool {
+        matches!(self, Self::Delete | Self::Replace)
+    }
+
+    /// The verb for reports: `create`, `update in place`, `replace`, ...
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update in place",
+            Self::Replace => "replace",
+            Self::Delete => "destroy",
+            Self::Read => "read",
+            Self::Move => "move",
+            Self::Import => "import",
+            Self::Forget => "forget",
+        }
+    }
+
+    /// The symbol Terraform uses in plans.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Create => "+",
+            Self::Update => "~",
+            Self::Replace => "-/+",
+            Self::Delete => "-",
+            Self::Read => "<=",
+            Self::Move | Self::Import | Self::Forget => ">",
+        }
+    }
+}
+
+/// A planned change to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    /// `aws_db_instance.this["orders"]`, `module.x.aws_s3_bucket.raw`.
+    pub address: String,
+    pub resource_type: String,
+    pub action: Action,
+    /// Holds data that a destroy would lose (database, bucket, hosted zone...).
+    pub stateful: bool,
+}
+
+/// The summary of one plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// In the order Terraform reported them.
+    pub changes: Vec<ResourceChange>,
+    /// Names of root outputs that change.
+    pub output_changes: Vec<String>,
+    /// Terraform's own version line (`1.15.5`).
+    pub terraform_version: Option<String>,
+}
+
+impl PlanSummary {
+    /// Parses the UI stream of `terraform plan -json`. `is_stateful` decides, by resource type
+    /// and address, which resources hold data.
+    pub fn from_ui_stream(stream: &str, is_stateful: &dyn Fn(&str, &str) -> bool) -> Self {
+        let mut summary = Self::default();
+        for line in stream.lines() {
+            let Ok(message) = serde_json::from_str::<UiMessage>(line) else { continue };
+            match message.kind.as_str() {
+                "version" => summary.terraform_version = message.terraform,
+                "planned_change" => {
+                    let Some(change) = message.change else { continue };
+                    let Some(action) = Action::parse(&change.action) else { continue };
+                    let resource = change.resource;
+                    summary.changes.push(ResourceChange {
+                        stateful: is_stateful(&resource.resource_type, &resource.addr),
+                        address: resource.addr,
+                        resource_type: resource.resource_type,
+                        action,
+                    });
+                }
+                "outputs" => {
+                    if let Some(outputs) = message.outputs {
+                        summary.output_changes = outputs
+                            .into_iter()
+                            .filter(|(_, o)| o.action.as_deref().is_some_and(|a| a != "noop"))
+                            .map(|(name, _)| name)
+                            .collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+        summary
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Read) || !self.output_changes.is_empty()
+    }
+
+    /// How many resources each action touches.
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+
+    /// Changes that would destroy a stateful resource's data.
+    pub fn stateful_destroys(&self) -> impl Iterator<Item = &ResourceChange> {
+        self.changes.iter().filter(|c| c.stateful && c.action.destroys())
+    }
+}
+
+/// An error or warning Terraform reported in its UI stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UiDiagnostic {
+    pub severity: String,
+    pub summary: String,
+    pub detail: String,
+}
+
+/// Every diagnostic (errors first) in a UI stream.
+pub fn diagnostics(stream: &str) -> Vec<UiDiagnostic> {
+    let mut out: Vec<UiDiagnostic> = stream
+        .lines()
+        .filter_map(|line| serde_json::from_str::<UiMessage>(line).ok())
+        .filter_map(|m| m.diagnostic)
+        .map(|d| UiDiagnostic { severity: d.severity, summary: d.summary, detail: d.detail.unwrap_or_default() })
+        .collect();
+    out.sort_by_key(|d| d.severity != "error");
+    out
+}
+
+#[derive(Deserialize)]
+struct UiMessage {
+    #[serde(rename = "type", default)]
+    kind: String,
+    terraform: Option<String>,
+    change: Option<UiChange>,
+    outputs: Option<std::collections::BTreeMap<String, UiOutput>>,
+    diagnostic: Option<UiDiagnosticMessage>,
+}
+
+#[derive(Deserialize)]
+struct UiChange {
+    resource: UiResource,
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct UiResource {
+    addr: String,
+    resource_type: String,
+}
+
+#[derive(Deserialize)]
+struct UiOutput {
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UiDiagnosticMessage {
+    severity: String,
+    summary: String,
+    detail: Option<String>,
+}
+
+/// Resource types that hold data, across the providers Stamp's archetypes use. Archetypes add
+/// their own (by type or address) with `stateful_resources`.
+pub const STATEFUL_TYPES: &[&str] = &[
+    "aws_db_instance",
+    "aws_rds_cluster",
+    "aws_rds_cluster_instance",
+    "aws_s3_bucket",
+    "aws_route53_zone",
+    "aws_dynamodb_table",
+    "aws_efs_file_system",
+    "aws_elasticache_cluster",
+    "aws_elasticache_replication_group",
+    "aws_redshift_cluster",
+    "aws_redshiftserverless_namespace",
+    "aws_glue_catalog_database",
+    "aws_kms_key",
+    "aws_ebs_volume",
+    "aws_opensearch_domain",
+    "aws_msk_cluster",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = r#"{"@level":"info","terraform":"1.15.5","type":"version","ui":"1.3"}
+{"@level":"info","change":{"resource":{"addr":"aws_db_instance.this[\"orders\"]","resource_type":"aws_db_instance"},"action":"replace"},"type":"planned_change"}
+{"@level":"info","change":{"resource":{"addr":"aws_vpc.main","resource_type":"aws_vpc"},"action":"update"},"type":"planned_change"}
+{"@level":"info","change":{"resource":{"addr":"data.aws_caller_identity.me","resource_type":"aws_caller_identity"},"action":"read"},"type":"planned_change"}
+{"@level":"info","outputs":{"stamp":{"sensitive":false,"action":"update"},"same":{"sensitive":false,"action":"noop"}},"type":"outputs"}
+{"@level":"error","@message":"Error: boom","diagnostic":{"severity":"error","summary":"boom","detail":"it broke"},"type":"diagnostic"}
+not json at all
+"#;
+
+    #[test]
+    fn reads_changes_outputs_and_version() {
+        let summary = PlanSummary::from_ui_stream(STREAM, &|t, _| STATEFUL_TYPES.contains(&t));
+        assert_eq!(summary.terraform_version.as_deref(), Some("1.15.5"));
+        assert_eq!(summary.changes.len(), 3);
+        assert_eq!(summary.changes[0].action, Action::Replace);
+        assert!(summary.changes[0].stateful);
+        assert_eq!(summary.output_changes, vec!["stamp"]);
+        assert_eq!(summary.stateful_destroys().count(), 1);
+        assert!(summary.has_changes());
+        assert_eq!(diagnostics(STREAM)[0].summary, "boom");
+    }
+
+    #[test]
+    fn reads_alone_is_no_change() {
+        let stream = r#"{"change":{"resource":{"addr":"data.x.y","resource_type":"x"},"action":"read"},"type":"planned_change"}"#;
+        assert!(!PlanSummary::from_ui_stream(stream, &|_, _| false).has_changes());
+    }
+}
