@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -139,17 +140,31 @@ impl Project {
             .map(walkdir::DirEntry::into_path)
             .collect();
         files.sort();
-        for path in files {
-            if let Err(d) = project.add_account(&path) {
-                diagnostics.push(*d);
+        let loaded: Vec<Result<Account, Box<Diagnostic>>> = files.par_iter().map(|p| project.load_account(p)).collect();
+        for result in loaded {
+            match result {
+                Ok(account) => project.accounts.push(account),
+                Err(d) => diagnostics.push(*d),
             }
         }
+        project.accounts.sort_by(|a, b| (&a.name, &a.display).cmp(&(&b.name, &b.display)));
         Ok((project, diagnostics))
     }
 
     /// Loads one account file and adds it to the project (used for files outside the accounts
     /// folder too, so they are checked against the project's accounts).
     pub fn add_account(&mut self, path: &Path) -> Result<usize, Box<Diagnostic>> {
+        let account = self.load_account(path)?;
+        let index = self
+            .accounts
+            .binary_search_by(|a| (&a.name, &a.display).cmp(&(&account.name, &account.display)))
+            .unwrap_or_else(|i| i);
+        self.accounts.insert(index, account);
+        Ok(index)
+    }
+
+    /// Reads, parses and layers one account file.
+    fn load_account(&self, path: &Path) -> Result<Account, Box<Diagnostic>> {
         let display = self.display(path);
         let text = read(path, &display)?;
         self.sources.add(display.clone(), text.as_str());
@@ -208,13 +223,7 @@ impl Project {
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
-        let account = Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective };
-        let index = self
-            .accounts
-            .binary_search_by(|a| (&a.name, &a.display).cmp(&(&account.name, &account.display)))
-            .unwrap_or_else(|i| i);
-        self.accounts.insert(index, account);
-        Ok(index)
+        Ok(Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective })
     }
 
     fn load_archetypes(&mut self) -> Vec<Diagnostic> {

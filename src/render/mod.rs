@@ -230,7 +230,7 @@ impl<'p> Renderer<'p> {
         let mut node = &account.effective;
         for segment in segments {
             if let Some(child) = node.get(segment) {
-                node = child
+                node = child;
             } else {
                 if let Value::Object(map) = node {
                     if let Some(near) = did_you_mean(segment, map.keys().map(String::as_str)) {

@@ -320,17 +320,20 @@ fn indent_into(out: &mut String, indent: &str, text: &str) {
 /// `> [!WARNING]` alert, then a collapsible section per account with changes, the unchanged
 /// accounts on one line, and a section per failed account with its message in a code block.
 ///
-/// Changes are listed in ```` ```diff ```` blocks so that GitHub colours them. The first
-/// character of a line picks the colour, so the prefixes are diff's, not all Terraform's:
+/// Changes are listed in ```` ```diff ```` blocks so that GitHub colours them. Diff looks at
+/// the first character of a line, so the prefixes are diff's where Terraform's would mean
+/// nothing to it:
 ///
-/// | prefix | action           | colour  |
-/// |--------|------------------|---------|
-/// | `+`    | create           | green   |
-/// | `-`    | destroy          | red     |
-/// | `-/+`  | replace          | red: the current object is destroyed |
-/// | `!`    | update in place  | orange  |
-/// | ` <=`  | read             | none    |
-/// | ` >`   | move, import, forget (with the verb) | none |
+/// | prefix | action                               | why                                    |
+/// |--------|--------------------------------------|----------------------------------------|
+/// | `+`    | create                               | an added line: green                   |
+/// | `-`    | destroy                              | a removed line: red                    |
+/// | `-/+`  | replace                              | Terraform's; red, as the object is destroyed |
+/// | `!`    | update in place                      | diff's "changed line" (Terraform's `~` is no diff marker) |
+/// | ` <=`  | read                                 | a context line: plain                  |
+/// | ` >`   | move, import, forget (verb follows)  | a context line: plain                  |
+///
+/// Each resource type starts with a `# type` line; addresses keep Terraform's plan order.
 ///
 /// The result is at most `max_chars` characters (GitHub's limit is 65,536). When the whole
 /// comment is longer, the heading, table and warnings stay, then as many sections as fit, and a
@@ -407,7 +410,14 @@ fn markdown_warnings(report: &PlanReport) -> String {
     for account in &report.accounts {
         let Some(summary) = account.summary() else { continue };
         for change in summary.stateful_destroys() {
-            lines.push(format!("> - {}: {} {}", code_span(&account.account), code_span(&change.address), loss(change)));
+            let protected = if account.protected { ", protected" } else { "" };
+            lines.push(format!(
+                "> - {} ({}{protected}): {} {}",
+                code_span(&account.account),
+                escape_markdown(&account.environment),
+                code_span(&change.address),
+                loss(change)
+            ));
         }
     }
     if lines.is_empty() {
@@ -531,10 +541,13 @@ fn truncated_markdown(
         head = whole_head;
     } else {
         cut = true;
+        let more_rows = |n| format!("| ({n} more accounts not shown) | | | | | | |\n");
         let left = budget.saturating_sub(used(&head) + 2);
-        let warnings = fit_lines(warnings, 3, left, |n| format!(">\n> ({n} more not shown)\n"));
-        let left = left.saturating_sub(chars(&warnings) + 2);
-        let table = fit_lines(table, 2, left, |n| format!("| ({n} more accounts not shown) | | | | | | |\n"));
+        let smallest_table = smallest_fit(table, 2, more_rows);
+        let warnings =
+            fit_lines(warnings, 3, left.saturating_sub(smallest_table + 1), |n| format!(">\n> ({n} more not shown)\n"));
+        let left = left.saturating_sub(chars(&warnings) + 1);
+        let table = fit_lines(table, 2, left, more_rows);
         head.extend([table, warnings].into_iter().filter(|b| !b.is_empty()));
     }
 
@@ -562,10 +575,11 @@ fn truncated_markdown(
     out
 }
 
-/// The lines of `block` that fit in `budget` characters: its first `keep` lines always (a
-/// table's header, an alert's title), then whole lines, then `more(n)` for the `n` left out.
+/// The lines of `block` that fit in `budget` characters: its first `keep` lines (a table's
+/// header, an alert's title), then whole lines, then `more(n)` for the `n` left out. Nothing
+/// when not even the first lines and `more` fit.
 fn fit_lines(block: &str, keep: usize, budget: usize, more: impl Fn(usize) -> String) -> String {
-    if block.is_empty() || chars(block) <= budget {
+    if chars(block) <= budget {
         return block.to_owned();
     }
     let lines: Vec<&str> = block.lines().collect();
@@ -573,17 +587,27 @@ fn fit_lines(block: &str, keep: usize, budget: usize, more: impl Fn(usize) -> St
     let mut out = String::new();
     let mut shown = 0;
     for (index, line) in lines.iter().enumerate() {
-        if index >= keep && chars(&out) + chars(line) + 1 + reserve > budget {
+        if chars(&out) + chars(line) + 1 + reserve > budget {
+            if index < keep {
+                return String::new();
+            }
             break;
         }
         out.push_str(line);
         out.push('\n');
         shown += 1;
     }
-    if shown < lines.len() {
-        out.push_str(&more(lines.len() - shown));
-    }
+    out.push_str(&more(lines.len() - shown));
     out
+}
+
+/// The size of the smallest cut of `block` that [`fit_lines`] gives.
+fn smallest_fit(block: &str, keep: usize, more: impl Fn(usize) -> String) -> usize {
+    let lines: Vec<&str> = block.lines().collect();
+    if lines.len() <= keep {
+        return chars(block);
+    }
+    lines[..keep].iter().map(|line| chars(line) + 1).sum::<usize>() + chars(&more(lines.len()))
 }
 
 fn truncation_note(
@@ -928,7 +952,7 @@ mod tests {
                     .map(|j| {
                         let resource_type = types[j % types.len()];
                         let action = [Action::Create, Action::Update, Action::Replace, Action::Delete][j % 4];
-                        change(&format!("{resource_type}.this[\"item-{j:03}\"]"), resource_type, action, j % 10 == 2)
+                        change(&format!("{resource_type}.this[\"item-{j:03}\"]"), resource_type, action, j == 2)
                     })
                     .collect();
                 account(&format!("account-{i:04}"), "production", planned(changes, &["endpoint"]))
@@ -958,24 +982,27 @@ mod tests {
         assert!(markdown.contains("The full report is in `.stamp/reports/plan.md`."));
         // The table and warnings stay whole.
         assert!(markdown.contains("| account-0299 | production |"));
-        assert!(markdown.contains("> - `account-0299`: `aws_db_instance.this[\"item-042\"]` will be replaced"));
+        assert!(
+            markdown
+                .contains("> - `account-0299` (production): `aws_security_group.this[\"item-002\"]` will be replaced")
+        );
         assert!(markdown.trim_end().ends_with("`.stamp/reports/plan.md`."));
     }
 
     #[test]
     fn markdown_truncates_the_table_when_it_must() {
         let report = large_report(3000, 12);
-        let markdown = markdown(&report, 65_000, None);
-        assert_well_formed(&markdown, 65_000);
-        assert!(markdown.contains("more accounts not shown"));
-        assert!(markdown.contains("3000 account sections left out; the table and warnings are incomplete."));
+        let comment = markdown(&report, 65_000, None);
+        assert_well_formed(&comment, 65_000);
+        assert!(comment.contains("| account-0000 | production |"));
+        assert!(comment.contains("| (2999 more accounts not shown) |"));
+        assert!(comment.contains("(2268 more not shown)"));
+        assert!(comment.contains("3000 account sections left out; the table and warnings are incomplete."));
 
-        let tiny = markdown_with_limit(&report, 300);
+        let tiny = markdown(&report, 300, Some("plan.md"));
         assert_well_formed(&tiny, 300);
-    }
-
-    fn markdown_with_limit(report: &PlanReport, max_chars: usize) -> String {
-        markdown(report, max_chars, Some("plan.md"))
+        assert!(tiny.starts_with("### Stamp plan\n"));
+        assert!(tiny.contains("[!NOTE]"), "{tiny}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Checks that need every account at once: unique names, account ids and DNS zones, and no two
 //! accounts whose networks overlap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use ipnet::Ipv4Net;
@@ -20,23 +20,58 @@ const CIDR: &str = "/network/cidr";
 
 /// Problems between accounts. Each conflict is reported once, on the account that sorts later,
 /// unless `only` names the accounts being checked: then it is reported on each of those.
+/// Conflicting pairs are found by grouping equal values and sweeping sorted networks, so this
+/// stays fast for thousands of accounts.
 pub fn check(accounts: &[Account], only: Option<&BTreeSet<String>>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
     let wanted = |a: &Account| only.is_none_or(|names| names.contains(&a.display));
-    for (i, later) in accounts.iter().enumerate() {
-        for earlier in &accounts[..i] {
-            let subjects: Vec<(&Account, &Account)> = match only {
-                None => vec![(later, earlier)],
-                Some(_) => {
-                    [(later, earlier), (earlier, later)].into_iter().filter(|(subject, _)| wanted(subject)).collect()
-                }
-            };
-            for (subject, other) in subjects {
-                out.extend(conflicts(subject, other));
+    let mut out = Vec::new();
+    for (later, earlier) in conflicting_pairs(accounts) {
+        let (later, earlier) = (&accounts[later], &accounts[earlier]);
+        let subjects: Vec<(&Account, &Account)> = match only {
+            None => vec![(later, earlier)],
+            Some(_) => {
+                [(later, earlier), (earlier, later)].into_iter().filter(|(subject, _)| wanted(subject)).collect()
             }
+        };
+        for (subject, other) in subjects {
+            out.extend(conflicts(subject, other));
         }
     }
     out
+}
+
+/// Index pairs `(later, earlier)` of accounts that share a unique value or whose networks
+/// overlap, each pair once.
+fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
+    let mut pairs = BTreeSet::new();
+    for (pointer, ..) in UNIQUE {
+        let mut by_value: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, account) in accounts.iter().enumerate() {
+            if let Some(value) = account.str_at(pointer) {
+                by_value.entry(value).or_default().push(i);
+            }
+        }
+        for group in by_value.values().filter(|g| g.len() > 1) {
+            for (n, &later) in group.iter().enumerate() {
+                pairs.extend(group[..n].iter().map(|&earlier| (later, earlier)));
+            }
+        }
+    }
+    let mut networks: Vec<(u32, u32, usize)> = accounts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast()), i)))
+        .collect();
+    networks.sort_unstable();
+    let mut open: Vec<(u32, usize)> = Vec::new();
+    for (start, end, i) in networks {
+        open.retain(|&(open_end, _)| open_end >= start);
+        for &(_, j) in &open {
+            pairs.insert((i.max(j), i.min(j)));
+        }
+        open.push((end, i));
+    }
+    pairs
 }
 
 fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
