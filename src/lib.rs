@@ -9,6 +9,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod hcl_check;
 pub mod ops;
+pub mod pipeline;
 pub mod render;
 pub mod schema;
 pub mod version;

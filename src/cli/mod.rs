@@ -5,8 +5,10 @@
 //! 2 usage error.
 
 mod check;
+mod deploy;
 mod list;
 mod output;
+mod progress;
 mod render;
 mod schema;
 
@@ -22,7 +24,7 @@ const ABOUT: &str = "Stamp: many production-like environments from one set of te
 Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
 account's plain Terraform root module from its blueprint.";
 
-const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp schema service-platform > schema.json";
+const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp schema service-platform > schema.json";
 
 #[derive(Debug, Parser)]
 #[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
@@ -47,8 +49,13 @@ pub struct Cli {
 pub enum Command {
     Check(check::Args),
     Render(render::Args),
+    Plan(deploy::PlanArgs),
+    Apply(deploy::ApplyArgs),
+    Destroy(deploy::DestroyArgs),
+    Output(deploy::OutputArgs),
     List(list::Args),
     Schema(schema::Args),
+    Doctor(deploy::DoctorArgs),
 }
 
 /// Report formats.
@@ -72,6 +79,9 @@ where
         }
     };
     let out = Output::new(&cli);
+    if let Command::Doctor(args) = &cli.command {
+        return deploy::doctor(args, &out);
+    }
     let root = match project_root(cli.project.as_deref()) {
         Ok(root) => root,
         Err(message) => {
@@ -84,6 +94,11 @@ where
         Command::Render(args) => render::run(&root, args, &out),
         Command::List(args) => list::run(&root, args, &out),
         Command::Schema(args) => schema::run(&root, args, &out),
+        Command::Plan(args) => deploy::plan(&root, args, &out),
+        Command::Apply(args) => deploy::apply(&root, args, &out),
+        Command::Destroy(args) => deploy::destroy(&root, args, &out),
+        Command::Output(args) => deploy::output(&root, args, &out),
+        Command::Doctor(_) => unreachable!("handled above"),
     }
 }
 

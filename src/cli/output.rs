@@ -8,7 +8,7 @@ use crate::diagnostics::{self, Diagnostic, Sources};
 
 pub struct Output {
     color: bool,
-    quiet: bool,
+    pub quiet: bool,
     verbose: bool,
 }
 

@@ -20,6 +20,8 @@ pub struct Account {
     pub positions: Positions,
     /// Org defaults <- archetype defaults <- the file.
     pub effective: Value,
+    /// The file's own `hooks:` (not part of the config the schema sees).
+    pub hooks: Option<crate::pipeline::hooks::Hooks>,
 }
 
 impl Account {

@@ -41,9 +41,16 @@ pub struct ArchetypeFile {
     pub defaults: Value,
     #[serde(default)]
     pub allowed_differences: Vec<String>,
-    /// Hooks, smoke tests and data hooks: read by the pipeline, not by rendering.
+    /// Pre- and post-deploy hooks and smoke tests.
     #[serde(default)]
-    pub hooks: Value,
+    pub hooks: crate::pipeline::hooks::Hooks,
+    /// Resources (by type, or by address) that hold data, besides Stamp's built-in list of
+    /// types: plans that destroy them are highlighted, and refused for protected accounts.
+    #[serde(default)]
+    pub stateful_resources: Vec<String>,
+    /// Extra transient-error patterns and retry limits.
+    #[serde(default)]
+    pub retry: crate::terraform::retry::RetrySettings,
 }
 
 /// A loaded archetype.
@@ -61,6 +68,16 @@ pub struct Archetype {
 }
 
 impl Archetype {
+    /// Whether a resource holds data that a destroy would lose.
+    pub fn is_stateful(&self, resource_type: &str, address: &str) -> bool {
+        crate::terraform::plan::STATEFUL_TYPES.contains(&resource_type)
+            || self
+                .file
+                .stateful_resources
+                .iter()
+                .any(|s| s == resource_type || s == address || address.starts_with(&format!("{s}[")))
+    }
+
     pub fn backend(&self) -> Backend {
         self.file.backend.unwrap_or(match self.file.provider {
             Provider::Aws => Backend::S3,
@@ -79,4 +96,6 @@ pub const KEYS: &[&str] = &[
     "defaults",
     "allowed_differences",
     "hooks",
+    "stateful_resources",
+    "retry",
 ];

@@ -215,6 +215,18 @@ impl Project {
                 quoted_list(&known)
             ))));
         };
+        let mut value = value;
+        let hooks = match value.as_object_mut().and_then(|m| m.remove("hooks")) {
+            Some(hooks) => Some(serde_json::from_value(hooks).map_err(|e| {
+                let pos = positions.key("/hooks").expect("present key has a position");
+                Box::new(
+                    Diagnostic::error("account.hooks", format!("invalid `hooks`: {e}"))
+                        .at(Location::new(&display, pos.line, pos.column)),
+                )
+            })?),
+            None => None,
+        };
+        let map = value.as_object().expect("checked above");
         let name = match map.get("name") {
             Some(Value::String(name)) => name.clone(),
             _ => stem,
@@ -223,7 +235,7 @@ impl Project {
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
-        Ok(Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective })
+        Ok(Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective, hooks })
     }
 
     fn load_archetypes(&mut self) -> Vec<Diagnostic> {

@@ -2,6 +2,7 @@
 //! reports plus diagnostics for the CLI to print.
 
 pub mod check;
+pub mod deploy;
 pub mod list;
 pub mod render;
 pub mod schema;

@@ -1,3 +1,8 @@
 //! Running Terraform: finding the binary, running it with retries, reading its plans.
 
+pub mod binary;
 pub mod plan;
+pub mod process;
+pub mod retry;
+
+pub use binary::Terraform;

@@ -119,6 +119,8 @@ impl PlanSummary {
                 _ => {}
             }
         }
+        // Terraform reports changes in the order its graph walk finds them, which varies.
+        summary.changes.sort_by(|a, b| a.address.cmp(&b.address));
         summary
     }
 

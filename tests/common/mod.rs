@@ -196,3 +196,43 @@ pub fn terraform_command(cwd: &Path) -> Command {
     command.current_dir(cwd).env("TF_IN_AUTOMATION", "1").env("CHECKPOINT_DISABLE", "1");
     command
 }
+
+impl Project {
+    /// The example project with local-platform environments created under the temporary
+    /// folder (instead of `/tmp/stamp-local`), so tests never share environments.
+    pub fn local() -> Self {
+        let project = Self::example();
+        let path = "archetypes/local-platform/archetype.yaml";
+        let envs = project.path().join("envs");
+        let text = project.read(path).replace("root_dir: /tmp/stamp-local", &format!("root_dir: {}", envs.display()));
+        project.write(path, &text);
+        project
+    }
+
+    /// `stamp ARGS` with the pinned Terraform, no progress lines, fast retries.
+    pub fn tf<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut run = Run::new(self.path()).env("STAMP_TERRAFORM", terraform()).env("STAMP_RETRY_DELAY", "10ms");
+        let rc = repo().join(".tools/terraformrc");
+        if rc.is_file() {
+            run = run.env("TF_CLI_CONFIG_FILE", rc);
+        }
+        run.args(["--quiet"]).args(args)
+    }
+
+    /// The folder of a local-platform environment.
+    pub fn env_dir(&self, account: &str) -> PathBuf {
+        self.path().join("envs").join(account)
+    }
+}
+
+/// Writes an executable script (a fake `terraform` for failure injection, a hook).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+    fs_err::write(path, text).unwrap();
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -10,7 +10,7 @@ Reads the environment's Terraform outputs from environment variables
     SMOKE_EXPECT_CUSTOMERS         optional: seeded customers expected (default: the
                                    count recorded in the database's stamp_meta table)
 
-Prints one line per check and a closing "N passed, M failed" line; exits 0 when
+Prints one line per check and a closing count of checks; exits 0 when
 every check passed, 1 otherwise. Read-only: it never changes the environment.
 """
 
@@ -94,7 +94,7 @@ def main():
             check_files(env_dir, os.environ.get("STAMP_OUTPUT_DNS_ZONE", ""), os.environ.get("STAMP_OUTPUT_SERVICE_ENDPOINT", ""))
     passed = sum(results)
     failed = len(results) - passed
-    print(f"{passed} passed, {failed} failed")
+    print(f"smoke checks: {passed} ok and {failed} failing")
     return 0 if failed == 0 else 1
 
 

@@ -1,0 +1,327 @@
+//! `stamp plan`, `apply`, `destroy`, `output` and `doctor`: the commands that run Terraform.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::Output;
+use super::progress::Shown;
+use crate::ops::deploy::{self, AccountResult, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::report::plan::{self as plan_report, PlanReport};
+
+/// GitHub's comment limit is 65,536 characters; stay under it.
+const MARKDOWN_LIMIT: usize = 65_000;
+
+/// Which accounts, which Terraform, how many at once.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// Accounts (names or YAML files).
+    #[arg(value_name = "ACCOUNT")]
+    accounts: Vec<String>,
+    /// Every account of the project.
+    #[arg(long, conflicts_with = "accounts")]
+    all: bool,
+    /// How many accounts to run at once.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4)]
+    jobs: usize,
+    /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
+    #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
+    release: Option<String>,
+    /// The Terraform (or OpenTofu) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+impl Target {
+    fn options(&self) -> DeployOptions {
+        DeployOptions {
+            accounts: self.accounts.clone(),
+            all: self.all,
+            version: self.release.clone(),
+            terraform: self.terraform.clone(),
+            jobs: self.jobs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// Render, init and plan accounts, and summarise what would change.
+///
+/// Each account runs in its own work folder under `.stamp/work/`, with Terraform's output in
+/// `.stamp/logs/<account>.log`. Exit codes follow `terraform plan -detailed-exitcode`: 0 no
+/// changes, 2 changes, 1 error.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp plan local-staging\n  stamp plan --all -j 8 --format markdown > plan.md\n  stamp plan production --out production.plan   # then: stamp apply --plan production.plan"
+)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Report format; markdown is ready to paste as a pull-request comment.
+    #[arg(long, value_enum, default_value = "text")]
+    format: PlanFormat,
+    /// Save the plan (one account) for `stamp apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Where the full markdown report goes when the comment is cut to fit.
+    #[arg(long, value_name = "FILE", default_value = ".stamp/reports/plan.md")]
+    report_file: PathBuf,
+}
+
+pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
+    let progress = Shown::new(out.quiet);
+    let result = deploy::plan(root, &args.target.options(), args.out.as_deref(), &progress);
+    progress.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    match args.format {
+        PlanFormat::Text => out.report(&plan_report::text(&report)),
+        PlanFormat::Json => out.report(&plan_report::json(&report)),
+        PlanFormat::Markdown => {
+            let full_path = root.join(&args.report_file);
+            let full = plan_report::markdown(&report, usize::MAX, None);
+            let written = full_path
+                .parent()
+                .map_or(Ok(()), fs_err::create_dir_all)
+                .and_then(|()| fs_err::write(&full_path, &full));
+            let shown = args.report_file.display().to_string();
+            out.report(&plan_report::markdown(&report, MARKDOWN_LIMIT, written.is_ok().then_some(shown.as_str())));
+        }
+    }
+    if let Some(path) = &args.out {
+        if report.exit_code() != 1 {
+            out.status(&format!(
+                "saved the plan to `{}`; apply it with `stamp apply --plan {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    ExitCode::from(report.exit_code())
+}
+
+/// Plan, show the summary, ask, then apply exactly that plan, run post-deploy hooks and smoke
+/// tests.
+///
+/// Without a terminal to ask on, `apply` refuses unless `--auto-approve` is given. A plan that
+/// destroys or replaces a stateful resource (database, bucket, hosted zone) of a protected
+/// account is refused unless `--confirm <account>` names it. When a smoke test of an
+/// `ephemeral: true` account fails, what was created is destroyed unless `--keep-on-failure`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp apply local-staging\n  stamp apply local-staging --auto-approve\n  stamp apply --plan production.plan\n  stamp apply production --confirm production   # a plan that replaces a database"
+)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Apply without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Allow losing stateful resources of this protected account.
+    #[arg(long, value_name = "ACCOUNT")]
+    confirm: Option<String>,
+    /// Keep an ephemeral account whose smoke tests failed.
+    #[arg(long)]
+    keep_on_failure: bool,
+    /// Apply a plan saved by `stamp plan --out FILE`.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+}
+
+pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
+    let options = ApplyOptions {
+        deploy: args.target.options(),
+        confirm: args.confirm.clone(),
+        keep_on_failure: args.keep_on_failure,
+        saved_plan: args.plan.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let approver = Prompt { auto_approve: args.auto_approve, out, progress: &progress, verb: "apply" };
+    let result = deploy::apply(root, &options, &approver, &progress);
+    progress.finish();
+    finish(result, out, &approver)
+}
+
+/// Destroy accounts' infrastructure.
+///
+/// Accounts marked `protected: true` are refused unless `--confirm <account>` names them; others
+/// need `--auto-approve` or a `yes` on a terminal.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp destroy local-staging\n  stamp destroy local-staging --auto-approve\n  stamp destroy local-prod --confirm local-prod"
+)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Destroy without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Needed to destroy a protected account: its name.
+    #[arg(long, value_name = "ACCOUNT")]
+    confirm: Option<String>,
+}
+
+pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
+    let options =
+        ApplyOptions { deploy: args.target.options(), confirm: args.confirm.clone(), ..ApplyOptions::default() };
+    let progress = Shown::new(out.quiet);
+    // `--confirm <account>` is an explicit yes for that account.
+    let confirmed = args.confirm.is_some()
+        && args.target.accounts.len() == 1
+        && args.confirm.as_ref() == args.target.accounts.first();
+    let approver = Prompt { auto_approve: args.auto_approve || confirmed, out, progress: &progress, verb: "destroy" };
+    let result = deploy::destroy(root, &options, &approver, &progress);
+    progress.finish();
+    finish(result, out, &approver)
+}
+
+fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output, approver: &Prompt<'_>) -> ExitCode {
+    let report = match result {
+        Ok(report) => report,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    if !approver.shown() && !report.plan.accounts.is_empty() {
+        out.report(&plan_report::text(&report.plan));
+    }
+    if let Some(refusal) = &report.refused {
+        out.error(refusal);
+        return ExitCode::from(1);
+    }
+    let mut text = String::new();
+    for result in &report.results {
+        text.push_str(&result_line(result, approver.verb));
+    }
+    out.report(&text);
+    ExitCode::from(u8::from(!report.succeeded()))
+}
+
+fn result_line(result: &AccountResult, verb: &str) -> String {
+    let mut out = format!("{}: ", result.account);
+    out.push_str(match (&result.error, result.applied) {
+        (Some(_), _) => "FAILED",
+        (None, true) if verb == "destroy" => "destroyed",
+        (None, true) => "applied",
+        (None, false) => "nothing to do",
+    });
+    out.push('\n');
+    if let Some(error) = &result.error {
+        for line in error.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    for hook in &result.hooks {
+        let attempts = if hook.attempts > 1 { format!(" after {} attempts", hook.attempts) } else { String::new() };
+        let status = if hook.passed { "passed" } else { "FAILED" };
+        out.push_str(&format!("  {} `{}` {status}{attempts}\n", hook.kind, hook.name));
+        for line in hook.output.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    if let Some(cleanup) = &result.cleanup {
+        out.push_str(&format!("  cleanup: {cleanup}\n"));
+    }
+    out
+}
+
+/// Asks on the terminal, or refuses without one unless told to go ahead.
+struct Prompt<'a> {
+    auto_approve: bool,
+    out: &'a Output,
+    progress: &'a Shown,
+    verb: &'static str,
+}
+
+impl Prompt<'_> {
+    fn shown(&self) -> bool {
+        SHOWN.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+static SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Approver for Prompt<'_> {
+    fn approve(&self, report: &PlanReport) -> Result<(), String> {
+        self.progress.finish();
+        self.out.report(&plan_report::text(report));
+        SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+        if self.auto_approve {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "refusing to {} without a terminal to ask on: pass `--auto-approve` to {} without asking",
+                self.verb, self.verb
+            ));
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\nDo you want to {} these changes? Only `yes` is accepted: ", self.verb);
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() == "yes" {
+            Ok(())
+        } else {
+            Err(format!("not approved: nothing was {}", if self.verb == "apply" { "applied" } else { "destroyed" }))
+        }
+    }
+}
+
+/// Print the `stamp` output of an account's live state: version, commit and digests.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  stamp output local-prod\n  stamp output local-prod | jq -r .environment_version")]
+pub struct OutputArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+pub fn output(root: &Path, args: &OutputArgs, out: &Output) -> ExitCode {
+    let progress = Shown::new(true);
+    match deploy::output(root, &args.target.options(), &progress) {
+        Ok(value) => {
+            out.report(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Show which Terraform binary Stamp uses, its version, and whether it is supported.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  stamp doctor\n  stamp doctor --terraform /usr/local/bin/tofu")]
+pub struct DoctorArgs {
+    /// The Terraform (or OpenTofu) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitCode {
+    let found = deploy::doctor(args.terraform.as_deref());
+    let mut text = String::new();
+    text.push_str(&format!("terraform: {}\n", found.terraform.as_deref().unwrap_or("not found")));
+    if let (Some(flavor), Some(version)) = (&found.flavor, &found.version) {
+        let verdict = if found.supported { "supported" } else { "NOT supported" };
+        text.push_str(&format!("version:   {flavor} {version} ({verdict})\n"));
+    }
+    out.report(&text);
+    if let Some(problem) = &found.problem {
+        out.error(problem);
+    }
+    ExitCode::from(u8::from(!found.supported))
+}

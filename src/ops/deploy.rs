@@ -1,0 +1,612 @@
+//! `stamp plan`, `apply` and `destroy`: each selected account is validated and rendered, then
+//! planned by Terraform in its own work folder (in parallel, `-j N`), under its own lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::check::{Checked, validate_and_render};
+use crate::config::{Account, Project};
+use crate::diagnostics::{Diagnostic, Report, Severity};
+use crate::pipeline::account::{Dirs, Progress};
+use crate::pipeline::hooks::HookResult;
+use crate::pipeline::{AccountRun, RunError};
+use crate::render::Tree;
+use crate::report::plan::{AccountPlan, PlanOutcome, PlanReport};
+use crate::terraform::Terraform;
+use crate::terraform::binary::INSTALL_HINT;
+use crate::terraform::plan::PlanSummary;
+use crate::terraform::process::interrupted;
+
+/// Options shared by plan, apply and destroy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    pub accounts: Vec<String>,
+    pub all: bool,
+    pub version: Option<String>,
+    /// `--terraform` or `STAMP_TERRAFORM`.
+    pub terraform: Option<PathBuf>,
+    /// Accounts run at once.
+    pub jobs: usize,
+}
+
+/// How the user answers "apply these changes?".
+pub trait Approver: Sync {
+    /// Shown the plans; `Err` says why not to go on.
+    fn approve(&self, report: &PlanReport) -> Result<(), String>;
+}
+
+/// A loaded, validated selection of accounts with their rendered trees.
+struct Session {
+    checked: Checked,
+    terraform: Terraform,
+}
+
+impl Session {
+    fn open(root: &Path, options: &DeployOptions) -> Result<Self, Report> {
+        if options.accounts.is_empty() && !options.all {
+            return Err(Report::new(
+                vec![Diagnostic::error("usage", "name the accounts, or pass `--all`")],
+                Default::default(),
+            ));
+        }
+        let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
+        let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, &a.name).work;
+        let checked = validate_and_render(root, &accounts, options.version.as_deref(), &work_dir)?;
+        if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+            let sources = checked.workspace.project.sources.clone();
+            return Err(Report::new(checked.diagnostics, sources));
+        }
+        let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
+            Report::new(
+                vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)],
+                Default::default(),
+            )
+        })?;
+        Ok(Self { checked, terraform })
+    }
+
+    fn project(&self) -> &Project {
+        &self.checked.workspace.project
+    }
+
+    /// The selected accounts with their trees.
+    fn targets(&self) -> Vec<(&Account, &Tree)> {
+        let project = self.project();
+        self.checked
+            .trees
+            .iter()
+            .filter_map(|(display, tree)| {
+                let account = project.accounts.iter().find(|a| &a.display == display)?;
+                Some((account, tree.as_ref()?))
+            })
+            .collect()
+    }
+}
+
+fn pool(jobs: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().expect("thread pool")
+}
+
+/// A started run with its plan.
+struct Planned<'a> {
+    run: Option<AccountRun<'a>>,
+    plan: AccountPlan,
+    tree_digest: String,
+}
+
+fn account_plan(
+    account: &Account,
+    version: &str,
+    outcome: PlanOutcome,
+    run: Option<&AccountRun<'_>>,
+    elapsed: u64,
+) -> AccountPlan {
+    AccountPlan {
+        account: account.name.clone(),
+        environment: account.environment().to_string(),
+        archetype: account.archetype.clone(),
+        protected: account.is_protected(),
+        version: version.to_string(),
+        outcome,
+        retries: run.map(|r| r.retries.clone()).unwrap_or_default(),
+        elapsed_ms: elapsed,
+        log: run.map(|r| r.project.display(&r.dirs.log)),
+    }
+}
+
+fn failed(error: &RunError) -> PlanOutcome {
+    PlanOutcome::Failed { message: error.to_string(), details: error.details() }
+}
+
+/// Starts, prepares and plans every target in parallel.
+fn plan_all<'a>(
+    session: &'a Session,
+    options: &DeployOptions,
+    destroy: bool,
+    progress: &'a dyn Progress,
+) -> Vec<Planned<'a>> {
+    let version = session.checked.version.environment_version();
+    let project = session.project();
+    let targets = session.targets();
+    pool(options.jobs).install(|| {
+        targets
+            .par_iter()
+            .map(|(account, tree)| {
+                let start = Instant::now();
+                let digest = tree_digest(tree);
+                if interrupted() {
+                    let error = RunError::Interrupted("nothing".into());
+                    return Planned {
+                        run: None,
+                        plan: account_plan(account, &version, failed(&error), None, 0),
+                        tree_digest: digest,
+                    };
+                }
+                let mut run = match AccountRun::start(project, account, &session.terraform, progress) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        return Planned {
+                            run: None,
+                            plan: account_plan(account, &version, failed(&e), None, 0),
+                            tree_digest: digest,
+                        };
+                    }
+                };
+                let outcome = match run.prepare(tree).and_then(|()| run.plan(destroy)) {
+                    Ok(summary) => PlanOutcome::Planned { summary },
+                    Err(e) => failed(&e),
+                };
+                let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                progress.phase(&account.name, "planned");
+                let plan = account_plan(account, &version, outcome, Some(&run), elapsed);
+                Planned { run: Some(run), plan, tree_digest: digest }
+            })
+            .collect()
+    })
+}
+
+/// sha256 over a rendered tree's paths and contents.
+pub fn tree_digest(tree: &Tree) -> String {
+    let mut hasher = Sha256::new();
+    for (path, file) in &tree.files {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(&file.content);
+        hasher.update([0]);
+    }
+    format!("{:x}", hasher.finalize())
+}
+
+/// `stamp plan`.
+pub fn plan(
+    root: &Path,
+    options: &DeployOptions,
+    save: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<PlanReport, Report> {
+    let session = Session::open(root, options)?;
+    let mut planned = plan_all(&session, options, false, progress);
+    if let Some(path) = save {
+        let [one] = planned.as_mut_slice() else {
+            return Err(usage("`--out` saves the plan of exactly one account"));
+        };
+        if let (Some(run), PlanOutcome::Planned { summary }) = (one.run.as_mut(), &one.plan.outcome) {
+            save_plan(run, summary, &one.tree_digest, &one.plan.version, path).map_err(|e| usage(&e))?;
+        }
+    }
+    Ok(PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() })
+}
+
+fn usage(message: &str) -> Report {
+    Report::new(vec![Diagnostic::error("usage", message.to_string())], Default::default())
+}
+
+/// What applying (or destroying) one account did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountResult {
+    pub account: String,
+    /// Terraform applied the plan.
+    pub applied: bool,
+    pub hooks: Vec<HookResult>,
+    /// What was done after a failed smoke test (`destroyed`, `kept (--keep-on-failure)`).
+    pub cleanup: Option<String>,
+    pub error: Option<String>,
+}
+
+impl AccountResult {
+    fn new(account: &str) -> Self {
+        Self { account: account.to_string(), applied: false, hooks: Vec::new(), cleanup: None, error: None }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.hooks.iter().all(|h| h.passed)
+    }
+}
+
+/// What `apply` or `destroy` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub plan: PlanReport,
+    /// Why nothing was applied (refused by protection, not approved), if so.
+    pub refused: Option<String>,
+    pub results: Vec<AccountResult>,
+}
+
+impl DeployReport {
+    pub fn succeeded(&self) -> bool {
+        self.refused.is_none()
+            && self.results.iter().all(AccountResult::succeeded)
+            && !self.plan.accounts.iter().any(|a| matches!(a.outcome, PlanOutcome::Failed { .. }))
+    }
+}
+
+/// Options of `apply` and `destroy`.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub deploy: DeployOptions,
+    /// `--confirm <account>`: needed to destroy, or destroy data of, a protected account.
+    pub confirm: Option<String>,
+    /// Keep an ephemeral account whose smoke tests failed.
+    pub keep_on_failure: bool,
+    /// Apply this saved plan instead of planning.
+    pub saved_plan: Option<PathBuf>,
+}
+
+/// `stamp apply`: plan, check protection, ask, apply exactly that plan, post-deploy hooks,
+/// smoke tests, and clean up an ephemeral account whose smoke tests fail.
+pub fn apply(
+    root: &Path,
+    options: &ApplyOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<DeployReport, Report> {
+    let mut deploy = options.deploy.clone();
+    if let Some(path) = &options.saved_plan {
+        if deploy.accounts.is_empty() && !deploy.all {
+            let text = fs_err::read_to_string(path).map_err(|e| usage(&e.to_string()))?;
+            let saved: SavedPlan = serde_json::from_str(&text)
+                .map_err(|e| usage(&format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
+            deploy.accounts = vec![saved.account];
+        }
+    }
+    let session = Session::open(root, &deploy)?;
+    let mut planned = match &options.saved_plan {
+        Some(path) => vec![load_saved_plan(&session, path, progress).map_err(|e| usage(&e))?],
+        None => {
+            let version = session.checked.version.environment_version();
+            // Pre-deploy hooks run before anything is planned.
+            plan_all(&session, &options.deploy, false, progress)
+                .into_iter()
+                .map(|mut p| {
+                    if let Some(run) = p.run.as_mut() {
+                        let hooks = run.hooks();
+                        let env = run.hook_env(&version, &BTreeMap::new());
+                        let results =
+                            run.run_hooks("pre-deploy hook", hooks.pre_deploy.as_deref().unwrap_or_default(), &env);
+                        if let Some(failed) = results.iter().find(|h| !h.passed) {
+                            p.plan.outcome = PlanOutcome::Failed {
+                                message: format!("pre-deploy hook `{}` failed", failed.name),
+                                details: failed.output.lines().map(str::to_string).collect(),
+                            };
+                        }
+                    }
+                    p
+                })
+                .collect()
+        }
+    };
+    let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
+    if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+    }
+    let anything = report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { .. }));
+    if anything {
+        if let Err(refusal) = approver.approve(&report) {
+            return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+        }
+    }
+    let version = session.checked.version.environment_version();
+    let results = pool(options.deploy.jobs).install(|| {
+        planned
+            .par_iter_mut()
+            .filter_map(|p| {
+                let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
+                let run = p.run.as_mut()?;
+                Some(deploy_one(run, summary, &version, options))
+            })
+            .collect::<Vec<_>>()
+    });
+    for p in &mut planned {
+        if let Some(run) = &p.run {
+            p.plan.retries.clone_from(&run.retries);
+        }
+    }
+    let plan = PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() };
+    Ok(DeployReport { plan, refused: None, results })
+}
+
+/// Apply, post-deploy hooks, smoke tests, and cleanup of a failed ephemeral account.
+fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, options: &ApplyOptions) -> AccountResult {
+    let mut result = AccountResult::new(&run.account.name);
+    if summary.has_changes() {
+        if let Err(e) = run.apply("apply") {
+            result.error = Some(error_text(&e));
+            return result;
+        }
+        result.applied = true;
+    }
+    let hooks = run.hooks();
+    let post = hooks.post_deploy.as_deref().unwrap_or_default();
+    let smoke = hooks.smoke_tests.as_deref().unwrap_or_default();
+    if post.is_empty() && smoke.is_empty() {
+        return result;
+    }
+    let outputs = match run.outputs() {
+        Ok(outputs) => outputs,
+        Err(e) => {
+            result.error = Some(error_text(&e));
+            return result;
+        }
+    };
+    let env = run.hook_env(version, &outputs);
+    result.hooks = run.run_hooks("post-deploy hook", post, &env);
+    if result.hooks.iter().all(|h| h.passed) {
+        result.hooks.extend(run.run_smoke_tests(smoke, &env));
+    }
+    let smoke_failed = result.hooks.iter().any(|h| !h.passed && h.kind == "smoke test");
+    let ephemeral = run.account.effective.get("ephemeral").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    if smoke_failed && ephemeral {
+        result.cleanup = Some(if options.keep_on_failure {
+            "kept for inspection (--keep-on-failure)".to_string()
+        } else {
+            match run.plan(true).and_then(|_| run.apply("destroy (cleanup)")) {
+                Ok(()) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
+                Err(e) => format!("cleanup failed: {}", error_text(&e)),
+            }
+        });
+    }
+    result
+}
+
+fn error_text(error: &RunError) -> String {
+    let details = error.details();
+    if details.is_empty() { error.to_string() } else { format!("{error}\n{}", details.join("\n")) }
+}
+
+/// A protected account may not lose stateful resources (or be destroyed) unless `--confirm`
+/// names it.
+fn protection(report: &PlanReport, confirm: Option<&str>, destroying: bool) -> Option<String> {
+    for account in &report.accounts {
+        let PlanOutcome::Planned { summary } = &account.outcome else { continue };
+        if !account.protected || confirm == Some(account.account.as_str()) {
+            continue;
+        }
+        if destroying {
+            return Some(format!(
+                "account `{}` is protected: destroying it needs `--confirm {}`",
+                account.account, account.account
+            ));
+        }
+        let lost: Vec<String> =
+            summary.stateful_destroys().map(|c| format!("`{}` ({})", c.address, c.action.verb())).collect();
+        if !lost.is_empty() {
+            return Some(format!(
+                "account `{}` is protected and this plan would destroy stateful resources: {}; nothing was applied (pass `--confirm {}` if that is really intended)",
+                account.account,
+                lost.join(", "),
+                account.account
+            ));
+        }
+    }
+    None
+}
+
+/// `stamp destroy`: protected accounts need `--confirm <account>`; others an approval.
+pub fn destroy(
+    root: &Path,
+    options: &ApplyOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<DeployReport, Report> {
+    let session = Session::open(root, &options.deploy)?;
+    // Refuse protected accounts before touching anything.
+    let unconfirmed: Vec<&str> = session
+        .targets()
+        .iter()
+        .filter(|(a, _)| a.is_protected() && options.confirm.as_deref() != Some(a.name.as_str()))
+        .map(|(a, _)| a.name.as_str())
+        .collect();
+    if let Some(name) = unconfirmed.first() {
+        let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new() };
+        let refusal =
+            format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
+        return Ok(DeployReport { plan: empty, refused: Some(refusal), results: Vec::new() });
+    }
+    let mut planned = plan_all(&session, &options.deploy, true, progress);
+    let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
+    let anything =
+        report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
+    if anything {
+        if let Err(refusal) = approver.approve(&report) {
+            return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+        }
+    }
+    let results = pool(options.deploy.jobs).install(|| {
+        planned
+            .par_iter_mut()
+            .filter_map(|p| {
+                let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
+                let run = p.run.as_mut()?;
+                let mut result = AccountResult::new(&run.account.name);
+                if summary.has_changes() {
+                    match run.apply("destroy") {
+                        Ok(()) => result.applied = true,
+                        Err(e) => result.error = Some(error_text(&e)),
+                    }
+                }
+                Some(result)
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(DeployReport { plan: report, refused: None, results })
+}
+
+/// A saved plan: `stamp plan ACCOUNT --out FILE`, applied later by `stamp apply --plan FILE`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPlan {
+    format: String,
+    account: String,
+    environment_version: String,
+    /// sha256 of the rendered tree the plan was made from.
+    tree_digest: String,
+    /// `[lineage, serial]` of the state the plan was made against (`None`: no state yet).
+    state: Option<(String, u64)>,
+    summary: PlanSummary,
+    /// The Terraform plan file, base64.
+    plan_file: String,
+}
+
+const SAVED_PLAN_FORMAT: &str = "stamp-plan/1";
+
+fn save_plan(
+    run: &mut AccountRun<'_>,
+    summary: &PlanSummary,
+    digest: &str,
+    version: &str,
+    path: &Path,
+) -> Result<(), String> {
+    use base64::Engine as _;
+    let state = run.state_version().map_err(|e| error_text(&e))?;
+    let bytes = fs_err::read(&run.dirs.plan_file).map_err(|e| e.to_string())?;
+    let saved = SavedPlan {
+        format: SAVED_PLAN_FORMAT.into(),
+        account: run.account.name.clone(),
+        environment_version: version.to_string(),
+        tree_digest: digest.to_string(),
+        state,
+        summary: summary.clone(),
+        plan_file: base64::engine::general_purpose::STANDARD.encode(bytes),
+    };
+    let text = serde_json::to_string_pretty(&saved).expect("plans serialise");
+    let tmp = path.with_extension("tmp");
+    fs_err::write(&tmp, text).and_then(|()| fs_err::rename(&tmp, path)).map_err(|e| e.to_string())
+}
+
+fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Progress) -> Result<Planned<'a>, String> {
+    use base64::Engine as _;
+    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    let saved: SavedPlan =
+        serde_json::from_str(&text).map_err(|e| format!("`{}` is not a saved Stamp plan: {e}", path.display()))?;
+    if saved.format != SAVED_PLAN_FORMAT {
+        return Err(format!("`{}` has format `{}`, expected `{SAVED_PLAN_FORMAT}`", path.display(), saved.format));
+    }
+    let targets = session.targets();
+    let [(account, tree)] = targets.as_slice() else {
+        return Err("`--plan` applies the plan of exactly one account".into());
+    };
+    if saved.account != account.name {
+        return Err(format!(
+            "the saved plan was made for account `{}`, not `{}`; refusing to apply it",
+            saved.account, account.name
+        ));
+    }
+    let digest = tree_digest(tree);
+    if digest != saved.tree_digest {
+        return Err(format!(
+            "the saved plan was made from different rendered files (version {}) than account `{}` renders now (version {}); plan again",
+            saved.environment_version,
+            account.name,
+            session.checked.version.environment_version()
+        ));
+    }
+    let mut run =
+        AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| e.to_string())?;
+    run.prepare(tree).map_err(|e| error_text(&e))?;
+    let state = run.state_version().map_err(|e| error_text(&e))?;
+    if state != saved.state {
+        return Err(format!(
+            "the saved plan is stale: the state of account `{}` changed since it was made; plan again",
+            account.name
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&saved.plan_file)
+        .map_err(|e| format!("corrupt plan file: {e}"))?;
+    fs_err::write(&run.dirs.plan_file, bytes).map_err(|e| e.to_string())?;
+    let plan = account_plan(
+        account,
+        &saved.environment_version,
+        PlanOutcome::Planned { summary: saved.summary },
+        Some(&run),
+        0,
+    );
+    Ok(Planned { run: Some(run), plan, tree_digest: digest })
+}
+
+/// `stamp output`: the `stamp` metadata output of the account's live state.
+pub fn output(root: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<serde_json::Value, Report> {
+    let session = Session::open(root, options)?;
+    let targets = session.targets();
+    let [(account, tree)] = targets.as_slice() else {
+        return Err(usage("`stamp output` takes exactly one account"));
+    };
+    let failure = |e: &RunError| usage(&error_text(e));
+    let mut run =
+        AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| failure(&e))?;
+    run.prepare(tree).map_err(|e| failure(&e))?;
+    let outputs = run.outputs().map_err(|e| failure(&e))?;
+    outputs.get("stamp").cloned().ok_or_else(|| {
+        usage(&format!("account `{}` has never been deployed: its state has no `stamp` output", account.name))
+    })
+}
+
+/// What `stamp doctor` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Doctor {
+    pub terraform: Option<String>,
+    pub flavor: Option<String>,
+    pub version: Option<String>,
+    pub supported: bool,
+    pub problem: Option<String>,
+}
+
+/// `stamp doctor`: which Terraform is used, and whether it is supported.
+pub fn doctor(explicit: Option<&Path>) -> Doctor {
+    match Terraform::locate(explicit) {
+        Err(e) => Doctor {
+            terraform: None,
+            flavor: None,
+            version: None,
+            supported: false,
+            problem: Some(format!("{e}; {INSTALL_HINT}")),
+        },
+        Ok(tf) => match tf.version() {
+            Ok(v) => Doctor {
+                terraform: Some(tf.path.display().to_string()),
+                flavor: Some(v.flavor.to_string()),
+                supported: v.is_supported(),
+                problem: (!v.is_supported()).then(|| {
+                    format!(
+                        "version {} is older than {}.{}",
+                        v.text,
+                        crate::terraform::binary::MIN_VERSION.0,
+                        crate::terraform::binary::MIN_VERSION.1
+                    )
+                }),
+                version: Some(v.text),
+            },
+            Err(e) => Doctor {
+                terraform: Some(tf.path.display().to_string()),
+                flavor: None,
+                version: None,
+                supported: false,
+                problem: Some(e.to_string()),
+            },
+        },
+    }
+}

@@ -1,0 +1,298 @@
+//! One account's run: its folders, its lock, and each Terraform step with retries.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::hooks::{self, HookEnv, HookResult, Hooks};
+use super::lock::AccountLock;
+use crate::config::{Account, Archetype, Project};
+use crate::diagnostics::Diagnostic;
+use crate::render::Tree;
+use crate::terraform::Terraform;
+use crate::terraform::plan::{self, PlanSummary};
+use crate::terraform::process::{Finished, Invocation, Log, interrupted};
+use crate::terraform::retry::RetryPolicy;
+
+/// Where an account's runs keep their files, under `.stamp/` in the project.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// The rendered root module Terraform runs in.
+    pub work: PathBuf,
+    /// `TF_DATA_DIR`: providers and backend settings, kept between runs.
+    pub data: PathBuf,
+    pub plan_file: PathBuf,
+    pub lock: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Dirs {
+    pub fn new(project: &Project, account: &str) -> Self {
+        let stamp = project.root.join(".stamp");
+        Self {
+            work: stamp.join("work").join(account),
+            data: stamp.join("data").join(account),
+            plan_file: stamp.join("data").join(account).join("stamp.tfplan"),
+            lock: stamp.join("locks").join(format!("{account}.lock")),
+            log: stamp.join("logs").join(format!("{account}.log")),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("the account does not render")]
+    Render(Vec<Diagnostic>),
+    #[error("{0}")]
+    Locked(String),
+    #[error("`{command}` failed with exit code {code}")]
+    Terraform { command: String, code: String, details: Vec<String> },
+    #[error("{0}")]
+    Refused(String),
+    #[error("interrupted: stopped after `{0}` finished")]
+    Interrupted(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    /// Lines explaining the failure (Terraform's errors, the tail of its output).
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            Self::Terraform { details, .. } => details.clone(),
+            Self::Render(diagnostics) => diagnostics.iter().map(|d| d.message.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Reports what an account's run is doing (the CLI shows it as progress).
+pub trait Progress: Sync {
+    fn phase(&self, account: &str, phase: &str);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn phase(&self, _: &str, _: &str) {}
+}
+
+/// One account being planned, applied or destroyed. Holds the account's lock.
+pub struct AccountRun<'a> {
+    pub project: &'a Project,
+    pub account: &'a Account,
+    pub archetype: &'a Archetype,
+    pub terraform: &'a Terraform,
+    pub retry: RetryPolicy,
+    pub dirs: Dirs,
+    pub log: Log,
+    pub progress: &'a dyn Progress,
+    /// Transient failures retried, by category.
+    pub retries: BTreeMap<String, u32>,
+    _lock: AccountLock,
+}
+
+impl<'a> AccountRun<'a> {
+    /// Takes the account's lock and opens its log.
+    pub fn start(
+        project: &'a Project,
+        account: &'a Account,
+        terraform: &'a Terraform,
+        progress: &'a dyn Progress,
+    ) -> Result<Self, RunError> {
+        let archetype = &project.archetypes[&account.archetype];
+        let dirs = Dirs::new(project, &account.name);
+        let lock = AccountLock::acquire(&dirs.lock, &account.name).map_err(RunError::Locked)?;
+        let log = Log::open(&dirs.log).map_err(|e| RunError::Io(format!("cannot open the log: {e}")))?;
+        let retry = RetryPolicy::new(&archetype.file.retry)
+            .map_err(|e| RunError::Io(format!("invalid retry pattern in archetype `{}`: {e}", archetype.name)))?;
+        log.line(&format!("\n# ---- stamp {} run for `{}`", env!("CARGO_PKG_VERSION"), account.name));
+        Ok(Self {
+            project,
+            account,
+            archetype,
+            terraform,
+            retry,
+            dirs,
+            log,
+            progress,
+            retries: BTreeMap::new(),
+            _lock: lock,
+        })
+    }
+
+    /// Writes the account's rendered tree into its work folder and runs `terraform init`.
+    pub fn prepare(&mut self, tree: &Tree) -> Result<(), RunError> {
+        self.progress.phase(&self.account.name, "render");
+        let marker = format!("work folder of stamp for account {}\n", self.account.name);
+        tree.write_atomically(&self.dirs.work, &marker)
+            .map_err(|e| RunError::Io(format!("cannot write the work folder: {e}")))?;
+        fs_err::create_dir_all(&self.dirs.data).map_err(|e| RunError::Io(e.to_string()))?;
+        self.progress.phase(&self.account.name, "init");
+        self.terraform(&["init", "-input=false", "-no-color"], &[0])?;
+        Ok(())
+    }
+
+    /// `terraform plan` (or `plan -destroy`) into the account's plan file.
+    pub fn plan(&mut self, destroy: bool) -> Result<PlanSummary, RunError> {
+        self.progress.phase(&self.account.name, if destroy { "plan -destroy" } else { "plan" });
+        let out = format!("-out={}", self.dirs.plan_file.display());
+        let mut args = vec!["plan", "-input=false", "-json", "-detailed-exitcode", out.as_str()];
+        if destroy {
+            args.push("-destroy");
+        }
+        let finished = self.terraform(&args, &[0, 2])?;
+        let archetype = self.archetype;
+        Ok(PlanSummary::from_ui_stream(&finished.stdout, &|t, a| archetype.is_stateful(t, a)))
+    }
+
+    /// Applies the account's plan file.
+    pub fn apply(&mut self, what: &str) -> Result<(), RunError> {
+        self.progress.phase(&self.account.name, what);
+        let plan_file = self.dirs.plan_file.display().to_string();
+        self.terraform_once(&["apply", "-input=false", "-json", &plan_file], &[0]).map(|_| ())
+    }
+
+    /// The root module's outputs (`terraform output -json`), values only.
+    pub fn outputs(&mut self) -> Result<BTreeMap<String, serde_json::Value>, RunError> {
+        let finished = self.terraform(&["output", "-json", "-no-color"], &[0])?;
+        let all: BTreeMap<String, serde_json::Value> = serde_json::from_str(&finished.stdout).unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter_map(|(name, o)| {
+                let sensitive = o.get("sensitive").and_then(serde_json::Value::as_bool).unwrap_or(false);
+                (!sensitive).then(|| (name, o.get("value").cloned().unwrap_or_default()))
+            })
+            .collect())
+    }
+
+    /// `terraform state pull`: the state's lineage and serial (`None` without state).
+    pub fn state_version(&mut self) -> Result<Option<(String, u64)>, RunError> {
+        let finished = self.terraform(&["state", "pull"], &[0])?;
+        let state: serde_json::Value = match serde_json::from_str(&finished.stdout) {
+            Ok(state) => state,
+            Err(_) => return Ok(None),
+        };
+        let lineage = state.get("lineage").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let serial = state.get("serial").and_then(serde_json::Value::as_u64).unwrap_or_default();
+        Ok(Some((lineage, serial)))
+    }
+
+    /// The hooks in force: the account's lists over the archetype's.
+    pub fn hooks(&self) -> Hooks {
+        self.archetype.file.hooks.overridden_by(self.account.hooks.as_ref())
+    }
+
+    /// Environment for hooks: the account's facts and its Terraform outputs.
+    pub fn hook_env(&self, environment_version: &str, outputs: &BTreeMap<String, serde_json::Value>) -> HookEnv {
+        let root = self.dirs.work.display().to_string();
+        let project = self.project.root.display().to_string();
+        HookEnv::new(
+            &[
+                ("STAMP_ACCOUNT", &self.account.name),
+                ("STAMP_ENVIRONMENT", self.account.environment()),
+                ("STAMP_ARCHETYPE", &self.archetype.name),
+                ("STAMP_VERSION", environment_version),
+                ("STAMP_ROOT", &root),
+                ("STAMP_PROJECT", &project),
+            ],
+            outputs,
+        )
+    }
+
+    pub fn run_hooks(&mut self, kind: &'static str, list: &[hooks::Hook], env: &HookEnv) -> Vec<HookResult> {
+        if list.is_empty() {
+            return Vec::new();
+        }
+        self.progress.phase(&self.account.name, kind);
+        hooks::run_hooks(kind, list, &self.dirs.work, env, &self.log)
+    }
+
+    pub fn run_smoke_tests(&mut self, list: &[hooks::SmokeTest], env: &HookEnv) -> Vec<HookResult> {
+        if list.is_empty() {
+            return Vec::new();
+        }
+        self.progress.phase(&self.account.name, "smoke tests");
+        hooks::run_smoke_tests(list, &self.dirs.work, env, &self.log)
+    }
+
+    /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.
+    fn terraform(&mut self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
+        let mut attempt = 1;
+        loop {
+            match self.terraform_once(args, ok) {
+                Ok(finished) => return Ok(finished),
+                Err(RunError::Terraform { command, code, details }) => {
+                    let text = details.join("\n");
+                    let transient = self.retry.classify(&text);
+                    match transient {
+                        Some(t) if attempt < self.retry.max_attempts && !interrupted() => {
+                            let delay = self.retry.delay(attempt);
+                            self.log.line(&format!(
+                                "# retry {attempt}/{}: `{command}` failed with a transient error ({}: matched `{}`); waiting {:.1}s",
+                                self.retry.max_attempts - 1,
+                                t.category,
+                                t.pattern,
+                                delay.as_secs_f64()
+                            ));
+                            *self.retries.entry(t.category).or_default() += 1;
+                            self.progress.phase(&self.account.name, &format!("retry {attempt} after transient error"));
+                            std::thread::sleep(delay);
+                            attempt += 1;
+                        }
+                        _ => return Err(RunError::Terraform { command, code, details }),
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    fn terraform_once(&self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
+        let invocation = Invocation {
+            program: &self.terraform.path,
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+            cwd: &self.dirs.work,
+            env: self.terraform_env(),
+            timeout: None,
+        };
+        let command = format!("terraform {}", args.first().unwrap_or(&""));
+        let finished = invocation.run(&self.log).map_err(|e| RunError::Io(e.to_string()))?;
+        if finished.interrupted {
+            return Err(RunError::Interrupted(command));
+        }
+        match finished.code {
+            Some(code) if ok.contains(&code) => Ok(finished),
+            code => {
+                let mut details: Vec<String> = plan::diagnostics(&finished.stdout)
+                    .into_iter()
+                    .filter(|d| d.severity == "error")
+                    .map(|d| if d.detail.is_empty() { d.summary } else { format!("{}: {}", d.summary, d.detail) })
+                    .collect();
+                if details.is_empty() {
+                    details = finished.tail(12).lines().map(str::to_string).collect();
+                }
+                Err(RunError::Terraform { command, code: code.map_or("signal".into(), |c| c.to_string()), details })
+            }
+        }
+    }
+
+    fn terraform_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("TF_DATA_DIR".to_string(), self.dirs.data.display().to_string()),
+            ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+            ("TF_INPUT".to_string(), "0".to_string()),
+            ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
+        ];
+        if let Some(conn) = self.project.file.state.pg.as_ref().and_then(|pg| pg.conn_str.clone()) {
+            env.push(("PG_CONN_STR".to_string(), conn));
+        }
+        env
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.dirs.work
+    }
+}

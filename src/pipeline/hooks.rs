@@ -1,0 +1,166 @@
+//! Hooks and smoke tests, declared in the archetype and overridable per account. Commands get
+//! the account's facts as environment variables, never by interpolation into a command line,
+//! so config values cannot inject commands.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::terraform::process::{Finished, Invocation, Log, interrupted};
+
+/// `hooks:` in `archetype.yaml` (or in an account file, replacing the archetype's lists).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    pub pre_deploy: Option<Vec<Hook>>,
+    pub post_deploy: Option<Vec<Hook>>,
+    pub smoke_tests: Option<Vec<SmokeTest>>,
+}
+
+impl Hooks {
+    /// The account's lists where it has them, the archetype's otherwise.
+    #[must_use]
+    pub fn overridden_by(&self, account: Option<&Hooks>) -> Hooks {
+        let pick =
+            |own: Option<&Option<Vec<Hook>>>, base: &Option<Vec<Hook>>| own.cloned().flatten().or_else(|| base.clone());
+        Hooks {
+            pre_deploy: pick(account.map(|a| &a.pre_deploy), &self.pre_deploy),
+            post_deploy: pick(account.map(|a| &a.post_deploy), &self.post_deploy),
+            smoke_tests: account.and_then(|a| a.smoke_tests.clone()).or_else(|| self.smoke_tests.clone()),
+        }
+    }
+}
+
+/// A command: an argument list (run directly) or a string (run by `sh -c`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Run {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+/// A pre- or post-deploy hook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub name: String,
+    pub run: Run,
+    /// Default 5m.
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// A smoke test: retried until it passes or its deadline passes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeTest {
+    pub name: String,
+    pub run: Run,
+    /// For one attempt. Default 30s.
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    /// Between attempts. Default 5s.
+    #[serde(default, deserialize_with = "duration")]
+    pub interval: Option<Duration>,
+    /// Give up after this long. Default 2m.
+    #[serde(default, deserialize_with = "duration")]
+    pub deadline: Option<Duration>,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| crate::terraform::retry::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+}
+
+/// What a hook or smoke test did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HookResult {
+    pub kind: &'static str,
+    pub name: String,
+    pub passed: bool,
+    pub attempts: u32,
+    /// Last lines of output when it failed.
+    pub output: String,
+}
+
+/// Facts given to hooks as environment variables.
+pub struct HookEnv {
+    pub vars: Vec<(String, String)>,
+}
+
+impl HookEnv {
+    /// `STAMP_ACCOUNT`, `STAMP_ENVIRONMENT`, `STAMP_VERSION`, `STAMP_ARCHETYPE`,
+    /// `STAMP_ROOT` and every Terraform output as `STAMP_OUTPUT_<NAME>`.
+    pub fn new(facts: &[(&str, &str)], outputs: &BTreeMap<String, serde_json::Value>) -> Self {
+        let mut vars: Vec<(String, String)> = facts.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        for (name, value) in outputs {
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+            vars.push((format!("STAMP_OUTPUT_{}", name.to_uppercase().replace(['-', '.'], "_")), text));
+        }
+        Self { vars }
+    }
+}
+
+fn invocation<'a>(run: &'a Run, cwd: &'a Path, env: &HookEnv, timeout: Duration, sh: &'a Path) -> Invocation<'a> {
+    let (program, args): (&Path, Vec<String>) = match run {
+        Run::Argv(argv) => {
+            (Path::new(argv.first().map_or("true", String::as_str)), argv.iter().skip(1).cloned().collect())
+        }
+        Run::Shell(line) => (sh, vec!["-c".to_string(), line.clone()]),
+    };
+    Invocation { program, args, cwd, env: env.vars.clone(), timeout: Some(timeout) }
+}
+
+/// Runs hooks in order; stops at the first failure.
+pub fn run_hooks(kind: &'static str, hooks: &[Hook], cwd: &Path, env: &HookEnv, log: &Log) -> Vec<HookResult> {
+    let sh = Path::new("/bin/sh");
+    let mut results = Vec::new();
+    for hook in hooks {
+        log.line(&format!("# {kind} hook `{}`", hook.name));
+        let finished = invocation(&hook.run, cwd, env, hook.timeout.unwrap_or(Duration::from_secs(300)), sh).run(log);
+        let (passed, output) = outcome(finished);
+        results.push(HookResult { kind, name: hook.name.clone(), passed, attempts: 1, output });
+        if !passed || interrupted() {
+            break;
+        }
+    }
+    results
+}
+
+/// Runs smoke tests, each retried every `interval` until it passes or `deadline` passes.
+pub fn run_smoke_tests(tests: &[SmokeTest], cwd: &Path, env: &HookEnv, log: &Log) -> Vec<HookResult> {
+    let sh = Path::new("/bin/sh");
+    let mut results = Vec::new();
+    for test in tests {
+        let deadline = test.deadline.unwrap_or(Duration::from_secs(120));
+        let interval = test.interval.unwrap_or(Duration::from_secs(5));
+        let start = Instant::now();
+        let mut attempts = 0;
+        let (passed, output) = loop {
+            attempts += 1;
+            log.line(&format!("# smoke test `{}`, attempt {attempts}", test.name));
+            let run = invocation(&test.run, cwd, env, test.timeout.unwrap_or(Duration::from_secs(30)), sh);
+            let (passed, output) = outcome(run.run(log));
+            if passed || interrupted() || start.elapsed() + interval > deadline {
+                break (passed, output);
+            }
+            std::thread::sleep(interval);
+        };
+        results.push(HookResult { kind: "smoke test", name: test.name.clone(), passed, attempts, output });
+        if !passed {
+            break;
+        }
+    }
+    results
+}
+
+fn outcome(finished: std::io::Result<Finished>) -> (bool, String) {
+    match finished {
+        Ok(f) if f.success() => (true, String::new()),
+        Ok(f) if f.timed_out => (false, format!("timed out\n{}", f.tail(10))),
+        Ok(f) => (false, format!("exit code {}\n{}", f.code.map_or("signal".into(), |c| c.to_string()), f.tail(10))),
+        Err(e) => (false, e.to_string()),
+    }
+}

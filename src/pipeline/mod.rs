@@ -1,0 +1,8 @@
+//! The deployment pipeline of one account: pre-deploy hooks -> render -> terraform init/plan ->
+//! apply -> post-deploy hooks -> smoke tests -> cleanup on failure.
+
+pub mod account;
+pub mod hooks;
+pub mod lock;
+
+pub use account::{AccountRun, Dirs, RunError};

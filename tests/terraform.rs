@@ -1,0 +1,279 @@
+//! Stamp driving the real Terraform (the pinned one `make test` installs) against
+//! local-platform accounts: plan exit codes, apply, idempotence, hooks and smoke tests,
+//! protection, saved plans, retries and locks. Fakes appear only for failure injection and are
+//! named so.
+
+mod common;
+
+use common::{Project, write_executable};
+
+fn append(project: &Project, account: &str, text: &str) {
+    let path = format!("fixtures/accounts/{account}.yaml");
+    let old = project.read(&path);
+    project.write(&path, &format!("{old}\n{text}"));
+}
+
+#[test]
+fn plan_apply_idempotence_output_destroy() {
+    let project = Project::local();
+    let plan = project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().failure(2);
+    assert!(plan.stdout.contains("5 to add, 0 to change, 0 to replace, 0 to destroy"), "{}", plan.stdout);
+
+    let apply = project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert!(apply.stdout.contains("local-staging: applied"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("smoke test `environment is healthy` passed"), "{}", apply.stdout);
+    let database = project.env_dir("local-staging").join("data.sqlite");
+    assert!(database.is_file(), "apply created no database");
+
+    // The same version again: nothing to do, and plan says so with exit code 0.
+    let again = project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert!(again.stdout.contains("no changes: local-staging"), "{}", again.stdout);
+    project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
+
+    let output = project.tf(["output", "local-staging", "--version", "1.0.0"]).run().success();
+    let stamp: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(stamp["environment_version"], "1.0.0+none");
+    assert_eq!(stamp["account"], "local-staging");
+
+    // A new version only updates tags in place: nothing is replaced.
+    let bump = project.tf(["plan", "local-staging", "--version", "1.0.1"]).run().failure(2);
+    assert!(bump.stdout.contains("0 to add, 5 to change, 0 to replace, 0 to destroy"), "{}", bump.stdout);
+
+    let destroy = project.tf(["destroy", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert!(destroy.stdout.contains("local-staging: destroyed"), "{}", destroy.stdout);
+    assert!(!project.env_dir("local-staging").exists(), "destroy left the environment");
+}
+
+#[test]
+fn plan_summaries_in_three_formats() {
+    let project = Project::local();
+    let text = project.tf(["plan", "local-staging", "local-prod", "--version", "1.0.0"]).run().failure(2);
+    snapshot!("plan_text", text.stdout);
+    let markdown = project
+        .tf(["plan", "local-staging", "local-prod", "--version", "1.0.0", "--format", "markdown"])
+        .run()
+        .failure(2);
+    snapshot!("plan_markdown", markdown.stdout);
+    assert!(project.path().join(".stamp/reports/plan.md").is_file());
+    let json =
+        project.tf(["plan", "local-staging", "local-prod", "--version", "1.0.0", "--format", "json"]).run().failure(2);
+    let mut value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    for account in value["accounts"].as_array_mut().unwrap() {
+        account["elapsed_ms"] = 0.into();
+    }
+    snapshot!("plan_json", serde_json::to_string_pretty(&value).unwrap());
+}
+
+#[test]
+fn apply_refuses_without_a_terminal_or_approval() {
+    let project = Project::local();
+    let out = project.tf(["apply", "local-staging"]).run().failure(1);
+    assert!(out.stderr.contains("refusing to apply without a terminal"), "{}", out.stderr);
+    assert!(!project.env_dir("local-staging").exists(), "something was applied");
+}
+
+#[test]
+fn smoke_test_is_retried_until_it_passes() {
+    let project = Project::local();
+    append(
+        &project,
+        "local-staging",
+        "hooks:\n  smoke_tests:\n    - name: settles on the second try\n      run: 'test -f \"$STAMP_ROOT/settled\" || { touch \"$STAMP_ROOT/settled\"; exit 1; }'\n      interval: 100ms\n      deadline: 20s\n",
+    );
+    let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().success();
+    assert!(out.stdout.contains("smoke test `settles on the second try` passed after 2 attempts"), "{}", out.stdout);
+}
+
+#[test]
+fn hooks_get_facts_by_environment_never_by_interpolation() {
+    let project = Project::local();
+    append(
+        &project,
+        "local-staging",
+        "hooks:\n  post_deploy:\n    - name: record facts\n      run: [sh, -c, 'env | grep ^STAMP_ | sort > \"$STAMP_ROOT/../../facts.txt\"']\n",
+    );
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "2.0.0"]).run().success();
+    let facts = project.read(".stamp/facts.txt");
+    for expected in [
+        "STAMP_ACCOUNT=local-staging",
+        "STAMP_ENVIRONMENT=staging",
+        "STAMP_VERSION=2.0.0+none",
+        "STAMP_OUTPUT_DNS_ZONE=staging.local.acme.internal",
+    ] {
+        assert!(facts.contains(expected), "{expected} missing in:\n{facts}");
+    }
+}
+
+fn failing_smoke(project: &Project) {
+    append(
+        &project,
+        "local-staging",
+        "ephemeral: true\nhooks:\n  smoke_tests:\n    - name: never healthy\n      run: [sh, -c, 'echo database unreachable; exit 1']\n      interval: 100ms\n      deadline: 300ms\n",
+    );
+}
+
+#[test]
+fn failed_smoke_test_destroys_an_ephemeral_account() {
+    let project = Project::local();
+    failing_smoke(&project);
+    let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
+    assert!(out.stdout.contains("smoke test `never healthy` FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("database unreachable"), "{}", out.stdout);
+    assert!(out.stdout.contains("cleanup: destroyed"), "{}", out.stdout);
+    assert!(!project.env_dir("local-staging").exists(), "the failed environment was kept");
+}
+
+#[test]
+fn failed_smoke_test_keeps_the_account_when_asked() {
+    let project = Project::local();
+    failing_smoke(&project);
+    let out = project.tf(["apply", "local-staging", "--auto-approve", "--keep-on-failure"]).run().failure(1);
+    assert!(out.stdout.contains("cleanup: kept for inspection"), "{}", out.stdout);
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
+}
+
+#[test]
+fn protected_accounts_are_not_destroyed_without_confirmation() {
+    let project = Project::local();
+    project.tf(["apply", "local-prod", "--auto-approve"]).run().success();
+    let refused = project.tf(["destroy", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(refused.stderr.contains("needs `--confirm local-prod`"), "{}", refused.stderr);
+    assert!(project.env_dir("local-prod").join("data.sqlite").is_file());
+
+    // A plan that replaces the database of a protected account is refused the same way.
+    let path = "fixtures/accounts/local-prod.yaml";
+    let text = project.read(path).replace("name: orders", "name: orders2");
+    project.write(path, &text);
+    let replace = project.tf(["apply", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(
+        replace.stderr.contains("would destroy stateful resources: `terraform_data.database` (replace)"),
+        "{}",
+        replace.stderr
+    );
+    assert!(project.env_dir("local-prod").join("data.sqlite").is_file());
+
+    project.tf(["destroy", "local-prod", "--confirm", "local-prod"]).run().success();
+    assert!(!project.env_dir("local-prod").exists());
+}
+
+#[test]
+fn saved_plans_are_applied_only_when_still_valid() {
+    let project = Project::local();
+    project.tf(["plan", "local-staging", "--version", "1.0.0", "--out", "staging.plan"]).run().failure(2);
+    project.tf(["plan", "local-prod", "--version", "1.0.0", "--out", "prod.plan"]).run().failure(2);
+
+    // Made for another account.
+    let other = project
+        .tf(["apply", "local-staging", "--plan", "prod.plan", "--auto-approve", "--version", "1.0.0"])
+        .run()
+        .failure(1);
+    assert!(other.stderr.contains("made for account `local-prod`, not `local-staging`"), "{}", other.stderr);
+    // Made from different rendered files.
+    let different =
+        project.tf(["apply", "--plan", "staging.plan", "--auto-approve", "--version", "1.0.1"]).run().failure(1);
+    assert!(different.stderr.contains("made from different rendered files"), "{}", different.stderr);
+    // Still valid: applied as it was planned.
+    let applied =
+        project.tf(["apply", "--plan", "staging.plan", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert!(applied.stdout.contains("local-staging: applied"), "{}", applied.stdout);
+    // The state has changed since the plan: stale.
+    let stale =
+        project.tf(["apply", "--plan", "staging.plan", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
+    assert!(stale.stderr.contains("the saved plan is stale"), "{}", stale.stderr);
+}
+
+/// Failure injection: a fake `terraform` that fails its first `plan` with a throttling error,
+/// then hands every call to the real Terraform.
+#[test]
+fn transient_errors_are_retried_and_reported() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-throttles-once");
+    let real = common::terraform();
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = plan ] && [ ! -f \"{marker}\" ]; then\n  touch \"{marker}\"\n  echo 'Error: creating thing: ThrottlingException: Rate exceeded' >&2\n  exit 1\nfi\nexec \"{real}\" \"$@\"\n",
+            marker = project.path().join("throttled-once").display(),
+            real = real.display()
+        ),
+    );
+    let out = project.tf(["plan", "local-staging", "--terraform"]).args([&fake]).run().failure(2);
+    assert!(out.stdout.contains("retried: throttling 1"), "{}", out.stdout);
+    let log = project.read(".stamp/logs/local-staging.log");
+    assert!(log.contains("transient error (throttling: matched `Throttling(Exception)?`)"), "{log}");
+}
+
+/// Failure injection: a fake `terraform` that always fails with an error that is not transient.
+#[test]
+fn other_errors_fail_at_once() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-broken");
+    write_executable(&fake, "#!/bin/sh\necho 'Error: Invalid provider configuration' >&2\nexit 1\n");
+    let out = project.tf(["plan", "local-staging", "--terraform"]).args([&fake]).run().failure(1);
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("Invalid provider configuration"), "{}", out.stdout);
+    assert!(!out.stdout.contains("retried"), "{}", out.stdout);
+}
+
+#[test]
+fn missing_terraform_is_a_clear_error() {
+    let project = Project::local();
+    let out = project.tf(["plan", "local-staging", "--terraform", "/nonexistent/terraform"]).run().failure(1);
+    snapshot!(out.snapshot());
+    let doctor = project.tf(["doctor", "--terraform", "/nonexistent/terraform"]).run().failure(1);
+    assert!(doctor.stdout.contains("terraform: not found"), "{}", doctor.stdout);
+    let ok = project.tf(["doctor"]).run().success();
+    assert!(ok.stdout.contains("Terraform 1.15.5 (supported)"), "{}", ok.stdout);
+}
+
+/// A fake `terraform` (failure injection) that takes its time, so a second run meets the lock.
+#[test]
+fn concurrent_runs_on_one_account_are_refused() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-slow");
+    write_executable(&fake, "#!/bin/sh\nsleep 3\nexit 0\n");
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_stamp"))
+        .args(["--quiet", "plan", "local-staging", "--terraform"])
+        .arg(&fake)
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let second = project.tf(["plan", "local-staging"]).run().failure(1);
+    assert!(second.stdout.contains("is in use by another stamp run"), "{}", second.stdout);
+    let output = first.wait_with_output().unwrap();
+    assert!(output.status.code().is_some());
+}
+
+/// Failure injection: a fake `terraform` that, like the real one, finishes cleanly on SIGINT.
+/// Stamp forwards the interrupt and waits for it instead of dying and leaving it behind.
+#[test]
+fn interrupt_is_forwarded_and_waited_for() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-interruptible");
+    let marker = project.path().join("terraform-saw-sigint");
+    write_executable(
+        &fake,
+        &format!("#!/bin/sh\ntrap 'sleep 1; touch \"{}\"; exit 1' INT\nsleep 30 &\nwait $!\n", marker.display()),
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stamp"))
+        .args(["--quiet", "plan", "local-staging", "--terraform"])
+        .arg(&fake)
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(marker.exists(), "terraform never got the interrupt, or Stamp did not wait for it");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("interrupted"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
