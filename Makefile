@@ -4,6 +4,9 @@
 #   make bench                time check and render on a synthetic 1,000-account organisation
 #   make check                stamp check
 #   make render ACCOUNT=x     stamp render x
+#   make plan ACCOUNT=x       stamp plan x            (make apply / make destroy ACCOUNT=x alike)
+#   make stage                apply the staging environment (STAGE, default local-staging)
+#   make destroy-stage        destroy it again
 #   make ci                   what CI runs: format, lints, tests
 
 SHELL := bash
@@ -18,7 +21,9 @@ export TF_CLI_CONFIG_FILE := $(TOOLS)/terraformrc
 export CHECKPOINT_DISABLE := 1
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: help build terraform demo test lint ci check render bench clean
+.PHONY: help build terraform demo test lint ci check render plan apply destroy stage destroy-stage bench clean
+
+STAGE ?= local-staging
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -32,24 +37,31 @@ $(TERRAFORM): scripts/install-terraform.sh
 
 terraform: $(TERRAFORM)
 
-demo: build
+demo: build terraform
 	@echo "== stamp list: the accounts of this project"
 	@$(STAMP) list
 	@echo
 	@echo "== stamp check: every account validated, rendered in memory and HCL-checked"
 	@$(STAMP) check
 	@echo
-	@echo "== stamp check on a broken account (fixtures/invalid/several-errors.yaml): every error, with its place"
+	@echo "== stamp check on a broken account: every error at once, with its place"
 	@$(STAMP) check fixtures/invalid/several-errors.yaml || true
 	@echo
 	@echo "== stamp render --all: one plain Terraform root module per account in build/"
 	@$(STAMP) render --all
-	@echo
-	@echo "== build/production/"
 	@ls build/production
 	@echo
-	@echo "== build/production/network.tf (head)"
-	@head -n 40 build/production/network.tf
+	@echo "== the whole lifecycle of $(STAGE) with the real Terraform ($$($(TERRAFORM) version | head -n1))"
+	@echo "-- stamp plan $(STAGE): changes (exit code 2)"
+	@$(STAMP) plan $(STAGE) || test $$? -eq 2
+	@echo "-- stamp apply $(STAGE): apply, then the archetype's smoke test"
+	@$(STAMP) apply $(STAGE) --auto-approve
+	@echo "-- stamp plan $(STAGE) again: no changes (exit code 0)"
+	@$(STAMP) plan $(STAGE)
+	@echo "-- stamp output $(STAGE): the version running there"
+	@$(STAMP) output $(STAGE)
+	@echo "-- stamp destroy $(STAGE)"
+	@$(STAMP) destroy $(STAGE) --auto-approve
 
 test: build terraform
 	STAMP_TEST_TERRAFORM=$(TERRAFORM) $(CARGO) test --all-targets
@@ -67,7 +79,25 @@ render: build
 	@test -n "$(ACCOUNT)" || { echo "usage: make render ACCOUNT=<name>"; exit 2; }
 	$(STAMP) render $(ACCOUNT)
 
-bench:
+plan: build terraform
+	@test -n "$(ACCOUNT)" || { echo "usage: make plan ACCOUNT=<name>"; exit 2; }
+	$(STAMP) plan $(ACCOUNT)
+
+apply: build terraform
+	@test -n "$(ACCOUNT)" || { echo "usage: make apply ACCOUNT=<name>"; exit 2; }
+	$(STAMP) apply $(ACCOUNT)
+
+destroy: build terraform
+	@test -n "$(ACCOUNT)" || { echo "usage: make destroy ACCOUNT=<name>"; exit 2; }
+	$(STAMP) destroy $(ACCOUNT)
+
+stage: build terraform
+	$(STAMP) apply $(STAGE) --auto-approve
+
+destroy-stage: build terraform
+	$(STAMP) destroy $(STAGE) --auto-approve
+
+bench: terraform
 	$(CARGO) build --release --quiet
 	scripts/bench.py
 

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Benchmark Stamp on a synthetic organisation (run by `make bench`).
+"""Benchmark Stamp (run by `make bench`).
 
-Generates N accounts across the three archetypes (copies of the fixture accounts with their
-own names, account ids, networks, zones and buckets), then times `stamp check` and
-`stamp render --all` on them, reporting wall time, accounts per second and peak memory
-(max RSS of the stamp process). Usage: scripts/bench.py [--stamp PATH] [N ...]
+1. Generates N accounts across the three archetypes (copies of the fixture accounts with their
+   own names, account ids, networks, zones and buckets), then times `stamp check` and
+   `stamp render --all` on them: wall time, accounts per second, peak memory (max RSS).
+2. Stamp's overhead around Terraform: `stamp plan` of a local-platform account against the
+   same `terraform init` + `terraform plan` run by hand on its rendered tree (medians).
+3. Planning 20 local-platform accounts with `-j 1` and `-j 4`.
+
+Usage: scripts/bench.py [--stamp PATH] [--terraform PATH] [--skip-terraform] [N ...]
 """
 import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,11 +55,13 @@ def account_text(template: str, archetype: str, i: int) -> str:
 
 
 def cidr(archetype: str, i: int) -> str:
-    """Non-overlapping networks: /20s in 10/8 for AWS accounts, /24s in 172.16/12 locally."""
+    """Non-overlapping networks for up to 12,000 accounts: service platforms get /20s in 10/8,
+    data-engineering /22s in 100.64/10, local platforms /24s in 172.16/12."""
+    n = i // 3
     if archetype == "local-platform":
-        n = i // 3
         return f"172.{16 + n // 256}.{n % 256}.0/24"
-    n = i - i // 3  # two AWS archetypes share 10/8
+    if archetype == "data-engineering":
+        return f"100.{64 + n // 64}.{(n % 64) * 4}.0/22"
     return f"10.{n // 16}.{(n % 16) * 16}.0/20"
 
 
@@ -88,9 +95,63 @@ def run(stamp: str, args: list, cwd: Path) -> tuple:
     return wall, usage.ru_maxrss / 1024
 
 
+def timed(command: list, cwd: Path, env: dict, ok=(0,)) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode not in ok:
+        sys.exit(f"{' '.join(map(str, command))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}{proc.stdout[-3000:]}")
+    return wall
+
+
+def local_project(where: Path, accounts: int) -> Path:
+    """A project of `accounts` local-platform accounts with environments under `where`."""
+    project = where / f"local-{accounts}"
+    shutil.copytree(ROOT / "archetypes", project / "archetypes")
+    shutil.copytree(ROOT / "blueprints", project / "blueprints")
+    shutil.copy(ROOT / "stamp.yaml", project / "stamp.yaml")
+    archetype = project / "archetypes/local-platform/archetype.yaml"
+    archetype.write_text(archetype.read_text().replace("root_dir: /tmp/stamp-local", f"root_dir: {where}/envs"))
+    folder = project / "fixtures" / "accounts"
+    folder.mkdir(parents=True)
+    template = (ROOT / "fixtures/accounts/local-staging.yaml").read_text()
+    for i in range(accounts):
+        (folder / f"local-{i:02d}.yaml").write_text(account_text(template, "local-platform", i * 3 + 2))
+    return project
+
+
+def terraform_overhead(stamp: str, terraform: str, tmp: Path, runs: int = 5) -> None:
+    env = {**os.environ, "STAMP_TERRAFORM": terraform, "STAMP_VERSION": "1.0.0", "CHECKPOINT_DISABLE": "1",
+           "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": str(ROOT / ".tools/terraformrc")}
+    stamp_times, hand_times = [], []
+    for run in range(runs):
+        project = local_project(tmp / f"overhead-{run}", 1)
+        stamp_times.append(timed([stamp, "--quiet", "plan", "local-00"], project, env, ok=(2,)))
+        hand = tmp / f"hand-{run}"
+        timed([stamp, "--quiet", "render", "local-00", "--out", str(hand)], project, env)
+        data = {**env, "TF_DATA_DIR": str(tmp / f"hand-data-{run}")}
+        init = timed([terraform, "init", "-input=false", "-no-color"], hand, data)
+        plan = timed([terraform, "plan", "-input=false", "-no-color", "-out=hand.tfplan"], hand, data)
+        hand_times.append(init + plan)
+    s, h = statistics.median(stamp_times), statistics.median(hand_times)
+    print(f"stamp plan of one local-platform account: {s:.2f}s; terraform init + plan by hand: {h:.2f}s; "
+          f"overhead {100 * (s - h) / h:+.1f}% (medians of {runs})", flush=True)
+
+
+def parallel_plans(stamp: str, terraform: str, tmp: Path) -> None:
+    env = {**os.environ, "STAMP_TERRAFORM": terraform, "STAMP_VERSION": "1.0.0",
+           "TF_CLI_CONFIG_FILE": str(ROOT / ".tools/terraformrc")}
+    for jobs in (1, 4):
+        project = local_project(tmp / f"jobs-{jobs}", 20)
+        wall = timed([stamp, "--quiet", "plan", "--all", "-j", str(jobs)], project, env, ok=(2,))
+        print(f"stamp plan --all -j {jobs} of 20 local-platform accounts: {wall:.1f}s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stamp", default=str(ROOT / "target/release/stamp"))
+    parser.add_argument("--terraform", default=str(ROOT / ".tools/bin/terraform"))
+    parser.add_argument("--skip-terraform", action="store_true", help="only the check/render benchmark")
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
     args = parser.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -103,6 +164,10 @@ def main() -> None:
                 wall, peak = run(args.stamp, command, project)
                 print(f"{n:>8}  stamp {label:<16} {wall:>7.2f}s  {n / wall:>10.0f}  {peak:>6.0f} MiB", flush=True)
             shutil.rmtree(project)
+        if not args.skip_terraform:
+            print()
+            terraform_overhead(args.stamp, args.terraform, Path(tmp))
+            parallel_plans(args.stamp, args.terraform, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -179,10 +179,10 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
                 (false, _) => notes.push(format!("in {}", location.file)),
             }
         }
-        if let Some(account) = &diagnostic.account {
-            if diagnostic.location.as_ref().is_none_or(|l| !l.file.contains(account.as_str())) {
-                notes.push(format!("account: `{account}`"));
-            }
+        if let Some(account) = &diagnostic.account
+            && diagnostic.location.as_ref().is_none_or(|l| !l.file.contains(account.as_str()))
+        {
+            notes.push(format!("account: `{account}`"));
         }
         notes.extend(diagnostic.hints.iter().map(|h| format!("hint: {h}")));
         cs = cs.with_notes(notes);

@@ -106,7 +106,7 @@ fn hooks_get_facts_by_environment_never_by_interpolation() {
 
 fn failing_smoke(project: &Project) {
     append(
-        &project,
+        project,
         "local-staging",
         "ephemeral: true\nhooks:\n  smoke_tests:\n    - name: never healthy\n      run: [sh, -c, 'echo database unreachable; exit 1']\n      interval: 100ms\n      deadline: 300ms\n",
     );
@@ -267,7 +267,7 @@ fn interrupt_is_forwarded_and_waited_for() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), nix::sys::signal::Signal::SIGINT).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(marker.exists(), "terraform never got the interrupt, or Stamp did not wait for it");
     assert_eq!(output.status.code(), Some(1));

@@ -27,7 +27,7 @@ pub struct Target {
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
     #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
     release: Option<String>,
-    /// The Terraform (or OpenTofu) binary. Default: `terraform`, then `tofu`, on PATH.
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
 }
@@ -99,14 +99,14 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
             out.report(&plan_report::markdown(&report, MARKDOWN_LIMIT, written.is_ok().then_some(shown.as_str())));
         }
     }
-    if let Some(path) = &args.out {
-        if report.exit_code() != 1 {
-            out.status(&format!(
-                "saved the plan to `{}`; apply it with `stamp apply --plan {}`",
-                path.display(),
-                path.display()
-            ));
-        }
+    if let Some(path) = &args.out
+        && report.exit_code() != 1
+    {
+        out.status(&format!(
+            "saved the plan to `{}`; apply it with `stamp apply --plan {}`",
+            path.display(),
+            path.display()
+        ));
     }
     ExitCode::from(report.exit_code())
 }
@@ -194,7 +194,7 @@ fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output
             return ExitCode::from(1);
         }
     };
-    if !approver.shown() && !report.plan.accounts.is_empty() {
+    if !shown() && !report.plan.accounts.is_empty() {
         out.report(&plan_report::text(&report.plan));
     }
     if let Some(refusal) = &report.refused {
@@ -245,10 +245,9 @@ struct Prompt<'a> {
     verb: &'static str,
 }
 
-impl Prompt<'_> {
-    fn shown(&self) -> bool {
-        SHOWN.load(std::sync::atomic::Ordering::SeqCst)
-    }
+/// Whether the plan was already printed (when approval was asked for).
+fn shown() -> bool {
+    SHOWN.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 static SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -306,7 +305,7 @@ pub fn output(root: &Path, args: &OutputArgs, out: &Output) -> ExitCode {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  stamp doctor\n  stamp doctor --terraform /usr/local/bin/tofu")]
 pub struct DoctorArgs {
-    /// The Terraform (or OpenTofu) binary. Default: `terraform`, then `tofu`, on PATH.
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
 }

@@ -42,13 +42,23 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// What to do with each rendered tree, as soon as it is rendered: keep it (`Ok(Some)`), or use
+/// and drop it (`Ok(None)`), so thousands of accounts never sit in memory at once.
+pub type Consumer<'a> = dyn Fn(&Account, &Path, Tree) -> Result<Option<Tree>, Diagnostic> + Sync + 'a;
+
+/// Keeps every tree.
+pub fn keep(_: &Account, _: &Path, tree: Tree) -> Result<Option<Tree>, Diagnostic> {
+    Ok(Some(tree))
+}
+
 /// Loads, validates and renders the selected accounts (in parallel). `out_dir_of` gives the
-/// folder an account would be written to.
+/// folder an account would be written to; `consume` gets each rendered tree.
 pub fn validate_and_render(
     root: &Path,
     accounts: &[String],
     version: Option<&str>,
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
+    consume: &Consumer<'_>,
 ) -> Result<Checked, Report> {
     let mut workspace = Workspace::load(root)?;
     let selected: Option<BTreeSet<String>> = (!accounts.is_empty()).then(|| workspace.select(accounts));
@@ -69,8 +79,10 @@ pub fn validate_and_render(
             if !problems.is_empty() {
                 return (account.display.clone(), None, problems);
             }
-            match renderer.render(account, &out_dir_of(&workspace, account)) {
-                Ok(tree) => (account.display.clone(), Some(tree), Vec::new()),
+            let out_dir = out_dir_of(&workspace, account);
+            match renderer.render(account, &out_dir).map(|tree| consume(account, &out_dir, tree)) {
+                Ok(Ok(tree)) => (account.display.clone(), tree, Vec::new()),
+                Ok(Err(problem)) => (account.display.clone(), None, vec![problem]),
                 Err(problems) => (account.display.clone(), None, problems),
             }
         })
@@ -93,7 +105,8 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
 }
 
 pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
-    match validate_and_render(root, &options.accounts, options.version.as_deref(), &default_out_dir) {
+    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
+    match validate_and_render(root, &options.accounts, options.version.as_deref(), &default_out_dir, &drop_tree) {
         Ok(checked) => CheckReport {
             accounts_checked: checked.trees.len(),
             diagnostics: checked.diagnostics,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::check::{Checked, validate_and_render};
 use crate::config::{Account, Project};
-use crate::diagnostics::{Diagnostic, Report, Severity};
+use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
 use crate::pipeline::account::{Dirs, Progress};
 use crate::pipeline::hooks::HookResult;
 use crate::pipeline::{AccountRun, RunError};
@@ -51,12 +51,12 @@ impl Session {
         if options.accounts.is_empty() && !options.all {
             return Err(Report::new(
                 vec![Diagnostic::error("usage", "name the accounts, or pass `--all`")],
-                Default::default(),
+                Sources::default(),
             ));
         }
         let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
         let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, &a.name).work;
-        let checked = validate_and_render(root, &accounts, options.version.as_deref(), &work_dir)?;
+        let checked = validate_and_render(root, &accounts, options.version.as_deref(), &work_dir, &super::check::keep)?;
         if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             let sources = checked.workspace.project.sources.clone();
             return Err(Report::new(checked.diagnostics, sources));
@@ -64,7 +64,7 @@ impl Session {
         let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
             Report::new(
                 vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)],
-                Default::default(),
+                Sources::default(),
             )
         })?;
         Ok(Self { checked, terraform })
@@ -133,6 +133,7 @@ fn plan_all<'a>(
     let version = session.checked.version.environment_version();
     let project = session.project();
     let targets = session.targets();
+    progress.start(targets.len());
     pool(options.jobs).install(|| {
         targets
             .par_iter()
@@ -163,6 +164,7 @@ fn plan_all<'a>(
                 };
                 let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 progress.phase(&account.name, "planned");
+                progress.account_done(&account.name);
                 let plan = account_plan(account, &version, outcome, Some(&run), elapsed);
                 Planned { run: Some(run), plan, tree_digest: digest }
             })
@@ -203,7 +205,7 @@ pub fn plan(
 }
 
 fn usage(message: &str) -> Report {
-    Report::new(vec![Diagnostic::error("usage", message.to_string())], Default::default())
+    Report::new(vec![Diagnostic::error("usage", message.to_string())], Sources::default())
 }
 
 /// What applying (or destroying) one account did.
@@ -266,13 +268,14 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<DeployReport, Report> {
     let mut deploy = options.deploy.clone();
-    if let Some(path) = &options.saved_plan {
-        if deploy.accounts.is_empty() && !deploy.all {
-            let text = fs_err::read_to_string(path).map_err(|e| usage(&e.to_string()))?;
-            let saved: SavedPlan = serde_json::from_str(&text)
-                .map_err(|e| usage(&format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
-            deploy.accounts = vec![saved.account];
-        }
+    if let Some(path) = &options.saved_plan
+        && deploy.accounts.is_empty()
+        && !deploy.all
+    {
+        let text = fs_err::read_to_string(path).map_err(|e| usage(&e.to_string()))?;
+        let saved: SavedPlan = serde_json::from_str(&text)
+            .map_err(|e| usage(&format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
+        deploy.accounts = vec![saved.account];
     }
     let session = Session::open(root, &deploy)?;
     let mut planned = match &options.saved_plan {
@@ -305,10 +308,8 @@ pub fn apply(
         return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
     }
     let anything = report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { .. }));
-    if anything {
-        if let Err(refusal) = approver.approve(&report) {
-            return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
-        }
+    if anything && let Err(refusal) = approver.approve(&report) {
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
     }
     let version = session.checked.version.environment_version();
     let results = pool(options.deploy.jobs).install(|| {
@@ -431,10 +432,8 @@ pub fn destroy(
     let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
-    if anything {
-        if let Err(refusal) = approver.approve(&report) {
-            return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
-        }
+    if anything && let Err(refusal) = approver.approve(&report) {
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
     }
     let results = pool(options.deploy.jobs).install(|| {
         planned

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::check::{self, Checked};
 use crate::config::Account;
 use crate::diagnostics::{self, Diagnostic, Location, Sources};
+use crate::render::Tree;
 
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -46,40 +47,32 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
         None => check::default_out_dir(workspace, account),
     };
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-    let Checked { workspace, version, trees, mut diagnostics } =
-        match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of) {
+    let marker = format!("rendered by stamp {}\n", env!("CARGO_PKG_VERSION"));
+    let written = Mutex::new(Vec::new());
+    // Each tree is written as soon as it is rendered, so memory stays flat however many accounts.
+    let write = |account: &Account, dir: &Path, tree: Tree| {
+        tree.write_atomically(dir, &marker).map_err(|e| {
+            Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
+                .at(Location::file_only(&account.display))
+                .for_account(&account.name)
+        })?;
+        let files = tree.files.len();
+        written.lock().expect("written lock").push(Written {
+            account: account.name.clone(),
+            dir: dir.to_path_buf(),
+            files,
+        });
+        Ok(None)
+    };
+    let Checked { workspace, mut diagnostics, .. } =
+        match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of, &write) {
             Ok(checked) => checked,
             Err(report) => {
                 return RenderReport { written: Vec::new(), diagnostics: report.diagnostics, sources: report.sources };
             }
         };
     let project = &workspace.project;
-    let marker =
-        format!("rendered by stamp {} for version {}\n", env!("CARGO_PKG_VERSION"), version.environment_version());
-    let results: Vec<Result<Written, Diagnostic>> = trees
-        .par_iter()
-        .filter_map(|(display, tree)| {
-            let tree = tree.as_ref()?;
-            let account = project.accounts.iter().find(|a| &a.display == display)?;
-            let dir = out_dir_of(&workspace, account);
-            Some(
-                tree.write_atomically(&dir, &marker)
-                    .map(|()| Written { account: account.name.clone(), dir: dir.clone(), files: tree.files.len() })
-                    .map_err(|e| {
-                        Diagnostic::error("render.write", format!("cannot write `{}`: {e}", project.display(&dir)))
-                            .at(Location::file_only(&account.display))
-                            .for_account(&account.name)
-                    }),
-            )
-        })
-        .collect();
-    let mut written = Vec::new();
-    for result in results {
-        match result {
-            Ok(w) => written.push(w),
-            Err(d) => diagnostics.push(d),
-        }
-    }
+    let mut written = written.into_inner().expect("written lock");
     written.sort_by(|a, b| a.account.cmp(&b.account));
     diagnostics::sort(&mut diagnostics);
     RenderReport { written, diagnostics, sources: project.sources.clone() }

@@ -69,7 +69,11 @@ impl RunError {
 
 /// Reports what an account's run is doing (the CLI shows it as progress).
 pub trait Progress: Sync {
+    /// A run over `accounts` accounts starts.
+    fn start(&self, _accounts: usize) {}
     fn phase(&self, account: &str, phase: &str);
+    /// One account is through its current stage.
+    fn account_done(&self, _account: &str) {}
 }
 
 /// No progress output.

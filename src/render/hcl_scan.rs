@@ -149,10 +149,10 @@ pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
                         i = bytes.len();
                     }
                     '{' | '[' | '(' => {
-                        if let Some(Frame::Interp(depth)) = stack.last_mut() {
-                            if c == '{' {
-                                *depth += 1;
-                            }
+                        if let Some(Frame::Interp(depth)) = stack.last_mut()
+                            && c == '{'
+                        {
+                            *depth += 1;
                         }
                         line.brackets += 1;
                         code_seen = true;

@@ -232,10 +232,10 @@ impl<'p> Renderer<'p> {
             if let Some(child) = node.get(segment) {
                 node = child;
             } else {
-                if let Value::Object(map) = node {
-                    if let Some(near) = did_you_mean(segment, map.keys().map(String::as_str)) {
-                        return d.hint(format!("did you mean `{near}`?"));
-                    }
+                if let Value::Object(map) = node
+                    && let Some(near) = did_you_mean(segment, map.keys().map(String::as_str))
+                {
+                    return d.hint(format!("did you mean `{near}`?"));
                 }
                 return d;
             }

@@ -77,30 +77,30 @@ fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
 fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (pointer, what, code) in UNIQUE {
-        if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer)) {
-            if a == b {
-                out.push(
-                    Diagnostic::error(code, format!("{what} `{a}` is also used by account `{}`", other.name))
-                        .at_opt(location(subject, pointer))
-                        .hint(format!("{}: {}", what, where_is(other, pointer)))
-                        .for_account(&subject.name),
-                );
-            }
-        }
-    }
-    if let (Some(a), Some(b)) = (cidr(subject), cidr(other)) {
-        if a.contains(&b.network()) || b.contains(&a.network()) {
+        if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer))
+            && a == b
+        {
             out.push(
-                Diagnostic::error(
-                    "cross-account.overlapping-cidr",
-                    format!("network `{a}` overlaps `{b}` of account `{}`", other.name),
-                )
-                .at_opt(location(subject, CIDR))
-                .hint(format!("`{b}` is set at {}", where_is(other, CIDR)))
-                .hint("every account needs its own address range so networks can be peered")
-                .for_account(&subject.name),
+                Diagnostic::error(code, format!("{what} `{a}` is also used by account `{}`", other.name))
+                    .at_opt(location(subject, pointer))
+                    .hint(format!("{}: {}", what, where_is(other, pointer)))
+                    .for_account(&subject.name),
             );
         }
+    }
+    if let (Some(a), Some(b)) = (cidr(subject), cidr(other))
+        && (a.contains(&b.network()) || b.contains(&a.network()))
+    {
+        out.push(
+            Diagnostic::error(
+                "cross-account.overlapping-cidr",
+                format!("network `{a}` overlaps `{b}` of account `{}`", other.name),
+            )
+            .at_opt(location(subject, CIDR))
+            .hint(format!("`{b}` is set at {}", where_is(other, CIDR)))
+            .hint("every account needs its own address range so networks can be peered")
+            .for_account(&subject.name),
+        );
     }
     out
 }

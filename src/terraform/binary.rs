@@ -1,4 +1,4 @@
-//! Finding the Terraform (or OpenTofu) binary and its version.
+//! Finding the Terraform (or `OpenTofu`) binary and its version.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
