@@ -4,10 +4,12 @@
 //! Data flows one way: project files -> [`config`] -> [`schema`] -> [`render`] -> output.
 //! [`cli`] is a thin layer over the operations in [`ops`].
 
+pub mod artifact;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod hcl_check;
+pub mod ledger;
 pub mod ops;
 pub mod pipeline;
 pub mod render;

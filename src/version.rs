@@ -6,6 +6,10 @@ use std::process::Command;
 
 use time::OffsetDateTime;
 
+/// The project's release version file (one line, e.g. `1.4.0`), used when no `--version` is
+/// given.
+pub const VERSION_FILE: &str = "VERSION";
+
 /// What a rendered tree was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildVersion {
@@ -21,12 +25,14 @@ impl BuildVersion {
         format!("{}+{}{}", self.version, self.commit, if self.dirty { "-dirty" } else { "" })
     }
 
-    /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), otherwise the
-    /// development version of a moment that is the same for every render of the same source:
+    /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), else the
+    /// project's `VERSION` file, otherwise the development version of a moment that is the same for every render of the same source:
     /// `SOURCE_DATE_EPOCH` if set, else the time of the git commit, else now (outside git).
     /// The commit (and whether the tree is dirty) comes from git.
     pub fn resolve(explicit: Option<&str>, project_root: &Path) -> Self {
         let git = git_commit(project_root);
+        let from_file = fs_err::read_to_string(project_root.join(VERSION_FILE)).ok();
+        let explicit = explicit.or_else(|| from_file.as_deref().map(str::trim).filter(|v| !v.is_empty()));
         let version = explicit.map_or_else(
             || {
                 let epoch = std::env::var("SOURCE_DATE_EPOCH")

@@ -267,7 +267,8 @@ fn interrupt_is_forwarded_and_waited_for() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().cast_signed()), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(marker.exists(), "terraform never got the interrupt, or Stamp did not wait for it");
     assert_eq!(output.status.code(), Some(1));

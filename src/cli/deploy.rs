@@ -72,11 +72,28 @@ pub struct PlanArgs {
     /// Where the full markdown report goes when the comment is cut to fit.
     #[arg(long, value_name = "FILE", default_value = ".stamp/reports/plan.md")]
     report_file: PathBuf,
+    /// Plan only the accounts whose rendered output changed since this git revision.
+    #[arg(long, value_name = "REV", conflicts_with_all = ["accounts", "all"])]
+    affected_since: Option<String>,
 }
 
 pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
+    let mut options = args.target.options();
+    if let Some(since) = &args.affected_since {
+        match crate::ops::affected::affected(root, since) {
+            Ok(found) if found.to_plan().is_empty() => {
+                out.status(&format!("no account is affected since `{since}`: nothing to plan"));
+                return ExitCode::SUCCESS;
+            }
+            Ok(found) => options.accounts = found.to_plan(),
+            Err(report) => {
+                out.diagnostics(&report.diagnostics, &report.sources);
+                return ExitCode::from(1);
+            }
+        }
+    }
     let progress = Shown::new(out.quiet);
-    let result = deploy::plan(root, &args.target.options(), args.out.as_deref(), &progress);
+    let result = deploy::plan(root, &options, args.out.as_deref(), &progress);
     progress.finish();
     let report = match result {
         Ok(report) => report,
@@ -200,6 +217,9 @@ fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output
     if let Some(refusal) = &report.refused {
         out.error(refusal);
         return ExitCode::from(1);
+    }
+    for warning in &report.warnings {
+        out.status(&format!("warning: {warning}"));
     }
     let mut text = String::new();
     for result in &report.results {

@@ -4,7 +4,9 @@
 //! Exit codes: 0 success, 1 the command found problems (invalid config, failed render),
 //! 2 usage error.
 
+mod artifact;
 mod check;
+mod compare;
 mod deploy;
 mod list;
 mod output;
@@ -53,6 +55,10 @@ pub enum Command {
     Apply(deploy::ApplyArgs),
     Destroy(deploy::DestroyArgs),
     Output(deploy::OutputArgs),
+    Build(artifact::BuildArgs),
+    Verify(artifact::VerifyArgs),
+    Diff(compare::DiffArgs),
+    Affected(compare::AffectedArgs),
     List(list::Args),
     Schema(schema::Args),
     Doctor(deploy::DoctorArgs),
@@ -79,8 +85,10 @@ where
         }
     };
     let out = Output::new(&cli);
-    if let Command::Doctor(args) = &cli.command {
-        return deploy::doctor(args, &out);
+    match &cli.command {
+        Command::Doctor(args) => return deploy::doctor(args, &out),
+        Command::Verify(args) => return artifact::verify_command(args, &out),
+        _ => {}
     }
     let root = match project_root(cli.project.as_deref()) {
         Ok(root) => root,
@@ -98,7 +106,10 @@ where
         Command::Apply(args) => deploy::apply(&root, args, &out),
         Command::Destroy(args) => deploy::destroy(&root, args, &out),
         Command::Output(args) => deploy::output(&root, args, &out),
-        Command::Doctor(_) => unreachable!("handled above"),
+        Command::Diff(args) => compare::diff_command(&root, args, &out),
+        Command::Affected(args) => compare::affected_command(&root, args, &out),
+        Command::Build(args) => artifact::build_command(&root, args, &out),
+        Command::Doctor(_) | Command::Verify(_) => unreachable!("handled above"),
     }
 }
 

@@ -31,9 +31,19 @@ pub struct ProjectFile {
     pub defaults: Value,
     #[serde(default)]
     pub state: StateSettings,
+    /// Folder of the deployment ledger (default `.stamp/ledger`).
+    #[serde(default = "default_ledger")]
+    pub ledger: PathBuf,
+    /// Environments in promotion order, e.g. `[ci, staging, production]`.
+    #[serde(default)]
+    pub promotion: Vec<String>,
 }
 
-const PROJECT_KEYS: &[&str] = &["archetypes", "blueprints", "accounts", "defaults", "state"];
+const PROJECT_KEYS: &[&str] = &["archetypes", "blueprints", "accounts", "defaults", "state", "ledger", "promotion"];
+
+fn default_ledger() -> PathBuf {
+    ".stamp/ledger".into()
+}
 
 fn default_archetypes() -> PathBuf {
     "archetypes".into()

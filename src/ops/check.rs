@@ -42,6 +42,15 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Which version to stamp.
+#[derive(Debug, Clone)]
+pub enum VersionSpec<'a> {
+    /// A release version (or the development version), with the project's git commit.
+    Release(Option<&'a str>),
+    /// Exactly this (e.g. for a project checked out at a git revision).
+    Exact(BuildVersion),
+}
+
 /// What to do with each rendered tree, as soon as it is rendered: keep it (`Ok(Some)`), or use
 /// and drop it (`Ok(None)`), so thousands of accounts never sit in memory at once.
 pub type Consumer<'a> = dyn Fn(&Account, &Path, Tree) -> Result<Option<Tree>, Diagnostic> + Sync + 'a;
@@ -56,7 +65,7 @@ pub fn keep(_: &Account, _: &Path, tree: Tree) -> Result<Option<Tree>, Diagnosti
 pub fn validate_and_render(
     root: &Path,
     accounts: &[String],
-    version: Option<&str>,
+    version: VersionSpec<'_>,
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
     consume: &Consumer<'_>,
 ) -> Result<Checked, Report> {
@@ -65,7 +74,10 @@ pub fn validate_and_render(
     if let Some(selected) = &selected {
         workspace.keep_selected(selected);
     }
-    let version = BuildVersion::resolve(version, &workspace.project.root);
+    let version = match version {
+        VersionSpec::Release(release) => BuildVersion::resolve(release, &workspace.project.root),
+        VersionSpec::Exact(version) => version,
+    };
     let project = &workspace.project;
     let (validators, mut found) = Validators::compile(project);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone());
@@ -106,7 +118,13 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
 
 pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
     let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
-    match validate_and_render(root, &options.accounts, options.version.as_deref(), &default_out_dir, &drop_tree) {
+    match validate_and_render(
+        root,
+        &options.accounts,
+        VersionSpec::Release(options.version.as_deref()),
+        &default_out_dir,
+        &drop_tree,
+    ) {
         Ok(checked) => CheckReport {
             accounts_checked: checked.trees.len(),
             diagnostics: checked.diagnostics,

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::check::{Checked, validate_and_render};
+use super::check::{Checked, VersionSpec, validate_and_render};
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
 use crate::pipeline::account::{Dirs, Progress};
@@ -56,7 +56,13 @@ impl Session {
         }
         let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
         let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, &a.name).work;
-        let checked = validate_and_render(root, &accounts, options.version.as_deref(), &work_dir, &super::check::keep)?;
+        let checked = validate_and_render(
+            root,
+            &accounts,
+            VersionSpec::Release(options.version.as_deref()),
+            &work_dir,
+            &super::check::keep,
+        )?;
         if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             let sources = checked.workspace.project.sources.clone();
             return Err(Report::new(checked.diagnostics, sources));
@@ -237,6 +243,8 @@ pub struct DeployReport {
     /// Why nothing was applied (refused by protection, not approved), if so.
     pub refused: Option<String>,
     pub results: Vec<AccountResult>,
+    /// Problems that did not stop the run (e.g. an unwritable ledger).
+    pub warnings: Vec<String>,
 }
 
 impl DeployReport {
@@ -305,11 +313,11 @@ pub fn apply(
     };
     let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
     }
     let anything = report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { .. }));
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
     }
     let version = session.checked.version.environment_version();
     let results = pool(options.deploy.jobs).install(|| {
@@ -327,8 +335,11 @@ pub fn apply(
             p.plan.retries.clone_from(&run.retries);
         }
     }
+    let digests: BTreeMap<String, String> =
+        planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
     let plan = PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() };
-    Ok(DeployReport { plan, refused: None, results })
+    let warnings = record(&session, "apply", &results, &digests);
+    Ok(DeployReport { plan, refused: None, results, warnings })
 }
 
 /// Apply, post-deploy hooks, smoke tests, and cleanup of a failed ephemeral account.
@@ -426,14 +437,14 @@ pub fn destroy(
         let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new() };
         let refusal =
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
-        return Ok(DeployReport { plan: empty, refused: Some(refusal), results: Vec::new() });
+        return Ok(DeployReport { plan: empty, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
     }
     let mut planned = plan_all(&session, &options.deploy, true, progress);
     let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new() });
+        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
     }
     let results = pool(options.deploy.jobs).install(|| {
         planned
@@ -452,7 +463,10 @@ pub fn destroy(
             })
             .collect::<Vec<_>>()
     });
-    Ok(DeployReport { plan: report, refused: None, results })
+    let digests: BTreeMap<String, String> =
+        planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
+    let warnings = record(&session, "destroy", &results, &digests);
+    Ok(DeployReport { plan: report, refused: None, results, warnings })
 }
 
 /// A saved plan: `stamp plan ACCOUNT --out FILE`, applied later by `stamp apply --plan FILE`.
@@ -608,4 +622,46 @@ pub fn doctor(explicit: Option<&Path>) -> Doctor {
             },
         },
     }
+}
+
+/// Writes each account's outcome to the deployment ledger.
+fn record(
+    session: &Session,
+    operation: &str,
+    results: &[AccountResult],
+    digests: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let project = session.project();
+    let ledger = crate::ledger::Ledger::new(project.root.join(&project.file.ledger));
+    let version = &session.checked.version;
+    for result in results {
+        let Some(account) = project.accounts.iter().find(|a| a.name == result.account) else { continue };
+        let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == "smoke test").collect();
+        let smoke_tests_passed = (!smoke.is_empty()).then(|| smoke.iter().all(|h| h.passed));
+        let outcome = match (&result.error, smoke_tests_passed) {
+            (Some(_), _) => "failed",
+            (None, Some(false)) => "smoke-failed",
+            _ if !result.succeeded() => "failed",
+            _ => "succeeded",
+        };
+        let entry = crate::ledger::Record {
+            time: crate::ledger::now(),
+            account: account.name.clone(),
+            environment: account.environment().to_string(),
+            operation: operation.to_string(),
+            outcome: outcome.to_string(),
+            smoke_tests_passed,
+            version: version.version.clone(),
+            environment_version: version.environment_version(),
+            commit: version.commit.clone(),
+            digest: digests.get(&account.name).cloned().unwrap_or_default(),
+            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        };
+        // A ledger that cannot be written must not hide that the deployment happened.
+        if let Err(e) = ledger.append(&entry) {
+            warnings.push(format!("cannot record the {operation} of `{}` in the ledger: {e}", account.name));
+        }
+    }
+    warnings
 }

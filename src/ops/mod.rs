@@ -1,10 +1,14 @@
 //! Operations behind the commands. They take options structs, never see clap, and return
 //! reports plus diagnostics for the CLI to print.
 
+pub mod affected;
+pub mod build;
 pub mod check;
 pub mod deploy;
+pub mod diff;
 pub mod list;
 pub mod render;
+pub mod revision;
 pub mod schema;
 
 use std::collections::BTreeSet;

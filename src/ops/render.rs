@@ -64,13 +64,18 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
         });
         Ok(None)
     };
-    let Checked { workspace, mut diagnostics, .. } =
-        match check::validate_and_render(root, &accounts, options.version.as_deref(), &out_dir_of, &write) {
-            Ok(checked) => checked,
-            Err(report) => {
-                return RenderReport { written: Vec::new(), diagnostics: report.diagnostics, sources: report.sources };
-            }
-        };
+    let Checked { workspace, mut diagnostics, .. } = match check::validate_and_render(
+        root,
+        &accounts,
+        check::VersionSpec::Release(options.version.as_deref()),
+        &out_dir_of,
+        &write,
+    ) {
+        Ok(checked) => checked,
+        Err(report) => {
+            return RenderReport { written: Vec::new(), diagnostics: report.diagnostics, sources: report.sources };
+        }
+    };
     let project = &workspace.project;
     let mut written = written.into_inner().expect("written lock");
     written.sort_by(|a, b| a.account.cmp(&b.account));

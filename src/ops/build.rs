@@ -1,0 +1,105 @@
+//! `stamp build` and `stamp verify`: versioned, reproducible artifacts of accounts' rendered
+//! Terraform, and checking them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use super::check::{VersionSpec, keep, validate_and_render};
+use crate::artifact::{self, ArtifactInput};
+use crate::config::Account;
+use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub accounts: Vec<String>,
+    pub all: bool,
+    pub version: Option<String>,
+    /// Output folder (default `dist/` in the project).
+    pub out: Option<PathBuf>,
+    /// Create a git tag `<account>/<version>` for each artifact.
+    pub tag: bool,
+}
+
+/// One written artifact.
+#[derive(Debug, Clone, Serialize)]
+pub struct Built {
+    pub account: String,
+    pub path: PathBuf,
+    pub digest: String,
+    pub tag: Option<String>,
+}
+
+fn failure(message: String) -> Report {
+    Report::new(vec![Diagnostic::error("build", message)], Sources::default())
+}
+
+pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> {
+    if options.accounts.is_empty() && !options.all {
+        return Err(failure("name the accounts to build, or pass `--all`".into()));
+    }
+    let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
+    let out_dir = |w: &super::Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    let checked =
+        validate_and_render(root, &accounts, VersionSpec::Release(options.version.as_deref()), &out_dir, &keep)?;
+    let project = &checked.workspace.project;
+    if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Err(Report::new(checked.diagnostics, project.sources.clone()));
+    }
+    let version = &checked.version;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let dist = options.out.as_ref().map_or_else(|| project.root.join("dist"), |o| cwd.join(o));
+    let terraform_version =
+        crate::terraform::Terraform::locate(None).ok().and_then(|t| t.version().ok()).map(|v| v.text);
+    let mut built = Vec::new();
+    for (display, tree) in &checked.trees {
+        let (Some(account), Some(tree)) = (project.accounts.iter().find(|a| &a.display == display), tree) else {
+            continue;
+        };
+        let archetype = &project.archetypes[&account.archetype];
+        let config = super::diff::redact(project, account);
+        let input = ArtifactInput {
+            account: &account.name,
+            archetype: &archetype.name,
+            blueprint: &archetype.file.blueprint,
+            environment: account.environment(),
+            version,
+            terraform_version: terraform_version.as_deref(),
+            tree,
+            config: &config,
+            plan: None,
+        };
+        let bytes = artifact::build(&input);
+        let path = dist.join(artifact::file_name(&account.name, &version.version));
+        artifact::write(&path, &bytes).map_err(|e| failure(format!("cannot write `{}`: {e}", path.display())))?;
+        let opened = artifact::open(&path).map_err(|e| failure(e.to_string()))?;
+        let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
+        if let Some(tag) = &tag {
+            create_tag(&project.root, tag, &opened.manifest.digest)?;
+        }
+        built.push(Built { account: account.name.clone(), path, digest: opened.manifest.digest.clone(), tag });
+    }
+    Ok(built)
+}
+
+/// `git tag -a <account>/<version>` on the current commit, so the source can be traced to its
+/// environments.
+fn create_tag(root: &Path, tag: &str, digest: &str) -> Result<(), Report> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["tag", "-a", tag, "-m", &format!("stamp artifact {tag}\n\ndigest: {digest}")])
+        .output()
+        .map_err(|e| failure(format!("cannot run git: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failure(format!("cannot create git tag `{tag}`: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// `stamp verify`: every digest of the artifact checks out and no entry is unsafe.
+pub fn verify(path: &Path) -> Result<artifact::Manifest, Report> {
+    artifact::open(path).map(|a| a.manifest).map_err(|e| failure(e.to_string()))
+}
