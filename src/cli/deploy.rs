@@ -30,6 +30,9 @@ pub struct Target {
     /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
+    /// Run from an artifact built by `stamp build` (verified first) instead of the working tree.
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    artifact: Option<PathBuf>,
 }
 
 impl Target {
@@ -40,6 +43,7 @@ impl Target {
             version: self.release.clone(),
             terraform: self.terraform.clone(),
             jobs: self.jobs,
+            artifact: self.artifact.clone(),
         }
     }
 }
@@ -343,4 +347,52 @@ pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitCode {
         out.error(problem);
     }
     ExitCode::from(u8::from(!found.supported))
+}
+
+/// Promote a version to the next stage of the promotion chain (`promotion:` in `stamp.yaml`).
+///
+/// Refused unless the deployment ledger shows the same version applied and smoke-tested
+/// successfully in every earlier stage. Then the target stage's artifacts of that version are
+/// built and applied: build once, promote unchanged.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp promote 1.4.0 --to staging\n  stamp promote 1.4.0 --to production --auto-approve"
+)]
+pub struct PromoteArgs {
+    /// The version to promote.
+    version: String,
+    /// The environment (stage) to promote to.
+    #[arg(long, value_name = "ENVIRONMENT")]
+    to: String,
+    /// Apply without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
+    let options = crate::ops::promote::PromoteOptions {
+        version: args.version.clone(),
+        to: args.to.clone(),
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let approver = Prompt { auto_approve: args.auto_approve, out, progress: &progress, verb: "apply" };
+    let result = crate::ops::promote::promote(root, &options, &approver, &progress);
+    progress.finish();
+    match result {
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            ExitCode::from(1)
+        }
+        Ok(reports) => {
+            let mut failed = false;
+            for report in reports {
+                failed |= finish(Ok(report), out, &approver) != ExitCode::SUCCESS;
+            }
+            ExitCode::from(u8::from(failed))
+        }
+    }
 }

@@ -73,7 +73,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
         let bytes = artifact::build(&input);
         let path = dist.join(artifact::file_name(&account.name, &version.version));
         artifact::write(&path, &bytes).map_err(|e| failure(format!("cannot write `{}`: {e}", path.display())))?;
-        let opened = artifact::open(&path).map_err(|e| failure(e.to_string()))?;
+        let opened = artifact::open(&path).map_err(|e| failure(crate::diagnostics::error_chain(&e)))?;
         let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
         if let Some(tag) = &tag {
             create_tag(&project.root, tag, &opened.manifest.digest)?;
@@ -101,5 +101,5 @@ fn create_tag(root: &Path, tag: &str, digest: &str) -> Result<(), Report> {
 
 /// `stamp verify`: every digest of the artifact checks out and no entry is unsafe.
 pub fn verify(path: &Path) -> Result<artifact::Manifest, Report> {
-    artifact::open(path).map(|a| a.manifest).map_err(|e| failure(e.to_string()))
+    artifact::open(path).map(|a| a.manifest).map_err(|e| failure(crate::diagnostics::error_chain(&e)))
 }

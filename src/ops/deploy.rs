@@ -32,6 +32,8 @@ pub struct DeployOptions {
     pub terraform: Option<PathBuf>,
     /// Accounts run at once.
     pub jobs: usize,
+    /// Run from this artifact instead of rendering the working tree.
+    pub artifact: Option<PathBuf>,
 }
 
 /// How the user answers "apply these changes?".
@@ -48,6 +50,9 @@ struct Session {
 
 impl Session {
     fn open(root: &Path, options: &DeployOptions) -> Result<Self, Report> {
+        if let Some(path) = &options.artifact {
+            return Self::from_artifact(root, path, options);
+        }
         if options.accounts.is_empty() && !options.all {
             return Err(Report::new(
                 vec![Diagnostic::error("usage", "name the accounts, or pass `--all`")],
@@ -74,6 +79,40 @@ impl Session {
             )
         })?;
         Ok(Self { checked, terraform })
+    }
+
+    /// The account of a verified artifact, with the artifact's tree instead of a render of the
+    /// working tree: an old version is planned, applied or destroyed exactly as it was built.
+    fn from_artifact(root: &Path, path: &Path, options: &DeployOptions) -> Result<Self, Report> {
+        let artifact = crate::artifact::open(path).map_err(|e| usage(&crate::diagnostics::error_chain(&e)))?;
+        let manifest = &artifact.manifest;
+        if let Some(named) = options.accounts.first().filter(|n| **n != manifest.account) {
+            return Err(usage(&format!(
+                "`{}` is an artifact of account `{}`, not `{named}`",
+                path.display(),
+                manifest.account
+            )));
+        }
+        let workspace = super::Workspace::load(root)?;
+        let Some(account) = workspace.project.accounts.iter().find(|a| a.name == manifest.account) else {
+            return Err(usage(&format!(
+                "the artifact's account `{}` is not in this project (its archetype's hooks and protection are needed)",
+                manifest.account
+            )));
+        };
+        let version = crate::version::BuildVersion {
+            version: manifest.version.clone(),
+            commit: manifest.commit.clone(),
+            dirty: manifest.dirty,
+        };
+        let trees = vec![(account.display.clone(), Some(artifact.tree()))];
+        let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
+            Report::new(
+                vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)],
+                Sources::default(),
+            )
+        })?;
+        Ok(Self { checked: Checked { workspace, version, trees, diagnostics: Vec::new() }, terraform })
     }
 
     fn project(&self) -> &Project {

@@ -129,7 +129,7 @@ fn load_side(root: &Path, spec: &SideSpec, version: Option<&str>) -> Result<Side
             render_side(&revision.root, account, VersionSpec::Exact(build), &format!("at {rev}"))
         }
         SideSpec::Artifact(path) => {
-            let artifact = crate::artifact::open(path).map_err(|e| failure(e.to_string()))?;
+            let artifact = crate::artifact::open(path).map_err(|e| failure(crate::diagnostics::error_chain(&e)))?;
             let manifest = &artifact.manifest;
             let files = text_files(&artifact.tree());
             let config = artifact.config();
@@ -225,10 +225,10 @@ fn secrets(original: &Value, redacted: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let (a, b) = (flatten(original), flatten(redacted));
     for (path, value) in a {
-        if b.get(&path) == Some(&Value::String(REDACTED.into())) {
-            if let Some(text) = value.as_str().filter(|t| t.len() >= 4) {
-                out.push(text.to_string());
-            }
+        if b.get(&path) == Some(&Value::String(REDACTED.into()))
+            && let Some(text) = value.as_str().filter(|t| t.len() >= 4)
+        {
+            out.push(text.to_string());
         }
     }
     out

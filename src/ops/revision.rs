@@ -69,14 +69,17 @@ impl Revision {
     /// the commit's time) with the revision's short commit.
     pub fn build_version(&self, project_root: &Path, version: Option<&str>) -> BuildVersion {
         let short = self.commit.chars().take(12).collect::<String>();
-        let at_commit = version.map(str::to_string).unwrap_or_else(|| {
-            let time =
-                git(project_root, &["show", "-s", "--format=%ct", &self.commit]).ok().and_then(|t| t.parse().ok());
-            let at = time
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                .unwrap_or_else(time::OffsetDateTime::now_utc);
-            crate::version::development_version(at)
-        });
+        let at_commit = version.map_or_else(
+            || {
+                let time =
+                    git(project_root, &["show", "-s", "--format=%ct", &self.commit]).ok().and_then(|t| t.parse().ok());
+                let at = time
+                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .unwrap_or_else(time::OffsetDateTime::now_utc);
+                crate::version::development_version(at)
+            },
+            str::to_string,
+        );
         BuildVersion { version: at_commit, commit: short, dirty: false }
     }
 }

@@ -1,0 +1,279 @@
+//! `stamp drift`: which version runs where, how far behind it is, whether the live
+//! infrastructure still matches what was deployed, and how production-like accounts differ
+//! from their reference in ways their archetype does not allow.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::check::{VersionSpec, validate_and_render};
+use super::revision::Revision;
+use crate::config::{Account, Project};
+use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::pipeline::AccountRun;
+use crate::pipeline::account::Progress;
+use crate::render::Tree;
+use crate::terraform::Terraform;
+use crate::terraform::binary::INSTALL_HINT;
+use crate::version::BuildVersion;
+
+#[derive(Debug, Clone, Default)]
+pub struct DriftOptions {
+    pub accounts: Vec<String>,
+    /// The account production-like accounts are compared with (default: `production`).
+    pub reference: Option<String>,
+    pub terraform: Option<std::path::PathBuf>,
+}
+
+/// The drift of one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountDrift {
+    pub account: String,
+    pub environment: String,
+    pub archetype: String,
+    /// `environment_version` of the live state's `stamp` output; `None`: never deployed.
+    pub deployed: Option<String>,
+    pub deployed_commit: Option<String>,
+    /// The version a deployment now would carry.
+    pub current: String,
+    /// Commits touching the account's inputs since the deployed commit (`None`: unknown).
+    pub commits_behind: Option<u64>,
+    /// Whether a plan of what was deployed shows changes: infrastructure changed outside Stamp.
+    /// `None`: could not be told (never deployed, deployed from uncommitted changes, plan failed).
+    pub live_drift: Option<bool>,
+    /// Resources that drifted, when known.
+    pub drifted: Vec<String>,
+    /// Config differences from the reference account its archetype does not allow.
+    pub parity: Vec<ParityIssue>,
+    /// What could not be determined, and why.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityIssue {
+    pub path: String,
+    pub reference: Option<Value>,
+    pub value: Option<Value>,
+}
+
+impl AccountDrift {
+    /// `in sync`, `behind`, `drifted`, `never deployed`, `unknown`.
+    pub fn status(&self) -> &'static str {
+        match (&self.deployed, self.live_drift, self.commits_behind) {
+            (None, ..) => "never deployed",
+            (_, Some(true), _) => "drifted",
+            (_, _, Some(n)) if n > 0 => "behind",
+            (Some(d), _, _) if *d != self.current => "behind",
+            (_, Some(false), _) => "in sync",
+            _ => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub reference: Option<String>,
+    pub accounts: Vec<AccountDrift>,
+}
+
+fn fail(message: String) -> Report {
+    Report::new(vec![Diagnostic::error("drift", message)], Sources::default())
+}
+
+pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport, Report> {
+    let keep_all = Mutex::new(BTreeMap::new());
+    let keep = |a: &Account, _: &Path, tree: Tree| {
+        keep_all.lock().expect("trees lock").insert(a.name.clone(), tree);
+        Ok(None)
+    };
+    let work = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, &a.name).work;
+    let checked = validate_and_render(root, &options.accounts, VersionSpec::Release(None), &work, &keep)?;
+    let project = &checked.workspace.project;
+    if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Err(Report::new(checked.diagnostics, project.sources.clone()));
+    }
+    let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
+        Report::new(vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)], Sources::default())
+    })?;
+    let trees = keep_all.into_inner().expect("trees lock");
+    let reference_name = options
+        .reference
+        .clone()
+        .or_else(|| project.accounts.iter().any(|a| a.name == "production").then(|| "production".into()));
+    let reference = reference_name.as_ref().and_then(|r| project.accounts.iter().find(|a| &a.name == r));
+    if let (Some(name), None) = (&options.reference, reference) {
+        return Err(fail(format!("unknown reference account `{name}`")));
+    }
+    let current = checked.version.environment_version();
+    let mut accounts = Vec::new();
+    for (name, tree) in &trees {
+        let account = project.accounts.iter().find(|a| &a.name == name).expect("rendered account exists");
+        progress.phase(name, "drift");
+        let mut entry = AccountDrift {
+            account: name.clone(),
+            environment: account.environment().to_string(),
+            archetype: account.archetype.clone(),
+            deployed: None,
+            deployed_commit: None,
+            current: current.clone(),
+            commits_behind: None,
+            live_drift: None,
+            drifted: Vec::new(),
+            parity: reference
+                .filter(|r| r.name != *name && r.archetype == account.archetype)
+                .map(|r| parity(project, r, account))
+                .unwrap_or_default(),
+            notes: Vec::new(),
+        };
+        live(project, account, tree, &terraform, progress, &mut entry);
+        progress.account_done(name);
+        accounts.push(entry);
+    }
+    Ok(DriftReport { reference: reference.map(|r| r.name.clone()), accounts })
+}
+
+/// Deployed version, commits behind, and live drift of one account.
+fn live(
+    project: &Project,
+    account: &Account,
+    tree: &Tree,
+    terraform: &Terraform,
+    progress: &dyn Progress,
+    entry: &mut AccountDrift,
+) {
+    let mut run = match AccountRun::start(project, account, terraform, progress) {
+        Ok(run) => run,
+        Err(e) => return entry.notes.push(e.to_string()),
+    };
+    let outputs = run.prepare(tree).and_then(|()| run.outputs());
+    let stamp = match outputs {
+        Ok(outputs) => outputs.get("stamp").cloned(),
+        Err(e) => return entry.notes.push(format!("cannot read the live state: {e}")),
+    };
+    let Some(stamp) = stamp else { return };
+    let text = |key: &str| stamp.get(key).and_then(Value::as_str).map(str::to_string);
+    entry.deployed = text("environment_version");
+    entry.deployed_commit = text("commit");
+    let (Some(version), Some(commit)) = (text("version"), text("commit")) else { return };
+    let dirty = entry.deployed.as_deref().is_some_and(|v| v.ends_with("-dirty"));
+    if commit == "none" {
+        entry.notes.push("deployed from outside git: commits behind and live drift cannot be told".into());
+        return;
+    }
+    entry.commits_behind = commits_behind(project, account, &commit);
+    if dirty {
+        entry
+            .notes
+            .push("deployed from uncommitted changes: what was deployed cannot be rebuilt to check live drift".into());
+        return;
+    }
+    // Rebuild exactly what was deployed (builds are reproducible) and plan it.
+    let deployed = BuildVersion { version, commit: commit.clone(), dirty: false };
+    let rebuilt = Revision::checkout(&project.root, &commit).and_then(|revision| {
+        let kept = Mutex::new(None);
+        let keep = |_: &Account, _: &Path, tree: Tree| {
+            *kept.lock().expect("kept lock") = Some(tree);
+            Ok(None)
+        };
+        // Render as if in this project, so relative paths (local state) match.
+        let here = |_: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(project, &a.name).work;
+        validate_and_render(&revision.root, std::slice::from_ref(&account.name), VersionSpec::Exact(deployed), &here, &keep)
+            .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
+        kept.into_inner()
+            .expect("kept lock")
+            .ok_or_else(|| format!("account `{}` does not render at {commit}", account.name))
+    });
+    match rebuilt {
+        Err(e) => entry.notes.push(format!("cannot rebuild the deployed version: {e}")),
+        Ok(tree) => match run.prepare(&tree).and_then(|()| run.plan(false)) {
+            Ok(summary) => {
+                entry.live_drift = Some(summary.has_changes());
+                entry.drifted =
+                    summary.changes.iter().map(|c| format!("{} {}", c.action.symbol(), c.address)).collect();
+            }
+            Err(e) => entry.notes.push(format!("cannot plan the deployed version: {e}")),
+        },
+    }
+}
+
+/// Commits since `commit` that touch the account's inputs: its file, archetype, blueprint and
+/// `stamp.yaml`.
+fn commits_behind(project: &Project, account: &Account, commit: &str) -> Option<u64> {
+    let archetype = &project.archetypes[&account.archetype];
+    let blueprint = project.blueprint_dir(&archetype.file.blueprint);
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&project.root)
+        .args(["rev-list", "--count", &format!("{commit}..HEAD"), "--"])
+        .arg(&account.path)
+        .arg(&archetype.dir)
+        .arg(&blueprint)
+        .arg(project.root.join(crate::config::project::PROJECT_FILE))
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok()).flatten()
+}
+
+/// Config differences from the reference that the archetype's `allowed_differences` (and the
+/// keys that identify an account) do not allow.
+pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<ParityIssue> {
+    let allowed = &project.archetypes[&account.archetype].file.allowed_differences;
+    let always = ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "tags.*"];
+    let (a, b) = (leaves(&reference.effective), leaves(&account.effective));
+    let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|path| a.get(*path) != b.get(*path))
+        .filter(|path| !allowed.iter().map(String::as_str).chain(always).any(|pattern| matches(pattern, path)))
+        .map(|path| ParityIssue { path: path.clone(), reference: a.get(path).cloned(), value: b.get(path).cloned() })
+        .collect()
+}
+
+/// Leaves by dotted path, list indices as segments (`databases.0.instance_class`).
+fn leaves(value: &Value) -> BTreeMap<String, Value> {
+    fn walk(value: &Value, path: &str, out: &mut BTreeMap<String, Value>) {
+        let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        match value {
+            Value::Object(map) if !map.is_empty() => map.iter().for_each(|(k, v)| walk(v, &join(k), out)),
+            Value::Array(items) if !items.is_empty() => {
+                items.iter().enumerate().for_each(|(i, v)| walk(v, &join(&i.to_string()), out));
+            }
+            leaf => {
+                out.insert(path.to_string(), leaf.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(value, "", &mut out);
+    out
+}
+
+/// `network.cidr` matches itself and everything below it; `*` matches one segment (a key or
+/// a list index); a trailing `.*` matches everything below.
+pub fn matches(pattern: &str, path: &str) -> bool {
+    let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), path.split('.').collect());
+    if p.len() > s.len() {
+        return false;
+    }
+    p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn allowed_difference_patterns() {
+        assert!(matches("network.cidr", "network.cidr"));
+        assert!(matches("capacity.*", "capacity.min_size"));
+        assert!(matches("cluster.capacity.*", "cluster.capacity.instance_type"));
+        assert!(matches("databases.*.instance_class", "databases.1.instance_class"));
+        assert!(matches("dns.records", "dns.records.0.values.0"));
+        assert!(!matches("databases.*.instance_class", "databases.1.engine"));
+        assert!(!matches("network.cidr", "network.azs"));
+    }
+}

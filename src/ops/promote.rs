@@ -1,0 +1,97 @@
+//! `stamp promote VERSION --to ENV`: build once, promote unchanged. The version is applied to
+//! the target stage's accounts only if the ledger shows it applied and smoke-tested
+//! successfully in every earlier stage of the promotion chain declared in `stamp.yaml`.
+
+use std::path::Path;
+
+use super::build::{BuildOptions, build};
+use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::diagnostics::{Diagnostic, Report, Sources};
+use crate::ledger::Ledger;
+use crate::pipeline::account::Progress;
+
+#[derive(Debug, Clone, Default)]
+pub struct PromoteOptions {
+    pub version: String,
+    /// The environment to promote to.
+    pub to: String,
+    pub terraform: Option<std::path::PathBuf>,
+}
+
+fn refuse(message: String) -> Report {
+    Report::new(vec![Diagnostic::error("promote", message)], Sources::default())
+}
+
+/// Checks the earlier stages, then builds and applies the target stage's artifacts.
+pub fn promote(
+    root: &Path,
+    options: &PromoteOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<Vec<DeployReport>, Report> {
+    let workspace = super::Workspace::load(root)?;
+    let project = &workspace.project;
+    let chain = &project.file.promotion;
+    let Some(stage) = chain.iter().position(|e| *e == options.to) else {
+        return Err(refuse(format!(
+            "`{}` is not in the promotion chain of `stamp.yaml` ({})",
+            options.to,
+            if chain.is_empty() {
+                "none is declared: add `promotion: [ci, staging, production]`".to_string()
+            } else {
+                chain.join(" -> ")
+            }
+        )));
+    };
+    let ledger = Ledger::new(project.root.join(&project.file.ledger));
+    for earlier in &chain[..stage] {
+        let accounts: Vec<_> = project.accounts.iter().filter(|a| a.environment() == earlier).collect();
+        if accounts.is_empty() {
+            return Err(refuse(format!(
+                "stage `{earlier}` has no accounts, so version {} cannot have passed it",
+                options.version
+            )));
+        }
+        let passed = accounts.iter().any(|account| {
+            let has_smoke =
+                project.archetypes[&account.archetype].file.hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());
+            ledger.records(&account.name).iter().any(|r| {
+                r.operation == "apply"
+                    && r.version == options.version
+                    && r.outcome == "succeeded"
+                    && (!has_smoke || r.smoke_tests_passed == Some(true))
+            })
+        });
+        if !passed {
+            let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+            return Err(refuse(format!(
+                "version {} has not been applied and smoke-tested successfully in stage `{earlier}` (accounts: {}); promote it there first",
+                options.version,
+                names.join(", ")
+            )));
+        }
+    }
+    let targets: Vec<String> =
+        project.accounts.iter().filter(|a| a.environment() == options.to).map(|a| a.name.clone()).collect();
+    if targets.is_empty() {
+        return Err(refuse(format!("stage `{}` has no accounts", options.to)));
+    }
+    let built = build(
+        root,
+        &BuildOptions { accounts: targets, version: Some(options.version.clone()), ..BuildOptions::default() },
+    )?;
+    let mut reports = Vec::new();
+    for artifact in built {
+        let apply = ApplyOptions {
+            deploy: DeployOptions {
+                artifact: Some(artifact.path.clone()),
+                terraform: options.terraform.clone(),
+                jobs: 1,
+                ..DeployOptions::default()
+            },
+            ..ApplyOptions::default()
+        };
+        reports.push(deploy::apply(root, &apply, approver, progress)?);
+    }
+    Ok(reports)
+}
