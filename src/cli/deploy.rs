@@ -396,3 +396,69 @@ pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Markdown,
+    Json,
+    Html,
+}
+
+/// Report, per account: the deployed version (from the live state), how far behind the current
+/// version it is, whether the live infrastructure drifted from what was deployed, and how it
+/// differs from the reference account in ways its archetype does not allow.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  stamp drift\n  stamp drift staging qa --reference production\n  stamp drift --format html --out drift.html")]
+pub struct DriftArgs {
+    /// Accounts (default: every account).
+    #[arg(value_name = "ACCOUNT")]
+    accounts: Vec<String>,
+    /// The account production-like accounts are compared with (default: `production`).
+    #[arg(long, value_name = "ACCOUNT")]
+    reference: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: DriftFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
+    use crate::report::drift as formats;
+    let options = crate::ops::drift::DriftOptions {
+        accounts: args.accounts.clone(),
+        reference: args.reference.clone(),
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let result = crate::ops::drift::drift(root, &options, &progress);
+    progress.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    let text = match args.format {
+        DriftFormat::Text => formats::text(&report),
+        DriftFormat::Markdown => formats::markdown(&report),
+        DriftFormat::Json => formats::json(&report),
+        DriftFormat::Html => formats::html(&report),
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = crate::artifact::write(path, text.as_bytes()) {
+                out.error(&format!("cannot write `{}`: {e}", path.display()));
+                return ExitCode::from(1);
+            }
+            out.status(&format!("wrote the drift report to `{}`", path.display()));
+        }
+        None => out.report(&text),
+    }
+    ExitCode::SUCCESS
+}

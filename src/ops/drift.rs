@@ -51,6 +51,8 @@ pub struct AccountDrift {
     pub parity: Vec<ParityIssue>,
     /// What could not be determined, and why.
     pub notes: Vec<String>,
+    /// Whether the live state could be read at all.
+    pub state_read: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +66,7 @@ impl AccountDrift {
     /// `in sync`, `behind`, `drifted`, `never deployed`, `unknown`.
     pub fn status(&self) -> &'static str {
         match (&self.deployed, self.live_drift, self.commits_behind) {
+            (None, ..) if !self.state_read => "unknown",
             (None, ..) => "never deployed",
             (_, Some(true), _) => "drifted",
             (_, _, Some(n)) if n > 0 => "behind",
@@ -128,6 +131,7 @@ pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Re
                 .map(|r| parity(project, r, account))
                 .unwrap_or_default(),
             notes: Vec::new(),
+            state_read: false,
         };
         live(project, account, tree, &terraform, progress, &mut entry);
         progress.account_done(name);
@@ -152,8 +156,9 @@ fn live(
     let outputs = run.prepare(tree).and_then(|()| run.outputs());
     let stamp = match outputs {
         Ok(outputs) => outputs.get("stamp").cloned(),
-        Err(e) => return entry.notes.push(format!("cannot read the live state: {e}")),
+        Err(e) => return entry.notes.push(format!("cannot read the live state: {e} (see `{}`)", project.display(&run.dirs.log))),
     };
+    entry.state_read = true;
     let Some(stamp) = stamp else { return };
     let text = |key: &str| stamp.get(key).and_then(Value::as_str).map(str::to_string);
     entry.deployed = text("environment_version");
@@ -179,8 +184,8 @@ fn live(
             *kept.lock().expect("kept lock") = Some(tree);
             Ok(None)
         };
-        // Render as if in this project, so relative paths (local state) match.
-        let here = |_: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(project, &a.name).work;
+        // The work folder inside the checkout: relative paths (local state) come out as deployed.
+        let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, &a.name).work;
         validate_and_render(&revision.root, std::slice::from_ref(&account.name), VersionSpec::Exact(deployed), &here, &keep)
             .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
         kept.into_inner()

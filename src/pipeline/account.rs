@@ -135,7 +135,16 @@ impl<'a> AccountRun<'a> {
             .map_err(|e| RunError::Io(format!("cannot write the work folder: {e}")))?;
         fs_err::create_dir_all(&self.dirs.data).map_err(|e| RunError::Io(e.to_string()))?;
         self.progress.phase(&self.account.name, "init");
-        self.terraform(&["init", "-input=false", "-no-color"], &[0])?;
+        // A local state file is passed at init, relative to the work folder: wherever the tree
+        // was rendered for (build/, an artifact), Stamp's runs use the same state.
+        let mut args = vec!["init".to_string(), "-input=false".to_string(), "-no-color".to_string()];
+        if self.archetype.backend() == crate::config::Backend::Local {
+            let state = self.project.root.join(&self.project.file.state.local.dir).join(&self.account.name).join("terraform.tfstate");
+            let relative = pathdiff::diff_paths(&state, &self.dirs.work).unwrap_or(state);
+            args.push(format!("-backend-config=path={}", relative.display()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.terraform(&args, &[0])?;
         Ok(())
     }
 

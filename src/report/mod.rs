@@ -1,3 +1,4 @@
 //! Reports for people and machines: plan summaries as text, markdown and JSON.
 
+pub mod drift;
 pub mod plan;

@@ -236,3 +236,28 @@ pub fn write_executable(path: &Path, text: &str) {
     fs_err::write(path, text).unwrap();
     fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+impl Project {
+    /// Runs git in the project (for tests of revisions, tags and drift).
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Stamp Test", "-c", "user.email=test@stamp.invalid", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `git init` and a first commit of everything.
+    pub fn commit_all(&self, message: &str) -> String {
+        if !self.path().join(".git").exists() {
+            self.git(&["init", "-q"]);
+            self.write(".gitignore", ".stamp/\nbuild/\ndist/\nenvs/\n");
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-qm", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}

@@ -1,0 +1,229 @@
+//! Drift reports: a terminal table, markdown, JSON, and a self-contained HTML page (one row per
+//! environment, colour for status, expandable details; no scripts, no network).
+
+use std::fmt::Write as _;
+
+use crate::ops::drift::{AccountDrift, DriftReport};
+
+fn deployed(a: &AccountDrift) -> String {
+    a.deployed.clone().unwrap_or_else(|| "never deployed".into())
+}
+
+fn behind(a: &AccountDrift) -> String {
+    a.commits_behind.map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+fn live(a: &AccountDrift) -> &'static str {
+    match a.live_drift {
+        Some(true) => "drifted",
+        Some(false) => "none",
+        None => "unknown",
+    }
+}
+
+fn parity(a: &AccountDrift) -> String {
+    if a.parity.is_empty() { "ok".into() } else { format!("{} difference(s)", a.parity.len()) }
+}
+
+fn value(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The terminal table, then details for accounts that need attention.
+pub fn text(report: &DriftReport) -> String {
+    let header = ["ACCOUNT", "ENVIRONMENT", "STATUS", "DEPLOYED", "CURRENT", "BEHIND", "LIVE DRIFT", "PARITY"];
+    let rows: Vec<[String; 8]> = report
+        .accounts
+        .iter()
+        .map(|a| {
+            [
+                a.account.clone(),
+                a.environment.clone(),
+                a.status().to_string(),
+                deployed(a),
+                a.current.clone(),
+                behind(a),
+                live(a).to_string(),
+                parity(a),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    for a in &report.accounts {
+        if a.drifted.is_empty() && a.parity.is_empty() && a.notes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{}:", a.account);
+        for change in &a.drifted {
+            let _ = writeln!(out, "  live drift: {change}");
+        }
+        for issue in &a.parity {
+            let reference = report.reference.as_deref().unwrap_or("reference");
+            let _ = writeln!(
+                out,
+                "  parity: {} is {} here, {} in {reference}",
+                issue.path,
+                value(issue.value.as_ref()),
+                value(issue.reference.as_ref())
+            );
+        }
+        for note in &a.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+    }
+    out
+}
+
+pub fn markdown(report: &DriftReport) -> String {
+    let mut out = String::from("### Stamp drift report\n\n| account | environment | status | deployed | current | behind | live drift | parity |\n|---|---|---|---|---|--:|---|---|\n");
+    for a in &report.accounts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | **{}** | `{}` | `{}` | {} | {} | {} |",
+            a.account,
+            a.environment,
+            a.status(),
+            deployed(a),
+            a.current,
+            behind(a),
+            live(a),
+            parity(a)
+        );
+    }
+    for a in report.accounts.iter().filter(|a| !a.parity.is_empty() || !a.drifted.is_empty()) {
+        let _ = writeln!(out, "\n<details><summary><b>{}</b></summary>\n", a.account);
+        for change in &a.drifted {
+            let _ = writeln!(out, "- live drift: `{change}`");
+        }
+        for issue in &a.parity {
+            let _ = writeln!(out, "- parity: `{}` is `{}` (reference: `{}`)", issue.path, value(issue.value.as_ref()), value(issue.reference.as_ref()));
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+pub fn json(report: &DriftReport) -> String {
+    #[derive(serde::Serialize)]
+    struct WithStatus<'a> {
+        #[serde(flatten)]
+        account: &'a AccountDrift,
+        status: &'a str,
+    }
+    let accounts: Vec<WithStatus<'_>> = report.accounts.iter().map(|a| WithStatus { account: a, status: a.status() }).collect();
+    let value = serde_json::json!({ "reference": report.reference, "accounts": accounts });
+    format!("{}\n", serde_json::to_string_pretty(&value).expect("json"))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// CSS class (and colour) of a status.
+fn class(status: &str) -> &'static str {
+    match status {
+        "in sync" => "ok",
+        "behind" => "behind",
+        "drifted" => "drifted",
+        "never deployed" => "never",
+        _ => "unknown",
+    }
+}
+
+/// A self-contained page: inline CSS, no scripts, viewable offline.
+pub fn html(report: &DriftReport) -> String {
+    let mut rows = String::new();
+    for a in &report.accounts {
+        let status = a.status();
+        let mut details = String::new();
+        for change in &a.drifted {
+            let _ = write!(details, "<li>live drift: <code>{}</code></li>", escape(change));
+        }
+        for issue in &a.parity {
+            let _ = write!(
+                details,
+                "<li>parity: <code>{}</code> is <code>{}</code> (reference <code>{}</code>)</li>",
+                escape(&issue.path),
+                escape(&value(issue.value.as_ref())),
+                escape(&value(issue.reference.as_ref()))
+            );
+        }
+        for note in &a.notes {
+            let _ = write!(details, "<li>{}</li>", escape(note));
+        }
+        let details = if details.is_empty() {
+            "&ndash;".to_string()
+        } else {
+            format!("<details><summary>details</summary><ul>{details}</ul></details>")
+        };
+        let _ = write!(
+            rows,
+            "<tr class=\"{cls}\"><td>{account}</td><td>{env}</td><td><span class=\"status {cls}\">{status}</span></td><td><code>{deployed}</code></td><td><code>{current}</code></td><td class=\"num\">{behind}</td><td>{live}</td><td>{parity}</td><td>{details}</td></tr>\n",
+            cls = class(status),
+            account = escape(&a.account),
+            env = escape(&a.environment),
+            deployed = escape(&deployed(a)),
+            current = escape(&a.current),
+            behind = behind(a),
+            live = live(a),
+            parity = escape(&parity(a)),
+        );
+    }
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Stamp drift report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ text-align: left; padding: .5rem .75rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }}
+th {{ background: #f6f8fa; }}
+td.num {{ text-align: right; }}
+.status {{ display: inline-block; padding: .1rem .6rem; border-radius: 1rem; font-weight: 600; color: #fff; }}
+.status.ok {{ background: #1a7f37; }}
+.status.behind {{ background: #bf8700; }}
+.status.drifted {{ background: #cf222e; }}
+.status.never {{ background: #6e7781; }}
+.status.unknown {{ background: #8250df; }}
+code {{ font-size: .85em; }}
+</style>
+</head>
+<body>
+<h1>Stamp drift report</h1>
+<p>Reference account: {reference}. {count} environment(s).</p>
+<table id="drift">
+<thead><tr><th>Account</th><th>Environment</th><th>Status</th><th>Deployed</th><th>Current</th><th>Commits behind</th><th>Live drift</th><th>Parity</th><th>Details</th></tr></thead>
+<tbody>
+{rows}</tbody>
+</table>
+</body>
+</html>
+"#,
+        reference = escape(report.reference.as_deref().unwrap_or("none")),
+        count = report.accounts.len(),
+    )
+}

@@ -1,0 +1,131 @@
+//! Versioned artifacts: reproducible builds, verification, tampering and unsafe archives
+//! refused before anything runs, and plan/apply/destroy from an artifact.
+
+mod common;
+
+use std::io::Write as _;
+
+use common::Project;
+
+#[test]
+fn builds_are_reproducible_and_verify() {
+    let project = Project::local();
+    let one = project.stamp(["build", "production", "local-prod", "--version", "1.2.0", "--out", "one"]).run().success();
+    project.stamp(["build", "production", "local-prod", "--version", "1.2.0", "--out", "two"]).run().success();
+    for name in ["production-1.2.0.tar.gz", "local-prod-1.2.0.tar.gz"] {
+        let a = fs_err::read(project.path().join("one").join(name)).unwrap();
+        let b = fs_err::read(project.path().join("two").join(name)).unwrap();
+        assert!(a.len() > 1000);
+        assert!(a == b, "{name} differs between two builds");
+    }
+    assert!(one.stdout.contains("production-1.2.0.tar.gz"), "{}", one.stdout);
+    let verify = project.stamp(["verify", "one/production-1.2.0.tar.gz"]).run().success();
+    assert!(verify.stdout.starts_with("ok: `one/production-1.2.0.tar.gz` is account `production` version 1.2.0+none"), "{}", verify.stdout);
+}
+
+#[test]
+fn version_file_and_tag() {
+    let project = Project::local();
+    project.write("VERSION", "2.3.4\n");
+    project.commit_all("init");
+    let out = project.stamp(["build", "local-prod", "--tag"]).run().success();
+    assert!(out.stderr.contains("tagged `local-prod/2.3.4`"), "{}", out.stderr);
+    assert!(project.path().join("dist/local-prod-2.3.4.tar.gz").is_file());
+    assert_eq!(project.git(&["tag", "--list"]), "local-prod/2.3.4");
+    // A second tag of the same version is refused: versions are immutable.
+    let again = project.stamp(["build", "local-prod", "--tag"]).run().failure(1);
+    assert!(again.stderr.contains("cannot create git tag `local-prod/2.3.4`"), "{}", again.stderr);
+}
+
+#[test]
+fn config_in_artifacts_has_sensitive_values_redacted() {
+    let project = Project::local();
+    let schema_path = "archetypes/local-platform/schema.json";
+    let mut schema: serde_json::Value = serde_json::from_str(&project.read(schema_path)).unwrap();
+    schema["properties"]["owner"]["writeOnly"] = true.into();
+    project.write(schema_path, &serde_json::to_string_pretty(&schema).unwrap());
+    project.stamp(["build", "local-staging", "--version", "1.0.0"]).run().success();
+    let out = std::process::Command::new("tar")
+        .args(["-xzOf", "dist/local-staging-1.0.0.tar.gz", "config.json"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let config = String::from_utf8(out.stdout).unwrap();
+    assert!(config.contains("\"owner\": \"<redacted>\""), "{config}");
+    assert!(!config.contains("platform-team@acme.example"), "{config}");
+}
+
+/// Rewrites one file of an artifact (keeping its manifest): what an attacker or a broken copy
+/// would do.
+fn tamper(path: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar").arg("-xzf").arg(path).arg("-C").arg(dir.path()).status().unwrap();
+    assert!(status.success());
+    let main = dir.path().join("root/main.tf");
+    let mut file = fs_err::OpenOptions::new().append(true).open(&main).unwrap();
+    writeln!(file, "resource \"terraform_data\" \"backdoor\" {{}}").unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(path)
+        .arg("-C")
+        .arg(dir.path())
+        .args(["manifest.json", "config.json", "root"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn tampered_artifacts_are_refused_before_anything_runs() {
+    let project = Project::local();
+    project.stamp(["build", "local-staging", "--version", "1.0.0"]).run().success();
+    let artifact = project.path().join("dist/local-staging-1.0.0.tar.gz");
+    tamper(&artifact);
+    let verify = project.stamp(["verify", "dist/local-staging-1.0.0.tar.gz"]).run().failure(1);
+    assert!(verify.stderr.contains("`root/main.tf` in artifact"), "{}", verify.stderr);
+    assert!(verify.stderr.contains("was modified"), "{}", verify.stderr);
+    let plan = project.tf(["plan", "--artifact", "dist/local-staging-1.0.0.tar.gz"]).run().failure(1);
+    assert!(plan.stderr.contains("was modified"), "{}", plan.stderr);
+    assert!(!project.path().join(".stamp/work/local-staging").exists(), "something ran from a tampered artifact");
+}
+
+#[test]
+fn unsafe_archives_are_refused() {
+    let project = Project::local();
+    // A tarball whose entry climbs out of the tree (written by hand: tools refuse to).
+    let mut header = tar::Header::new_gnu();
+    let name = b"root/../../evil.tf";
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    builder.append(&header, &b"x=1"[..]).unwrap();
+    let bytes = builder.into_inner().unwrap().finish().unwrap();
+    project.write("evil.tar.gz", "");
+    fs_err::write(project.path().join("evil.tar.gz"), bytes).unwrap();
+    let out = project.tf(["apply", "--artifact", "evil.tar.gz", "--auto-approve"]).run().failure(1);
+    assert!(out.stderr.contains("unsafe entry `root/../../evil.tf`"), "{}", out.stderr);
+    assert!(!project.path().parent().unwrap().join("evil.tf").exists());
+}
+
+#[test]
+fn old_versions_are_planned_applied_and_destroyed_from_their_artifacts() {
+    let project = Project::local();
+    project.stamp(["build", "local-staging", "--version", "1.0.0"]).run().success();
+    // The working tree moves on; the artifact still deploys version 1.0.0 exactly as built.
+    let path = "fixtures/accounts/local-staging.yaml";
+    let text = project.read(path).replace("replicas: 1", "replicas: 2");
+    project.write(path, &text);
+    project.tf(["plan", "--artifact", "dist/local-staging-1.0.0.tar.gz"]).run().failure(2);
+    let apply = project.tf(["apply", "--artifact", "dist/local-staging-1.0.0.tar.gz", "--auto-approve"]).run().success();
+    assert!(apply.stdout.contains("local-staging: applied"), "{}", apply.stdout);
+    let output = project.tf(["output", "local-staging", "--version", "1.0.0"]).run().success();
+    assert!(output.stdout.contains("\"environment_version\": \"1.0.0+none\""), "{}", output.stdout);
+    let service = project.read("envs/local-staging/service/config.json");
+    assert!(service.contains("\"replicas\": 1"), "the artifact's config was not the one applied: {service}");
+    let wrong = project.tf(["plan", "local-prod", "--artifact", "dist/local-staging-1.0.0.tar.gz"]).run().failure(1);
+    assert!(wrong.stderr.contains("is an artifact of account `local-staging`, not `local-prod`"), "{}", wrong.stderr);
+    project.tf(["destroy", "--artifact", "dist/local-staging-1.0.0.tar.gz", "--auto-approve"]).run().success();
+    assert!(!project.env_dir("local-staging").exists());
+}

@@ -1,0 +1,124 @@
+//! `stamp diff` and `stamp affected`: comparing accounts across the working tree, git
+//! revisions and artifacts.
+
+mod common;
+
+use common::Project;
+
+#[test]
+fn staging_against_production_shows_only_real_differences() {
+    let project = Project::local();
+    let raw = project.stamp(["diff", "production", "staging", "--version", "1.0.0"]).run().failure(1);
+    let normalised = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--version", "1.0.0"]).run().failure(1);
+    assert!(normalised.stdout.len() < raw.stdout.len() / 2, "normalising did not shrink the diff");
+    assert!(!normalised.stdout.contains("10.1.0.0"), "addresses were not normalised:\n{}", normalised.stdout);
+    snapshot!("diff_staging_production_text", normalised.stdout);
+    let markdown = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--format", "markdown", "--version", "1.0.0"]).run().failure(1);
+    snapshot!("diff_staging_production_markdown", markdown.stdout);
+    let json = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--format", "json", "--version", "1.0.0"]).run().failure(1);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let paths: Vec<&str> = value["config"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"cluster.capacity.instance_type"), "{paths:?}");
+    assert!(!paths.contains(&"network.cidr"), "account values were not ignored: {paths:?}");
+    snapshot!("diff_staging_production_json", json.stdout);
+}
+
+#[test]
+fn identical_sides_exit_zero_and_errors_exit_two() {
+    let project = Project::local();
+    let same = project.stamp(["diff", "qa", "qa", "--version", "1.0.0"]).run().success();
+    assert!(same.stdout.ends_with("identical\n"), "{}", same.stdout);
+    let unknown = project.stamp(["diff", "qa", "nope"]).run().failure(2);
+    assert!(unknown.stderr.contains("unknown account `nope`"), "{}", unknown.stderr);
+}
+
+#[test]
+fn sensitive_values_are_redacted_in_diffs() {
+    let project = Project::local();
+    let schema_path = "archetypes/local-platform/schema.json";
+    let mut schema: serde_json::Value = serde_json::from_str(&project.read(schema_path)).unwrap();
+    schema["properties"]["owner"]["writeOnly"] = true.into();
+    project.write(schema_path, &serde_json::to_string_pretty(&schema).unwrap());
+    let path = "fixtures/accounts/local-staging.yaml";
+    project.write(path, &project.read(path).replace("owner: platform-team@acme.example", "owner: s3cr3t-owner@acme.example"));
+    let out = project.stamp(["diff", "local-prod", "local-staging", "--version", "1.0.0"]).run().failure(1);
+    assert!(!out.stdout.contains("s3cr3t"), "a sensitive value leaked:\n{}", out.stdout);
+}
+
+#[test]
+fn account_at_revision_and_artifact_sides() {
+    let project = Project::local();
+    project.commit_all("init");
+    project.stamp(["build", "qa", "--version", "1.0.0"]).run().success();
+    let path = "fixtures/accounts/qa.yaml";
+    project.write(path, &project.read(path).replace("instance_type: m6i.large", "instance_type: m6i.2xlarge"));
+    project.commit_all("bigger qa");
+    let out = project.stamp(["diff", "qa@HEAD~1", "qa", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stdout.contains("~ cluster.capacity.instance_type: m6i.large -> m6i.2xlarge"), "{}", out.stdout);
+    assert!(out.stdout.contains("-  instance_type = \"m6i.large\"\n+  instance_type = \"m6i.2xlarge\""), "{}", out.stdout);
+    let artifact = project.stamp(["diff", "dist/qa-1.0.0.tar.gz", "qa", "--version", "1.0.0"]).run().failure(1);
+    assert!(artifact.stdout.contains("m6i.2xlarge"), "{}", artifact.stdout);
+    let bad = project.stamp(["diff", "qa@no-such-rev", "qa"]).run().failure(2);
+    assert!(bad.stderr.contains("unknown git revision `no-such-rev`"), "{}", bad.stderr);
+}
+
+#[test]
+fn affected_accounts_follow_blueprint_schema_and_account_changes() {
+    let project = Project::local();
+    let base = project.commit_all("init");
+    // Nothing changed.
+    let none = project.stamp(["affected", "--since", &base]).run().success();
+    assert_eq!(none.stdout, "");
+
+    // One account.
+    let path = "fixtures/accounts/qa.yaml";
+    project.write(path, &project.read(path).replace("instance_type: m6i.large", "instance_type: m6i.2xlarge"));
+    let one = project.stamp(["affected", "--since", &base]).run().success();
+    assert_eq!(one.stdout, "qa\n");
+    let matrix = project.stamp(["affected", "--since", &base, "--format", "github-matrix"]).run().success();
+    assert_eq!(matrix.stdout, "{\"include\":[{\"account\":\"qa\"}]}\n");
+    let after_account = project.commit_all("qa change");
+
+    // A blueprint: every account of that blueprint.
+    project.write("blueprints/local-platform/extra.tf", "locals {\n  extra = true\n}\n");
+    let blueprint = project.stamp(["affected", "--since", &after_account]).run().success();
+    assert_eq!(blueprint.stdout, "local-prod\nlocal-staging\n");
+    let after_blueprint = project.commit_all("blueprint change");
+
+    // A schema change that does not change any output: nobody.
+    let schema = "archetypes/data-engineering/schema.json";
+    let mut value: serde_json::Value = serde_json::from_str(&project.read(schema)).unwrap();
+    value["description"] = "a clearer description".into();
+    project.write(schema, &serde_json::to_string_pretty(&value).unwrap());
+    let schema_only = project.stamp(["affected", "--since", &after_blueprint]).run().success();
+    assert_eq!(schema_only.stdout, "");
+
+    // A new account and a removed one.
+    project.write("fixtures/accounts/local-dev.yaml", &project.read("fixtures/accounts/local-staging.yaml")
+        .replace("environment: staging", "environment: dev")
+        .replace("10.41.0.0/16", "10.43.0.0/16")
+        .replace("staging.local.acme.internal", "dev.local.acme.internal"));
+    fs_err::remove_file(project.path().join("fixtures/accounts/demo.yaml")).unwrap();
+    let json = project.stamp(["affected", "--since", &after_blueprint, "--format", "json"]).run().success();
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let reasons: Vec<(String, String)> = value["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["account"].as_str().unwrap().to_string(), a["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(reasons, vec![("demo".to_string(), "removed".to_string()), ("local-dev".to_string(), "added".to_string())]);
+}
+
+#[test]
+fn plan_only_the_affected_accounts() {
+    let project = Project::local();
+    let base = project.commit_all("init");
+    let none = project.stamp(["plan", "--affected-since", &base]).run().success();
+    assert!(none.stderr.contains("no account is affected"), "{}", none.stderr);
+    let path = "fixtures/accounts/local-staging.yaml";
+    project.write(path, &project.read(path).replace("replicas: 1", "replicas: 2"));
+    let out = project.tf(["plan", "--affected-since", &base]).run().failure(2);
+    assert!(out.stdout.contains("local-staging (staging"), "{}", out.stdout);
+    assert!(!out.stdout.contains("local-prod"), "{}", out.stdout);
+}
