@@ -10,7 +10,8 @@ use common::Project;
 #[test]
 fn builds_are_reproducible_and_verify() {
     let project = Project::local();
-    let one = project.stamp(["build", "production", "local-prod", "--version", "1.2.0", "--out", "one"]).run().success();
+    let one =
+        project.stamp(["build", "production", "local-prod", "--version", "1.2.0", "--out", "one"]).run().success();
     project.stamp(["build", "production", "local-prod", "--version", "1.2.0", "--out", "two"]).run().success();
     for name in ["production-1.2.0.tar.gz", "local-prod-1.2.0.tar.gz"] {
         let a = fs_err::read(project.path().join("one").join(name)).unwrap();
@@ -20,7 +21,11 @@ fn builds_are_reproducible_and_verify() {
     }
     assert!(one.stdout.contains("production-1.2.0.tar.gz"), "{}", one.stdout);
     let verify = project.stamp(["verify", "one/production-1.2.0.tar.gz"]).run().success();
-    assert!(verify.stdout.starts_with("ok: `one/production-1.2.0.tar.gz` is account `production` version 1.2.0+none"), "{}", verify.stdout);
+    assert!(
+        verify.stdout.starts_with("ok: `one/production-1.2.0.tar.gz` is account `production` version 1.2.0+none"),
+        "{}",
+        verify.stdout
+    );
 }
 
 #[test]
@@ -118,7 +123,8 @@ fn old_versions_are_planned_applied_and_destroyed_from_their_artifacts() {
     let text = project.read(path).replace("replicas: 1", "replicas: 2");
     project.write(path, &text);
     project.tf(["plan", "--artifact", "dist/local-staging-1.0.0.tar.gz"]).run().failure(2);
-    let apply = project.tf(["apply", "--artifact", "dist/local-staging-1.0.0.tar.gz", "--auto-approve"]).run().success();
+    let apply =
+        project.tf(["apply", "--artifact", "dist/local-staging-1.0.0.tar.gz", "--auto-approve"]).run().success();
     assert!(apply.stdout.contains("local-staging: applied"), "{}", apply.stdout);
     let output = project.tf(["output", "local-staging", "--version", "1.0.0"]).run().success();
     assert!(output.stdout.contains("\"environment_version\": \"1.0.0+none\""), "{}", output.stdout);

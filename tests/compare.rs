@@ -9,13 +9,31 @@ use common::Project;
 fn staging_against_production_shows_only_real_differences() {
     let project = Project::local();
     let raw = project.stamp(["diff", "production", "staging", "--version", "1.0.0"]).run().failure(1);
-    let normalised = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--version", "1.0.0"]).run().failure(1);
+    let normalised = project
+        .stamp(["diff", "production", "staging", "--ignore-account-values", "--version", "1.0.0"])
+        .run()
+        .failure(1);
     assert!(normalised.stdout.len() < raw.stdout.len() / 2, "normalising did not shrink the diff");
     assert!(!normalised.stdout.contains("10.1.0.0"), "addresses were not normalised:\n{}", normalised.stdout);
     snapshot!("diff_staging_production_text", normalised.stdout);
-    let markdown = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--format", "markdown", "--version", "1.0.0"]).run().failure(1);
+    let markdown = project
+        .stamp([
+            "diff",
+            "production",
+            "staging",
+            "--ignore-account-values",
+            "--format",
+            "markdown",
+            "--version",
+            "1.0.0",
+        ])
+        .run()
+        .failure(1);
     snapshot!("diff_staging_production_markdown", markdown.stdout);
-    let json = project.stamp(["diff", "production", "staging", "--ignore-account-values", "--format", "json", "--version", "1.0.0"]).run().failure(1);
+    let json = project
+        .stamp(["diff", "production", "staging", "--ignore-account-values", "--format", "json", "--version", "1.0.0"])
+        .run()
+        .failure(1);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let paths: Vec<&str> = value["config"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
     assert!(paths.contains(&"cluster.capacity.instance_type"), "{paths:?}");
@@ -40,7 +58,10 @@ fn sensitive_values_are_redacted_in_diffs() {
     schema["properties"]["owner"]["writeOnly"] = true.into();
     project.write(schema_path, &serde_json::to_string_pretty(&schema).unwrap());
     let path = "fixtures/accounts/local-staging.yaml";
-    project.write(path, &project.read(path).replace("owner: platform-team@acme.example", "owner: s3cr3t-owner@acme.example"));
+    project.write(
+        path,
+        &project.read(path).replace("owner: platform-team@acme.example", "owner: s3cr3t-owner@acme.example"),
+    );
     let out = project.stamp(["diff", "local-prod", "local-staging", "--version", "1.0.0"]).run().failure(1);
     assert!(!out.stdout.contains("s3cr3t"), "a sensitive value leaked:\n{}", out.stdout);
 }
@@ -55,7 +76,11 @@ fn account_at_revision_and_artifact_sides() {
     project.commit_all("bigger qa");
     let out = project.stamp(["diff", "qa@HEAD~1", "qa", "--version", "1.0.0"]).run().failure(1);
     assert!(out.stdout.contains("~ cluster.capacity.instance_type: m6i.large -> m6i.2xlarge"), "{}", out.stdout);
-    assert!(out.stdout.contains("-  instance_type = \"m6i.large\"\n+  instance_type = \"m6i.2xlarge\""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("-  instance_type = \"m6i.large\"\n+  instance_type = \"m6i.2xlarge\""),
+        "{}",
+        out.stdout
+    );
     let artifact = project.stamp(["diff", "dist/qa-1.0.0.tar.gz", "qa", "--version", "1.0.0"]).run().failure(1);
     assert!(artifact.stdout.contains("m6i.2xlarge"), "{}", artifact.stdout);
     let bad = project.stamp(["diff", "qa@no-such-rev", "qa"]).run().failure(2);
@@ -94,10 +119,14 @@ fn affected_accounts_follow_blueprint_schema_and_account_changes() {
     assert_eq!(schema_only.stdout, "");
 
     // A new account and a removed one.
-    project.write("fixtures/accounts/local-dev.yaml", &project.read("fixtures/accounts/local-staging.yaml")
-        .replace("environment: staging", "environment: dev")
-        .replace("10.41.0.0/16", "10.43.0.0/16")
-        .replace("staging.local.acme.internal", "dev.local.acme.internal"));
+    project.write(
+        "fixtures/accounts/local-dev.yaml",
+        &project
+            .read("fixtures/accounts/local-staging.yaml")
+            .replace("environment: staging", "environment: dev")
+            .replace("10.41.0.0/16", "10.43.0.0/16")
+            .replace("staging.local.acme.internal", "dev.local.acme.internal"),
+    );
     fs_err::remove_file(project.path().join("fixtures/accounts/demo.yaml")).unwrap();
     let json = project.stamp(["affected", "--since", &after_blueprint, "--format", "json"]).run().success();
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
@@ -107,7 +136,10 @@ fn affected_accounts_follow_blueprint_schema_and_account_changes() {
         .iter()
         .map(|a| (a["account"].as_str().unwrap().to_string(), a["reason"].as_str().unwrap().to_string()))
         .collect();
-    assert_eq!(reasons, vec![("demo".to_string(), "removed".to_string()), ("local-dev".to_string(), "added".to_string())]);
+    assert_eq!(
+        reasons,
+        vec![("demo".to_string(), "removed".to_string()), ("local-dev".to_string(), "added".to_string())]
+    );
 }
 
 #[test]

@@ -409,7 +409,9 @@ pub enum DriftFormat {
 /// version it is, whether the live infrastructure drifted from what was deployed, and how it
 /// differs from the reference account in ways its archetype does not allow.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  stamp drift\n  stamp drift staging qa --reference production\n  stamp drift --format html --out drift.html")]
+#[command(
+    after_help = "Examples:\n  stamp drift\n  stamp drift staging qa --reference production\n  stamp drift --format html --out drift.html"
+)]
 pub struct DriftArgs {
     /// Accounts (default: every account).
     #[arg(value_name = "ACCOUNT")]

@@ -156,7 +156,11 @@ fn live(
     let outputs = run.prepare(tree).and_then(|()| run.outputs());
     let stamp = match outputs {
         Ok(outputs) => outputs.get("stamp").cloned(),
-        Err(e) => return entry.notes.push(format!("cannot read the live state: {e} (see `{}`)", project.display(&run.dirs.log))),
+        Err(e) => {
+            return entry
+                .notes
+                .push(format!("cannot read the live state: {e} (see `{}`)", project.display(&run.dirs.log)));
+        }
     };
     entry.state_read = true;
     let Some(stamp) = stamp else { return };
@@ -186,8 +190,14 @@ fn live(
         };
         // The work folder inside the checkout: relative paths (local state) come out as deployed.
         let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, &a.name).work;
-        validate_and_render(&revision.root, std::slice::from_ref(&account.name), VersionSpec::Exact(deployed), &here, &keep)
-            .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
+        validate_and_render(
+            &revision.root,
+            std::slice::from_ref(&account.name),
+            VersionSpec::Exact(deployed),
+            &here,
+            &keep,
+        )
+        .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
         kept.into_inner()
             .expect("kept lock")
             .ok_or_else(|| format!("account `{}` does not render at {commit}", account.name))

@@ -139,7 +139,12 @@ impl<'a> AccountRun<'a> {
         // was rendered for (build/, an artifact), Stamp's runs use the same state.
         let mut args = vec!["init".to_string(), "-input=false".to_string(), "-no-color".to_string()];
         if self.archetype.backend() == crate::config::Backend::Local {
-            let state = self.project.root.join(&self.project.file.state.local.dir).join(&self.account.name).join("terraform.tfstate");
+            let state = self
+                .project
+                .root
+                .join(&self.project.file.state.local.dir)
+                .join(&self.account.name)
+                .join("terraform.tfstate");
             let relative = pathdiff::diff_paths(&state, &self.dirs.work).unwrap_or(state);
             args.push(format!("-backend-config=path={}", relative.display()));
         }

@@ -97,7 +97,9 @@ pub fn text(report: &DriftReport) -> String {
 }
 
 pub fn markdown(report: &DriftReport) -> String {
-    let mut out = String::from("### Stamp drift report\n\n| account | environment | status | deployed | current | behind | live drift | parity |\n|---|---|---|---|---|--:|---|---|\n");
+    let mut out = String::from(
+        "### Stamp drift report\n\n| account | environment | status | deployed | current | behind | live drift | parity |\n|---|---|---|---|---|--:|---|---|\n",
+    );
     for a in &report.accounts {
         let _ = writeln!(
             out,
@@ -118,7 +120,13 @@ pub fn markdown(report: &DriftReport) -> String {
             let _ = writeln!(out, "- live drift: `{change}`");
         }
         for issue in &a.parity {
-            let _ = writeln!(out, "- parity: `{}` is `{}` (reference: `{}`)", issue.path, value(issue.value.as_ref()), value(issue.reference.as_ref()));
+            let _ = writeln!(
+                out,
+                "- parity: `{}` is `{}` (reference: `{}`)",
+                issue.path,
+                value(issue.value.as_ref()),
+                value(issue.reference.as_ref())
+            );
         }
         out.push_str("\n</details>\n");
     }
@@ -132,7 +140,8 @@ pub fn json(report: &DriftReport) -> String {
         account: &'a AccountDrift,
         status: &'a str,
     }
-    let accounts: Vec<WithStatus<'_>> = report.accounts.iter().map(|a| WithStatus { account: a, status: a.status() }).collect();
+    let accounts: Vec<WithStatus<'_>> =
+        report.accounts.iter().map(|a| WithStatus { account: a, status: a.status() }).collect();
     let value = serde_json::json!({ "reference": report.reference, "accounts": accounts });
     format!("{}\n", serde_json::to_string_pretty(&value).expect("json"))
 }

@@ -241,7 +241,16 @@ impl Project {
     /// Runs git in the project (for tests of revisions, tags and drift).
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
-            .args(["-c", "user.name=Stamp Test", "-c", "user.email=test@stamp.invalid", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=Stamp Test",
+                "-c",
+                "user.email=test@stamp.invalid",
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "tag.gpgsign=false",
+            ])
             .args(args)
             .current_dir(self.path())
             .output()
