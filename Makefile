@@ -63,8 +63,13 @@ demo: build terraform
 	@echo "-- stamp destroy $(STAGE)"
 	@$(STAMP) destroy $(STAGE) --auto-approve
 
+# The tests use real components: the pinned Terraform, a PostgreSQL server (state backend test)
+# and Chromium (HTML report test). Each install script is quick when its tool is already there.
 test: build terraform
-	STAMP_TEST_TERRAFORM=$(TERRAFORM) $(CARGO) test --all-targets
+	pg="$$(scripts/install-postgres.sh)"; \
+	chromium="$$(scripts/install-chromium.sh)"; \
+	STAMP_TEST_TERRAFORM=$(TERRAFORM) STAMP_TEST_PG="$$pg" STAMP_TEST_CHROMIUM="$$chromium" \
+	$(CARGO) test --all-targets
 
 lint:
 	$(CARGO) fmt --check
