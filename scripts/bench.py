@@ -95,6 +95,26 @@ def run(stamp: str, args: list, cwd: Path) -> tuple:
     return wall, usage.ru_maxrss / 1024
 
 
+def git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@stamp.invalid", *args],
+                   cwd=project, check=True, capture_output=True)
+
+
+def compare_benchmarks(stamp: str, project: Path) -> None:
+    """`stamp affected` and `stamp diff` after a one-account change."""
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "bench")
+    account = next((project / "fixtures/accounts").glob("service-platform-*.yaml"))
+    account.write_text(account.read_text().replace("desired_size: 6", "desired_size: 7"))
+    env = {**os.environ, "STAMP_VERSION": "1.0.0"}
+    affected = timed([stamp, "--quiet", "affected", "--since", "HEAD"], project, env)
+    name = account.stem
+    diff = timed([stamp, "--quiet", "diff", f"{name}@HEAD", name], project, env, ok=(1,))
+    print(f"{'':>8}  stamp affected --since  {affected:>6.2f}s  (one account changed)")
+    print(f"{'':>8}  stamp diff ACCT@REV ACCT {diff:>5.2f}s", flush=True)
+
+
 def timed(command: list, cwd: Path, env: dict, ok=(0,)) -> float:
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
@@ -163,6 +183,8 @@ def main() -> None:
             for label, command in [("check", ["check"]), ("render --all", ["render", "--all", "--out", "out"])]:
                 wall, peak = run(args.stamp, command, project)
                 print(f"{n:>8}  stamp {label:<16} {wall:>7.2f}s  {n / wall:>10.0f}  {peak:>6.0f} MiB", flush=True)
+            if n == min(args.sizes):
+                compare_benchmarks(args.stamp, project)
             shutil.rmtree(project)
         if not args.skip_terraform:
             print()

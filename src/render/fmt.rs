@@ -3,10 +3,21 @@
 //! comments aligned, and no stray blank lines left behind by template logic.
 
 use super::hcl_scan::{self, Line};
+use super::hcl_value::is_marker;
+
+/// Width in characters, not counting the output guard's markers.
+fn width(text: &str) -> usize {
+    text.chars().filter(|&c| !is_marker(c)).count()
+}
 
 /// Formats HCL text. Heredoc bodies and multi-line comments are left as they are.
 pub fn format(text: &str) -> String {
-    let scan = hcl_scan::scan(text, |_| false);
+    format_scanned(text, &hcl_scan::scan(text, |_| false))
+}
+
+/// Formats text that was already scanned. Characters the scan marked (the output guard's
+/// markers) take no width, so they can be removed after formatting.
+pub fn format_scanned(text: &str, scan: &hcl_scan::Scan) -> String {
     let raw: Vec<&str> = text.lines().collect();
     let infos = &scan.lines;
 
@@ -53,7 +64,7 @@ pub fn format(text: &str) -> String {
 
     // Pass 3: assemble, dropping blank lines that only template logic left behind.
     let mut out = String::with_capacity(text.len() + 64);
-    let mut previous: Option<&Cells> = None;
+    let mut previous: Option<&Cells<'_>> = None;
     for (i, cell) in cells.iter().enumerate() {
         if cell.blank {
             let after_open = previous.is_none_or(|p| p.opens);
@@ -70,16 +81,18 @@ pub fn format(text: &str) -> String {
     out
 }
 
-/// One line split into hclwrite's cells: lead, assignment and trailing comment.
+/// One line split into hclwrite's cells: lead, assignment and trailing comment. Borrows the
+/// input: formatting thousands of files allocates only their output.
 #[derive(Debug, Default)]
-struct Cells {
+struct Cells<'a> {
     indent: usize,
-    lead: String,
-    assign: Option<String>,
-    comment: Option<String>,
+    lead: &'a str,
+    /// `Some(value)` for an attribute (`lead = value`); the value may be empty.
+    assign: Option<&'a str>,
+    comment: Option<&'a str>,
     assign_pad: usize,
     comment_pad: usize,
-    verbatim: Option<String>,
+    verbatim: Option<&'a str>,
     blank: bool,
     /// Ends with an opening bracket: a blank line after it is dropped.
     opens: bool,
@@ -87,27 +100,23 @@ struct Cells {
     closes: bool,
 }
 
-impl Cells {
+impl<'a> Cells<'a> {
     fn blank() -> Self {
         Self { blank: true, ..Self::default() }
     }
 
-    fn verbatim(text: &str) -> Self {
-        Self { verbatim: Some(text.to_string()), ..Self::default() }
+    fn verbatim(text: &'a str) -> Self {
+        Self { verbatim: Some(text), ..Self::default() }
     }
 
-    fn split(text: &str, info: &Line, depth: usize) -> Self {
+    fn split(text: &'a str, info: &Line, depth: usize) -> Self {
         let code_end = info.comment.unwrap_or(text.len());
-        let comment = info.comment.map(|c| text[c..].trim_end().to_string());
+        let comment = info.comment.map(|c| text[c..].trim_end());
         let (lead, assign) = match info.assign {
-            Some(eq) => {
-                let value = text[eq + 1..code_end].trim();
-                let assign = if value.is_empty() { "=".to_string() } else { format!("= {value}") };
-                (text[..eq].trim().to_string(), Some(assign))
-            }
-            None => (text[..code_end].trim().to_string(), None),
+            Some(eq) => (text[..eq].trim(), Some(text[eq + 1..code_end].trim())),
+            None => (text[..code_end].trim(), None),
         };
-        let code = assign.as_deref().unwrap_or(&lead);
+        let code = assign.unwrap_or(lead);
         Self {
             indent: depth * 2,
             opens: info.brackets > 0 || code.ends_with('{') || code.ends_with('['),
@@ -122,15 +131,19 @@ impl Cells {
     }
 
     fn lead_width(&self) -> usize {
-        self.indent + self.lead.chars().count()
+        self.indent + width(self.lead)
     }
 
     fn code_width(&self) -> usize {
-        self.lead_width() + self.assign.as_ref().map_or(0, |a| self.assign_pad + a.chars().count())
+        let assign = self.assign.map_or(0, |value| {
+            let value = width(value);
+            self.assign_pad + 1 + if value == 0 { 0 } else { 1 + value }
+        });
+        self.lead_width() + assign
     }
 
     fn write(&self, out: &mut String) {
-        if let Some(text) = &self.verbatim {
+        if let Some(text) = self.verbatim {
             out.push_str(text);
             return;
         }
@@ -139,12 +152,16 @@ impl Cells {
         }
         let start = out.len();
         out.extend(std::iter::repeat_n(' ', self.indent));
-        out.push_str(&self.lead);
-        if let Some(assign) = &self.assign {
+        out.push_str(self.lead);
+        if let Some(value) = self.assign {
             out.extend(std::iter::repeat_n(' ', self.assign_pad));
-            out.push_str(assign);
+            out.push('=');
+            if !value.is_empty() {
+                out.push(' ');
+                out.push_str(value);
+            }
         }
-        if let Some(comment) = &self.comment {
+        if let Some(comment) = self.comment {
             if out.len() > start + self.indent {
                 out.extend(std::iter::repeat_n(' ', self.comment_pad));
             }
@@ -155,14 +172,14 @@ impl Cells {
 
 /// Aligns a cell across runs of consecutive lines that have it; verbatim lines (heredoc
 /// bodies) do not break a run, as they belong to the line that opened them.
-fn align(
-    cells: &mut [Cells],
-    has: impl Fn(&Cells) -> bool,
-    width: impl Fn(&Cells) -> usize,
-    set: impl Fn(&mut Cells, usize),
+fn align<'a>(
+    cells: &mut [Cells<'a>],
+    has: impl Fn(&Cells<'a>) -> bool,
+    width: impl Fn(&Cells<'a>) -> usize,
+    set: impl Fn(&mut Cells<'a>, usize),
 ) {
     let mut run: Vec<usize> = Vec::new();
-    let flush = |run: &mut Vec<usize>, cells: &mut [Cells]| {
+    let flush = |run: &mut Vec<usize>, cells: &mut [Cells<'a>]| {
         let widest = run.iter().map(|&i| width(&cells[i])).max().unwrap_or(0);
         for &i in run.iter() {
             let pad = widest - width(&cells[i]) + 1;

@@ -17,10 +17,18 @@ pub struct Misplaced {
 
 /// Verifies the markers and returns the text without them.
 pub fn check_and_strip(text: &str) -> Result<String, Misplaced> {
-    if !text.contains(is_marker) {
-        return Ok(text.to_string());
-    }
+    check(text, &hcl_scan::scan(text, is_marker))?;
+    Ok(strip(text))
+}
+
+/// Verifies the markers, formats the text (one scan for both) and removes the markers.
+pub fn check_and_format(text: &str) -> Result<String, Misplaced> {
     let scan = hcl_scan::scan(text, is_marker);
+    check(text, &scan)?;
+    Ok(strip(&super::fmt::format_scanned(text, &scan)))
+}
+
+fn check(text: &str, scan: &hcl_scan::Scan) -> Result<(), Misplaced> {
     for &(offset, c, context) in &scan.marks {
         let problem = match (c, context) {
             (STRING_OPEN, Context::QuotedString | Context::LineComment) => None,
@@ -46,7 +54,19 @@ pub fn check_and_strip(text: &str) -> Result<String, Misplaced> {
             return Err(Misplaced { line, column, message, hint });
         }
     }
-    Ok(text.chars().filter(|&c| !is_marker(c)).collect())
+    Ok(())
+}
+
+/// The text without markers (each is three bytes of UTF-8 starting with 0xEE).
+fn strip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(is_marker) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + '\u{E000}'.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

@@ -75,8 +75,14 @@ pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
         let mut code_seen = false;
         let mut i = 0;
         while i < bytes.len() {
-            let c = line_text[i..].chars().next().expect("in bounds");
-            let width = c.len_utf8();
+            // HCL's syntax is ASCII: decode only the rare non-ASCII character.
+            let (c, width) = match bytes[i] {
+                b if b < 0x80 => (char::from(b), 1),
+                _ => {
+                    let c = line_text[i..].chars().next().expect("in bounds");
+                    (c, c.len_utf8())
+                }
+            };
             let next = bytes.get(i + 1).copied();
             if is_marked(c) {
                 let context = if in_block_comment {

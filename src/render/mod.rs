@@ -120,7 +120,7 @@ impl<'p> Renderer<'p> {
             };
             let template_display = format!("{}/{}", blueprint.display, template.name);
             let output_display = format!("{out_display}/{}", template.output);
-            let text = match guard::check_and_strip(&text) {
+            let text = match guard::check_and_format(&text) {
                 Ok(text) => text,
                 Err(misplaced) => {
                     let rendered_line =
@@ -135,7 +135,7 @@ impl<'p> Renderer<'p> {
                     continue;
                 }
             };
-            let text = format!("{}{}", header(&template_display), fmt::format(&text));
+            let text = format!("{}{text}", header(&template_display));
             if let Err(e) = hcl_check::check(&text) {
                 let rendered_line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("").to_string();
                 project.sources.add(output_display.clone(), text.as_str());
