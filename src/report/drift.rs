@@ -187,9 +187,9 @@ pub fn html(report: &DriftReport) -> String {
         } else {
             format!("<details><summary>details</summary><ul>{details}</ul></details>")
         };
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr class=\"{cls}\"><td>{account}</td><td>{env}</td><td><span class=\"status {cls}\">{status}</span></td><td><code>{deployed}</code></td><td><code>{current}</code></td><td class=\"num\">{behind}</td><td>{live}</td><td>{parity}</td><td>{details}</td></tr>\n",
+            "<tr class=\"{cls}\"><td>{account}</td><td>{env}</td><td><span class=\"status {cls}\">{status}</span></td><td><code>{deployed}</code></td><td><code>{current}</code></td><td class=\"num\">{behind}</td><td>{live}</td><td>{parity}</td><td>{details}</td></tr>",
             cls = class(status),
             account = escape(&a.account),
             env = escape(&a.environment),
