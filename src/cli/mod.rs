@@ -26,7 +26,7 @@ const ABOUT: &str = "Stamp: many production-like environments from one set of te
 Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
 account's plain Terraform root module from its blueprint.";
 
-const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp schema service-platform > schema.json";
+const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp schema service-platform > schema.json";
 
 #[derive(Debug, Parser)]
 #[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
