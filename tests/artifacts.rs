@@ -135,3 +135,24 @@ fn old_versions_are_planned_applied_and_destroyed_from_their_artifacts() {
     project.tf(["destroy", "--artifact", "dist/local-staging-1.0.0.tar.gz", "--auto-approve"]).run().success();
     assert!(!project.env_dir("local-staging").exists());
 }
+
+#[test]
+fn artifacts_can_carry_their_plan() {
+    let project = Project::local();
+    project.tf(["build", "local-staging", "--version", "1.0.0", "--plan"]).run().success();
+    let list = std::process::Command::new("tar")
+        .args(["-tzf", "dist/local-staging-1.0.0.tar.gz"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains("plan/plan.tfplan") && list.contains("plan/plan.json"), "{list}");
+    let json = std::process::Command::new("tar")
+        .args(["-xzOf", "dist/local-staging-1.0.0.tar.gz", "plan/plan.json"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(plan["resource_changes"].as_array().unwrap().len(), 5);
+    project.stamp(["verify", "dist/local-staging-1.0.0.tar.gz"]).run().success();
+}

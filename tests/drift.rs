@@ -143,7 +143,7 @@ fn html_report_renders_in_a_real_browser() {
 }
 
 #[test]
-fn drift_markdown_and_text_snapshots() {
+fn drift_report_snapshots_in_every_format() {
     let project = drifted_project();
     let md = project
         .tf(["drift", "local-staging", "local-prod", "--reference", "local-prod", "--format", "markdown"])
@@ -153,6 +153,18 @@ fn drift_markdown_and_text_snapshots() {
     let first = project.git(&["rev-parse", "--short=12", "HEAD~1"]);
     let redact = |text: &str| text.replace(&commit, "[HEAD]").replace(&first, "[FIRST]");
     snapshot!("drift_markdown", redact(&md.stdout));
+    let text = project.tf(["drift", "local-staging", "local-prod", "--reference", "local-prod"]).run().success();
+    snapshot!("drift_text", redact(&text.stdout));
+    let json = project
+        .tf(["drift", "local-staging", "local-prod", "--reference", "local-prod", "--format", "json"])
+        .run()
+        .success();
+    snapshot!("drift_json", redact(&json.stdout));
+    let html = project
+        .tf(["drift", "local-staging", "local-prod", "--reference", "local-prod", "--format", "html"])
+        .run()
+        .success();
+    snapshot!("drift_html", redact(&html.stdout));
 }
 
 #[test]

@@ -31,6 +31,12 @@ pub struct BuildArgs {
     /// Create a git tag `<account>/<version>` for each artifact.
     #[arg(long)]
     tag: bool,
+    /// Plan each account and add the saved plan and its JSON (`plan/`) to the artifact.
+    #[arg(long)]
+    plan: bool,
+    /// The Terraform (or `OpenTofu`) binary for `--plan`. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
 }
 
 pub fn build_command(root: &Path, args: &BuildArgs, out: &Output) -> ExitCode {
@@ -44,6 +50,8 @@ pub fn build_command(root: &Path, args: &BuildArgs, out: &Output) -> ExitCode {
         version: args.release.clone(),
         out: args.out.clone(),
         tag: args.tag,
+        plan: args.plan,
+        terraform: args.terraform.clone(),
     };
     match build(root, &options) {
         Ok(built) => {

@@ -20,6 +20,10 @@ pub struct BuildOptions {
     pub out: Option<PathBuf>,
     /// Create a git tag `<account>/<version>` for each artifact.
     pub tag: bool,
+    /// Plan each account and add the plan file and its JSON to the artifact.
+    pub plan: bool,
+    /// The Terraform binary for `plan`.
+    pub terraform: Option<PathBuf>,
 }
 
 /// One written artifact.
@@ -50,8 +54,11 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
     let version = &checked.version;
     let cwd = std::env::current_dir().unwrap_or_default();
     let dist = options.out.as_ref().map_or_else(|| project.root.join("dist"), |o| cwd.join(o));
-    let terraform_version =
-        crate::terraform::Terraform::locate(None).ok().and_then(|t| t.version().ok()).map(|v| v.text);
+    let terraform = crate::terraform::Terraform::locate(options.terraform.as_deref());
+    if options.plan && terraform.is_err() {
+        return Err(failure(format!("`--plan` needs Terraform: {}", crate::terraform::binary::INSTALL_HINT)));
+    }
+    let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
     let mut built = Vec::new();
     for (display, tree) in &checked.trees {
         let (Some(account), Some(tree)) = (project.accounts.iter().find(|a| &a.display == display), tree) else {
@@ -59,6 +66,10 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
         };
         let archetype = &project.archetypes[&account.archetype];
         let config = super::diff::redact(project, account);
+        let planned = match (&terraform, options.plan) {
+            (Ok(terraform), true) => Some(plan_files(project, account, tree, terraform)?),
+            _ => None,
+        };
         let input = ArtifactInput {
             account: &account.name,
             archetype: &archetype.name,
@@ -68,7 +79,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
             terraform_version: terraform_version.as_deref(),
             tree,
             config: &config,
-            plan: None,
+            plan: planned.as_ref().map(|(tfplan, json)| artifact::PlanFiles { tfplan, json }),
         };
         let bytes = artifact::build(&input);
         let path = dist.join(artifact::file_name(&account.name, &version.version));
@@ -102,4 +113,23 @@ fn create_tag(root: &Path, tag: &str, digest: &str) -> Result<(), Report> {
 /// `stamp verify`: every digest of the artifact checks out and no entry is unsafe.
 pub fn verify(path: &Path) -> Result<artifact::Manifest, Report> {
     artifact::open(path).map(|a| a.manifest).map_err(|e| failure(crate::diagnostics::error_chain(&e)))
+}
+
+/// Plans the account and returns the plan file and its JSON (`terraform show -json`).
+fn plan_files(
+    project: &crate::config::Project,
+    account: &Account,
+    tree: &crate::render::Tree,
+    terraform: &crate::terraform::Terraform,
+) -> Result<(Vec<u8>, Vec<u8>), Report> {
+    let fail = |e: crate::pipeline::RunError| {
+        failure(format!("cannot plan `{}`: {e} {}", account.name, e.details().join("\n")))
+    };
+    let progress = crate::pipeline::account::Quiet;
+    let mut run = crate::pipeline::AccountRun::start(project, account, terraform, &progress).map_err(fail)?;
+    run.prepare(tree).map_err(fail)?;
+    run.plan(false).map_err(fail)?;
+    let json = run.plan_json().map_err(fail)?;
+    let tfplan = fs_err::read(&run.dirs.plan_file).map_err(|e| failure(e.to_string()))?;
+    Ok((tfplan, json.into_bytes()))
 }

@@ -287,6 +287,11 @@ pub struct DeployReport {
 }
 
 impl DeployReport {
+    /// Nothing was applied, for `reason`.
+    fn refused(plan: PlanReport, reason: String) -> Self {
+        Self { plan, refused: Some(reason), results: Vec::new(), warnings: Vec::new() }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.refused.is_none()
             && self.results.iter().all(AccountResult::succeeded)
@@ -352,11 +357,11 @@ pub fn apply(
     };
     let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
+        return Ok(DeployReport::refused(report, refusal));
     }
     let anything = report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { .. }));
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
+        return Ok(DeployReport::refused(report, refusal));
     }
     let version = session.checked.version.environment_version();
     let results = pool(options.deploy.jobs).install(|| {
@@ -476,14 +481,14 @@ pub fn destroy(
         let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new() };
         let refusal =
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
-        return Ok(DeployReport { plan: empty, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
+        return Ok(DeployReport::refused(empty, refusal));
     }
     let mut planned = plan_all(&session, &options.deploy, true, progress);
     let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport { plan: report, refused: Some(refusal), results: Vec::new(), warnings: Vec::new() });
+        return Ok(DeployReport::refused(report, refusal));
     }
     let results = pool(options.deploy.jobs).install(|| {
         planned

@@ -173,6 +173,12 @@ impl<'a> AccountRun<'a> {
         self.terraform_once(&["apply", "-input=false", "-json", &plan_file], &[0]).map(|_| ())
     }
 
+    /// `terraform show -json` of the account's plan file.
+    pub fn plan_json(&mut self) -> Result<String, RunError> {
+        let plan_file = self.dirs.plan_file.display().to_string();
+        Ok(self.terraform(&["show", "-json", "-no-color", &plan_file], &[0])?.stdout)
+    }
+
     /// The root module's outputs (`terraform output -json`), values only.
     pub fn outputs(&mut self) -> Result<BTreeMap<String, serde_json::Value>, RunError> {
         let finished = self.terraform(&["output", "-json", "-no-color"], &[0])?;
