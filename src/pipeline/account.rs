@@ -15,6 +15,10 @@ use crate::terraform::plan::{self, PlanSummary};
 use crate::terraform::process::{Finished, Invocation, Log, interrupted};
 use crate::terraform::retry::RetryPolicy;
 
+/// How long Terraform waits for a state lock held by another run before failing (a lock
+/// failure is then retried as transient).
+const LOCK_TIMEOUT: &str = "-lock-timeout=60s";
+
 /// Where an account's runs keep their files, under `.stamp/` in the project.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -157,7 +161,7 @@ impl<'a> AccountRun<'a> {
     pub fn plan(&mut self, destroy: bool) -> Result<PlanSummary, RunError> {
         self.progress.phase(&self.account.name, if destroy { "plan -destroy" } else { "plan" });
         let out = format!("-out={}", self.dirs.plan_file.display());
-        let mut args = vec!["plan", "-input=false", "-json", "-detailed-exitcode", out.as_str()];
+        let mut args = vec!["plan", "-input=false", "-json", "-detailed-exitcode", LOCK_TIMEOUT, out.as_str()];
         if destroy {
             args.push("-destroy");
         }
@@ -170,7 +174,7 @@ impl<'a> AccountRun<'a> {
     pub fn apply(&mut self, what: &str) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, what);
         let plan_file = self.dirs.plan_file.display().to_string();
-        self.terraform_once(&["apply", "-input=false", "-json", &plan_file], &[0]).map(|_| ())
+        self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0]).map(|_| ())
     }
 
     /// `terraform show -json` of the account's plan file.

@@ -31,6 +31,9 @@ pub const DEFAULT_PATTERNS: &[(&str, &str)] = &[
     ("lock", r"Error acquiring the state lock"),
     ("lock", r"ConditionalCheckFailedException"),
     ("lock", r"state (is )?locked"),
+    ("lock", r"already locked for workspace creation"),
+    // Two first `init`s of one account on the pg backend race to create its schema.
+    ("lock", r"pg_namespace_nspname_index"),
 ];
 
 /// `retry:` in `archetype.yaml`.
