@@ -10,6 +10,22 @@ use time::OffsetDateTime;
 /// given.
 pub const VERSION_FILE: &str = "VERSION";
 
+/// A version is used in file names and git tags: letters, digits and `.`, `-`, `+`, `_`,
+/// starting with a letter or digit.
+pub fn validate(version: &str) -> Result<(), String> {
+    let ok = version.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && version.len() <= 64
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
+        && !version.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid version `{version}`: use letters, digits, `.`, `-`, `+` and `_` (e.g. `1.4.0`), as it names files and git tags"
+        ))
+    }
+}
+
 /// What a rendered tree was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildVersion {
@@ -93,6 +109,16 @@ mod tests {
     fn development_version_format() {
         let at = OffsetDateTime::from_unix_timestamp(1_795_219_200 + 3_661).unwrap(); // 2026-11-21 01:01:01
         assert_eq!(development_version(at), "0.0.26325.03661");
+    }
+
+    #[test]
+    fn versions_name_files_safely() {
+        assert!(validate("1.4.0").is_ok());
+        assert!(validate("0.0.26325.03661").is_ok());
+        assert!(validate("2.0.0-rc.1+build_7").is_ok());
+        for bad in ["1/../../x", "../1", "", "1 0", "-1", "1..2"] {
+            assert!(validate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

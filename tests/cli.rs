@@ -201,3 +201,39 @@ fn help_texts_have_examples() {
     let out = project.stamp(["--help"]).run().success();
     snapshot!(out.stdout);
 }
+
+#[test]
+fn accounts_in_conflict_are_not_written() {
+    let project = Project::example();
+    project.write(
+        "fixtures/accounts/clash.yaml",
+        &project.read("fixtures/accounts/local-staging.yaml").replace("environment: staging", "environment: clash"),
+    );
+    let out = project.stamp(["render", "--all", "--out", "out", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stderr.contains("overlaps"), "{}", out.stderr);
+    assert!(
+        !project.path().join("out/clash").exists() || !project.path().join("out/local-staging").exists(),
+        "both sides of a conflict were written"
+    );
+}
+
+#[test]
+fn versions_and_account_names_cannot_escape_their_folders() {
+    let project = Project::example();
+    let out = project.stamp(["build", "local-prod", "--version", "1/../../../escaped"]).run().failure(1);
+    assert!(out.stderr.contains("invalid version `1/../../../escaped`"), "{}", out.stderr);
+    project.write("fixtures/accounts/bad-name.yaml", "archetype: local-platform\nname: ../evil\n");
+    let out = project.stamp(["check", "fixtures/accounts/bad-name.yaml"]).run().failure(1);
+    assert!(out.stderr.contains("invalid account name `../evil`"), "{}", out.stderr);
+}
+
+#[test]
+fn commands_without_accounts_are_usage_errors() {
+    let project = Project::example();
+    for command in ["plan", "apply", "destroy", "output"] {
+        let out = project.stamp([command]).run().failure(2);
+        assert!(out.stderr.contains("or pass `--all`"), "{command}: {}", out.stderr);
+    }
+    let out = project.stamp(["plan", "--all", "--out", "x.plan"]).run().failure(1);
+    assert!(out.stderr.contains("exactly one account"), "{}", out.stderr);
+}

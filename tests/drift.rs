@@ -183,7 +183,7 @@ fn promotion_needs_every_earlier_stage_to_have_passed() {
     assert!(ledger.contains("\"smoke_tests_passed\":true"), "{ledger}");
     // Another version passed staging? No: only 1.0.0 did.
     let other = project.tf(["promote", "1.1.0", "--to", "production", "--auto-approve"]).run().failure(1);
-    assert!(other.stderr.contains("version 1.1.0 has not been applied"), "{}", other.stderr);
+    assert!(other.stderr.contains("version 1.1.0 (commit none) has not been applied"), "{}", other.stderr);
     // Production has two accounts (production and local-prod); promote builds and applies each
     // from its artifact. AWS accounts cannot be applied here, so promote the local ones only.
     for aws in ["production", "data-prod"] {

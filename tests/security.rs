@@ -122,3 +122,55 @@ fn null_values_are_not_printed_silently() {
     let out = project.stamp(["check"]).run().failure(1);
     assert!(out.stderr.contains("cannot print a null value"), "{}", out.stderr);
 }
+
+#[test]
+fn filters_that_print_text_as_it_is_are_not_available() {
+    for filter in ["safe", "tojson", "escape"] {
+        let template = format!("locals {{\n  a = \"{{{{ config.name_value | {filter} }}}}\"\n}}\n");
+        let project = permissive_project(&template, &account_with(HOSTILE));
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(
+            out.stderr.contains(&format!("filter {filter} is unknown")),
+            "`{filter}` is available:\n{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("Stamp removes the filters that print text unescaped"), "{}", out.stderr);
+    }
+}
+
+fn secret_project(template: &str) -> Project {
+    let project = permissive_project(template, "archetype: open\nname_value: x\ndb:\n  password: hunter2-secret\n");
+    project.write(
+        "archetypes/open/schema.json",
+        r##"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "$defs": {"secret": {"type": "string", "writeOnly": true}},
+            "properties": {"db": {"type": "object", "properties": {"password": {"$ref": "#/$defs/secret"}}}}}"##,
+    );
+    project
+}
+
+#[test]
+fn sensitive_values_are_never_rendered() {
+    let project = secret_project("locals {\n  password = \"{{ config.db.password }}\"\n}\n");
+    let out = project.stamp(["render", "evil", "--out", "out"]).run().failure(1);
+    assert!(out.stderr.contains("a sensitive config value is written into rendered `main.tf`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    assert!(!project.path().join("out").exists());
+}
+
+#[test]
+fn sensitive_values_behind_refs_are_redacted_in_artifacts_and_diffs() {
+    let project = secret_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
+    project.stamp(["build", "evil", "--version", "1.0.0"]).run().success();
+    let config = std::process::Command::new("tar")
+        .args(["-xzOf", "dist/evil-1.0.0.tar.gz", "config.json"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let config = String::from_utf8(config.stdout).unwrap();
+    assert!(config.contains("\"password\": \"<redacted>\""), "{config}");
+    assert!(!config.contains("hunter2"), "{config}");
+    project.write("accounts/other.yaml", "archetype: open\nname_value: x\ndb:\n  password: other-secret-9\n");
+    let diff = project.stamp(["diff", "evil", "other", "--version", "1.0.0"]).run();
+    assert!(!diff.stdout.contains("hunter2") && !diff.stdout.contains("other-secret"), "{}", diff.stdout);
+}

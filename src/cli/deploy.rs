@@ -36,6 +36,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Names no account at all (a usage error).
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && !self.all && self.artifact.is_none()
+    }
+
     fn options(&self) -> DeployOptions {
         DeployOptions {
             accounts: self.accounts.clone(),
@@ -82,6 +87,9 @@ pub struct PlanArgs {
 }
 
 pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
+    if args.target.is_empty() && args.affected_since.is_none() {
+        return no_target(out, "plan");
+    }
     let mut options = args.target.options();
     if let Some(since) = &args.affected_since {
         match crate::ops::affected::affected(root, since) {
@@ -160,7 +168,16 @@ pub struct ApplyArgs {
     plan: Option<PathBuf>,
 }
 
+/// The usage error for a command that names no account.
+fn no_target(out: &Output, command: &str) -> ExitCode {
+    out.error(&format!("name the accounts to {command}, or pass `--all` (or `--artifact FILE`)"));
+    ExitCode::from(2)
+}
+
 pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
+    if args.target.is_empty() && args.plan.is_none() {
+        return no_target(out, "apply");
+    }
     let options = ApplyOptions {
         deploy: args.target.options(),
         confirm: args.confirm.clone(),
@@ -194,6 +211,9 @@ pub struct DestroyArgs {
 }
 
 pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
+    if args.target.is_empty() {
+        return no_target(out, "destroy");
+    }
     let options =
         ApplyOptions { deploy: args.target.options(), confirm: args.confirm.clone(), ..ApplyOptions::default() };
     let progress = Shown::new(out.quiet);
@@ -312,6 +332,9 @@ pub struct OutputArgs {
 }
 
 pub fn output(root: &Path, args: &OutputArgs, out: &Output) -> ExitCode {
+    if args.target.is_empty() {
+        return no_target(out, "read");
+    }
     let progress = Shown::new(true);
     match deploy::output(root, &args.target.options(), &progress) {
         Ok(value) => {

@@ -241,6 +241,19 @@ impl Project {
             Some(Value::String(name)) => name.clone(),
             _ => stem,
         };
+        // The name names folders, lock files, ledger files and git tags.
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.contains("..");
+        if !valid {
+            let pos = positions.value("/name").map_or((1, 1), |p| (p.line, p.column));
+            return Err(Box::new(
+                Diagnostic::error("account.name", format!("invalid account name `{name}`"))
+                    .at(Location::new(&display, pos.0, pos.1))
+                    .hint("use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit: it names folders and tags"),
+            ));
+        }
         let mut effective = layering::effective([&self.file.defaults, &found.file.defaults, &value]);
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));

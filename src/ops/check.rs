@@ -78,12 +78,23 @@ pub fn validate_and_render(
         VersionSpec::Release(release) => BuildVersion::resolve(release, &workspace.project.root),
         VersionSpec::Exact(version) => version,
     };
+    if let Err(problem) = crate::version::validate(&version.version) {
+        return Err(Report::new(
+            vec![Diagnostic::error("version.invalid", problem)],
+            workspace.project.sources.clone(),
+        ));
+    }
     let project = &workspace.project;
     let (validators, mut found) = Validators::compile(project);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone());
     found.extend(blueprint_diagnostics);
     let targets: Vec<&Account> =
         project.accounts.iter().filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display))).collect();
+    // Conflicts between accounts are known before rendering: such an account is rendered (to
+    // report its own problems too) but never handed on, so nothing is written for it.
+    let conflicts = cross_account::check(&project.accounts, selected.as_ref());
+    let blocked: BTreeSet<&str> =
+        conflicts.iter().filter_map(|d| d.location.as_ref()).map(|l| l.file.as_str()).collect();
     let results: Vec<(String, Option<Tree>, Vec<Diagnostic>)> = targets
         .par_iter()
         .map(|account| {
@@ -92,6 +103,12 @@ pub fn validate_and_render(
                 return (account.display.clone(), None, problems);
             }
             let out_dir = out_dir_of(&workspace, account);
+            if blocked.contains(account.display.as_str()) {
+                return match renderer.render(account, &out_dir) {
+                    Ok(_) => (account.display.clone(), None, Vec::new()),
+                    Err(problems) => (account.display.clone(), None, problems),
+                };
+            }
             match renderer.render(account, &out_dir).map(|tree| consume(account, &out_dir, tree)) {
                 Ok(Ok(tree)) => (account.display.clone(), tree, Vec::new()),
                 Ok(Err(problem)) => (account.display.clone(), None, vec![problem]),
@@ -99,7 +116,7 @@ pub fn validate_and_render(
             }
         })
         .collect();
-    found.extend(cross_account::check(&project.accounts, selected.as_ref()));
+    found.extend(conflicts);
     let mut trees = Vec::with_capacity(results.len());
     for (display, tree, problems) in results {
         found.extend(problems);

@@ -169,10 +169,20 @@ fn failed(error: &RunError) -> PlanOutcome {
 }
 
 /// Starts, prepares and plans every target in parallel.
+/// What to plan for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `stamp plan`: nothing runs but Terraform.
+    Preview,
+    /// `stamp apply`: pre-deploy hooks run first, before anything is planned.
+    Deploy,
+    Destroy,
+}
+
 fn plan_all<'a>(
     session: &'a Session,
     options: &DeployOptions,
-    destroy: bool,
+    stage: Stage,
     progress: &'a dyn Progress,
 ) -> Vec<Planned<'a>> {
     let version = session.checked.version.environment_version();
@@ -203,9 +213,13 @@ fn plan_all<'a>(
                         };
                     }
                 };
-                let outcome = match run.prepare(tree).and_then(|()| run.plan(destroy)) {
-                    Ok(summary) => PlanOutcome::Planned { summary },
-                    Err(e) => failed(&e),
+                let hook_failure = (stage == Stage::Deploy).then(|| pre_deploy(&mut run, &version)).flatten();
+                let outcome = match hook_failure {
+                    Some(outcome) => outcome,
+                    None => match run.prepare(tree).and_then(|()| run.plan(stage == Stage::Destroy)) {
+                        Ok(summary) => PlanOutcome::Planned { summary },
+                        Err(e) => failed(&e),
+                    },
                 };
                 let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 progress.phase(&account.name, "planned");
@@ -214,6 +228,17 @@ fn plan_all<'a>(
                 Planned { run: Some(run), plan, tree_digest: digest }
             })
             .collect()
+    })
+}
+
+/// Runs the pre-deploy hooks; the failed outcome if one fails.
+fn pre_deploy(run: &mut AccountRun<'_>, version: &str) -> Option<PlanOutcome> {
+    let hooks = run.hooks();
+    let env = run.hook_env(version, &BTreeMap::new());
+    let results = run.run_hooks("pre-deploy hook", hooks.pre_deploy.as_deref().unwrap_or_default(), &env);
+    results.iter().find(|h| !h.passed).map(|failed| PlanOutcome::Failed {
+        message: format!("pre-deploy hook `{}` failed: nothing was planned", failed.name),
+        details: failed.output.lines().map(str::to_string).collect(),
     })
 }
 
@@ -236,8 +261,11 @@ pub fn plan(
     save: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<PlanReport, Report> {
+    if save.is_some() && (options.all || options.accounts.len() != 1) {
+        return Err(usage("`--out` saves the plan of exactly one account"));
+    }
     let session = Session::open(root, options)?;
-    let mut planned = plan_all(&session, options, false, progress);
+    let mut planned = plan_all(&session, options, Stage::Preview, progress);
     if let Some(path) = save {
         let [one] = planned.as_mut_slice() else {
             return Err(usage("`--out` saves the plan of exactly one account"));
@@ -332,28 +360,7 @@ pub fn apply(
     let session = Session::open(root, &deploy)?;
     let mut planned = match &options.saved_plan {
         Some(path) => vec![load_saved_plan(&session, path, progress).map_err(|e| usage(&e))?],
-        None => {
-            let version = session.checked.version.environment_version();
-            // Pre-deploy hooks run before anything is planned.
-            plan_all(&session, &options.deploy, false, progress)
-                .into_iter()
-                .map(|mut p| {
-                    if let Some(run) = p.run.as_mut() {
-                        let hooks = run.hooks();
-                        let env = run.hook_env(&version, &BTreeMap::new());
-                        let results =
-                            run.run_hooks("pre-deploy hook", hooks.pre_deploy.as_deref().unwrap_or_default(), &env);
-                        if let Some(failed) = results.iter().find(|h| !h.passed) {
-                            p.plan.outcome = PlanOutcome::Failed {
-                                message: format!("pre-deploy hook `{}` failed", failed.name),
-                                details: failed.output.lines().map(str::to_string).collect(),
-                            };
-                        }
-                    }
-                    p
-                })
-                .collect()
-        }
+        None => plan_all(&session, &options.deploy, Stage::Deploy, progress),
     };
     let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
@@ -370,6 +377,11 @@ pub fn apply(
             .filter_map(|p| {
                 let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
                 let run = p.run.as_mut()?;
+                if interrupted() {
+                    let mut result = AccountResult::new(&run.account.name);
+                    result.error = Some("interrupted: not applied".into());
+                    return Some(result);
+                }
                 Some(deploy_one(run, summary, &version, options))
             })
             .collect::<Vec<_>>()
@@ -483,7 +495,7 @@ pub fn destroy(
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
         return Ok(DeployReport::refused(empty, refusal));
     }
-    let mut planned = plan_all(&session, &options.deploy, true, progress);
+    let mut planned = plan_all(&session, &options.deploy, Stage::Destroy, progress);
     let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));

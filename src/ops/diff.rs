@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::check::{VersionSpec, validate_and_render};
 use super::revision::Revision;
-use crate::config::{Account, Project};
+use crate::config::Account;
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
 use crate::render::Tree;
 
@@ -58,8 +58,7 @@ pub struct Side {
 /// Config paths whose values are expected to differ between accounts.
 const IDENTITY: &[&str] = &["name", "account_id", "environment", "network.cidr", "dns.zone", "owner"];
 
-/// The text placed where a sensitive value was.
-pub const REDACTED: &str = "<redacted>";
+pub use crate::schema::redact::REDACTED;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigChange {
@@ -160,13 +159,9 @@ fn render_side(root: &Path, account: &str, version: VersionSpec<'_>, origin: &st
     let (name, tree) =
         kept.into_inner().expect("kept lock").ok_or_else(|| failure(format!("account `{account}` did not render")))?;
     let found = project.accounts.iter().find(|a| a.name == name).expect("rendered account exists");
-    let config = redact(project, found);
-    let mut files = text_files(&tree);
-    for secret in secrets(&found.effective, &config) {
-        for text in files.values_mut() {
-            *text = text.replace(&secret, REDACTED);
-        }
-    }
+    // Rendering refuses sensitive values, so the rendered files hold none.
+    let config = crate::schema::redact::redacted(project, found);
+    let files = text_files(&tree);
     Ok(Side {
         label: format!("{name} ({origin})"),
         account: name,
@@ -183,55 +178,6 @@ fn text_files(tree: &Tree) -> BTreeMap<String, String> {
         .filter(|(path, _)| path.as_str() != crate::render::tree::MARKER)
         .map(|(path, file)| (path.clone(), String::from_utf8_lossy(&file.content).to_string()))
         .collect()
-}
-
-/// The effective config with values the schema marks `writeOnly` replaced.
-pub fn redact(project: &Project, account: &Account) -> Value {
-    let mut config = account.effective.clone();
-    if let Some(archetype) = project.archetypes.get(&account.archetype) {
-        redact_by_schema(&mut config, &archetype.schema);
-    }
-    config
-}
-
-fn redact_by_schema(value: &mut Value, schema: &Value) {
-    if schema.get("writeOnly").and_then(Value::as_bool) == Some(true) {
-        *value = Value::String(REDACTED.into());
-        return;
-    }
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map.iter_mut() {
-                if let Some(sub) = schema.get("properties").and_then(|p| p.get(key)) {
-                    redact_by_schema(child, sub);
-                } else if let Some(sub) = schema.get("additionalProperties").filter(|s| s.is_object()) {
-                    redact_by_schema(child, sub);
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items") {
-                for item in items {
-                    redact_by_schema(item, sub);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// String values that were redacted (to remove them from rendered text too).
-fn secrets(original: &Value, redacted: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let (a, b) = (flatten(original), flatten(redacted));
-    for (path, value) in a {
-        if b.get(&path) == Some(&Value::String(REDACTED.into()))
-            && let Some(text) = value.as_str().filter(|t| t.len() >= 4)
-        {
-            out.push(text.to_string());
-        }
-    }
-    out
 }
 
 fn identity(config: &Value) -> BTreeMap<String, String> {

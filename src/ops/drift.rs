@@ -238,7 +238,9 @@ fn commits_behind(project: &Project, account: &Account, commit: &str) -> Option<
 pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<ParityIssue> {
     let allowed = &project.archetypes[&account.archetype].file.allowed_differences;
     let always = ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "tags.*"];
-    let (a, b) = (leaves(&reference.effective), leaves(&account.effective));
+    // Sensitive values never reach a report.
+    let redacted = |a: &Account| crate::schema::redact::redacted(project, a);
+    let (a, b) = (leaves(&redacted(reference)), leaves(&redacted(account)));
     let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     paths
         .into_iter()

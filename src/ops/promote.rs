@@ -44,6 +44,13 @@ pub fn promote(
         )));
     };
     let ledger = Ledger::new(project.root.join(&project.file.ledger));
+    // Build once, promote unchanged: what earlier stages ran must be exactly this checkout.
+    let here = crate::version::BuildVersion::resolve(Some(&options.version), &project.root);
+    if here.dirty {
+        return Err(refuse(
+            "the working tree has uncommitted changes: promote from the commit the earlier stages ran".into(),
+        ));
+    }
     for earlier in &chain[..stage] {
         let accounts: Vec<_> = project.accounts.iter().filter(|a| a.environment() == earlier).collect();
         if accounts.is_empty() {
@@ -58,6 +65,7 @@ pub fn promote(
             ledger.records(&account.name).iter().any(|r| {
                 r.operation == "apply"
                     && r.version == options.version
+                    && r.commit == here.commit
                     && r.outcome == "succeeded"
                     && (!has_smoke || r.smoke_tests_passed == Some(true))
             })
@@ -65,8 +73,9 @@ pub fn promote(
         if !passed {
             let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
             return Err(refuse(format!(
-                "version {} has not been applied and smoke-tested successfully in stage `{earlier}` (accounts: {}); promote it there first",
+                "version {} (commit {}) has not been applied and smoke-tested successfully in stage `{earlier}` (accounts: {}); promote it there first",
                 options.version,
+                here.commit,
                 names.join(", ")
             )));
         }

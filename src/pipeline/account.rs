@@ -54,7 +54,7 @@ pub enum RunError {
     Terraform { command: String, code: String, details: Vec<String> },
     #[error("{0}")]
     Refused(String),
-    #[error("interrupted: stopped after `{0}` finished")]
+    #[error("interrupted (at `{0}`): stopped cleanly")]
     Interrupted(String),
     #[error("{0}")]
     Io(String),
@@ -285,9 +285,16 @@ impl<'a> AccountRun<'a> {
             cwd: &self.dirs.work,
             env: self.terraform_env(),
             timeout: None,
+            log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));
-        let finished = invocation.run(&self.log).map_err(|e| RunError::Io(e.to_string()))?;
+        let finished = invocation.run(&self.log).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                RunError::Interrupted(command.clone())
+            } else {
+                RunError::Io(e.to_string())
+            }
+        })?;
         if finished.interrupted {
             return Err(RunError::Interrupted(command));
         }

@@ -110,7 +110,7 @@ fn invocation<'a>(run: &'a Run, cwd: &'a Path, env: &HookEnv, timeout: Duration,
         }
         Run::Shell(line) => (sh, vec!["-c".to_string(), line.clone()]),
     };
-    Invocation { program, args, cwd, env: env.vars.clone(), timeout: Some(timeout) }
+    Invocation { program, args, cwd, env: env.vars.clone(), timeout: Some(timeout), log_stdout: true }
 }
 
 /// Runs hooks in order; stops at the first failure.

@@ -52,6 +52,10 @@ impl Blueprint {
         env.set_auto_escape_callback(|_| AutoEscape::Custom("hcl".into()));
         env.set_formatter(hcl_value::format_value);
         filters::register(&mut env);
+        // These print text as it is, past the output guard: a config value could become HCL.
+        for unsafe_filter in ["safe", "escape", "e", "tojson"] {
+            env.remove_filter(unsafe_filter);
+        }
 
         let mut templates = Vec::new();
         let mut verbatim = Vec::new();
@@ -204,13 +208,18 @@ pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallbac
         (minijinja::ErrorKind::TemplateNotFound, _) => {
             ("render.not-found", format!("{detail} (templates can only include files of their own blueprint)"))
         }
-        _ => ("render.error", detail),
+        _ => ("render.error", detail.clone()),
     };
     let mut location = Location::new(file, line, column);
     if let Some(end) = end {
         location = location.with_end_column(end);
     }
     let mut d = Diagnostic::error(code, message).at(location);
+    if error.kind() == minijinja::ErrorKind::UnknownFilter
+        && ["safe", "tojson", "escape", "| e "].iter().any(|f| detail.contains(f))
+    {
+        d = d.hint("Stamp removes the filters that print text unescaped (`safe`, `escape`, `tojson`): print values as they are (escaped) or as HCL literals with `| hcl`, e.g. `jsonencode({{ value | hcl }})`");
+    }
     if code == "render.undefined" {
         d = d.hint("the account config has no such value; guard optional keys with `{% if x is defined %}` or use `| default(...)`");
     }

@@ -29,7 +29,7 @@ pub fn cidrsubnet(prefix: &str, newbits: u8, netnum: u64) -> Result<String, Erro
 }
 
 fn subnet(net: Ipv4Net, newbits: u8, netnum: u64) -> Result<Ipv4Net, Error> {
-    let len = net.prefix_len() + newbits;
+    let len = u32::from(net.prefix_len()) + u32::from(newbits);
     if len > 32 {
         return Err(invalid(format!("cannot add {newbits} bits to `{net}`: the prefix would exceed 32 bits")));
     }
@@ -37,6 +37,7 @@ fn subnet(net: Ipv4Net, newbits: u8, netnum: u64) -> Result<Ipv4Net, Error> {
         return Err(invalid(format!("`{net}` has no subnet number {netnum} with {newbits} new bits")));
     }
     let base = u32::from(net.trunc().network());
+    let len = u8::try_from(len).expect("at most 32");
     let step = if len == 32 { 1u64 } else { 1u64 << (32 - len) };
     let address = u64::from(base) + netnum * step;
     let address = u32::try_from(address).map_err(|_| invalid(format!("subnet {netnum} of `{net}` is out of range")))?;
@@ -62,10 +63,11 @@ pub fn cidrsubnets(prefix: &str, newbits: Rest<u8>) -> Result<Vec<String>, Error
     let mut next = u64::from(u32::from(net.network()));
     let mut out = Vec::with_capacity(newbits.len());
     for bits in newbits.iter().copied() {
-        let len = net.prefix_len() + bits;
+        let len = u32::from(net.prefix_len()) + u32::from(bits);
         if len > 32 {
             return Err(invalid(format!("cannot add {bits} bits to `{net}`")));
         }
+        let len = u8::try_from(len).expect("at most 32");
         let size = 1u64 << (32 - len);
         let start = next.div_ceil(size) * size;
         if start + size - 1 > end {
@@ -120,6 +122,8 @@ mod tests {
         assert_eq!(cidrsubnet("172.16.0.0/12", 4, 2).unwrap(), "172.18.0.0/16");
         assert!(cidrsubnet("10.0.0.0/16", 8, 256).is_err());
         assert!(cidrsubnet("10.0.0.0/30", 8, 0).is_err());
+        assert!(cidrsubnet("10.0.0.0/16", 250, 0).is_err(), "no overflow on large arguments");
+        assert!(cidrsubnets("10.0.0.0/16", Rest(vec![250])).is_err());
         assert_eq!(cidrhost("10.12.112.0/20", 16).unwrap(), "10.12.112.16");
         assert!(cidrhost("10.0.0.0/30", 4).is_err());
         assert_eq!(

@@ -190,6 +190,7 @@ impl<'p> Renderer<'p> {
             }
             files.insert(path.clone(), TreeFile { content, executable: file.executable });
         }
+        diagnostics.extend(leaked_secrets(project, account, &files));
         if diagnostics.is_empty() { Ok(Tree { files }) } else { Err(diagnostics) }
     }
 
@@ -269,4 +270,28 @@ fn local_state_path(project: &Project, account: &Account, out_dir: &Path) -> Str
         std::env::current_dir().unwrap_or_default().join(out_dir)
     };
     pathdiff::diff_paths(&state, &out_dir).unwrap_or(state).to_string_lossy().replace('\\', "/")
+}
+
+/// Sensitive values shorter than this cannot be told apart from ordinary text in output.
+const MIN_SECRET_LEN: usize = 6;
+
+/// A sensitive (`writeOnly`) config value written into rendered Terraform would reach state
+/// files, artifacts, diffs and logs in clear: refused. Pass secrets as Terraform variables
+/// (`TF_VAR_...`) or read them from a secret store in Terraform instead.
+fn leaked_secrets(project: &Project, account: &Account, files: &BTreeMap<String, TreeFile>) -> Vec<Diagnostic> {
+    let secrets: Vec<String> =
+        crate::schema::redact::secrets(project, account).into_iter().filter(|s| s.len() >= MIN_SECRET_LEN).collect();
+    let mut out = Vec::new();
+    for (path, file) in files {
+        let text = String::from_utf8_lossy(&file.content);
+        if secrets.iter().any(|s| text.contains(s.as_str()) || text.contains(&hcl_value::escape(s))) {
+            out.push(
+                Diagnostic::error("render.sensitive", format!("a sensitive config value is written into rendered `{path}`"))
+                    .at(Location::file_only(&account.display))
+                    .hint("values marked `writeOnly` in the schema must not be rendered: pass them as Terraform variables (TF_VAR_...) or read them from a secret store")
+                    .for_account(&account.name),
+            );
+        }
+    }
+    out
 }

@@ -78,6 +78,9 @@ pub struct Invocation<'a> {
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// Copy stdout into the log. Off for commands whose output holds secrets in clear
+    /// (`output -json`, `state pull`, `show -json`).
+    pub log_stdout: bool,
 }
 
 /// How a command ended.
@@ -121,6 +124,13 @@ impl Invocation<'_> {
     pub fn run(&self, log: &Log) -> std::io::Result<Finished> {
         use std::os::unix::process::CommandExt;
         install_interrupt_handler();
+        if interrupted() {
+            // Never start something new after Ctrl-C: it would not get the interrupt.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                format!("interrupted: `{}` was not started", self.display()),
+            ));
+        }
         log.line(&format!("$ {}  (in {})", self.display(), self.cwd.display()));
         let start = Instant::now();
         let mut child = Command::new(self.program)
@@ -138,8 +148,8 @@ impl Invocation<'_> {
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let result = std::thread::scope(|scope| {
-            let out = scope.spawn(|| pump(stdout, log, ""));
-            let err = scope.spawn(|| pump(stderr, log, "stderr: "));
+            let out = scope.spawn(|| pump(stdout, self.log_stdout.then_some(log), ""));
+            let err = scope.spawn(|| pump(stderr, Some(log), "stderr: "));
             let code;
             let mut timed_out = false;
             let mut interrupt_sent: Option<Instant> = None;
@@ -186,12 +196,14 @@ impl Invocation<'_> {
     }
 }
 
-/// Copies a child's output into the log line by line and returns it.
-fn pump(stream: impl Read, log: &Log, prefix: &str) -> String {
+/// Copies a child's output into the log (if any) line by line and returns it.
+fn pump(stream: impl Read, log: Option<&Log>, prefix: &str) -> String {
     let mut all = String::new();
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
-        log.line(&format!("{prefix}{line}"));
+        if let Some(log) = log {
+            log.line(&format!("{prefix}{line}"));
+        }
         all.push_str(&line);
         all.push('\n');
     }
