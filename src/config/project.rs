@@ -303,6 +303,13 @@ impl Project {
                     .at(Location::file_only(&display)),
             )
         })?;
+        if let Err(e) = crate::terraform::retry::RetryPolicy::new(&file.retry) {
+            let pos = positions.value("/retry").map_or((1, 1), |p| (p.line, p.column));
+            return Err(Box::new(
+                Diagnostic::error("archetype.retry", format!("invalid retry pattern: {e}"))
+                    .at(Location::new(&display, pos.0, pos.1)),
+            ));
+        }
         let schema_path = dir.join("schema.json");
         let schema_file = self.display(&schema_path);
         let schema_text = read(&schema_path, &schema_file)?;

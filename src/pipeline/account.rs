@@ -186,7 +186,8 @@ impl<'a> AccountRun<'a> {
     /// The root module's outputs (`terraform output -json`), values only.
     pub fn outputs(&mut self) -> Result<BTreeMap<String, serde_json::Value>, RunError> {
         let finished = self.terraform(&["output", "-json", "-no-color"], &[0])?;
-        let all: BTreeMap<String, serde_json::Value> = serde_json::from_str(&finished.stdout).unwrap_or_default();
+        let all: BTreeMap<String, serde_json::Value> = serde_json::from_str(&finished.stdout)
+            .map_err(|e| RunError::Io(format!("unexpected output of `terraform output -json`: {e}")))?;
         Ok(all
             .into_iter()
             .filter_map(|(name, o)| {

@@ -16,7 +16,8 @@ pub struct Misplaced {
 }
 
 /// Verifies the markers and returns the text without them.
-pub fn check_and_strip(text: &str) -> Result<String, Misplaced> {
+#[cfg(test)]
+fn check_and_strip(text: &str) -> Result<String, Misplaced> {
     check(text, &hcl_scan::scan(text, is_marker))?;
     Ok(strip(text))
 }

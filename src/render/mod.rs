@@ -51,6 +51,14 @@ impl<'p> Renderer<'p> {
         let mut blueprints = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for archetype in project.archetypes.values() {
+            if archetype.backend() == crate::config::Backend::S3 && project.file.state.s3.is_none() {
+                let pos = archetype.positions.value("/provider").map_or((1, 1), |p| (p.line, p.column));
+                diagnostics.push(
+                    Diagnostic::error("project.state", format!("archetype `{}` keeps state in S3, but `stamp.yaml` has no `state.s3`", archetype.name))
+                        .at(Location::new(&archetype.display, pos.0, pos.1))
+                        .hint("add `state: {s3: {bucket: ..., region: ..., lock_table: ...}}` to stamp.yaml, or set `backend:` in the archetype"),
+                );
+            }
             let name = &archetype.file.blueprint;
             if blueprints.contains_key(name) {
                 continue;

@@ -80,8 +80,13 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
         if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer))
             && a == b
         {
+            let by = if other.name == subject.name {
+                format!("`{}`", other.display)
+            } else {
+                format!("account `{}`", other.name)
+            };
             out.push(
-                Diagnostic::error(code, format!("{what} `{a}` is also used by account `{}`", other.name))
+                Diagnostic::error(code, format!("{what} `{a}` is also used by {by}"))
                     .at_opt(location(subject, pointer))
                     .hint(format!("{}: {}", what, where_is(other, pointer)))
                     .for_account(&subject.name),
