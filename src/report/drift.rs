@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::plan::escape_html as escape;
 use crate::ops::drift::{AccountDrift, DriftReport};
 
 fn deployed(a: &AccountDrift) -> String {
@@ -146,9 +147,6 @@ pub fn json(report: &DriftReport) -> String {
     format!("{}\n", serde_json::to_string_pretty(&value).expect("json"))
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// CSS class (and colour) of a status.
 fn class(status: &str) -> &'static str {

@@ -682,7 +682,7 @@ fn escape_markdown(text: &str) -> String {
 }
 
 /// Text inside HTML (the `<summary>` of a section), where markdown escapes do not apply.
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -29,7 +29,10 @@ impl Action {
             "move" => Self::Move,
             "import" => Self::Import,
             "remove" | "forget" => Self::Forget,
-            _ => return None,
+            "noop" => return None,
+            // An action this Stamp does not know yet: treat it as the most dangerous one, so
+            // protection never lets it through unseen.
+            _ => Self::Replace,
         })
     }
 
