@@ -85,11 +85,14 @@ pub fn validate_and_render(
         ));
     }
     let project = &workspace.project;
-    let (validators, mut found) = Validators::compile(project);
-    let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone());
-    found.extend(blueprint_diagnostics);
     let targets: Vec<&Account> =
         project.accounts.iter().filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display))).collect();
+    // Only the archetypes and blueprints the selected accounts use are compiled.
+    let used: BTreeSet<&str> = targets.iter().map(|a| a.archetype.as_str()).collect();
+    let only = selected.is_some().then_some(&used);
+    let (validators, mut found) = Validators::compile(project, only);
+    let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone(), only);
+    found.extend(blueprint_diagnostics);
     // Conflicts between accounts are known before rendering: such an account is rendered (to
     // report its own problems too) but never handed on, so nothing is written for it.
     let conflicts = cross_account::check(&project.accounts, selected.as_ref());

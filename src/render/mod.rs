@@ -47,10 +47,18 @@ pub struct Renderer<'p> {
 
 impl<'p> Renderer<'p> {
     /// Compiles every blueprint used by the project's archetypes.
-    pub fn new(project: &'p Project, version: BuildVersion) -> (Self, Vec<Diagnostic>) {
+    /// Compiles the blueprints of the archetypes in `only` (all when `None`).
+    pub fn new(
+        project: &'p Project,
+        version: BuildVersion,
+        only: Option<&std::collections::BTreeSet<&str>>,
+    ) -> (Self, Vec<Diagnostic>) {
         let mut blueprints = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for archetype in project.archetypes.values() {
+            if only.is_some_and(|o| !o.contains(archetype.name.as_str())) {
+                continue;
+            }
             if archetype.backend() == crate::config::Backend::S3 && project.file.state.s3.is_none() {
                 let pos = archetype.positions.value("/provider").map_or((1, 1), |p| (p.line, p.column));
                 diagnostics.push(

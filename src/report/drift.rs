@@ -147,7 +147,6 @@ pub fn json(report: &DriftReport) -> String {
     format!("{}\n", serde_json::to_string_pretty(&value).expect("json"))
 }
 
-
 /// CSS class (and colour) of a status.
 fn class(status: &str) -> &'static str {
     match status {

@@ -1,7 +1,7 @@
 //! Compiles each archetype's schema once and turns schema violations into diagnostics that
 //! point at the offending line and column of the account file, in plain words.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -18,11 +18,15 @@ pub struct Validators {
 }
 
 impl Validators {
-    /// Compiles the schema of every archetype; a schema that does not compile is a diagnostic.
-    pub fn compile(project: &Project) -> (Self, Vec<Diagnostic>) {
+    /// Compiles the schema of every archetype in `only` (all when `None`); a schema that does
+    /// not compile is a diagnostic.
+    pub fn compile(project: &Project, only: Option<&BTreeSet<&str>>) -> (Self, Vec<Diagnostic>) {
         let mut compiled = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for (name, archetype) in &project.archetypes {
+            if only.is_some_and(|o| !o.contains(name.as_str())) {
+                continue;
+            }
             let mut options = jsonschema::options().with_draft(Draft::Draft202012).should_validate_formats(true);
             for (format, check, _) in formats::FORMATS {
                 options = options.with_format(*format, *check);
