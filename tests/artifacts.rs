@@ -45,17 +45,9 @@ fn version_file_and_tag() {
 #[test]
 fn config_in_artifacts_has_sensitive_values_redacted() {
     let project = Project::local();
-    let schema_path = "archetypes/local-platform/schema.json";
-    let mut schema: serde_json::Value = serde_json::from_str(&project.read(schema_path)).unwrap();
-    schema["properties"]["owner"]["writeOnly"] = true.into();
-    project.write(schema_path, &serde_json::to_string_pretty(&schema).unwrap());
+    project.mark_sensitive("owner");
     project.stamp(["build", "local-staging", "--version", "1.0.0"]).run().success();
-    let out = std::process::Command::new("tar")
-        .args(["-xzOf", "dist/local-staging-1.0.0.tar.gz", "config.json"])
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    let config = String::from_utf8(out.stdout).unwrap();
+    let config = project.artifact_entry("dist/local-staging-1.0.0.tar.gz", "config.json");
     assert!(config.contains("\"owner\": \"<redacted>\""), "{config}");
     assert!(!config.contains("platform-team@acme.example"), "{config}");
 }
@@ -147,12 +139,8 @@ fn artifacts_can_carry_their_plan() {
         .unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
     assert!(list.contains("plan/plan.tfplan") && list.contains("plan/plan.json"), "{list}");
-    let json = std::process::Command::new("tar")
-        .args(["-xzOf", "dist/local-staging-1.0.0.tar.gz", "plan/plan.json"])
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let json = project.artifact_entry("dist/local-staging-1.0.0.tar.gz", "plan/plan.json");
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(plan["resource_changes"].as_array().unwrap().len(), 5);
     project.stamp(["verify", "dist/local-staging-1.0.0.tar.gz"]).run().success();
 }

@@ -53,10 +53,7 @@ fn identical_sides_exit_zero_and_errors_exit_two() {
 #[test]
 fn sensitive_values_are_redacted_in_diffs() {
     let project = Project::local();
-    let schema_path = "archetypes/local-platform/schema.json";
-    let mut schema: serde_json::Value = serde_json::from_str(&project.read(schema_path)).unwrap();
-    schema["properties"]["owner"]["writeOnly"] = true.into();
-    project.write(schema_path, &serde_json::to_string_pretty(&schema).unwrap());
+    project.mark_sensitive("owner");
     let path = "fixtures/accounts/local-staging.yaml";
     project.write(
         path,

@@ -162,12 +162,7 @@ fn sensitive_values_are_never_rendered() {
 fn sensitive_values_behind_refs_are_redacted_in_artifacts_and_diffs() {
     let project = secret_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
     project.stamp(["build", "evil", "--version", "1.0.0"]).run().success();
-    let config = std::process::Command::new("tar")
-        .args(["-xzOf", "dist/evil-1.0.0.tar.gz", "config.json"])
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    let config = String::from_utf8(config.stdout).unwrap();
+    let config = project.artifact_entry("dist/evil-1.0.0.tar.gz", "config.json");
     assert!(config.contains("\"password\": \"<redacted>\""), "{config}");
     assert!(!config.contains("hunter2"), "{config}");
     project.write("accounts/other.yaml", "archetype: open\nname_value: x\ndb:\n  password: other-secret-9\n");

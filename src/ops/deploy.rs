@@ -371,21 +371,8 @@ pub fn apply(
         return Ok(DeployReport::refused(report, refusal));
     }
     let version = session.checked.version.environment_version();
-    let results = pool(options.deploy.jobs).install(|| {
-        planned
-            .par_iter_mut()
-            .filter_map(|p| {
-                let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
-                let run = p.run.as_mut()?;
-                if interrupted() {
-                    let mut result = AccountResult::new(&run.account.name);
-                    result.error = Some("interrupted: not applied".into());
-                    return Some(result);
-                }
-                Some(deploy_one(run, summary, &version, options))
-            })
-            .collect::<Vec<_>>()
-    });
+    let results =
+        for_each_planned(&mut planned, options.deploy.jobs, |run, summary| deploy_one(run, summary, &version, options));
     for p in &mut planned {
         if let Some(run) = &p.run {
             p.plan.retries.clone_from(&run.retries);
@@ -396,6 +383,30 @@ pub fn apply(
     let plan = PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() };
     let warnings = record(&session, "apply", &results, &digests);
     Ok(DeployReport { plan, refused: None, results, warnings })
+}
+
+/// Runs `act` on every account that planned cleanly, `jobs` at a time; after Ctrl-C nothing
+/// new starts.
+fn for_each_planned<'a>(
+    planned: &mut [Planned<'a>],
+    jobs: usize,
+    act: impl Fn(&mut AccountRun<'a>, &PlanSummary) -> AccountResult + Sync,
+) -> Vec<AccountResult> {
+    pool(jobs).install(|| {
+        planned
+            .par_iter_mut()
+            .filter_map(|p| {
+                let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
+                let run = p.run.as_mut()?;
+                if interrupted() {
+                    let mut result = AccountResult::new(&run.account.name);
+                    result.error = Some("interrupted: nothing was changed".into());
+                    return Some(result);
+                }
+                Some(act(run, summary))
+            })
+            .collect()
+    })
 }
 
 /// Apply, post-deploy hooks, smoke tests, and cleanup of a failed ephemeral account.
@@ -502,22 +513,15 @@ pub fn destroy(
     if anything && let Err(refusal) = approver.approve(&report) {
         return Ok(DeployReport::refused(report, refusal));
     }
-    let results = pool(options.deploy.jobs).install(|| {
-        planned
-            .par_iter_mut()
-            .filter_map(|p| {
-                let PlanOutcome::Planned { summary } = &p.plan.outcome else { return None };
-                let run = p.run.as_mut()?;
-                let mut result = AccountResult::new(&run.account.name);
-                if summary.has_changes() {
-                    match run.apply("destroy") {
-                        Ok(()) => result.applied = true,
-                        Err(e) => result.error = Some(error_text(&e)),
-                    }
-                }
-                Some(result)
-            })
-            .collect::<Vec<_>>()
+    let results = for_each_planned(&mut planned, options.deploy.jobs, |run, summary| {
+        let mut result = AccountResult::new(&run.account.name);
+        if summary.has_changes() {
+            match run.apply("destroy") {
+                Ok(()) => result.applied = true,
+                Err(e) => result.error = Some(error_text(&e)),
+            }
+        }
+        result
     });
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();

@@ -270,3 +270,20 @@ impl Project {
         self.git(&["rev-parse", "HEAD"])
     }
 }
+
+impl Project {
+    /// Marks a local-platform config key as sensitive (`writeOnly`) in the archetype's schema.
+    pub fn mark_sensitive(&self, key: &str) {
+        let path = "archetypes/local-platform/schema.json";
+        let mut schema: serde_json::Value = serde_json::from_str(&self.read(path)).unwrap();
+        schema["properties"][key]["writeOnly"] = true.into();
+        self.write(path, &serde_json::to_string_pretty(&schema).unwrap());
+    }
+
+    /// One file of an artifact (`tar -xzO`).
+    pub fn artifact_entry(&self, artifact: &str, entry: &str) -> String {
+        let out = Command::new("tar").args(["-xzOf", artifact, entry]).current_dir(self.path()).output().unwrap();
+        assert!(out.status.success(), "no `{entry}` in `{artifact}`");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
