@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Output;
 use super::progress::Shown;
@@ -184,11 +185,7 @@ pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
         keep_on_failure: args.keep_on_failure,
         saved_plan: args.plan.clone(),
     };
-    let progress = Shown::new(out.quiet);
-    let approver = Prompt { auto_approve: args.auto_approve, out, progress: &progress, verb: "apply" };
-    let result = deploy::apply(root, &options, &approver, &progress);
-    progress.finish();
-    finish(result, out, &approver)
+    with_prompt(out, args.auto_approve, "apply", |approver, progress| deploy::apply(root, &options, approver, progress))
 }
 
 /// Destroy accounts' infrastructure.
@@ -216,13 +213,25 @@ pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
     }
     let options =
         ApplyOptions { deploy: args.target.options(), confirm: args.confirm.clone(), ..ApplyOptions::default() };
-    let progress = Shown::new(out.quiet);
     // `--confirm <account>` is an explicit yes for that account.
     let confirmed = args.confirm.is_some()
         && args.target.accounts.len() == 1
         && args.confirm.as_ref() == args.target.accounts.first();
-    let approver = Prompt { auto_approve: args.auto_approve || confirmed, out, progress: &progress, verb: "destroy" };
-    let result = deploy::destroy(root, &options, &approver, &progress);
+    with_prompt(out, args.auto_approve || confirmed, "destroy", |approver, progress| {
+        deploy::destroy(root, &options, approver, progress)
+    })
+}
+
+/// Runs a deployment with progress and a prompt, then prints what it did.
+fn with_prompt(
+    out: &Output,
+    auto_approve: bool,
+    verb: &'static str,
+    run: impl FnOnce(&Prompt<'_>, &Shown) -> Result<DeployReport, crate::diagnostics::Report>,
+) -> ExitCode {
+    let progress = Shown::new(out.quiet);
+    let approver = Prompt::new(auto_approve, out, &progress, verb);
+    let result = run(&approver, &progress);
     progress.finish();
     finish(result, out, &approver)
 }
@@ -235,7 +244,7 @@ fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output
             return ExitCode::from(1);
         }
     };
-    if !shown() && !report.plan.accounts.is_empty() {
+    if !approver.shown.swap(false, Ordering::SeqCst) && !report.plan.accounts.is_empty() {
         out.report(&plan_report::text(&report.plan));
     }
     if let Some(refusal) = &report.refused {
@@ -287,20 +296,21 @@ struct Prompt<'a> {
     out: &'a Output,
     progress: &'a Shown,
     verb: &'static str,
+    /// The plan was printed when approval was asked for (so it is not printed twice).
+    shown: AtomicBool,
 }
 
-/// Whether the plan was already printed (when approval was asked for).
-fn shown() -> bool {
-    SHOWN.load(std::sync::atomic::Ordering::SeqCst)
+impl<'a> Prompt<'a> {
+    fn new(auto_approve: bool, out: &'a Output, progress: &'a Shown, verb: &'static str) -> Self {
+        Self { auto_approve, out, progress, verb, shown: AtomicBool::new(false) }
+    }
 }
-
-static SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Approver for Prompt<'_> {
     fn approve(&self, report: &PlanReport) -> Result<(), String> {
         self.progress.finish();
         self.out.report(&plan_report::text(report));
-        SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shown.store(true, Ordering::SeqCst);
         if self.auto_approve {
             return Ok(());
         }
@@ -402,7 +412,7 @@ pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.clone(),
     };
     let progress = Shown::new(out.quiet);
-    let approver = Prompt { auto_approve: args.auto_approve, out, progress: &progress, verb: "apply" };
+    let approver = Prompt::new(args.auto_approve, out, &progress, "apply");
     let result = crate::ops::promote::promote(root, &options, &approver, &progress);
     progress.finish();
     match result {
