@@ -65,6 +65,8 @@ pub struct Archetype {
     /// Display name of `schema.json`.
     pub schema_file: String,
     pub schema: Value,
+    /// The schema marks some values `writeOnly` (sensitive): only then is redaction needed.
+    pub has_sensitive: bool,
 }
 
 impl Archetype {

@@ -321,7 +321,8 @@ impl Project {
                 e.column(),
             )))
         })?;
-        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema })
+        let has_sensitive = schema_text.contains("\"writeOnly\"");
+        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema, has_sensitive })
     }
 
     /// A path as shown to the user: relative to the project root when inside it.

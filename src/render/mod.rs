@@ -295,12 +295,19 @@ const MIN_SECRET_LEN: usize = 6;
 /// files, artifacts, diffs and logs in clear: refused. Pass secrets as Terraform variables
 /// (`TF_VAR_...`) or read them from a secret store in Terraform instead.
 fn leaked_secrets(project: &Project, account: &Account, files: &BTreeMap<String, TreeFile>) -> Vec<Diagnostic> {
-    let secrets: Vec<String> =
-        crate::schema::redact::secrets(project, account).into_iter().filter(|s| s.len() >= MIN_SECRET_LEN).collect();
+    // Both the raw value and its escaped form (as it appears inside an HCL string).
+    let needles: Vec<String> = crate::schema::redact::secrets(project, account)
+        .into_iter()
+        .filter(|s| s.len() >= MIN_SECRET_LEN)
+        .flat_map(|s| [hcl_value::escape(&s), s])
+        .collect();
     let mut out = Vec::new();
+    if needles.is_empty() {
+        return out;
+    }
     for (path, file) in files {
         let text = String::from_utf8_lossy(&file.content);
-        if secrets.iter().any(|s| text.contains(s.as_str()) || text.contains(&hcl_value::escape(s))) {
+        if needles.iter().any(|needle| text.contains(needle.as_str())) {
             out.push(
                 Diagnostic::error("render.sensitive", format!("a sensitive config value is written into rendered `{path}`"))
                     .at(Location::file_only(&account.display))

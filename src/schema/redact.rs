@@ -24,6 +24,9 @@ pub fn redacted(project: &Project, account: &Account) -> Value {
 /// The sensitive values of an account, as they appear in config (non-empty strings, numbers).
 pub fn secrets(project: &Project, account: &Account) -> Vec<String> {
     let mut out = Vec::new();
+    if !project.archetypes.get(&account.archetype).is_some_and(|a| a.has_sensitive) {
+        return out;
+    }
     collect(&account.effective, &redacted(project, account), &mut out);
     out.sort();
     out.dedup();
