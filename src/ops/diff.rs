@@ -191,7 +191,7 @@ fn identity(config: &Value) -> BTreeMap<String, String> {
 }
 
 /// `a.b[0].c` -> value, for every leaf.
-fn flatten(value: &Value) -> BTreeMap<String, Value> {
+pub fn flatten(value: &Value) -> BTreeMap<String, Value> {
     fn walk(value: &Value, path: String, out: &mut BTreeMap<String, Value>) {
         match value {
             Value::Object(map) if !map.is_empty() => {

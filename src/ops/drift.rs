@@ -240,7 +240,7 @@ pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<
     let always = ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "tags.*"];
     // Sensitive values never reach a report.
     let redacted = |a: &Account| crate::schema::redact::redacted(project, a);
-    let (a, b) = (leaves(&redacted(reference)), leaves(&redacted(account)));
+    let (a, b) = (super::diff::flatten(&redacted(reference)), super::diff::flatten(&redacted(account)));
     let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     paths
         .into_iter()
@@ -250,28 +250,11 @@ pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<
         .collect()
 }
 
-/// Leaves by dotted path, list indices as segments (`databases.0.instance_class`).
-fn leaves(value: &Value) -> BTreeMap<String, Value> {
-    fn walk(value: &Value, path: &str, out: &mut BTreeMap<String, Value>) {
-        let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-        match value {
-            Value::Object(map) if !map.is_empty() => map.iter().for_each(|(k, v)| walk(v, &join(k), out)),
-            Value::Array(items) if !items.is_empty() => {
-                items.iter().enumerate().for_each(|(i, v)| walk(v, &join(&i.to_string()), out));
-            }
-            leaf => {
-                out.insert(path.to_string(), leaf.clone());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(value, "", &mut out);
-    out
-}
-
 /// `network.cidr` matches itself and everything below it; `*` matches one segment (a key or
-/// a list index); a trailing `.*` matches everything below.
+/// a list index: `databases.*.instance_class` matches `databases[1].instance_class`); a
+/// trailing `.*` matches everything below.
 pub fn matches(pattern: &str, path: &str) -> bool {
+    let path = path.replace('[', ".").replace(']', "");
     let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), path.split('.').collect());
     if p.len() > s.len() {
         return false;
@@ -288,9 +271,9 @@ mod tests {
         assert!(matches("network.cidr", "network.cidr"));
         assert!(matches("capacity.*", "capacity.min_size"));
         assert!(matches("cluster.capacity.*", "cluster.capacity.instance_type"));
-        assert!(matches("databases.*.instance_class", "databases.1.instance_class"));
-        assert!(matches("dns.records", "dns.records.0.values.0"));
-        assert!(!matches("databases.*.instance_class", "databases.1.engine"));
+        assert!(matches("databases.*.instance_class", "databases[1].instance_class"));
+        assert!(matches("dns.records", "dns.records[0].values[0]"));
+        assert!(!matches("databases.*.instance_class", "databases[1].engine"));
         assert!(!matches("network.cidr", "network.azs"));
     }
 }

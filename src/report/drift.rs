@@ -73,28 +73,31 @@ pub fn text(report: &DriftReport) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     for a in &report.accounts {
-        if a.drifted.is_empty() && a.parity.is_empty() && a.notes.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{}:", a.account);
-        for change in &a.drifted {
-            let _ = writeln!(out, "  live drift: {change}");
-        }
-        for issue in &a.parity {
-            let reference = report.reference.as_deref().unwrap_or("reference");
-            let _ = writeln!(
-                out,
-                "  parity: {} is {} here, {} in {reference}",
-                issue.path,
-                value(issue.value.as_ref()),
-                value(issue.reference.as_ref())
-            );
-        }
-        for note in &a.notes {
-            let _ = writeln!(out, "  note: {note}");
+        let lines = details(report, a);
+        if !lines.is_empty() {
+            let _ = writeln!(out, "\n{}:", a.account);
+            for line in &lines {
+                let _ = writeln!(out, "  {line}");
+            }
         }
     }
     out
+}
+
+/// What needs attention in an account, one line each: live drift, parity issues, notes.
+fn details(report: &DriftReport, a: &AccountDrift) -> Vec<String> {
+    let reference = report.reference.as_deref().unwrap_or("the reference");
+    let drift = a.drifted.iter().map(|change| format!("live drift: {change}"));
+    let parity = a.parity.iter().map(|issue| {
+        format!(
+            "parity: {} is {} here, {} in {reference}",
+            issue.path,
+            value(issue.value.as_ref()),
+            value(issue.reference.as_ref())
+        )
+    });
+    let notes = a.notes.iter().map(|note| format!("note: {note}"));
+    drift.chain(parity).chain(notes).collect()
 }
 
 pub fn markdown(report: &DriftReport) -> String {
@@ -115,21 +118,25 @@ pub fn markdown(report: &DriftReport) -> String {
             parity(a)
         );
     }
-    for a in report.accounts.iter().filter(|a| !a.parity.is_empty() || !a.drifted.is_empty()) {
-        let _ = writeln!(out, "\n<details><summary><b>{}</b></summary>\n", a.account);
-        for change in &a.drifted {
-            let _ = writeln!(out, "- live drift: `{change}`");
-        }
-        for issue in &a.parity {
+    for a in &report.accounts {
+        let lines = details(report, a);
+        if !lines.is_empty() {
             let _ = writeln!(
                 out,
-                "- parity: `{}` is `{}` (reference: `{}`)",
-                issue.path,
-                value(issue.value.as_ref()),
-                value(issue.reference.as_ref())
+                "
+<details><summary><b>{}</b></summary>
+",
+                escape(&a.account)
+            );
+            for line in &lines {
+                let _ = writeln!(out, "- {}", escape(line));
+            }
+            out.push_str(
+                "
+</details>
+",
             );
         }
-        out.push_str("\n</details>\n");
     }
     out
 }
@@ -163,22 +170,10 @@ pub fn html(report: &DriftReport) -> String {
     let mut rows = String::new();
     for a in &report.accounts {
         let status = a.status();
-        let mut details = String::new();
-        for change in &a.drifted {
-            let _ = write!(details, "<li>live drift: <code>{}</code></li>", escape(change));
-        }
-        for issue in &a.parity {
-            let _ = write!(
-                details,
-                "<li>parity: <code>{}</code> is <code>{}</code> (reference <code>{}</code>)</li>",
-                escape(&issue.path),
-                escape(&value(issue.value.as_ref())),
-                escape(&value(issue.reference.as_ref()))
-            );
-        }
-        for note in &a.notes {
-            let _ = write!(details, "<li>{}</li>", escape(note));
-        }
+        let details = details(report, a).iter().fold(String::new(), |mut list, line| {
+            let _ = write!(list, "<li>{}</li>", escape(line));
+            list
+        });
         let details = if details.is_empty() {
             "&ndash;".to_string()
         } else {
