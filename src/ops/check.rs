@@ -93,11 +93,14 @@ pub fn validate_and_render(
     let (validators, mut found) = Validators::compile(project, only);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone(), only);
     found.extend(blueprint_diagnostics);
-    // Conflicts between accounts are known before rendering: such an account is rendered (to
-    // report its own problems too) but never handed on, so nothing is written for it.
+    // Conflicts between accounts are known before rendering: both accounts of a conflict are
+    // rendered (to report their own problems too) but never handed on, so nothing is written
+    // for either until the conflict is resolved.
     let conflicts = cross_account::check(&project.accounts, selected.as_ref());
-    let blocked: BTreeSet<&str> =
-        conflicts.iter().filter_map(|d| d.location.as_ref()).map(|l| l.file.as_str()).collect();
+    let blocked: BTreeSet<&str> = cross_account::conflicting_pairs(&project.accounts)
+        .into_iter()
+        .flat_map(|(a, b)| [project.accounts[a].display.as_str(), project.accounts[b].display.as_str()])
+        .collect();
     let results: Vec<(String, Option<Tree>, Vec<Diagnostic>)> = targets
         .par_iter()
         .map(|account| {

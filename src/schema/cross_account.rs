@@ -42,7 +42,7 @@ pub fn check(accounts: &[Account], only: Option<&BTreeSet<String>>) -> Vec<Diagn
 
 /// Index pairs `(later, earlier)` of accounts that share a unique value or whose networks
 /// overlap, each pair once.
-fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
+pub fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
     let mut pairs = BTreeSet::new();
     for (pointer, ..) in UNIQUE {
         let mut by_value: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
