@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Project, Slot};
+
 /// One deployment event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -27,6 +29,12 @@ pub struct Record {
     pub digest: String,
     /// `$USER` (or `unknown`).
     pub who: String,
+    /// The slot deployed to (absent: `blue`); for `switch`, the slot that became live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    /// For an ephemeral account: the creation time its `StampCreatedAt` tag carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// The ledger folder of a project.
@@ -63,6 +71,54 @@ impl Ledger {
     pub fn records(&self, account: &str) -> Vec<Record> {
         read(&self.file(account))
     }
+
+    /// The project's ledger.
+    pub fn of(project: &Project) -> Self {
+        Self::new(project.root.join(&project.file.ledger))
+    }
+}
+
+/// The slot that is live: the one of the last `switch` (`blue` before any).
+pub fn live_slot(records: &[Record]) -> Slot {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.operation == "switch" && r.outcome == "succeeded")
+        .and_then(|r| r.slot)
+        .unwrap_or_default()
+}
+
+/// When the account's environment was created: its first successful apply since its last
+/// successful destroy of the live slot.
+pub fn created_at(records: &[Record], slot: Slot) -> Option<String> {
+    let since = records
+        .iter()
+        .rposition(|r| r.operation == "destroy" && r.outcome == "succeeded" && r.slot.unwrap_or_default() == slot)
+        .map_or(0, |i| i + 1);
+    records[since..]
+        .iter()
+        .find(|r| r.operation == "apply" && r.outcome != "failed" && r.slot.unwrap_or_default() == slot)
+        .map(|r| r.created_at.clone().unwrap_or_else(|| r.time.clone()))
+}
+
+/// Sets each account's live slot and creation time from the ledger (and its `created_at`).
+pub fn annotate(project: &mut Project) {
+    let ledger = Ledger::of(project);
+    if !ledger.dir.is_dir() {
+        for account in &mut project.accounts {
+            account.created_at = own_created_at(account);
+        }
+        return;
+    }
+    for account in &mut project.accounts {
+        let records = ledger.records(&account.name);
+        account.slot = live_slot(&records);
+        account.created_at = own_created_at(account).or_else(|| created_at(&records, account.slot));
+    }
+}
+
+fn own_created_at(account: &crate::config::Account) -> Option<String> {
+    account.effective.get("created_at").and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
 fn read(path: &Path) -> Vec<Record> {
@@ -102,7 +158,26 @@ mod tests {
             commit: "abc".into(),
             digest: "d".into(),
             who: "me".into(),
+            slot: None,
+            created_at: None,
         }
+    }
+
+    #[test]
+    fn live_slot_and_creation_time_follow_switches_and_destroys() {
+        let at = |time: &str, operation: &str, slot: Option<Slot>| Record {
+            time: time.into(),
+            operation: operation.into(),
+            slot,
+            ..record("succeeded")
+        };
+        let mut records = vec![at("t1", "apply", None), at("t2", "apply", None)];
+        assert_eq!((live_slot(&records), created_at(&records, Slot::Blue)), (Slot::Blue, Some("t1".into())));
+        records.push(at("t3", "apply", Some(Slot::Green)));
+        records.push(at("t4", "switch", Some(Slot::Green)));
+        records.push(at("t5", "destroy", None));
+        assert_eq!((live_slot(&records), created_at(&records, Slot::Green)), (Slot::Green, Some("t3".into())));
+        assert_eq!(created_at(&records, Slot::Blue), None);
     }
 
     #[test]

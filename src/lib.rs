@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod ephemeral;
 pub mod hcl_check;
 pub mod ledger;
 pub mod ops;

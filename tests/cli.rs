@@ -18,10 +18,21 @@ fn list_as_json() {
     let names: Vec<&str> = accounts.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["data-dev", "data-prod", "demo", "loadtest", "local-prod", "local-staging", "production", "qa", "staging"]
+        [
+            "data-dev",
+            "data-prod",
+            "demo",
+            "loadtest",
+            "local-prod",
+            "local-qa",
+            "local-staging",
+            "production",
+            "qa",
+            "staging"
+        ]
     );
-    assert_eq!(accounts[6]["archetype"], "service-platform");
-    assert_eq!(accounts[6]["protected"], true);
+    assert_eq!(accounts[7]["archetype"], "service-platform");
+    assert_eq!(accounts[7]["protected"], true);
 }
 
 #[test]
@@ -82,12 +93,12 @@ fn render_one_account_to_default_folder() {
 fn render_all_in_parallel_to_out_folder() {
     let project = Project::example();
     let out = project.stamp(["render", "--all", "--out", "out", "--version", "1.0.0"]).run().success();
-    assert!(out.stderr.starts_with("rendered 9 accounts to "), "{}", out.stderr);
+    assert!(out.stderr.starts_with("rendered 10 accounts to "), "{}", out.stderr);
     let entries: Vec<String> = fs_err::read_dir(project.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(entries.len(), 9);
+    assert_eq!(entries.len(), 10);
 }
 
 #[test]
@@ -193,11 +204,13 @@ fn help_texts_have_examples() {
     let project = Project::example();
     for command in [
         "check", "render", "plan", "apply", "destroy", "output", "build", "verify", "diff", "affected", "drift",
-        "promote", "list", "schema", "doctor",
+        "promote", "list", "schema", "doctor", "clone", "sync", "migrate", "reap",
     ] {
         let out = project.stamp([command, "--help"]).run().success();
         assert!(out.stdout.contains("Examples:"), "`stamp {command} --help` has no example:\n{}", out.stdout);
     }
+    let out = project.stamp(["playground", "new", "--help"]).run().success();
+    assert!(out.stdout.contains("Examples:"), "`stamp playground new --help` has no example:\n{}", out.stdout);
     let out = project.stamp(["--help"]).run().success();
     snapshot!(out.stdout);
 }

@@ -104,7 +104,7 @@ fn affected_accounts_follow_blueprint_schema_and_account_changes() {
     // A blueprint: every account of that blueprint.
     project.write("blueprints/local-platform/extra.tf", "locals {\n  extra = true\n}\n");
     let blueprint = project.stamp(["affected", "--since", &after_account]).run().success();
-    assert_eq!(blueprint.stdout, "local-prod\nlocal-staging\n");
+    assert_eq!(blueprint.stdout, "local-prod\nlocal-qa\nlocal-staging\n");
     let after_blueprint = project.commit_all("blueprint change");
 
     // A schema change that does not change any output: nobody.

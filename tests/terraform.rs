@@ -108,7 +108,7 @@ fn failing_smoke(project: &Project) {
     append(
         project,
         "local-staging",
-        "ephemeral: true\nhooks:\n  smoke_tests:\n    - name: never healthy\n      run: [sh, -c, 'echo database unreachable; exit 1']\n      interval: 100ms\n      deadline: 300ms\n",
+        "ephemeral: true\nttl: 1h\nhooks:\n  smoke_tests:\n    - name: never healthy\n      run: [sh, -c, 'echo database unreachable; exit 1']\n      interval: 100ms\n      deadline: 300ms\n",
     );
 }
 

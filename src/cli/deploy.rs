@@ -236,7 +236,11 @@ fn with_prompt(
     finish(result, out, &approver)
 }
 
-fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output, approver: &Prompt<'_>) -> ExitCode {
+pub(super) fn finish(
+    result: Result<DeployReport, crate::diagnostics::Report>,
+    out: &Output,
+    approver: &Prompt<'_>,
+) -> ExitCode {
     let report = match result {
         Ok(report) => report,
         Err(report) => {
@@ -255,8 +259,9 @@ fn finish(result: Result<DeployReport, crate::diagnostics::Report>, out: &Output
         out.status(&format!("warning: {warning}"));
     }
     let mut text = String::new();
+    let verb = if report.plan.operation == "destroy" { "destroy" } else { approver.verb };
     for result in &report.results {
-        text.push_str(&result_line(result, approver.verb));
+        text.push_str(&result_line(result, verb));
     }
     out.report(&text);
     ExitCode::from(u8::from(!report.succeeded()))
@@ -291,44 +296,57 @@ fn result_line(result: &AccountResult, verb: &str) -> String {
 }
 
 /// Asks on the terminal, or refuses without one unless told to go ahead.
-struct Prompt<'a> {
+pub(super) struct Prompt<'a> {
     auto_approve: bool,
     out: &'a Output,
     progress: &'a Shown,
     verb: &'static str,
     /// The plan was printed when approval was asked for (so it is not printed twice).
     shown: AtomicBool,
+    /// Show plans on stderr: stdout carries a machine-readable report.
+    plans_to_stderr: bool,
 }
 
 impl<'a> Prompt<'a> {
-    fn new(auto_approve: bool, out: &'a Output, progress: &'a Shown, verb: &'static str) -> Self {
-        Self { auto_approve, out, progress, verb, shown: AtomicBool::new(false) }
+    pub(super) fn new(auto_approve: bool, out: &'a Output, progress: &'a Shown, verb: &'static str) -> Self {
+        Self { auto_approve, out, progress, verb, shown: AtomicBool::new(false), plans_to_stderr: false }
+    }
+
+    /// Shows plans on stderr (and not with `--quiet`), for commands printing JSON.
+    #[must_use]
+    pub(super) fn plans_to_stderr(mut self, yes: bool) -> Self {
+        self.plans_to_stderr = yes;
+        self
     }
 }
 
 impl Approver for Prompt<'_> {
     fn approve(&self, report: &PlanReport) -> Result<(), String> {
         self.progress.finish();
-        self.out.report(&plan_report::text(report));
+        if self.plans_to_stderr {
+            self.out.status(plan_report::text(report).trim_end());
+        } else {
+            self.out.report(&plan_report::text(report));
+        }
         self.shown.store(true, Ordering::SeqCst);
         if self.auto_approve {
             return Ok(());
         }
+        let verb = if report.operation == "destroy" { "destroy" } else { self.verb };
         if !std::io::stdin().is_terminal() {
             return Err(format!(
-                "refusing to {} without a terminal to ask on: pass `--auto-approve` to {} without asking",
-                self.verb, self.verb
+                "refusing to {verb} without a terminal to ask on: pass `--auto-approve` to {verb} without asking"
             ));
         }
         let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\nDo you want to {} these changes? Only `yes` is accepted: ", self.verb);
+        let _ = write!(stderr, "\nDo you want to {verb} these changes? Only `yes` is accepted: ");
         let _ = stderr.flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if answer.trim() == "yes" {
             Ok(())
         } else {
-            Err(format!("not approved: nothing was {}", if self.verb == "apply" { "applied" } else { "destroyed" }))
+            Err(format!("not approved: nothing was {}", if verb == "apply" { "applied" } else { "destroyed" }))
         }
     }
 }

@@ -7,6 +7,7 @@
 mod artifact;
 mod check;
 mod compare;
+mod data;
 mod deploy;
 mod list;
 mod output;
@@ -26,7 +27,7 @@ const ABOUT: &str = "Stamp: many production-like environments from one set of te
 Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
 account's plain Terraform root module from its blueprint.";
 
-const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp schema service-platform > schema.json";
+const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp clone local-prod local-qa --data\n  stamp migrate local-prod --to-version 1.5.0\n  stamp playground new ana-try --from local-staging --owner ana --ttl 8h\n  stamp reap --dry-run\n  stamp schema service-platform > schema.json";
 
 #[derive(Debug, Parser)]
 #[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
@@ -57,6 +58,11 @@ pub enum Command {
     Output(deploy::OutputArgs),
     Promote(deploy::PromoteArgs),
     Drift(deploy::DriftArgs),
+    Clone(data::CloneArgs),
+    Sync(data::SyncArgs),
+    Migrate(data::MigrateArgs),
+    Playground(data::PlaygroundArgs),
+    Reap(data::ReapArgs),
     Build(artifact::BuildArgs),
     Verify(artifact::VerifyArgs),
     Diff(compare::DiffArgs),
@@ -110,6 +116,11 @@ where
         Command::Output(args) => deploy::output(&root, args, &out),
         Command::Promote(args) => deploy::promote(&root, args, &out),
         Command::Drift(args) => deploy::drift(&root, args, &out),
+        Command::Clone(args) => data::clone(&root, args, &out),
+        Command::Sync(args) => data::sync(&root, args, &out),
+        Command::Migrate(args) => data::migrate(&root, args, &out),
+        Command::Playground(args) => data::playground(&root, args, &out),
+        Command::Reap(args) => data::reap(&root, args, &out),
         Command::Diff(args) => compare::diff_command(&root, args, &out),
         Command::Affected(args) => compare::affected_command(&root, args, &out),
         Command::Build(args) => artifact::build_command(&root, args, &out),

@@ -22,6 +22,45 @@ pub struct Account {
     pub effective: Value,
     /// The file's own `hooks:` (not part of the config the schema sees).
     pub hooks: Option<crate::pipeline::hooks::Hooks>,
+    /// Which of the account's two side-by-side environments is live (from the ledger; a
+    /// migration builds the new version in the other one, then switches).
+    pub slot: Slot,
+    /// When an ephemeral account was created: its `created_at`, else its first apply in the
+    /// ledger (`None`: not created yet).
+    pub created_at: Option<String>,
+}
+
+/// One of an account's two side-by-side environments. `blue` is the account's own name
+/// (state, work folder, resource names); `green` adds a `-green` suffix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    #[default]
+    Blue,
+    Green,
+}
+
+impl Slot {
+    #[must_use]
+    pub fn other(self) -> Self {
+        match self {
+            Self::Blue => Self::Green,
+            Self::Green => Self::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blue => "blue",
+            Self::Green => "green",
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Account {
@@ -31,6 +70,25 @@ impl Account {
 
     pub fn str_at(&self, pointer: &str) -> Option<&str> {
         self.effective.pointer(pointer).and_then(Value::as_str)
+    }
+
+    /// The name of the account's environment in its slot: what its state, work folder and
+    /// resource names are keyed by.
+    pub fn instance(&self) -> String {
+        match self.slot {
+            Slot::Blue => self.name.clone(),
+            Slot::Green => format!("{}-green", self.name),
+        }
+    }
+
+    /// The same account in the other slot.
+    #[must_use]
+    pub fn in_slot(&self, slot: Slot) -> Self {
+        Self { slot, ..self.clone() }
+    }
+
+    pub fn is_ephemeral(&self) -> bool {
+        self.effective.get("ephemeral").and_then(Value::as_bool).unwrap_or(false)
     }
 
     pub fn is_protected(&self) -> bool {

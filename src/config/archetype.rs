@@ -51,6 +51,9 @@ pub struct ArchetypeFile {
     /// Extra transient-error patterns and retry limits.
     #[serde(default)]
     pub retry: crate::terraform::retry::RetrySettings,
+    /// Commands that snapshot, restore, scrub, count and take offline the account's data.
+    #[serde(default)]
+    pub data: crate::pipeline::data::DataHooks,
 }
 
 /// A loaded archetype.
@@ -100,4 +103,5 @@ pub const KEYS: &[&str] = &[
     "hooks",
     "stateful_resources",
     "retry",
+    "data",
 ];

@@ -7,6 +7,6 @@ pub mod layering;
 pub mod project;
 pub mod yaml;
 
-pub use account::Account;
+pub use account::{Account, Slot};
 pub use archetype::{Archetype, Backend, Provider};
 pub use project::{Project, ProjectFile, StateSettings};

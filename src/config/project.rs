@@ -37,9 +37,33 @@ pub struct ProjectFile {
     /// Environments in promotion order, e.g. `[ci, staging, production]`.
     #[serde(default)]
     pub promotion: Vec<String>,
+    /// Where `stamp playground new` allocates networks and zones.
+    #[serde(default)]
+    pub playgrounds: Option<PlaygroundSettings>,
 }
 
-const PROJECT_KEYS: &[&str] = &["archetypes", "blueprints", "accounts", "defaults", "state", "ledger", "promotion"];
+const PROJECT_KEYS: &[&str] =
+    &["archetypes", "blueprints", "accounts", "defaults", "state", "ledger", "promotion", "playgrounds"];
+
+/// `playgrounds:` in `stamp.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaygroundSettings {
+    /// The IPv4 network each playground's `network.cidr` is carved from.
+    pub cidr_pool: ipnet::Ipv4Net,
+    /// Prefix length of a playground's network (default: its source account's).
+    #[serde(default)]
+    pub prefix_length: Option<u8>,
+    /// A playground's zone is `<name>.<zone_suffix>`.
+    pub zone_suffix: String,
+    /// Folder of playground account files, inside the accounts folder (default `playgrounds`).
+    #[serde(default = "default_playground_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_playground_dir() -> PathBuf {
+    "playgrounds".into()
+}
 
 fn default_ledger() -> PathBuf {
     ".stamp/ledger".into()
@@ -246,19 +270,30 @@ impl Project {
             && name.len() <= 63
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !name.contains("..");
-        if !valid {
+        if !valid || name.ends_with("-green") {
             let pos = positions.value("/name").map_or((1, 1), |p| (p.line, p.column));
             return Err(Box::new(
                 Diagnostic::error("account.name", format!("invalid account name `{name}`"))
                     .at(Location::new(&display, pos.0, pos.1))
-                    .hint("use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit: it names folders and tags"),
+                    .hint("use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit: it names folders and tags; a `-green` suffix is kept for the account's second slot"),
             ));
         }
         let mut effective = layering::effective([&self.file.defaults, &found.file.defaults, &value]);
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
-        Ok(Account { name, path: path.to_path_buf(), display, archetype, own: value, positions, effective, hooks })
+        Ok(Account {
+            name,
+            path: path.to_path_buf(),
+            display,
+            archetype,
+            own: value,
+            positions,
+            effective,
+            hooks,
+            slot: super::account::Slot::Blue,
+            created_at: None,
+        })
     }
 
     fn load_archetypes(&mut self) -> Vec<Diagnostic> {

@@ -153,6 +153,30 @@ pub fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
+/// `value` as a YAML document (saphyr's emitter; keys in the value's order).
+pub fn to_text(value: &Value) -> String {
+    fn convert(value: &Value) -> saphyr::Yaml<'_> {
+        use saphyr::{Scalar, Yaml};
+        match value {
+            Value::Null => Yaml::Value(Scalar::Null),
+            Value::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Value(Scalar::Integer(i)),
+                None => Yaml::Value(Scalar::FloatingPoint(n.as_f64().unwrap_or_default().into())),
+            },
+            Value::String(s) => Yaml::Value(Scalar::String(s.as_str().into())),
+            Value::Array(items) => Yaml::Sequence(items.iter().map(convert).collect()),
+            Value::Object(map) => Yaml::Mapping(
+                map.iter().map(|(k, v)| (Yaml::Value(Scalar::String(k.as_str().into())), convert(v))).collect(),
+            ),
+        }
+    }
+    let mut out = String::new();
+    saphyr::YamlEmitter::new(&mut out).dump(&convert(value)).expect("writing to a String cannot fail");
+    let body = out.strip_prefix("---\n").unwrap_or(&out);
+    format!("{body}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

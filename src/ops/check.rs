@@ -69,7 +69,18 @@ pub fn validate_and_render(
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
     consume: &Consumer<'_>,
 ) -> Result<Checked, Report> {
-    let mut workspace = Workspace::load(root)?;
+    validate_and_render_in(Workspace::load(root)?, accounts, version, out_dir_of, consume)
+}
+
+/// [`validate_and_render`] of an already loaded workspace (e.g. with an account moved to its
+/// other slot).
+pub fn validate_and_render_in(
+    mut workspace: Workspace,
+    accounts: &[String],
+    version: VersionSpec<'_>,
+    out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
+    consume: &Consumer<'_>,
+) -> Result<Checked, Report> {
     let selected: Option<BTreeSet<String>> = (!accounts.is_empty()).then(|| workspace.select(accounts));
     if let Some(selected) = &selected {
         workspace.keep_selected(selected);

@@ -43,9 +43,16 @@ pub trait Approver: Sync {
 }
 
 /// A loaded, validated selection of accounts with their rendered trees.
-struct Session {
-    checked: Checked,
-    terraform: Terraform,
+pub(crate) struct Session {
+    pub(crate) checked: Checked,
+    pub(crate) terraform: Terraform,
+}
+
+/// The Terraform to run (`--terraform`, `STAMP_TERRAFORM`, or on `PATH`).
+pub(crate) fn locate(explicit: Option<&Path>) -> Result<Terraform, Report> {
+    Terraform::locate(explicit).map_err(|e| {
+        Report::new(vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)], Sources::default())
+    })
 }
 
 impl Session {
@@ -60,7 +67,7 @@ impl Session {
             ));
         }
         let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-        let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, &a.name).work;
+        let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, a).work;
         let checked = validate_and_render(
             root,
             &accounts,
@@ -68,16 +75,17 @@ impl Session {
             &work_dir,
             &super::check::keep,
         )?;
+        Self::new(checked, options.terraform.as_deref())
+    }
+
+    /// A session of accounts validated and rendered elsewhere (rendered for their work
+    /// folders); refused when they have errors.
+    pub(crate) fn new(checked: Checked, terraform: Option<&Path>) -> Result<Self, Report> {
         if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             let sources = checked.workspace.project.sources.clone();
             return Err(Report::new(checked.diagnostics, sources));
         }
-        let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
-            Report::new(
-                vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)],
-                Sources::default(),
-            )
-        })?;
+        let terraform = locate(terraform)?;
         Ok(Self { checked, terraform })
     }
 
@@ -106,16 +114,21 @@ impl Session {
             dirty: manifest.dirty,
         };
         let trees = vec![(account.display.clone(), Some(artifact.tree()))];
-        let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
-            Report::new(
-                vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)],
-                Sources::default(),
-            )
-        })?;
+        let terraform = locate(options.terraform.as_deref())?;
         Ok(Self { checked: Checked { workspace, version, trees, diagnostics: Vec::new() }, terraform })
     }
 
-    fn project(&self) -> &Project {
+    /// An account in the middle of a migration is changed only by `stamp migrate`.
+    fn refuse_during_migration(&self) -> Result<(), Report> {
+        for (account, _) in self.targets() {
+            if let Some(message) = super::migrate::in_progress(self.project(), &account.name) {
+                return Err(usage(&message));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn project(&self) -> &Project {
         &self.checked.workspace.project
     }
 
@@ -358,9 +371,20 @@ pub fn apply(
         deploy.accounts = vec![saved.account];
     }
     let session = Session::open(root, &deploy)?;
+    session.refuse_during_migration()?;
+    apply_session(&session, options, approver, progress)
+}
+
+/// `apply` of an opened session.
+pub(crate) fn apply_session(
+    session: &Session,
+    options: &ApplyOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<DeployReport, Report> {
     let mut planned = match &options.saved_plan {
-        Some(path) => vec![load_saved_plan(&session, path, progress).map_err(|e| usage(&e))?],
-        None => plan_all(&session, &options.deploy, Stage::Deploy, progress),
+        Some(path) => vec![load_saved_plan(session, path, progress).map_err(|e| usage(&e))?],
+        None => plan_all(session, &options.deploy, Stage::Deploy, progress),
     };
     let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
@@ -381,7 +405,7 @@ pub fn apply(
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
     let plan = PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() };
-    let warnings = record(&session, "apply", &results, &digests);
+    let warnings = record(session, "apply", &results, &digests);
     Ok(DeployReport { plan, refused: None, results, warnings })
 }
 
@@ -493,6 +517,17 @@ pub fn destroy(
     progress: &dyn Progress,
 ) -> Result<DeployReport, Report> {
     let session = Session::open(root, &options.deploy)?;
+    session.refuse_during_migration()?;
+    Ok(destroy_session(&session, options, approver, progress))
+}
+
+/// `destroy` of an opened session.
+pub(crate) fn destroy_session(
+    session: &Session,
+    options: &ApplyOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> DeployReport {
     // Refuse protected accounts before touching anything.
     let unconfirmed: Vec<&str> = session
         .targets()
@@ -504,14 +539,14 @@ pub fn destroy(
         let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new() };
         let refusal =
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
-        return Ok(DeployReport::refused(empty, refusal));
+        return DeployReport::refused(empty, refusal);
     }
-    let mut planned = plan_all(&session, &options.deploy, Stage::Destroy, progress);
+    let mut planned = plan_all(session, &options.deploy, Stage::Destroy, progress);
     let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport::refused(report, refusal));
+        return DeployReport::refused(report, refusal);
     }
     let results = for_each_planned(&mut planned, options.deploy.jobs, |run, summary| {
         let mut result = AccountResult::new(&run.account.name);
@@ -525,8 +560,8 @@ pub fn destroy(
     });
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
-    let warnings = record(&session, "destroy", &results, &digests);
-    Ok(DeployReport { plan: report, refused: None, results, warnings })
+    let warnings = record(session, "destroy", &results, &digests);
+    DeployReport { plan: report, refused: None, results, warnings }
 }
 
 /// A saved plan: `stamp plan ACCOUNT --out FILE`, applied later by `stamp apply --plan FILE`.
@@ -717,6 +752,13 @@ fn record(
             commit: version.commit.clone(),
             digest: digests.get(&account.name).cloned().unwrap_or_default(),
             who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            slot: (account.slot != crate::config::Slot::Blue).then_some(account.slot),
+            created_at: account.is_ephemeral().then(|| {
+                account
+                    .created_at
+                    .clone()
+                    .unwrap_or_else(|| crate::ephemeral::format_time(crate::ephemeral::run_started()))
+            }),
         };
         // A ledger that cannot be written must not hide that the deployment happened.
         if let Err(e) = ledger.append(&entry) {

@@ -93,7 +93,7 @@ pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Re
         keep_all.lock().expect("trees lock").insert(a.name.clone(), tree);
         Ok(None)
     };
-    let work = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, &a.name).work;
+    let work = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
     let checked = validate_and_render(root, &options.accounts, VersionSpec::Release(None), &work, &keep)?;
     let project = &checked.workspace.project;
     if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
@@ -189,9 +189,17 @@ fn live(
             Ok(None)
         };
         // The work folder inside the checkout: relative paths (local state) come out as deployed.
-        let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, &a.name).work;
-        validate_and_render(
-            &revision.root,
+        let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
+        let mut workspace = super::Workspace::load(&revision.root)
+            .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
+        // The checkout has no ledger: the account's live slot is this project's.
+        for a in &mut workspace.project.accounts {
+            if a.name == account.name {
+                a.slot = account.slot;
+            }
+        }
+        super::check::validate_and_render_in(
+            workspace,
             std::slice::from_ref(&account.name),
             VersionSpec::Exact(deployed),
             &here,
@@ -237,7 +245,8 @@ fn commits_behind(project: &Project, account: &Account, commit: &str) -> Option<
 /// keys that identify an account) do not allow.
 pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<ParityIssue> {
     let allowed = &project.archetypes[&account.archetype].file.allowed_differences;
-    let always = ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "tags.*"];
+    let always =
+        ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "created_at", "tags.*"];
     // Sensitive values never reach a report.
     let redacted = |a: &Account| crate::schema::redact::redacted(project, a);
     let (a, b) = (super::diff::flatten(&redacted(reference)), super::diff::flatten(&redacted(account)));

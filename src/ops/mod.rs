@@ -4,10 +4,13 @@
 pub mod affected;
 pub mod build;
 pub mod check;
+pub mod data;
 pub mod deploy;
 pub mod diff;
 pub mod drift;
 pub mod list;
+pub mod migrate;
+pub mod playground;
 pub mod promote;
 pub mod render;
 pub mod revision;
@@ -35,7 +38,8 @@ impl Workspace {
             );
             Report::new(vec![d], Sources::default())
         })?;
-        let (project, diagnostics) = Project::load(&root)?;
+        let (mut project, diagnostics) = Project::load(&root)?;
+        crate::ledger::annotate(&mut project);
         Ok(Self { project, diagnostics })
     }
 

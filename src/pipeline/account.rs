@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::data;
 use super::hooks::{self, HookEnv, HookResult, Hooks};
 use super::lock::AccountLock;
 use crate::config::{Account, Archetype, Project};
@@ -32,7 +33,10 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    pub fn new(project: &Project, account: &str) -> Self {
+    /// The folders of the account's environment in its slot.
+    pub fn new(project: &Project, account: &Account) -> Self {
+        let account = account.instance();
+        let account = account.as_str();
         let stamp = project.root.join(".stamp");
         Self {
             work: stamp.join("work").join(account),
@@ -111,7 +115,7 @@ impl<'a> AccountRun<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self, RunError> {
         let archetype = &project.archetypes[&account.archetype];
-        let dirs = Dirs::new(project, &account.name);
+        let dirs = Dirs::new(project, account);
         let lock = AccountLock::acquire(&dirs.lock, &account.name).map_err(RunError::Locked)?;
         let log = Log::open(&dirs.log).map_err(|e| RunError::Io(format!("cannot open the log: {e}")))?;
         let retry = RetryPolicy::new(&archetype.file.retry)
@@ -147,7 +151,7 @@ impl<'a> AccountRun<'a> {
                 .project
                 .root
                 .join(&self.project.file.state.local.dir)
-                .join(&self.account.name)
+                .join(self.account.instance())
                 .join("terraform.tfstate");
             let relative = pathdiff::diff_paths(&state, &self.dirs.work).unwrap_or(state);
             args.push(format!("-backend-config=path={}", relative.display()));
@@ -245,6 +249,39 @@ impl<'a> AccountRun<'a> {
         }
         self.progress.phase(&self.account.name, "smoke tests");
         hooks::run_smoke_tests(list, &self.dirs.work, env, &self.log)
+    }
+
+    /// Environment for data hooks: the hook facts of the environment as deployed (its outputs,
+    /// its version from the `stamp` output), its slot and the project's snapshot folder.
+    pub fn data_env(&mut self) -> Result<HookEnv, RunError> {
+        let outputs = self.outputs()?;
+        if outputs.is_empty() {
+            return Err(RunError::Refused(format!(
+                "`{}` has no Terraform outputs: it has not been applied",
+                self.account.instance()
+            )));
+        }
+        let version = outputs
+            .get("stamp")
+            .and_then(|s| s.get("environment_version"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let snapshots = self.project.root.join(".stamp").join("snapshots");
+        fs_err::create_dir_all(&snapshots).map_err(|e| RunError::Io(e.to_string()))?;
+        let mut env = self.hook_env(&version, &outputs);
+        env.vars.push(("STAMP_SLOT".into(), self.account.slot.to_string()));
+        env.vars.push(("STAMP_SNAPSHOT_DIR".into(), snapshots.display().to_string()));
+        Ok(env)
+    }
+
+    /// Runs one of the archetype's data hooks; its stdout.
+    pub fn run_data(&mut self, step: data::Step, env: &HookEnv, extra: &[(&str, &str)]) -> Result<String, String> {
+        let Some(command) = self.archetype.file.data.get(step) else {
+            return Err(self.archetype.file.data.require(&self.archetype.name, &[step]).unwrap_err());
+        };
+        self.progress.phase(&self.account.name, &format!("data: {}", step.name()));
+        data::run(step, command, &self.dirs.work, env, extra, &self.log)
     }
 
     /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.

@@ -69,7 +69,7 @@ pub struct SmokeTest {
     pub deadline: Option<Duration>,
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text: Option<String> = Option::deserialize(d)?;
     text.map(|t| crate::terraform::retry::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
 }
@@ -103,7 +103,13 @@ impl HookEnv {
     }
 }
 
-fn invocation<'a>(run: &'a Run, cwd: &'a Path, env: &HookEnv, timeout: Duration, sh: &'a Path) -> Invocation<'a> {
+pub(crate) fn invocation<'a>(
+    run: &'a Run,
+    cwd: &'a Path,
+    env: &HookEnv,
+    timeout: Duration,
+    sh: &'a Path,
+) -> Invocation<'a> {
     let (program, args): (&Path, Vec<String>) = match run {
         Run::Argv(argv) => {
             (Path::new(argv.first().map_or("true", String::as_str)), argv.iter().skip(1).cloned().collect())
@@ -156,7 +162,7 @@ pub fn run_smoke_tests(tests: &[SmokeTest], cwd: &Path, env: &HookEnv, log: &Log
     results
 }
 
-fn outcome(finished: std::io::Result<Finished>) -> (bool, String) {
+pub(crate) fn outcome(finished: std::io::Result<Finished>) -> (bool, String) {
     match finished {
         Ok(f) if f.success() => (true, String::new()),
         Ok(f) if f.timed_out => (false, format!("timed out\n{}", f.tail(10))),

@@ -2,6 +2,7 @@
 //! apply -> post-deploy hooks -> smoke tests -> cleanup on failure.
 
 pub mod account;
+pub mod data;
 pub mod hooks;
 pub mod lock;
 

@@ -14,6 +14,8 @@ pub struct Facts<'a> {
     pub project: &'a Project,
     pub account: &'a Account,
     pub archetype: &'a Archetype,
+    /// Owner and lifetime of an ephemeral account.
+    pub lifetime: Option<&'a crate::ephemeral::Lifetime>,
     pub version: &'a BuildVersion,
     /// Path of the local state file, relative to the rendered root.
     pub local_state_path: &'a str,
@@ -35,6 +37,14 @@ pub fn tags(facts: &Facts<'_>) -> BTreeMap<String, String> {
     tags.insert("StampArchetype".into(), facts.archetype.name.clone());
     tags.insert("StampBlueprint".into(), facts.archetype.file.blueprint.clone());
     tags.insert("StampCommit".into(), facts.version.commit.clone());
+    if let Some(lifetime) = facts.lifetime {
+        // Not created yet: this apply creates it now (afterwards the ledger's first apply
+        // gives the time, so later renders are the same).
+        let now = crate::ephemeral::run_started();
+        tags.insert("StampOwner".into(), lifetime.owner.clone());
+        tags.insert("StampCreatedAt".into(), crate::ephemeral::format_time(lifetime.created_or(now)));
+        tags.insert("StampExpiresAt".into(), crate::ephemeral::format_time(lifetime.expires_at(now)));
+    }
     tags
 }
 
@@ -49,7 +59,7 @@ pub fn files(facts: &Facts<'_>) -> Vec<(&'static str, String)> {
 }
 
 fn backend(facts: &Facts<'_>) -> String {
-    let account = &facts.account.name;
+    let account = &facts.account.instance();
     let mut out = String::from("terraform {\nrequired_version = \">= 1.5.0\"\n\n");
     match facts.archetype.backend() {
         Backend::S3 => {

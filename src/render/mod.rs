@@ -30,6 +30,11 @@ use crate::version::BuildVersion;
 #[derive(Debug, Serialize)]
 struct StampContext<'a> {
     account: &'a str,
+    /// `blue` or `green`: which of the account's two side-by-side environments this is.
+    slot: &'a str,
+    /// The account's name in its slot (`<account>` or `<account>-green`): use it where names
+    /// must be unique, so a migration can build the new version alongside the old.
+    instance: String,
     environment: &'a str,
     archetype: &'a str,
     blueprint: &'a str,
@@ -110,6 +115,8 @@ impl<'p> Renderer<'p> {
         };
         let stamp = StampContext {
             account: &account.name,
+            slot: account.slot.as_str(),
+            instance: account.instance(),
             environment: account.environment(),
             archetype: &archetype.name,
             blueprint: &blueprint.name,
@@ -164,10 +171,22 @@ impl<'p> Renderer<'p> {
         }
         let config_digest = digest_json(&account.effective);
         let local_state_path = local_state_path(project, account, out_dir);
+        let lifetime = match crate::ephemeral::Lifetime::of(account) {
+            Ok(lifetime) => lifetime,
+            Err(problem) => {
+                diagnostics.push(
+                    Diagnostic::error("account.ephemeral", problem)
+                        .at(Location::file_only(&account.display))
+                        .for_account(&account.name),
+                );
+                None
+            }
+        };
         let facts = generated::Facts {
             project,
             account,
             archetype,
+            lifetime: lifetime.as_ref(),
             version: &self.version,
             local_state_path: &local_state_path,
             blueprint_digest: &blueprint.digest,
@@ -279,7 +298,7 @@ pub fn digest_json(value: &Value) -> String {
 
 /// Where a local backend keeps the account's state, relative to the rendered root.
 fn local_state_path(project: &Project, account: &Account, out_dir: &Path) -> String {
-    let state = project.root.join(&project.file.state.local.dir).join(&account.name).join("terraform.tfstate");
+    let state = project.root.join(&project.file.state.local.dir).join(account.instance()).join("terraform.tfstate");
     let out_dir = if out_dir.is_absolute() {
         out_dir.to_path_buf()
     } else {

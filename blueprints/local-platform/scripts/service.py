@@ -2,7 +2,7 @@
 
 create:  SERVICE_DIR, SERVICE_NAME, SERVICE_PORT, SERVICE_REPLICAS, SERVICE_FQDN,
          SERVICE_SUBNETS (JSON list), DATABASE_PATH, STAMP_TAGS
-destroy: SERVICE_DIR (its two files, then the folder when empty)
+destroy: SERVICE_DIR (its files, availability.json too, then the folder when empty)
 """
 
 import os
@@ -20,6 +20,9 @@ def main():
     if what == "destroy":
         remove(status_file)
         remove(config_file)
+        # Written by `data.py availability` (standby/serving), if the environment was ever switched.
+        if os.path.exists(os.path.join(service_dir, "availability.json")):
+            remove(os.path.join(service_dir, "availability.json"))
         remove_dir_if_empty(service_dir)
         return
     name = env("SERVICE_NAME")

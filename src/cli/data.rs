@@ -1,0 +1,456 @@
+//! `stamp clone`, `sync`, `migrate`, `playground new` and `reap`: production-like copies with
+//! their data, safe migrations, and short-lived playgrounds.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::Output;
+use super::deploy::{Prompt, finish};
+use super::progress::Shown;
+use crate::ops::data::{CopyOptions, CopyReport, DataCopy};
+use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode, Status};
+use crate::ops::playground::{PlaygroundOptions, ReapOptions, ReapReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+/// Create or update TARGET from the blueprint version SOURCE runs, optionally with its data.
+///
+/// TARGET keeps its own config (CIDRs, zones, sizes); the archetypes and blueprints are those
+/// of the commit SOURCE's last successful apply was built from (the ledger says which). With
+/// `--data`, SOURCE is snapshotted, TARGET's own data is kept as a snapshot, the copy is
+/// restored into TARGET (in standby meanwhile) and scrubbed, and the statistics of both must
+/// be equal. The report ends with TARGET's config differences from SOURCE that its archetype
+/// does not allow (parity).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp clone local-prod local-qa --auto-approve\n  stamp clone local-prod local-qa --data --auto-approve\n  stamp clone production loadtest --data --format json"
+)]
+pub struct CloneArgs {
+    /// The account to copy.
+    source: String,
+    /// The account to create or update (it needs its own config file).
+    target: String,
+    /// Copy SOURCE's data too (snapshot, restore, scrub, compare statistics).
+    #[arg(long)]
+    data: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Needed when TARGET is protected: its name.
+    #[arg(long, value_name = "ACCOUNT")]
+    confirm: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
+    let options = CopyOptions {
+        source: args.source.clone(),
+        target: args.target.clone(),
+        data: args.data,
+        confirm: args.confirm.clone(),
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let approver =
+        Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == ReportFormat::Json);
+    let result = crate::ops::data::clone(root, &options, &approver, &progress);
+    progress.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    if args.format == ReportFormat::Json {
+        out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
+        return ExitCode::from(u8::from(!report.succeeded()));
+    }
+    if let Some(deploy) = report.deploy.clone() {
+        let code = finish(Ok(deploy), out, &approver);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    out.report(&copy_text(&report));
+    ExitCode::from(u8::from(!report.succeeded()))
+}
+
+/// Refresh TARGET's data from SOURCE, at will.
+///
+/// TARGET's own data is snapshotted first (never lost), then SOURCE is snapshotted, TARGET put
+/// in standby, the snapshot restored and scrubbed, TARGET brought back (also after an error),
+/// and the statistics compared: a difference exits non-zero. A protected TARGET needs
+/// `--confirm TARGET`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  stamp sync local-prod local-staging\n  stamp sync production qa --format json")]
+pub struct SyncArgs {
+    /// The account whose data is copied.
+    source: String,
+    /// The account whose data is replaced.
+    target: String,
+    /// Needed when TARGET is protected: its name.
+    #[arg(long, value_name = "ACCOUNT")]
+    confirm: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
+    let options = CopyOptions {
+        source: args.source.clone(),
+        target: args.target.clone(),
+        data: true,
+        confirm: args.confirm.clone(),
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let result = crate::ops::data::sync(root, &options, &progress);
+    progress.finish();
+    match result {
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            ExitCode::from(1)
+        }
+        Ok(report) => {
+            if args.format == ReportFormat::Json {
+                out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
+            } else {
+                out.report(&copy_text(&report));
+            }
+            ExitCode::from(u8::from(!report.succeeded()))
+        }
+    }
+}
+
+fn copy_text(report: &CopyReport) -> String {
+    let mut text = String::new();
+    if let Some(version) = &report.version {
+        let _ = writeln!(text, "{} built from the blueprint version {} runs: {version}", report.target, report.source);
+    }
+    if let Some(data) = &report.data {
+        text.push_str(&data_text(&report.source, &report.target, data));
+    }
+    if report.parity.is_empty() {
+        let _ = writeln!(text, "parity with {}: only allowed differences", report.source);
+    } else {
+        let _ = writeln!(
+            text,
+            "parity with {}: {} differences its archetype does not allow",
+            report.source,
+            report.parity.len()
+        );
+        for issue in &report.parity {
+            let show =
+                |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "(absent)".into(), ToString::to_string);
+            let _ = writeln!(text, "  {}: {} vs {}", issue.path, show(&issue.reference), show(&issue.value));
+        }
+    }
+    text
+}
+
+fn data_text(source: &str, target: &str, data: &DataCopy) -> String {
+    let mut text = format!("data of {source} copied into {target}:\n");
+    for step in &data.steps {
+        let _ = writeln!(text, "  done: {step}");
+    }
+    if let Some(id) = &data.snapshot {
+        let _ = writeln!(text, "  snapshot restored: {id}");
+    }
+    if let Some(id) = &data.target_backup {
+        let _ = writeln!(text, "  {target}'s previous data kept as snapshot {id}");
+    }
+    text.push_str(&stats_text(data.source_stats.as_ref(), data.target_stats.as_ref(), &data.differences));
+    if let Some(error) = &data.error {
+        let _ = writeln!(text, "  FAILED: {error}");
+    }
+    text
+}
+
+fn stats_text(
+    expected: Option<&serde_json::Value>,
+    found: Option<&serde_json::Value>,
+    differences: &[crate::pipeline::data::StatDifference],
+) -> String {
+    let (Some(expected), Some(_)) = (expected, found) else { return String::new() };
+    if differences.is_empty() {
+        format!("  statistics equal: {}\n", serde_json::to_string(expected).unwrap_or_default())
+    } else {
+        let mut text = String::from("  STATISTICS DIFFER:\n");
+        for d in differences {
+            let _ = writeln!(text, "    {d}");
+        }
+        text
+    }
+}
+
+/// Migrate an account to a new version without ever losing its data.
+///
+/// The new version is built alongside the old one (in the account's other slot): the old
+/// environment goes to standby, is snapshotted, the new one is built, the snapshot restored
+/// into it and the statistics of both compared; only when they are equal does the account
+/// switch to the new environment and retire the old one. A mismatch or an error stops the
+/// migration with both environments and the snapshot kept, and the old environment back in
+/// service. Every step is journalled in `.stamp/migrations/ACCOUNT.json`: `--resume` goes on
+/// where an interrupted migration stopped, `--rollback` destroys the new environment.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp migrate local-prod --to-version 1.5.0\n  stamp migrate local-prod --resume --auto-approve\n  stamp migrate local-prod --rollback --auto-approve"
+)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct MigrateArgs {
+    /// The account to migrate.
+    account: String,
+    /// The version to build the new environment at.
+    #[arg(long, value_name = "VERSION", required_unless_present_any = ["resume", "rollback"], conflicts_with_all = ["resume", "rollback"])]
+    to_version: Option<String>,
+    /// Go on with the migration under way.
+    #[arg(long, conflicts_with = "rollback")]
+    resume: bool,
+    /// Undo the migration under way (before its switch): destroy the new environment.
+    #[arg(long)]
+    rollback: bool,
+    /// Apply and destroy without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
+    let mode = match (&args.to_version, args.resume, args.rollback) {
+        (Some(version), ..) => Mode::Start { to_version: version.clone() },
+        (None, _, true) => Mode::Rollback,
+        _ => Mode::Resume,
+    };
+    let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.clone() };
+    let progress = Shown::new(out.quiet);
+    let approver =
+        Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == ReportFormat::Json);
+    let result = crate::ops::migrate::migrate(root, &options, &approver, &progress);
+    progress.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    if args.format == ReportFormat::Json {
+        out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
+    } else {
+        for deploy in &report.deploys {
+            // Failed builds and retirements show their plan and errors.
+            if !deploy.succeeded() {
+                let _ = finish(Ok(deploy.clone()), out, &approver);
+            }
+        }
+        for warning in &report.warnings {
+            out.status(&format!("warning: {warning}"));
+        }
+        out.report(&migrate_text(root, &report));
+    }
+    ExitCode::from(u8::from(!report.succeeded()))
+}
+
+fn migrate_text(root: &Path, report: &MigrateReport) -> String {
+    let journal = &report.journal;
+    let status = match journal.status {
+        Status::Running => "running",
+        Status::Stopped => "STOPPED",
+        Status::Finished => "finished",
+        Status::RolledBack => "rolled back",
+    };
+    let mut text = format!(
+        "migration of {} to {} ({} -> {}): {status}\n",
+        journal.account, journal.to_version, journal.from_slot, journal.to_slot
+    );
+    for (step, at) in &journal.done {
+        let now = if report.ran.contains(step) { "" } else { " (earlier)" };
+        let _ = writeln!(text, "  done: {}{now}  {at}", step.describe());
+    }
+    if !journal.snapshots.is_empty() {
+        let _ = writeln!(text, "  snapshots (kept): {}", journal.snapshots.join(", "));
+    }
+    text.push_str(&stats_text(journal.old_stats.as_ref(), journal.new_stats.as_ref(), &journal.differences));
+    if let Some(error) = &journal.error {
+        let _ = writeln!(text, "  error: {error}");
+    }
+    let path = report.journal_path.strip_prefix(root).unwrap_or(&report.journal_path);
+    let _ = writeln!(text, "journal: {}", path.display());
+    if journal.status == Status::Stopped {
+        let _ = writeln!(
+            text,
+            "next: fix the cause, then `stamp migrate {0} --resume`, or undo with `stamp migrate {0} --rollback`",
+            journal.account
+        );
+    }
+    text
+}
+
+/// Short-lived playgrounds.
+#[derive(Debug, clap::Args)]
+pub struct PlaygroundArgs {
+    #[command(subcommand)]
+    command: PlaygroundCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PlaygroundCommand {
+    New(PlaygroundNewArgs),
+}
+
+/// Write and apply a short-lived copy of an account: a playground.
+///
+/// The new account file (`<accounts>/playgrounds/NAME.yaml`) copies ACCOUNT's config with
+/// `ephemeral: true`, the owner, ttl and creation time, a network allocated from
+/// `playgrounds.cidr_pool` in `stamp.yaml` that no account uses, and the zone
+/// `NAME.<playgrounds.zone_suffix>`. Its resources are tagged `StampOwner`, `StampCreatedAt`
+/// and `StampExpiresAt`; `stamp reap` destroys it once expired.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp playground new ana-try --from local-staging --owner ana@acme.example --ttl 8h\n  stamp playground new load-3 --from local-prod --owner perf-team --ttl 3d --no-apply"
+)]
+struct PlaygroundNewArgs {
+    /// The playground's account name.
+    name: String,
+    /// The account to copy.
+    #[arg(long, value_name = "ACCOUNT")]
+    from: String,
+    /// Who it belongs to (an e-mail address or team).
+    #[arg(long)]
+    owner: String,
+    /// How long it may live, e.g. `8h` or `3d`.
+    #[arg(long, default_value = "8h")]
+    ttl: String,
+    /// Only write the account file.
+    #[arg(long)]
+    no_apply: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    auto_approve: bool,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode {
+    let PlaygroundCommand::New(args) = &args.command;
+    let options = PlaygroundOptions {
+        name: args.name.clone(),
+        from: args.from.clone(),
+        owner: args.owner.clone(),
+        ttl: args.ttl.clone(),
+        no_apply: args.no_apply,
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let approver = Prompt::new(args.auto_approve, out, &progress, "apply");
+    let result = crate::ops::playground::new(root, &options, &approver, &progress);
+    progress.finish();
+    let playground = match result {
+        Ok(playground) => playground,
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitCode::from(1);
+        }
+    };
+    out.report(&format!(
+        "wrote {}: network {}, zone {}, expires {}\n",
+        playground.file, playground.cidr, playground.zone, playground.expires_at
+    ));
+    match playground.deploy {
+        Some(deploy) => finish(Ok(deploy), out, &approver),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// Destroy ephemeral accounts past their expiry.
+///
+/// An account is reaped when it is `ephemeral: true`, deployed, not protected, and its
+/// creation time (`created_at`, else its first apply in the ledger) plus its `ttl` has passed.
+/// Protected and non-ephemeral accounts are never reaped. A reaped playground's file (written
+/// by `stamp playground new`) is deleted too. Runs unattended (e.g. hourly from CI);
+/// `--dry-run` only reports. The kill switch `--all-ephemeral --confirm kill-switch` reaps every
+/// ephemeral account, expired or not. `STAMP_NOW` (RFC 3339) sets the time to judge by.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp reap --dry-run\n  stamp reap\n  stamp reap --all-ephemeral --confirm kill-switch\n  STAMP_NOW=2026-12-01T00:00:00Z stamp reap --dry-run   # what would go by then"
+)]
+pub struct ReapArgs {
+    /// Report what would be destroyed; destroy nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The kill switch: every ephemeral account, expired or not (needs `--confirm kill-switch`).
+    #[arg(long)]
+    all_ephemeral: bool,
+    /// `kill-switch`, with `--all-ephemeral`.
+    #[arg(long, value_name = "WORD")]
+    confirm: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
+    terraform: Option<PathBuf>,
+}
+
+pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
+    let options = ReapOptions {
+        dry_run: args.dry_run,
+        all_ephemeral: args.all_ephemeral,
+        confirm: args.confirm.clone(),
+        terraform: args.terraform.clone(),
+    };
+    let progress = Shown::new(out.quiet);
+    let result = crate::ops::playground::reap(root, &options, &progress);
+    progress.finish();
+    match result {
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            ExitCode::from(1)
+        }
+        Ok(report) => {
+            if args.format == ReportFormat::Json {
+                out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
+            } else {
+                out.report(&reap_text(&report));
+            }
+            ExitCode::from(u8::from(!report.succeeded()))
+        }
+    }
+}
+
+fn reap_text(report: &ReapReport) -> String {
+    let mut text = String::new();
+    for a in &report.accounts {
+        let expires = a.expires_at.as_deref().map(|e| format!(", expires {e}")).unwrap_or_default();
+        let _ = writeln!(text, "{}: {} ({}; owner {}{expires})", a.account, a.action, a.reason, a.owner);
+    }
+    for file in &report.removed_files {
+        let _ = writeln!(text, "removed {file}");
+    }
+    let _ = writeln!(
+        text,
+        "{} ephemeral accounts: {} destroyed, {} to destroy; {} non-ephemeral accounts left alone",
+        report.accounts.len(),
+        report.accounts.iter().filter(|a| a.action == "destroyed").count(),
+        report.accounts.iter().filter(|a| a.action == "would destroy").count(),
+        report.not_ephemeral
+    );
+    text
+}

@@ -1,0 +1,91 @@
+//! Ephemeral accounts (playgrounds): `ephemeral: true` with an `owner` and a `ttl`. They are
+//! tagged with their owner, creation and expiry time, and `stamp reap` destroys them once
+//! expired.
+
+use std::time::{Duration, SystemTime};
+
+use crate::config::Account;
+
+/// An ephemeral account's owner and lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifetime {
+    pub owner: String,
+    pub ttl: Duration,
+    /// `None`: not created yet.
+    pub created_at: Option<SystemTime>,
+}
+
+impl Lifetime {
+    /// The lifetime of an ephemeral account (`None` for others); `Err` names a bad `ttl` or
+    /// `created_at`.
+    pub fn of(account: &Account) -> Result<Option<Self>, String> {
+        if !account.is_ephemeral() {
+            return Ok(None);
+        }
+        let text = |key: &str| account.effective.get(key).and_then(serde_json::Value::as_str);
+        let owner = text("owner")
+            .ok_or_else(|| format!("ephemeral account `{}` has no `owner`: say who it belongs to", account.name))?;
+        let ttl = text("ttl").ok_or_else(|| {
+            format!("ephemeral account `{}` has no `ttl`: say how long it may live, e.g. `8h` or `3d`", account.name)
+        })?;
+        let ttl = humantime::parse_duration(ttl)
+            .map_err(|e| format!("`ttl` of account `{}` is not a duration like `8h` or `3d`: {e}", account.name))?;
+        let created_at = account
+            .created_at
+            .as_deref()
+            .map(|t| {
+                humantime::parse_rfc3339_weak(t).map_err(|e| {
+                    format!("`created_at` of account `{}` is not a time like 2026-11-22T08:00:00Z: {e}", account.name)
+                })
+            })
+            .transpose()?;
+        Ok(Some(Self { owner: owner.to_string(), ttl, created_at }))
+    }
+
+    /// When it was (or, not created yet, is being) created.
+    pub fn created_or(&self, now: SystemTime) -> SystemTime {
+        self.created_at.unwrap_or(now)
+    }
+
+    pub fn expires_at(&self, now: SystemTime) -> SystemTime {
+        self.created_or(now) + self.ttl
+    }
+
+    /// Created and past its expiry at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.created_at.is_some_and(|created| created + self.ttl <= now)
+    }
+}
+
+/// RFC 3339 in UTC, to the second.
+pub fn format_time(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The time this run started (see [`now`]): an ephemeral account created by this run is
+/// tagged, and recorded in the ledger, with it.
+pub fn run_started() -> SystemTime {
+    static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(now)
+}
+
+/// The current time; `STAMP_NOW` (RFC 3339) overrides it, so expiry can be tested and
+/// rehearsed ("what would `reap` do tomorrow?").
+pub fn now() -> SystemTime {
+    std::env::var("STAMP_NOW").ok().and_then(|t| humantime::parse_rfc3339_weak(&t).ok()).unwrap_or_else(SystemTime::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_creation_and_ttl() {
+        let created = humantime::parse_rfc3339("2026-11-22T08:00:00Z").unwrap();
+        let life = Lifetime { owner: "ana".into(), ttl: Duration::from_secs(8 * 3600), created_at: Some(created) };
+        assert_eq!(format_time(life.expires_at(SystemTime::now())), "2026-11-22T16:00:00Z");
+        assert!(!life.expired(created + Duration::from_secs(3600)));
+        assert!(life.expired(created + Duration::from_secs(8 * 3600)));
+        assert!(!Lifetime { created_at: None, ..life }.expired(SystemTime::now()));
+    }
+}

@@ -1,0 +1,500 @@
+//! `stamp migrate ACCOUNT --to-version V`: the new version is built alongside the old one, in
+//! the account's other slot, and only retires the old one once the data is proven copied:
+//!
+//! standby (old) -> snapshot (old) -> build (new) -> restore (new) -> verify (stats equal)
+//! -> switch (new is live) -> retire (destroy old).
+//!
+//! Every step is recorded in a journal (`.stamp/migrations/<account>.json`, written atomically)
+//! as it completes, so a migration that was interrupted resumes where it stopped
+//! (`--resume`) or is undone (`--rollback`), and a finished step is never run twice. Rules
+//! never broken: the old environment is destroyed only after the switch to a new one whose
+//! statistics equal the old one's; no snapshot is ever deleted; a statistics mismatch stops the
+//! migration with both environments kept; any error before the switch puts the old environment
+//! back into service.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Workspace;
+use super::check::{VersionSpec, validate_and_render_in};
+use super::data::{DataSide, current_trees, refuse};
+use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
+use crate::config::{Account, Project, Slot};
+use crate::diagnostics::Report;
+use crate::ledger::{Ledger, Record};
+use crate::pipeline::account::{Dirs, Progress};
+use crate::pipeline::data::{StatDifference, Step, compare_stats};
+use crate::pipeline::lock::AccountLock;
+
+const FORMAT: &str = "stamp-migration/1";
+
+/// The steps of a migration, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationStep {
+    Standby,
+    Snapshot,
+    Build,
+    Restore,
+    Verify,
+    Switch,
+    Retire,
+}
+
+const STEPS: [MigrationStep; 7] = [
+    MigrationStep::Standby,
+    MigrationStep::Snapshot,
+    MigrationStep::Build,
+    MigrationStep::Restore,
+    MigrationStep::Verify,
+    MigrationStep::Switch,
+    MigrationStep::Retire,
+];
+
+impl MigrationStep {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Standby => "old environment in standby",
+            Self::Snapshot => "snapshot of the old environment",
+            Self::Build => "new version built alongside",
+            Self::Restore => "snapshot restored into the new environment",
+            Self::Verify => "statistics of old and new are equal",
+            Self::Switch => "switched: the new environment is live",
+            Self::Retire => "old environment retired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    /// Stopped by an error or a statistics mismatch; resume or roll back.
+    Stopped,
+    Finished,
+    RolledBack,
+}
+
+/// The journal of one migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    pub format: String,
+    pub account: String,
+    pub from_slot: Slot,
+    pub to_slot: Slot,
+    pub to_version: String,
+    pub started: String,
+    pub status: Status,
+    /// Completed steps, with when.
+    pub done: Vec<(MigrationStep, String)>,
+    pub snapshot: Option<String>,
+    /// Every snapshot taken by this migration (none is ever deleted).
+    pub snapshots: Vec<String>,
+    pub old_stats: Option<Value>,
+    pub new_stats: Option<Value>,
+    pub differences: Vec<StatDifference>,
+    pub error: Option<String>,
+}
+
+impl Journal {
+    pub fn is_done(&self, step: MigrationStep) -> bool {
+        self.done.iter().any(|(s, _)| *s == step)
+    }
+
+    fn mark(&mut self, step: MigrationStep) {
+        if !self.is_done(step) {
+            self.done.push((step, crate::ledger::now()));
+        }
+    }
+
+    /// Forgets the steps that depend on the old environment's data being frozen: after it
+    /// served traffic again, they are redone.
+    fn unfreeze(&mut self) {
+        self.done.retain(|(s, _)| {
+            !matches!(
+                s,
+                MigrationStep::Standby | MigrationStep::Snapshot | MigrationStep::Restore | MigrationStep::Verify
+            )
+        });
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Start { to_version: String },
+    Resume,
+    Rollback,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub account: String,
+    pub mode: Mode,
+    pub terraform: Option<PathBuf>,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub journal: Journal,
+    /// Path of the journal (archived under `done/` once finished or rolled back).
+    pub journal_path: PathBuf,
+    /// Steps done by this run.
+    pub ran: Vec<MigrationStep>,
+    pub deploys: Vec<DeployReport>,
+    pub warnings: Vec<String>,
+}
+
+impl MigrateReport {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.journal.status, Status::Finished | Status::RolledBack)
+    }
+}
+
+fn journal_dir(project: &Project) -> PathBuf {
+    project.root.join(".stamp").join("migrations")
+}
+
+fn journal_path(project: &Project, account: &str) -> PathBuf {
+    journal_dir(project).join(format!("{account}.json"))
+}
+
+/// The migration of `account` that is under way, if any: `(journal path, status line)`.
+pub fn in_progress(project: &Project, account: &str) -> Option<String> {
+    let path = journal_path(project, account);
+    let journal = read(&path).ok()?;
+    let next = STEPS.iter().find(|s| !journal.is_done(**s)).map_or("none", |s| s.describe());
+    Some(format!(
+        "a migration of `{account}` to {} is {} (next step: {next}); finish it with `stamp migrate {account} --resume` or undo it with `--rollback` (journal: {})",
+        journal.to_version,
+        if journal.status == Status::Stopped { "stopped" } else { "under way" },
+        project.display(&path)
+    ))
+}
+
+fn read(path: &Path) -> Result<Journal, String> {
+    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    let journal: Journal =
+        serde_json::from_str(&text).map_err(|e| format!("`{}` is not a migration journal: {e}", path.display()))?;
+    if journal.format != FORMAT {
+        return Err(format!("`{}` has format `{}`, expected `{FORMAT}`", path.display(), journal.format));
+    }
+    Ok(journal)
+}
+
+/// Writes the journal atomically (temporary file, fsync, rename).
+fn write(path: &Path, journal: &Journal) -> Result<(), String> {
+    let dir = path.parent().expect("journal has a folder");
+    fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(journal).expect("journals serialise") + "\n";
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
+    file.as_file().sync_all().map_err(|e| e.to_string())?;
+    file.persist(path).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `stamp migrate`.
+pub fn migrate(
+    root: &Path,
+    options: &MigrateOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<MigrateReport, Report> {
+    let workspace = Workspace::load(root)?;
+    let project = &workspace.project;
+    let Some(account) = project.account(&options.account) else {
+        return Err(refuse(format!("unknown account `{}`", options.account)));
+    };
+    let name = account.name.clone();
+    let _lock = AccountLock::acquire(&project.root.join(".stamp/locks").join(format!("{name}.migration.lock")), &name)
+        .map_err(refuse)?;
+    let path = journal_path(project, &name);
+    let existing = path.exists().then(|| read(&path)).transpose().map_err(refuse)?;
+    let journal = match (&options.mode, existing) {
+        (Mode::Start { .. }, Some(_)) => return Err(refuse(in_progress(project, &name).unwrap_or_default())),
+        (Mode::Start { to_version }, None) => {
+            crate::version::validate(to_version).map_err(refuse)?;
+            let archetype = &project.archetypes[&account.archetype];
+            archetype
+                .file
+                .data
+                .require(&archetype.name, &[Step::Snapshot, Step::Restore, Step::Stats])
+                .map_err(refuse)?;
+            let journal = Journal {
+                format: FORMAT.into(),
+                account: name.clone(),
+                from_slot: account.slot,
+                to_slot: account.slot.other(),
+                to_version: to_version.clone(),
+                started: crate::ledger::now(),
+                status: Status::Running,
+                done: Vec::new(),
+                snapshot: None,
+                snapshots: Vec::new(),
+                old_stats: None,
+                new_stats: None,
+                differences: Vec::new(),
+                error: None,
+            };
+            write(&path, &journal).map_err(refuse)?;
+            journal
+        }
+        (Mode::Resume | Mode::Rollback, None) => {
+            return Err(refuse(format!("no migration of `{name}` is under way (no `{}`)", project.display(&path))));
+        }
+        (_, Some(journal)) => journal,
+    };
+    let terraform = deploy::locate(options.terraform.as_deref())?;
+    let mut run = Migration {
+        project,
+        account,
+        terraform: &terraform,
+        approver,
+        progress,
+        path,
+        journal,
+        ran: Vec::new(),
+        deploys: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if options.mode == Mode::Rollback {
+        run.rollback()?;
+    } else {
+        run.forward();
+    }
+    let journal_path = run.archive();
+    Ok(MigrateReport { journal: run.journal, journal_path, ran: run.ran, deploys: run.deploys, warnings: run.warnings })
+}
+
+struct Migration<'a> {
+    project: &'a Project,
+    account: &'a Account,
+    terraform: &'a crate::terraform::Terraform,
+    approver: &'a dyn Approver,
+    progress: &'a dyn Progress,
+    path: PathBuf,
+    journal: Journal,
+    ran: Vec<MigrationStep>,
+    deploys: Vec<DeployReport>,
+    warnings: Vec<String>,
+}
+
+impl Migration<'_> {
+    fn old_env(&self) -> Account {
+        self.account.in_slot(self.journal.from_slot)
+    }
+
+    fn new_env(&self) -> Account {
+        self.account.in_slot(self.journal.to_slot)
+    }
+
+    fn save(&mut self) {
+        if let Err(e) = write(&self.path, &self.journal) {
+            self.warnings.push(format!("cannot write the migration journal: {e}"));
+        }
+    }
+
+    /// Runs the steps not yet done; on an error before the switch, the old environment is put
+    /// back into service and the migration stops.
+    fn forward(&mut self) {
+        if self.journal.status == Status::Stopped && !self.journal.is_done(MigrationStep::Switch) {
+            // The old environment served traffic again since: its data must be frozen and
+            // copied anew.
+            self.journal.unfreeze();
+        }
+        self.journal.status = Status::Running;
+        self.journal.error = None;
+        self.journal.differences.clear();
+        self.save();
+        for step in STEPS {
+            if self.journal.is_done(step) {
+                continue;
+            }
+            if let Err(e) = self.step(step) {
+                self.journal.error = Some(e);
+                self.journal.status = Status::Stopped;
+                if !self.journal.is_done(MigrationStep::Switch) && self.journal.is_done(MigrationStep::Standby) {
+                    self.reactivate_old();
+                }
+                self.save();
+                return;
+            }
+            self.journal.mark(step);
+            self.ran.push(step);
+            self.save();
+        }
+        self.journal.status = Status::Finished;
+        self.save();
+    }
+
+    /// After an error before the switch: the old environment serves again.
+    fn reactivate_old(&mut self) {
+        let old = self.old_env();
+        let result = self.side(&old).and_then(|mut side| side.availability("active"));
+        match result {
+            Ok(_) => {
+                self.journal.done.retain(|(s, _)| *s != MigrationStep::Standby);
+            }
+            Err(e) => self.warnings.push(format!(
+                "the old environment `{}` could not be brought back into service: {e}; do it by hand",
+                old.instance()
+            )),
+        }
+    }
+
+    fn side<'s>(&'s self, account: &'s Account) -> Result<DataSide<'s>, String> {
+        let trees = current_trees(self.project, &[account]).map_err(|r| report_text(&r))?;
+        DataSide::open(self.project, account, &trees[0], self.terraform, self.progress)
+    }
+
+    fn step(&mut self, step: MigrationStep) -> Result<(), String> {
+        let (old, new) = (self.old_env(), self.new_env());
+        match step {
+            MigrationStep::Standby => self.side(&old)?.availability("standby").map(|_| ()),
+            MigrationStep::Snapshot => {
+                let mut side = self.side(&old)?;
+                let stats = side.stats()?;
+                let id = side.snapshot()?;
+                drop(side);
+                self.journal.old_stats = Some(stats);
+                self.journal.snapshot = Some(id.clone());
+                self.journal.snapshots.push(id);
+                Ok(())
+            }
+            MigrationStep::Build => self.deploy(&new, false),
+            MigrationStep::Restore => {
+                let snapshot = self.journal.snapshot.clone().ok_or("the journal has no snapshot to restore")?;
+                self.side(&new)?.restore(&snapshot, &self.account.name).map(|_| ())
+            }
+            MigrationStep::Verify => {
+                // The old environment is in standby: its statistics are those of the snapshot.
+                let expected = self.side(&old)?.stats()?;
+                let found = self.side(&new)?.stats()?;
+                self.journal.differences = compare_stats(&expected, &found);
+                self.journal.old_stats = Some(expected);
+                self.journal.new_stats = Some(found);
+                if self.journal.differences.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the new environment's data differs from the old one's ({}): the migration stopped; both environments and snapshot {} are kept",
+                        self.journal.differences.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                        self.journal.snapshot.as_deref().unwrap_or("-")
+                    ))
+                }
+            }
+            MigrationStep::Switch => {
+                self.side(&new)?.availability("active")?;
+                let record = Record {
+                    time: crate::ledger::now(),
+                    account: self.account.name.clone(),
+                    environment: self.account.environment().to_string(),
+                    operation: "switch".into(),
+                    outcome: "succeeded".into(),
+                    smoke_tests_passed: None,
+                    version: self.journal.to_version.clone(),
+                    environment_version: self.journal.to_version.clone(),
+                    commit: String::new(),
+                    digest: String::new(),
+                    who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+                    slot: Some(self.journal.to_slot),
+                    created_at: None,
+                };
+                Ledger::of(self.project).append(&record).map_err(|e| format!("cannot record the switch: {e}"))
+            }
+            MigrationStep::Retire => self.deploy(&old, true),
+        }
+    }
+
+    /// Applies (or destroys) the account in `slot`'s environment, rendered at the target
+    /// version.
+    fn deploy(&mut self, account: &Account, destroy: bool) -> Result<(), String> {
+        let mut workspace = Workspace::load(&self.project.root).map_err(|r| report_text(&r))?;
+        for a in &mut workspace.project.accounts {
+            if a.name == account.name {
+                a.slot = account.slot;
+            }
+        }
+        let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
+        let checked = validate_and_render_in(
+            workspace,
+            std::slice::from_ref(&account.name),
+            VersionSpec::Release(Some(&self.journal.to_version)),
+            &work_dir,
+            &super::check::keep,
+        )
+        .map_err(|r| report_text(&r))?;
+        let session = Session::new(checked, Some(&self.terraform.path)).map_err(|r| report_text(&r))?;
+        // Migrate decides what is safe to destroy: the old slot only after the switch.
+        let options = ApplyOptions { confirm: Some(account.name.clone()), ..ApplyOptions::default() };
+        let report = if destroy {
+            deploy::destroy_session(&session, &options, self.approver, self.progress)
+        } else {
+            deploy::apply_session(&session, &options, self.approver, self.progress).map_err(|r| report_text(&r))?
+        };
+        let succeeded = report.succeeded();
+        let reason = report.refused.clone().or_else(|| report.results.iter().find_map(|r| r.error.clone()));
+        self.deploys.push(report);
+        if succeeded {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of `{}` failed: {}",
+                if destroy { "destroying" } else { "building" },
+                account.instance(),
+                reason.unwrap_or_else(|| "see the report above".into())
+            ))
+        }
+    }
+
+    /// Undoes a migration that has not switched: the new environment is destroyed (the old
+    /// one still holds the data) and the old one serves again. Snapshots are kept.
+    fn rollback(&mut self) -> Result<(), Report> {
+        if self.journal.is_done(MigrationStep::Switch) {
+            return Err(refuse(format!(
+                "the migration of `{}` has switched to the new environment already: finish it with `--resume`, or migrate again to the old version",
+                self.account.name
+            )));
+        }
+        let new = self.new_env();
+        // Whatever of the new environment exists (even half-built) is destroyed.
+        if let Err(e) = self.deploy(&new, true) {
+            self.journal.error = Some(format!("rollback: {e}"));
+            self.journal.status = Status::Stopped;
+            self.save();
+            return Ok(());
+        }
+        self.journal.done.retain(|(s, _)| !matches!(s, MigrationStep::Build | MigrationStep::Restore));
+        self.reactivate_old();
+        self.journal.status = Status::RolledBack;
+        self.journal.error = None;
+        self.save();
+        Ok(())
+    }
+
+    /// A finished or rolled-back journal moves to `done/`; its path.
+    fn archive(&mut self) -> PathBuf {
+        if !matches!(self.journal.status, Status::Finished | Status::RolledBack) {
+            return self.path.clone();
+        }
+        let stamp: String = self.journal.started.chars().filter(char::is_ascii_alphanumeric).collect();
+        let done = journal_dir(self.project).join("done").join(format!("{}-{stamp}.json", self.account.name));
+        let moved = fs_err::create_dir_all(done.parent().expect("has a folder"))
+            .and_then(|()| fs_err::rename(&self.path, &done));
+        match moved {
+            Ok(()) => done,
+            Err(e) => {
+                self.warnings.push(format!("cannot archive the migration journal: {e}"));
+                self.path.clone()
+            }
+        }
+    }
+}
+
+fn report_text(report: &Report) -> String {
+    report.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")
+}

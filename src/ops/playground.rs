@@ -1,0 +1,327 @@
+//! Ephemeral playgrounds: `stamp playground new` writes a short-lived copy of an account's
+//! config (its own network from the pool in `stamp.yaml`, its own zone, an owner and a ttl)
+//! and applies it; `stamp reap` destroys ephemeral accounts past their expiry, and with
+//! `--all-ephemeral --confirm kill-switch` every ephemeral account. Protected and
+//! non-ephemeral accounts are never reaped.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::Workspace;
+use super::data::refuse;
+use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::config::Account;
+use crate::diagnostics::Report;
+use crate::ephemeral::{Lifetime, format_time};
+use crate::ledger::Ledger;
+use crate::pipeline::account::Progress;
+use crate::report::plan::PlanReport;
+
+/// The first line of a playground's file: `reap` deletes only files that start with it.
+pub const HEADER: &str = "# Playground written by `stamp playground new`: reaped once expired.";
+
+/// What `--confirm` must say for the kill switch.
+pub const KILL_SWITCH: &str = "kill-switch";
+
+#[derive(Debug, Clone, Default)]
+pub struct PlaygroundOptions {
+    pub name: String,
+    pub from: String,
+    pub owner: String,
+    pub ttl: String,
+    /// Only write the file.
+    pub no_apply: bool,
+    pub terraform: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Playground {
+    pub name: String,
+    pub file: String,
+    pub cidr: String,
+    pub zone: String,
+    pub expires_at: String,
+    pub deploy: Option<DeployReport>,
+}
+
+/// `stamp playground new NAME --from ACCOUNT --owner X --ttl 8h`.
+pub fn new(
+    root: &Path,
+    options: &PlaygroundOptions,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<Playground, Report> {
+    let workspace = Workspace::load(root)?;
+    let project = &workspace.project;
+    let Some(settings) = &project.file.playgrounds else {
+        return Err(refuse(
+            "`stamp.yaml` has no `playgrounds:` settings: add `playgrounds: {cidr_pool: 10.200.0.0/16, zone_suffix: play.example.internal}`",
+        ));
+    };
+    let Some(source) = project.account(&options.from) else {
+        return Err(refuse(format!("unknown account `{}` (see `stamp list`)", options.from)));
+    };
+    if project.account(&options.name).is_some() {
+        return Err(refuse(format!("an account named `{}` exists already", options.name)));
+    }
+    if options.owner.trim().is_empty() {
+        return Err(refuse("`--owner` must say who the playground belongs to"));
+    }
+    humantime::parse_duration(&options.ttl)
+        .map_err(|e| refuse(format!("`--ttl {}` is not a duration like `8h` or `3d`: {e}", options.ttl)))?;
+    let dir = project.root.join(&project.file.accounts).join(&settings.dir);
+    let path = dir.join(format!("{}.yaml", options.name));
+    if path.exists() {
+        return Err(refuse(format!("`{}` exists already", project.display(&path))));
+    }
+    let prefix = match settings.prefix_length {
+        Some(p) => p,
+        None => source
+            .str_at("/network/cidr")
+            .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok())
+            .map(|n| n.prefix_len())
+            .ok_or_else(|| refuse(format!("`{}` has no `network.cidr` to size a playground by", source.name)))?,
+    };
+    let cidr = allocate(settings.cidr_pool, prefix, &project.accounts).map_err(refuse)?;
+    let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.'));
+    if project.accounts.iter().any(|a| a.str_at("/dns/zone") == Some(zone.as_str())) {
+        return Err(refuse(format!("zone `{zone}` is used by another account already")));
+    }
+    let created = crate::ephemeral::run_started();
+    let config = playground_config(source, options, &cidr.to_string(), &zone, &format_time(created));
+    let text = format!(
+        "{HEADER}\n# A copy of `{}` for {} until {} (ttl {}).\n{}",
+        source.name,
+        options.owner,
+        format_time(created + humantime::parse_duration(&options.ttl).expect("checked above")),
+        options.ttl,
+        crate::config::yaml::to_text(&config)
+    );
+    fs_err::create_dir_all(&dir).map_err(|e| refuse(e.to_string()))?;
+    // Written beside its final name and renamed: never a half-written account file.
+    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(|e| refuse(e.to_string()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
+    file.persist(&path).map_err(|e| refuse(e.to_string()))?;
+    let mut playground = Playground {
+        name: options.name.clone(),
+        file: project.display(&path),
+        cidr: cidr.to_string(),
+        zone,
+        expires_at: format_time(created + humantime::parse_duration(&options.ttl).expect("checked above")),
+        deploy: None,
+    };
+    if !options.no_apply {
+        let apply = ApplyOptions {
+            deploy: DeployOptions {
+                accounts: vec![options.name.clone()],
+                terraform: options.terraform.clone(),
+                jobs: 1,
+                ..DeployOptions::default()
+            },
+            ..ApplyOptions::default()
+        };
+        playground.deploy = Some(deploy::apply(root, &apply, approver, progress)?);
+    }
+    Ok(playground)
+}
+
+/// The source's own config, made a playground: ephemeral, unprotected, its own network and
+/// zone, no DNS records of the source's.
+fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, zone: &str, created: &str) -> Value {
+    let mut config = source.own.clone();
+    let map = config.as_object_mut().expect("account files are maps");
+    map.remove("name");
+    map.insert("environment".into(), json!("playground"));
+    map.insert("protected".into(), json!(false));
+    map.insert("ephemeral".into(), json!(true));
+    map.insert("owner".into(), json!(options.owner));
+    map.insert("ttl".into(), json!(options.ttl));
+    map.insert("created_at".into(), json!(created));
+    for (section, key, value) in [("network", "cidr", cidr), ("dns", "zone", zone)] {
+        let entry = map.entry(section).or_insert_with(|| json!({}));
+        if let Some(section) = entry.as_object_mut() {
+            section.insert(key.into(), json!(value));
+            if key == "zone" {
+                section.remove("records");
+            }
+        }
+    }
+    config
+}
+
+/// The first network of `prefix` bits in `pool` that overlaps no account's `network.cidr`.
+fn allocate(pool: ipnet::Ipv4Net, prefix: u8, accounts: &[Account]) -> Result<ipnet::Ipv4Net, String> {
+    let taken: Vec<ipnet::Ipv4Net> = accounts.iter().filter_map(|a| a.str_at("/network/cidr")?.parse().ok()).collect();
+    let overlaps = |a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
+    pool.subnets(prefix)
+        .map_err(|_| format!("a /{prefix} network does not fit in the pool {pool}"))?
+        .find(|candidate| !taken.iter().any(|t| overlaps(candidate, t)))
+        .ok_or_else(|| {
+            format!("the playground pool {pool} has no free /{prefix} network left: reap or delete playgrounds")
+        })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReapOptions {
+    pub dry_run: bool,
+    /// The kill switch: every ephemeral account, expired or not.
+    pub all_ephemeral: bool,
+    pub confirm: Option<String>,
+    pub terraform: Option<PathBuf>,
+}
+
+/// What `reap` decided for one ephemeral account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reaped {
+    pub account: String,
+    pub owner: String,
+    pub expires_at: Option<String>,
+    /// `destroyed`, `would destroy`, `kept`, `failed`.
+    pub action: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReapReport {
+    pub accounts: Vec<Reaped>,
+    /// Accounts that are not ephemeral: never reaped.
+    pub not_ephemeral: usize,
+    pub destroy: Option<DeployReport>,
+    pub removed_files: Vec<String>,
+}
+
+impl ReapReport {
+    pub fn succeeded(&self) -> bool {
+        self.accounts.iter().all(|a| a.action != "failed")
+    }
+}
+
+/// Approves the destruction of the accounts `reap` chose (it runs unattended).
+struct Chosen;
+
+impl Approver for Chosen {
+    fn approve(&self, _: &PlanReport) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// `stamp reap`.
+pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Result<ReapReport, Report> {
+    if options.all_ephemeral && options.confirm.as_deref() != Some(KILL_SWITCH) {
+        return Err(refuse(format!(
+            "`--all-ephemeral` destroys every ephemeral account, expired or not: confirm with `--confirm {KILL_SWITCH}`"
+        )));
+    }
+    let workspace = Workspace::load(root)?;
+    let project = &workspace.project;
+    let ledger = Ledger::of(project);
+    let now = crate::ephemeral::now();
+    let mut report = ReapReport { accounts: Vec::new(), not_ephemeral: 0, destroy: None, removed_files: Vec::new() };
+    let mut doomed = Vec::new();
+    for account in &project.accounts {
+        let lifetime = match Lifetime::of(account) {
+            Ok(Some(lifetime)) => lifetime,
+            Ok(None) => {
+                report.not_ephemeral += 1;
+                continue;
+            }
+            Err(problem) => {
+                report.accounts.push(Reaped {
+                    account: account.name.clone(),
+                    owner: String::new(),
+                    expires_at: None,
+                    action: "kept".into(),
+                    reason: problem,
+                });
+                continue;
+            }
+        };
+        let deployed = crate::ledger::created_at(&ledger.records(&account.name), account.slot).is_some();
+        let expired = lifetime.expired(now);
+        let (action, reason) = if account.is_protected() {
+            ("kept", "protected: never reaped".to_string())
+        } else if !deployed {
+            ("kept", "not deployed".to_string())
+        } else if options.all_ephemeral {
+            ("destroy", "kill switch".to_string())
+        } else if expired {
+            ("destroy", "expired".to_string())
+        } else {
+            ("kept", "not expired yet".to_string())
+        };
+        if action == "destroy" {
+            doomed.push(account.name.clone());
+        }
+        report.accounts.push(Reaped {
+            account: account.name.clone(),
+            owner: lifetime.owner.clone(),
+            expires_at: lifetime.created_at.map(|_| format_time(lifetime.expires_at(now))),
+            action: if action == "destroy" && options.dry_run { "would destroy" } else { action }.to_string(),
+            reason,
+        });
+    }
+    if options.dry_run || doomed.is_empty() {
+        return Ok(report);
+    }
+    let destroy = ApplyOptions {
+        deploy: DeployOptions {
+            accounts: doomed.clone(),
+            terraform: options.terraform.clone(),
+            jobs: 1,
+            ..DeployOptions::default()
+        },
+        ..ApplyOptions::default()
+    };
+    let result = deploy::destroy(root, &destroy, &Chosen, progress)?;
+    for entry in &mut report.accounts {
+        if !doomed.contains(&entry.account) {
+            continue;
+        }
+        let failure = result.refused.clone().or_else(|| {
+            let outcome = result.results.iter().find(|r| r.account == entry.account);
+            let planned = result.plan.accounts.iter().find(|a| a.account == entry.account);
+            match (outcome, planned) {
+                (Some(r), _) => r.error.clone(),
+                (None, Some(p)) => match &p.outcome {
+                    crate::report::plan::PlanOutcome::Failed { message, .. } => Some(message.clone()),
+                    crate::report::plan::PlanOutcome::Planned { .. } => None,
+                },
+                (None, None) => Some("not destroyed".into()),
+            }
+        });
+        match failure {
+            Some(error) => {
+                entry.action = "failed".into();
+                entry.reason = format!("{}: {error}", entry.reason);
+            }
+            None => {
+                entry.action = "destroyed".into();
+                let account = project.account(&entry.account).expect("chosen above");
+                if is_playground_file(&account.path) && fs_err::remove_file(&account.path).is_ok() {
+                    report.removed_files.push(account.display.clone());
+                }
+            }
+        }
+    }
+    report.destroy = Some(result);
+    Ok(report)
+}
+
+fn is_playground_file(path: &Path) -> bool {
+    fs_err::read_to_string(path).is_ok_and(|text| text.starts_with(HEADER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation_skips_networks_in_use() {
+        let pool: ipnet::Ipv4Net = "10.200.0.0/22".parse().unwrap();
+        assert_eq!(allocate(pool, 24, &[]).unwrap().to_string(), "10.200.0.0/24");
+        let err = allocate(pool, 16, &[]).unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+}

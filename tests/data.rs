@@ -1,0 +1,324 @@
+//! Production-like copies, migrations and playgrounds, end to end with the real Terraform on
+//! local-platform accounts (`SQLite` data): clone with data, sync, a migration that succeeds, one
+//! whose restore silently loses rows, one killed and resumed, one rolled back, and reaping.
+//! Failure injection is done with data hooks replaced in the test project (named in each test).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::Project;
+
+/// Row counts of a local-platform database (read-only).
+fn counts(database: &Path) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sqlite3, sys\n\
+             c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+             print(json.dumps({t: c.execute('SELECT COUNT(*) FROM ' + t).fetchone()[0] for t in ('customers', 'orders', 'credentials')}))",
+        ])
+        .arg(database)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs SQL on a local-platform database (to change its data between steps).
+fn sql(database: &Path, statement: &str) {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()"])
+        .arg(database)
+        .arg(statement)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn first_api_key(database: &Path) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute('SELECT api_key FROM credentials ORDER BY id').fetchone()[0])"])
+        .arg(database)
+        .output()
+        .expect("python3 runs");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Replaces the local-platform archetype's `restore` data hook by `script` (run by `sh`).
+fn replace_restore_hook(project: &Project, script: &str) {
+    let path = "archetypes/local-platform/archetype.yaml";
+    let text = project.read(path);
+    let indented = script.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n");
+    let mut replaced = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("restore:") && line.starts_with("  restore:") {
+                replaced = true;
+                format!("  restore:\n    run: |\n{indented}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(replaced, "no restore hook in {path}");
+    project.write(path, &(lines.join("\n") + "\n"));
+}
+
+/// A restore hook that kills the `stamp` running it once (right after restoring): the
+/// migration dies between two steps of its journal.
+const KILLING_RESTORE: &str = "set -e\npython3 scripts/data.py restore\nif [ ! -e \"$STAMP_PROJECT/killed-once\" ]; then\n  touch \"$STAMP_PROJECT/killed-once\"\n  kill -9 \"$PPID\"\nfi";
+
+fn database(project: &Project, instance: &str) -> std::path::PathBuf {
+    project.env_dir(instance).join("data.sqlite")
+}
+
+fn traffic(project: &Project, instance: &str) -> String {
+    let path = project.env_dir(instance).join("service/availability.json");
+    let Ok(text) = fs_err::read_to_string(&path) else { return "serving (never changed)".into() };
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["traffic"].as_str().unwrap_or_default().to_string()
+}
+
+fn snapshots(project: &Project) -> Vec<String> {
+    let dir = project.path().join(".stamp/snapshots");
+    let mut names: Vec<String> = fs_err::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.retain(|n| n.ends_with(".sqlite"));
+    names.sort();
+    names
+}
+
+#[test]
+fn clone_with_data_then_sync() {
+    let project = Project::local();
+    project.commit_all("initial");
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
+
+    // A target without its own config is refused with a hint.
+    let missing = project.tf(["clone", "local-staging", "local-nowhere"]).run().failure(1);
+    assert!(missing.stderr.contains("needs its own config"), "{}", missing.stderr);
+
+    let clone = project
+        .tf(["clone", "local-staging", "local-qa", "--data", "--auto-approve", "--format", "json"])
+        .run()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&clone.stdout).unwrap();
+    assert_eq!(report["version"], format!("1.2.0+{}", &project.git(&["rev-parse", "HEAD"])[..12]));
+    let data = &report["data"];
+    assert_eq!(data["source_stats"], data["target_stats"], "{}", clone.stdout);
+    assert_eq!(data["source_stats"]["customers"]["count"], 50);
+    assert_eq!(data["differences"], serde_json::json!([]));
+    // local-qa has production's three zones, not staging's two: parity says so.
+    let parity = serde_json::json!([{"path": "network.azs", "reference": 2, "value": 3}]);
+    assert_eq!(report["parity"], parity);
+    // The copy holds the source's rows, scrubbed: no live API key survives.
+    assert_eq!(counts(&database(&project, "local-qa")), counts(&database(&project, "local-staging")));
+    assert!(first_api_key(&database(&project, "local-staging")).starts_with("sk_live_"));
+    assert!(first_api_key(&database(&project, "local-qa")).starts_with("sk_test_"));
+    // local-qa runs the version local-staging runs, from the same commit.
+    let output = project.tf(["output", "local-qa"]).run().success();
+    let stamp: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(stamp["environment_version"], report["version"]);
+    assert_eq!(traffic(&project, "local-qa"), "serving");
+    // Both snapshots (the source's, and the target's own data before) are kept.
+    assert_eq!(snapshots(&project).len(), 2, "{:?}", snapshots(&project));
+
+    // Sync at will: new rows in the source reach the target.
+    sql(
+        &database(&project, "local-staging"),
+        "INSERT INTO customers VALUES (9001, 'New', 'new@example.com', 'DE', '2026-11-22');",
+    );
+    let sync = project.tf(["sync", "local-staging", "local-qa"]).run().success();
+    assert!(sync.stdout.contains("statistics equal"), "{}", sync.stdout);
+    assert_eq!(counts(&database(&project, "local-qa"))["customers"], 51);
+
+    // A protected target's data is overwritten only with --confirm.
+    let refused = project.tf(["sync", "local-qa", "local-prod"]).run().failure(1);
+    assert!(refused.stderr.contains("needs `--confirm local-prod`"), "{}", refused.stderr);
+}
+
+#[test]
+fn migration_builds_alongside_switches_and_retires() {
+    let project = Project::local();
+    project.tf(["apply", "local-prod", "--auto-approve", "--version", "1.0.0"]).run().success();
+    let before = counts(&database(&project, "local-prod"));
+
+    let migrate = project.tf(["migrate", "local-prod", "--to-version", "2.0.0", "--auto-approve"]).run().success();
+    assert!(
+        migrate.stdout.contains("migration of local-prod to 2.0.0 (blue -> green): finished"),
+        "{}",
+        migrate.stdout
+    );
+    assert!(migrate.stdout.contains("statistics equal"), "{}", migrate.stdout);
+    // The new environment holds the data; the old one is gone; the snapshot is kept.
+    assert_eq!(counts(&database(&project, "local-prod-green")), before);
+    assert!(!project.env_dir("local-prod").exists(), "the old environment was not retired");
+    assert_eq!(snapshots(&project).len(), 1);
+    assert_eq!(traffic(&project, "local-prod-green"), "serving");
+    // The account now is its new environment: version 2.0.0, no changes to plan.
+    let output = project.tf(["output", "local-prod"]).run().success();
+    let stamp: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(stamp["environment_version"], "2.0.0+none");
+    project.tf(["plan", "local-prod", "--version", "2.0.0"]).run().success();
+    assert!(project.path().join(".stamp/migrations/done").is_dir());
+    assert!(!project.path().join(".stamp/migrations/local-prod.json").exists());
+    // Running it again starts a new migration (back to blue), nothing is left over.
+    let resume = project.tf(["migrate", "local-prod", "--resume"]).run().failure(1);
+    assert!(resume.stderr.contains("no migration of `local-prod` is under way"), "{}", resume.stderr);
+}
+
+#[test]
+fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
+    let project = Project::local();
+    // Failure injection: a restore that silently drops every tenth order.
+    replace_restore_hook(
+        &project,
+        "set -e\npython3 scripts/data.py restore\npython3 -c 'import os, sqlite3; c = sqlite3.connect(os.environ[\"STAMP_OUTPUT_DATABASE_PATH\"]); c.execute(\"DELETE FROM orders WHERE id % 10 = 0\"); c.commit()'",
+    );
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    let before = counts(&database(&project, "local-staging"));
+
+    let migrate = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run().failure(1);
+    assert!(migrate.stdout.contains("STOPPED"), "{}", migrate.stdout);
+    assert!(migrate.stdout.contains("orders.count: 150 expected, 135 found"), "{}", migrate.stdout);
+    // Both environments and the snapshot are intact; the old one serves again, unchanged.
+    assert_eq!(counts(&database(&project, "local-staging")), before);
+    assert_eq!(counts(&database(&project, "local-staging-green"))["orders"], 135);
+    assert_eq!(snapshots(&project).len(), 1);
+    assert_eq!(traffic(&project, "local-staging"), "serving");
+    // Nothing else may change the account meanwhile.
+    let apply = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
+    assert!(apply.stderr.contains("a migration of `local-staging` to 2.0.0 is stopped"), "{}", apply.stderr);
+    let again = project.tf(["migrate", "local-staging", "--to-version", "3.0.0"]).run().failure(1);
+    assert!(again.stderr.contains("--resume"), "{}", again.stderr);
+    // Resuming redoes the copy from a fresh snapshot, and stops again on the same loss.
+    let resume = project.tf(["migrate", "local-staging", "--resume", "--auto-approve"]).run().failure(1);
+    assert!(resume.stdout.contains("orders.count: 150 expected, 135 found"), "{}", resume.stdout);
+    assert_eq!(snapshots(&project).len(), 2, "no snapshot is ever deleted");
+    assert_eq!(counts(&database(&project, "local-staging")), before);
+}
+
+#[test]
+fn migration_killed_between_steps_resumes() {
+    let project = Project::local();
+    replace_restore_hook(&project, KILLING_RESTORE);
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    let before = counts(&database(&project, "local-staging"));
+
+    let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
+    assert_ne!(killed.code, 0, "{}", killed.snapshot());
+    let journal: serde_json::Value =
+        serde_json::from_str(&project.read(".stamp/migrations/local-staging.json")).unwrap();
+    let done: Vec<&str> = journal["done"].as_array().unwrap().iter().map(|d| d[0].as_str().unwrap()).collect();
+    assert_eq!(done, ["standby", "snapshot", "build"]);
+    assert_eq!(traffic(&project, "local-staging"), "standby");
+
+    let resume = project.tf(["migrate", "local-staging", "--resume", "--auto-approve"]).run().success();
+    assert!(resume.stdout.contains("finished"), "{}", resume.stdout);
+    // The steps done before the kill are not run again.
+    assert!(resume.stdout.contains("done: new version built alongside (earlier)"), "{}", resume.stdout);
+    assert!(!resume.stdout.contains("snapshot restored into the new environment (earlier)"), "{}", resume.stdout);
+    assert_eq!(snapshots(&project).len(), 1);
+    assert_eq!(counts(&database(&project, "local-staging-green")), before);
+    assert!(!project.env_dir("local-staging").exists());
+}
+
+#[test]
+fn migration_killed_between_steps_rolls_back() {
+    let project = Project::local();
+    replace_restore_hook(&project, KILLING_RESTORE);
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    let before = counts(&database(&project, "local-staging"));
+    let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
+    assert_ne!(killed.code, 0, "{}", killed.snapshot());
+    assert!(project.env_dir("local-staging-green").exists());
+
+    let rollback = project.tf(["migrate", "local-staging", "--rollback", "--auto-approve"]).run().success();
+    assert!(rollback.stdout.contains("rolled back"), "{}", rollback.stdout);
+    assert!(!project.env_dir("local-staging-green").exists(), "the new environment was not destroyed");
+    assert_eq!(counts(&database(&project, "local-staging")), before);
+    assert_eq!(traffic(&project, "local-staging"), "serving");
+    assert_eq!(snapshots(&project).len(), 1, "the snapshot is kept");
+    // The account is its old self again: same version, nothing to change, free to migrate.
+    project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
+    assert!(!project.path().join(".stamp/migrations/local-staging.json").exists());
+}
+
+fn time_in(from_now: Duration) -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now() + from_now).to_string()
+}
+
+#[test]
+fn playgrounds_are_tagged_and_reaped() {
+    let project = Project::local();
+    // In git, the development version is the commit's: the same for every run.
+    project.commit_all("initial");
+    let new = |name: &str, owner: &str, ttl: &str| {
+        project
+            .tf([
+                "playground",
+                "new",
+                name,
+                "--from",
+                "local-staging",
+                "--owner",
+                owner,
+                "--ttl",
+                ttl,
+                "--auto-approve",
+            ])
+            .run()
+            .success()
+    };
+    let old = new("play-old", "ana@acme.example", "1h");
+    assert!(old.stdout.contains("network 10.200.0.0/24, zone play-old.play.local.acme.internal"), "{}", old.stdout);
+    new("play-new", "bob@acme.example", "3d");
+    let file = project.read("fixtures/accounts/playgrounds/play-new.yaml");
+    assert!(file.contains("cidr: 10.200.1.0/24") && file.contains("ephemeral: true"), "{file}");
+    let tags = project.read(".stamp/work/play-new/stamp_metadata.tf");
+    assert!(tags.contains("\"StampOwner\"         = \"bob@acme.example\""), "{tags}");
+    assert!(tags.contains("\"StampCreatedAt\"") && tags.contains("\"StampExpiresAt\""), "{tags}");
+    // The tags come from the file, not the clock: planning again changes nothing.
+    project.tf(["plan", "play-new"]).run().success();
+
+    // An ephemeral account written by hand, protected; its creation time comes from the ledger.
+    let staging = project.read("fixtures/accounts/local-staging.yaml");
+    let guarded = staging
+        .replace("environment: staging", "environment: sandbox\nprotected: true\nephemeral: true\nttl: 1h")
+        .replace("10.41.", "10.43.")
+        .replace("staging.local", "guarded.local")
+        .replace("port: 18180", "port: 18380");
+    project.write("fixtures/accounts/guarded.yaml", &guarded);
+    project.tf(["apply", "guarded", "--auto-approve"]).run().success();
+    project.tf(["plan", "guarded"]).run().success();
+    project.tf(["apply", "local-staging", "--auto-approve"]).run().success();
+
+    let later = time_in(Duration::from_secs(2 * 3600));
+    let dry = project.tf(["reap", "--dry-run"]).env("STAMP_NOW", &later).run().success();
+    assert!(dry.stdout.contains("play-old: would destroy (expired; owner ana@acme.example"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("play-new: kept (not expired yet"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("guarded: kept (protected: never reaped"), "{}", dry.stdout);
+    assert!(!dry.stdout.contains("local-staging:"), "{}", dry.stdout);
+    assert!(project.env_dir("play-old").exists(), "a dry run destroyed something");
+
+    let reap = project.tf(["reap"]).env("STAMP_NOW", &later).run().success();
+    assert!(reap.stdout.contains("play-old: destroyed (expired"), "{}", reap.stdout);
+    assert!(reap.stdout.contains("removed fixtures/accounts/playgrounds/play-old.yaml"), "{}", reap.stdout);
+    assert!(!project.env_dir("play-old").exists());
+    assert!(!project.path().join("fixtures/accounts/playgrounds/play-old.yaml").exists());
+    for kept in ["play-new", "guarded", "local-staging"] {
+        assert!(project.env_dir(kept).exists(), "{kept} was reaped");
+    }
+
+    // The kill switch needs its word, then takes every ephemeral account but protected ones.
+    let unconfirmed = project.tf(["reap", "--all-ephemeral"]).run().failure(1);
+    assert!(unconfirmed.stderr.contains("--confirm kill-switch"), "{}", unconfirmed.stderr);
+    let kill = project.tf(["reap", "--all-ephemeral", "--confirm", "kill-switch"]).run().success();
+    assert!(kill.stdout.contains("play-new: destroyed (kill switch"), "{}", kill.stdout);
+    assert!(!project.env_dir("play-new").exists());
+    assert!(project.env_dir("guarded").exists() && project.env_dir("local-staging").exists());
+}
