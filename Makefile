@@ -1,5 +1,6 @@
 # Stamp's tasks. Every target installs what it needs (the pinned Terraform goes to .tools/).
-#   make demo                 build, check and render every fixture account, show a rendered tree
+#   make demo                 build, check and render every fixture account, then apply, clone,
+#                             migrate, reap and destroy the offline local-staging environment
 #   make test                 the whole test suite, with the real (pinned) Terraform
 #   make bench                time check and render on a synthetic 1,000-account organisation
 #   make check                stamp check
@@ -60,8 +61,18 @@ demo: build terraform
 	@$(STAMP) plan $(STAGE)
 	@echo "-- stamp output $(STAGE): the version running there"
 	@$(STAMP) output $(STAGE)
-	@echo "-- stamp destroy $(STAGE)"
-	@$(STAMP) destroy $(STAGE) --auto-approve
+	@echo
+	@echo "== production-like copies and safe migrations (data hooks of local-platform, SQLite)"
+	@echo "-- stamp clone $(STAGE) local-qa --data: local-qa built from the version $(STAGE) runs, its data copied, scrubbed, counted"
+	@$(STAMP) --quiet clone $(STAGE) local-qa --data --auto-approve
+	@echo "-- stamp migrate $(STAGE) --to-version 1.1.0: standby, snapshot, new version alongside, restore, compare, switch, retire"
+	@$(STAMP) --quiet migrate $(STAGE) --to-version 1.1.0 --auto-approve | tail -n 12
+	@echo "-- stamp playground new demo-play, then the kill switch reaps it"
+	@$(STAMP) --quiet playground new demo-play --from $(STAGE) --owner demo@acme.example --ttl 1h --auto-approve | tail -n 3
+	@$(STAMP) reap --dry-run
+	@$(STAMP) --quiet reap --all-ephemeral --confirm kill-switch
+	@echo "-- stamp destroy local-qa $(STAGE)"
+	@$(STAMP) destroy local-qa $(STAGE) --auto-approve
 
 # The tests use real components: the pinned Terraform, a PostgreSQL server (state backend test)
 # and Chromium (HTML report test). Each install script is quick when its tool is already there.

@@ -2,6 +2,7 @@
 //! their data, safe migrations, and short-lived playgrounds.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -233,6 +234,11 @@ pub struct MigrateArgs {
 }
 
 pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
+    // Asked only when the new environment is built: refuse before the old one goes to standby.
+    if !args.auto_approve && !std::io::stdin().is_terminal() {
+        out.error("refusing to migrate without a terminal to ask on: pass `--auto-approve` to migrate without asking");
+        return ExitCode::from(2);
+    }
     let mode = match (&args.to_version, args.resume, args.rollback) {
         (Some(version), ..) => Mode::Start { to_version: version.clone() },
         (None, _, true) => Mode::Rollback,
