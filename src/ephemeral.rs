@@ -69,6 +69,15 @@ pub fn run_started() -> SystemTime {
     *STARTED.get_or_init(now)
 }
 
+/// [`now`], or why `STAMP_NOW` is not a time.
+pub fn now_checked() -> Result<SystemTime, String> {
+    match std::env::var("STAMP_NOW") {
+        Ok(text) => humantime::parse_rfc3339_weak(&text)
+            .map_err(|e| format!("`STAMP_NOW={text}` is not a time like 2026-11-22T08:00:00Z: {e}")),
+        Err(_) => Ok(SystemTime::now()),
+    }
+}
+
 /// The current time; `STAMP_NOW` (RFC 3339) overrides it, so expiry can be tested and
 /// rehearsed ("what would `reap` do tomorrow?").
 pub fn now() -> SystemTime {

@@ -97,24 +97,25 @@ pub fn created_at(records: &[Record], slot: Slot) -> Option<String> {
         .map_or(0, |i| i + 1);
     records[since..]
         .iter()
-        .find(|r| r.operation == "apply" && r.outcome != "failed" && r.slot.unwrap_or_default() == slot)
+        // A failed first apply may have created (and tagged) resources too.
+        .find(|r| r.operation == "apply" && r.slot.unwrap_or_default() == slot)
         .map(|r| r.created_at.clone().unwrap_or_else(|| r.time.clone()))
 }
 
 /// Sets each account's live slot and creation time from the ledger (and its `created_at`).
 pub fn annotate(project: &mut Project) {
     let ledger = Ledger::of(project);
-    if !ledger.dir.is_dir() {
-        for account in &mut project.accounts {
-            account.created_at = own_created_at(account);
-        }
-        return;
-    }
+    let present = ledger.dir.is_dir();
     for account in &mut project.accounts {
-        let records = ledger.records(&account.name);
-        account.slot = live_slot(&records);
-        account.created_at = own_created_at(account).or_else(|| created_at(&records, account.slot));
+        annotate_account(&ledger, present, account);
     }
+}
+
+/// [`annotate`] for one account.
+pub fn annotate_account(ledger: &Ledger, present: bool, account: &mut crate::config::Account) {
+    let records = if present { ledger.records(&account.name) } else { Vec::new() };
+    account.slot = live_slot(&records);
+    account.created_at = own_created_at(account).or_else(|| created_at(&records, account.slot));
 }
 
 fn own_created_at(account: &crate::config::Account) -> Option<String> {

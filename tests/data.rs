@@ -167,7 +167,7 @@ fn migration_builds_alongside_switches_and_retires() {
     assert!(project.path().join(".stamp/migrations/done").is_dir());
     assert!(!project.path().join(".stamp/migrations/local-prod.json").exists());
     // Running it again starts a new migration (back to blue), nothing is left over.
-    let resume = project.tf(["migrate", "local-prod", "--resume"]).run().failure(1);
+    let resume = project.tf(["migrate", "local-prod", "--resume", "--auto-approve"]).run().failure(1);
     assert!(resume.stderr.contains("no migration of `local-prod` is under way"), "{}", resume.stderr);
 }
 
@@ -193,7 +193,9 @@ fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
     // Nothing else may change the account meanwhile.
     let apply = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
     assert!(apply.stderr.contains("a migration of `local-staging` to 2.0.0 is stopped"), "{}", apply.stderr);
-    let again = project.tf(["migrate", "local-staging", "--to-version", "3.0.0"]).run().failure(1);
+    let sync = project.tf(["sync", "local-staging", "local-qa"]).run().failure(1);
+    assert!(sync.stderr.contains("a migration of `local-staging`"), "{}", sync.stderr);
+    let again = project.tf(["migrate", "local-staging", "--to-version", "3.0.0", "--auto-approve"]).run().failure(1);
     assert!(again.stderr.contains("--resume"), "{}", again.stderr);
     // Resuming redoes the copy from a fresh snapshot, and stops again on the same loss.
     let resume = project.tf(["migrate", "local-staging", "--resume", "--auto-approve"]).run().failure(1);
@@ -277,6 +279,9 @@ fn playgrounds_are_tagged_and_reaped() {
     let old = new("play-old", "ana@acme.example", "1h");
     assert!(old.stdout.contains("network 10.200.0.0/24, zone play-old.play.local.acme.internal"), "{}", old.stdout);
     new("play-new", "bob@acme.example", "3d");
+    let bad =
+        project.tf(["playground", "new", "../escape", "--from", "local-staging", "--owner", "x"]).run().failure(1);
+    assert!(bad.stderr.contains("invalid playground name `../escape`"), "{}", bad.stderr);
     let file = project.read("fixtures/accounts/playgrounds/play-new.yaml");
     assert!(file.contains("cidr: 10.200.1.0/24") && file.contains("ephemeral: true"), "{file}");
     let tags = project.read(".stamp/work/play-new/stamp_metadata.tf");
@@ -297,19 +302,28 @@ fn playgrounds_are_tagged_and_reaped() {
     project.tf(["plan", "guarded"]).run().success();
     project.tf(["apply", "local-staging", "--auto-approve"]).run().success();
 
-    let later = time_in(Duration::from_secs(2 * 3600));
-    let dry = project.tf(["reap", "--dry-run"]).env("STAMP_NOW", &later).run().success();
+    // Tomorrow, both playgrounds would be past their expiry (judged with STAMP_NOW, which only
+    // a dry run accepts); the protected and non-ephemeral accounts never are.
+    let tomorrow = time_in(Duration::from_secs(26 * 3600));
+    let dry = project.tf(["reap", "--dry-run"]).env("STAMP_NOW", &tomorrow).run().success();
     assert!(dry.stdout.contains("play-old: would destroy (expired; owner ana@acme.example"), "{}", dry.stdout);
     assert!(dry.stdout.contains("play-new: kept (not expired yet"), "{}", dry.stdout);
     assert!(dry.stdout.contains("guarded: kept (protected: never reaped"), "{}", dry.stdout);
     assert!(!dry.stdout.contains("local-staging:"), "{}", dry.stdout);
     assert!(project.env_dir("play-old").exists(), "a dry run destroyed something");
+    let refused = project.tf(["reap"]).env("STAMP_NOW", &tomorrow).run().failure(1);
+    assert!(refused.stderr.contains("only `stamp reap --dry-run`"), "{}", refused.stderr);
 
-    let reap = project.tf(["reap"]).env("STAMP_NOW", &later).run().success();
+    // Now: play-old was created two hours ago (its file says when), so it has expired.
+    let path = "fixtures/accounts/playgrounds/play-old.yaml";
+    let created = project.read(path).lines().find(|l| l.starts_with("created_at:")).unwrap().to_string();
+    let earlier = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(2 * 3600));
+    project.write(path, &project.read(path).replace(&created, &format!("created_at: \"{earlier}\"")));
+    let reap = project.tf(["reap"]).run().success();
     assert!(reap.stdout.contains("play-old: destroyed (expired"), "{}", reap.stdout);
     assert!(reap.stdout.contains("removed fixtures/accounts/playgrounds/play-old.yaml"), "{}", reap.stdout);
     assert!(!project.env_dir("play-old").exists());
-    assert!(!project.path().join("fixtures/accounts/playgrounds/play-old.yaml").exists());
+    assert!(!project.path().join(path).exists());
     for kept in ["play-new", "guarded", "local-staging"] {
         assert!(project.env_dir(kept).exists(), "{kept} was reaped");
     }

@@ -39,6 +39,9 @@ pub struct Manifest {
     pub digest: String,
     /// Every file in the archive but `manifest.json`: path to lowercase hex sha256.
     pub files: BTreeMap<String, String>,
+    /// The slot the tree was rendered for, when not `blue` (its state and resource names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<crate::config::Slot>,
 }
 
 impl Manifest {
@@ -58,6 +61,7 @@ impl Manifest {
             terraform_version: input.terraform_version.map(str::to_string),
             digest: files_digest(&files),
             files,
+            slot: (input.slot != crate::config::Slot::Blue).then_some(input.slot),
         }
     }
 
@@ -164,6 +168,7 @@ mod tests {
             terraform_version: None,
             digest: files_digest(&files),
             files,
+            slot: None,
         }
     }
 

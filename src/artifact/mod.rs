@@ -60,6 +60,8 @@ pub struct ArtifactInput<'a> {
     pub version: &'a BuildVersion,
     pub terraform_version: Option<&'a str>,
     pub tree: &'a Tree,
+    /// The slot the tree was rendered for.
+    pub slot: crate::config::Slot,
     /// The effective config, with sensitive values already redacted.
     pub config: &'a Value,
     pub plan: Option<PlanFiles<'a>>,
@@ -323,6 +325,7 @@ mod tests {
             version,
             terraform_version: Some("1.9.8"),
             tree,
+            slot: crate::config::Slot::Blue,
             config,
             plan: None,
         }

@@ -6,18 +6,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::Output;
 use super::deploy::{Prompt, finish};
 use super::progress::Shown;
+use super::{Format, Output};
 use crate::ops::data::{CopyOptions, CopyReport, DataCopy};
 use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode, Status};
 use crate::ops::playground::{PlaygroundOptions, ReapOptions, ReapReport};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    Text,
-    Json,
-}
 
 /// Create or update TARGET from the blueprint version SOURCE runs, optionally with its data.
 ///
@@ -45,8 +39,8 @@ pub struct CloneArgs {
     /// Needed when TARGET is protected: its name.
     #[arg(long, value_name = "ACCOUNT")]
     confirm: Option<String>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
@@ -61,8 +55,7 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.clone(),
     };
     let progress = Shown::new(out.quiet);
-    let approver =
-        Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == ReportFormat::Json);
+    let approver = Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::data::clone(root, &options, &approver, &progress);
     progress.finish();
     let report = match result {
@@ -72,7 +65,7 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.format == ReportFormat::Json {
+    if args.format == Format::Json {
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
         return ExitCode::from(u8::from(!report.succeeded()));
     }
@@ -102,8 +95,8 @@ pub struct SyncArgs {
     /// Needed when TARGET is protected: its name.
     #[arg(long, value_name = "ACCOUNT")]
     confirm: Option<String>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
@@ -126,7 +119,7 @@ pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
             ExitCode::from(1)
         }
         Ok(report) => {
-            if args.format == ReportFormat::Json {
+            if args.format == Format::Json {
                 out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
             } else {
                 out.report(&copy_text(&report));
@@ -226,8 +219,8 @@ pub struct MigrateArgs {
     /// Apply and destroy without asking.
     #[arg(long)]
     auto_approve: bool,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
@@ -246,8 +239,7 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
     };
     let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.clone() };
     let progress = Shown::new(out.quiet);
-    let approver =
-        Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == ReportFormat::Json);
+    let approver = Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::migrate::migrate(root, &options, &approver, &progress);
     progress.finish();
     let report = match result {
@@ -257,7 +249,7 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.format == ReportFormat::Json {
+    if args.format == Format::Json {
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
     } else {
         for deploy in &report.deploys {
@@ -408,8 +400,8 @@ pub struct ReapArgs {
     /// `kill-switch`, with `--all-ephemeral`.
     #[arg(long, value_name = "WORD")]
     confirm: Option<String>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
     #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
     terraform: Option<PathBuf>,
@@ -431,7 +423,7 @@ pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
             ExitCode::from(1)
         }
         Ok(report) => {
-            if args.format == ReportFormat::Json {
+            if args.format == Format::Json {
                 out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
             } else {
                 out.report(&reap_text(&report));

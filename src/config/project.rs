@@ -45,6 +45,16 @@ pub struct ProjectFile {
 const PROJECT_KEYS: &[&str] =
     &["archetypes", "blueprints", "accounts", "defaults", "state", "ledger", "promotion", "playgrounds"];
 
+/// Whether `name` may name an account: it names folders, lock files, ledger files and git
+/// tags, and `<name>-green` names its second slot.
+pub fn valid_account_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.contains("..")
+        && !name.ends_with("-green")
+}
+
 /// `playgrounds:` in `stamp.yaml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,12 +275,7 @@ impl Project {
             Some(Value::String(name)) => name.clone(),
             _ => stem,
         };
-        // The name names folders, lock files, ledger files and git tags.
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.contains("..");
-        if !valid || name.ends_with("-green") {
+        if !valid_account_name(&name) {
             let pos = positions.value("/name").map_or((1, 1), |p| (p.line, p.column));
             return Err(Box::new(
                 Diagnostic::error("account.name", format!("invalid account name `{name}`"))

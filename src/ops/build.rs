@@ -78,6 +78,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
             version,
             terraform_version: terraform_version.as_deref(),
             tree,
+            slot: account.slot,
             config: &config,
             plan: planned.as_ref().map(|(tfplan, json)| artifact::PlanFiles { tfplan, json }),
         };

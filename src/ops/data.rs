@@ -101,6 +101,11 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
     };
     let source = find(&options.source, "source")?;
     let target = find(&options.target, "target")?;
+    for account in [source, target] {
+        if let Some(message) = super::migrate::in_progress(project, &account.name) {
+            return Err(refuse(message));
+        }
+    }
     if source.name == target.name {
         return Err(refuse("the source and the target are the same account"));
     }
@@ -304,10 +309,8 @@ pub(crate) fn current_trees(project: &Project, accounts: &[&Account]) -> Result<
     let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
     let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
     let mut workspace = Workspace::load(&project.root)?;
-    for account in &mut workspace.project.accounts {
-        if let Some(wanted) = accounts.iter().find(|a| a.name == account.name) {
-            account.slot = wanted.slot;
-        }
+    for account in accounts {
+        workspace.set_slot(&account.name, account.slot);
     }
     let checked = validate_and_render_in(workspace, &names, VersionSpec::Release(None), &work_dir, &keep)?;
     if checked.diagnostics.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {

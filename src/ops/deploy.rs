@@ -108,6 +108,15 @@ impl Session {
                 manifest.account
             )));
         };
+        let built_for = manifest.slot.unwrap_or_default();
+        if built_for != account.slot {
+            return Err(usage(&format!(
+                "`{}` was built for the {built_for} slot of `{}`, which now runs in its {} slot (after a migration): build it again",
+                path.display(),
+                manifest.account,
+                account.slot
+            )));
+        }
         let version = crate::version::BuildVersion {
             version: manifest.version.clone(),
             commit: manifest.commit.clone(),

@@ -193,11 +193,7 @@ fn live(
         let mut workspace = super::Workspace::load(&revision.root)
             .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
         // The checkout has no ledger: the account's live slot is this project's.
-        for a in &mut workspace.project.accounts {
-            if a.name == account.name {
-                a.slot = account.slot;
-            }
-        }
+        workspace.set_slot(&account.name, account.slot);
         super::check::validate_and_render_in(
             workspace,
             std::slice::from_ref(&account.name),

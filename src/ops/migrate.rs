@@ -109,15 +109,11 @@ impl Journal {
         }
     }
 
-    /// Forgets the steps that depend on the old environment's data being frozen: after it
-    /// served traffic again, they are redone.
+    /// Forgets the data steps before the switch: after a stop, the old environment served
+    /// traffic again, so its data must be frozen and copied anew. The new environment stays as
+    /// built (its version is the journal's; to build another, roll back and migrate again).
     fn unfreeze(&mut self) {
-        self.done.retain(|(s, _)| {
-            !matches!(
-                s,
-                MigrationStep::Standby | MigrationStep::Snapshot | MigrationStep::Restore | MigrationStep::Verify
-            )
-        });
+        self.done.retain(|(s, _)| matches!(s, MigrationStep::Build | MigrationStep::Switch | MigrationStep::Retire));
     }
 }
 
@@ -165,7 +161,18 @@ fn journal_path(project: &Project, account: &str) -> PathBuf {
 /// The migration of `account` that is under way, if any: `(journal path, status line)`.
 pub fn in_progress(project: &Project, account: &str) -> Option<String> {
     let path = journal_path(project, account);
-    let journal = read(&path).ok()?;
+    if !path.exists() {
+        return None;
+    }
+    let journal = match read(&path) {
+        Ok(journal) => journal,
+        Err(e) => {
+            return Some(format!(
+                "a migration of `{account}` is under way but its journal cannot be read ({e}); repair or remove `{}` once you know the state of both environments",
+                project.display(&path)
+            ));
+        }
+    };
     let next = STEPS.iter().find(|s| !journal.is_done(**s)).map_or("none", |s| s.describe());
     Some(format!(
         "a migration of `{account}` to {} is {} (next step: {next}); finish it with `stamp migrate {account} --resume` or undo it with `--rollback` (journal: {})",
@@ -187,14 +194,8 @@ fn read(path: &Path) -> Result<Journal, String> {
 
 /// Writes the journal atomically (temporary file, fsync, rename).
 fn write(path: &Path, journal: &Journal) -> Result<(), String> {
-    let dir = path.parent().expect("journal has a folder");
-    fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(journal).expect("journals serialise") + "\n";
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
-    file.as_file().sync_all().map_err(|e| e.to_string())?;
-    file.persist(path).map_err(|e| e.to_string())?;
-    Ok(())
+    crate::artifact::write(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// `stamp migrate`.
@@ -210,7 +211,7 @@ pub fn migrate(
         return Err(refuse(format!("unknown account `{}`", options.account)));
     };
     let name = account.name.clone();
-    let _lock = AccountLock::acquire(&project.root.join(".stamp/locks").join(format!("{name}.migration.lock")), &name)
+    let _lock = AccountLock::acquire(&project.root.join(".stamp/locks/migrations").join(format!("{name}.lock")), &name)
         .map_err(refuse)?;
     let path = journal_path(project, &name);
     let existing = path.exists().then(|| read(&path)).transpose().map_err(refuse)?;
@@ -219,10 +220,11 @@ pub fn migrate(
         (Mode::Start { to_version }, None) => {
             crate::version::validate(to_version).map_err(refuse)?;
             let archetype = &project.archetypes[&account.archetype];
+            // Without availability the old environment keeps taking writes after its snapshot.
             archetype
                 .file
                 .data
-                .require(&archetype.name, &[Step::Snapshot, Step::Restore, Step::Stats])
+                .require(&archetype.name, &[Step::Availability, Step::Snapshot, Step::Restore, Step::Stats])
                 .map_err(refuse)?;
             let journal = Journal {
                 format: FORMAT.into(),
@@ -246,7 +248,13 @@ pub fn migrate(
         (Mode::Resume | Mode::Rollback, None) => {
             return Err(refuse(format!("no migration of `{name}` is under way (no `{}`)", project.display(&path))));
         }
-        (_, Some(journal)) => journal,
+        (_, Some(mut journal)) => {
+            // Killed after recording the switch but before journalling it: the ledger knows.
+            if crate::ledger::live_slot(&Ledger::of(project).records(&name)) == journal.to_slot {
+                journal.mark(MigrationStep::Switch);
+            }
+            journal
+        }
     };
     let terraform = deploy::locate(options.terraform.as_deref())?;
     let mut run = Migration {
@@ -292,9 +300,15 @@ impl Migration<'_> {
         self.account.in_slot(self.journal.to_slot)
     }
 
-    fn save(&mut self) {
-        if let Err(e) = write(&self.path, &self.journal) {
-            self.warnings.push(format!("cannot write the migration journal: {e}"));
+    /// Writes the journal; a migration that cannot journal its steps must not go on.
+    fn save(&mut self) -> Result<(), String> {
+        write(&self.path, &self.journal).map_err(|e| format!("cannot write the migration journal: {e}"))
+    }
+
+    /// Saves, or notes that it could not (when stopping anyway).
+    fn save_or_warn(&mut self) {
+        if let Err(e) = self.save() {
+            self.warnings.push(e);
         }
     }
 
@@ -309,40 +323,56 @@ impl Migration<'_> {
         self.journal.status = Status::Running;
         self.journal.error = None;
         self.journal.differences.clear();
-        self.save();
+        let mut result = self.save();
         for step in STEPS {
+            if result.is_err() {
+                break;
+            }
             if self.journal.is_done(step) {
                 continue;
             }
-            if let Err(e) = self.step(step) {
+            result = self.step(step).and_then(|()| {
+                self.journal.mark(step);
+                self.ran.push(step);
+                self.save()
+            });
+        }
+        match result {
+            Ok(()) => {
+                self.journal.status = Status::Finished;
+                self.save_or_warn();
+            }
+            Err(e) => {
                 self.journal.error = Some(e);
                 self.journal.status = Status::Stopped;
-                if !self.journal.is_done(MigrationStep::Switch) && self.journal.is_done(MigrationStep::Standby) {
+                // Stopped is journalled before the old environment serves again, so a kill in
+                // between never resumes from a snapshot older than its data.
+                self.save_or_warn();
+                if !self.journal.is_done(MigrationStep::Switch) {
                     self.reactivate_old();
+                    self.save_or_warn();
                 }
-                self.save();
-                return;
             }
-            self.journal.mark(step);
-            self.ran.push(step);
-            self.save();
         }
-        self.journal.status = Status::Finished;
-        self.save();
     }
 
-    /// After an error before the switch: the old environment serves again.
-    fn reactivate_old(&mut self) {
+    /// After an error before the switch: the old environment serves again (running the
+    /// availability hook on an environment that never left service changes nothing).
+    fn reactivate_old(&mut self) -> bool {
         let old = self.old_env();
         let result = self.side(&old).and_then(|mut side| side.availability("active"));
         match result {
             Ok(_) => {
                 self.journal.done.retain(|(s, _)| *s != MigrationStep::Standby);
+                true
             }
-            Err(e) => self.warnings.push(format!(
-                "the old environment `{}` could not be brought back into service: {e}; do it by hand",
-                old.instance()
-            )),
+            Err(e) => {
+                self.warnings.push(format!(
+                    "the old environment `{}` could not be brought back into service: {e}; do it by hand",
+                    old.instance()
+                ));
+                false
+            }
         }
     }
 
@@ -404,7 +434,13 @@ impl Migration<'_> {
                     slot: Some(self.journal.to_slot),
                     created_at: None,
                 };
-                Ledger::of(self.project).append(&record).map_err(|e| format!("cannot record the switch: {e}"))
+                if let Err(e) = Ledger::of(self.project).append(&record) {
+                    // Unrecorded, the switch did not happen: the new environment leaves service.
+                    let back = self.side(&new).and_then(|mut side| side.availability("standby"));
+                    let note = back.err().map(|b| format!("; and it could not be put back to standby: {b}"));
+                    return Err(format!("cannot record the switch: {e}{}", note.unwrap_or_default()));
+                }
+                Ok(())
             }
             MigrationStep::Retire => self.deploy(&old, true),
         }
@@ -414,11 +450,7 @@ impl Migration<'_> {
     /// version.
     fn deploy(&mut self, account: &Account, destroy: bool) -> Result<(), String> {
         let mut workspace = Workspace::load(&self.project.root).map_err(|r| report_text(&r))?;
-        for a in &mut workspace.project.accounts {
-            if a.name == account.name {
-                a.slot = account.slot;
-            }
-        }
+        workspace.set_slot(&account.name, account.slot);
         let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
         let checked = validate_and_render_in(
             workspace,
@@ -460,19 +492,29 @@ impl Migration<'_> {
                 self.account.name
             )));
         }
-        let new = self.new_env();
-        // Whatever of the new environment exists (even half-built) is destroyed.
-        if let Err(e) = self.deploy(&new, true) {
-            self.journal.error = Some(format!("rollback: {e}"));
-            self.journal.status = Status::Stopped;
-            self.save();
+        // Journalled first: killed from here on, a resume rebuilds the new environment.
+        self.journal
+            .done
+            .retain(|(s, _)| !matches!(s, MigrationStep::Build | MigrationStep::Restore | MigrationStep::Verify));
+        self.journal.status = Status::Stopped;
+        self.save().map_err(refuse)?;
+        // The old environment serves again before anything is destroyed.
+        if !self.reactivate_old() {
+            self.journal.error = Some("rollback: the old environment could not be brought back into service".into());
+            self.save_or_warn();
             return Ok(());
         }
-        self.journal.done.retain(|(s, _)| !matches!(s, MigrationStep::Build | MigrationStep::Restore));
-        self.reactivate_old();
+        // Whatever of the new environment exists (even half-built) is destroyed: the old one
+        // holds the data.
+        let new = self.new_env();
+        if let Err(e) = self.deploy(&new, true) {
+            self.journal.error = Some(format!("rollback: {e}"));
+            self.save_or_warn();
+            return Ok(());
+        }
         self.journal.status = Status::RolledBack;
         self.journal.error = None;
-        self.save();
+        self.save_or_warn();
         Ok(())
     }
 

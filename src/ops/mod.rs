@@ -60,6 +60,8 @@ impl Workspace {
                 self.diagnostics.retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
                 match self.project.add_account(&path) {
                     Ok(index) => {
+                        let ledger = crate::ledger::Ledger::of(&self.project);
+                        crate::ledger::annotate_account(&ledger, true, &mut self.project.accounts[index]);
                         selected.insert(self.project.accounts[index].display.clone());
                     }
                     Err(d) => {
@@ -78,6 +80,15 @@ impl Workspace {
             self.diagnostics.push(d);
         }
         selected
+    }
+
+    /// Moves `account` to `slot` (e.g. to render the environment a migration builds alongside).
+    pub fn set_slot(&mut self, account: &str, slot: crate::config::Slot) {
+        for a in &mut self.project.accounts {
+            if a.name == account {
+                a.slot = slot;
+            }
+        }
     }
 
     /// Keeps only the diagnostics that concern the selected account files (or no account).

@@ -53,6 +53,11 @@ pub fn new(
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<Playground, Report> {
+    // One allocation at a time (the project is loaded under the lock): two playgrounds never
+    // get the same network or name.
+    let locks = root.join(".stamp/locks");
+    let lock = crate::pipeline::lock::AccountLock::acquire(&locks.join("playgrounds.lock"), "playground allocation")
+        .map_err(refuse)?;
     let workspace = Workspace::load(root)?;
     let project = &workspace.project;
     let Some(settings) = &project.file.playgrounds else {
@@ -63,9 +68,16 @@ pub fn new(
     let Some(source) = project.account(&options.from) else {
         return Err(refuse(format!("unknown account `{}` (see `stamp list`)", options.from)));
     };
+    if !crate::config::project::valid_account_name(&options.name) {
+        return Err(refuse(format!(
+            "invalid playground name `{}`: use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit, not ending in `-green`",
+            options.name
+        )));
+    }
     if project.account(&options.name).is_some() {
         return Err(refuse(format!("an account named `{}` exists already", options.name)));
     }
+
     if options.owner.trim().is_empty() {
         return Err(refuse("`--owner` must say who the playground belongs to"));
     }
@@ -85,8 +97,9 @@ pub fn new(
             .ok_or_else(|| refuse(format!("`{}` has no `network.cidr` to size a playground by", source.name)))?,
     };
     let cidr = allocate(settings.cidr_pool, prefix, &project.accounts).map_err(refuse)?;
-    let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.'));
-    if project.accounts.iter().any(|a| a.str_at("/dns/zone") == Some(zone.as_str())) {
+    let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.')).to_ascii_lowercase();
+    let same = |other: &str| other.trim_end_matches('.').eq_ignore_ascii_case(&zone);
+    if project.accounts.iter().any(|a| a.str_at("/dns/zone").is_some_and(same)) {
         return Err(refuse(format!("zone `{zone}` is used by another account already")));
     }
     let created = crate::ephemeral::run_started();
@@ -99,11 +112,9 @@ pub fn new(
         options.ttl,
         crate::config::yaml::to_text(&config)
     );
-    fs_err::create_dir_all(&dir).map_err(|e| refuse(e.to_string()))?;
     // Written beside its final name and renamed: never a half-written account file.
-    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(|e| refuse(e.to_string()))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
-    file.persist(&path).map_err(|e| refuse(e.to_string()))?;
+    crate::artifact::write(&path, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
+    drop(lock);
     let mut playground = Playground {
         name: options.name.clone(),
         file: project.display(&path),
@@ -132,6 +143,14 @@ pub fn new(
 fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, zone: &str, created: &str) -> Value {
     let mut config = source.own.clone();
     let map = config.as_object_mut().expect("account files are maps");
+    // The source's own hooks (not part of `own`) come along, as written.
+    let hooks = fs_err::read_to_string(&source.path)
+        .ok()
+        .and_then(|text| crate::config::yaml::parse(&source.display, &text).ok())
+        .and_then(|document| document.value.get("hooks").cloned());
+    if let Some(hooks) = hooks {
+        map.insert("hooks".into(), hooks);
+    }
     map.remove("name");
     map.insert("environment".into(), json!("playground"));
     map.insert("protected".into(), json!(false));
@@ -188,13 +207,13 @@ pub struct ReapReport {
     pub accounts: Vec<Reaped>,
     /// Accounts that are not ephemeral: never reaped.
     pub not_ephemeral: usize,
-    pub destroy: Option<DeployReport>,
+    pub destroys: Vec<DeployReport>,
     pub removed_files: Vec<String>,
 }
 
 impl ReapReport {
     pub fn succeeded(&self) -> bool {
-        self.accounts.iter().all(|a| a.action != "failed")
+        self.accounts.iter().all(|a| a.action != "failed" && a.action != "invalid")
     }
 }
 
@@ -217,8 +236,12 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
     let workspace = Workspace::load(root)?;
     let project = &workspace.project;
     let ledger = Ledger::of(project);
-    let now = crate::ephemeral::now();
-    let mut report = ReapReport { accounts: Vec::new(), not_ephemeral: 0, destroy: None, removed_files: Vec::new() };
+    let now = crate::ephemeral::now_checked().map_err(refuse)?;
+    if std::env::var_os("STAMP_NOW").is_some() && !options.dry_run {
+        return Err(refuse("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now"));
+    }
+    let mut report =
+        ReapReport { accounts: Vec::new(), not_ephemeral: 0, destroys: Vec::new(), removed_files: Vec::new() };
     let mut doomed = Vec::new();
     for account in &project.accounts {
         let lifetime = match Lifetime::of(account) {
@@ -232,16 +255,19 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
                     account: account.name.clone(),
                     owner: String::new(),
                     expires_at: None,
-                    action: "kept".into(),
-                    reason: problem,
+                    action: "invalid".into(),
+                    reason: format!("{problem} (in `{}`)", account.display),
                 });
                 continue;
             }
         };
         let deployed = crate::ledger::created_at(&ledger.records(&account.name), account.slot).is_some();
         let expired = lifetime.expired(now);
+        let migrating = super::migrate::in_progress(project, &account.name).is_some();
         let (action, reason) = if account.is_protected() {
             ("kept", "protected: never reaped".to_string())
+        } else if migrating {
+            ("kept", "a migration is under way".to_string())
         } else if !deployed {
             ("kept", "not deployed".to_string())
         } else if options.all_ephemeral {
@@ -265,32 +291,26 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
     if options.dry_run || doomed.is_empty() {
         return Ok(report);
     }
-    let destroy = ApplyOptions {
-        deploy: DeployOptions {
-            accounts: doomed.clone(),
-            terraform: options.terraform.clone(),
-            jobs: 1,
-            ..DeployOptions::default()
-        },
-        ..ApplyOptions::default()
-    };
-    let result = deploy::destroy(root, &destroy, &Chosen, progress)?;
-    for entry in &mut report.accounts {
-        if !doomed.contains(&entry.account) {
-            continue;
-        }
-        let failure = result.refused.clone().or_else(|| {
-            let outcome = result.results.iter().find(|r| r.account == entry.account);
-            let planned = result.plan.accounts.iter().find(|a| a.account == entry.account);
-            match (outcome, planned) {
-                (Some(r), _) => r.error.clone(),
-                (None, Some(p)) => match &p.outcome {
-                    crate::report::plan::PlanOutcome::Failed { message, .. } => Some(message.clone()),
-                    crate::report::plan::PlanOutcome::Planned { .. } => None,
-                },
-                (None, None) => Some("not destroyed".into()),
+    // One at a time: an account that cannot be destroyed does not keep the others alive.
+    for name in &doomed {
+        let destroy = ApplyOptions {
+            deploy: DeployOptions {
+                accounts: vec![name.clone()],
+                terraform: options.terraform.clone(),
+                jobs: 1,
+                ..DeployOptions::default()
+            },
+            ..ApplyOptions::default()
+        };
+        let failure = match deploy::destroy(root, &destroy, &Chosen, progress) {
+            Err(problem) => Some(problem.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")),
+            Ok(result) => {
+                let failure = destroy_failure(&result, name);
+                report.destroys.push(result);
+                failure
             }
-        });
+        };
+        let entry = report.accounts.iter_mut().find(|a| &a.account == name).expect("reported above");
         match failure {
             Some(error) => {
                 entry.action = "failed".into();
@@ -298,15 +318,30 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
             }
             None => {
                 entry.action = "destroyed".into();
-                let account = project.account(&entry.account).expect("chosen above");
+                let account = project.account(name).expect("chosen above");
                 if is_playground_file(&account.path) && fs_err::remove_file(&account.path).is_ok() {
                     report.removed_files.push(account.display.clone());
                 }
             }
         }
     }
-    report.destroy = Some(result);
     Ok(report)
+}
+
+/// Why `account` was not destroyed, if it was not.
+fn destroy_failure(result: &DeployReport, account: &str) -> Option<String> {
+    result.refused.clone().or_else(|| {
+        let outcome = result.results.iter().find(|r| r.account == account);
+        let planned = result.plan.accounts.iter().find(|a| a.account == account);
+        match (outcome, planned) {
+            (Some(r), _) => r.error.clone(),
+            (None, Some(p)) => match &p.outcome {
+                crate::report::plan::PlanOutcome::Failed { message, .. } => Some(message.clone()),
+                crate::report::plan::PlanOutcome::Planned { .. } => None,
+            },
+            (None, None) => Some("not destroyed".into()),
+        }
+    })
 }
 
 fn is_playground_file(path: &Path) -> bool {
