@@ -164,8 +164,8 @@ fn migration_builds_alongside_switches_and_retires() {
     let stamp: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     assert_eq!(stamp["environment_version"], "2.0.0+none");
     project.tf(["plan", "local-prod", "--version", "2.0.0"]).run().success();
-    assert!(project.path().join(".stamp/migrations/done").is_dir());
-    assert!(!project.path().join(".stamp/migrations/local-prod.json").exists());
+    assert!(project.path().join(".stamp/ledger/migrations/done").is_dir());
+    assert!(!project.path().join(".stamp/ledger/migrations/local-prod.json").exists());
     // Running it again starts a new migration (back to blue), nothing is left over.
     let resume = project.tf(["migrate", "local-prod", "--resume", "--auto-approve"]).run().failure(1);
     assert!(resume.stderr.contains("no migration of `local-prod` is under way"), "{}", resume.stderr);
@@ -214,7 +214,7 @@ fn migration_killed_between_steps_resumes() {
     let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
     assert_ne!(killed.code, 0, "{}", killed.snapshot());
     let journal: serde_json::Value =
-        serde_json::from_str(&project.read(".stamp/migrations/local-staging.json")).unwrap();
+        serde_json::from_str(&project.read(".stamp/ledger/migrations/local-staging.json")).unwrap();
     let done: Vec<&str> = journal["done"].as_array().unwrap().iter().map(|d| d[0].as_str().unwrap()).collect();
     assert_eq!(done, ["standby", "snapshot", "build"]);
     assert_eq!(traffic(&project, "local-staging"), "standby");
@@ -247,7 +247,7 @@ fn migration_killed_between_steps_rolls_back() {
     assert_eq!(snapshots(&project).len(), 1, "the snapshot is kept");
     // The account is its old self again: same version, nothing to change, free to migrate.
     project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
-    assert!(!project.path().join(".stamp/migrations/local-staging.json").exists());
+    assert!(!project.path().join(".stamp/ledger/migrations/local-staging.json").exists());
 }
 
 fn time_in(from_now: Duration) -> String {

@@ -197,7 +197,7 @@ fn stats_text(
 /// into it and the statistics of both compared; only when they are equal does the account
 /// switch to the new environment and retire the old one. A mismatch or an error stops the
 /// migration with both environments and the snapshot kept, and the old environment back in
-/// service. Every step is journalled in `.stamp/migrations/ACCOUNT.json`: `--resume` goes on
+/// service. Every step is journalled in `.stamp/ledger/migrations/ACCOUNT.json`: `--resume` goes on
 /// where an interrupted migration stopped, `--rollback` destroys the new environment.
 #[derive(Debug, clap::Args)]
 #[command(

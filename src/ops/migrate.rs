@@ -4,7 +4,7 @@
 //! standby (old) -> snapshot (old) -> build (new) -> restore (new) -> verify (stats equal)
 //! -> switch (new is live) -> retire (destroy old).
 //!
-//! Every step is recorded in a journal (`.stamp/migrations/<account>.json`, written atomically)
+//! Every step is recorded in a journal (`<ledger>/migrations/<account>.json`, written atomically)
 //! as it completes, so a migration that was interrupted resumes where it stopped
 //! (`--resume`) or is undone (`--rollback`), and a finished step is never run twice. Rules
 //! never broken: the old environment is destroyed only after the switch to a new one whose
@@ -150,8 +150,10 @@ impl MigrateReport {
     }
 }
 
+/// Journals live in the ledger folder: with the ledger's `switch` records they say which slot
+/// runs, so they are shared wherever the ledger is.
 fn journal_dir(project: &Project) -> PathBuf {
-    project.root.join(".stamp").join("migrations")
+    project.root.join(&project.file.ledger).join("migrations")
 }
 
 fn journal_path(project: &Project, account: &str) -> PathBuf {
