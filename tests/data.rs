@@ -95,8 +95,12 @@ fn snapshots(project: &Project) -> Vec<String> {
 #[test]
 fn clone_with_data_then_sync() {
     let project = Project::local();
-    project.commit_all("initial");
+    let deployed = project.commit_all("initial");
     project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
+    // The blueprint moves on after local-staging was deployed: the clone must not pick it up.
+    let main = "blueprints/local-platform/main.tf.j2";
+    project.write(main, &format!("{}\n# a later change\n", project.read(main)));
+    project.commit_all("later blueprint change");
 
     // A target without its own config is refused with a hint.
     let missing = project.tf(["clone", "local-staging", "local-nowhere"]).run().failure(1);
@@ -107,7 +111,11 @@ fn clone_with_data_then_sync() {
         .run()
         .success();
     let report: serde_json::Value = serde_json::from_str(&clone.stdout).unwrap();
-    assert_eq!(report["version"], format!("1.2.0+{}", &project.git(&["rev-parse", "HEAD"])[..12]));
+    assert_eq!(report["version"], format!("1.2.0+{}", &deployed[..12]));
+    let rendered = project.read(".stamp/work/local-qa/main.tf");
+    assert!(!rendered.contains("a later change"), "local-qa was built from HEAD, not the version local-staging runs");
+    // ... with its own config.
+    assert!(project.read(".stamp/work/local-qa/dns.tf").contains("\"qa.local.acme.internal\""));
     let data = &report["data"];
     assert_eq!(data["source_stats"], data["target_stats"], "{}", clone.stdout);
     assert_eq!(data["source_stats"]["customers"]["count"], 50);

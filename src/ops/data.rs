@@ -217,7 +217,8 @@ fn render_at(project: &Project, target: &str, version: &BuildVersion) -> Result<
     }
     copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(|e| refuse(e.to_string()))?;
     let mut workspace = Workspace::load(&revision.root)?;
-    // Runs, state and the ledger stay in this project, not the checkout.
+    // Blueprints are read from the checkout; runs, state and the ledger stay in this project.
+    workspace.project.file.blueprints = revision.root.join(&workspace.project.file.blueprints);
     workspace.project.root.clone_from(&project.root);
     crate::ledger::annotate(&mut workspace.project);
     let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
@@ -259,7 +260,7 @@ impl<'a> DataSide<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self, String> {
         let opened = AccountRun::start(project, account, terraform, progress).and_then(|mut run| {
-            run.prepare(tree)?;
+            run.prepare_unless_present(tree)?;
             let env = run.data_env()?;
             Ok(Self { run, env })
         });

@@ -161,6 +161,16 @@ impl<'a> AccountRun<'a> {
         Ok(())
     }
 
+    /// Prepares the work folder only when it holds no initialised tree yet: data hooks run in
+    /// the tree last deployed from here (its scripts are that version's), and without one in
+    /// `tree`.
+    pub fn prepare_unless_present(&mut self, tree: &Tree) -> Result<(), RunError> {
+        if self.dirs.work.join(crate::render::tree::MARKER).is_file() && self.dirs.data.is_dir() {
+            return Ok(());
+        }
+        self.prepare(tree)
+    }
+
     /// `terraform plan` (or `plan -destroy`) into the account's plan file.
     pub fn plan(&mut self, destroy: bool) -> Result<PlanSummary, RunError> {
         self.progress.phase(&self.account.name, if destroy { "plan -destroy" } else { "plan" });
