@@ -172,6 +172,23 @@ fn migration_builds_alongside_switches_and_retires() {
     let stamp: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     assert_eq!(stamp["environment_version"], "2.0.0+none");
     project.tf(["plan", "local-prod", "--version", "2.0.0"]).run().success();
+    // The ledger tells the story: build in green, switch to green, retire blue.
+    let ledger = project.read(".stamp/ledger/local-prod.jsonl");
+    let records: Vec<serde_json::Value> = ledger.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let story: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or("blue").to_string();
+            (text("operation"), text("slot"), text("environment_version"))
+        })
+        .collect();
+    let expected = [
+        ("apply", "blue", "1.0.0+none"),
+        ("apply", "green", "2.0.0+none"),
+        ("switch", "green", "2.0.0+none"),
+        ("destroy", "blue", "2.0.0+none"),
+    ];
+    assert_eq!(story, expected.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
     assert!(project.path().join(".stamp/ledger/migrations/done").is_dir());
     assert!(!project.path().join(".stamp/ledger/migrations/local-prod.json").exists());
     // Running it again starts a new migration (back to blue), nothing is left over.

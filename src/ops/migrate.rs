@@ -421,6 +421,17 @@ impl Migration<'_> {
             }
             MigrationStep::Switch => {
                 self.side(&new)?.availability("active")?;
+                let ledger = Ledger::of(self.project);
+                // The switch names what now runs: the build of the new slot.
+                let to = self.journal.to_slot;
+                let built =
+                    ledger.records(&self.account.name).into_iter().rev().find(|r| {
+                        r.operation == "apply" && r.outcome == "succeeded" && r.slot.unwrap_or_default() == to
+                    });
+                let (version, environment_version, commit, digest) = built.map_or_else(
+                    || (self.journal.to_version.clone(), self.journal.to_version.clone(), String::new(), String::new()),
+                    |r| (r.version, r.environment_version, r.commit, r.digest),
+                );
                 let record = Record {
                     time: crate::ledger::now(),
                     account: self.account.name.clone(),
@@ -428,15 +439,15 @@ impl Migration<'_> {
                     operation: "switch".into(),
                     outcome: "succeeded".into(),
                     smoke_tests_passed: None,
-                    version: self.journal.to_version.clone(),
-                    environment_version: self.journal.to_version.clone(),
-                    commit: String::new(),
-                    digest: String::new(),
+                    version,
+                    environment_version,
+                    commit,
+                    digest,
                     who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-                    slot: Some(self.journal.to_slot),
+                    slot: Some(to),
                     created_at: None,
                 };
-                if let Err(e) = Ledger::of(self.project).append(&record) {
+                if let Err(e) = ledger.append(&record) {
                     // Unrecorded, the switch did not happen: the new environment leaves service.
                     let back = self.side(&new).and_then(|mut side| side.availability("standby"));
                     let note = back.err().map(|b| format!("; and it could not be put back to standby: {b}"));
