@@ -210,6 +210,7 @@ fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
     let migrate = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run().failure(1);
     assert!(migrate.stdout.contains("STOPPED"), "{}", migrate.stdout);
     assert!(migrate.stdout.contains("orders.count: 150 expected, 135 found"), "{}", migrate.stdout);
+    assert!(migrate.stdout.contains("the old environment (blue slot) serves again"), "{}", migrate.stdout);
     // Both environments and the snapshot are intact; the old one serves again, unchanged.
     assert_eq!(counts(&database(&project, "local-staging")), before);
     assert_eq!(counts(&database(&project, "local-staging-green"))["orders"], 135);

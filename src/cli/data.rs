@@ -285,9 +285,14 @@ fn migrate_text(root: &Path, report: &MigrateReport) -> String {
     if !journal.snapshots.is_empty() {
         let _ = writeln!(text, "  snapshots (kept): {}", journal.snapshots.join(", "));
     }
-    text.push_str(&stats_text(journal.old_stats.as_ref(), journal.new_stats.as_ref(), &journal.differences));
+    if journal.status != Status::RolledBack {
+        text.push_str(&stats_text(journal.old_stats.as_ref(), journal.new_stats.as_ref(), &journal.differences));
+    }
     if let Some(error) = &journal.error {
         let _ = writeln!(text, "  error: {error}");
+    }
+    if report.reactivated {
+        let _ = writeln!(text, "  the old environment ({} slot) serves again", journal.from_slot);
     }
     let path = report.journal_path.strip_prefix(root).unwrap_or(&report.journal_path);
     let _ = writeln!(text, "journal: {}", path.display());

@@ -141,6 +141,8 @@ pub struct MigrateReport {
     /// Steps done by this run.
     pub ran: Vec<MigrationStep>,
     pub deploys: Vec<DeployReport>,
+    /// The old environment was put back into service by this run.
+    pub reactivated: bool,
     pub warnings: Vec<String>,
 }
 
@@ -269,6 +271,7 @@ pub fn migrate(
         journal,
         ran: Vec::new(),
         deploys: Vec::new(),
+        reactivated: false,
         warnings: Vec::new(),
     };
     if options.mode == Mode::Rollback {
@@ -277,7 +280,14 @@ pub fn migrate(
         run.forward();
     }
     let journal_path = run.archive();
-    Ok(MigrateReport { journal: run.journal, journal_path, ran: run.ran, deploys: run.deploys, warnings: run.warnings })
+    Ok(MigrateReport {
+        journal: run.journal,
+        journal_path,
+        ran: run.ran,
+        deploys: run.deploys,
+        reactivated: run.reactivated,
+        warnings: run.warnings,
+    })
 }
 
 struct Migration<'a> {
@@ -290,6 +300,7 @@ struct Migration<'a> {
     journal: Journal,
     ran: Vec<MigrationStep>,
     deploys: Vec<DeployReport>,
+    reactivated: bool,
     warnings: Vec<String>,
 }
 
@@ -366,6 +377,7 @@ impl Migration<'_> {
         match result {
             Ok(_) => {
                 self.journal.done.retain(|(s, _)| *s != MigrationStep::Standby);
+                self.reactivated = true;
                 true
             }
             Err(e) => {
