@@ -153,6 +153,7 @@ fn clone_with_data_then_sync() {
 fn migration_builds_alongside_switches_and_retires() {
     let project = Project::local();
     project.tf(["apply", "local-prod", "--auto-approve", "--version", "1.0.0"]).run().success();
+    project.tf(["build", "local-prod", "--version", "1.0.0"]).run().success();
     let before = counts(&database(&project, "local-prod"));
 
     let migrate = project.tf(["migrate", "local-prod", "--to-version", "2.0.0", "--auto-approve"]).run().success();
@@ -190,6 +191,9 @@ fn migration_builds_alongside_switches_and_retires() {
     ];
     assert_eq!(story, expected.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
     assert!(project.path().join(".stamp/ledger/migrations/done").is_dir());
+    // An artifact built for the old slot would run against the retired one's state: refused.
+    let old = project.tf(["apply", "--artifact", "dist/local-prod-1.0.0.tar.gz", "--auto-approve"]).run().failure(1);
+    assert!(old.stderr.contains("was built for the blue slot of `local-prod`"), "{}", old.stderr);
     assert!(!project.path().join(".stamp/ledger/migrations/local-prod.json").exists());
     // Running it again starts a new migration (back to blue), nothing is left over.
     let resume = project.tf(["migrate", "local-prod", "--resume", "--auto-approve"]).run().failure(1);
