@@ -55,7 +55,7 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.clone(),
     };
     let progress = Shown::new(out.quiet);
-    let approver = Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == Format::Json);
+    let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::data::clone(root, &options, &approver, &progress);
     progress.finish();
     let report = match result {
@@ -239,7 +239,7 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
     };
     let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.clone() };
     let progress = Shown::new(out.quiet);
-    let approver = Prompt::new(args.auto_approve, out, &progress, "apply").plans_to_stderr(args.format == Format::Json);
+    let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::migrate::migrate(root, &options, &approver, &progress);
     progress.finish();
     let report = match result {
@@ -363,7 +363,7 @@ pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode 
         terraform: args.terraform.clone(),
     };
     let progress = Shown::new(out.quiet);
-    let approver = Prompt::new(args.auto_approve, out, &progress, "apply");
+    let approver = Prompt::new(args.auto_approve, out, &progress);
     let result = crate::ops::playground::new(root, &options, &approver, &progress);
     progress.finish();
     let playground = match result {

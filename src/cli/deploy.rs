@@ -185,7 +185,7 @@ pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
         keep_on_failure: args.keep_on_failure,
         saved_plan: args.plan.clone(),
     };
-    with_prompt(out, args.auto_approve, "apply", |approver, progress| deploy::apply(root, &options, approver, progress))
+    with_prompt(out, args.auto_approve, |approver, progress| deploy::apply(root, &options, approver, progress))
 }
 
 /// Destroy accounts' infrastructure.
@@ -217,7 +217,7 @@ pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
     let confirmed = args.confirm.is_some()
         && args.target.accounts.len() == 1
         && args.confirm.as_ref() == args.target.accounts.first();
-    with_prompt(out, args.auto_approve || confirmed, "destroy", |approver, progress| {
+    with_prompt(out, args.auto_approve || confirmed, |approver, progress| {
         deploy::destroy(root, &options, approver, progress)
     })
 }
@@ -226,11 +226,10 @@ pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
 fn with_prompt(
     out: &Output,
     auto_approve: bool,
-    verb: &'static str,
     run: impl FnOnce(&Prompt<'_>, &Shown) -> Result<DeployReport, crate::diagnostics::Report>,
 ) -> ExitCode {
     let progress = Shown::new(out.quiet);
-    let approver = Prompt::new(auto_approve, out, &progress, verb);
+    let approver = Prompt::new(auto_approve, out, &progress);
     let result = run(&approver, &progress);
     progress.finish();
     finish(result, out, &approver)
@@ -259,12 +258,17 @@ pub(super) fn finish(
         out.status(&format!("warning: {warning}"));
     }
     let mut text = String::new();
-    let verb = if report.plan.operation == "destroy" { "destroy" } else { approver.verb };
+    let verb = verb(&report.plan.operation);
     for result in &report.results {
         text.push_str(&result_line(result, verb));
     }
     out.report(&text);
     ExitCode::from(u8::from(!report.succeeded()))
+}
+
+/// What is done to the plans of a report: `destroy` for a destroy plan, `apply` otherwise.
+fn verb(operation: &str) -> &'static str {
+    if operation == "destroy" { "destroy" } else { "apply" }
 }
 
 fn result_line(result: &AccountResult, verb: &str) -> String {
@@ -300,7 +304,6 @@ pub(super) struct Prompt<'a> {
     auto_approve: bool,
     out: &'a Output,
     progress: &'a Shown,
-    verb: &'static str,
     /// The plan was printed when approval was asked for (so it is not printed twice).
     shown: AtomicBool,
     /// Show plans on stderr: stdout carries a machine-readable report.
@@ -308,8 +311,8 @@ pub(super) struct Prompt<'a> {
 }
 
 impl<'a> Prompt<'a> {
-    pub(super) fn new(auto_approve: bool, out: &'a Output, progress: &'a Shown, verb: &'static str) -> Self {
-        Self { auto_approve, out, progress, verb, shown: AtomicBool::new(false), plans_to_stderr: false }
+    pub(super) fn new(auto_approve: bool, out: &'a Output, progress: &'a Shown) -> Self {
+        Self { auto_approve, out, progress, shown: AtomicBool::new(false), plans_to_stderr: false }
     }
 
     /// Shows plans on stderr (and not with `--quiet`), for commands printing JSON.
@@ -332,7 +335,7 @@ impl Approver for Prompt<'_> {
         if self.auto_approve {
             return Ok(());
         }
-        let verb = if report.operation == "destroy" { "destroy" } else { self.verb };
+        let verb = verb(&report.operation);
         if !std::io::stdin().is_terminal() {
             return Err(format!(
                 "refusing to {verb} without a terminal to ask on: pass `--auto-approve` to {verb} without asking"
@@ -430,7 +433,7 @@ pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.clone(),
     };
     let progress = Shown::new(out.quiet);
-    let approver = Prompt::new(args.auto_approve, out, &progress, "apply");
+    let approver = Prompt::new(args.auto_approve, out, &progress);
     let result = crate::ops::promote::promote(root, &options, &approver, &progress);
     progress.finish();
     match result {
