@@ -130,16 +130,7 @@ fn read(path: &Path) -> Vec<Record> {
 
 /// Now as RFC 3339 (UTC, seconds).
 pub fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    crate::ephemeral::format_time(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use super::revision::Revision;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::ledger::Ledger;
+use crate::pipeline::AccountRun;
 use crate::pipeline::account::{Dirs, Progress};
 use crate::pipeline::data::{StatDifference, Step, compare_stats, parse_stats, snapshot_id};
-use crate::pipeline::{AccountRun, RunError};
 use crate::render::Tree;
 use crate::terraform::Terraform;
 use crate::version::BuildVersion;
@@ -264,7 +264,7 @@ impl<'a> DataSide<'a> {
             let env = run.data_env()?;
             Ok(Self { run, env })
         });
-        opened.map_err(|e| side_error(&account.instance(), &e))
+        opened.map_err(|e| format!("{}: {}", account.instance(), e.explain()))
     }
 
     pub(crate) fn hook(&mut self, step: Step, extra: &[(&str, &str)]) -> Result<String, String> {
@@ -293,11 +293,6 @@ impl<'a> DataSide<'a> {
     pub(crate) fn restore(&mut self, snapshot: &str, of: &str) -> Result<String, String> {
         self.hook(Step::Restore, &[("STAMP_SNAPSHOT_ID", snapshot), ("STAMP_SNAPSHOT_ACCOUNT", of)])
     }
-}
-
-fn side_error(name: &str, error: &RunError) -> String {
-    let details = error.details();
-    if details.is_empty() { format!("{name}: {error}") } else { format!("{name}: {error}: {}", details.join("; ")) }
 }
 
 /// Renders `accounts` of `project` as they are now, for their work folders.

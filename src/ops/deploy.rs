@@ -447,7 +447,7 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
     let mut result = AccountResult::new(&run.account.name);
     if summary.has_changes() {
         if let Err(e) = run.apply("apply") {
-            result.error = Some(error_text(&e));
+            result.error = Some(e.explain());
             return result;
         }
         result.applied = true;
@@ -461,7 +461,7 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
     let outputs = match run.outputs() {
         Ok(outputs) => outputs,
         Err(e) => {
-            result.error = Some(error_text(&e));
+            result.error = Some(e.explain());
             return result;
         }
     };
@@ -471,23 +471,18 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
         result.hooks.extend(run.run_smoke_tests(smoke, &env));
     }
     let smoke_failed = result.hooks.iter().any(|h| !h.passed && h.kind == "smoke test");
-    let ephemeral = run.account.effective.get("ephemeral").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let ephemeral = run.account.is_ephemeral();
     if smoke_failed && ephemeral {
         result.cleanup = Some(if options.keep_on_failure {
             "kept for inspection (--keep-on-failure)".to_string()
         } else {
             match run.plan(true).and_then(|_| run.apply("destroy (cleanup)")) {
                 Ok(()) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
-                Err(e) => format!("cleanup failed: {}", error_text(&e)),
+                Err(e) => format!("cleanup failed: {}", e.explain()),
             }
         });
     }
     result
-}
-
-fn error_text(error: &RunError) -> String {
-    let details = error.details();
-    if details.is_empty() { error.to_string() } else { format!("{error}\n{}", details.join("\n")) }
 }
 
 /// A protected account may not lose stateful resources (or be destroyed) unless `--confirm`
@@ -562,7 +557,7 @@ pub(crate) fn destroy_session(
         if summary.has_changes() {
             match run.apply("destroy") {
                 Ok(()) => result.applied = true,
-                Err(e) => result.error = Some(error_text(&e)),
+                Err(e) => result.error = Some(e.explain()),
             }
         }
         result
@@ -598,7 +593,7 @@ fn save_plan(
     path: &Path,
 ) -> Result<(), String> {
     use base64::Engine as _;
-    let state = run.state_version().map_err(|e| error_text(&e))?;
+    let state = run.state_version().map_err(|e| e.explain())?;
     let bytes = fs_err::read(&run.dirs.plan_file).map_err(|e| e.to_string())?;
     let saved = SavedPlan {
         format: SAVED_PLAN_FORMAT.into(),
@@ -643,8 +638,8 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     }
     let mut run =
         AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| e.to_string())?;
-    run.prepare(tree).map_err(|e| error_text(&e))?;
-    let state = run.state_version().map_err(|e| error_text(&e))?;
+    run.prepare(tree).map_err(|e| e.explain())?;
+    let state = run.state_version().map_err(|e| e.explain())?;
     if state != saved.state {
         return Err(format!(
             "the saved plan is stale: the state of account `{}` changed since it was made; plan again",
@@ -672,7 +667,7 @@ pub fn output(root: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     let [(account, tree)] = targets.as_slice() else {
         return Err(usage("`stamp output` takes exactly one account"));
     };
-    let failure = |e: &RunError| usage(&error_text(e));
+    let failure = |e: &RunError| usage(&e.explain());
     let mut run =
         AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| failure(&e))?;
     run.prepare(tree).map_err(|e| failure(&e))?;

@@ -89,8 +89,7 @@ pub struct Journal {
     pub status: Status,
     /// Completed steps, with when.
     pub done: Vec<(MigrationStep, String)>,
-    pub snapshot: Option<String>,
-    /// Every snapshot taken by this migration (none is ever deleted).
+    /// Every snapshot taken by this migration, the one to restore last (none is ever deleted).
     pub snapshots: Vec<String>,
     pub old_stats: Option<Value>,
     pub new_stats: Option<Value>,
@@ -99,6 +98,11 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// The snapshot to restore: the last one taken.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.snapshots.last().map(String::as_str)
+    }
+
     pub fn is_done(&self, step: MigrationStep) -> bool {
         self.done.iter().any(|(s, _)| *s == step)
     }
@@ -239,7 +243,6 @@ pub fn migrate(
                 started: crate::ledger::now(),
                 status: Status::Running,
                 done: Vec::new(),
-                snapshot: None,
                 snapshots: Vec::new(),
                 old_stats: None,
                 new_stats: None,
@@ -405,13 +408,12 @@ impl Migration<'_> {
                 let id = side.snapshot()?;
                 drop(side);
                 self.journal.old_stats = Some(stats);
-                self.journal.snapshot = Some(id.clone());
                 self.journal.snapshots.push(id);
                 Ok(())
             }
             MigrationStep::Build => self.deploy(&new, false),
             MigrationStep::Restore => {
-                let snapshot = self.journal.snapshot.clone().ok_or("the journal has no snapshot to restore")?;
+                let snapshot = self.journal.snapshot().ok_or("the journal has no snapshot to restore")?.to_string();
                 self.side(&new)?.restore(&snapshot, &self.account.name).map(|_| ())
             }
             MigrationStep::Verify => {
@@ -427,7 +429,7 @@ impl Migration<'_> {
                     Err(format!(
                         "the new environment's data differs from the old one's ({}): the migration stopped; both environments and snapshot {} are kept",
                         self.journal.differences.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                        self.journal.snapshot.as_deref().unwrap_or("-")
+                        self.journal.snapshot().unwrap_or("-")
                     ))
                 }
             }

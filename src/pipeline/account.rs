@@ -65,6 +65,12 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// The error with the lines explaining it.
+    pub fn explain(&self) -> String {
+        let details = self.details();
+        if details.is_empty() { self.to_string() } else { format!("{self}\n{}", details.join("\n")) }
+    }
+
     /// Lines explaining the failure (Terraform's errors, the tail of its output).
     pub fn details(&self) -> Vec<String> {
         match self {
