@@ -142,6 +142,11 @@ impl Report {
     pub fn errors(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
     }
+
+    /// The messages on one line, for a report that ends up inside another one's text.
+    pub fn messages(&self) -> String {
+        self.diagnostics.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// Sorts diagnostics by file, line and column and drops exact duplicates, so output is the

@@ -159,7 +159,7 @@ pub fn clone(
     report.deploy = Some(deploy);
     if options.data && applied {
         let terraform = deploy::locate(options.terraform.as_deref())?;
-        report.data = Some(copy_data(project, &terraform, source, target, progress)?);
+        report.data = Some(copy_data(project, &terraform, source, target, progress));
     }
     Ok(report)
 }
@@ -171,7 +171,7 @@ pub fn sync(root: &Path, options: &CopyOptions, progress: &dyn Progress) -> Resu
     let (source, target) = pair(&workspace, &options)?;
     let project = &workspace.project;
     let terraform = deploy::locate(options.terraform.as_deref())?;
-    let data = copy_data(project, &terraform, source, target, progress)?;
+    let data = copy_data(project, &terraform, source, target, progress);
     Ok(CopyReport {
         source: source.name.clone(),
         target: target.name.clone(),
@@ -252,19 +252,24 @@ pub(crate) struct DataSide<'a> {
 }
 
 impl<'a> DataSide<'a> {
+    /// Opens the environment where it was last deployed from this project (its work folder:
+    /// the hooks' scripts are the deployed version's); only without one is the account
+    /// rendered as it is now.
     pub(crate) fn open(
         project: &'a Project,
         account: &'a Account,
-        tree: &Tree,
         terraform: &'a Terraform,
         progress: &'a dyn Progress,
     ) -> Result<Self, String> {
-        let opened = AccountRun::start(project, account, terraform, progress).and_then(|mut run| {
-            run.prepare_unless_present(tree)?;
-            let env = run.data_env()?;
-            Ok(Self { run, env })
-        });
-        opened.map_err(|e| format!("{}: {}", account.instance(), e.explain()))
+        let mut run = AccountRun::start(project, account, terraform, progress)
+            .map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
+        if !run.is_prepared() {
+            let tree =
+                current_tree(project, account).map_err(|r| format!("{}: {}", account.instance(), r.messages()))?;
+            run.prepare(&tree).map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
+        }
+        let env = run.data_env().map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
+        Ok(Self { run, env })
     }
 
     pub(crate) fn hook(&mut self, step: Step, extra: &[(&str, &str)]) -> Result<String, String> {
@@ -295,28 +300,27 @@ impl<'a> DataSide<'a> {
     }
 }
 
-/// Renders `accounts` of `project` as they are now, for their work folders.
-pub(crate) fn current_trees(project: &Project, accounts: &[&Account]) -> Result<Vec<Tree>, Report> {
-    let kept = Mutex::new(std::collections::BTreeMap::new());
-    let keep = |a: &Account, _: &Path, tree: Tree| {
-        kept.lock().expect("kept lock").insert(a.instance(), tree);
+/// Renders `account` (in its slot) as it is now, for its work folder.
+fn current_tree(project: &Project, account: &Account) -> Result<Tree, Report> {
+    let kept = Mutex::new(None);
+    let keep = |_: &Account, _: &Path, tree: Tree| {
+        *kept.lock().expect("kept lock") = Some(tree);
         Ok(None)
     };
     let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
-    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
     let mut workspace = Workspace::load(&project.root)?;
-    for account in accounts {
-        workspace.set_slot(&account.name, account.slot);
-    }
-    let checked = validate_and_render_in(workspace, &names, VersionSpec::Release(None), &work_dir, &keep)?;
+    workspace.set_slot(&account.name, account.slot);
+    let checked = validate_and_render_in(
+        workspace,
+        std::slice::from_ref(&account.name),
+        VersionSpec::Release(None),
+        &work_dir,
+        &keep,
+    )?;
     if checked.diagnostics.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
         return Err(Report::new(checked.diagnostics, checked.workspace.project.sources.clone()));
     }
-    let mut kept = kept.into_inner().expect("kept lock");
-    accounts
-        .iter()
-        .map(|a| kept.remove(&a.instance()).ok_or_else(|| refuse(format!("`{}` did not render", a.name))))
-        .collect()
+    kept.into_inner().expect("kept lock").ok_or_else(|| refuse(format!("`{}` did not render", account.name)))
 }
 
 /// Copies SOURCE's data into TARGET: snapshot TARGET (its own data is kept), snapshot SOURCE,
@@ -328,16 +332,15 @@ fn copy_data(
     source: &Account,
     target: &Account,
     progress: &dyn Progress,
-) -> Result<DataCopy, Report> {
-    let trees = current_trees(project, &[source, target])?;
+) -> DataCopy {
     let mut copy = DataCopy::default();
-    let mut source_side = match DataSide::open(project, source, &trees[0], terraform, progress) {
+    let mut source_side = match DataSide::open(project, source, terraform, progress) {
         Ok(side) => side,
-        Err(e) => return Ok(DataCopy { error: Some(e), ..copy }),
+        Err(e) => return DataCopy { error: Some(e), ..copy },
     };
-    let mut target_side = match DataSide::open(project, target, &trees[1], terraform, progress) {
+    let mut target_side = match DataSide::open(project, target, terraform, progress) {
         Ok(side) => side,
-        Err(e) => return Ok(DataCopy { error: Some(e), ..copy }),
+        Err(e) => return DataCopy { error: Some(e), ..copy },
     };
     let mut standby = false;
     let result = (|| -> Result<(), String> {
@@ -372,5 +375,5 @@ fn copy_data(
             }
         }
     }
-    Ok(copy)
+    copy
 }

@@ -190,8 +190,7 @@ fn live(
         };
         // The work folder inside the checkout: relative paths (local state) come out as deployed.
         let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-        let mut workspace = super::Workspace::load(&revision.root)
-            .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
+        let mut workspace = super::Workspace::load(&revision.root).map_err(|r| r.messages())?;
         // The checkout has no ledger: the account's live slot is this project's.
         workspace.set_slot(&account.name, account.slot);
         super::check::validate_and_render_in(
@@ -201,7 +200,7 @@ fn live(
             &here,
             &keep,
         )
-        .map_err(|r| r.diagnostics.first().map_or_else(String::new, |d| d.message.clone()))?;
+        .map_err(|r| r.messages())?;
         kept.into_inner()
             .expect("kept lock")
             .ok_or_else(|| format!("account `{}` does not render at {commit}", account.name))

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::Workspace;
 use super::check::{VersionSpec, validate_and_render_in};
-use super::data::{DataSide, current_trees, refuse};
+use super::data::{DataSide, refuse};
 use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
 use crate::config::{Account, Project, Slot};
 use crate::diagnostics::Report;
@@ -394,8 +394,7 @@ impl Migration<'_> {
     }
 
     fn side<'s>(&'s self, account: &'s Account) -> Result<DataSide<'s>, String> {
-        let trees = current_trees(self.project, &[account]).map_err(|r| report_text(&r))?;
-        DataSide::open(self.project, account, &trees[0], self.terraform, self.progress)
+        DataSide::open(self.project, account, self.terraform, self.progress)
     }
 
     fn step(&mut self, step: MigrationStep) -> Result<(), String> {
@@ -476,7 +475,7 @@ impl Migration<'_> {
     /// Applies (or destroys) the account in `slot`'s environment, rendered at the target
     /// version.
     fn deploy(&mut self, account: &Account, destroy: bool) -> Result<(), String> {
-        let mut workspace = Workspace::load(&self.project.root).map_err(|r| report_text(&r))?;
+        let mut workspace = Workspace::load(&self.project.root).map_err(|r| r.messages())?;
         workspace.set_slot(&account.name, account.slot);
         let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
         let checked = validate_and_render_in(
@@ -486,14 +485,14 @@ impl Migration<'_> {
             &work_dir,
             &super::check::keep,
         )
-        .map_err(|r| report_text(&r))?;
-        let session = Session::new(checked, Some(&self.terraform.path)).map_err(|r| report_text(&r))?;
+        .map_err(|r| r.messages())?;
+        let session = Session::new(checked, Some(&self.terraform.path)).map_err(|r| r.messages())?;
         // Migrate decides what is safe to destroy: the old slot only after the switch.
         let options = ApplyOptions { confirm: Some(account.name.clone()), ..ApplyOptions::default() };
         let report = if destroy {
             deploy::destroy_session(&session, &options, self.approver, self.progress)
         } else {
-            deploy::apply_session(&session, &options, self.approver, self.progress).map_err(|r| report_text(&r))?
+            deploy::apply_session(&session, &options, self.approver, self.progress).map_err(|r| r.messages())?
         };
         let succeeded = report.succeeded();
         let reason = report.refused.clone().or_else(|| report.results.iter().find_map(|r| r.error.clone()));
@@ -562,8 +561,4 @@ impl Migration<'_> {
             }
         }
     }
-}
-
-fn report_text(report: &Report) -> String {
-    report.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")
 }

@@ -303,7 +303,7 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
             ..ApplyOptions::default()
         };
         let failure = match deploy::destroy(root, &destroy, &Chosen, progress) {
-            Err(problem) => Some(problem.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; ")),
+            Err(problem) => Some(problem.messages()),
             Ok(result) => {
                 let failure = destroy_failure(&result, name);
                 report.destroys.push(result);

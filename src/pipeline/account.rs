@@ -167,14 +167,9 @@ impl<'a> AccountRun<'a> {
         Ok(())
     }
 
-    /// Prepares the work folder only when it holds no initialised tree yet: data hooks run in
-    /// the tree last deployed from here (its scripts are that version's), and without one in
-    /// `tree`.
-    pub fn prepare_unless_present(&mut self, tree: &Tree) -> Result<(), RunError> {
-        if self.dirs.work.join(crate::render::tree::MARKER).is_file() && self.dirs.data.is_dir() {
-            return Ok(());
-        }
-        self.prepare(tree)
+    /// The work folder holds a rendered tree Terraform was initialised for.
+    pub fn is_prepared(&self) -> bool {
+        self.dirs.work.join(crate::render::tree::MARKER).is_file() && self.dirs.data.is_dir()
     }
 
     /// `terraform plan` (or `plan -destroy`) into the account's plan file.
