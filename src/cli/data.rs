@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::deploy::{Prompt, finish};
@@ -41,9 +41,8 @@ pub struct CloneArgs {
     confirm: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
@@ -52,12 +51,32 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
         target: args.target.clone(),
         data: args.data,
         confirm: args.confirm.clone(),
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::data::clone(root, &options, &approver, &progress);
     progress.finish();
+    print_report(out, args.format, result, CopyReport::succeeded, |report| {
+        // A failed apply shows its plan and errors, and nothing was copied.
+        if let Some(deploy) = report.deploy.clone()
+            && finish(Ok(deploy), out, &approver) != ExitCode::SUCCESS
+        {
+            return;
+        }
+        out.report(&copy_text(report));
+    })
+}
+
+/// Prints what an operation did: its diagnostics (exit 1), or its report as JSON or as `text`
+/// prints it (exit 1 when it did not succeed).
+fn print_report<T: serde::Serialize>(
+    out: &Output,
+    format: Format,
+    result: Result<T, crate::diagnostics::Report>,
+    succeeded: impl Fn(&T) -> bool,
+    text: impl FnOnce(&T),
+) -> ExitCode {
     let report = match result {
         Ok(report) => report,
         Err(report) => {
@@ -65,18 +84,12 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.format == Format::Json {
+    if format == Format::Json {
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
-        return ExitCode::from(u8::from(!report.succeeded()));
+    } else {
+        text(&report);
     }
-    if let Some(deploy) = report.deploy.clone() {
-        let code = finish(Ok(deploy), out, &approver);
-        if code != ExitCode::SUCCESS {
-            return code;
-        }
-    }
-    out.report(&copy_text(&report));
-    ExitCode::from(u8::from(!report.succeeded()))
+    ExitCode::from(u8::from(!succeeded(&report)))
 }
 
 /// Refresh TARGET's data from SOURCE, at will.
@@ -97,9 +110,8 @@ pub struct SyncArgs {
     confirm: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
@@ -108,25 +120,12 @@ pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
         target: args.target.clone(),
         data: true,
         confirm: args.confirm.clone(),
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let result = crate::ops::data::sync(root, &options, &progress);
     progress.finish();
-    match result {
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
-        }
-        Ok(report) => {
-            if args.format == Format::Json {
-                out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
-            } else {
-                out.report(&copy_text(&report));
-            }
-            ExitCode::from(u8::from(!report.succeeded()))
-        }
-    }
+    print_report(out, args.format, result, CopyReport::succeeded, |report| out.report(&copy_text(report)))
 }
 
 fn copy_text(report: &CopyReport) -> String {
@@ -221,9 +220,8 @@ pub struct MigrateArgs {
     auto_approve: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
@@ -237,33 +235,21 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
         (None, _, true) => Mode::Rollback,
         _ => Mode::Resume,
     };
-    let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.clone() };
+    let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.path() };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::migrate::migrate(root, &options, &approver, &progress);
     progress.finish();
-    let report = match result {
-        Ok(report) => report,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
-        }
-    };
-    if args.format == Format::Json {
-        out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
-    } else {
-        for deploy in &report.deploys {
+    print_report(out, args.format, result, MigrateReport::succeeded, |report| {
+        for deploy in report.deploys.iter().filter(|d| !d.succeeded()) {
             // Failed builds and retirements show their plan and errors.
-            if !deploy.succeeded() {
-                let _ = finish(Ok(deploy.clone()), out, &approver);
-            }
+            let _ = finish(Ok(deploy.clone()), out, &approver);
         }
         for warning in &report.warnings {
             out.status(&format!("warning: {warning}"));
         }
-        out.report(&migrate_text(root, &report));
-    }
-    ExitCode::from(u8::from(!report.succeeded()))
+        out.report(&migrate_text(root, report));
+    })
 }
 
 fn migrate_text(root: &Path, report: &MigrateReport) -> String {
@@ -347,9 +333,8 @@ struct PlaygroundNewArgs {
     /// Apply without asking.
     #[arg(long)]
     auto_approve: bool,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode {
@@ -360,7 +345,7 @@ pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode 
         owner: args.owner.clone(),
         ttl: args.ttl.clone(),
         no_apply: args.no_apply,
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress);
@@ -407,9 +392,8 @@ pub struct ReapArgs {
     confirm: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
@@ -417,25 +401,12 @@ pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
         dry_run: args.dry_run,
         all_ephemeral: args.all_ephemeral,
         confirm: args.confirm.clone(),
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let result = crate::ops::playground::reap(root, &options, &progress);
     progress.finish();
-    match result {
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
-        }
-        Ok(report) => {
-            if args.format == Format::Json {
-                out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
-            } else {
-                out.report(&reap_text(&report));
-            }
-            ExitCode::from(u8::from(!report.succeeded()))
-        }
-    }
+    print_report(out, args.format, result, ReapReport::succeeded, |report| out.report(&reap_text(report)))
 }
 
 fn reap_text(report: &ReapReport) -> String {

@@ -28,9 +28,8 @@ pub struct Target {
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
     #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
     release: Option<String>,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
     /// Run from an artifact built by `stamp build` (verified first) instead of the working tree.
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     artifact: Option<PathBuf>,
@@ -47,7 +46,7 @@ impl Target {
             accounts: self.accounts.clone(),
             all: self.all,
             version: self.release.clone(),
-            terraform: self.terraform.clone(),
+            terraform: self.terraform.path(),
             jobs: self.jobs,
             artifact: self.artifact.clone(),
         }
@@ -383,13 +382,12 @@ pub fn output(root: &Path, args: &OutputArgs, out: &Output) -> ExitCode {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  stamp doctor\n  stamp doctor --terraform /usr/local/bin/tofu")]
 pub struct DoctorArgs {
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitCode {
-    let found = deploy::doctor(args.terraform.as_deref());
+    let found = deploy::doctor(args.terraform.path().as_deref());
     let mut text = String::new();
     text.push_str(&format!("terraform: {}\n", found.terraform.as_deref().unwrap_or("not found")));
     if let (Some(flavor), Some(version)) = (&found.flavor, &found.version) {
@@ -421,16 +419,15 @@ pub struct PromoteArgs {
     /// Apply without asking.
     #[arg(long)]
     auto_approve: bool,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
     let options = crate::ops::promote::PromoteOptions {
         version: args.version.clone(),
         to: args.to.clone(),
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress);
@@ -478,9 +475,8 @@ pub struct DriftArgs {
     /// Write the report to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
-    #[arg(long, value_name = "PATH", env = "STAMP_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    #[command(flatten)]
+    terraform: super::TerraformArg,
 }
 
 pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
@@ -488,7 +484,7 @@ pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
     let options = crate::ops::drift::DriftOptions {
         accounts: args.accounts.clone(),
         reference: args.reference.clone(),
-        terraform: args.terraform.clone(),
+        terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
     let result = crate::ops::drift::drift(root, &options, &progress);

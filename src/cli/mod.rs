@@ -72,6 +72,20 @@ pub enum Command {
     Doctor(deploy::DoctorArgs),
 }
 
+/// `--terraform PATH` (or `STAMP_TERRAFORM`): which Terraform every command that runs it uses.
+#[derive(Debug, clap::Args)]
+pub struct TerraformArg {
+    /// The Terraform (or `OpenTofu`) binary. Default: `terraform`, then `tofu`, on PATH.
+    #[arg(id = "terraform", long = "terraform", value_name = "PATH", env = "STAMP_TERRAFORM")]
+    path: Option<PathBuf>,
+}
+
+impl TerraformArg {
+    pub fn path(&self) -> Option<PathBuf> {
+        self.path.clone()
+    }
+}
+
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
