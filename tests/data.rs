@@ -37,6 +37,9 @@ fn sql(database: &Path, statement: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A customer no environment is seeded with.
+const NEW_CUSTOMER: &str = "INSERT INTO customers VALUES (9001, 'New', 'new@example.com', 'DE', '2026-11-22');";
+
 fn first_api_key(database: &Path) -> String {
     let out = std::process::Command::new("python3")
         .args(["-c", "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute('SELECT api_key FROM credentials ORDER BY id').fetchone()[0])"])
@@ -136,10 +139,7 @@ fn clone_with_data_then_sync() {
     assert_eq!(snapshots(&project).len(), 2, "{:?}", snapshots(&project));
 
     // Sync at will: new rows in the source reach the target.
-    sql(
-        &database(&project, "local-staging"),
-        "INSERT INTO customers VALUES (9001, 'New', 'new@example.com', 'DE', '2026-11-22');",
-    );
+    sql(&database(&project, "local-staging"), NEW_CUSTOMER);
     let sync = project.tf(["sync", "local-staging", "local-qa"]).run().success();
     assert!(sync.stdout.contains("statistics equal"), "{}", sync.stdout);
     assert_eq!(counts(&database(&project, "local-qa"))["customers"], 51);
@@ -154,7 +154,10 @@ fn migration_builds_alongside_switches_and_retires() {
     let project = Project::local();
     project.tf(["apply", "local-prod", "--auto-approve", "--version", "1.0.0"]).run().success();
     project.tf(["build", "local-prod", "--version", "1.0.0"]).run().success();
+    // Data the new environment's own seeding would not have: only a restore brings it over.
+    sql(&database(&project, "local-prod"), NEW_CUSTOMER);
     let before = counts(&database(&project, "local-prod"));
+    assert_eq!(before["customers"], 1001);
 
     let migrate = project.tf(["migrate", "local-prod", "--to-version", "2.0.0", "--auto-approve"]).run().success();
     assert!(
@@ -234,15 +237,23 @@ fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
     assert_eq!(counts(&database(&project, "local-staging")), before);
 }
 
+/// Applies local-staging and starts its migration with [`KILLING_RESTORE`]: the `stamp`
+/// process dies by SIGKILL right after the restore, before journalling it. The old data's counts.
+fn killed_migration(project: &Project) -> serde_json::Value {
+    replace_restore_hook(project, KILLING_RESTORE);
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    sql(&database(project, "local-staging"), NEW_CUSTOMER);
+    let before = counts(&database(project, "local-staging"));
+    let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
+    assert_eq!(killed.code, -1, "stamp was not killed by the hook:\n{}", killed.snapshot());
+    assert!(project.env_dir("local-staging-green").exists());
+    before
+}
+
 #[test]
 fn migration_killed_between_steps_resumes() {
     let project = Project::local();
-    replace_restore_hook(&project, KILLING_RESTORE);
-    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
-    let before = counts(&database(&project, "local-staging"));
-
-    let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
-    assert_ne!(killed.code, 0, "{}", killed.snapshot());
+    let before = killed_migration(&project);
     let journal: serde_json::Value =
         serde_json::from_str(&project.read(".stamp/ledger/migrations/local-staging.json")).unwrap();
     let done: Vec<&str> = journal["done"].as_array().unwrap().iter().map(|d| d[0].as_str().unwrap()).collect();
@@ -253,7 +264,8 @@ fn migration_killed_between_steps_resumes() {
     assert!(resume.stdout.contains("finished"), "{}", resume.stdout);
     // The steps done before the kill are not run again.
     assert!(resume.stdout.contains("done: new version built alongside (earlier)"), "{}", resume.stdout);
-    assert!(!resume.stdout.contains("snapshot restored into the new environment (earlier)"), "{}", resume.stdout);
+    // The restore the kill interrupted is run again, now.
+    assert!(resume.stdout.contains("done: snapshot restored into the new environment  "), "{}", resume.stdout);
     assert_eq!(snapshots(&project).len(), 1);
     assert_eq!(counts(&database(&project, "local-staging-green")), before);
     assert!(!project.env_dir("local-staging").exists());
@@ -262,12 +274,7 @@ fn migration_killed_between_steps_resumes() {
 #[test]
 fn migration_killed_between_steps_rolls_back() {
     let project = Project::local();
-    replace_restore_hook(&project, KILLING_RESTORE);
-    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
-    let before = counts(&database(&project, "local-staging"));
-    let killed = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run();
-    assert_ne!(killed.code, 0, "{}", killed.snapshot());
-    assert!(project.env_dir("local-staging-green").exists());
+    let before = killed_migration(&project);
 
     let rollback = project.tf(["migrate", "local-staging", "--rollback", "--auto-approve"]).run().success();
     assert!(rollback.stdout.contains("rolled back"), "{}", rollback.stdout);
