@@ -95,17 +95,9 @@ render: build
 	@test -n "$(ACCOUNT)" || { echo "usage: make render ACCOUNT=<name>"; exit 2; }
 	$(STAMP) render $(ACCOUNT)
 
-plan: build terraform
-	@test -n "$(ACCOUNT)" || { echo "usage: make plan ACCOUNT=<name>"; exit 2; }
-	$(STAMP) plan $(ACCOUNT)
-
-apply: build terraform
-	@test -n "$(ACCOUNT)" || { echo "usage: make apply ACCOUNT=<name>"; exit 2; }
-	$(STAMP) apply $(ACCOUNT)
-
-destroy: build terraform
-	@test -n "$(ACCOUNT)" || { echo "usage: make destroy ACCOUNT=<name>"; exit 2; }
-	$(STAMP) destroy $(ACCOUNT)
+plan apply destroy: build terraform
+	@test -n "$(ACCOUNT)" || { echo "usage: make $@ ACCOUNT=<name>"; exit 2; }
+	$(STAMP) $@ $(ACCOUNT)
 
 stage: build terraform
 	$(STAMP) apply $(STAGE) --auto-approve
