@@ -62,26 +62,21 @@ pub fn format_time(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-/// The time this run started (see [`now`]): an ephemeral account created by this run is
-/// tagged, and recorded in the ledger, with it.
+/// The time this run started: an ephemeral account created by this run is tagged, and
+/// recorded in the ledger, with it.
 pub fn run_started() -> SystemTime {
     static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
-    *STARTED.get_or_init(now)
+    *STARTED.get_or_init(SystemTime::now)
 }
 
-/// [`now`], or why `STAMP_NOW` is not a time.
-pub fn now_checked() -> Result<SystemTime, String> {
+/// The time expiry is judged by: now, or `STAMP_NOW` (RFC 3339) to rehearse ("what would
+/// `stamp reap --dry-run` do tomorrow?"); `Err` says why `STAMP_NOW` is not a time.
+pub fn judged_at() -> Result<SystemTime, String> {
     match std::env::var("STAMP_NOW") {
         Ok(text) => humantime::parse_rfc3339_weak(&text)
             .map_err(|e| format!("`STAMP_NOW={text}` is not a time like 2026-11-22T08:00:00Z: {e}")),
         Err(_) => Ok(SystemTime::now()),
     }
-}
-
-/// The current time; `STAMP_NOW` (RFC 3339) overrides it, so expiry can be tested and
-/// rehearsed ("what would `reap` do tomorrow?").
-pub fn now() -> SystemTime {
-    std::env::var("STAMP_NOW").ok().and_then(|t| humantime::parse_rfc3339_weak(&t).ok()).unwrap_or_else(SystemTime::now)
 }
 
 #[cfg(test)]

@@ -375,7 +375,8 @@ pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode 
 /// Protected and non-ephemeral accounts are never reaped. A reaped playground's file (written
 /// by `stamp playground new`) is deleted too. Runs unattended (e.g. hourly from CI);
 /// `--dry-run` only reports. The kill switch `--all-ephemeral --confirm kill-switch` reaps every
-/// ephemeral account, expired or not. `STAMP_NOW` (RFC 3339) sets the time to judge by.
+/// ephemeral account, expired or not. With `--dry-run`, `STAMP_NOW` (RFC 3339) sets the time to
+/// judge by (a real reap refuses it).
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp reap --dry-run\n  stamp reap\n  stamp reap --all-ephemeral --confirm kill-switch\n  STAMP_NOW=2026-12-01T00:00:00Z stamp reap --dry-run   # what would go by then"

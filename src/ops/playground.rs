@@ -236,7 +236,7 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
     let workspace = Workspace::load(root)?;
     let project = &workspace.project;
     let ledger = Ledger::of(project);
-    let now = crate::ephemeral::now_checked().map_err(refuse)?;
+    let now = crate::ephemeral::judged_at().map_err(refuse)?;
     if std::env::var_os("STAMP_NOW").is_some() && !options.dry_run {
         return Err(refuse("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now"));
     }
