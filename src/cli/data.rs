@@ -11,7 +11,7 @@ use super::progress::Shown;
 use super::{Format, Output};
 use crate::ops::data::{CopyOptions, CopyReport, DataCopy};
 use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode, Status};
-use crate::ops::playground::{PlaygroundOptions, ReapOptions, ReapReport};
+use crate::ops::playground::{PlaygroundOptions, ReapAction, ReapOptions, ReapReport};
 
 /// Create or update TARGET from the blueprint version SOURCE runs, optionally with its data.
 ///
@@ -423,8 +423,8 @@ fn reap_text(report: &ReapReport) -> String {
         text,
         "{} ephemeral accounts: {} destroyed, {} to destroy; {} non-ephemeral accounts left alone",
         report.accounts.len(),
-        report.accounts.iter().filter(|a| a.action == "destroyed").count(),
-        report.accounts.iter().filter(|a| a.action == "would destroy").count(),
+        report.accounts.iter().filter(|a| a.action == ReapAction::Destroyed).count(),
+        report.accounts.iter().filter(|a| a.action == ReapAction::WouldDestroy).count(),
         report.not_ephemeral
     );
     text

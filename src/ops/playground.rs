@@ -197,9 +197,33 @@ pub struct Reaped {
     pub account: String,
     pub owner: String,
     pub expires_at: Option<String>,
-    /// `destroyed`, `would destroy`, `kept`, `failed`.
-    pub action: String,
+    pub action: ReapAction,
     pub reason: String,
+}
+
+/// What `reap` did (or, in a dry run, would do) with an ephemeral account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReapAction {
+    Kept,
+    /// Chosen to be destroyed (a dry run stops here).
+    WouldDestroy,
+    Destroyed,
+    Failed,
+    /// Its `owner`, `ttl` or `created_at` is missing or malformed.
+    Invalid,
+}
+
+impl std::fmt::Display for ReapAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Kept => "kept",
+            Self::WouldDestroy => "would destroy",
+            Self::Destroyed => "destroyed",
+            Self::Failed => "failed",
+            Self::Invalid => "invalid",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,7 +237,7 @@ pub struct ReapReport {
 
 impl ReapReport {
     pub fn succeeded(&self) -> bool {
-        self.accounts.iter().all(|a| a.action != "failed" && a.action != "invalid")
+        self.accounts.iter().all(|a| !matches!(a.action, ReapAction::Failed | ReapAction::Invalid))
     }
 }
 
@@ -242,7 +266,6 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
     }
     let mut report =
         ReapReport { accounts: Vec::new(), not_ephemeral: 0, destroys: Vec::new(), removed_files: Vec::new() };
-    let mut doomed = Vec::new();
     for account in &project.accounts {
         let lifetime = match Lifetime::of(account) {
             Ok(Some(lifetime)) => lifetime,
@@ -255,7 +278,7 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
                     account: account.name.clone(),
                     owner: String::new(),
                     expires_at: None,
-                    action: "invalid".into(),
+                    action: ReapAction::Invalid,
                     reason: format!("{problem} (in `{}`)", account.display),
                 });
                 continue;
@@ -265,32 +288,31 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
         let expired = lifetime.expired(now);
         let migrating = super::migrate::in_progress(project, &account.name).is_some();
         let (action, reason) = if account.is_protected() {
-            ("kept", "protected: never reaped".to_string())
+            (ReapAction::Kept, "protected: never reaped")
         } else if migrating {
-            ("kept", "a migration is under way".to_string())
+            (ReapAction::Kept, "a migration is under way")
         } else if !deployed {
-            ("kept", "not deployed".to_string())
+            (ReapAction::Kept, "not deployed")
         } else if options.all_ephemeral {
-            ("destroy", "kill switch".to_string())
+            (ReapAction::WouldDestroy, "kill switch")
         } else if expired {
-            ("destroy", "expired".to_string())
+            (ReapAction::WouldDestroy, "expired")
         } else {
-            ("kept", "not expired yet".to_string())
+            (ReapAction::Kept, "not expired yet")
         };
-        if action == "destroy" {
-            doomed.push(account.name.clone());
-        }
         report.accounts.push(Reaped {
             account: account.name.clone(),
             owner: lifetime.owner.clone(),
             expires_at: lifetime.created_at.map(|_| format_time(lifetime.expires_at(now))),
-            action: if action == "destroy" && options.dry_run { "would destroy" } else { action }.to_string(),
-            reason,
+            action,
+            reason: reason.to_string(),
         });
     }
-    if options.dry_run || doomed.is_empty() {
+    if options.dry_run {
         return Ok(report);
     }
+    let doomed: Vec<String> =
+        report.accounts.iter().filter(|a| a.action == ReapAction::WouldDestroy).map(|a| a.account.clone()).collect();
     // One at a time: an account that cannot be destroyed does not keep the others alive.
     for name in &doomed {
         let destroy = ApplyOptions {
@@ -313,11 +335,11 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
         let entry = report.accounts.iter_mut().find(|a| &a.account == name).expect("reported above");
         match failure {
             Some(error) => {
-                entry.action = "failed".into();
+                entry.action = ReapAction::Failed;
                 entry.reason = format!("{}: {error}", entry.reason);
             }
             None => {
-                entry.action = "destroyed".into();
+                entry.action = ReapAction::Destroyed;
                 let account = project.account(name).expect("chosen above");
                 if is_playground_file(&account.path) && fs_err::remove_file(&account.path).is_ok() {
                     report.removed_files.push(account.display.clone());
