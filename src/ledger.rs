@@ -103,15 +103,21 @@ pub fn created_at(records: &[Record], slot: Slot) -> Option<String> {
 }
 
 /// Sets each account's live slot and creation time from the ledger (and its `created_at`).
+/// Every command loads the project through here: the ledger folder is listed once, and only
+/// the files of accounts that were ever deployed are read.
 pub fn annotate(project: &mut Project) {
     let ledger = Ledger::of(project);
-    let present = ledger.dir.is_dir();
+    let deployed: std::collections::HashSet<String> = fs_err::read_dir(&ledger.dir)
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string)).collect()
+        })
+        .unwrap_or_default();
     for account in &mut project.accounts {
-        annotate_account(&ledger, present, account);
+        annotate_account(&ledger, deployed.contains(&account.name), account);
     }
 }
 
-/// [`annotate`] for one account.
+/// [`annotate`] for one account (`present`: it has a ledger file).
 pub fn annotate_account(ledger: &Ledger, present: bool, account: &mut crate::config::Account) {
     let records = if present { ledger.records(&account.name) } else { Vec::new() };
     account.slot = live_slot(&records);
