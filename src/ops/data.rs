@@ -83,24 +83,16 @@ pub(crate) fn refuse(message: impl Into<String>) -> Report {
 /// The two accounts, checked: distinct, same archetype, target's data may be overwritten.
 fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Account, &'w Account), Report> {
     let project = &workspace.project;
-    let find = |name: &str, role: &str| {
-        project.account(name).ok_or_else(|| {
-            let mut message = format!("unknown {role} account `{name}`");
-            if let Some(near) = crate::diagnostics::did_you_mean(name, project.accounts.iter().map(|a| a.name.as_str()))
-            {
-                message.push_str(&format!(" (did you mean `{near}`?)"));
-            }
-            if role == "target" {
-                message.push_str(&format!(
-                    "; a clone needs its own config: write `{}/{name}.yaml` with its own CIDRs, zones and sizes",
-                    project.file.accounts.display()
-                ));
-            }
-            refuse(message)
-        })
-    };
-    let source = find(&options.source, "source")?;
-    let target = find(&options.target, "target")?;
+    let source = workspace.account(&options.source)?;
+    let target = workspace.account(&options.target).map_err(|mut report| {
+        let hint = format!(
+            "a clone needs its own config: write `{}/{}.yaml` with its own CIDRs, zones and sizes",
+            project.file.accounts.display(),
+            options.target
+        );
+        report.diagnostics = report.diagnostics.into_iter().map(|d| d.hint(hint.clone())).collect();
+        report
+    })?;
     for account in [source, target] {
         if let Some(message) = super::migrate::in_progress(project, &account.name) {
             return Err(refuse(message));

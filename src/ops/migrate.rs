@@ -215,9 +215,7 @@ pub fn migrate(
 ) -> Result<MigrateReport, Report> {
     let workspace = Workspace::load(root)?;
     let project = &workspace.project;
-    let Some(account) = project.account(&options.account) else {
-        return Err(refuse(format!("unknown account `{}`", options.account)));
-    };
+    let account = workspace.account(&options.account)?;
     let name = account.name.clone();
     let _lock = AccountLock::acquire(&project.root.join(".stamp/locks/migrations").join(format!("{name}.lock")), &name)
         .map_err(refuse)?;

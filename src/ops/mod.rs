@@ -19,7 +19,7 @@ pub mod schema;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::config::Project;
+use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean};
 
 /// A loaded project plus the diagnostics found while loading it.
@@ -71,15 +71,24 @@ impl Workspace {
                 }
                 continue;
             }
-            let mut d = Diagnostic::error("account.unknown", format!("unknown account `{name}`"))
-                .at(Location::file_only(crate::config::project::PROJECT_FILE));
-            if let Some(near) = did_you_mean(name, self.project.accounts.iter().map(|a| a.name.as_str())) {
-                d = d.hint(format!("did you mean `{near}`?"));
-            }
-            d = d.hint("an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file");
+            let d = self.unknown_account(name);
             self.diagnostics.push(d);
         }
         selected
+    }
+
+    /// The project's account `name` (or file), or the error saying it is unknown.
+    pub fn account(&self, name: &str) -> Result<&Account, Report> {
+        self.project.account(name).ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))
+    }
+
+    fn unknown_account(&self, name: &str) -> Diagnostic {
+        let mut d = Diagnostic::error("account.unknown", format!("unknown account `{name}`"))
+            .at(Location::file_only(crate::config::project::PROJECT_FILE));
+        if let Some(near) = did_you_mean(name, self.project.accounts.iter().map(|a| a.name.as_str())) {
+            d = d.hint(format!("did you mean `{near}`?"));
+        }
+        d.hint("an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file")
     }
 
     /// Moves `account` to `slot` (e.g. to render the environment a migration builds alongside).

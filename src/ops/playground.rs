@@ -65,9 +65,7 @@ pub fn new(
             "`stamp.yaml` has no `playgrounds:` settings: add `playgrounds: {cidr_pool: 10.200.0.0/16, zone_suffix: play.example.internal}`",
         ));
     };
-    let Some(source) = project.account(&options.from) else {
-        return Err(refuse(format!("unknown account `{}` (see `stamp list`)", options.from)));
-    };
+    let source = workspace.account(&options.from)?;
     if !crate::config::project::valid_account_name(&options.name) {
         return Err(refuse(format!(
             "invalid playground name `{}`: use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit, not ending in `-green`",
