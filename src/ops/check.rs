@@ -145,6 +145,29 @@ pub fn validate_and_render_in(
     Ok(Checked { workspace, version, trees, diagnostics })
 }
 
+/// Renders one account of `workspace`, in `slot`, for its work folder: the tree, or why not.
+pub fn render_one(
+    mut workspace: Workspace,
+    account: &str,
+    slot: crate::config::Slot,
+    version: VersionSpec<'_>,
+) -> Result<Tree, String> {
+    workspace.set_slot(account, slot);
+    let kept = std::sync::Mutex::new(None);
+    let keep = |_: &Account, _: &Path, tree: Tree| {
+        *kept.lock().expect("kept lock") = Some(tree);
+        Ok(None)
+    };
+    let work_dir = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
+    let checked = validate_and_render_in(workspace, &[account.to_string()], version, &work_dir, &keep)
+        .map_err(|r| r.messages())?;
+    kept.into_inner().expect("kept lock").ok_or_else(|| {
+        let errors: Vec<&str> =
+            checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.message.as_str()).collect();
+        format!("account `{account}` does not render: {}", errors.join("; "))
+    })
+}
+
 /// The default folder an account renders to: `build/<account>` in the project.
 pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::PathBuf {
     workspace.project.root.join("build").join(&account.name)

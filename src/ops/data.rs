@@ -4,13 +4,12 @@
 //! TARGET's own data, take TARGET offline, restore, scrub, bring it back, compare statistics.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
-use super::check::{Checked, VersionSpec, validate_and_render_in};
+use super::check::{Checked, VersionSpec, render_one, validate_and_render_in};
 use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
 use super::drift::{ParityIssue, parity};
 use super::revision::Revision;
@@ -20,7 +19,6 @@ use crate::ledger::Ledger;
 use crate::pipeline::AccountRun;
 use crate::pipeline::account::{Dirs, Progress};
 use crate::pipeline::data::{StatDifference, Step, compare_stats, parse_stats, snapshot_id};
-use crate::render::Tree;
 use crate::terraform::Terraform;
 use crate::version::BuildVersion;
 
@@ -256,8 +254,10 @@ impl<'a> DataSide<'a> {
         let mut run = AccountRun::start(project, account, terraform, progress)
             .map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
         if !run.is_prepared() {
-            let tree =
-                current_tree(project, account).map_err(|r| format!("{}: {}", account.instance(), r.messages()))?;
+            let tree = Workspace::load(&project.root)
+                .map_err(|r| r.messages())
+                .and_then(|w| render_one(w, &account.name, account.slot, VersionSpec::Release(None)))
+                .map_err(|e| format!("{}: {e}", account.instance()))?;
             run.prepare(&tree).map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
         }
         let env = run.data_env().map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
@@ -290,29 +290,6 @@ impl<'a> DataSide<'a> {
     pub(crate) fn restore(&mut self, snapshot: &str, of: &str) -> Result<String, String> {
         self.hook(Step::Restore, &[("STAMP_SNAPSHOT_ID", snapshot), ("STAMP_SNAPSHOT_ACCOUNT", of)])
     }
-}
-
-/// Renders `account` (in its slot) as it is now, for its work folder.
-fn current_tree(project: &Project, account: &Account) -> Result<Tree, Report> {
-    let kept = Mutex::new(None);
-    let keep = |_: &Account, _: &Path, tree: Tree| {
-        *kept.lock().expect("kept lock") = Some(tree);
-        Ok(None)
-    };
-    let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
-    let mut workspace = Workspace::load(&project.root)?;
-    workspace.set_slot(&account.name, account.slot);
-    let checked = validate_and_render_in(
-        workspace,
-        std::slice::from_ref(&account.name),
-        VersionSpec::Release(None),
-        &work_dir,
-        &keep,
-    )?;
-    if checked.diagnostics.iter().any(|d| d.severity == crate::diagnostics::Severity::Error) {
-        return Err(Report::new(checked.diagnostics, checked.workspace.project.sources.clone()));
-    }
-    kept.into_inner().expect("kept lock").ok_or_else(|| refuse(format!("`{}` did not render", account.name)))
 }
 
 /// Copies SOURCE's data into TARGET: snapshot TARGET (its own data is kept), snapshot SOURCE,

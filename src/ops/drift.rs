@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::check::{VersionSpec, validate_and_render};
+use super::check::{VersionSpec, render_one, validate_and_render};
 use super::revision::Revision;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
@@ -183,27 +183,11 @@ fn live(
     // Rebuild exactly what was deployed (builds are reproducible) and plan it.
     let deployed = BuildVersion { version, commit: commit.clone(), dirty: false };
     let rebuilt = Revision::checkout(&project.root, &commit).and_then(|revision| {
-        let kept = Mutex::new(None);
-        let keep = |_: &Account, _: &Path, tree: Tree| {
-            *kept.lock().expect("kept lock") = Some(tree);
-            Ok(None)
-        };
-        // The work folder inside the checkout: relative paths (local state) come out as deployed.
-        let here = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-        let mut workspace = super::Workspace::load(&revision.root).map_err(|r| r.messages())?;
-        // The checkout has no ledger: the account's live slot is this project's.
-        workspace.set_slot(&account.name, account.slot);
-        super::check::validate_and_render_in(
-            workspace,
-            std::slice::from_ref(&account.name),
-            VersionSpec::Exact(deployed),
-            &here,
-            &keep,
-        )
-        .map_err(|r| r.messages())?;
-        kept.into_inner()
-            .expect("kept lock")
-            .ok_or_else(|| format!("account `{}` does not render at {commit}", account.name))
+        // Rendered for its work folder inside the checkout: relative paths (local state) come
+        // out as deployed. The checkout has no ledger: the live slot is this project's.
+        let workspace = super::Workspace::load(&revision.root).map_err(|r| r.messages())?;
+        render_one(workspace, &account.name, account.slot, VersionSpec::Exact(deployed))
+            .map_err(|e| format!("{e} (at {commit})"))
     });
     match rebuilt {
         Err(e) => entry.notes.push(format!("cannot rebuild the deployed version: {e}")),
