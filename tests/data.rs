@@ -323,7 +323,12 @@ fn playgrounds_are_tagged_and_reaped() {
     assert!(file.contains("cidr: 10.200.1.0/24") && file.contains("ephemeral: true"), "{file}");
     let tags = project.read(".stamp/work/play-new/stamp_metadata.tf");
     assert!(tags.contains("\"StampOwner\"         = \"bob@acme.example\""), "{tags}");
-    assert!(tags.contains("\"StampCreatedAt\"") && tags.contains("\"StampExpiresAt\""), "{tags}");
+    // Created when the file says, expiring three days later.
+    let created = file.lines().find_map(|l| l.strip_prefix("created_at: ")).unwrap().trim_matches('"');
+    let expires = humantime::parse_rfc3339(created).unwrap() + Duration::from_secs(3 * 24 * 3600);
+    assert!(tags.contains(&format!("\"StampCreatedAt\"     = \"{created}\"")), "{tags}");
+    let expires = humantime::format_rfc3339_seconds(expires);
+    assert!(tags.contains(&format!("\"StampExpiresAt\"     = \"{expires}\"")), "{tags}");
     // The tags come from the file, not the clock: planning again changes nothing.
     project.tf(["plan", "play-new"]).run().success();
 
