@@ -389,13 +389,29 @@ fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// Reads a project file, refusing one larger than Stamp reads before reading it.
 fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
-    fs_err::read_to_string(path).map_err(|e| {
+    let failure = |e: std::io::Error| {
         let reason = crate::diagnostics::io_reason(&e);
         Box::new(
             Diagnostic::error("io.read", format!("cannot read `{display}`: {reason}")).at(Location::file_only(display)),
         )
-    })
+    };
+    let size = fs_err::metadata(path).map_err(failure)?.len();
+    if size > yaml::MAX_BYTES as u64 {
+        return Err(Box::new(
+            Diagnostic::error(
+                "yaml.too-large",
+                format!(
+                    "`{display}` is {} KiB: Stamp reads files of at most {} KiB",
+                    size / 1024,
+                    yaml::MAX_BYTES / 1024
+                ),
+            )
+            .at(Location::file_only(display)),
+        ));
+    }
+    fs_err::read_to_string(path).map_err(failure)
 }
 
 fn load_project_file(root: &Path, sources: &Sources) -> Result<ProjectFile, Box<Diagnostic>> {

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr::{Scalar, ScalarStyle};
+use saphyr_parser::Event;
 use serde_json::{Map, Number, Value};
 
 use crate::diagnostics::{Diagnostic, Location};
@@ -53,99 +54,253 @@ pub struct Document {
     pub positions: Positions,
 }
 
+/// The largest YAML file Stamp reads: account configs are a few KiB; the limit only has to stop
+/// a file that would take the memory or the time of every command.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of maps and lists Stamp reads (real configs nest a handful of levels).
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses one YAML document. `file` is the display name used in diagnostics.
+///
+/// Built from the parser's events, not from a loaded tree, so that hostile input is refused
+/// before it can cost anything: aliases (which a loader expands, a billion laughs), nesting
+/// deeper than [`MAX_DEPTH`], files larger than [`MAX_BYTES`], keys that collide once read
+/// (`1:` and `"1":`), integers that do not fit 64 bits and numbers that are not finite are
+/// errors at their place; nothing here recurses.
 pub fn parse(file: &str, text: &str) -> Result<Document, Box<Diagnostic>> {
-    let docs = MarkedYaml::load_from_str(text).map_err(|e| {
-        let marker = e.marker();
-        Box::new(Diagnostic::error("yaml.syntax", format!("invalid YAML: {}", e.info())).at(Location::new(
-            file,
-            marker.line(),
-            marker.col() + 1,
-        )))
-    })?;
-    let mut docs = docs.into_iter();
-    let Some(doc) = docs.next() else {
-        return Ok(Document { value: Value::Null, positions: Positions::default() });
-    };
-    if let Some(extra) = docs.next() {
+    if text.len() > MAX_BYTES {
         return Err(Box::new(
-            Diagnostic::error("yaml.multiple-documents", "expected one YAML document, found several")
-                .at(Location::new(file, extra.span.start.line(), 1))
-                .hint("remove the `---` separator: each account has its own file"),
+            Diagnostic::error(
+                "yaml.too-large",
+                format!(
+                    "`{file}` is {} KiB: Stamp reads YAML files of at most {} KiB",
+                    text.len() / 1024,
+                    MAX_BYTES / 1024
+                ),
+            )
+            .at(Location::file_only(file)),
         ));
     }
-    let mut positions = Positions::default();
-    let value = convert(file, &doc, String::new(), &mut positions)?;
-    Ok(Document { value, positions })
+    Loader { file, positions: Positions::default(), stack: Vec::new(), root: None, documents: 0 }.run(text)
 }
 
-fn pos_of(node: &MarkedYaml<'_>) -> Pos {
-    let (start, end) = (node.span.start, node.span.end);
+/// A map or list being read, with the pointer of its node.
+enum Frame {
+    Map { map: Map<String, Value>, pointer: String, pos: Pos, key: Option<(String, Pos)> },
+    List { items: Vec<Value>, pointer: String, pos: Pos },
+}
+
+struct Loader<'f> {
+    file: &'f str,
+    positions: Positions,
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    documents: usize,
+}
+
+impl Loader<'_> {
+    fn run(mut self, text: &str) -> Result<Document, Box<Diagnostic>> {
+        let mut parser = saphyr_parser::Parser::new_from_str(text);
+        while let Some(event) = parser.next_event() {
+            let (event, span) = event.map_err(|e| {
+                let marker = e.marker();
+                self.boxed("yaml.syntax", format!("invalid YAML: {}", e.info()), marker.line(), marker.col() + 1)
+            })?;
+            let pos = pos_of(span);
+            match event {
+                Event::DocumentStart(_) => {
+                    self.documents += 1;
+                    if self.documents > 1 {
+                        return Err(Box::new(
+                            self.error_at(
+                                "yaml.multiple-documents",
+                                "expected one YAML document, found several",
+                                pos.line,
+                                1,
+                            )
+                            .hint("remove the `---` separator: each account has its own file"),
+                        ));
+                    }
+                }
+                Event::Alias(_) => {
+                    return Err(self.boxed(
+                        "yaml.alias",
+                        "YAML aliases (`*name`) are not supported: write the value out",
+                        pos.line,
+                        pos.column,
+                    ));
+                }
+                Event::Scalar(value, style, _, tag) => {
+                    let scalar = self.scalar(&value, style, tag.as_ref(), pos)?;
+                    self.value(scalar, pos)?;
+                }
+                Event::SequenceStart(..) => {
+                    let pointer = self.child_pointer(pos)?;
+                    self.open(Frame::List { items: Vec::new(), pointer, pos }, pos)?;
+                }
+                Event::MappingStart(..) => {
+                    let pointer = self.child_pointer(pos)?;
+                    self.open(Frame::Map { map: Map::new(), pointer, pos, key: None }, pos)?;
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (value, pointer, pos) = match self.stack.pop() {
+                        Some(Frame::List { items, pointer, pos }) => (Value::Array(items), pointer, pos),
+                        Some(Frame::Map { map, pointer, pos, .. }) => (Value::Object(map), pointer, pos),
+                        None => continue,
+                    };
+                    self.positions.values.insert(pointer, pos);
+                    self.attach(value, pos)?;
+                }
+                Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            }
+        }
+        Ok(Document { value: self.root.unwrap_or(Value::Null), positions: self.positions })
+    }
+
+    fn error_at(&self, code: &'static str, message: impl Into<String>, line: usize, column: usize) -> Diagnostic {
+        Diagnostic::error(code, message).at(Location::new(self.file, line, column))
+    }
+
+    fn boxed(&self, code: &'static str, message: impl Into<String>, line: usize, column: usize) -> Box<Diagnostic> {
+        Box::new(self.error_at(code, message, line, column))
+    }
+
+    /// The pointer a new node gets: its key's in a map (whose key must be a scalar), its index
+    /// in a list.
+    fn child_pointer(&self, pos: Pos) -> Result<String, Box<Diagnostic>> {
+        match self.stack.last() {
+            None => Ok(String::new()),
+            Some(Frame::List { items, pointer, .. }) => Ok(format!("{pointer}/{}", items.len())),
+            Some(Frame::Map { pointer, key: Some((key, _)), .. }) => Ok(format!("{pointer}/{}", escape_pointer(key))),
+            Some(Frame::Map { key: None, .. }) => {
+                Err(self.boxed("yaml.key", "mapping keys must be strings, not maps or lists", pos.line, pos.column))
+            }
+        }
+    }
+
+    fn open(&mut self, frame: Frame, pos: Pos) -> Result<(), Box<Diagnostic>> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(self.boxed(
+                "yaml.too-deep",
+                format!("maps and lists nest deeper than {MAX_DEPTH} levels here"),
+                pos.line,
+                pos.column,
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// A scalar: a map's key, or a value.
+    fn value(&mut self, value: Value, pos: Pos) -> Result<(), Box<Diagnostic>> {
+        let Some(Frame::Map { key: None, map, pointer, .. }) = self.stack.last() else {
+            let pointer = self.child_pointer(pos)?;
+            self.positions.values.insert(pointer, pos);
+            return self.attach(value, pos);
+        };
+        let name = match value {
+            Value::String(s) => s,
+            Value::Null => {
+                return Err(self.boxed("yaml.key", "mapping keys must be strings, not null", pos.line, pos.column));
+            }
+            other => other.to_string(),
+        };
+        if map.contains_key(&name) {
+            let child = format!("{pointer}/{}", escape_pointer(&name));
+            let first = self.positions.keys.get(&child).map_or(0, |p| p.line);
+            return Err(Box::new(
+                self.error_at("yaml.duplicate-key", format!("duplicate key `{name}`"), pos.line, pos.column)
+                    .hint(format!("`{name}` is set on line {first} already (`1` and `\"1\"` are the same key)")),
+            ));
+        }
+        if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+            *key = Some((name, pos));
+        }
+        Ok(())
+    }
+
+    /// Adds a finished node to its parent (or makes it the document).
+    fn attach(&mut self, value: Value, pos: Pos) -> Result<(), Box<Diagnostic>> {
+        let keyless = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+        if keyless {
+            return Err(self.boxed(
+                "yaml.key",
+                "mapping keys must be strings, not maps or lists",
+                pos.line,
+                pos.column,
+            ));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::List { items, .. }) => items.push(value),
+            Some(Frame::Map { map, pointer, key, .. }) => {
+                if let Some((name, key_pos)) = key.take() {
+                    self.positions.keys.insert(format!("{pointer}/{}", escape_pointer(&name)), key_pos);
+                    map.insert(name, value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a scalar with YAML's core schema, refusing what would be read wrongly.
+    fn scalar(
+        &self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&std::borrow::Cow<'_, saphyr::Tag>>,
+        pos: Pos,
+    ) -> Result<Value, Box<Diagnostic>> {
+        let error = |message: String| self.boxed("yaml.value", message, pos.line, pos.column);
+        let resolved = Scalar::parse_from_cow_and_metadata(text.into(), style, tag)
+            .ok_or_else(|| error(format!("`{}` cannot be read as its tag says", short(text))))?;
+        let is_integer_text = style == ScalarStyle::Plain && looks_like_integer(text);
+        match resolved {
+            Scalar::Integer(i) => Ok(Value::Number(i.into())),
+            _ if is_integer_text => Err(error(format!(
+                "the integer `{}` does not fit in 64 bits: quote it if it is an identifier (`\"{}\"`)",
+                short(text),
+                short(text)
+            ))),
+            Scalar::Null => Ok(Value::Null),
+            Scalar::Boolean(b) => Ok(Value::Bool(b)),
+            Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
+                .map(Value::Number)
+                .ok_or_else(|| error("numbers that are not finite (`.nan`, `.inf`, `1e999`) are not supported".into())),
+            Scalar::String(s) => Ok(Value::String(s.into_owned())),
+        }
+    }
+}
+
+/// A plain scalar written as an integer (decimal, `0x` hex or `0o` octal), whatever its size.
+fn looks_like_integer(text: &str) -> bool {
+    if let Some(hex) = text.strip_prefix("0x") {
+        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    if let Some(octal) = text.strip_prefix("0o") {
+        return !octal.is_empty() && octal.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A value's text for a message, cut when long.
+fn short(text: &str) -> String {
+    if text.chars().count() > 40 {
+        format!("{}...", text.chars().take(37).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+fn pos_of(span: saphyr_parser::Span) -> Pos {
+    let (start, end) = (span.start, span.end);
     Pos {
         line: start.line(),
         column: start.col() + 1,
         end_column: (end.line() == start.line() && end.col() > start.col()).then(|| end.col() + 1),
     }
-}
-
-fn convert(
-    file: &str,
-    node: &MarkedYaml<'_>,
-    pointer: String,
-    positions: &mut Positions,
-) -> Result<Value, Box<Diagnostic>> {
-    let pos = pos_of(node);
-    let error = |message: String| {
-        Box::new(Diagnostic::error("yaml.value", message).at(Location::new(file, pos.line, pos.column)))
-    };
-    let value = match &node.data {
-        YamlData::Value(scalar) => scalar_to_json(scalar)
-            .ok_or_else(|| error("numbers that are not finite (`.nan`, `.inf`) are not supported".into()))?,
-        YamlData::Sequence(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(convert(file, item, format!("{pointer}/{i}"), positions)?);
-            }
-            Value::Array(out)
-        }
-        YamlData::Mapping(entries) => {
-            let mut out = Map::new();
-            for (key, item) in entries {
-                let name = match &key.data {
-                    YamlData::Value(Scalar::String(s)) => s.to_string(),
-                    YamlData::Value(other) => match scalar_to_json(other) {
-                        Some(Value::Null) | None => {
-                            return Err(error("mapping keys must be strings".into()));
-                        }
-                        Some(v) => v.to_string(),
-                    },
-                    _ => return Err(error("mapping keys must be strings".into())),
-                };
-                let child = format!("{pointer}/{}", escape_pointer(&name));
-                positions.keys.insert(child.clone(), pos_of(key));
-                let converted = convert(file, item, child, positions)?;
-                out.insert(name, converted);
-            }
-            Value::Object(out)
-        }
-        YamlData::Tagged(_, inner) => return convert(file, inner, pointer, positions),
-        YamlData::Alias(_) => return Err(error("YAML aliases (`*name`) are not supported".into())),
-        YamlData::BadValue | YamlData::Representation(..) => {
-            return Err(error("value cannot be read (a tag that does not fit its value?)".into()));
-        }
-    };
-    positions.values.insert(pointer, pos);
-    Ok(value)
-}
-
-fn scalar_to_json(scalar: &Scalar<'_>) -> Option<Value> {
-    Some(match scalar {
-        Scalar::Null => Value::Null,
-        Scalar::Boolean(b) => Value::Bool(*b),
-        Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => Value::Number(Number::from_f64(f.into_inner())?),
-        Scalar::String(s) => Value::String(s.to_string()),
-    })
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).
@@ -214,5 +369,53 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         assert!(parse("d.yaml", "a: 1\na: 2\n").is_err());
+        // Different YAML keys that read as the same text.
+        let err = parse("d.yaml", "tags:\n  1: a\n  \"1\": b\n").unwrap_err();
+        assert_eq!((err.code, err.location.as_ref().unwrap().line), ("yaml.duplicate-key", 3));
+        assert!(err.hints[0].contains("line 2"), "{:?}", err.hints);
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_and_infinite_numbers_are_errors() {
+        for text in ["a: 18446744073709551615\n", "a: -9223372036854775809\n", "a: 0xffffffffffffffffff\n"] {
+            let err = parse("n.yaml", text).unwrap_err();
+            assert!(err.message.contains("does not fit in 64 bits"), "{text}: {}", err.message);
+        }
+        for text in ["a: .nan\n", "a: .inf\n", "a: 1e999\n"] {
+            assert!(parse("n.yaml", text).unwrap_err().message.contains("not finite"), "{text}");
+        }
+        assert_eq!(
+            parse("n.yaml", "a: 9223372036854775807\nb: '18446744073709551615'\n").unwrap().value["b"],
+            "18446744073709551615"
+        );
+    }
+
+    #[test]
+    fn aliases_are_refused_before_they_expand() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..40 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse("laughs.yaml", &text).unwrap_err();
+        assert_eq!((err.code, err.location.as_ref().unwrap().line), ("yaml.alias", 2));
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_files_are_refused() {
+        for depth in [65, 3_000, 200_000] {
+            // The scanner may refuse first (its flow level is a byte); either way a clear error.
+            let err = parse("deep.yaml", &format!("a: {}{}\n", "[".repeat(depth), "]".repeat(depth))).unwrap_err();
+            assert!(["yaml.too-deep", "yaml.syntax"].contains(&err.code), "{depth}: {}", err.message);
+            assert_eq!(err.location.as_ref().unwrap().line, 1, "{depth}");
+        }
+        let block: String = (0..70).map(|i| format!("{}k:\n", "  ".repeat(i))).collect();
+        assert_eq!(parse("deep.yaml", &block).unwrap_err().code, "yaml.too-deep");
+        let ok = format!("a: {}1{}\n", "[".repeat(63), "]".repeat(63));
+        assert!(parse("ok.yaml", &ok).is_ok());
+        let huge = format!("a: \"{}\"\n", "x".repeat(MAX_BYTES));
+        assert_eq!(parse("huge.yaml", &huge).unwrap_err().code, "yaml.too-large");
     }
 }
