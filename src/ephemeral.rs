@@ -2,7 +2,7 @@
 //! tagged with their owner, creation and expiry time, and `stamp reap` destroys them once
 //! expired.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Account;
 
@@ -39,6 +39,8 @@ impl Lifetime {
                 })
             })
             .transpose()?;
+        expiry(created_at.unwrap_or_else(run_started), ttl)
+            .map_err(|problem| format!("account `{}`: {problem}", account.name))?;
         Ok(Some(Self { owner: owner.to_string(), ttl, created_at }))
     }
 
@@ -47,19 +49,34 @@ impl Lifetime {
         self.created_at.unwrap_or(now)
     }
 
+    /// When it expires ([`Lifetime::of`] checked that this is a time Stamp can write; a later
+    /// `now` than the run's start may reach past it, and then gets the last such time).
     pub fn expires_at(&self, now: SystemTime) -> SystemTime {
-        self.created_or(now) + self.ttl
+        expiry(self.created_or(now), self.ttl).unwrap_or(latest())
     }
 
     /// Created and past its expiry at `now`.
     pub fn expired(&self, now: SystemTime) -> bool {
-        self.created_at.is_some_and(|created| created + self.ttl <= now)
+        self.created_at.is_some_and(|created| expiry(created, self.ttl).is_ok_and(|end| end <= now))
     }
 }
 
-/// RFC 3339 in UTC, to the second.
+/// The last second Stamp writes as a time (RFC 3339 has four-digit years).
+fn latest() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// `created + ttl`, or why it is not a time Stamp can write (after the year 9999).
+pub fn expiry(created: SystemTime, ttl: Duration) -> Result<SystemTime, String> {
+    created.checked_add(ttl).filter(|end| *end <= latest()).ok_or_else(|| {
+        format!("a ttl of {} from {} ends after the year 9999", humantime::format_duration(ttl), format_time(created))
+    })
+}
+
+/// RFC 3339 in UTC, to the second; times outside the years 1970 to 9999 are written as the
+/// nearest one inside (the times Stamp writes are checked to be inside first).
 pub fn format_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+    humantime::format_rfc3339_seconds(time.clamp(UNIX_EPOCH, latest())).to_string()
 }
 
 /// The time this run started: an ephemeral account created by this run is tagged, and
@@ -91,5 +108,14 @@ mod tests {
         assert!(!life.expired(created + Duration::from_secs(3600)));
         assert!(life.expired(created + Duration::from_secs(8 * 3600)));
         assert!(!Lifetime { created_at: None, ..life }.expired(SystemTime::now()));
+    }
+
+    #[test]
+    fn expiries_past_the_year_9999_are_errors_not_panics() {
+        let created = humantime::parse_rfc3339("9999-12-31T23:00:00Z").unwrap();
+        assert!(expiry(created, Duration::from_secs(3600)).is_err());
+        assert!(expiry(SystemTime::now(), Duration::from_secs(u64::MAX)).is_err());
+        assert!(expiry(SystemTime::now(), humantime::parse_duration("99999999999999d").unwrap()).is_err());
+        assert_eq!(format_time(UNIX_EPOCH + Duration::from_secs(u64::MAX / 4)), "9999-12-31T23:59:59Z");
     }
 }

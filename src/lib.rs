@@ -9,12 +9,14 @@ pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod ephemeral;
+pub mod fsio;
 pub mod hcl_check;
 pub mod ledger;
 pub mod ops;
 pub mod pipeline;
 pub mod render;
 pub mod schema;
+pub mod text;
 pub mod version;
 
 pub use cli::run;

@@ -76,11 +76,14 @@ pub fn new(
         return Err(refuse(format!("an account named `{}` exists already", options.name)));
     }
 
-    if options.owner.trim().is_empty() {
-        return Err(refuse("`--owner` must say who the playground belongs to"));
+    if options.owner.trim().is_empty() || options.owner.chars().any(char::is_control) {
+        return Err(refuse("`--owner` must say who the playground belongs to, on one line"));
     }
-    humantime::parse_duration(&options.ttl)
+    let ttl = humantime::parse_duration(&options.ttl)
         .map_err(|e| refuse(format!("`--ttl {}` is not a duration like `8h` or `3d`: {e}", options.ttl)))?;
+    let created = crate::ephemeral::run_started();
+    let expires =
+        crate::ephemeral::expiry(created, ttl).map_err(|p| refuse(format!("`--ttl {}`: {p}", options.ttl)))?;
     let dir = project.root.join(&project.file.accounts).join(&settings.dir);
     let path = dir.join(format!("{}.yaml", options.name));
     if path.exists() {
@@ -100,25 +103,24 @@ pub fn new(
     if project.accounts.iter().any(|a| a.str_at("/dns/zone").is_some_and(same)) {
         return Err(refuse(format!("zone `{zone}` is used by another account already")));
     }
-    let created = crate::ephemeral::run_started();
     let config = playground_config(source, options, &cidr.to_string(), &zone, &format_time(created));
-    let text = format!(
-        "{HEADER}\n# A copy of `{}` for {} until {} (ttl {}).\n{}",
+    let comment = format!(
+        "A copy of `{}` for {} until {} (ttl {}).",
         source.name,
         options.owner,
-        format_time(created + humantime::parse_duration(&options.ttl).expect("checked above")),
-        options.ttl,
-        crate::config::yaml::to_text(&config)
+        format_time(expires),
+        options.ttl
     );
+    let text = playground_file(&comment, &config).map_err(refuse)?;
     // Written beside its final name and renamed: never a half-written account file.
-    crate::artifact::write(&path, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
+    crate::fsio::write_atomic(&path, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
     drop(lock);
     let mut playground = Playground {
         name: options.name.clone(),
         file: project.display(&path),
         cidr: cidr.to_string(),
         zone,
-        expires_at: format_time(created + humantime::parse_duration(&options.ttl).expect("checked above")),
+        expires_at: format_time(expires),
         deploy: None,
     };
     if !options.no_apply {
@@ -134,6 +136,17 @@ pub fn new(
         playground.deploy = Some(deploy::apply(root, &apply, approver, progress)?);
     }
     Ok(playground)
+}
+
+/// The text of a playground's file: the header, a comment, and `config` written by the YAML
+/// emitter. Read back before it is written: anything but exactly `config` (a value that became
+/// YAML syntax) is refused.
+fn playground_file(comment: &str, config: &Value) -> Result<String, String> {
+    let text = format!("{HEADER}\n# {}\n{}", crate::text::one_line(comment), crate::config::yaml::to_text(config));
+    match crate::config::yaml::parse("playground", &text) {
+        Ok(document) if &document.value == config && text.starts_with(&format!("{HEADER}\n")) => Ok(text),
+        _ => Err("the playground's file would not read back as written: refusing to write it".into()),
+    }
 }
 
 /// The source's own config, made a playground: ephemeral, unprotected, its own network and
@@ -371,6 +384,17 @@ fn is_playground_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playground_files_read_back_as_written() {
+        let config =
+            json!({"archetype": "x", "owner": "ana\nhooks: {post_deploy: [{name: pwn, run: id}]}\n#", "ttl": "8h"});
+        let text = playground_file("for ana\nhooks: {}\n# until", &config).unwrap();
+        let read = crate::config::yaml::parse("p.yaml", &text).unwrap().value;
+        assert_eq!(read, config);
+        assert!(read.get("hooks").is_none(), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 2, "{text}");
+    }
 
     #[test]
     fn allocation_skips_networks_in_use() {
