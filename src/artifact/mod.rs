@@ -19,7 +19,7 @@ mod manifest;
 mod tarball;
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -141,23 +141,9 @@ fn build_as(input: &ArtifactInput<'_>, stamp_version: &str) -> Vec<u8> {
     tarball::pack(files)
 }
 
-/// Writes `bytes` to `path` atomically: into a temporary file in the same folder, flushed to
-/// disk, then renamed over `path`, so a reader never sees half an artifact.
+/// Writes `bytes` to `path` atomically and durably, so a reader never sees half an artifact.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir)?;
-    // `tempfile`'s errors do not always name the file; these do.
-    let context = |e: io::Error| io::Error::new(e.kind(), format!("failed to write `{}`: {e}", path.display()));
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".stamp-artifact-");
-    // A temporary file is private (0600) by default; an artifact is an ordinary file.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut temp = builder.tempfile_in(dir).map_err(context)?;
-    temp.write_all(bytes).map_err(context)?;
-    temp.as_file().sync_all().map_err(context)?;
-    temp.persist(path).map_err(|e| context(e.error))?;
-    Ok(())
+    crate::fsio::write_atomic(path, bytes)
 }
 
 /// Reads the artifact at `path` and verifies it: every entry must be a plain file (or folder)

@@ -504,7 +504,7 @@ pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
     };
     match &args.out {
         Some(path) => {
-            if let Err(e) = crate::artifact::write(path, text.as_bytes()) {
+            if let Err(e) = crate::fsio::write_atomic(path, text.as_bytes()) {
                 out.error(&format!("cannot write `{}`: {e}", path.display()));
                 return ExitCode::from(1);
             }

@@ -203,7 +203,7 @@ fn read(path: &Path) -> Result<Journal, String> {
 /// Writes the journal atomically (temporary file, fsync, rename).
 fn write(path: &Path, journal: &Journal) -> Result<(), String> {
     let text = serde_json::to_string_pretty(journal).expect("journals serialise") + "\n";
-    crate::artifact::write(path, text.as_bytes()).map_err(|e| e.to_string())
+    crate::fsio::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// `stamp migrate`.

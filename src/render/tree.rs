@@ -32,9 +32,10 @@ pub enum WriteError {
 }
 
 impl Tree {
-    /// Writes the tree to `dir`: first into a temporary folder next to it, then swapped in, so a
-    /// failure never leaves a half-written tree. A `.terraform` folder from an earlier `init`
-    /// is carried over.
+    /// Writes the tree to `dir`: first into a temporary folder next to it (every file synced),
+    /// then exchanged with the old folder in one step, so `dir` is always either the old tree
+    /// or the new one, never half of either. A `.terraform` folder from an earlier `init` is
+    /// carried over.
     pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
         if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
             return Err(WriteError::NotOurs(dir.to_path_buf()));
@@ -47,25 +48,25 @@ impl Tree {
             if let Some(folder) = target.parent() {
                 fs_err::create_dir_all(folder)?;
             }
-            fs_err::write(&target, &file.content)?;
+            write_synced(&target, &file.content)?;
             set_mode(&target, file.executable)?;
         }
-        fs_err::write(staging.path().join(MARKER), marker_text)?;
-        if dir.exists() {
-            let old_terraform = dir.join(".terraform");
-            if old_terraform.is_dir() {
-                fs_err::rename(&old_terraform, staging.path().join(".terraform"))?;
-            }
-            let retired = tempfile::Builder::new().prefix(".stamp-old-").tempdir_in(parent)?;
-            let retired_path = retired.path().join("tree");
-            fs_err::rename(dir, &retired_path)?;
-            fs_err::rename(staging.keep(), dir)?;
-            drop(retired);
-        } else {
-            fs_err::rename(staging.keep(), dir)?;
+        write_synced(&staging.path().join(MARKER), marker_text.as_bytes())?;
+        let old_terraform = dir.join(".terraform");
+        if old_terraform.is_dir() {
+            fs_err::rename(&old_terraform, staging.path().join(".terraform"))?;
         }
+        crate::fsio::replace_dir(&staging.keep(), dir)?;
         Ok(())
     }
+}
+
+/// Writes a new file and syncs it, so the folder it is in can be swapped in durably.
+fn write_synced(path: &Path, content: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut file = fs_err::File::create(path)?;
+    file.write_all(content)?;
+    file.file().sync_all()
 }
 
 #[cfg(unix)]

@@ -1,0 +1,152 @@
+//! The one way Stamp writes files it must not lose: atomically (readers see the old content or
+//! the new, never a mix) and durably (synced, and the folder synced after a rename, so a crash
+//! or power loss right after the write cannot undo it).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Who may read a written file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `0644`: anyone on the machine (artifacts, reports, account files).
+    Shared,
+    /// `0600`: only the owner (files that hold secrets Terraform needs, such as saved plans).
+    Private,
+}
+
+impl Mode {
+    #[cfg(unix)]
+    fn bits(self) -> u32 {
+        match self {
+            Self::Shared => 0o644,
+            Self::Private => 0o600,
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably, readable by anyone (`0644`).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, bytes, Mode::Shared)
+}
+
+/// Writes `bytes` into a temporary file beside `path`, syncs it, renames it over `path` and
+/// syncs the folder.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<()> {
+    let dir = parent(path);
+    fs_err::create_dir_all(&dir)?;
+    // `tempfile`'s errors do not always name the file; these do.
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("failed to write `{}`: {e}", path.display()));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".stamp-write-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode.bits()));
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut temp = builder.tempfile_in(&dir).map_err(context)?;
+    temp.write_all(bytes).map_err(context)?;
+    temp.as_file().sync_all().map_err(context)?;
+    temp.persist(path).map_err(|e| context(e.error))?;
+    sync_dir(&dir)
+}
+
+/// Appends `bytes` to `path` in one write and syncs the file (and, when the append created it,
+/// its folder). Appends of one line each never interleave on a local file system.
+pub fn append_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent(path);
+    fs_err::create_dir_all(&dir)?;
+    let existed = path.exists();
+    let mut file = fs_err::OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(bytes)?;
+    file.file().sync_all()?;
+    if !existed {
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Makes `staging` (a complete folder, next to `dir` on the same file system) the folder at
+/// `dir` in one step: the two are exchanged where the system can (Linux), so at every moment
+/// `dir` is the old folder or the new one; the old one is then removed.
+pub fn replace_dir(staging: &Path, dir: &Path) -> io::Result<()> {
+    let folder = parent(dir);
+    if dir.exists() {
+        exchange(staging, dir)?;
+        sync_dir(&folder)?;
+        // `staging` now holds the old folder.
+        fs_err::remove_dir_all(staging)?;
+    } else {
+        fs_err::rename(staging, dir)?;
+        sync_dir(&folder)?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).map_err(|errno| {
+        io::Error::new(
+            io::Error::from(errno).kind(),
+            format!("cannot exchange `{}` with `{}`: {errno}", a.display(), b.display()),
+        )
+    })
+}
+
+/// Without an exchange call: the old folder moves aside, the new one in. A crash in between
+/// leaves the old folder beside `b` (as `a`'s sibling), never a half-written one.
+#[cfg(not(target_os = "linux"))]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let aside = parent(b).join(format!(".stamp-old-{}", std::process::id()));
+    fs_err::rename(b, &aside)?;
+    fs_err::rename(a, b)?;
+    fs_err::rename(&aside, a)
+}
+
+/// Syncs a folder, so the renames and creations in it survive a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs_err::File::open(dir)?.file().sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The folder of `path` (`.` for a bare file name).
+fn parent(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_whole_files_with_the_mode_asked_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sub/file.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic_with(&path, b"two", Mode::Private).unwrap();
+        assert_eq!(fs_err::read(&path).unwrap(), b"two");
+        assert_eq!(fs_err::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs_err::read_dir(tmp.path().join("sub")).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn folders_are_exchanged_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, staging) = (tmp.path().join("tree"), tmp.path().join(".staging"));
+        for (content, name) in [("old", "a.tf"), ("new", "b.tf")] {
+            fs_err::create_dir_all(&staging).unwrap();
+            fs_err::write(staging.join(name), content).unwrap();
+            replace_dir(&staging, &dir).unwrap();
+        }
+        assert!(!dir.join("a.tf").exists());
+        assert_eq!(fs_err::read_to_string(dir.join("b.tf")).unwrap(), "new");
+        assert!(!staging.exists());
+    }
+}
