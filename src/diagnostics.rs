@@ -42,14 +42,23 @@ impl Location {
         Self::new(file, 0, 0)
     }
 
+    /// A whole line, shown by its number only: no source snippet (for sensitive values).
+    #[must_use]
+    pub fn on_line(mut self, line: usize) -> Self {
+        self.line = line;
+        self.column = 0;
+        self
+    }
+
     #[must_use]
     pub fn with_end_column(mut self, end_column: usize) -> Self {
         self.end_column = Some(end_column);
         self
     }
 
+    /// A line and column to show a snippet at.
     fn has_position(&self) -> bool {
-        self.line > 0
+        self.line > 0 && self.column > 0
     }
 }
 
@@ -181,6 +190,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
                     cs = cs.with_labels(vec![Label::primary(id, range)]);
                 }
                 (true, None) => notes.push(format!("at {}:{}:{}", location.file, location.line, location.column)),
+                (false, _) if location.line > 0 => notes.push(format!("at {}:{}", location.file, location.line)),
                 (false, _) => notes.push(format!("in {}", location.file)),
             }
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Project;
+use common::{Project, terraform_command};
 
 /// A minimal project whose schema accepts any strings, so hostile values reach the templates.
 fn permissive_project(template: &str, account: &str) -> Project {
@@ -151,11 +151,107 @@ fn secret_project(template: &str) -> Project {
 
 #[test]
 fn sensitive_values_are_never_rendered() {
-    let project = secret_project("locals {\n  password = \"{{ config.db.password }}\"\n}\n");
-    let out = project.stamp(["render", "evil", "--out", "out"]).run().failure(1);
-    assert!(out.stderr.contains("a sensitive config value is written into rendered `main.tf`"), "{}", out.stderr);
-    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
-    assert!(!project.path().join("out").exists());
+    // Printed, filtered, joined, or inside a map printed whole: templates never get the value.
+    for use_ in [
+        "\"{{ config.db.password }}\"",
+        "\"{{ config.db.password | upper }}\"",
+        "\"{{ config.db.password ~ \"x\" }}\"",
+        "\"{{ [config.db.password, \"x\"] | join(\"-\") }}\"",
+        "{{ config.db | hcl }}",
+        "{{ config.db.password | hcl }}",
+        "\"{{ config.db.password | string | reverse }}\"",
+        "\"{% set p %}{{ config.db.password | lower }}{% endset %}{{ p }}\"",
+    ] {
+        let project = secret_project(&format!("locals {{\n  password = {use_}\n}}\n"));
+        let out = project.stamp(["render", "evil", "--out", "out"]).run().failure(1);
+        assert!(
+            out.stderr.contains("is sensitive (`writeOnly` in the schema) and cannot be rendered"),
+            "{use_}:\n{}",
+            out.stderr
+        );
+        assert!(!out.stderr.to_lowercase().contains("hunter2"), "{}", out.stderr);
+        assert!(!project.path().join("out").exists());
+    }
+}
+
+/// Every schema shape that makes a value `writeOnly`, as the issue found them leaking.
+fn shapes_project(template: &str) -> Project {
+    let project = permissive_project(
+        template,
+        "archetype: open\nname_value: x\nwhole: {a: s1-secret-1}\nsibling: {dsn: s2-secret-2}\nbyname: {secret_x: s3-secret-3}\ntuple: [t, s4-secret-4]\nkind: vault\ntoken: s5-secret-5\n",
+    );
+    project.write(
+        "archetypes/open/schema.json",
+        r##"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "$defs": {"conn": {"type": "object", "properties": {"dsn": {"type": "string"}}}},
+            "properties": {
+                "whole": {"type": "object", "writeOnly": true},
+                "sibling": {"$ref": "#/$defs/conn", "writeOnly": true},
+                "byname": {"type": "object", "patternProperties": {"^secret_": {"writeOnly": true}}},
+                "tuple": {"type": "array", "prefixItems": [{"type": "string"}, {"writeOnly": true}]}
+            },
+            "if": {"properties": {"kind": {"const": "vault"}}},
+            "then": {"properties": {"token": {"writeOnly": true}}}}"##,
+    );
+    project
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for n in 1..=5 {
+        assert!(!text.contains(&format!("secret-{n}")), "a secret in {what}:\n{text}");
+    }
+}
+
+#[test]
+fn every_schema_shape_of_a_sensitive_value_is_redacted() {
+    let project = shapes_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
+    project.stamp(["build", "evil", "--version", "1.0.0"]).run().success();
+    for entry in ["config.json", "root/main.tf", "root/stamp_metadata.tf", "manifest.json"] {
+        assert_no_secret(entry, &project.artifact_entry("dist/evil-1.0.0.tar.gz", entry));
+    }
+    let config = project.artifact_entry("dist/evil-1.0.0.tar.gz", "config.json");
+    assert_eq!(config.matches("<redacted>").count(), 5, "{config}");
+    project.write("accounts/other.yaml", "archetype: open\nname_value: y\nwhole: {a: z}\ntoken: other\n");
+    for format in ["text", "markdown", "json"] {
+        let diff = project.stamp(["diff", "evil", "other", "--version", "1.0.0", "--format", format]).run();
+        assert_no_secret("the diff", &diff.stdout);
+    }
+    for path in ["whole.a", "sibling.dsn", "byname.secret_x", "tuple[1]", "token"] {
+        let template = format!("locals {{\n  x = \"{{{{ config.{path} | upper }}}}\"\n}}\n");
+        let project = shapes_project(&template);
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(out.stderr.contains("is sensitive"), "{path}:\n{}", out.stderr);
+        assert_no_secret("check's errors", &out.stderr);
+    }
+}
+
+#[test]
+fn the_config_digest_does_not_depend_on_secrets() {
+    let digest = |password: &str| {
+        let project = secret_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
+        project.write("accounts/evil.yaml", &format!("archetype: open\nname_value: x\ndb:\n  password: {password}\n"));
+        project.stamp(["render", "evil", "--out", "out", "--version", "1.0.0"]).run().success();
+        let metadata = parse(&project.read("out/stamp_metadata.tf"));
+        metadata["locals"]["stamp"]["config_digest"].as_str().unwrap().to_string()
+    };
+    // A dictionary attack on the digest learns nothing: it is the same whatever the secret.
+    assert_eq!(digest("hunter22"), digest("correct-horse-battery"));
+}
+
+#[test]
+fn invalid_sensitive_values_are_reported_without_their_value() {
+    let project = secret_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
+    project.write(
+        "archetypes/open/schema.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "properties": {"db": {"type": "object", "properties": {"password": {"type": "string", "minLength": 20, "pattern": "^[0-9]+$", "writeOnly": true}}}}}"#,
+    );
+    for format in ["text", "json"] {
+        let out = project.stamp(["check", "--format", format]).run().failure(1);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(all.contains("db.password"), "{all}");
+        assert!(!all.contains("hunter2"), "the secret is shown:\n{all}");
+    }
 }
 
 #[test]
@@ -168,4 +264,133 @@ fn sensitive_values_behind_refs_are_redacted_in_artifacts_and_diffs() {
     project.write("accounts/other.yaml", "archetype: open\nname_value: x\ndb:\n  password: other-secret-9\n");
     let diff = project.stamp(["diff", "evil", "other", "--version", "1.0.0"]).run();
     assert!(!diff.stdout.contains("hunter2") && !diff.stdout.contains("other-secret"), "{}", diff.stdout);
+}
+
+/// Evaluates expressions with the real Terraform (`terraform console`) in a folder holding
+/// `main.tf`; their values, in order.
+fn console(dir: &std::path::Path, expressions: &[String]) -> Vec<serde_json::Value> {
+    use std::io::Write as _;
+    let mut child = terraform_command(dir)
+        .args(["console"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!("jsonencode([{}])\n", expressions.join(", "));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "terraform console failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // The console prints the JSON text as an HCL string literal.
+    let literal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(literal.as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn adjacent_values_and_template_text_never_form_an_interpolation() {
+    let template = "locals {\n  joined = \"{{ config.tags.A }}{{ config.tags.B }}\"\n  dollar = \"{{ config.tags.D }}{x}\"\n  nested = \"${jsonencode({{ config.map | hcl }})}-{{ config.tags.B }}\"\n}\n";
+    let account =
+        "archetype: open\ntags:\n  A: \"$\"\n  B: \"{upper(path.cwd)}\"\n  D: \"100%\"\nmap:\n  k: v\n  l: w\n";
+    let project = permissive_project(template, account);
+    project.stamp(["render", "evil", "--out", "out", "--version", "1.0.0"]).run().success();
+    let dir = project.path().join("out");
+    let main = project.read("out/main.tf");
+    fs_err::remove_file(dir.join("stamp_backend.tf")).unwrap();
+    let values = console(&dir, &["local.joined".into(), "local.dollar".into(), "local.nested".into()]);
+    assert_eq!(values[0], "${upper(path.cwd)}", "{main}");
+    assert_eq!(values[1], "100%{x}", "{main}");
+    assert_eq!(values[2], "{\"k\":\"v\",\"l\":\"w\"}-{upper(path.cwd)}", "{main}");
+}
+
+#[test]
+fn template_text_that_would_join_a_value_into_syntax_is_refused() {
+    for (text, value) in [
+        ("\"${{ config.x }}\"", "{path.module}"),
+        ("\"%{{ config.x }}\"", "{ if true }x%{ endif }"),
+        ("\"ACME\\{{ config.x }}\"", "\" + 1 + \""),
+        ("\"ACME\\{{ config.x }}\"", "user"),
+    ] {
+        let template = format!("locals {{\n  a = {text}\n}}\n");
+        let value = serde_json::to_string(value).unwrap();
+        let project = permissive_project(&template, &format!("archetype: open\nx: {value}\n"));
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(out.stderr.contains("runs together with the text beside it"), "{text}:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn pieces_of_a_literal_are_never_printed_raw() {
+    let template = "locals {\n  a = {{ (config.x | hcl | split('\"'))[1] }}\n}\n";
+    let project = permissive_project(template, "archetype: open\nx: \"upper(path.cwd)\"\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(!out.stderr.contains("no problems"), "{}", out.stderr);
+    // Through a macro's output, cut apart by a string filter: refused too.
+    let template =
+        "{% macro q(v) %}\"{{ v }}\"{% endmacro %}locals {\n  a = {{ (q(config.x) | replace('\\\\\"', '\"')) }}\n}\n";
+    let project = permissive_project(template, "archetype: open\nx: 'a\" } resource \"x\" \"y\" { z = \"'\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(
+        out.stderr.contains("after it was printed") || out.stderr.contains("after it was escaped"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn file_names_cannot_become_hcl() {
+    let project = permissive_project("locals {\n  a = 1\n}\n", "archetype: open\n");
+    fs_err::remove_file(project.path().join("accounts/evil.yaml")).unwrap();
+    let name = "x\nterraform {\n  required_version = \"< 1.0\"\n}\n#.yaml";
+    project.write(&format!("accounts/{name}"), "archetype: open\nname: sneaky\n");
+    project.stamp(["render", "sneaky", "--out", "out", "--version", "1.0.0"]).run().success();
+    for file in ["main.tf", "stamp_backend.tf", "stamp_metadata.tf"] {
+        let text = project.read(&format!("out/{file}"));
+        let body: hcl::Body = hcl::from_str(&text).unwrap();
+        let blocks: Vec<&str> = body.blocks().map(hcl::Block::identifier).collect();
+        assert!(!text.contains("< 1.0\"\n"), "{file}:\n{text}");
+        assert!(blocks.iter().filter(|b| **b == "terraform").count() <= 1, "{file}:\n{text}");
+        assert!(text.lines().take(3).all(|l| l.starts_with('#')), "{file}:\n{text}");
+    }
+}
+
+#[test]
+fn hostile_map_keys_keep_the_output_fmt_clean() {
+    let keys = [
+        "{",
+        "}",
+        "a{b",
+        "}{",
+        "${x}",
+        "%{if}",
+        "\"",
+        "\\",
+        "{\"a\" = 1}",
+        "[",
+        "]",
+        "(",
+        ")",
+        "#",
+        "//",
+        "/*",
+        "=",
+        "a = b",
+        "<<EOT",
+        "\u{e9}{",
+        "{}}}",
+        "{{{",
+    ];
+    let mut account = String::from("archetype: open\ntags:\n");
+    for (i, key) in keys.iter().enumerate() {
+        account.push_str(&format!("  {}: v{i}\n", serde_json::to_string(key).unwrap()));
+    }
+    let template = "locals {\n  tags = {{ config.tags | hcl }}\n  after = {\n    a = 1\n    bb = 2\n  }\n}\n";
+    let project = permissive_project(template, &account);
+    project.stamp(["render", "evil", "--out", "out", "--version", "1.0.0"]).run().success();
+    let out = project.path().join("out");
+    let result = terraform_command(&out).args(["fmt", "-check", "-diff", "."]).output().unwrap();
+    assert!(result.status.success(), "not terraform fmt-clean:\n{}", String::from_utf8_lossy(&result.stdout));
+    let main = parse(&project.read("out/main.tf"));
+    assert_eq!(main["locals"]["tags"]["{"], "v0");
+    assert_eq!(main["locals"]["after"]["bb"], 2);
 }

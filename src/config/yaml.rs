@@ -411,7 +411,7 @@ mod tests {
             assert!(["yaml.too-deep", "yaml.syntax"].contains(&err.code), "{depth}: {}", err.message);
             assert_eq!(err.location.as_ref().unwrap().line, 1, "{depth}");
         }
-        let block: String = (0..70).map(|i| format!("{}k:\n", "  ".repeat(i))).collect();
+        let block = (0..70).fold(String::new(), |text, i| text + &"  ".repeat(i) + "k:\n");
         assert_eq!(parse("deep.yaml", &block).unwrap_err().code, "yaml.too-deep");
         let ok = format!("a: {}1{}\n", "[".repeat(63), "]".repeat(63));
         assert!(parse("ok.yaml", &ok).is_ok());

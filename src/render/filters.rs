@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use minijinja::value::{Rest, Value};
 use minijinja::{Error, ErrorKind};
 
-use super::hcl_value::{LITERAL_CLOSE, LITERAL_OPEN, literal};
+use super::hcl_value::{HclLiteral, literal};
 
 fn invalid(message: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, message)
@@ -19,7 +19,7 @@ fn network(prefix: &str) -> Result<Ipv4Net, Error> {
 
 /// `{{ value | hcl }}`: any value as an HCL literal, to be printed in expression position.
 pub fn hcl(value: &Value) -> Result<Value, Error> {
-    Ok(Value::from_safe_string(format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal(value)?)))
+    Ok(Value::from_object(HclLiteral(literal(value)?)))
 }
 
 /// Terraform's `cidrsubnet(prefix, newbits, netnum)`.

@@ -1,20 +1,56 @@
-//! A small HCL scanner: just enough to know where strings, heredocs, comments and brackets are
-//! on each line. The formatter uses it to indent and align like `terraform fmt`; the output
-//! guard uses it to check where config values landed.
+//! A small, exact HCL lexer: it knows where every quoted string, escape sequence, template
+//! sequence (`${ }`, `%{ }`), heredoc, comment and bracket of a text is, across lines. The
+//! formatter uses it to indent and align like `terraform fmt`; the output guard uses it to
+//! prove that every config value landed inside a string's plain text.
+//!
+//! The text is cut into *atoms*: one character, or one indivisible sequence (`\n`, `\u00e9`,
+//! `$${`, `${`, a heredoc's closing line). A value is safe where it covers whole atoms of a
+//! string's plain text; a value boundary that falls inside an atom means the value and its
+//! neighbour ran together into syntax.
 
-/// What surrounds a character.
+/// What a position of the text is inside of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
-    /// HCL expression syntax (outside any string), including inside `${ }`.
-    Expression,
-    /// The literal part of a `"quoted string"`.
+    /// HCL code, including inside `${ }`.
+    Code,
+    /// The plain text of a `"quoted string"`.
     QuotedString,
-    /// The literal part of a heredoc.
+    /// The plain text of a heredoc.
     Heredoc,
-    /// A `#` or `//` comment.
+    LineComment,
+    BlockComment,
+}
+
+/// What an atom is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atom {
+    /// Plain text of a quoted string: a character or an escape (`\"`, `\u00e9`, `$${`).
+    StringText,
+    /// Plain text of a heredoc: a character or an escape (`$${`, `%%{`).
+    HeredocText,
+    /// The text of a `#` or `//` comment.
     LineComment,
     /// A `/* */` comment.
     BlockComment,
+    /// Anything else: code, whitespace, and the delimiters of strings, heredocs and template
+    /// sequences.
+    Code,
+}
+
+/// An open construct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Frame {
+    Quoted,
+    /// `${ }` or `%{ }`.
+    Template,
+    Heredoc {
+        marker: String,
+    },
+    /// `(`, `[` or `{` in code.
+    Bracket,
+    BlockComment,
+    /// A `#` or `//` comment, to the end of its line.
+    LineComment,
 }
 
 /// What the formatter needs to know about one line.
@@ -22,7 +58,7 @@ pub enum Context {
 pub struct Line {
     /// Inside a heredoc body or a multi-line comment: left exactly as it is.
     pub verbatim: bool,
-    /// Net change of open brackets, outside strings and comments.
+    /// Net change of open brackets (and template sequences), outside strings and comments.
     pub brackets: i32,
     /// Byte offset of the `=` of an attribute whose value ends on this line.
     pub assign: Option<usize>,
@@ -30,229 +66,311 @@ pub struct Line {
     pub comment: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Frame {
-    Quoted,
-    /// `${ }` or `%{ }` inside a string; counts nested `{` so the right `}` closes it.
-    Interp(u32),
-    Heredoc {
-        marker: String,
-    },
-}
-
-/// The result of scanning a text.
+/// The result of scanning a text for the formatter.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub lines: Vec<Line>,
-    /// Every character for which `is_marked` was true, with its byte offset and context.
-    pub marks: Vec<(usize, char, Context)>,
 }
 
-/// Scans `text`. Characters for which `is_marked` returns true are recorded with their
-/// context and otherwise ignored.
-pub fn scan(text: &str, is_marked: impl Fn(char) -> bool) -> Scan {
-    let mut out = Scan::default();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut in_block_comment = false;
-    let mut line_start = 0;
-    for raw_line in text.split_inclusive('\n') {
-        let line_text = raw_line.strip_suffix('\n').unwrap_or(raw_line);
-        let mut line = Line::default();
-        // A heredoc body line, or its closing marker.
-        if let Some(Frame::Heredoc { marker }) = stack.last() {
-            line.verbatim = true;
-            if line_text.trim() == marker {
-                stack.pop();
-                out.lines.push(line);
-                line_start += raw_line.len();
-                continue;
-            }
+/// One atom as the lexer produced it.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub start: usize,
+    pub end: usize,
+    pub atom: Atom,
+    /// How many constructs are open after this atom.
+    pub depth: usize,
+    /// The fewest constructs open at any point of this atom (a closing delimiter lowers it).
+    pub min_depth: usize,
+}
+
+/// The lexer: call [`Lexer::next`] until it returns `None`.
+pub struct Lexer<'t> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+    stack: Vec<Frame>,
+    /// Characters that take no part in the syntax (the output guard's markers).
+    skip: fn(char) -> bool,
+    /// Line state for the formatter.
+    line: Line,
+    line_start: usize,
+    code_seen: bool,
+    brackets_before_assign: i32,
+    lines: Vec<Line>,
+}
+
+impl<'t> Lexer<'t> {
+    pub fn new(text: &'t str, skip: fn(char) -> bool) -> Self {
+        let mut lexer = Self {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            stack: Vec::new(),
+            skip,
+            line: Line::default(),
+            line_start: 0,
+            code_seen: false,
+            brackets_before_assign: 0,
+            lines: Vec::new(),
+        };
+        lexer.start_line();
+        lexer
+    }
+
+    /// How many constructs are open here.
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// What the next atom is inside of.
+    pub fn context(&self) -> Context {
+        match self.stack.last() {
+            Some(Frame::Quoted) => Context::QuotedString,
+            Some(Frame::Heredoc { .. }) => Context::Heredoc,
+            Some(Frame::LineComment) => Context::LineComment,
+            Some(Frame::BlockComment) => Context::BlockComment,
+            Some(Frame::Template | Frame::Bracket) | None => Context::Code,
         }
-        if in_block_comment {
-            line.verbatim = true;
+    }
+
+    /// The per-line facts gathered so far (all of them once [`Lexer::next`] returned `None`).
+    pub fn into_scan(mut self) -> Scan {
+        while self.next().is_some() {}
+        if self.at > self.line_start || self.lines.is_empty() && !self.text.is_empty() {
+            self.end_line();
         }
-        let bytes = line_text.as_bytes();
-        let mut code_seen = false;
-        let mut i = 0;
-        while i < bytes.len() {
-            // HCL's syntax is ASCII: decode only the rare non-ASCII character.
-            let (c, width) = match bytes[i] {
-                b if b < 0x80 => (char::from(b), 1),
-                _ => {
-                    let c = line_text[i..].chars().next().expect("in bounds");
-                    (c, c.len_utf8())
-                }
-            };
-            let next = bytes.get(i + 1).copied();
-            if is_marked(c) {
-                let context = if in_block_comment {
-                    Context::BlockComment
-                } else {
-                    match stack.last() {
-                        Some(Frame::Quoted) => Context::QuotedString,
-                        Some(Frame::Heredoc { .. }) => Context::Heredoc,
-                        _ => Context::Expression,
-                    }
-                };
-                out.marks.push((line_start + i, c, context));
-                i += width;
-                continue;
-            }
-            if in_block_comment {
-                if c == '*' && next == Some(b'/') {
-                    in_block_comment = false;
-                    i += 2;
-                } else {
-                    i += width;
-                }
-                continue;
-            }
-            if let Some(Frame::Quoted | Frame::Heredoc { .. }) = stack.last_mut() {
-                let quoted = matches!(stack.last(), Some(Frame::Quoted));
-                match c {
-                    '\\' if quoted => i += 1 + line_text[i + 1..].chars().next().map_or(0, char::len_utf8),
-                    '"' if quoted => {
-                        stack.pop();
-                        i += 1;
-                    }
-                    '$' | '%' if next == Some(c as u8) && bytes.get(i + 2) == Some(&b'{') => i += 3,
-                    '$' | '%' if next == Some(b'{') => {
-                        stack.push(Frame::Interp(0));
-                        i += 2;
-                    }
-                    _ => i += width,
-                }
-            } else {
-                let rest = &line_text[i..];
-                match c {
-                    '"' => {
-                        stack.push(Frame::Quoted);
-                        code_seen = true;
-                        i += 1;
-                    }
-                    '#' => {
-                        if code_seen {
-                            line.comment = Some(i);
-                        }
-                        mark_comment(&mut out, &is_marked, line_text, i, line_start);
-                        break;
-                    }
-                    '/' if next == Some(b'/') => {
-                        if code_seen {
-                            line.comment = Some(i);
-                        }
-                        mark_comment(&mut out, &is_marked, line_text, i, line_start);
-                        break;
-                    }
-                    '/' if next == Some(b'*') => {
-                        in_block_comment = true;
-                        i += 2;
-                    }
-                    '<' if rest.starts_with("<<") && heredoc_marker(rest).is_some() => {
-                        let marker = heredoc_marker(rest).expect("checked");
-                        stack.push(Frame::Heredoc { marker });
-                        code_seen = true;
-                        i = bytes.len();
-                    }
-                    '{' | '[' | '(' => {
-                        if let Some(Frame::Interp(depth)) = stack.last_mut()
-                            && c == '{'
-                        {
-                            *depth += 1;
-                        }
-                        line.brackets += 1;
-                        code_seen = true;
-                        i += 1;
-                    }
-                    '}' => {
-                        match stack.last_mut() {
-                            Some(Frame::Interp(0)) => {
-                                stack.pop();
-                            }
-                            Some(Frame::Interp(depth)) => {
-                                *depth -= 1;
-                                line.brackets -= 1;
-                            }
-                            _ => line.brackets -= 1,
-                        }
-                        code_seen = true;
-                        i += 1;
-                    }
-                    ']' | ')' => {
-                        line.brackets -= 1;
-                        code_seen = true;
-                        i += 1;
-                    }
-                    '=' if matches!(next, Some(b'=' | b'>')) => {
-                        code_seen = true;
-                        i += 2;
-                    }
-                    '!' | '<' | '>' if next == Some(b'=') => {
-                        code_seen = true;
-                        i += 2;
-                    }
-                    '=' => {
-                        if code_seen && line.assign.is_none() && stack.is_empty() {
-                            line.assign = Some(i);
-                            // Only an attribute whose whole value is on this line aligns.
-                            line.brackets = 0;
-                        }
-                        code_seen = true;
-                        i += 1;
-                    }
-                    c if c.is_whitespace() => i += width,
-                    _ => {
-                        code_seen = true;
-                        i += width;
-                    }
-                }
-            }
-        }
+        Scan { lines: self.lines }
+    }
+
+    fn byte(&self, offset: usize) -> Option<u8> {
+        self.bytes.get(self.at + offset).copied()
+    }
+
+    fn rest(&self) -> &'t str {
+        &self.text[self.at..]
+    }
+
+    /// Facts about a new line, including whether it is a heredoc's closing line.
+    fn start_line(&mut self) {
+        self.line = Line::default();
+        self.line_start = self.at;
+        self.code_seen = false;
+        self.brackets_before_assign = 0;
+        self.line.verbatim = self.stack.iter().any(|f| matches!(f, Frame::Heredoc { .. } | Frame::BlockComment));
+    }
+
+    fn end_line(&mut self) {
+        let mut line = std::mem::take(&mut self.line);
         // A value that opens brackets it does not close starts a multi-line expression: it
         // is not aligned with its neighbours (as in hclwrite).
-        if let Some(offset) = line.assign {
-            let before = bracket_change(&line_text[..offset]);
+        if line.assign.is_some() {
             if line.brackets != 0 {
                 line.assign = None;
             }
-            line.brackets += before;
+            line.brackets += self.brackets_before_assign;
         }
-        // A quoted string never spans lines; recover so one bad line does not taint the rest.
-        while matches!(stack.last(), Some(Frame::Quoted | Frame::Interp(_))) {
-            stack.pop();
-        }
-        out.lines.push(line);
-        line_start += raw_line.len();
+        self.lines.push(line);
     }
-    out
+
+    fn step(&mut self, len: usize, atom: Atom, min_depth: usize) -> Step {
+        let start = self.at;
+        self.at += len;
+        Step { start, end: self.at, atom, depth: self.stack.len(), min_depth: min_depth.min(self.stack.len()) }
+    }
+
+    /// The width in bytes of the character at the cursor.
+    fn char_len(&self) -> usize {
+        self.rest().chars().next().map_or(1, char::len_utf8)
+    }
+
+    fn open(&mut self, frame: Frame, len: usize, brackets: i32) -> Step {
+        let depth = self.stack.len();
+        self.stack.push(frame);
+        self.line.brackets += brackets;
+        self.code_seen = true;
+        self.step(len, Atom::Code, depth)
+    }
+
+    fn close(&mut self, len: usize, brackets: i32) -> Step {
+        self.stack.pop();
+        self.line.brackets += brackets;
+        self.code_seen = true;
+        let depth = self.stack.len();
+        self.step(len, Atom::Code, depth)
+    }
 }
 
-/// Records marks inside a line comment that starts at `from`.
-fn mark_comment(out: &mut Scan, is_marked: &impl Fn(char) -> bool, line: &str, from: usize, line_start: usize) {
-    for (offset, c) in line[from..].char_indices() {
-        if is_marked(c) {
-            out.marks.push((line_start + from + offset, c, Context::LineComment));
-        }
-    }
-}
+impl Iterator for Lexer<'_> {
+    type Item = Step;
 
-/// Net brackets of a code fragment without strings (the part of a line before its `=`).
-fn bracket_change(code: &str) -> i32 {
-    code.chars()
-        .map(|c| match c {
-            '{' | '[' | '(' => 1,
-            '}' | ']' | ')' => -1,
-            _ => 0,
+    fn next(&mut self) -> Option<Step> {
+        let c = self.rest().chars().next()?;
+        let depth = self.stack.len();
+        if self.at == self.line_start
+            && let Some(Frame::Heredoc { marker }) = self.stack.last()
+        {
+            let line = self.rest().split('\n').next().unwrap_or("");
+            if line.trim() == marker {
+                // The heredoc's closing line is one atom.
+                self.stack.pop();
+                return Some(self.step(line.len(), Atom::Code, depth - 1));
+            }
+        }
+        if c == '\n' {
+            // A quoted string never spans lines; HCL refuses it, and the scan recovers so one
+            // bad line does not taint the rest.
+            if matches!(self.stack.last(), Some(Frame::Quoted | Frame::LineComment)) {
+                self.stack.pop();
+            }
+            self.end_line();
+            let step = self.step(1, Atom::Code, depth);
+            self.start_line();
+            return Some(step);
+        }
+        if (self.skip)(c) {
+            return Some(self.step(c.len_utf8(), Atom::Code, depth));
+        }
+        Some(match self.stack.last() {
+            Some(Frame::BlockComment) => {
+                if self.rest().starts_with("*/") {
+                    self.stack.pop();
+                    self.step(2, Atom::BlockComment, depth - 1)
+                } else {
+                    self.step(self.char_len(), Atom::BlockComment, depth)
+                }
+            }
+            Some(Frame::LineComment) => self.step(c.len_utf8(), Atom::LineComment, depth),
+            Some(Frame::Quoted) => self.in_quoted(c, depth),
+            Some(Frame::Heredoc { .. }) => self.in_heredoc(depth),
+            _ => self.code_char(c, depth),
         })
-        .sum()
+    }
+}
+
+impl Lexer<'_> {
+    /// The length of an escape or template sequence at the cursor shared by quoted strings
+    /// and heredocs: `$${`/`%%{` (text), `${`/`%{` (opens a template sequence).
+    fn template_sequence(&self, c: char) -> Option<(usize, bool)> {
+        if !matches!(c, '$' | '%') {
+            return None;
+        }
+        let sign = c as u8;
+        match (self.byte(1), self.byte(2)) {
+            (Some(b), Some(b'{')) if b == sign => Some((3, false)),
+            (Some(b'{'), _) => Some((2, true)),
+            _ => None,
+        }
+    }
+
+    fn in_quoted(&mut self, c: char, depth: usize) -> Step {
+        if let Some((len, opens)) = self.template_sequence(c) {
+            return if opens { self.open(Frame::Template, len, 1) } else { self.step(len, Atom::StringText, depth) };
+        }
+        match c {
+            '"' => self.close(1, 0),
+            '\\' => {
+                // `\uNNNN` and `\UNNNNNNNN` take their hex digits; any other escape one char.
+                let len = match self.byte(1) {
+                    Some(b'u') => 2 + self.hex_digits(2, 4),
+                    Some(b'U') => 2 + self.hex_digits(2, 8),
+                    Some(b'\n') | None => 1,
+                    Some(_) => 1 + self.text[self.at + 1..].chars().next().map_or(0, char::len_utf8),
+                };
+                self.step(len, Atom::StringText, depth)
+            }
+            _ => self.step(c.len_utf8(), Atom::StringText, depth),
+        }
+    }
+
+    /// How many hex digits (at most `max`) follow at `offset`.
+    fn hex_digits(&self, offset: usize, max: usize) -> usize {
+        (0..max).take_while(|i| self.byte(offset + i).is_some_and(|b| b.is_ascii_hexdigit())).count()
+    }
+
+    fn in_heredoc(&mut self, depth: usize) -> Step {
+        let c = self.rest().chars().next().unwrap_or('\0');
+        match self.template_sequence(c) {
+            Some((len, true)) => self.open(Frame::Template, len, 1),
+            Some((len, false)) => self.step(len, Atom::HeredocText, depth),
+            None => self.step(c.len_utf8(), Atom::HeredocText, depth),
+        }
+    }
+
+    fn code_char(&mut self, c: char, depth: usize) -> Step {
+        let next = self.byte(1);
+        match c {
+            '"' => self.open(Frame::Quoted, 1, 0),
+            '#' => self.comment(),
+            '/' if next == Some(b'/') => self.comment(),
+            '/' if next == Some(b'*') => {
+                self.stack.push(Frame::BlockComment);
+                self.step(2, Atom::BlockComment, depth)
+            }
+            '<' if next == Some(b'<') && heredoc_marker(self.rest()).is_some() => {
+                let marker = heredoc_marker(self.rest()).unwrap_or_default();
+                // The opener runs to the end of its line; the body starts on the next.
+                let len = self.rest().find('\n').unwrap_or(self.rest().len());
+                self.open(Frame::Heredoc { marker }, len, 0)
+            }
+            '{' | '[' | '(' => self.open(Frame::Bracket, 1, 1),
+            '}' if self.stack.last() == Some(&Frame::Template) => self.close(1, -1),
+            '}' | ']' | ')' => {
+                if self.stack.last() == Some(&Frame::Bracket) {
+                    self.close(1, -1)
+                } else {
+                    // Unbalanced: HCL refuses it; the line still counts it.
+                    self.line.brackets -= 1;
+                    self.code_seen = true;
+                    self.step(1, Atom::Code, depth)
+                }
+            }
+            '=' if matches!(next, Some(b'=' | b'>')) => self.code(2),
+            '!' | '<' | '>' if next == Some(b'=') => self.code(2),
+            '=' => {
+                let in_template = self.stack.iter().any(|f| matches!(f, Frame::Template | Frame::Quoted));
+                if self.code_seen && self.line.assign.is_none() && !in_template {
+                    self.line.assign = Some(self.at - self.line_start);
+                    // Only an attribute whose whole value is on this line aligns.
+                    self.brackets_before_assign = self.line.brackets;
+                    self.line.brackets = 0;
+                }
+                self.code(1)
+            }
+            c if c.is_whitespace() => self.step(c.len_utf8(), Atom::Code, depth),
+            c => self.code(c.len_utf8()),
+        }
+    }
+
+    fn code(&mut self, len: usize) -> Step {
+        self.code_seen = true;
+        let depth = self.stack.len();
+        self.step(len, Atom::Code, depth)
+    }
+
+    /// A `#` or `//` comment: the rest of the line, one atom per character.
+    fn comment(&mut self) -> Step {
+        if self.code_seen && self.line.comment.is_none() {
+            self.line.comment = Some(self.at - self.line_start);
+        }
+        self.stack.push(Frame::LineComment);
+        let depth = self.stack.len();
+        self.step(1, Atom::LineComment, depth)
+    }
 }
 
 /// `<<EOT` or `<<-EOT` at the end of a line: the marker.
 fn heredoc_marker(rest: &str) -> Option<String> {
-    let after = rest.strip_prefix("<<")?;
+    let line = rest.split('\n').next().unwrap_or(rest);
+    let after = line.strip_prefix("<<")?;
     let after = after.strip_prefix('-').unwrap_or(after);
     let marker = after.trim_end();
     (!marker.is_empty() && marker.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| marker.to_string())
+}
+
+/// Scans `text` for the formatter; characters for which `skip` is true take no part.
+pub fn scan(text: &str, skip: fn(char) -> bool) -> Scan {
+    Lexer::new(text, skip).into_scan()
 }
 
 #[cfg(test)]
@@ -276,6 +394,13 @@ mod tests {
     }
 
     #[test]
+    fn braces_in_quoted_keys_do_not_count() {
+        let l = lines("tags = {\n  \"a{b\" = \"x\"\n  \"}\"   = \"y\"\n}\n");
+        assert_eq!(l.iter().map(|l| l.brackets).collect::<Vec<_>>(), [1, 0, 0, -1]);
+        assert_eq!(l[1].assign, Some(8));
+    }
+
+    #[test]
     fn strings_and_comparisons_are_not_assignments() {
         let l = lines("  a = \"x = ${b == c ? \"{\" : \"}\"}\" # c = d\n  x == y\n");
         assert_eq!(l[0].assign, Some(4));
@@ -294,14 +419,40 @@ mod tests {
         assert_eq!(l[3].assign, Some(2));
     }
 
+    fn atoms(text: &str) -> Vec<(&str, Atom)> {
+        Lexer::new(text, |_| false).map(|s| (&text[s.start..s.end], s.atom)).collect()
+    }
+
     #[test]
-    fn marks_know_their_context() {
-        let marked = |c| c == '@';
-        let s = scan("a = \"@\"\nb = @\n# @\nc = \"${@}\"\n", marked);
-        let contexts: Vec<Context> = s.marks.iter().map(|m| m.2).collect();
-        assert_eq!(
-            contexts,
-            vec![Context::QuotedString, Context::Expression, Context::LineComment, Context::Expression]
-        );
+    fn escapes_and_template_sequences_are_single_atoms() {
+        let text = "\"a\\\"b\\u00e9$${x}$$$${y}\"";
+        let strings: Vec<&str> =
+            atoms(text).into_iter().filter(|(_, a)| *a == Atom::StringText).map(|(t, _)| t).collect();
+        assert_eq!(strings, ["a", "\\\"", "b", "\\u00e9", "$${", "x", "}", "$", "$", "$${", "y", "}"]);
+    }
+
+    #[test]
+    fn interpolations_span_lines_and_nest_strings() {
+        let text = "a = \"${jsonencode({\n  \"k\" = \"v}\"\n})}-x\"\nb = \"c\"\n";
+        let found = atoms(text);
+        let text_of = |atom| found.iter().filter(|(_, a)| *a == atom).map(|(t, _)| *t).collect::<String>();
+        assert_eq!(text_of(Atom::StringText), "kv}-xc");
+    }
+
+    #[test]
+    fn heredocs_hold_text_and_interpolations() {
+        let text = "x = <<EOT\nhi ${var.a} $${b}\nEOT\ny = \"z\"\n";
+        let found = atoms(text);
+        let text_of = |atom| found.iter().filter(|(_, a)| *a == atom).map(|(t, _)| *t).collect::<String>();
+        assert_eq!(text_of(Atom::HeredocText), "hi  $${b}");
+        assert_eq!(text_of(Atom::StringText), "z");
+    }
+
+    #[test]
+    fn comments() {
+        let found = atoms("a = 1 # x \"y\n/* \"q\n*/ b = \"s\"\n");
+        let comment: String = found.iter().filter(|(_, a)| *a == Atom::LineComment).map(|(t, _)| *t).collect();
+        assert_eq!(comment, "# x \"y");
+        assert_eq!(found.iter().filter(|(_, a)| *a == Atom::StringText).count(), 1);
     }
 }

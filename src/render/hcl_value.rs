@@ -2,8 +2,9 @@
 //! as a complete HCL literal. Either way a value can never become HCL syntax.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use minijinja::value::{Value, ValueKind};
+use minijinja::value::{Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
 /// Marks the start and end of a string value printed into a template (must land inside a
@@ -15,7 +16,92 @@ pub const LITERAL_OPEN: char = '\u{E002}';
 pub const LITERAL_CLOSE: char = '\u{E003}';
 
 pub fn is_marker(c: char) -> bool {
-    matches!(c, STRING_OPEN | STRING_CLOSE | LITERAL_OPEN | LITERAL_CLOSE)
+    matches!(c, STRING_OPEN | STRING_CLOSE | LITERAL_OPEN | LITERAL_CLOSE | SENSITIVE)
+}
+
+/// What a sensitive value turns into when a template makes text of it: any value holding it
+/// is refused when printed.
+const SENSITIVE: char = '\u{E004}';
+
+/// The result of `| hcl`: an HCL literal. An object rather than a "safe" string, so that no
+/// string filter can take it apart and print a piece of it unescaped.
+#[derive(Debug)]
+pub struct HclLiteral(pub String);
+
+impl Object for HclLiteral {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    /// Made into text (by `~` or a string filter), it is an ordinary string again, printed
+    /// escaped like any other.
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sensitive (`writeOnly`) config value as templates see it: not its value, which never
+/// enters the template context, but a stand-in that refuses to be printed in any form.
+#[derive(Debug)]
+pub struct Sensitive {
+    /// `config.db.password`.
+    pub path: String,
+}
+
+impl Object for Sensitive {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    /// Anything inside a sensitive value is sensitive too.
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let path = match key.as_usize() {
+            Some(index) if key.as_str().is_none() => format!("{}[{index}]", self.path),
+            _ => format!("{}.{key}", self.path),
+        };
+        Some(Value::from_object(Self { path }))
+    }
+
+    /// As text: the stand-in, with the path in hex (so `upper` and friends keep it readable).
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        f.write_char(SENSITIVE)?;
+        for byte in self.path.bytes() {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_char(SENSITIVE)
+    }
+}
+
+/// The error for printing a sensitive value (or text made from one).
+pub fn sensitive_error(text: &str) -> Error {
+    let hex = text.split(SENSITIVE).nth(1).unwrap_or_default().to_ascii_lowercase();
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    let path = bytes.and_then(|b| String::from_utf8(b).ok()).filter(|p| p.starts_with("config"));
+    let what = path.map_or_else(|| "a sensitive config value".to_string(), |p| format!("`{p}`"));
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "{what} is sensitive (`writeOnly` in the schema) and cannot be rendered: pass it as a Terraform variable (TF_VAR_...) or read it from a secret store"
+        ),
+    )
+}
+
+/// Refuses text that holds a sensitive value's stand-in.
+fn refuse_sensitive(text: &str) -> Result<(), Error> {
+    if text.contains(SENSITIVE) { Err(sensitive_error(text)) } else { Ok(()) }
+}
+
+/// A number as HCL, refusing what HCL cannot write (`inf`, `NaN`).
+fn number(value: &Value) -> Result<String, Error> {
+    let text = value.to_string();
+    match f64::try_from(value.clone()) {
+        Ok(f) if !f.is_finite() => {
+            Err(Error::new(ErrorKind::InvalidOperation, format!("`{text}` is not a number HCL can write")))
+        }
+        _ => Ok(text),
+    }
 }
 
 /// Escapes `s` for the inside of an HCL quoted string: quotes, backslashes, template
@@ -65,11 +151,22 @@ pub fn literal(value: &Value) -> Result<String, Error> {
 }
 
 fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
+    if let Some(literal) = value.downcast_object_ref::<HclLiteral>() {
+        out.push_str(&literal.0);
+        return Ok(());
+    }
+    if value.downcast_object_ref::<Sensitive>().is_some() {
+        return Err(sensitive_error(&value.to_string()));
+    }
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if value.is_true() { "true" } else { "false" }),
-        ValueKind::Number => out.push_str(&value.to_string()),
-        ValueKind::String | ValueKind::Bytes => out.push_str(&quoted(value.as_str().unwrap_or_default())),
+        ValueKind::Number => out.push_str(&number(value)?),
+        ValueKind::String | ValueKind::Bytes => {
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+            refuse_sensitive(&text)?;
+            out.push_str(&quoted(&text));
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = value.try_iter()?.collect();
             let multiline = items.iter().any(|v| matches!(v.kind(), ValueKind::Map | ValueKind::Seq));
@@ -99,7 +196,9 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
             out.push_str("{\n");
             for key in keys {
                 let item = value.get_item(&key)?;
-                out.push_str(&quoted(&key.to_string()));
+                let key = key.to_string();
+                refuse_sensitive(&key)?;
+                out.push_str(&quoted(&key));
                 out.push_str(" = ");
                 write_literal(out, &item)?;
                 out.push('\n');
@@ -116,13 +215,25 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// The template formatter: how `{{ value }}` prints in a blueprint template.
+/// The template formatter: how `{{ value }}` prints in a blueprint template. Strings are
+/// escaped and marked, literals marked, so the output guard can prove where each landed;
+/// nothing made from a config value prints as it is.
 pub fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, value: &Value) -> Result<(), Error> {
     let write = |out: &mut minijinja::Output, s: &str| {
         out.write_str(s).map_err(|e| Error::new(ErrorKind::WriteFailure, "cannot write output").with_source(e))
     };
+    if let Some(literal) = value.downcast_object_ref::<HclLiteral>() {
+        return write(out, &format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal.0));
+    }
+    if value.downcast_object_ref::<Sensitive>().is_some() {
+        return Err(sensitive_error(&value.to_string()));
+    }
     if value.is_safe() {
-        return write(out, value.as_str().unwrap_or_default());
+        // The output of a macro, `caller()` or a `{% set %}` block: template text whose values
+        // were printed (escaped and marked) already. The guard checks their markers.
+        let text = value.as_str().unwrap_or_default();
+        refuse_sensitive(text)?;
+        return write(out, text);
     }
     match value.kind() {
         ValueKind::None => Err(Error::new(
@@ -131,19 +242,28 @@ pub fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, 
         )),
         // minijinja prints booleans the Python way (`True`); HCL needs `true`.
         ValueKind::Bool => write(out, if value.is_true() { "true" } else { "false" }),
-        ValueKind::Number => write(out, &value.to_string()),
-        ValueKind::String => {
-            let mut text = String::with_capacity(value.as_str().map_or(0, str::len) + 8);
-            text.push(STRING_OPEN);
-            escape_into(&mut text, value.as_str().unwrap_or_default());
-            text.push(STRING_CLOSE);
-            write(out, &text)
-        }
+        ValueKind::Number => write(out, &number(value)?),
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
             let text = format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal(value)?);
             write(out, &text)
         }
-        _ => write(out, &value.to_string()),
+        // Strings, and anything else as the string it prints as.
+        _ => {
+            let owned;
+            let text = match value.as_str() {
+                Some(text) => text,
+                None => {
+                    owned = value.to_string();
+                    &owned
+                }
+            };
+            refuse_sensitive(text)?;
+            let mut marked = String::with_capacity(text.len() + 8);
+            marked.push(STRING_OPEN);
+            escape_into(&mut marked, text);
+            marked.push(STRING_CLOSE);
+            write(out, &marked)
+        }
     }
 }
 

@@ -31,6 +31,18 @@ impl Validators {
             for (format, check, _) in formats::FORMATS {
                 options = options.with_format(*format, *check);
             }
+            if archetype.has_sensitive {
+                for reference in super::redact::unresolvable_refs(&archetype.schema) {
+                    diagnostics.push(
+                        Diagnostic::error(
+                            "archetype.schema-ref",
+                            format!("Stamp cannot follow `$ref: {reference}` to find which values are sensitive"),
+                        )
+                        .at(Location::file_only(&archetype.schema_file))
+                        .hint("in a schema with `writeOnly` values, refer to parts of the same file (`#/$defs/x`, `#anchor`, or a `$id` in it)"),
+                    );
+                }
+            }
             match options.build(&archetype.schema) {
                 Ok(validator) => {
                     compiled.insert(name.clone(), validator);
@@ -51,9 +63,15 @@ impl Validators {
             return Vec::new();
         };
         let schema = &project.archetypes[&account.archetype].schema;
+        let sensitive = super::redact::sensitive_pointers(project, account);
         validator
             .iter_errors(&account.effective)
-            .map(|error| describe(&error, schema, account).for_account(&account.name))
+            .map(|error| {
+                let pointer = error.instance_path().as_str();
+                let hidden = sensitive.iter().any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
+                let d = if hidden { describe_sensitive(&error, account) } else { describe(&error, schema, account) };
+                d.for_account(&account.name)
+            })
             .collect()
     }
 }
@@ -205,6 +223,36 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
             Diagnostic::error("schema.unique-items", format!("`{path}` has duplicate items")).at_opt(location)
         }
         _ => Diagnostic::error("schema.invalid", format!("`{path}`: {}", error.masked())).at_opt(location),
+    }
+}
+
+/// A violation by a sensitive value: said without the value, and pointed at by line only, so
+/// neither the message nor the source snippet shows it.
+fn describe_sensitive(error: &ValidationError<'_>, account: &Account) -> Diagnostic {
+    let pointer = error.instance_path().as_str();
+    let line = account.positions.value(pointer).map_or(0, |p| p.line);
+    Diagnostic::error("schema.sensitive", format!("`{}` (sensitive) is not valid: {}", dotted(pointer), rule(error)))
+        .at(Location::file_only(&account.display).on_line(line))
+        .hint("the value is not shown because the schema marks it `writeOnly`")
+}
+
+/// What a schema keyword requires, without the value that broke it.
+fn rule(error: &ValidationError<'_>) -> String {
+    match error.kind() {
+        ValidationErrorKind::Type { kind } => match kind {
+            TypeKind::Single(t) => format!("it must be {}", article(&t.to_string())),
+            TypeKind::Multiple(set) => {
+                format!("it must be {}", set.iter().map(|t| article(&t.to_string())).collect::<Vec<_>>().join(" or "))
+            }
+        },
+        ValidationErrorKind::MinLength { limit } => format!("it must be at least {limit} character(s) long"),
+        ValidationErrorKind::MaxLength { limit } => format!("it must be at most {limit} character(s) long"),
+        ValidationErrorKind::Pattern { pattern } => format!("it must match the pattern `{pattern}`"),
+        ValidationErrorKind::Format { format } => format!("it must be a valid {format}"),
+        ValidationErrorKind::Required { property } => {
+            format!("missing required key `{}`", property.as_str().unwrap_or_default())
+        }
+        _ => format!("it breaks the schema's `{}` rule", error.schema_path().as_str().rsplit('/').next().unwrap_or("")),
     }
 }
 
