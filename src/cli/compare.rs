@@ -51,9 +51,9 @@ pub fn diff_command(root: &Path, args: &DiffArgs, out: &Output) -> ExitCode {
     match diff(root, &options) {
         Ok(found) => {
             out.report(&match args.format {
-                DiffFormat::Text => found.text(),
-                DiffFormat::Markdown => found.markdown(),
-                DiffFormat::Json => found.json(),
+                DiffFormat::Text => crate::report::diff::text(&found),
+                DiffFormat::Markdown => crate::report::diff::markdown(&found),
+                DiffFormat::Json => crate::report::diff::json(&found),
             });
             ExitCode::from(u8::from(!found.identical()))
         }

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::plan::escape_html as escape;
+use super::markdown::{code_cell, escape_html as escape, escape_markdown};
 use crate::ops::drift::{AccountDrift, DriftReport};
+use crate::text::one_line;
 
 fn deployed(a: &AccountDrift) -> String {
     a.deployed.clone().unwrap_or_else(|| "never deployed".into())
@@ -43,10 +44,10 @@ pub fn text(report: &DriftReport) -> String {
         .map(|a| {
             [
                 a.account.clone(),
-                a.environment.clone(),
+                one_line(&a.environment).into_owned(),
                 a.status().to_string(),
-                deployed(a),
-                a.current.clone(),
+                one_line(&deployed(a)).into_owned(),
+                one_line(&a.current).into_owned(),
                 behind(a),
                 live(a).to_string(),
                 parity(a),
@@ -77,7 +78,7 @@ pub fn text(report: &DriftReport) -> String {
         if !lines.is_empty() {
             let _ = writeln!(out, "\n{}:", a.account);
             for line in &lines {
-                let _ = writeln!(out, "  {line}");
+                let _ = writeln!(out, "  {}", one_line(line));
             }
         }
     }
@@ -107,15 +108,15 @@ pub fn markdown(report: &DriftReport) -> String {
     for a in &report.accounts {
         let _ = writeln!(
             out,
-            "| {} | {} | **{}** | `{}` | `{}` | {} | {} | {} |",
-            a.account,
-            a.environment,
+            "| {} | {} | **{}** | {} | {} | {} | {} | {} |",
+            escape_markdown(&a.account),
+            escape_markdown(&a.environment),
             a.status(),
-            deployed(a),
-            a.current,
+            code_cell(&deployed(a)),
+            code_cell(&a.current),
             behind(a),
             live(a),
-            parity(a)
+            escape_markdown(&parity(a))
         );
     }
     for a in &report.accounts {
@@ -129,7 +130,7 @@ pub fn markdown(report: &DriftReport) -> String {
                 escape(&a.account)
             );
             for line in &lines {
-                let _ = writeln!(out, "- {}", escape(line));
+                let _ = writeln!(out, "- {}", escape_markdown(line));
             }
             out.push_str(
                 "
@@ -227,4 +228,57 @@ code {{ font-size: .85em; }}
         reference = escape(report.reference.as_deref().unwrap_or("none")),
         count = report.accounts.len(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::drift::ParityIssue;
+
+    fn hostile() -> DriftReport {
+        let evil = "prod\n| x | y |\n<img src=x onerror=alert(1)>\u{1b}[2J`";
+        DriftReport {
+            reference: Some("production".into()),
+            accounts: vec![AccountDrift {
+                account: "qa".into(),
+                environment: evil.into(),
+                archetype: "a".into(),
+                deployed: Some(format!("1.0.0+{evil}")),
+                deployed_commit: None,
+                current: "1.0.0|x".into(),
+                commits_behind: None,
+                live_drift: None,
+                drifted: vec![evil.into()],
+                parity: vec![ParityIssue {
+                    path: "tags.Env".into(),
+                    reference: Some(serde_json::json!("ok")),
+                    value: Some(serde_json::json!(evil)),
+                }],
+                notes: vec![evil.into()],
+                state_read: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_format_escapes_every_value() {
+        let report = hostile();
+        let markdown = markdown(&report);
+        let table: Vec<&str> = markdown.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table.len(), 3, "one header, one rule, one row:\n{markdown}");
+        let cells = table[2].replace("\\|", "").matches('|').count();
+        assert_eq!(cells, 9, "eight cells:\n{markdown}");
+        // A tag survives only inside the code span of the deployed version, where markdown
+        // shows it as text.
+        let raw_tags = markdown.match_indices('<').filter(|(i, _)| !markdown[..*i].ends_with('\\')).count();
+        let own_tags = markdown.matches("<details>").count() * 2 + markdown.matches("<summary>").count() * 4;
+        assert_eq!(raw_tags, own_tags + 1, "{markdown}");
+        assert!(!markdown.contains('\u{1b}'), "{markdown}");
+        let html = html(&report);
+        assert!(!html.contains("<img") && !html.contains('\u{1b}'), "{html}");
+        let text = text(&report);
+        assert!(!text.contains('\u{1b}') && !text.lines().any(|l| l.starts_with("| x")), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();
+        assert_eq!(json["accounts"][0]["environment"], report.accounts[0].environment);
+    }
 }

@@ -1,4 +1,7 @@
-//! Reports for people and machines: plan summaries as text, markdown and JSON.
+//! Reports for people and machines: plans, diffs and drift as text, markdown, JSON and HTML,
+//! every value escaped for its format.
 
+pub mod diff;
 pub mod drift;
+pub mod markdown;
 pub mod plan;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::markdown::{code_span, escape_html, escape_markdown, fenced};
 use crate::terraform::plan::{Action, PlanSummary, ResourceChange};
 
 /// What planning one account gave.
@@ -643,58 +644,6 @@ fn join_blocks<'a>(blocks: impl IntoIterator<Item = &'a str>) -> String {
 
 fn chars(text: &str) -> usize {
     text.chars().count()
-}
-
-/// A fenced code block whose fence is longer than any run of backticks in `body`.
-fn fenced(info: &str, body: &str) -> String {
-    let fence = "`".repeat(longest_backtick_run(body).max(2) + 1);
-    let newline = if body.ends_with('\n') || body.is_empty() { "" } else { "\n" };
-    format!("{fence}{info}\n{body}{newline}{fence}\n")
-}
-
-/// An inline code span that holds any text, backticks included.
-fn code_span(text: &str) -> String {
-    let text = text.replace(['\n', '\r'], " ");
-    let fence = "`".repeat(longest_backtick_run(&text) + 1);
-    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
-    format!("{fence}{pad}{text}{pad}{fence}")
-}
-
-fn longest_backtick_run(text: &str) -> usize {
-    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-/// Text for markdown outside code: characters that would format, link or split a table cell
-/// are backslash-escaped, and line breaks become spaces.
-fn escape_markdown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' | '!' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Text inside HTML (the `<summary>` of a section), where markdown escapes do not apply.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
