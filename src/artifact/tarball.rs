@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
@@ -112,18 +112,29 @@ pub(super) fn unpack(path: &Path, compressed: &[u8], limit: u64) -> Result<BTree
     // All of the tar stream is read first, through a limit, so that no header can make the
     // reader allocate or loop beyond it.
     let mut tar = Vec::new();
-    GzDecoder::new(compressed)
+    let mut gzip = GzDecoder::new(compressed);
+    (&mut gzip)
         .take(limit.saturating_add(1))
         .read_to_end(&mut tar)
         .map_err(|e| not_an_artifact("gzip-compressed", e))?;
     if tar.len() as u64 > limit {
         return Err(ArtifactError::TooLarge { path: path.to_path_buf(), limit });
     }
+    // One gzip member and nothing after it: other tools (`tar`, Python's tarfile) read on into
+    // a second member, which would smuggle in files the manifest never saw.
+    if !gzip.into_inner().is_empty() {
+        return Err(ArtifactError::NotAnArtifact {
+            path: path.to_path_buf(),
+            reason: "it has data after its gzip stream (a second member?)".into(),
+        });
+    }
 
     let not_tar = |e| not_an_artifact("a tar archive", e);
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut seen = BTreeSet::new();
     let mut files = BTreeMap::new();
+    // Where the last entry's data ends in the tar stream.
+    let mut end = 0;
     for entry in archive.entries().map_err(not_tar)? {
         let mut entry = entry.map_err(not_tar)?;
         // `path_bytes` is the full name, from a GNU long-name or PAX header where there is one.
@@ -150,6 +161,7 @@ pub(super) fn unpack(path: &Path, compressed: &[u8], limit: u64) -> Result<BTree
             if !(normal == "root" || normal == "plan" || normal.starts_with(ROOT)) {
                 return Err(refuse(UnsafeReason::Outside));
             }
+            end = entry.raw_file_position() + entry.size();
             continue;
         }
         if !([CONFIG, MANIFEST, PLAN_BINARY, PLAN_JSON].contains(&normal.as_str()) || normal.starts_with(ROOT)) {
@@ -162,7 +174,17 @@ pub(super) fn unpack(path: &Path, compressed: &[u8], limit: u64) -> Result<BTree
         };
         let mut content = Vec::new();
         entry.read_to_end(&mut content).map_err(not_tar)?;
+        end = entry.raw_file_position() + content.len() as u64;
         files.insert(normal, TreeFile { content: content.into(), executable });
+    }
+    // After the last entry, only the end-of-archive blocks: zeros. A reader that skips them
+    // (`tar --ignore-zeros`) must find nothing more.
+    let rest = tar.get(usize::try_from(end).unwrap_or(usize::MAX)..).unwrap_or_default();
+    if rest.iter().any(|&b| b != 0) {
+        return Err(ArtifactError::NotAnArtifact {
+            path: path.to_path_buf(),
+            reason: "it has data after the end of its tar archive".into(),
+        });
     }
     Ok(files)
 }
@@ -321,6 +343,39 @@ pub(super) mod tests {
         assert!(err.to_string().starts_with("`x.tar.gz` is not a Stamp artifact: it is not gzip-compressed"), "{err}");
         let err = unpack(Path::new("x.tar.gz"), &gzip(&[7; 1024]), LIMIT).unwrap_err();
         assert!(err.to_string().starts_with("`x.tar.gz` is not a Stamp artifact: it is not a tar archive"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_second_gzip_member_and_data_after_the_archive() {
+        let good = raw_archive(&[file(b"root/a.tf")]);
+        assert!(unpack(Path::new("ok.tar.gz"), &good, LIMIT).is_ok());
+        let mut smuggled = good.clone();
+        smuggled.extend(raw_archive(&[file(b"root/smuggled.tf")]));
+        let err = unpack(Path::new("two.tar.gz"), &smuggled, LIMIT).unwrap_err();
+        assert!(err.to_string().contains("data after its gzip stream"), "{err}");
+        let mut garbage = good;
+        garbage.push(0);
+        assert!(unpack(Path::new("tail.tar.gz"), &garbage, LIMIT).is_err());
+        // A tar stream with an entry hidden after its end-of-archive blocks.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_path("root/a.tf").unwrap();
+        header.set_cksum();
+        builder.append(&header, b"x".as_slice()).unwrap();
+        let mut stream = builder.into_inner().unwrap();
+        let hidden = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = header.clone();
+            h.set_path("root/hidden.tf").unwrap();
+            h.set_cksum();
+            b.append(&h, b"y".as_slice()).unwrap();
+            b.into_inner().unwrap()
+        };
+        stream.extend(hidden);
+        let err = unpack(Path::new("hidden.tar.gz"), &gzip(&stream), LIMIT).unwrap_err();
+        assert!(err.to_string().contains("after the end of its tar archive"), "{err}");
     }
 
     #[test]
