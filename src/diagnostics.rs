@@ -90,6 +90,10 @@ impl Diagnostic {
         }
     }
 
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Self { severity: Severity::Warning, ..Self::error(code, message) }
+    }
+
     #[must_use]
     pub fn at(mut self, location: Location) -> Self {
         self.location = Some(location);

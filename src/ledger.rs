@@ -2,7 +2,6 @@
 //! destroy and smoke-test result, so "which version runs where, and did it pass" has an answer
 //! and promotions can require earlier stages to have passed.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +36,21 @@ pub struct Record {
     pub created_at: Option<String>,
 }
 
+/// An account's records as read, and the lines that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub records: Vec<Record>,
+    pub damage: Vec<Damage>,
+}
+
+/// A ledger line that is not a record: torn by a crash, edited by hand, or corrupted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// 1-based; 0 when the file as a whole cannot be read.
+    pub line: usize,
+    pub problem: String,
+}
+
 /// The ledger folder of a project.
 pub struct Ledger {
     dir: PathBuf,
@@ -51,10 +65,10 @@ impl Ledger {
         self.dir.join(format!("{account}.jsonl"))
     }
 
-    /// Appends a record as one line in one write, then syncs: a crash can at worst leave a
-    /// partial last line, which readers skip; earlier records are never touched.
+    /// Appends a record as one line in one write, then syncs (see [`crate::fsio`]): a crash
+    /// can at worst leave a partial last line, which readers report; earlier records are never
+    /// touched.
     pub fn append(&self, record: &Record) -> std::io::Result<()> {
-        fs_err::create_dir_all(&self.dir)?;
         let mut line = serde_json::to_string(record).expect("records serialise");
         line.push('\n');
         let path = self.file(&record.account);
@@ -62,14 +76,23 @@ impl Ledger {
         if fs_err::read(&path).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n')) {
             line.insert(0, '\n');
         }
-        let mut file = fs_err::OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(line.as_bytes())?;
-        file.file().sync_all()
+        crate::fsio::append_durable(&path, line.as_bytes())
     }
 
-    /// Every readable record of an account, oldest first.
+    /// Every record of an account, oldest first, with the lines that could not be read.
+    pub fn history(&self, account: &str) -> History {
+        read(&self.file(account), account)
+    }
+
+    /// The readable records of an account, oldest first. Commands that act on an account's
+    /// history check [`crate::config::Account::ledger_damage`] first.
     pub fn records(&self, account: &str) -> Vec<Record> {
-        read(&self.file(account))
+        self.history(account).records
+    }
+
+    /// The ledger file of an account.
+    pub fn path(&self, account: &str) -> PathBuf {
+        self.file(account)
     }
 
     /// The project's ledger.
@@ -119,19 +142,48 @@ pub fn annotate(project: &mut Project) {
 
 /// [`annotate`] for one account (`present`: it has a ledger file).
 pub fn annotate_account(ledger: &Ledger, present: bool, account: &mut crate::config::Account) {
-    let records = if present { ledger.records(&account.name) } else { Vec::new() };
-    account.slot = live_slot(&records);
-    account.created_at = own_created_at(account).or_else(|| created_at(&records, account.slot));
+    let history = if present { ledger.history(&account.name) } else { History::default() };
+    account.slot = live_slot(&history.records);
+    account.created_at = own_created_at(account).or_else(|| created_at(&history.records, account.slot));
+    account.ledger_damage = history.damage;
 }
 
 fn own_created_at(account: &crate::config::Account) -> Option<String> {
     account.effective.get("created_at").and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
-fn read(path: &Path) -> Vec<Record> {
-    fs_err::read_to_string(path)
-        .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
-        .unwrap_or_default()
+/// Reads a ledger file line by line: each line that is not a record of `account` is reported
+/// with its number, and the others still count.
+fn read(path: &Path, account: &str) -> History {
+    let bytes = match fs_err::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return History::default(),
+        Err(e) => {
+            let problem = format!("cannot read it: {}", crate::diagnostics::io_reason(&e));
+            return History { records: Vec::new(), damage: vec![Damage { line: 0, problem }] };
+        }
+    };
+    let mut history = History::default();
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| "not UTF-8 text".to_string())
+            .and_then(|text| serde_json::from_str::<Record>(text).map_err(|e| format!("not a ledger record ({e})")))
+            .and_then(|record| {
+                if record.account == account {
+                    Ok(record)
+                } else {
+                    Err(format!("a record of account `{}`, not `{account}`", crate::text::one_line(&record.account)))
+                }
+            });
+        match parsed {
+            Ok(record) => history.records.push(record),
+            Err(problem) => history.damage.push(Damage { line: index + 1, problem }),
+        }
+    }
+    history
 }
 
 /// Now as RFC 3339 (UTC, seconds).
@@ -179,6 +231,26 @@ mod tests {
     }
 
     #[test]
+    fn damaged_lines_are_reported_and_the_others_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path().to_path_buf());
+        ledger.append(&record("succeeded")).unwrap();
+        ledger.append(&record("failed")).unwrap();
+        let path = dir.path().join("qa.jsonl");
+        let mut bytes = fs_err::read(&path).unwrap();
+        // One torn byte in the first record.
+        bytes[10] = 0xff;
+        fs_err::write(&path, &bytes).unwrap();
+        let history = ledger.history("qa");
+        assert_eq!(history.records.len(), 1);
+        assert_eq!(history.records[0].outcome, "failed");
+        assert_eq!(history.damage, vec![Damage { line: 1, problem: "not UTF-8 text".into() }]);
+        let other = Record { account: "prod".into(), ..record("succeeded") };
+        fs_err::write(&path, serde_json::to_string(&other).unwrap() + "\n").unwrap();
+        assert!(ledger.history("qa").damage[0].problem.contains("`prod`"));
+    }
+
+    #[test]
     fn appends_and_skips_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(dir.path().join("ledger"));
@@ -189,9 +261,10 @@ mod tests {
         let mut text = fs_err::read_to_string(&path).unwrap();
         text.push_str("{\"time\":\"2026-");
         fs_err::write(&path, text).unwrap();
-        let records = ledger.records("qa");
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[1].outcome, "failed");
+        let history = ledger.history("qa");
+        assert_eq!(history.records.len(), 2);
+        assert_eq!(history.records[1].outcome, "failed");
+        assert_eq!(history.damage.len(), 1, "the torn line is reported");
         ledger.append(&record("succeeded")).unwrap();
         assert_eq!(ledger.records("qa").len(), 3, "a record after a torn line is kept");
         assert!(ledger.records("nobody").is_empty());

@@ -278,3 +278,36 @@ fn interrupt_is_forwarded_and_waited_for() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[test]
+fn a_damaged_ledger_is_reported_and_stops_every_change() {
+    let project = Project::local();
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    // One torn byte in the only record: the account's history can no longer be trusted.
+    let ledger = project.path().join(".stamp/ledger/local-staging.jsonl");
+    let mut bytes = fs_err::read(&ledger).unwrap();
+    bytes[12] = 0xff;
+    fs_err::write(&ledger, &bytes).unwrap();
+    let place = ".stamp/ledger/local-staging.jsonl:1: a damaged ledger record: not UTF-8 text";
+    // Commands that only read say so, with the place.
+    let list = project.stamp(["list"]).run().success();
+    assert!(list.stderr.contains(place), "{}", list.stderr);
+    let plan = project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
+    assert!(plan.stderr.contains(place), "{}", plan.stderr);
+    // Commands that change the account refuse it.
+    let refusal = "the ledger of `local-staging` is damaged (`.stamp/ledger/local-staging.jsonl` line 1";
+    for args in [
+        &["apply", "local-staging", "--auto-approve"][..],
+        &["destroy", "local-staging", "--auto-approve"][..],
+        &["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"][..],
+        &["clone", "local-staging", "local-qa", "--auto-approve"][..],
+    ] {
+        let out = project.tf(args).run().failure(1);
+        assert!(out.stderr.contains(refusal), "{args:?}:\n{}", out.stderr);
+    }
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
+    // Repaired (the damaged line removed), the account can be changed again.
+    let text = String::from_utf8_lossy(&bytes).lines().skip(1).collect::<Vec<_>>().join("\n");
+    fs_err::write(&ledger, text).unwrap();
+    project.tf(["destroy", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+}

@@ -70,7 +70,7 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
 
 /// Prints what an operation did: its diagnostics (exit 1), or its report as JSON or as `text`
 /// prints it (exit 1 when it did not succeed).
-fn print_report<T: serde::Serialize>(
+fn print_report<T: serde::Serialize + crate::ops::Warnings>(
     out: &Output,
     format: Format,
     result: Result<T, crate::diagnostics::Report>,
@@ -84,6 +84,9 @@ fn print_report<T: serde::Serialize>(
             return ExitCode::from(1);
         }
     };
+    for warning in report.warnings() {
+        out.warning(&warning);
+    }
     if format == Format::Json {
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
     } else {
@@ -244,9 +247,6 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
         for deploy in report.deploys.iter().filter(|d| !d.succeeded()) {
             // Failed builds and retirements show their plan and errors.
             let _ = finish(Ok(deploy.clone()), out, &approver);
-        }
-        for warning in &report.warnings {
-            out.status(&format!("warning: {warning}"));
         }
         out.report(&migrate_text(root, report));
     })

@@ -114,6 +114,9 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for warning in &report.warnings {
+        out.warning(&warning);
+    }
     match args.format {
         PlanFormat::Text => out.report(&plan_report::text(&report)),
         PlanFormat::Json => out.report(&plan_report::json(&report)),
@@ -254,7 +257,7 @@ pub(super) fn finish(
         return ExitCode::from(1);
     }
     for warning in &report.warnings {
-        out.status(&format!("warning: {warning}"));
+        out.warning(&warning);
     }
     let mut text = String::new();
     let verb = verb(&report.plan.operation);

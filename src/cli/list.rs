@@ -24,8 +24,12 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !diagnostics.is_empty() {
-        out.status(&format!("{} account file(s) could not be read; run `stamp check` for details", diagnostics.len()));
+    for warning in crate::ops::warning_lines(&diagnostics) {
+        out.warning(&warning);
+    }
+    let errors = diagnostics.iter().filter(|d| d.severity == crate::diagnostics::Severity::Error).count();
+    if errors > 0 {
+        out.status(&format!("{errors} account file(s) could not be read; run `stamp check` for details"));
     }
     match args.format {
         Format::Json => {

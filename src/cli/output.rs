@@ -39,6 +39,11 @@ impl Output {
         }
     }
 
+    /// A problem that did not stop the command: shown even with `--quiet`.
+    pub fn warning(&self, message: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "warning: {}", crate::text::one_line(message));
+    }
+
     pub fn error(&self, message: &str) {
         let _ = writeln!(std::io::stderr().lock(), "error: {message}");
     }

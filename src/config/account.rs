@@ -28,6 +28,9 @@ pub struct Account {
     /// When an ephemeral account was created: its `created_at`, else its first apply in the
     /// ledger (`None`: not created yet).
     pub created_at: Option<String>,
+    /// Lines of the account's ledger that could not be read: until they are repaired, commands
+    /// that act on the account's history refuse it.
+    pub ledger_damage: Vec<crate::ledger::Damage>,
 }
 
 /// One of an account's two side-by-side environments. `blue` is the account's own name

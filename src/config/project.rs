@@ -298,6 +298,7 @@ impl Project {
             hooks,
             slot: super::account::Slot::Blue,
             created_at: None,
+            ledger_damage: Vec::new(),
         })
     }
 

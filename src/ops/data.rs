@@ -66,6 +66,8 @@ pub struct CopyReport {
     pub data: Option<DataCopy>,
     /// Config differences of TARGET from SOURCE its archetype does not allow.
     pub parity: Vec<ParityIssue>,
+    /// Problems found while loading (a damaged ledger record, ...), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl CopyReport {
@@ -92,7 +94,7 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
         report
     })?;
     for account in [source, target] {
-        if let Some(message) = super::migrate::in_progress(project, &account.name) {
+        if let Some(message) = super::history_problem(project, account) {
             return Err(refuse(message));
         }
     }
@@ -144,6 +146,7 @@ pub fn clone(
         parity: parity(project, source, target),
         data: None,
         deploy: None,
+        warnings: workspace.warning_lines(),
     };
     let applied = deploy.succeeded();
     report.deploy = Some(deploy);
@@ -169,6 +172,7 @@ pub fn sync(root: &Path, options: &CopyOptions, progress: &dyn Progress) -> Resu
         deploy: None,
         data: Some(data),
         parity: parity(project, source, target),
+        warnings: workspace.warning_lines(),
     })
 }
 

@@ -130,7 +130,7 @@ impl Session {
     /// An account in the middle of a migration is changed only by `stamp migrate`.
     fn refuse_during_migration(&self) -> Result<(), Report> {
         for (account, _) in self.targets() {
-            if let Some(message) = super::migrate::in_progress(self.project(), &account.name) {
+            if let Some(message) = super::history_problem(self.project(), account) {
                 return Err(usage(&message));
             }
         }
@@ -139,6 +139,11 @@ impl Session {
 
     pub(crate) fn project(&self) -> &Project {
         &self.checked.workspace.project
+    }
+
+    /// The warnings found while loading and rendering the selected accounts.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        super::warning_lines(&self.checked.diagnostics)
     }
 
     /// The selected accounts with their trees.
@@ -296,7 +301,11 @@ pub fn plan(
             save_plan(run, summary, &one.tree_digest, &one.plan.version, path).map_err(|e| usage(&e))?;
         }
     }
-    Ok(PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() })
+    Ok(PlanReport {
+        operation: "plan".into(),
+        accounts: planned.into_iter().map(|p| p.plan).collect(),
+        warnings: session.warnings(),
+    })
 }
 
 fn usage(message: &str) -> Report {
@@ -395,7 +404,11 @@ pub(crate) fn apply_session(
         Some(path) => vec![load_saved_plan(session, path, progress).map_err(|e| usage(&e))?],
         None => plan_all(session, &options.deploy, Stage::Deploy, progress),
     };
-    let report = PlanReport { operation: "plan".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
+    let report = PlanReport {
+        operation: "plan".into(),
+        accounts: planned.iter().map(|p| p.plan.clone()).collect(),
+        warnings: Vec::new(),
+    };
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
         return Ok(DeployReport::refused(report, refusal));
     }
@@ -413,8 +426,13 @@ pub(crate) fn apply_session(
     }
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
-    let plan = PlanReport { operation: "plan".into(), accounts: planned.into_iter().map(|p| p.plan).collect() };
-    let warnings = record(session, "apply", &results, &digests);
+    let plan = PlanReport {
+        operation: "plan".into(),
+        accounts: planned.into_iter().map(|p| p.plan).collect(),
+        warnings: Vec::new(),
+    };
+    let mut warnings = session.warnings();
+    warnings.extend(record(session, "apply", &results, &digests));
     Ok(DeployReport { plan, refused: None, results, warnings })
 }
 
@@ -540,13 +558,17 @@ pub(crate) fn destroy_session(
         .map(|(a, _)| a.name.as_str())
         .collect();
     if let Some(name) = unconfirmed.first() {
-        let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new() };
+        let empty = PlanReport { operation: "destroy".into(), accounts: Vec::new(), warnings: Vec::new() };
         let refusal =
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
         return DeployReport::refused(empty, refusal);
     }
     let mut planned = plan_all(session, &options.deploy, Stage::Destroy, progress);
-    let report = PlanReport { operation: "destroy".into(), accounts: planned.iter().map(|p| p.plan.clone()).collect() };
+    let report = PlanReport {
+        operation: "destroy".into(),
+        accounts: planned.iter().map(|p| p.plan.clone()).collect(),
+        warnings: Vec::new(),
+    };
     let anything =
         report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { summary } if summary.has_changes()));
     if anything && let Err(refusal) = approver.approve(&report) {
@@ -564,7 +586,8 @@ pub(crate) fn destroy_session(
     });
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
-    let warnings = record(session, "destroy", &results, &digests);
+    let mut warnings = session.warnings();
+    warnings.extend(record(session, "destroy", &results, &digests));
     DeployReport { plan: report, refused: None, results, warnings }
 }
 

@@ -216,6 +216,9 @@ pub fn migrate(
     let workspace = Workspace::load(root)?;
     let project = &workspace.project;
     let account = workspace.account(&options.account)?;
+    if let Some(problem) = super::ledger_problem(project, account) {
+        return Err(refuse(problem));
+    }
     let name = account.name.clone();
     let _lock = AccountLock::acquire(&project.root.join(".stamp/locks/migrations").join(format!("{name}.lock")), &name)
         .map_err(refuse)?;
@@ -273,7 +276,7 @@ pub fn migrate(
         ran: Vec::new(),
         deploys: Vec::new(),
         reactivated: false,
-        warnings: Vec::new(),
+        warnings: workspace.warning_lines(),
     };
     if options.mode == Mode::Rollback {
         run.rollback()?;

@@ -244,6 +244,8 @@ pub struct ReapReport {
     pub not_ephemeral: usize,
     pub destroys: Vec<DeployReport>,
     pub removed_files: Vec<String>,
+    /// Problems found while loading (a damaged ledger record, ...), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl ReapReport {
@@ -275,8 +277,13 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
     if std::env::var_os("STAMP_NOW").is_some() && !options.dry_run {
         return Err(refuse("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now"));
     }
-    let mut report =
-        ReapReport { accounts: Vec::new(), not_ephemeral: 0, destroys: Vec::new(), removed_files: Vec::new() };
+    let mut report = ReapReport {
+        accounts: Vec::new(),
+        not_ephemeral: 0,
+        destroys: Vec::new(),
+        removed_files: Vec::new(),
+        warnings: workspace.warning_lines(),
+    };
     for account in &project.accounts {
         let lifetime = match Lifetime::of(account) {
             Ok(Some(lifetime)) => lifetime,
@@ -297,11 +304,11 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
         };
         let deployed = crate::ledger::created_at(&ledger.records(&account.name), account.slot).is_some();
         let expired = lifetime.expired(now);
-        let migrating = super::migrate::in_progress(project, &account.name).is_some();
+        let unsafe_history = super::history_problem(project, account);
         let (action, reason) = if account.is_protected() {
             (ReapAction::Kept, "protected: never reaped")
-        } else if migrating {
-            (ReapAction::Kept, "a migration is under way")
+        } else if let Some(problem) = &unsafe_history {
+            (ReapAction::Kept, problem.as_str())
         } else if !deployed {
             (ReapAction::Kept, "not deployed")
         } else if options.all_ephemeral {

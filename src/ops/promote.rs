@@ -59,6 +59,10 @@ pub fn promote(
                 options.version
             )));
         }
+        // A damaged record could be the one that says the version passed (or failed).
+        if let Some(problem) = accounts.iter().find_map(|a| super::ledger_problem(project, a)) {
+            return Err(refuse(problem));
+        }
         let passed = accounts.iter().any(|account| {
             let has_smoke =
                 project.archetypes[&account.archetype].file.hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());

@@ -46,6 +46,9 @@ pub struct PlanReport {
     /// `plan` or `destroy`.
     pub operation: String,
     pub accounts: Vec<AccountPlan>,
+    /// Problems that did not stop the plan (a damaged ledger record, ...), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl AccountPlan {
@@ -786,7 +789,11 @@ mod tests {
         dns.archetype = "dns".to_owned();
         dns.retries = BTreeMap::from([("network".to_owned(), 3)]);
 
-        PlanReport { operation: "plan".to_owned(), accounts: vec![production, staging, dns, sandbox] }
+        PlanReport {
+            operation: "plan".to_owned(),
+            accounts: vec![production, staging, dns, sandbox],
+            warnings: Vec::new(),
+        }
     }
 
     #[test]
@@ -834,13 +841,17 @@ mod tests {
 
         // Reads alone are no change.
         let unchanged = PlanReport {
+            warnings: Vec::new(),
             accounts: full.accounts.iter().filter(|a| a.summary().is_some_and(|s| !s.has_changes())).cloned().collect(),
             ..full.clone()
         };
         assert_eq!(unchanged.accounts.len(), 2);
         assert_eq!(unchanged.exit_code(), 0);
 
-        assert_eq!(PlanReport { operation: "plan".to_owned(), accounts: Vec::new() }.exit_code(), 0);
+        assert_eq!(
+            PlanReport { operation: "plan".to_owned(), accounts: Vec::new(), warnings: Vec::new() }.exit_code(),
+            0
+        );
     }
 
     #[test]
@@ -907,7 +918,7 @@ mod tests {
                 account(&format!("account-{i:04}"), "production", planned(changes, &["endpoint"]))
             })
             .collect();
-        PlanReport { operation: "plan".to_owned(), accounts }
+        PlanReport { operation: "plan".to_owned(), accounts, warnings: Vec::new() }
     }
 
     fn assert_well_formed(markdown: &str, max_chars: usize) {
