@@ -311,3 +311,59 @@ fn a_damaged_ledger_is_reported_and_stops_every_change() {
     fs_err::write(&ledger, text).unwrap();
     project.tf(["destroy", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
 }
+
+#[test]
+fn a_saved_plan_cannot_hide_what_it_destroys() {
+    let project = Project::local();
+    project.tf(["apply", "local-prod", "--auto-approve", "--version", "1.0.0"]).run().success();
+    // A plan that replaces the protected account's database...
+    let path = "fixtures/accounts/local-prod.yaml";
+    project.write(path, &project.read(path).replace("name: orders", "name: orders2"));
+    project.tf(["plan", "local-prod", "--version", "1.0.0", "--out", "prod.plan"]).run().failure(2);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs_err::metadata(project.path().join("prod.plan")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "a saved plan holds variables in clear: owner only");
+    // ...edited to say it changes nothing, in the format earlier Stamps trusted.
+    let mut saved: serde_json::Value = serde_json::from_str(&project.read("prod.plan")).unwrap();
+    saved["format"] = "stamp-plan/1".into();
+    saved["summary"] = serde_json::json!({"changes": [], "output_changes": [], "terraform_version": null});
+    project.write("prod.plan", &saved.to_string());
+    let out = project.tf(["apply", "--plan", "prod.plan", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
+    assert!(
+        out.stderr.contains("would destroy stateful resources: `terraform_data.database` (replace)"),
+        "{}",
+        out.stderr
+    );
+    assert!(project.env_dir("local-prod").join("data.sqlite").is_file(), "the database was replaced");
+    // With the confirmation the protection asks for, the same file applies.
+    let confirmed = project
+        .tf(["apply", "--plan", "prod.plan", "--auto-approve", "--version", "1.0.0", "--confirm", "local-prod"])
+        .run()
+        .success();
+    assert!(confirmed.stdout.contains("local-prod: applied"), "{}", confirmed.stdout);
+}
+
+#[test]
+fn an_artifact_plan_holds_no_secret() {
+    let project = Project::local();
+    project.write(
+        "blueprints/local-platform/token.tf",
+        "variable \"api_token\" {\n  type      = string\n  sensitive = true\n}\n\nvariable \"region_hint\" {\n  type    = string\n  default = \"\"\n}\n\nresource \"terraform_data\" \"token\" {\n  input = var.api_token\n}\n\noutput \"token\" {\n  value     = var.api_token\n  sensitive = true\n}\n",
+    );
+    project
+        .tf(["build", "local-staging", "--plan", "--version", "1.0.0"])
+        .env("TF_VAR_api_token", "tok-hunter22-secret")
+        .env("TF_VAR_region_hint", "hint-secret-too")
+        .run()
+        .success();
+    let artifact = "dist/local-staging-1.0.0.tar.gz";
+    let plan = project.artifact_entry(artifact, "plan/plan.json");
+    assert!(plan.contains("\"format_version\""), "{plan}");
+    assert!(!plan.contains("hunter22") && !plan.contains("hint-secret"), "a secret in the plan:\n{plan}");
+    let listing =
+        std::process::Command::new("tar").args(["-tzf", artifact]).current_dir(project.path()).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(!listing.contains("plan.tfplan"), "the binary plan holds variables in clear:\n{listing}");
+    project.tf(["verify", artifact]).run().success();
+}

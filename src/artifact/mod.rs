@@ -6,10 +6,14 @@
 //! ```text
 //! config.json        the account's effective config, sensitive values redacted, keys sorted
 //! manifest.json      see [`Manifest`]
-//! plan/plan.json     optional: `terraform show -json` of the plan
-//! plan/plan.tfplan   optional: the binary plan, with plan.json
+//! plan/plan.json     optional: `terraform show -json` of the plan, every value Terraform
+//!                    marks sensitive and every input variable redacted
 //! root/...           every file of the rendered root module
 //! ```
+//!
+//! The binary plan is never packed: it holds the values of variables (secrets given as
+//! `TF_VAR_...` among them) in clear, and Stamp applies from the rendered root, not from it.
+//! Artifacts of earlier versions that hold one (`plan/plan.tfplan`) are still read.
 //!
 //! The manifest's digest is a checksum, not a signature: it catches corruption and edits made
 //! without rewriting the manifest. To trust an artifact, compare [`Manifest::digest`] with one
@@ -43,13 +47,6 @@ const PLAN_JSON: &str = "plan/plan.json";
 /// stop a small file that inflates to fill the memory or the disk.
 pub const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
 
-/// A saved plan: the binary `terraform plan -out` file and its `terraform show -json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanFiles<'a> {
-    pub tfplan: &'a [u8],
-    pub json: &'a [u8],
-}
-
 /// Everything an artifact is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct ArtifactInput<'a> {
@@ -64,7 +61,9 @@ pub struct ArtifactInput<'a> {
     pub slot: crate::config::Slot,
     /// The effective config, with sensitive values already redacted.
     pub config: &'a Value,
-    pub plan: Option<PlanFiles<'a>>,
+    /// `terraform show -json` of the account's plan, already redacted
+    /// ([`crate::terraform::plan_json::redact`]).
+    pub plan: Option<&'a [u8]>,
 }
 
 /// Why an artifact could not be read. Each names the artifact file and, where there is one, the
@@ -132,8 +131,7 @@ fn build_as(input: &ArtifactInput<'_>, stamp_version: &str) -> Vec<u8> {
         .collect();
     files.push(PackFile { path: CONFIG.to_string(), content: &config, executable: false });
     if let Some(plan) = input.plan {
-        files.push(PackFile { path: PLAN_BINARY.to_string(), content: plan.tfplan, executable: false });
-        files.push(PackFile { path: PLAN_JSON.to_string(), content: plan.json, executable: false });
+        files.push(PackFile { path: PLAN_JSON.to_string(), content: plan, executable: false });
     }
     let hashes = files.iter().map(|file| (file.path.clone(), sha256_hex(file.content))).collect();
     let manifest = Manifest::new(input, hashes, stamp_version).to_json();
@@ -174,8 +172,8 @@ fn open_with_limit(path: &Path, limit: u64) -> Result<Artifact, ArtifactError> {
         file: CONFIG.to_string(),
         source,
     })?;
-    if files.contains_key(PLAN_BINARY) != files.contains_key(PLAN_JSON) {
-        return Err(not_an_artifact("it has only one of `plan/plan.tfplan` and `plan/plan.json`"));
+    if files.contains_key(PLAN_BINARY) && !files.contains_key(PLAN_JSON) {
+        return Err(not_an_artifact("it has `plan/plan.tfplan` without `plan/plan.json`"));
     }
     Ok(Artifact { manifest, files, config })
 }
@@ -210,8 +208,9 @@ impl Artifact {
         self.config.clone()
     }
 
-    pub fn plan(&self) -> Option<PlanFiles<'_>> {
-        Some(PlanFiles { tfplan: &self.files.get(PLAN_BINARY)?.content, json: &self.files.get(PLAN_JSON)?.content })
+    /// The plan's JSON, as redacted when it was built.
+    pub fn plan(&self) -> Option<&[u8]> {
+        Some(&self.files.get(PLAN_JSON)?.content)
     }
 
     /// Writes the rendered root module into `dir`, which must be empty or absent: a folder that
@@ -356,7 +355,7 @@ mod tests {
     fn round_trips_tree_config_plan_and_manifest() {
         let (tree, version) = (sample_tree(), version());
         let config = json!({"region": "eu-west-1", "db_password": "(sensitive)"});
-        let plan = PlanFiles { tfplan: b"\x00binary plan\xff", json: b"{\"format_version\":\"1.2\"}" };
+        let plan: &[u8] = b"{\"format_version\":\"1.2\"}";
         let bytes = build(&ArtifactInput { plan: Some(plan), ..input(&tree, &config, &version) });
         let (_tmp, artifact) = open_bytes(&bytes);
         let artifact = artifact.unwrap();
@@ -375,14 +374,7 @@ mod tests {
         assert_eq!(manifest.terraform_version.as_deref(), Some("1.9.8"));
         assert_eq!(
             manifest.files.keys().collect::<Vec<_>>(),
-            [
-                "config.json",
-                "plan/plan.json",
-                "plan/plan.tfplan",
-                "root/main.tf",
-                "root/modules/net/main.tf",
-                "root/scripts/smoke.sh"
-            ]
+            ["config.json", "plan/plan.json", "root/main.tf", "root/modules/net/main.tf", "root/scripts/smoke.sh"]
         );
         assert_eq!(manifest.files["root/main.tf"], sha256_hex(tree.files["main.tf"].content.as_ref()));
         assert_eq!(manifest.digest, files_digest(&manifest.files));
@@ -535,13 +527,16 @@ mod tests {
     }
 
     #[test]
-    fn refuses_half_a_plan() {
+    fn refuses_a_binary_plan_without_its_json() {
         let (tree, config, version) = (sample_tree(), json!({}), version());
-        let plan = Some(PlanFiles { tfplan: b"p", json: b"{}" });
+        let plan: Option<&[u8]> = Some(b"{}");
         let bytes = build(&ArtifactInput { plan, ..input(&tree, &config, &version) });
-        let half_plan = repack(&bytes, |files| drop_listed(files, PLAN_JSON));
-        let err = open_bytes(&half_plan).1.unwrap_err();
-        assert!(err.to_string().ends_with("has only one of `plan/plan.tfplan` and `plan/plan.json`"), "{err}");
+        let old_layout = repack(&bytes, |files| {
+            let json = files.remove(PLAN_JSON).unwrap();
+            files.insert(PLAN_BINARY.to_string(), json);
+        });
+        let err = open_bytes(&old_layout).1.unwrap_err();
+        assert!(err.to_string().contains("`plan/plan.tfplan` without `plan/plan.json`"), "{err}");
     }
 
     #[test]

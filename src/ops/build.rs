@@ -80,7 +80,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
             tree,
             slot: account.slot,
             config: &config,
-            plan: planned.as_ref().map(|(tfplan, json)| artifact::PlanFiles { tfplan, json }),
+            plan: planned.as_deref(),
         };
         let bytes = artifact::build(&input);
         let path = dist.join(artifact::file_name(&account.name, &version.version));
@@ -116,21 +116,24 @@ pub fn verify(path: &Path) -> Result<artifact::Manifest, Report> {
     artifact::open(path).map(|a| a.manifest).map_err(|e| failure(crate::diagnostics::error_chain(&e)))
 }
 
-/// Plans the account and returns the plan file and its JSON (`terraform show -json`).
+/// Plans the account and returns its JSON plan (`terraform show -json`), every value Terraform
+/// marks sensitive and every input variable redacted.
 fn plan_files(
     project: &crate::config::Project,
     account: &Account,
     tree: &crate::render::Tree,
     terraform: &crate::terraform::Terraform,
-) -> Result<(Vec<u8>, Vec<u8>), Report> {
-    let fail = |e: crate::pipeline::RunError| {
-        failure(format!("cannot plan `{}`: {e} {}", account.name, e.details().join("\n")))
-    };
+) -> Result<Vec<u8>, Report> {
+    let fail = |e: crate::pipeline::RunError| failure(format!("cannot plan `{}`: {}", account.name, e.explain()));
     let progress = crate::pipeline::account::Quiet;
     let mut run = crate::pipeline::AccountRun::start(project, account, terraform, &progress).map_err(fail)?;
     run.prepare(tree).map_err(fail)?;
     run.plan(false).map_err(fail)?;
     let json = run.plan_json().map_err(fail)?;
-    let tfplan = fs_err::read(&run.dirs.plan_file).map_err(|e| failure(e.to_string()))?;
-    Ok((tfplan, json.into_bytes()))
+    let mut plan: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| failure(format!("`terraform show -json` of `{}` is not JSON: {e}", account.name)))?;
+    crate::terraform::plan_json::redact(&mut plan);
+    let mut bytes = serde_json::to_vec_pretty(&plan).expect("values serialise");
+    bytes.push(b'\n');
+    Ok(bytes)
 }

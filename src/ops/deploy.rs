@@ -297,8 +297,8 @@ pub fn plan(
         let [one] = planned.as_mut_slice() else {
             return Err(usage("`--out` saves the plan of exactly one account"));
         };
-        if let (Some(run), PlanOutcome::Planned { summary }) = (one.run.as_mut(), &one.plan.outcome) {
-            save_plan(run, summary, &one.tree_digest, &one.plan.version, path).map_err(|e| usage(&e))?;
+        if let (Some(run), PlanOutcome::Planned { .. }) = (one.run.as_mut(), &one.plan.outcome) {
+            save_plan(run, &one.tree_digest, &one.plan.version, path).map_err(|e| usage(&e))?;
         }
     }
     Ok(PlanReport {
@@ -592,6 +592,9 @@ pub(crate) fn destroy_session(
 }
 
 /// A saved plan: `stamp plan ACCOUNT --out FILE`, applied later by `stamp apply --plan FILE`.
+/// What the plan will do is read from the Terraform plan file in it when it is applied, never
+/// from anything else in the file (which anyone can edit). The plan file holds the values of
+/// Terraform variables in clear, so the saved plan is written readable by its owner only.
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedPlan {
     format: String,
@@ -601,20 +604,15 @@ struct SavedPlan {
     tree_digest: String,
     /// `[lineage, serial]` of the state the plan was made against (`None`: no state yet).
     state: Option<(String, u64)>,
-    summary: PlanSummary,
     /// The Terraform plan file, base64.
     plan_file: String,
 }
 
-const SAVED_PLAN_FORMAT: &str = "stamp-plan/1";
+const SAVED_PLAN_FORMAT: &str = "stamp-plan/2";
+/// Saved by an earlier Stamp: its `summary` field is ignored like any other extra field.
+const SAVED_PLAN_FORMAT_1: &str = "stamp-plan/1";
 
-fn save_plan(
-    run: &mut AccountRun<'_>,
-    summary: &PlanSummary,
-    digest: &str,
-    version: &str,
-    path: &Path,
-) -> Result<(), String> {
+fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path) -> Result<(), String> {
     use base64::Engine as _;
     let state = run.state_version().map_err(|e| e.explain())?;
     let bytes = fs_err::read(&run.dirs.plan_file).map_err(|e| e.to_string())?;
@@ -624,12 +622,10 @@ fn save_plan(
         environment_version: version.to_string(),
         tree_digest: digest.to_string(),
         state,
-        summary: summary.clone(),
         plan_file: base64::engine::general_purpose::STANDARD.encode(bytes),
     };
-    let text = serde_json::to_string_pretty(&saved).expect("plans serialise");
-    let tmp = path.with_extension("tmp");
-    fs_err::write(&tmp, text).and_then(|()| fs_err::rename(&tmp, path)).map_err(|e| e.to_string())
+    let text = serde_json::to_string_pretty(&saved).expect("plans serialise") + "\n";
+    crate::fsio::write_atomic_with(path, text.as_bytes(), crate::fsio::Mode::Private).map_err(|e| e.to_string())
 }
 
 fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Progress) -> Result<Planned<'a>, String> {
@@ -637,7 +633,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
     let saved: SavedPlan =
         serde_json::from_str(&text).map_err(|e| format!("`{}` is not a saved Stamp plan: {e}", path.display()))?;
-    if saved.format != SAVED_PLAN_FORMAT {
+    if saved.format != SAVED_PLAN_FORMAT && saved.format != SAVED_PLAN_FORMAT_1 {
         return Err(format!("`{}` has format `{}`, expected `{SAVED_PLAN_FORMAT}`", path.display(), saved.format));
     }
     let targets = session.targets();
@@ -673,13 +669,13 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
         .decode(&saved.plan_file)
         .map_err(|e| format!("corrupt plan file: {e}"))?;
     fs_err::write(&run.dirs.plan_file, bytes).map_err(|e| e.to_string())?;
-    let plan = account_plan(
-        account,
-        &saved.environment_version,
-        PlanOutcome::Planned { summary: saved.summary },
-        Some(&run),
-        0,
-    );
+    // What the plan will do, from Terraform's reading of the plan file itself: protection and
+    // the approval prompt are decided from this.
+    let json = run.plan_json().map_err(|e| format!("cannot read the saved plan: {}", e.explain()))?;
+    let archetype = run.archetype;
+    let summary = crate::terraform::plan_json::summary(&json, &|t, a| archetype.is_stateful(t, a))
+        .map_err(|e| format!("cannot read the saved plan: {e}"))?;
+    let plan = account_plan(account, &saved.environment_version, PlanOutcome::Planned { summary }, Some(&run), 0);
     Ok(Planned { run: Some(run), plan, tree_digest: digest })
 }
 
