@@ -367,3 +367,155 @@ fn an_artifact_plan_holds_no_secret() {
     assert!(!listing.contains("plan.tfplan"), "the binary plan holds variables in clear:\n{listing}");
     project.tf(["verify", artifact]).run().success();
 }
+
+#[test]
+fn pre_deploy_hooks_run_in_this_runs_fresh_tree() {
+    let project = Project::local();
+    // The hook checks that its folder holds the tree of the version being applied.
+    append(
+        &project,
+        "local-staging",
+        "hooks:\n  pre_deploy:\n    - name: sees this render\n      run: 'grep -q \"environment_version *= *\\\"$STAMP_VERSION\\\"\" stamp_metadata.tf'\n",
+    );
+    for version in ["1.0.0", "2.0.0"] {
+        let out = project.tf(["apply", "local-staging", "--auto-approve", "--version", version]).run();
+        assert_eq!(out.code, 0, "{version}:\n{}{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn hook_timeouts_reach_every_process_of_the_hook() {
+    let project = Project::local();
+    let pid_file = project.path().join("background.pid");
+    append(
+        &project,
+        "local-staging",
+        &format!(
+            "hooks:\n  post_deploy:\n    - name: hangs\n      run: 'sleep 300 & echo $! > {}; wait'\n      timeout: 1s\n",
+            pid_file.display()
+        ),
+    );
+    let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
+    assert!(
+        out.stdout.contains("post-deploy hook `hangs` FAILED") && out.stdout.contains("timed out"),
+        "{}",
+        out.stdout
+    );
+    let pid: i32 = project.read("background.pid").trim().parse().unwrap();
+    // Gone, or a zombie no one reaps (in a container whose first process does not).
+    let state = fs_err::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let running = state.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s != "Z");
+    assert!(!running, "the hook's background process outlived its timeout: {state}");
+}
+
+#[test]
+fn hook_output_that_is_not_utf8_is_read_to_the_end() {
+    let project = Project::local();
+    append(
+        &project,
+        "local-staging",
+        "hooks:\n  post_deploy:\n    - name: binary output\n      run: 'printf \"\\377\\376 not utf-8\\n\"; head -c 300000 /dev/zero | tr \"\\0\" x; echo; echo done'\n",
+    );
+    let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().success();
+    assert!(out.stdout.contains("post-deploy hook `binary output` passed"), "{}", out.stdout);
+    let log = project.read(".stamp/logs/local-staging.log");
+    assert!(log.contains("\u{fffd}\u{fffd} not utf-8") && log.contains("done"), "the log stops early");
+}
+
+#[test]
+fn a_killed_runs_hook_keeps_the_account_locked_until_it_ends() {
+    let project = Project::local();
+    let (started, marker) = (project.path().join("hook-started"), project.path().join("hook-finished"));
+    append(
+        &project,
+        "local-staging",
+        &format!(
+            "hooks:\n  pre_deploy:\n    - name: slow\n      run: 'touch {}; sleep 4; touch {}'\n",
+            started.display(),
+            marker.display()
+        ),
+    );
+    let mut stamp = std::process::Command::new(env!("CARGO_BIN_EXE_stamp"))
+        .args(["--quiet", "apply", "local-staging", "--auto-approve", "--terraform"])
+        .arg(common::terraform())
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the hook runs, then kill Stamp as hard as can be.
+    for _ in 0..400 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(started.exists(), "the hook never started");
+    stamp.kill().unwrap();
+    stamp.wait().unwrap();
+    let refused = project.tf(["plan", "local-staging"]).run().failure(1);
+    assert!(!marker.exists(), "the hook ended before the second run started: the test proves nothing");
+    assert!(refused.stdout.contains("still held by a command of a stamp run that was stopped"), "{}", refused.stdout);
+    for _ in 0..200 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    project.tf(["plan", "local-staging"]).run().failure(2);
+}
+
+/// Failure injection: a fake `terraform` whose first `apply` creates one resource for real,
+/// then fails with a throttling error, as a cloud API does when many resources are created at
+/// once; every other call is the real Terraform.
+#[test]
+fn a_transient_apply_failure_is_planned_again_and_finished() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-throttles-mid-apply");
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = apply ] && [ ! -f \"{marker}\" ]; then\n  touch \"{marker}\"\n  \"{real}\" apply -input=false -auto-approve -target=terraform_data.env_dir >/dev/null 2>&1\n  echo 'Error: creating thing: ThrottlingException: Rate exceeded' >&2\n  exit 1\nfi\nexec \"{real}\" \"$@\"\n",
+            marker = project.path().join("throttled-once").display(),
+            real = common::terraform().display()
+        ),
+    );
+    let out = project
+        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
+        .args([&fake])
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains(
+            "recovered: apply failed with a transient error (throttling); planned again: 4 change(s) left, all approved"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file(), "the rest was not applied");
+    project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
+}
+
+/// Failure injection: a fake `terraform` whose first `apply` fails with a throttling error and
+/// leaves behind a change nobody approved (a new resource in the work folder).
+#[test]
+fn a_new_plan_that_goes_beyond_the_approved_one_stops() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-throttles-and-changes");
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = apply ] && [ ! -f \"{marker}\" ]; then\n  touch \"{marker}\"\n  printf 'resource \"terraform_data\" \"surprise\" {{}}\\n' > surprise.tf\n  echo 'Error: ThrottlingException: Rate exceeded' >&2\n  exit 1\nfi\nexec \"{real}\" \"$@\"\n",
+            marker = project.path().join("throttled-once").display(),
+            real = common::terraform().display()
+        ),
+    );
+    let out = project.tf(["apply", "local-staging", "--auto-approve", "--terraform"]).args([&fake]).run().failure(1);
+    assert!(
+        out.stdout.contains("a new plan goes beyond what was approved: `terraform_data.surprise` (create)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!project.env_dir("local-staging").exists(), "something was applied after the stop");
+}

@@ -282,6 +282,9 @@ fn result_line(result: &AccountResult, verb: &str) -> String {
         (None, false) => "nothing to do",
     });
     out.push('\n');
+    for note in &result.recovered {
+        out.push_str(&format!("  recovered: {note}\n"));
+    }
     if let Some(error) = &result.error {
         for line in error.lines() {
             out.push_str(&format!("  {line}\n"));

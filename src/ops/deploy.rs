@@ -240,12 +240,16 @@ fn plan_all<'a>(
                         };
                     }
                 };
-                let hook_failure = (stage == Stage::Deploy).then(|| pre_deploy(&mut run, &version)).flatten();
-                let outcome = match hook_failure {
-                    Some(outcome) => outcome,
-                    None => match run.prepare(tree).and_then(|()| run.plan(stage == Stage::Destroy)) {
-                        Ok(summary) => PlanOutcome::Planned { summary },
-                        Err(e) => failed(&e),
+                // Pre-deploy hooks run in this run's freshly written tree, before anything is
+                // planned.
+                let outcome = match run.write_tree(tree) {
+                    Err(e) => failed(&e),
+                    Ok(()) => match (stage == Stage::Deploy).then(|| pre_deploy(&mut run, &version)).flatten() {
+                        Some(hook_failure) => hook_failure,
+                        None => match run.init().and_then(|()| run.plan(stage == Stage::Destroy)) {
+                            Ok(summary) => PlanOutcome::Planned { summary },
+                            Err(e) => failed(&e),
+                        },
                     },
                 };
                 let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -322,11 +326,22 @@ pub struct AccountResult {
     /// What was done after a failed smoke test (`destroyed`, `kept (--keep-on-failure)`).
     pub cleanup: Option<String>,
     pub error: Option<String>,
+    /// How the run recovered from transient failures of `apply` (planned again, applied the
+    /// rest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<String>,
 }
 
 impl AccountResult {
     fn new(account: &str) -> Self {
-        Self { account: account.to_string(), applied: false, hooks: Vec::new(), cleanup: None, error: None }
+        Self {
+            account: account.to_string(),
+            applied: false,
+            hooks: Vec::new(),
+            cleanup: None,
+            error: None,
+            recovered: Vec::new(),
+        }
     }
 
     pub fn succeeded(&self) -> bool {
@@ -464,9 +479,12 @@ fn for_each_planned<'a>(
 fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, options: &ApplyOptions) -> AccountResult {
     let mut result = AccountResult::new(&run.account.name);
     if summary.has_changes() {
-        if let Err(e) = run.apply("apply") {
-            result.error = Some(e.explain());
-            return result;
+        match run.apply_approved("apply", summary, false) {
+            Ok(recovered) => result.recovered = recovered,
+            Err(e) => {
+                result.error = Some(e.explain());
+                return result;
+            }
         }
         result.applied = true;
     }
@@ -494,8 +512,8 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
         result.cleanup = Some(if options.keep_on_failure {
             "kept for inspection (--keep-on-failure)".to_string()
         } else {
-            match run.plan(true).and_then(|_| run.apply("destroy (cleanup)")) {
-                Ok(()) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
+            match run.plan(true).and_then(|cleanup| run.apply_approved("destroy (cleanup)", &cleanup, true)) {
+                Ok(_) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
                 Err(e) => format!("cleanup failed: {}", e.explain()),
             }
         });
@@ -577,8 +595,11 @@ pub(crate) fn destroy_session(
     let results = for_each_planned(&mut planned, options.deploy.jobs, |run, summary| {
         let mut result = AccountResult::new(&run.account.name);
         if summary.has_changes() {
-            match run.apply("destroy") {
-                Ok(()) => result.applied = true,
+            match run.apply_approved("destroy", summary, true) {
+                Ok(recovered) => {
+                    result.applied = true;
+                    result.recovered = recovered;
+                }
                 Err(e) => result.error = Some(e.explain()),
             }
         }

@@ -143,11 +143,21 @@ impl<'a> AccountRun<'a> {
 
     /// Writes the account's rendered tree into its work folder and runs `terraform init`.
     pub fn prepare(&mut self, tree: &Tree) -> Result<(), RunError> {
+        self.write_tree(tree)?;
+        self.init()
+    }
+
+    /// Writes the account's rendered tree into its work folder (where its hooks run).
+    pub fn write_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "render");
         let marker = format!("work folder of stamp for account {}\n", self.account.name);
         tree.write_atomically(&self.dirs.work, &marker)
             .map_err(|e| RunError::Io(format!("cannot write the work folder: {e}")))?;
-        fs_err::create_dir_all(&self.dirs.data).map_err(|e| RunError::Io(e.to_string()))?;
+        fs_err::create_dir_all(&self.dirs.data).map_err(|e| RunError::Io(e.to_string()))
+    }
+
+    /// `terraform init` in the work folder.
+    pub fn init(&mut self) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "init");
         // A local state file is passed at init, relative to the work folder: wherever the tree
         // was rendered for (build/, an artifact), Stamp's runs use the same state.
@@ -190,6 +200,56 @@ impl<'a> AccountRun<'a> {
         self.progress.phase(&self.account.name, what);
         let plan_file = self.dirs.plan_file.display().to_string();
         self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0]).map(|_| ())
+    }
+
+    /// Applies the account's plan file, `approved` being what it was shown to do. A transient
+    /// failure (throttling, most often, when many resources are created at once) leaves part of
+    /// it applied and the plan stale: then the account is planned again, and applied again when
+    /// the new plan only finishes what was approved ([`PlanSummary::beyond`]), as often as the
+    /// retry policy allows. Returns a note for each recovery.
+    pub fn apply_approved(
+        &mut self,
+        what: &str,
+        approved: &PlanSummary,
+        destroy: bool,
+    ) -> Result<Vec<String>, RunError> {
+        let mut notes = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let error = match self.apply(what) {
+                Ok(()) => return Ok(notes),
+                Err(error) => error,
+            };
+            let transient = match &error {
+                RunError::Terraform { details, .. } => self.retry.classify(&details.join("\n")),
+                _ => None,
+            };
+            let Some(transient) = transient.filter(|_| attempt < self.retry.max_attempts && !interrupted()) else {
+                return Err(error);
+            };
+            let delay = self.retry.delay(attempt);
+            self.log.line(&format!(
+                "# `terraform apply` failed with a transient error ({}: matched `{}`); planning again in {:.1}s",
+                transient.category,
+                transient.pattern,
+                delay.as_secs_f64()
+            ));
+            *self.retries.entry(transient.category.clone()).or_default() += 1;
+            std::thread::sleep(delay);
+            attempt += 1;
+            let replanned = self.plan(destroy)?;
+            if let Some(beyond) = replanned.beyond(approved) {
+                return Err(RunError::Refused(format!(
+                    "{what} failed with a transient error ({}), and a new plan goes beyond what was approved: {beyond}; nothing more was applied: review it with `stamp plan`",
+                    transient.category
+                )));
+            }
+            notes.push(format!(
+                "{what} failed with a transient error ({}); planned again: {} change(s) left, all approved; applied those",
+                transient.category,
+                replanned.changes.iter().filter(|c| c.action != crate::terraform::plan::Action::Read).count()
+            ));
+        }
     }
 
     /// `terraform show -json` of the account's plan file.
@@ -251,7 +311,7 @@ impl<'a> AccountRun<'a> {
             return Vec::new();
         }
         self.progress.phase(&self.account.name, kind);
-        hooks::run_hooks(kind, list, &self.dirs.work, env, &self.log)
+        hooks::run_hooks(kind, list, self.place(), env)
     }
 
     pub fn run_smoke_tests(&mut self, list: &[hooks::SmokeTest], env: &HookEnv) -> Vec<HookResult> {
@@ -259,7 +319,7 @@ impl<'a> AccountRun<'a> {
             return Vec::new();
         }
         self.progress.phase(&self.account.name, "smoke tests");
-        hooks::run_smoke_tests(list, &self.dirs.work, env, &self.log)
+        hooks::run_smoke_tests(list, self.place(), env)
     }
 
     /// Environment for data hooks: the hook facts of the environment as deployed (its outputs,
@@ -292,7 +352,7 @@ impl<'a> AccountRun<'a> {
             return Err(self.archetype.file.data.require(&self.archetype.name, &[step]).unwrap_err());
         };
         self.progress.phase(&self.account.name, &format!("data: {}", step.name()));
-        data::run(step, command, &self.dirs.work, env, extra, &self.log)
+        data::run(step, command, self.place(), env, extra)
     }
 
     /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.
@@ -334,7 +394,9 @@ impl<'a> AccountRun<'a> {
             cwd: &self.dirs.work,
             env: self.terraform_env(),
             timeout: None,
+            grace: crate::terraform::process::TERRAFORM_GRACE,
             log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
+            hold: Some(self._lock.fd()),
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));
         let finished = invocation.run(&self.log).map_err(|e| {
@@ -374,6 +436,11 @@ impl<'a> AccountRun<'a> {
             env.push(("PG_CONN_STR".to_string(), conn));
         }
         env
+    }
+
+    /// Where the account's hooks run: its work folder, its log, its lock.
+    fn place(&self) -> hooks::Place<'_> {
+        hooks::Place { cwd: &self.dirs.work, log: &self.log, hold: Some(self._lock.fd()) }
     }
 
     pub fn work_dir(&self) -> &Path {

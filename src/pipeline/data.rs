@@ -3,14 +3,12 @@
 //! and get their facts as environment variables, never on a command line.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::hooks::{HookEnv, Run, duration, invocation};
-use crate::terraform::process::Log;
+use super::hooks::{HookEnv, Place, Run, duration, invocation};
 
 /// `data:` in `archetype.yaml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -90,16 +88,15 @@ impl DataHooks {
 pub fn run(
     step: Step,
     command: &DataCommand,
-    cwd: &Path,
+    place: Place<'_>,
     env: &HookEnv,
     extra: &[(&str, &str)],
-    log: &Log,
 ) -> Result<String, String> {
     let mut env = HookEnv { vars: env.vars.clone() };
     env.vars.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
-    log.line(&format!("# data hook `{}`", step.name()));
+    place.log.line(&format!("# data hook `{}`", step.name()));
     let timeout = command.timeout.unwrap_or(Duration::from_secs(30 * 60));
-    let finished = invocation(&command.run, cwd, &env, timeout, Path::new("/bin/sh")).run(log);
+    let finished = invocation(&command.run, place, &env, timeout).run(place.log);
     match finished {
         Ok(f) if f.success() && !f.interrupted => Ok(f.stdout),
         other => {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::terraform::process::{Finished, Invocation, Log, interrupted};
+use std::os::fd::BorrowedFd;
+
+use crate::terraform::process::{Finished, HOOK_GRACE, Invocation, Log, interrupted};
 
 /// `hooks:` in `archetype.yaml` (or in an account file, replacing the archetype's lists).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -103,29 +105,41 @@ impl HookEnv {
     }
 }
 
-pub(crate) fn invocation<'a>(
-    run: &'a Run,
-    cwd: &'a Path,
-    env: &HookEnv,
-    timeout: Duration,
-    sh: &'a Path,
-) -> Invocation<'a> {
+/// Where hooks run: their folder, the log, and the account's lock they inherit.
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub cwd: &'a Path,
+    pub log: &'a Log,
+    pub hold: Option<BorrowedFd<'a>>,
+}
+
+pub(crate) fn invocation<'a>(run: &'a Run, place: Place<'a>, env: &HookEnv, timeout: Duration) -> Invocation<'a> {
+    let sh = Path::new("/bin/sh");
     let (program, args): (&Path, Vec<String>) = match run {
         Run::Argv(argv) => {
             (Path::new(argv.first().map_or("true", String::as_str)), argv.iter().skip(1).cloned().collect())
         }
         Run::Shell(line) => (sh, vec!["-c".to_string(), line.clone()]),
     };
-    Invocation { program, args, cwd, env: env.vars.clone(), timeout: Some(timeout), log_stdout: true }
+    Invocation {
+        program,
+        args,
+        cwd: place.cwd,
+        env: env.vars.clone(),
+        timeout: Some(timeout),
+        grace: HOOK_GRACE,
+        log_stdout: true,
+        hold: place.hold,
+    }
 }
 
 /// Runs hooks in order; stops at the first failure.
-pub fn run_hooks(kind: &'static str, hooks: &[Hook], cwd: &Path, env: &HookEnv, log: &Log) -> Vec<HookResult> {
-    let sh = Path::new("/bin/sh");
+pub fn run_hooks(kind: &'static str, hooks: &[Hook], place: Place<'_>, env: &HookEnv) -> Vec<HookResult> {
     let mut results = Vec::new();
     for hook in hooks {
-        log.line(&format!("# {kind} hook `{}`", hook.name));
-        let finished = invocation(&hook.run, cwd, env, hook.timeout.unwrap_or(Duration::from_secs(300)), sh).run(log);
+        place.log.line(&format!("# {kind} hook `{}`", hook.name));
+        let timeout = hook.timeout.unwrap_or(Duration::from_secs(300));
+        let finished = invocation(&hook.run, place, env, timeout).run(place.log);
         let (passed, output) = outcome(finished);
         results.push(HookResult { kind, name: hook.name.clone(), passed, attempts: 1, output });
         if !passed || interrupted() {
@@ -136,8 +150,7 @@ pub fn run_hooks(kind: &'static str, hooks: &[Hook], cwd: &Path, env: &HookEnv, 
 }
 
 /// Runs smoke tests, each retried every `interval` until it passes or `deadline` passes.
-pub fn run_smoke_tests(tests: &[SmokeTest], cwd: &Path, env: &HookEnv, log: &Log) -> Vec<HookResult> {
-    let sh = Path::new("/bin/sh");
+pub fn run_smoke_tests(tests: &[SmokeTest], place: Place<'_>, env: &HookEnv) -> Vec<HookResult> {
     let mut results = Vec::new();
     for test in tests {
         let deadline = test.deadline.unwrap_or(Duration::from_secs(120));
@@ -146,9 +159,9 @@ pub fn run_smoke_tests(tests: &[SmokeTest], cwd: &Path, env: &HookEnv, log: &Log
         let mut attempts = 0;
         let (passed, output) = loop {
             attempts += 1;
-            log.line(&format!("# smoke test `{}`, attempt {attempts}", test.name));
-            let run = invocation(&test.run, cwd, env, test.timeout.unwrap_or(Duration::from_secs(30)), sh);
-            let (passed, output) = outcome(run.run(log));
+            place.log.line(&format!("# smoke test `{}`, attempt {attempts}", test.name));
+            let run = invocation(&test.run, place, env, test.timeout.unwrap_or(Duration::from_secs(30)));
+            let (passed, output) = outcome(run.run(place.log));
             if passed || interrupted() || start.elapsed() + interval > deadline {
                 break (passed, output);
             }

@@ -5,6 +5,16 @@ use std::fs::TryLockError;
 use std::io::Write;
 use std::path::Path;
 
+/// Whether process `pid` is running (a zombie that no one reaped is not).
+fn is_running(pid: i32) -> bool {
+    if let Ok(stat) = fs_err::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (command) state ...`: the command may hold spaces and parentheses.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        return !matches!(state, Some("Z" | "X"));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH)
+}
+
 /// Held while an account is planned, applied or destroyed; released on drop.
 #[derive(Debug)]
 pub struct AccountLock {
@@ -12,6 +22,12 @@ pub struct AccountLock {
 }
 
 impl AccountLock {
+    /// The lock's file descriptor, for the commands of the run to inherit: the lock is held
+    /// until the last process holding it exits, even if Stamp is killed.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self._file.file())
+    }
+
     /// Takes the lock, or says who holds it.
     pub fn acquire(path: &Path, account: &str) -> Result<Self, String> {
         if let Some(parent) = path.parent() {
@@ -32,10 +48,16 @@ impl AccountLock {
             }
             Err(TryLockError::WouldBlock) => {
                 let holder = fs_err::read_to_string(path).unwrap_or_default();
-                Err(format!(
-                    "account `{account}` is in use by another stamp run ({}); wait for it to finish",
-                    holder.trim()
-                ))
+                let holder = holder.trim();
+                let pid = holder.strip_prefix("pid ").and_then(|p| p.parse::<i32>().ok());
+                let gone = pid.is_some_and(|pid| !is_running(pid));
+                if gone {
+                    return Err(format!(
+                        "account `{account}` is still held by a command of a stamp run that was stopped ({holder} is gone, a hook or Terraform it started still runs); wait for it to end, or find it with `fuser {}`",
+                        path.display()
+                    ));
+                }
+                Err(format!("account `{account}` is in use by another stamp run ({holder}); wait for it to finish"))
             }
             Err(TryLockError::Error(e)) => Err(format!("cannot lock `{}`: {e}", path.display())),
         }

@@ -140,6 +140,24 @@ impl PlanSummary {
     pub fn stateful_destroys(&self) -> impl Iterator<Item = &ResourceChange> {
         self.changes.iter().filter(|c| c.stateful && c.action.destroys())
     }
+
+    /// Why this plan (made after part of `approved` was applied) does more than `approved`
+    /// allows, if it does: every change must be to an approved address, with the approved
+    /// action or a part of it (what is left of a replace: its create or its destroy). A destroy
+    /// that was not approved is never allowed.
+    pub fn beyond(&self, approved: &PlanSummary) -> Option<String> {
+        let mut beyond = Vec::new();
+        for change in self.changes.iter().filter(|c| c.action != Action::Read) {
+            let allowed = approved.changes.iter().find(|a| a.address == change.address).is_some_and(|a| {
+                a.action == change.action
+                    || (a.action == Action::Replace && matches!(change.action, Action::Create | Action::Delete))
+            });
+            if !allowed {
+                beyond.push(format!("`{}` ({})", change.address, change.action.verb()));
+            }
+        }
+        (!beyond.is_empty()).then(|| beyond.join(", "))
+    }
 }
 
 /// An error or warning Terraform reported in its UI stream.
@@ -241,6 +259,30 @@ not json at all
         assert_eq!(summary.stateful_destroys().count(), 1);
         assert!(summary.has_changes());
         assert_eq!(diagnostics(STREAM)[0].summary, "boom");
+    }
+
+    #[test]
+    fn a_new_plan_may_only_finish_what_was_approved() {
+        let change = |address: &str, action| ResourceChange {
+            address: address.into(),
+            resource_type: "t".into(),
+            action,
+            stateful: false,
+        };
+        let approved = PlanSummary {
+            changes: vec![change("a", Action::Create), change("b", Action::Replace), change("c", Action::Update)],
+            ..PlanSummary::default()
+        };
+        let rest = PlanSummary {
+            changes: vec![change("b", Action::Create), change("d", Action::Read)],
+            ..PlanSummary::default()
+        };
+        assert_eq!(rest.beyond(&approved), None);
+        let more = PlanSummary {
+            changes: vec![change("a", Action::Replace), change("c", Action::Delete), change("e", Action::Create)],
+            ..PlanSummary::default()
+        };
+        assert_eq!(more.beyond(&approved).unwrap(), "`a` (replace), `c` (destroy), `e` (create)");
     }
 
     #[test]

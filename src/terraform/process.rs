@@ -1,19 +1,29 @@
 //! Running Terraform and hook commands as subprocesses: output streamed to the account's log
-//! file (never interleaved on the terminal), a timeout, and Ctrl-C forwarded to the child so it
-//! can stop cleanly and never leaves state half-written.
+//! file (never interleaved on the terminal), a timeout, and Ctrl-C forwarded so the command can
+//! stop cleanly and never leaves state half-written.
+//!
+//! Each command runs in its own process group, and what Stamp does to it (interrupt on Ctrl-C,
+//! terminate on timeout, kill after a grace period, and kill whatever is left once it exits)
+//! reaches the whole group: a shell hook's `sleep` or background job ends with it. Each command
+//! also inherits the account's lock, so the lock is held until the last of its processes exits,
+//! even when Stamp itself is killed.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-/// How long a child may take to stop after an interrupt before it is killed.
-const GRACE: Duration = Duration::from_secs(60);
+/// How long Terraform may take to stop after an interrupt before it is killed.
+pub const TERRAFORM_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a hook may take to stop after it is told to before it is killed.
+pub const HOOK_GRACE: Duration = Duration::from_secs(5);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -25,20 +35,27 @@ pub fn interrupted() -> bool {
 }
 
 /// Catches SIGINT and SIGTERM: Stamp stops starting new work and forwards one SIGINT to each
-/// running child (which runs in its own process group, so the terminal's Ctrl-C reaches it
-/// only through Stamp, exactly once per press).
+/// running command's process group (its own, so the terminal's Ctrl-C reaches it only through
+/// Stamp, exactly once per press).
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| {
         let Ok(mut signals) = signal_hook::iterator::Signals::new([libc_sigint(), libc_sigterm()]) else { return };
         std::thread::spawn(move || {
             for _ in signals.forever() {
                 INTERRUPTED.store(true, Ordering::SeqCst);
-                for &pid in CHILDREN.lock().expect("children lock").iter() {
-                    let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGINT);
+                for &pid in CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+                    signal_group(pid, Signal::SIGINT);
                 }
             }
         });
     });
+}
+
+/// Sends `signal` to the process group led by `pid`.
+fn signal_group(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
+    }
 }
 
 fn libc_sigint() -> i32 {
@@ -78,9 +95,15 @@ pub struct Invocation<'a> {
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// After an interrupt or a timeout, how long the command may take to stop before it is
+    /// killed.
+    pub grace: Duration,
     /// Copy stdout into the log. Off for commands whose output holds secrets in clear
     /// (`output -json`, `state pull`, `show -json`).
     pub log_stdout: bool,
+    /// A file descriptor every process of the command inherits, under the same number: the
+    /// account's lock, held until the last of them exits.
+    pub hold: Option<BorrowedFd<'a>>,
 }
 
 /// How a command ended.
@@ -133,47 +156,58 @@ impl Invocation<'_> {
         }
         log.line(&format!("$ {}  (in {})", self.display(), self.cwd.display()));
         let start = Instant::now();
-        let mut child = Command::new(self.program)
+        let mut command = Command::new(self.program);
+        command
             .args(&self.args)
             .current_dir(self.cwd)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
+            .process_group(0);
+        if let Some(fd) = self.hold {
+            command_fds::CommandFdExt::preserved_fds(&mut command, vec![fd.try_clone_to_owned()?]);
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run `{}`: {e}", self.program.display())))?;
+        drop(command);
         let pid = child.id();
-        CHILDREN.lock().expect("children lock").push(pid);
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pid);
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(std::io::Error::other("the command's output is not piped"));
+        };
         let result = std::thread::scope(|scope| {
             let out = scope.spawn(|| pump(stdout, self.log_stdout.then_some(log), ""));
             let err = scope.spawn(|| pump(stderr, Some(log), "stderr: "));
-            let code;
             let mut timed_out = false;
-            let mut interrupt_sent: Option<Instant> = None;
+            let mut stop_sent: Option<Instant> = None;
             loop {
-                if let Some(status) = child.try_wait()? {
-                    code = status.code();
+                if exited(pid) {
                     break;
                 }
-                if self.timeout.is_some_and(|t| start.elapsed() > t) && interrupt_sent.is_none() {
+                if self.timeout.is_some_and(|t| start.elapsed() > t) && stop_sent.is_none() {
                     timed_out = true;
-                    let _ = kill(Pid::from_raw(i32::try_from(pid).unwrap_or(0)), Signal::SIGINT);
-                    interrupt_sent = Some(Instant::now());
+                    // SIGTERM: a shell's background jobs ignore SIGINT.
+                    signal_group(pid, Signal::SIGTERM);
+                    stop_sent = Some(Instant::now());
                 }
-                if interrupted() && interrupt_sent.is_none() {
+                if interrupted() && stop_sent.is_none() {
                     // The handler has already forwarded the interrupt.
-                    interrupt_sent = Some(Instant::now());
+                    stop_sent = Some(Instant::now());
                 }
-                if interrupt_sent.is_some_and(|at| at.elapsed() > GRACE) {
-                    let _ = child.kill();
+                if stop_sent.is_some_and(|at| at.elapsed() > self.grace) {
+                    signal_group(pid, Signal::SIGKILL);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let stdout = out.join().expect("stdout reader");
-            let stderr = tail_lines(&err.join().expect("stderr reader"), 40);
+            // The command is done: whatever it left running in its group goes too (and lets go
+            // of its output, so the readers below end). Its leader, not yet reaped, keeps the
+            // group's number from being reused until then.
+            signal_group(pid, Signal::SIGKILL);
+            let code = child.wait()?.code();
+            let stdout = out.join().unwrap_or_default();
+            let stderr = tail_lines(&err.join().unwrap_or_default(), 40);
             Ok::<_, std::io::Error>(Finished {
                 code,
                 stdout,
@@ -183,7 +217,7 @@ impl Invocation<'_> {
                 elapsed: start.elapsed(),
             })
         });
-        CHILDREN.lock().expect("children lock").retain(|&p| p != pid);
+        CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|&p| p != pid);
         let finished = result?;
         log.line(&format!(
             "# exit {} after {:.1}s{}{}",
@@ -196,15 +230,41 @@ impl Invocation<'_> {
     }
 }
 
-/// Copies a child's output into the log (if any) line by line and returns it.
+/// Whether the process `pid` has exited, without reaping it (so its process group stays its
+/// own until Stamp reaps it).
+fn exited(pid: u32) -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let Ok(pid) = i32::try_from(pid) else { return true };
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(Pid::from_raw(pid)), flags) {
+        Ok(WaitStatus::StillAlive) => false,
+        Ok(_) => true,
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(_) => true,
+    }
+}
+
+/// Copies a child's output into the log (if any) line by line and returns it. Output is read
+/// as bytes: text that is not UTF-8 is shown with replacement characters, and the reader never
+/// stops early (which would leave the command writing into a closed pipe).
 fn pump(stream: impl Read, log: Option<&Log>, prefix: &str) -> String {
     let mut all = String::new();
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { break };
-        if let Some(log) = log {
-            log.line(&format!("{prefix}{line}"));
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
         }
-        all.push_str(&line);
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        if let Some(log) = log {
+            log.line(&format!("{prefix}{text}"));
+        }
+        all.push_str(text);
         all.push('\n');
     }
     all
