@@ -10,6 +10,8 @@ pub mod config;
 pub mod diagnostics;
 pub mod ephemeral;
 pub mod fsio;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hcl_check;
 pub mod ledger;
 pub mod ops;

@@ -532,7 +532,13 @@ mod tests {
         let plan: Option<&[u8]> = Some(b"{}");
         let bytes = build(&ArtifactInput { plan, ..input(&tree, &config, &version) });
         let old_layout = repack(&bytes, |files| {
-            let json = files.remove(PLAN_JSON).unwrap();
+            let json = files[PLAN_JSON].clone();
+            drop_listed(files, PLAN_JSON);
+            let manifest = files.get_mut(MANIFEST).unwrap();
+            let mut parsed = Manifest::from_json(Path::new("x"), &manifest.content).unwrap();
+            parsed.files.insert(PLAN_BINARY.to_string(), sha256_hex(&json.content));
+            parsed.digest = files_digest(&parsed.files);
+            manifest.content = parsed.to_json().into();
             files.insert(PLAN_BINARY.to_string(), json);
         });
         let err = open_bytes(&old_layout).1.unwrap_err();

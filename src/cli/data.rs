@@ -85,7 +85,7 @@ fn print_report<T: serde::Serialize + crate::ops::Warnings>(
         }
     };
     for warning in report.warnings() {
-        out.warning(&warning);
+        out.warning(warning);
     }
     if format == Format::Json {
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));

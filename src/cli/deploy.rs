@@ -115,7 +115,7 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
         }
     };
     for warning in &report.warnings {
-        out.warning(&warning);
+        out.warning(warning);
     }
     match args.format {
         PlanFormat::Text => out.report(&plan_report::text(&report)),
@@ -257,7 +257,7 @@ pub(super) fn finish(
         return ExitCode::from(1);
     }
     for warning in &report.warnings {
-        out.warning(&warning);
+        out.warning(warning);
     }
     let mut text = String::new();
     let verb = verb(&report.plan.operation);

@@ -211,8 +211,13 @@ impl Project {
     fn load_account(&self, path: &Path) -> Result<Account, Box<Diagnostic>> {
         let display = self.display(path);
         let text = read(path, &display)?;
-        self.sources.add(display.clone(), text.as_str());
-        let Document { value, positions } = yaml::parse(&display, &text)?;
+        self.account_from_text(path, display, &text)
+    }
+
+    /// Parses and layers the text of the account file at `path` (shown as `display`).
+    pub fn account_from_text(&self, path: &Path, display: String, text: &str) -> Result<Account, Box<Diagnostic>> {
+        self.sources.add(display.clone(), text);
+        let Document { value, positions } = yaml::parse(&display, text)?;
         let stem = path
             .file_name()
             .and_then(|n| n.to_str())

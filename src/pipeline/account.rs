@@ -109,7 +109,7 @@ pub struct AccountRun<'a> {
     pub progress: &'a dyn Progress,
     /// Transient failures retried, by category.
     pub retries: BTreeMap<String, u32>,
-    _lock: AccountLock,
+    lock: AccountLock,
 }
 
 impl<'a> AccountRun<'a> {
@@ -127,18 +127,7 @@ impl<'a> AccountRun<'a> {
         let retry = RetryPolicy::new(&archetype.file.retry)
             .map_err(|e| RunError::Io(format!("invalid retry pattern in archetype `{}`: {e}", archetype.name)))?;
         log.line(&format!("\n# ---- stamp {} run for `{}`", env!("CARGO_PKG_VERSION"), account.name));
-        Ok(Self {
-            project,
-            account,
-            archetype,
-            terraform,
-            retry,
-            dirs,
-            log,
-            progress,
-            retries: BTreeMap::new(),
-            _lock: lock,
-        })
+        Ok(Self { project, account, archetype, terraform, retry, dirs, log, progress, retries: BTreeMap::new(), lock })
     }
 
     /// Writes the account's rendered tree into its work folder and runs `terraform init`.
@@ -396,7 +385,7 @@ impl<'a> AccountRun<'a> {
             timeout: None,
             grace: crate::terraform::process::TERRAFORM_GRACE,
             log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
-            hold: Some(self._lock.fd()),
+            hold: Some(self.lock.fd()),
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));
         let finished = invocation.run(&self.log).map_err(|e| {
@@ -440,7 +429,7 @@ impl<'a> AccountRun<'a> {
 
     /// Where the account's hooks run: its work folder, its log, its lock.
     fn place(&self) -> hooks::Place<'_> {
-        hooks::Place { cwd: &self.dirs.work, log: &self.log, hold: Some(self._lock.fd()) }
+        hooks::Place { cwd: &self.dirs.work, log: &self.log, hold: Some(self.lock.fd()) }
     }
 
     pub fn work_dir(&self) -> &Path {

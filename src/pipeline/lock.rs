@@ -18,14 +18,14 @@ fn is_running(pid: i32) -> bool {
 /// Held while an account is planned, applied or destroyed; released on drop.
 #[derive(Debug)]
 pub struct AccountLock {
-    _file: fs_err::File,
+    file: fs_err::File,
 }
 
 impl AccountLock {
     /// The lock's file descriptor, for the commands of the run to inherit: the lock is held
     /// until the last process holding it exits, even if Stamp is killed.
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(self._file.file())
+        std::os::fd::AsFd::as_fd(self.file.file())
     }
 
     /// Takes the lock, or says who holds it.
@@ -44,7 +44,7 @@ impl AccountLock {
             Ok(()) => {
                 let _ = file.file().set_len(0);
                 let _ = writeln!(file, "pid {}", std::process::id());
-                Ok(Self { _file: file })
+                Ok(Self { file })
             }
             Err(TryLockError::WouldBlock) => {
                 let holder = fs_err::read_to_string(path).unwrap_or_default();

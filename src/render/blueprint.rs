@@ -47,15 +47,7 @@ impl Blueprint {
             );
             return (None, diagnostics);
         }
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| AutoEscape::Custom("hcl".into()));
-        env.set_formatter(hcl_value::format_value);
-        filters::register(&mut env);
-        // These print text as it is, past the output guard: a config value could become HCL.
-        for unsafe_filter in ["safe", "escape", "e", "tojson"] {
-            env.remove_filter(unsafe_filter);
-        }
+        let mut env = environment();
 
         let mut templates = Vec::new();
         let mut verbatim = Vec::new();
@@ -148,6 +140,22 @@ impl Blueprint {
             Self { name: name.to_string(), dir: dir.to_path_buf(), display, env, templates, verbatim, digest };
         (if failed { None } else { Some(blueprint) }, diagnostics)
     }
+}
+
+/// The template environment every blueprint is compiled in: strict about undefined values,
+/// every printed value escaped and marked for the output guard ([`hcl_value::format_value`]),
+/// Stamp's filters added and the ones that print text unescaped removed.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::Custom("hcl".into()));
+    env.set_formatter(hcl_value::format_value);
+    filters::register(&mut env);
+    // These print text as it is, past the output guard: a config value could become HCL.
+    for unsafe_filter in ["safe", "escape", "e", "tojson"] {
+        env.remove_filter(unsafe_filter);
+    }
+    env
 }
 
 fn is_state_file(relative: &str) -> bool {

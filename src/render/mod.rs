@@ -296,6 +296,17 @@ impl<'p> Renderer<'p> {
     }
 }
 
+/// Renders one template as a blueprint's template is rendered (the same environment, the same
+/// output guard) against `config`: the text, or why not. For the property test and the fuzz
+/// target of the guard, which need no project on disk.
+pub fn render_template(source: &str, config: &Value) -> Result<String, String> {
+    let mut env = blueprint::environment();
+    env.add_template("template.tf.j2", source).map_err(|e| e.to_string())?;
+    let context = minijinja::context! { config => minijinja::Value::from(minijinja::value::Serde(config)) };
+    let text = env.get_template("template.tf.j2").and_then(|t| t.render(&context)).map_err(|e| e.to_string())?;
+    guard::check_and_format(&text).map_err(|m| format!("{} (line {})", m.message, m.line))
+}
+
 /// sha256 of a JSON value's canonical text (keys sorted).
 pub fn digest_json(value: &Value) -> String {
     fn sorted(value: &Value) -> Value {

@@ -22,20 +22,22 @@ fn longest_backtick_run(text: &str) -> usize {
 }
 
 /// Text for markdown outside code: characters that would format, link, mention, start math
-/// or split a table cell are backslash-escaped, a leading `-`, `+`, `=` or `1.` cannot start a
-/// list or a heading, line breaks become spaces and other control characters are dropped.
+/// or split a table cell are backslash-escaped (and `://`, so no address becomes a link), a
+/// leading `-`, `+`, `=` or `1.` cannot start a list or a heading, line breaks become spaces
+/// and other control characters are dropped.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    for (i, c) in text.chars().enumerate() {
+    for (i, (at, c)) in text.char_indices().enumerate() {
         let starts_block =
             (i == 0 && matches!(c, '-' | '+' | '=')) || (digits > 0 && i == digits && matches!(c, '.' | ')'));
+        let scheme = c == ':' && text[at + 1..].starts_with("//");
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' | '!' | '@' | '$' | ':' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' | '!' | '@' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
-            _ if starts_block => {
+            _ if starts_block || scheme => {
                 out.push('\\');
                 out.push(c);
             }
@@ -80,6 +82,9 @@ mod tests {
         let cell = escape_markdown(hostile);
         assert!(!cell.contains('\n') && !cell.contains('\u{1b}'), "{cell}");
         assert!(cell.contains("\\<img") && cell.contains("\\@team") && cell.contains("\\[l\\]"), "{cell}");
+        assert!(cell.contains("http\\://e"), "{cell}");
+        assert_eq!(escape_markdown("-1. a: b"), "\\-1. a: b");
+        assert_eq!(escape_markdown("12. x"), "12\\. x");
         assert!(!cell.replace("\\|", "").contains('|'), "{cell}");
         let span = code_span("a`b``c\nd");
         assert!(span.starts_with("```") && !span.contains('\n'), "{span}");

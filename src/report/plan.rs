@@ -877,6 +877,7 @@ mod tests {
     fn markdown_escapes_names_and_code() {
         let report = PlanReport {
             operation: "plan".to_owned(),
+            warnings: Vec::new(),
             accounts: vec![account(
                 "team|a_*b*",
                 "prod<1>",
@@ -893,6 +894,7 @@ mod tests {
     fn text_and_markdown_drop_colour_codes() {
         let report = PlanReport {
             operation: "plan".to_owned(),
+            warnings: Vec::new(),
             accounts: vec![account(
                 "a",
                 "e",
