@@ -9,6 +9,7 @@
 #   make stage                apply the staging environment (STAGE, default local-staging)
 #   make destroy-stage        destroy it again
 #   make ci                   what CI runs: format, lints, tests
+#   make fuzz                 run every fuzz target for FUZZ_SECONDS (default 60) each (needs nightly Rust)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,7 +23,7 @@ export TF_CLI_CONFIG_FILE := $(TOOLS)/terraformrc
 export CHECKPOINT_DISABLE := 1
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: help build terraform demo test lint ci check render plan apply destroy stage destroy-stage bench clean
+.PHONY: help build terraform demo test lint ci check render plan apply destroy stage destroy-stage bench fuzz clean
 
 STAGE ?= local-staging
 
@@ -108,6 +109,20 @@ destroy-stage: build terraform
 bench: terraform
 	$(CARGO) build --release --quiet
 	scripts/bench.py
+
+# cargo-fuzz (libFuzzer) on the targets in fuzz/: the YAML loader, the account loader (load,
+# validate, render), the output guard and templates. New inputs go to fuzz/work/ (not kept),
+# inputs that fail to fuzz/artifacts/: once fixed, copy them into fuzz/corpus/<target>/, the
+# seed corpus `make test` replays.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= yaml account guard template
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$target for $(FUZZ_SECONDS)s"; \
+	  mkdir -p fuzz/work/$$target; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run -O $$target work/$$target corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192) || exit 1; \
+	done
 
 clean:
 	rm -rf build dist .stamp

@@ -22,7 +22,7 @@ pub struct Target {
     /// Every account of the project.
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
-    /// How many accounts to run at once.
+    /// How many accounts to run at once (at most 256).
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4)]
     jobs: usize,
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).

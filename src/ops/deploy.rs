@@ -160,9 +160,17 @@ impl Session {
     }
 }
 
-fn pool(jobs: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().expect("thread pool")
+/// Runs `work` with `jobs` accounts at once (at most [`MAX_JOBS`]); when the system refuses
+/// that many threads, with rayon's shared pool instead.
+fn with_jobs<T: Send>(jobs: usize, work: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(jobs.clamp(1, MAX_JOBS)).build() {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
 }
+
+/// More accounts at once than this would only wait on each other (and on the cloud's limits).
+const MAX_JOBS: usize = 256;
 
 /// A started run with its plan.
 struct Planned<'a> {
@@ -216,7 +224,7 @@ fn plan_all<'a>(
     let project = session.project();
     let targets = session.targets();
     progress.start(targets.len());
-    pool(options.jobs).install(|| {
+    with_jobs(options.jobs, || {
         targets
             .par_iter()
             .map(|(account, tree)| {
@@ -458,7 +466,7 @@ fn for_each_planned<'a>(
     jobs: usize,
     act: impl Fn(&mut AccountRun<'a>, &PlanSummary) -> AccountResult + Sync,
 ) -> Vec<AccountResult> {
-    pool(jobs).install(|| {
+    with_jobs(jobs, || {
         planned
             .par_iter_mut()
             .filter_map(|p| {

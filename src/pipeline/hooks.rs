@@ -162,7 +162,7 @@ pub fn run_smoke_tests(tests: &[SmokeTest], place: Place<'_>, env: &HookEnv) -> 
             place.log.line(&format!("# smoke test `{}`, attempt {attempts}", test.name));
             let run = invocation(&test.run, place, env, test.timeout.unwrap_or(Duration::from_secs(30)));
             let (passed, output) = outcome(run.run(place.log));
-            if passed || interrupted() || start.elapsed() + interval > deadline {
+            if passed || interrupted() || start.elapsed().saturating_add(interval) > deadline {
                 break (passed, output);
             }
             std::thread::sleep(interval);
