@@ -145,3 +145,24 @@ fn artifacts_can_carry_their_plan() {
     assert_eq!(plan["resource_changes"].as_array().unwrap().len(), 5);
     project.stamp(["verify", "dist/local-staging-1.0.0.tar.gz"]).run().success();
 }
+
+#[test]
+fn a_second_gzip_member_cannot_smuggle_files_in() {
+    let project = Project::example();
+    project.stamp(["build", "production", "--version", "1.2.0"]).run().success();
+    let artifact = project.path().join("dist/production-1.2.0.tar.gz");
+    // A second gzip member with another file: `tar` and Python's tarfile read it too.
+    let smuggler = project.path().join("smuggled");
+    fs_err::create_dir_all(smuggler.join("root")).unwrap();
+    fs_err::write(smuggler.join("root/smuggled.tf"), "resource \"terraform_data\" \"x\" {}\n").unwrap();
+    let extra = std::process::Command::new("tar")
+        .args(["-czf", "-", "root/smuggled.tf"])
+        .current_dir(&smuggler)
+        .output()
+        .unwrap();
+    let mut bytes = fs_err::read(&artifact).unwrap();
+    bytes.extend(extra.stdout);
+    fs_err::write(&artifact, bytes).unwrap();
+    let out = project.stamp(["verify", "dist/production-1.2.0.tar.gz"]).run().failure(1);
+    assert!(out.stderr.contains("data after its gzip stream"), "{}", out.stderr);
+}

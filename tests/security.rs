@@ -394,3 +394,103 @@ fn hostile_map_keys_keep_the_output_fmt_clean() {
     assert_eq!(main["locals"]["tags"]["{"], "v0");
     assert_eq!(main["locals"]["after"]["bb"], 2);
 }
+
+#[test]
+fn playground_arguments_cannot_become_yaml() {
+    let project = Project::example();
+    for owner in ["ana\nhooks: {post_deploy: [{name: pwn, run: id}]}\n#", "ana: {hooks: x}", "*alias", "'ana'\n"] {
+        let out = project
+            .stamp([
+                "playground",
+                "new",
+                "try-1",
+                "--from",
+                "local-staging",
+                "--owner",
+                owner,
+                "--ttl",
+                "8h",
+                "--no-apply",
+            ])
+            .run();
+        let path = project.path().join("fixtures/accounts/playgrounds/try-1.yaml");
+        if out.code == 0 {
+            // Accepted: written as a value, so the file has no key the owner did not give.
+            let text = project.read("fixtures/accounts/playgrounds/try-1.yaml");
+            let list = project.stamp(["list", "--format", "json"]).run().success();
+            assert!(list.stdout.contains("\"try-1\""), "{}", list.stdout);
+            assert!(!text.lines().any(|l| l.starts_with("hooks")), "{text}");
+            let check = project.stamp(["check", "try-1"]).run();
+            assert!(!check.stderr.contains("hooks"), "{}", check.stderr);
+            fs_err::remove_file(&path).unwrap();
+        } else {
+            assert_eq!(out.code, 1, "{}", out.stderr);
+            assert!(!path.exists(), "a refused playground left its file");
+        }
+    }
+}
+
+#[test]
+fn one_hostile_account_file_stops_nothing_else() {
+    let project = Project::example();
+    let mut laughs = String::from("archetype: local-platform\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..30 {
+        let p = i - 1;
+        laughs
+            .push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    project
+        .write("fixtures/accounts/deep.yaml", &format!("archetype: local-platform\nx: {}{}\n", "[".repeat(3000), "]".repeat(3000)))
+        .write("fixtures/accounts/laughs.yaml", &laughs)
+        .write("fixtures/accounts/keys.yaml", "archetype: local-platform\ntags:\n  1: a\n  \"1\": b\n")
+        .write("fixtures/accounts/bigint.yaml", "archetype: local-platform\nport: 18446744073709551615\n")
+        .write(
+            "fixtures/accounts/forever.yaml",
+            &project.read("fixtures/accounts/local-qa.yaml").replace("environment: qa", "environment: qa\nname: forever\nephemeral: true\nttl: 99999999999999d\ncreated_at: 9999-12-31T23:00:00Z").replace("10.42.0.0/16", "10.99.0.0/16").replace("qa.local", "forever.local").replace("18280", "18299"),
+        );
+    let check = project.stamp(["check"]).run().failure(1);
+    for expected in [
+        "deep.yaml:2:",
+        "nest deeper than 64 levels",
+        "laughs.yaml:3:",
+        "YAML aliases",
+        "keys.yaml:4:",
+        "duplicate key `1`",
+        "bigint.yaml:2:",
+        "does not fit in 64 bits",
+        "ends after the year 9999",
+    ] {
+        assert!(check.stderr.contains(expected), "{expected} missing:\n{}", check.stderr);
+    }
+    // The other accounts still list, and the reaper (and the kill switch) still judge them.
+    let list = project.stamp(["list"]).run().success();
+    assert!(list.stdout.contains("local-staging"), "{}", list.stdout);
+    let reap = project.stamp(["reap", "--dry-run"]).run();
+    assert!(reap.code == 0 || reap.code == 1, "{}", reap.snapshot());
+    assert!(reap.stdout.contains("forever"), "{}", reap.stdout);
+    let kill = project.stamp(["reap", "--dry-run", "--all-ephemeral", "--confirm", "kill-switch"]).run();
+    assert!(kill.code == 0 || kill.code == 1, "{}", kill.snapshot());
+}
+
+#[test]
+fn hundreds_of_hostile_map_keys_stay_fmt_clean() {
+    let specials =
+        ['{', '}', '[', ']', '(', ')', '"', '\\', '$', '%', '#', '/', '*', '=', '<', '>', ',', ':', '~', ' ', 'a', 'é'];
+    let mut keys = std::collections::BTreeSet::new();
+    for a in specials {
+        for b in specials {
+            keys.insert(format!("{a}{b}"));
+            keys.insert(format!("k{a}{b}k"));
+        }
+    }
+    let mut account = String::from("archetype: open\ntags:\n");
+    for (i, key) in keys.iter().enumerate() {
+        account.push_str(&format!("  {}: v{i}\n", serde_json::to_string(key).unwrap()));
+    }
+    let template = "locals {\n  tags = {{ config.tags | hcl }}\n  after = {\n    a = 1\n    bb = 2\n  }\n}\n";
+    let project = permissive_project(template, &account);
+    project.stamp(["render", "evil", "--out", "out", "--version", "1.0.0"]).run().success();
+    let result = terraform_command(&project.path().join("out")).args(["fmt", "-check", "-diff", "."]).output().unwrap();
+    assert!(keys.len() > 850, "{}", keys.len());
+    assert!(result.status.success(), "not terraform fmt-clean:\n{}", String::from_utf8_lossy(&result.stdout));
+}
