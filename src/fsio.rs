@@ -92,14 +92,16 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     })
 }
 
-/// Without an exchange call: the old folder moves aside, the new one in. A crash in between
-/// leaves the old folder beside `b` (as `a`'s sibling), never a half-written one.
+/// Without an exchange call: the old folder moves aside (into a folder of its own), the new one
+/// in, and the old one to where the new one was. A crash in between leaves the old folder aside,
+/// never a half-written one.
 #[cfg(not(target_os = "linux"))]
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let aside = parent(b).join(format!(".stamp-old-{}", std::process::id()));
-    fs_err::rename(b, &aside)?;
+    let aside = tempfile::Builder::new().prefix(".stamp-old-").tempdir_in(parent(b))?;
+    let old = aside.path().join("tree");
+    fs_err::rename(b, &old)?;
     fs_err::rename(a, b)?;
-    fs_err::rename(&aside, a)
+    fs_err::rename(&old, a)
 }
 
 /// Syncs a folder, so the renames and creations in it survive a crash.

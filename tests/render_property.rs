@@ -142,28 +142,9 @@ fn terraform_reads_back_exactly_what_was_meant() {
     assert!(refused < 300, "almost everything was refused: the property says little");
     let dir = tempfile::tempdir().unwrap();
     fs_err::write(dir.path().join("main.tf"), &locals).unwrap();
-    let values = console(dir.path(), &expressions);
+    let values = common::console(dir.path(), &expressions);
     for (i, case) in cases.iter().enumerate() {
         let got: Vec<&str> = values[i * 3..i * 3 + 3].iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(got, case.expected(), "case {case:?}\ntemplate:\n{}", case.template());
     }
-}
-
-/// Evaluates expressions with `terraform console` in `dir`; their values, in order.
-fn console(dir: &std::path::Path, expressions: &[String]) -> Vec<Value> {
-    use std::io::Write as _;
-    let mut child = common::terraform_command(dir)
-        .args(["console"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = format!("jsonencode([{}])\n", expressions.join(", "));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "terraform console failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let literal: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    serde_json::from_str(literal.as_str().unwrap()).unwrap()
 }

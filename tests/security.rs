@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Project, terraform_command};
+use common::{Project, console, terraform_command};
 
 /// A minimal project whose schema accepts any strings, so hostile values reach the templates.
 fn permissive_project(template: &str, account: &str) -> Project {
@@ -264,27 +264,6 @@ fn sensitive_values_behind_refs_are_redacted_in_artifacts_and_diffs() {
     project.write("accounts/other.yaml", "archetype: open\nname_value: x\ndb:\n  password: other-secret-9\n");
     let diff = project.stamp(["diff", "evil", "other", "--version", "1.0.0"]).run();
     assert!(!diff.stdout.contains("hunter2") && !diff.stdout.contains("other-secret"), "{}", diff.stdout);
-}
-
-/// Evaluates expressions with the real Terraform (`terraform console`) in a folder holding
-/// `main.tf`; their values, in order.
-fn console(dir: &std::path::Path, expressions: &[String]) -> Vec<serde_json::Value> {
-    use std::io::Write as _;
-    let mut child = terraform_command(dir)
-        .args(["console"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = format!("jsonencode([{}])\n", expressions.join(", "));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "terraform console failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    // The console prints the JSON text as an HCL string literal.
-    let literal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    serde_json::from_str(literal.as_str().unwrap()).unwrap()
 }
 
 #[test]

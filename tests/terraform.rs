@@ -391,7 +391,7 @@ fn hook_timeouts_reach_every_process_of_the_hook() {
         &project,
         "local-staging",
         &format!(
-            "hooks:\n  post_deploy:\n    - name: hangs\n      run: 'sleep 300 & echo $! > {}; wait'\n      timeout: 1s\n",
+            "hooks:\n  post_deploy:\n    - name: hangs\n      run: 'sleep 300 >/dev/null 2>&1 & echo $! > {}; wait'\n      timeout: 1s\n",
             pid_file.display()
         ),
     );

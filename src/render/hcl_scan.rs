@@ -137,7 +137,7 @@ impl<'t> Lexer<'t> {
     /// The per-line facts gathered so far (all of them once [`Lexer::next`] returned `None`).
     pub fn into_scan(mut self) -> Scan {
         while self.next().is_some() {}
-        if self.at > self.line_start || self.lines.is_empty() && !self.text.is_empty() {
+        if self.at > self.line_start {
             self.end_line();
         }
         Scan { lines: self.lines }

@@ -267,7 +267,8 @@ pub fn text(report: &PlanReport) -> String {
 /// `prod-payments (production, archetype payments, protected)`.
 fn text_header(account: &AccountPlan) -> String {
     let protected = if account.protected { ", protected" } else { "" };
-    format!("{} ({}, archetype {}{protected})", account.account, account.environment, account.archetype)
+    let environment = crate::text::one_line(&account.environment);
+    format!("{} ({environment}, archetype {}{protected})", account.account, account.archetype)
 }
 
 fn text_changes(account: &AccountPlan, summary: &PlanSummary) -> String {

@@ -287,3 +287,24 @@ impl Project {
         String::from_utf8(out.stdout).unwrap()
     }
 }
+
+/// Evaluates expressions with the real Terraform (`terraform console`) in a folder holding
+/// `main.tf`; their values, in order (one `terraform console` run for all of them).
+pub fn console(dir: &std::path::Path, expressions: &[String]) -> Vec<serde_json::Value> {
+    use std::io::Write as _;
+    let mut child = terraform_command(dir)
+        .args(["console"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!("jsonencode([{}])\n", expressions.join(", "));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "terraform console failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // The console prints the JSON text as an HCL string literal.
+    let literal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(literal.as_str().unwrap()).unwrap()
+}
