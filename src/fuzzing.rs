@@ -67,8 +67,11 @@ pub fn guard(data: &[u8]) {
             c => c,
         })
         .collect();
-    if let Ok(clean) = crate::render::guard::check_and_format(&text) {
-        assert!(!clean.contains(crate::render::hcl_value::is_marker), "markers left in:\n{clean}");
+    if let Ok(guarded) = crate::render::guard::check_and_format(&text) {
+        assert!(!guarded.text.contains(crate::render::hcl_value::is_marker), "markers left in:\n{}", guarded.text);
+        if let Ok(body) = hcl_edit::parser::parse_body(&guarded.text) {
+            let _ = crate::render::guard::cross_check(&guarded.text, &body, &guarded.spans, 0);
+        }
     }
 }
 

@@ -12,7 +12,12 @@ pub struct HclError {
 /// Parses `text` as an HCL body with the parser of hcl-rs (`hcl-edit`), without building
 /// hcl-rs's owned body: only syntax matters here, and this runs for every rendered file.
 pub fn check(text: &str) -> Result<(), HclError> {
-    hcl_edit::parser::parse_body(text).map(|_| ()).map_err(|e| HclError {
+    parse(text).map(|_| ())
+}
+
+/// Parses `text` as an HCL body, keeping where each part is (for the output guard).
+pub fn parse(text: &str) -> Result<hcl_edit::structure::Body, HclError> {
+    hcl_edit::parser::parse_body(text).map_err(|e| HclError {
         line: e.location().line(),
         column: e.location().column(),
         message: e.message().to_string(),

@@ -310,10 +310,76 @@ fn pieces_of_a_literal_are_never_printed_raw() {
     let project = permissive_project(template, "archetype: open\nx: 'a\" } resource \"x\" \"y\" { z = \"'\n");
     let out = project.stamp(["check"]).run().failure(1);
     assert!(
-        out.stderr.contains("after it was printed") || out.stderr.contains("after it was escaped"),
+        ["after it was printed", "after it was escaped", "printed outside a quoted string"]
+            .iter()
+            .any(|m| out.stderr.contains(m)),
         "{}",
         out.stderr
     );
+    // The markers taken off a block's output by string filters: the rest is plain text again,
+    // printed escaped, and refused outside quotes.
+    for strip in [
+        "trim(\"\\ue000\\ue001\")",
+        "replace(\"\\ue000\", \"\") | replace(\"\\ue001\", \"\")",
+        "list | reject(\"in\", \"\\ue000\\ue001\") | join",
+    ] {
+        let template =
+            format!("{{% set x %}}{{{{ config.x }}}}{{% endset %}}locals {{\n  y = {{{{ x | {strip} }}}}\n}}\n");
+        let project = permissive_project(&template, "archetype: open\nx: abspath(path.root)\n");
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(out.stderr.contains("printed outside a quoted string"), "{strip}:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn template_mistakes_are_errors_never_crashes() {
+    // A namespace assigned into itself, printed: nests without end.
+    let project = permissive_project(
+        "{% set ns = namespace(a=1) %}{% set ns.a = ns %}locals {\n  x = {{ ns | hcl }}\n}\n",
+        "archetype: open\n",
+    );
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("nests deeper than 64 levels"), "{}", out.stderr);
+    // A missing key read in an imported macro of a long template: the error points at it.
+    let project =
+        permissive_project("{% from 'lib.j2' import m %}locals {\n  x = \"{{ m() }}\"\n}\n", "archetype: open\n");
+    project.write(
+        "blueprints/open/lib.j2",
+        &format!("{}{{% macro m() %}}{{{{ config.missing }}}}{{% endmacro %}}\n", "{# padding #}\n".repeat(40)),
+    );
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("undefined value") && out.stderr.contains("lib.j2"), "{}", out.stderr);
+    // Reserved characters in a template.
+    let project = permissive_project("locals {\n  x = \"\u{e000}\"\n}\n", "archetype: open\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("holds a character Stamp reserves"), "{}", out.stderr);
+}
+
+#[test]
+fn numbers_cannot_join_a_name_in_code() {
+    let project =
+        permissive_project("locals {\n  a = { b = 1 }\n  x = local.a.b{{ config.n }}\n}\n", "archetype: open\nn: -1\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("read differently by the HCL parser"), "{}", out.stderr);
+    let project = permissive_project(
+        "locals {\n  x = {{ config.n }}\n  y = \"db-{{ config.n }}\"\n}\n",
+        "archetype: open\nn: 3\n",
+    );
+    project.stamp(["check"]).run().success();
+}
+
+#[test]
+fn heredocs_with_any_marker_keep_values_out() {
+    let template = "locals {\n  user_data = <<-END-SCRIPT\n    rm -rf /var/cache/app/*\n  END-SCRIPT\n  tags = { schedule = \"*/5 * * * *\", owner = {{ config.owner }} }\n}\n";
+    let project = permissive_project(template, "archetype: open\nowner: abspath(path.root)\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("printed outside a quoted string"), "{}", out.stderr);
+    // The body of such a heredoc is left exactly as written.
+    let template =
+        "locals {\n  user_data = <<-END-SCRIPT\n    export APP_ENV=prod\n      LOG_DIR=/var/log/app\n  END-SCRIPT\n}\n";
+    let project = permissive_project(template, "archetype: open\n");
+    project.stamp(["render", "evil", "--out", "out"]).run().success();
+    assert!(project.read("out/main.tf").contains("    export APP_ENV=prod\n      LOG_DIR=/var/log/app\n"));
 }
 
 #[test]

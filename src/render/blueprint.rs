@@ -114,9 +114,23 @@ impl Blueprint {
                         .push(Diagnostic::error("blueprint.encoding", format!("`{file_display}` is not UTF-8 text")));
                     continue;
                 };
+                if let Some(at) = source.find(hcl_value::is_marker) {
+                    let line = source[..at].matches('\n').count() + 1;
+                    diagnostics.push(
+                        Diagnostic::error(
+                            "blueprint.reserved-character",
+                            format!("`{file_display}` holds a character Stamp reserves (U+E000 to U+E006)"),
+                        )
+                        .at(Location::file_only(&file_display).on_line(line))
+                        .hint(
+                            "Stamp marks printed values with these private-use characters: remove it from the template",
+                        ),
+                    );
+                    continue;
+                }
                 sources.add(file_display.clone(), source.as_str());
                 if let Err(e) = env.add_template_owned(relative.clone(), source.clone()) {
-                    diagnostics.push(template_error(&e, &display, &source));
+                    diagnostics.push(template_error(&e, &display, (&relative, &source)));
                     continue;
                 }
                 if let Some(output) = relative.strip_suffix(".j2").filter(|o| o.ends_with(".tf")) {
@@ -155,7 +169,52 @@ pub fn environment() -> Environment<'static> {
     for unsafe_filter in ["safe", "escape", "e", "tojson"] {
         env.remove_filter(unsafe_filter);
     }
+    plain_filters(&mut env);
     env
+}
+
+/// minijinja's string filters keep text "safe" (printed as it is) when it was: the output of a
+/// macro or a `{% set %}` block, in which printed values sit between the guard's markers. Cut
+/// by such a filter, a value could lose its markers and still print as it is. These filters
+/// therefore return plain text, which prints escaped like any string value.
+fn plain_filters(env: &mut Environment<'static>) {
+    use minijinja::filters as f;
+    use minijinja::value::{Rest, Value};
+    let builtins = [
+        ("upper", Value::from_function(f::upper)),
+        ("lower", Value::from_function(f::lower)),
+        ("capitalize", Value::from_function(f::capitalize)),
+        ("replace", Value::from_function(f::replace)),
+        ("reverse", Value::from_function(f::reverse)),
+        ("trim", Value::from_function(f::trim)),
+        ("join", Value::from_function(f::join)),
+        ("split", Value::from_function(f::split)),
+        ("lines", Value::from_function(f::lines)),
+        ("first", Value::from_function(f::first)),
+        ("last", Value::from_function(f::last)),
+        ("indent", Value::from_function(f::indent)),
+        ("format", Value::from_function(f::format)),
+        ("list", Value::from_function(f::list)),
+    ];
+    for (name, filter) in builtins {
+        env.add_filter(name, move |state: &mut minijinja::State<'_, '_>, args: Rest<Value>| {
+            filter.call(state, &args).map(|value| plain(&value))
+        });
+    }
+}
+
+/// The value with every safe string in it (or in its list) made a plain string.
+fn plain(value: &minijinja::Value) -> minijinja::Value {
+    use minijinja::value::{Value, ValueKind};
+    if value.is_safe() {
+        return Value::from(value.as_str().unwrap_or_default().to_string());
+    }
+    match value.kind() {
+        ValueKind::Seq => value
+            .try_iter()
+            .map_or_else(|_| value.clone(), |items| Value::from(items.map(|v| plain(&v)).collect::<Vec<_>>())),
+        _ => value.clone(),
+    }
 }
 
 fn is_state_file(relative: &str) -> bool {
@@ -186,27 +245,34 @@ fn check_verbatim(bytes: &[u8], file_display: &str, sources: &Sources, diagnosti
 }
 
 /// A minijinja error as a diagnostic pointing at the template line.
-pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallback_source: &str) -> Diagnostic {
+/// `fallback` is the name and source of the template being rendered, for errors minijinja
+/// reports without their source; an error in another template (an included one, a macro's)
+/// then gets its line only.
+pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallback: (&str, &str)) -> Diagnostic {
     let name = error.name().unwrap_or("template");
     let file = format!("{blueprint_display}/{name}");
-    let source = error.template_source().unwrap_or(fallback_source);
+    let source = error.template_source().or_else(|| (error.name() == Some(fallback.0)).then_some(fallback.1));
     let line = error.line().unwrap_or(1);
-    let range = error.range().map(|range| {
-        // An undefined attribute's range starts at the `.`: widen it to the whole path.
-        let widened = source[..range.start]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-            .map_or(0, |i| i + 1);
-        if error.kind() == minijinja::ErrorKind::UndefinedError { widened..range.end } else { range }
-    });
+    // Only a range that lies on character boundaries of the right source is used.
+    let range = source.zip(error.range()).filter(|(source, range)| source.get(range.clone()).is_some()).map(
+        |(source, range)| {
+            // An undefined attribute's range starts at the `.`: widen it to the whole path.
+            let widened = source[..range.start]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .map_or(0, |i| i + 1);
+            let range = if error.kind() == minijinja::ErrorKind::UndefinedError { widened..range.end } else { range };
+            (source, range)
+        },
+    );
     let (column, end, snippet) = match range {
-        Some(range) if range.end <= source.len() => {
+        Some((source, range)) => {
             let line_start = source[..range.start].rfind('\n').map_or(0, |i| i + 1);
             let column = source[line_start..range.start].chars().count() + 1;
-            let snippet = &source[range.clone()];
+            let snippet = &source[range];
             let end = (!snippet.contains('\n')).then(|| column + snippet.chars().count());
             (column, end, Some(snippet.trim().to_string()))
         }
-        _ => (1, None, None),
+        None => (1, None, None),
     };
     let detail = error.detail().map_or_else(|| error.kind().to_string(), str::to_string);
     let (code, message) = match (error.kind(), &snippet) {

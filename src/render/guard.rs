@@ -2,15 +2,24 @@
 //!
 //! Every value printed into a template is wrapped in private-use markers (see
 //! [`super::hcl_value`]). After formatting, the markers are removed and their places kept as
-//! spans of the final text; the text is then lexed exactly ([`super::hcl_scan`]) and each span
-//! checked: a string value must cover whole atoms of a quoted string's plain text (or of a
-//! `#` comment), so no escape or template sequence starts or ends inside it; a literal
-//! (`| hcl`, lists, maps) must stand in code on its own, closing whatever it opens. Escaping
-//! each value alone could not be enough: two values, or a value and the template's text
-//! beside it, can run together into syntax. This check is what makes that impossible.
+//! spans of the final text, which is then checked twice, by two readings of HCL that must
+//! agree:
+//!
+//! - an exact lexer ([`super::hcl_scan`]): a string value must cover whole atoms of a quoted
+//!   string's plain text (or of a `#` comment), so no escape or template sequence starts or
+//!   ends inside it; a literal (`| hcl`, lists, maps) must stand in code on its own, closing
+//!   whatever it opens; a number or boolean must do one or the other;
+//! - the HCL parser ([`cross_check`], on the parsed file): a string value must lie in the text
+//!   of one quoted string; a literal, number or boolean must not start or end inside a token
+//!   or lie in any string's text.
+//!
+//! Escaping each value alone could not be enough: two values, or a value and the template's
+//! text beside it, can run together into syntax. These checks are what make that impossible.
+
+use std::ops::Range;
 
 use super::hcl_scan::{Atom, Context, Lexer};
-use super::hcl_value::{LITERAL_CLOSE, LITERAL_OPEN, STRING_CLOSE, STRING_OPEN, is_marker};
+use super::hcl_value::{LITERAL_CLOSE, LITERAL_OPEN, SCALAR_CLOSE, SCALAR_OPEN, STRING_CLOSE, STRING_OPEN, is_marker};
 
 /// A value printed where it could change the meaning of the HCL around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,21 +33,40 @@ pub struct Misplaced {
     pub hint: &'static str,
 }
 
-/// Where a printed value is in the final text.
+/// What a printed value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
-    literal: bool,
+enum Kind {
+    /// A string, escaped for the inside of a quoted string.
+    String,
+    /// A list, a map or `| hcl`: a whole HCL expression.
+    Literal,
+    /// A number or a boolean: text that is at home in a string and in code alike.
+    Scalar,
 }
 
-/// Formats the text (markers take no width), removes the markers and proves every value
-/// stayed a value; the final text.
-pub fn check_and_format(text: &str) -> Result<String, Misplaced> {
+/// Where a printed value is in the final text, and what the lexer found it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: usize,
+    end: usize,
+    kind: Kind,
+    context: Context,
+}
+
+/// The final text and where the values are in it.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    pub text: String,
+    pub spans: Vec<Span>,
+}
+
+/// Formats the text (markers take no width), removes the markers and proves with the lexer
+/// that every value stayed a value. The caller parses the result and runs [`cross_check`].
+pub fn check_and_format(text: &str) -> Result<Guarded, Misplaced> {
     let formatted = super::fmt::format_scanned(text, &super::hcl_scan::scan(text, is_marker));
-    let (clean, spans) = strip(&formatted)?;
-    verify(&clean, &spans)?;
-    Ok(clean)
+    let (clean, mut spans) = strip(&formatted)?;
+    verify(&clean, &mut spans)?;
+    Ok(Guarded { text: clean, spans })
 }
 
 const CUT: (&str, &str) = (
@@ -58,19 +86,24 @@ fn strip(text: &str) -> Result<(String, Vec<Span>), Misplaced> {
             out.push(c);
             continue;
         }
+        let span = |start, end, kind| Span { start, end, kind, context: Context::Code };
         match (c, open) {
-            (STRING_OPEN | LITERAL_OPEN, None) => open = Some((c, out.len())),
+            (STRING_OPEN | LITERAL_OPEN | SCALAR_OPEN, None) => open = Some((c, out.len())),
             (STRING_CLOSE, Some((STRING_OPEN, start))) => {
                 let next = text[i + c.len_utf8()..].chars().find(|c| !is_marker(*c));
                 if out.len() > start && next == Some('{') && (out.ends_with('$') || out.ends_with('%')) {
                     let sign = out.pop().unwrap_or('$');
                     out.push_str(if sign == '$' { "\\u0024" } else { "\\u0025" });
                 }
-                spans.push(Span { start, end: out.len(), literal: false });
+                spans.push(span(start, out.len(), Kind::String));
                 open = None;
             }
             (LITERAL_CLOSE, Some((LITERAL_OPEN, start))) => {
-                spans.push(Span { start, end: out.len(), literal: true });
+                spans.push(span(start, out.len(), Kind::Literal));
+                open = None;
+            }
+            (SCALAR_CLOSE, Some((SCALAR_OPEN, start))) => {
+                spans.push(span(start, out.len(), Kind::Scalar));
                 open = None;
             }
             _ => return Err(misplaced(&out, out.len(), CUT)),
@@ -82,53 +115,60 @@ fn strip(text: &str) -> Result<(String, Vec<Span>), Misplaced> {
     }
 }
 
-/// Lexes the final text and checks each span against what it landed in.
-fn verify(text: &str, spans: &[Span]) -> Result<(), Misplaced> {
+/// Lexes the final text and checks each span against what it landed in; records the context
+/// of each span for [`cross_check`].
+fn verify(text: &str, spans: &mut [Span]) -> Result<(), Misplaced> {
     let mut lexer = Lexer::new(text, |_| false);
-    let mut pending = spans.iter().peekable();
+    let mut next = 0;
     // The span being walked through, with the depth of constructs where it started.
-    let mut open: Option<(Span, usize)> = None;
+    let mut open: Option<(usize, usize)> = None;
     let mut at = 0;
     loop {
         // Spans that end, then start, at this atom boundary.
         loop {
-            if let Some((span, depth)) = open
-                && span.end == at
+            if let Some((index, depth)) = open
+                && spans[index].end == at
             {
-                if span.literal && lexer.depth() != depth {
-                    return Err(misplaced(text, span.start, LITERAL_ALTERED));
+                if spans[index].context == Context::Code && lexer.depth() != depth {
+                    return Err(misplaced(text, spans[index].start, LITERAL_ALTERED));
                 }
                 open = None;
                 continue;
             }
             if open.is_none()
-                && let Some(span) = pending.next_if(|s| s.start == at)
+                && let Some(span) = spans.get_mut(next).filter(|s| s.start == at)
             {
-                check_context(text, *span, lexer.context())?;
-                open = Some((*span, lexer.depth()));
+                span.context = check_context(text, *span, lexer.context())?;
+                open = Some((next, lexer.depth()));
+                next += 1;
                 continue;
             }
             break;
         }
         let Some(step) = lexer.next() else { break };
         let straddles = |pos: usize| pos > step.start && pos < step.end;
-        if open.is_some_and(|(span, _)| straddles(span.end)) || pending.peek().is_some_and(|s| straddles(s.start)) {
-            let span = open.map_or_else(|| **pending.peek().expect("checked"), |(span, _)| span);
+        let straddling = open
+            .map(|(index, _)| spans[index])
+            .filter(|span| straddles(span.end))
+            .or_else(|| spans.get(next).copied().filter(|span| straddles(span.start)));
+        if let Some(span) = straddling {
             return Err(misplaced(text, span.start, RUNS_TOGETHER));
         }
-        if let Some((span, depth)) = open {
-            let fits = if span.literal {
+        if let Some((index, depth)) = open {
+            let span = spans[index];
+            let fits = if span.context == Context::Code {
                 step.min_depth >= depth
             } else {
                 matches!(step.atom, Atom::StringText | Atom::LineComment)
             };
             if !fits {
-                return Err(misplaced(text, span.start, if span.literal { LITERAL_ALTERED } else { STRING_ALTERED }));
+                let problem = if span.context == Context::Code { LITERAL_ALTERED } else { STRING_ALTERED };
+                return Err(misplaced(text, span.start, problem));
             }
         }
         at = step.end;
     }
-    match open.map(|(span, _)| span).or_else(|| pending.next().copied()) {
+    match open.map(|(index, _)| spans[index]).or_else(|| spans.get(next).copied()) {
         Some(span) => Err(misplaced(text, span.start, CUT)),
         None => Ok(()),
     }
@@ -147,26 +187,135 @@ const LITERAL_ALTERED: (&str, &str) = (
     "print literals directly in expression position (`x = {{ value | hcl }}`)",
 );
 
-fn check_context(text: &str, span: Span, context: Context) -> Result<(), Misplaced> {
-    let problem = match (span.literal, context) {
-        (false, Context::QuotedString | Context::LineComment) | (true, Context::Code) => return Ok(()),
-        (false, Context::Heredoc) => (
+/// Whether a value may be where the lexer found it; the context it is checked in from here on.
+fn check_context(text: &str, span: Span, context: Context) -> Result<Context, Misplaced> {
+    let problem = match (span.kind, context) {
+        (Kind::String | Kind::Scalar, Context::QuotedString | Context::LineComment)
+        | (Kind::Literal | Kind::Scalar, Context::Code) => return Ok(context),
+        (Kind::String, Context::Heredoc) => (
             "a string value is printed inside a heredoc",
             "build the text with a Terraform expression instead, e.g. `jsonencode({{ value | hcl }})`",
         ),
-        (false, Context::BlockComment) => {
+        (Kind::String, Context::BlockComment) => {
             ("a string value is printed inside a `/* */` comment", "use a `#` comment, which a value cannot end")
         }
-        (false, Context::Code) => (
+        (Kind::String, Context::Code) => (
             "a string value is printed outside a quoted string",
             "put it in quotes (`\"{{ value }}\"`) or print it as an HCL literal with `{{ value | hcl }}`",
         ),
-        (true, _) => (
+        (Kind::Literal | Kind::Scalar, _) => (
             "a list, map or `| hcl` literal is printed inside a string or comment",
             "print it outside quotes (`x = {{ value | hcl }}`), or join it into a string first (`{{ value | join(\",\") }}`)",
         ),
     };
     Err(misplaced(text, span.start, problem))
+}
+
+/// The second reading: the parsed file (`body`, parsed from `text`, in which the spans start
+/// `offset` bytes later than in the guarded text) must agree with the lexer about where each
+/// value landed.
+pub fn cross_check(
+    text: &str,
+    body: &hcl_edit::structure::Body,
+    spans: &[Span],
+    offset: usize,
+) -> Result<(), Misplaced> {
+    use hcl_edit::visit::Visit as _;
+    if spans.is_empty() {
+        return Ok(());
+    }
+    let mut map = Map::default();
+    map.visit_body(body);
+    for span in spans {
+        let range = span.start + offset..span.end + offset;
+        let in_text = |quoted_only: bool| {
+            map.texts
+                .iter()
+                .any(|(r, heredoc)| (!quoted_only || !heredoc) && r.start <= range.start && range.end <= r.end)
+        };
+        let inside_token = |pos: usize| map.tokens.iter().any(|r| r.start < pos && pos < r.end);
+        let overlaps_text = map.texts.iter().any(|(r, _)| r.start < range.end && range.start < r.end);
+        let agrees = match span.context {
+            Context::QuotedString => in_text(true),
+            // In a comment, no part of the parsed file may be under it.
+            Context::LineComment => {
+                !overlaps_text
+                    && !map.tokens.iter().any(|r| r.start < range.end.max(range.start + 1) && range.start < r.end)
+            }
+            // A literal may hold strings, but not start, end or lie inside one (or any token).
+            _ => !inside_token(range.start) && !inside_token(range.end) && !in_text(false),
+        };
+        if !agrees {
+            return Err(misplaced(text, range.start, DISAGREE));
+        }
+    }
+    Ok(())
+}
+
+const DISAGREE: (&str, &str) = (
+    "a value printed here is read differently by the HCL parser than by Stamp's check",
+    "print the value where it is plainly a string (`\"{{ value }}\"`) or a whole expression (`x = {{ value | hcl }}`)",
+);
+
+/// What the parser found: the text of strings (quoted, or a heredoc's) and every token.
+#[derive(Default)]
+struct Map {
+    /// Plain text of strings, and whether it is a heredoc's.
+    texts: Vec<(Range<usize>, bool)>,
+    tokens: Vec<Range<usize>>,
+    in_heredoc: bool,
+}
+
+impl Map {
+    fn token(&mut self, span: Option<Range<usize>>) {
+        self.tokens.extend(span);
+    }
+}
+
+impl hcl_edit::visit::Visit for Map {
+    fn visit_ident(&mut self, node: &hcl_edit::Decorated<hcl_edit::Ident>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_null(&mut self, node: &hcl_edit::Decorated<hcl_edit::expr::Null>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_bool(&mut self, node: &hcl_edit::Decorated<bool>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_u64(&mut self, node: &hcl_edit::Decorated<u64>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_number(&mut self, node: &hcl_edit::Formatted<hcl_edit::Number>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_splat(&mut self, node: &hcl_edit::Decorated<hcl_edit::expr::Splat>) {
+        self.token(hcl_edit::Span::span(node));
+    }
+    fn visit_string(&mut self, node: &hcl_edit::Decorated<String>) {
+        if let Some(span) = hcl_edit::Span::span(node) {
+            // Without its quotes.
+            if span.end > span.start + 1 {
+                self.texts.push((span.start + 1..span.end - 1, false));
+            }
+            self.tokens.push(span);
+        }
+    }
+    fn visit_literal(&mut self, node: &hcl_edit::Spanned<String>) {
+        if let Some(span) = hcl_edit::Span::span(node) {
+            self.texts.push((span.clone(), self.in_heredoc));
+            self.tokens.push(span);
+        }
+    }
+    fn visit_string_template(&mut self, node: &hcl_edit::template::StringTemplate) {
+        let heredoc = std::mem::replace(&mut self.in_heredoc, false);
+        hcl_edit::visit::visit_string_template(self, node);
+        self.in_heredoc = heredoc;
+    }
+    fn visit_heredoc_template(&mut self, node: &hcl_edit::template::HeredocTemplate) {
+        let heredoc = std::mem::replace(&mut self.in_heredoc, true);
+        hcl_edit::visit::visit_heredoc_template(self, node);
+        self.in_heredoc = heredoc;
+    }
 }
 
 fn misplaced(text: &str, offset: usize, (message, hint): (&'static str, &'static str)) -> Misplaced {
@@ -195,8 +344,13 @@ mod tests {
     fn l(v: &str) -> String {
         format!("{LITERAL_OPEN}{v}{LITERAL_CLOSE}")
     }
+    /// Both readings, as a render does them.
     fn check(text: &str) -> Result<String, Misplaced> {
-        check_and_format(text)
+        let guarded = check_and_format(text)?;
+        if let Ok(body) = hcl_edit::parser::parse_body(&guarded.text) {
+            cross_check(&guarded.text, &body, &guarded.spans, 0)?;
+        }
+        Ok(guarded.text)
     }
 
     #[test]
@@ -247,6 +401,33 @@ mod tests {
         let text = format!("x = \"${{jsonencode({})}}-{}\"\ny = {}\n", l("{\n\"a\" = \"b\"\n}"), s("v"), s("bare"));
         let err = check(&text).unwrap_err();
         assert_eq!((err.line, err.message), (4, "a string value is printed outside a quoted string"));
+    }
+
+    fn n(v: &str) -> String {
+        format!("{SCALAR_OPEN}{v}{SCALAR_CLOSE}")
+    }
+
+    #[test]
+    fn numbers_and_booleans_stand_alone_in_code_and_fit_in_strings() {
+        assert_eq!(check(&format!("a = {}\nb = \"db-{}\"\n", n("3"), n("true"))).unwrap(), "a = 3\nb = \"db-true\"\n");
+        // Run together with an identifier or another value, they would change which name or
+        // number HCL reads.
+        for text in [
+            format!("size = local.replicas.a{}\n", n("-1")),
+            format!("size = {}{}\n", n("1"), n("2")),
+            format!("size = {}{}\n", l("null"), n("1")),
+        ] {
+            assert!(check(&text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn heredoc_markers_are_read_as_hcl_reads_them() {
+        let text = format!(
+            "locals {{\n  user_data = <<-END-SCRIPT\n    rm -rf /var/cache/app/*\n  END-SCRIPT\n  tags = {{ schedule = \"*/5 * * * *\", owner = {} }}\n}}\n",
+            s("abspath(path.root)")
+        );
+        assert_eq!(check(&text).unwrap_err().message, "a string value is printed outside a quoted string");
     }
 
     #[test]

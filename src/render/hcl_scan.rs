@@ -211,7 +211,8 @@ impl Iterator for Lexer<'_> {
             && let Some(Frame::Heredoc { marker }) = self.stack.last()
         {
             let line = self.rest().split('\n').next().unwrap_or("");
-            if line.trim() == marker {
+            // As HCL reads it: spaces or tabs, the marker, spaces or tabs (or a CR).
+            if line.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t', '\r']) == marker {
                 // The heredoc's closing line is one atom.
                 self.stack.pop();
                 return Some(self.step(line.len(), Atom::Code, depth - 1));
@@ -359,13 +360,18 @@ impl Lexer<'_> {
     }
 }
 
-/// `<<EOT` or `<<-EOT` at the end of a line: the marker.
+/// `<<EOT` or `<<-EOT` at the end of a line: the marker, an HCL identifier (a Unicode
+/// identifier start or `_`, then identifier characters or `-`, as in `END-SCRIPT`).
 fn heredoc_marker(rest: &str) -> Option<String> {
     let line = rest.split('\n').next().unwrap_or(rest);
     let after = line.strip_prefix("<<")?;
     let after = after.strip_prefix('-').unwrap_or(after);
-    let marker = after.trim_end();
-    (!marker.is_empty() && marker.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| marker.to_string())
+    let marker = after.strip_suffix('\r').unwrap_or(after);
+    let mut chars = marker.chars();
+    let first = chars.next()?;
+    let valid = (unicode_ident::is_xid_start(first) || first == '_')
+        && chars.all(|c| unicode_ident::is_xid_continue(c) || c == '-');
+    valid.then(|| marker.to_string())
 }
 
 /// Scans `text` for the formatter; characters for which `skip` is true take no part.
@@ -407,6 +413,17 @@ mod tests {
         assert_eq!(l[0].brackets, 0);
         assert!(l[0].comment.is_some());
         assert_eq!(l[1].assign, None);
+    }
+
+    #[test]
+    fn heredoc_markers_are_hcl_identifiers() {
+        for marker in ["EOT", "END-SCRIPT", "CLOUD-CONFIG", "_x", "\u{c9}OF", "a1-b2"] {
+            let l = lines(&format!("x = <<-{marker}\n  a = /var/*\n{marker}\ny = \"*/\"\n"));
+            assert!(l[1].verbatim && l[2].verbatim && !l[3].verbatim, "{marker}");
+        }
+        for not_a_marker in ["1EOT", "--EOT", "E OT", "E.OT"] {
+            assert!(heredoc_marker(&format!("<<{not_a_marker}\n")).is_none(), "{not_a_marker}");
+        }
     }
 
     #[test]

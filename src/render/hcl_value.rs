@@ -14,9 +14,12 @@ pub const STRING_OPEN: char = '\u{E000}';
 pub const STRING_CLOSE: char = '\u{E001}';
 pub const LITERAL_OPEN: char = '\u{E002}';
 pub const LITERAL_CLOSE: char = '\u{E003}';
+/// Around a number or a boolean: at home in a string and in code alike.
+pub const SCALAR_OPEN: char = '\u{E005}';
+pub const SCALAR_CLOSE: char = '\u{E006}';
 
 pub fn is_marker(c: char) -> bool {
-    matches!(c, STRING_OPEN | STRING_CLOSE | LITERAL_OPEN | LITERAL_CLOSE | SENSITIVE)
+    matches!(c, STRING_OPEN | STRING_CLOSE | LITERAL_OPEN | LITERAL_CLOSE | SENSITIVE | SCALAR_OPEN | SCALAR_CLOSE)
 }
 
 /// What a sensitive value turns into when a template makes text of it: any value holding it
@@ -146,11 +149,21 @@ pub fn quoted(s: &str) -> String {
 /// lines (the formatter indents them); lists of scalars stay on one line.
 pub fn literal(value: &Value) -> Result<String, Error> {
     let mut out = String::new();
-    write_literal(&mut out, value)?;
+    write_literal(&mut out, value, 0)?;
     Ok(out)
 }
 
-fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
+/// How deeply lists and maps may nest in a literal (config values nest far less; a value that
+/// contains itself, such as a namespace assigned into itself, nests without end).
+const MAX_LITERAL_DEPTH: usize = 64;
+
+fn write_literal(out: &mut String, value: &Value, depth: usize) -> Result<(), Error> {
+    if depth > MAX_LITERAL_DEPTH {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("a value nests deeper than {MAX_LITERAL_DEPTH} levels (does it contain itself?)"),
+        ));
+    }
     if let Some(literal) = value.downcast_object_ref::<HclLiteral>() {
         out.push_str(&literal.0);
         return Ok(());
@@ -177,7 +190,7 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
                 } else if i > 0 {
                     out.push_str(", ");
                 }
-                write_literal(out, item)?;
+                write_literal(out, item, depth + 1)?;
                 if multiline {
                     out.push(',');
                 }
@@ -200,7 +213,7 @@ fn write_literal(out: &mut String, value: &Value) -> Result<(), Error> {
                 refuse_sensitive(&key)?;
                 out.push_str(&quoted(&key));
                 out.push_str(" = ");
-                write_literal(out, &item)?;
+                write_literal(out, &item, depth + 1)?;
                 out.push('\n');
             }
             out.push('}');
@@ -241,8 +254,10 @@ pub fn format_value(out: &mut minijinja::Output, _state: &mut minijinja::State, 
             "cannot print a null value: give it a value in the config or use `| default(...)`",
         )),
         // minijinja prints booleans the Python way (`True`); HCL needs `true`.
-        ValueKind::Bool => write(out, if value.is_true() { "true" } else { "false" }),
-        ValueKind::Number => write(out, &number(value)?),
+        ValueKind::Bool => {
+            write(out, &format!("{SCALAR_OPEN}{}{SCALAR_CLOSE}", if value.is_true() { "true" } else { "false" }))
+        }
+        ValueKind::Number => write(out, &format!("{SCALAR_OPEN}{}{SCALAR_CLOSE}", number(value)?)),
         ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
             let text = format!("{LITERAL_OPEN}{}{LITERAL_CLOSE}", literal(value)?);
             write(out, &text)
@@ -294,7 +309,7 @@ mod tests {
             "{{ a }} {{ b }} {{ n }} {{ f }}",
             minijinja::context! { a => true, b => false, n => 3, f => 1.5 },
         );
-        assert_eq!(out.unwrap(), "true false 3 1.5");
+        assert_eq!(out.unwrap().replace(is_marker, ""), "true false 3 1.5");
     }
 
     #[test]

@@ -149,33 +149,49 @@ impl<'p> Renderer<'p> {
             let text = match rendered {
                 Ok(text) => text,
                 Err(e) => {
-                    let d = blueprint::template_error(&e, &blueprint.display, &template.source);
+                    let d = blueprint::template_error(&e, &blueprint.display, (&template.name, &template.source));
                     diagnostics.push(Self::suggest_key(d, account).for_account(&account.name));
                     continue;
                 }
             };
             let template_display = format!("{}/{}", blueprint.display, template.name);
             let output_display = format!("{out_display}/{}", template.output);
-            let text = match guard::check_and_format(&text) {
-                Ok(text) => text,
-                Err(misplaced) => {
-                    diagnostics.push(self.at_template(
-                        Diagnostic::error("render.injection", misplaced.message).hint(misplaced.hint),
-                        account,
-                        &template_display,
-                        &template.source,
-                        &misplaced.line_text,
-                    ));
+            let misplaced = |misplaced: guard::Misplaced| {
+                self.at_template(
+                    Diagnostic::error("render.injection", misplaced.message).hint(misplaced.hint),
+                    account,
+                    &template_display,
+                    &template.source,
+                    &misplaced.line_text,
+                )
+            };
+            let guarded = match guard::check_and_format(&text) {
+                Ok(guarded) => guarded,
+                Err(problem) => {
+                    diagnostics.push(misplaced(problem));
                     continue;
                 }
             };
-            let text = format!("{}{text}", header(&template_display));
-            if let Err(e) = hcl_check::check(&text) {
-                let rendered_line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("").to_string();
-                project.sources.add(output_display.clone(), text.as_str());
-                let d = Diagnostic::error("hcl.syntax", format!("rendered file is not valid HCL: {}", e.message))
-                    .hint(format!("the rendered `{output_display}` line {} reads: `{}`", e.line, rendered_line.trim()));
-                diagnostics.push(self.at_template(d, account, &template_display, &template.source, &rendered_line));
+            let head = header(&template_display);
+            let text = format!("{head}{}", guarded.text);
+            // One parse of the final file: its syntax, and the second reading of the guard.
+            let body = match hcl_check::parse(&text) {
+                Ok(body) => body,
+                Err(e) => {
+                    let rendered_line = text.lines().nth(e.line.saturating_sub(1)).unwrap_or("").to_string();
+                    project.sources.add(output_display.clone(), text.as_str());
+                    let d = Diagnostic::error("hcl.syntax", format!("rendered file is not valid HCL: {}", e.message))
+                        .hint(format!(
+                            "the rendered `{output_display}` line {} reads: `{}`",
+                            e.line,
+                            rendered_line.trim()
+                        ));
+                    diagnostics.push(self.at_template(d, account, &template_display, &template.source, &rendered_line));
+                    continue;
+                }
+            };
+            if let Err(problem) = guard::cross_check(&text, &body, &guarded.spans, head.len()) {
+                diagnostics.push(misplaced(problem));
                 continue;
             }
             files.insert(template.output.clone(), TreeFile { content: text.into_bytes().into(), executable: false });
@@ -304,7 +320,11 @@ pub fn render_template(source: &str, config: &Value) -> Result<String, String> {
     env.add_template("template.tf.j2", source).map_err(|e| e.to_string())?;
     let context = minijinja::context! { config => minijinja::Value::from(minijinja::value::Serde(config)) };
     let text = env.get_template("template.tf.j2").and_then(|t| t.render(&context)).map_err(|e| e.to_string())?;
-    guard::check_and_format(&text).map_err(|m| format!("{} (line {})", m.message, m.line))
+    let guarded = guard::check_and_format(&text).map_err(|m| format!("{} (line {})", m.message, m.line))?;
+    let body = hcl_edit::parser::parse_body(&guarded.text).map_err(|e| format!("not HCL: {}", e.message()))?;
+    guard::cross_check(&guarded.text, &body, &guarded.spans, 0)
+        .map_err(|m| format!("{} (line {})", m.message, m.line))?;
+    Ok(guarded.text)
 }
 
 /// sha256 of a JSON value's canonical text (keys sorted).

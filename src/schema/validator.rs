@@ -58,9 +58,18 @@ impl Validators {
     }
 
     /// Every schema violation of the account's effective config.
+    /// An account whose archetype's schema did not compile is not valid either: nothing is
+    /// rendered from a config no schema checked.
     pub fn validate(&self, project: &Project, account: &Account) -> Vec<Diagnostic> {
         let Some(validator) = self.compiled.get(&account.archetype) else {
-            return Vec::new();
+            return vec![
+                Diagnostic::error(
+                    "schema.unchecked",
+                    format!("not checked: the schema of archetype `{}` does not compile", account.archetype),
+                )
+                .at(Location::file_only(&account.display))
+                .for_account(&account.name),
+            ];
         };
         let schema = &project.archetypes[&account.archetype].schema;
         let sensitive = super::redact::sensitive_pointers(project, account);
