@@ -501,7 +501,7 @@ fn one_hostile_account_file_stops_nothing_else() {
         "YAML aliases",
         "keys.yaml:4:",
         "duplicate key `1`",
-        "bigint.yaml:2:",
+        "bigint.yaml:2",
         "does not fit in 64 bits",
         "ends after the year 9999",
     ] {
@@ -538,4 +538,40 @@ fn hundreds_of_hostile_map_keys_stay_fmt_clean() {
     let result = terraform_command(&project.path().join("out")).args(["fmt", "-check", "-diff", "."]).output().unwrap();
     assert!(keys.len() > 850, "{}", keys.len());
     assert!(result.status.success(), "not terraform fmt-clean:\n{}", String::from_utf8_lossy(&result.stdout));
+}
+
+#[test]
+fn no_diagnostic_shows_a_sensitive_value() {
+    let project = permissive_project("locals {\n  a = 1\n}\n", "archetype: open\n");
+    project.write(
+        "archetypes/open/schema.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "properties": {
+                "api_token": {"writeOnly": true},
+                "db": {"type": "object", "properties": {"password": {"writeOnly": true}, "port": {"type": "integer"}}},
+                "account_id": {"type": "string", "writeOnly": true},
+                "tags": {"type": "object", "properties": {"Pin": {"writeOnly": true}}}
+            }}"#,
+    );
+    project
+        .write(
+            "accounts/evil.yaml",
+            "archetype: open\naccount_id: acct-secret-1\ndb: {password: hunter2-long-secret, port: 5432x}\n",
+        )
+        .write("accounts/big.yaml", "archetype: open\napi_token: 918273645546372819283746\n")
+        .write("accounts/twin.yaml", "archetype: open\naccount_id: acct-secret-1\n")
+        .write("accounts/tagged.yaml", "archetype: open\ntags: {Pin: \"4711\"}\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    for secret in ["hunter2", "acct-secret", "918273645546372819283746", "4711"] {
+        assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
+    }
+    for expected in [
+        "`db.port` must be an integer",
+        "does not fit in 64 bits",
+        "account id `(sensitive)` is also used by",
+        "would be written into Stamp's `stamp_metadata.tf`",
+    ] {
+        assert!(all.contains(expected), "{expected} missing:\n{all}");
+    }
 }

@@ -31,6 +31,17 @@ pub struct Account {
     /// Lines of the account's ledger that could not be read: until they are repaired, commands
     /// that act on the account's history refuse it.
     pub ledger_damage: Vec<crate::ledger::Damage>,
+    /// JSON pointers of the effective config's sensitive (`writeOnly`) values.
+    pub sensitive: std::collections::BTreeSet<String>,
+}
+
+impl Account {
+    /// Whether the value at `pointer` is sensitive (or inside a sensitive value).
+    pub fn is_sensitive(&self, pointer: &str) -> bool {
+        self.sensitive.iter().any(|p| {
+            pointer == p || pointer.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')) || p.is_empty()
+        })
+    }
 }
 
 /// One of an account's two side-by-side environments. `blue` is the account's own name

@@ -68,8 +68,8 @@ pub struct Archetype {
     /// Display name of `schema.json`.
     pub schema_file: String,
     pub schema: Value,
-    /// The schema marks some values `writeOnly` (sensitive): only then is redaction needed.
-    pub has_sensitive: bool,
+    /// The schema indexed for finding sensitive (`writeOnly`) values, when it marks any.
+    pub sensitive: Option<std::sync::Arc<crate::schema::redact::SensitiveIndex>>,
 }
 
 impl Archetype {

@@ -292,6 +292,13 @@ impl Project {
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
+        let sensitive = found.sensitive.as_deref().map(|index| index.pointers(&effective)).unwrap_or_default();
+        if !sensitive.is_empty() {
+            // Every diagnostic that shows a line of this file shows these without their text.
+            let lines: std::collections::BTreeSet<usize> =
+                sensitive.iter().flat_map(|p| positions.lines_of(p)).collect();
+            self.sources.add(display.clone(), hide_lines(text, &lines));
+        }
         Ok(Account {
             name,
             path: path.to_path_buf(),
@@ -304,6 +311,7 @@ impl Project {
             slot: super::account::Slot::Blue,
             created_at: None,
             ledger_damage: Vec::new(),
+            sensitive,
         })
     }
 
@@ -367,8 +375,17 @@ impl Project {
                 e.column(),
             )))
         })?;
-        let has_sensitive = schema_text.contains("\"writeOnly\"");
-        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema, has_sensitive })
+        let sensitive = crate::schema::redact::SensitiveIndex::new(&schema).map_err(|e| {
+            Box::new(
+                Diagnostic::error("archetype.schema", format!("invalid JSON Schema: {e}"))
+                    .at(Location::file_only(&schema_file))
+                    .hint(
+                        "Stamp resolves references within the schema file to find its `writeOnly` (sensitive) values",
+                    ),
+            )
+        })?;
+        let sensitive = sensitive.map(std::sync::Arc::new);
+        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema, sensitive })
     }
 
     /// A path as shown to the user: relative to the project root when inside it.
@@ -393,6 +410,24 @@ impl Project {
 
 fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// `text` with the given lines (1-based) replaced by a note: they hold sensitive values.
+fn hide_lines(text: &str, lines: &std::collections::BTreeSet<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if lines.contains(&(index + 1)) {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(indent);
+            out.push_str("# (a sensitive value: not shown)");
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Reads a project file, refusing one larger than Stamp reads before reading it.

@@ -16,6 +16,8 @@ pub struct Pos {
     pub column: usize,
     /// Column just past the node when it ends on the same line.
     pub end_column: Option<usize>,
+    /// The line the node ends on.
+    pub end_line: usize,
 }
 
 /// Where each value (and each mapping key) of a YAML document is, by JSON pointer
@@ -27,6 +29,18 @@ pub struct Positions {
 }
 
 impl Positions {
+    /// Every line on which the value at `pointer`, or anything inside it, is written.
+    pub fn lines_of(&self, pointer: &str) -> std::collections::BTreeSet<usize> {
+        let inside = |p: &str| p == pointer || p.strip_prefix(pointer).is_some_and(|rest| rest.starts_with('/'));
+        let everywhere = pointer.is_empty();
+        self.values
+            .iter()
+            .chain(&self.keys)
+            .filter(|(p, _)| everywhere || inside(p))
+            .flat_map(|(_, pos)| pos.line..=pos.end_line)
+            .collect()
+    }
+
     /// The value at `pointer`, or its closest ancestor that has a position.
     pub fn value(&self, pointer: &str) -> Option<Pos> {
         ancestors(pointer).find_map(|p| self.values.get(p).copied())
@@ -252,17 +266,19 @@ impl Loader<'_> {
         tag: Option<&std::borrow::Cow<'_, saphyr::Tag>>,
         pos: Pos,
     ) -> Result<Value, Box<Diagnostic>> {
-        let error = |message: String| self.boxed("yaml.value", message, pos.line, pos.column);
+        // Said without the value and shown without its line: it may be a secret, and which values
+        // are secret is known only once the file is read.
+        let error = |message: String| {
+            Box::new(Diagnostic::error("yaml.value", message).at(Location::file_only(self.file).on_line(pos.line)))
+        };
         let resolved = Scalar::parse_from_cow_and_metadata(text.into(), style, tag)
-            .ok_or_else(|| error(format!("`{}` cannot be read as its tag says", short(text))))?;
+            .ok_or_else(|| error("this value cannot be read as its tag says".into()))?;
         let is_integer_text = style == ScalarStyle::Plain && looks_like_integer(text);
         match resolved {
             Scalar::Integer(i) => Ok(Value::Number(i.into())),
-            _ if is_integer_text => Err(error(format!(
-                "the integer `{}` does not fit in 64 bits: quote it if it is an identifier (`\"{}\"`)",
-                short(text),
-                short(text)
-            ))),
+            _ if is_integer_text => {
+                Err(error("this integer does not fit in 64 bits: quote it if it is an identifier, not a number".into()))
+            }
             Scalar::Null => Ok(Value::Null),
             Scalar::Boolean(b) => Ok(Value::Bool(b)),
             Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
@@ -289,21 +305,13 @@ fn looks_like_integer(text: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A value's text for a message, cut when long.
-fn short(text: &str) -> String {
-    if text.chars().count() > 40 {
-        format!("{}...", text.chars().take(37).collect::<String>())
-    } else {
-        text.to_string()
-    }
-}
-
 fn pos_of(span: saphyr_parser::Span) -> Pos {
     let (start, end) = (span.start, span.end);
     Pos {
         line: start.line(),
         column: start.col() + 1,
         end_column: (end.line() == start.line() && end.col() > start.col()).then(|| end.col() + 1),
+        end_line: end.line().max(start.line()),
     }
 }
 

@@ -65,7 +65,7 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
             continue;
         };
         let archetype = &project.archetypes[&account.archetype];
-        let config = crate::schema::redact::redacted(project, account);
+        let config = crate::schema::redact::redacted(account);
         let planned = match (&terraform, options.plan) {
             (Ok(terraform), true) => Some(plan_files(project, account, tree, terraform)?),
             _ => None,

@@ -160,7 +160,7 @@ fn render_side(root: &Path, account: &str, version: VersionSpec<'_>, origin: &st
         kept.into_inner().expect("kept lock").ok_or_else(|| failure(format!("account `{account}` did not render")))?;
     let found = project.accounts.iter().find(|a| a.name == name).expect("rendered account exists");
     // Rendering refuses sensitive values, so the rendered files hold none.
-    let config = crate::schema::redact::redacted(project, found);
+    let config = crate::schema::redact::redacted(found);
     let files = text_files(&tree);
     Ok(Side {
         label: format!("{name} ({origin})"),

@@ -227,7 +227,7 @@ pub fn parity(project: &Project, reference: &Account, account: &Account) -> Vec<
     let always =
         ["name", "account_id", "environment", "protected", "ephemeral", "owner", "ttl", "created_at", "tags.*"];
     // Sensitive values never reach a report.
-    let redacted = |a: &Account| crate::schema::redact::redacted(project, a);
+    let redacted = crate::schema::redact::redacted;
     let (a, b) = (super::diff::flatten(&redacted(reference)), super::diff::flatten(&redacted(account)));
     let paths: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     paths

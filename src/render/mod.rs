@@ -127,14 +127,14 @@ impl<'p> Renderer<'p> {
             commit: &self.version.commit,
             environment_version: environment_version.clone(),
         };
-        let sensitive = crate::schema::redact::sensitive_pointers(project, account);
+        let sensitive = &account.sensitive;
         let config = if sensitive.is_empty() {
             minijinja::Value::from(minijinja::value::Serde(&account.effective))
         } else {
             minijinja::Value::from(minijinja::value::Serde(Masked {
                 value: &account.effective,
                 pointer: String::new(),
-                sensitive: &sensitive,
+                sensitive,
             }))
         };
         let context = minijinja::context! {
@@ -200,7 +200,7 @@ impl<'p> Renderer<'p> {
         let config_digest = if sensitive.is_empty() {
             digest_json(&account.effective)
         } else {
-            digest_json(&crate::schema::redact::redact_at(&account.effective, &sensitive))
+            digest_json(&crate::schema::redact::redact_at(&account.effective, sensitive))
         };
         let local_state_path = local_state_path(project, account, out_dir);
         let lifetime = match crate::ephemeral::Lifetime::of(account) {
@@ -214,9 +214,21 @@ impl<'p> Renderer<'p> {
                 None
             }
         };
+        // Stamp's own files see the config without its secrets; one that would be written there
+        // (a sensitive tag, say) is an error below.
+        let masked;
+        let generated_account = if sensitive.is_empty() {
+            account
+        } else {
+            masked = Account {
+                effective: crate::schema::redact::redact_at(&account.effective, sensitive),
+                ..account.clone()
+            };
+            &masked
+        };
         let facts = generated::Facts {
             project,
-            account,
+            account: generated_account,
             archetype,
             lifetime: lifetime.as_ref(),
             version: &self.version,
@@ -235,6 +247,14 @@ impl<'p> Renderer<'p> {
                 fmt::format(&text)
             );
             debug_assert!(hcl_check::check(&text).is_ok(), "generated {name} must parse:\n{text}");
+            if !sensitive.is_empty() && text.contains(crate::schema::redact::REDACTED) {
+                diagnostics.push(
+                    Diagnostic::error("render.sensitive", format!("a sensitive config value would be written into Stamp's `{name}`"))
+                        .at(Location::file_only(&account.display))
+                        .hint("tags, the account id, region and deploy role are written in clear: do not mark them `writeOnly`")
+                        .for_account(&account.name),
+                );
+            }
             files.insert(name.to_string(), TreeFile { content: text.into_bytes().into(), executable: false });
         }
         for (path, file) in &blueprint.verbatim {
@@ -257,7 +277,7 @@ impl<'p> Renderer<'p> {
             }
             files.insert(path.clone(), TreeFile { content, executable: file.executable });
         }
-        diagnostics.extend(leaked_secrets(account, &sensitive, &files));
+        diagnostics.extend(leaked_secrets(account, sensitive, &files));
         if diagnostics.is_empty() { Ok(Tree { files }) } else { Err(diagnostics) }
     }
 

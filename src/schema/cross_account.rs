@@ -85,8 +85,10 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
             } else {
                 format!("account `{}`", other.name)
             };
+            // A sensitive value is not repeated in the message.
+            let shown = if subject.is_sensitive(pointer) { "(sensitive)" } else { a };
             out.push(
-                Diagnostic::error(code, format!("{what} `{a}` is also used by {by}"))
+                Diagnostic::error(code, format!("{what} `{shown}` is also used by {by}"))
                     .at_opt(location(subject, pointer))
                     .hint(format!("{}: {}", what, where_is(other, pointer)))
                     .for_account(&subject.name),
@@ -96,6 +98,10 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
     if let (Some(a), Some(b)) = (cidr(subject), cidr(other))
         && (a.contains(&b.network()) || b.contains(&a.network()))
     {
+        let show = |account: &Account, net: Ipv4Net| {
+            if account.is_sensitive(CIDR) { "(sensitive)".to_string() } else { net.to_string() }
+        };
+        let (a, b) = (show(subject, a), show(other, b));
         out.push(
             Diagnostic::error(
                 "cross-account.overlapping-cidr",

@@ -4,38 +4,122 @@
 //!
 //! Which values are sensitive is decided by walking the schema along the config, through every
 //! keyword that applies a subschema to a value: `$ref` (with its siblings), `$dynamicRef`,
-//! `allOf`/`anyOf`/`oneOf`, `if`/`then`/`else` and `dependentSchemas` (every branch, whether it
-//! applies or not), `properties`, `patternProperties`, `additionalProperties`,
-//! `unevaluatedProperties`, `prefixItems`, `items`, `additionalItems`, `contains` and
-//! `unevaluatedItems`. Where a branch's applicability depends on the value, it is taken to
-//! apply: a value that may be sensitive is treated as sensitive. A `writeOnly` schema makes its
-//! whole value sensitive, maps and lists included.
+//! `$recursiveRef`, `allOf`/`anyOf`/`oneOf`, `if`/`then`/`else`, `dependentSchemas` and
+//! `dependencies` (every branch, whether it applies or not), `properties`,
+//! `patternProperties`, `additionalProperties`, `unevaluatedProperties`, `prefixItems`,
+//! `items`, `additionalItems`, `contains` and `unevaluatedItems`. References are resolved by
+//! `referencing`, the resolver of the JSON Schema validator itself (base URIs, `$id`,
+//! anchors), and patterns by its regular-expression dialect. Where the walk cannot tell (a
+//! branch whose applicability depends on the value, a reference it cannot resolve, a schema
+//! that applies too many subschemas), the value is taken to be sensitive. A `writeOnly` schema
+//! makes its whole value sensitive, maps and lists included.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use referencing::{Draft, Registry, Resolver};
 use serde_json::Value;
 
+use crate::config::Account;
 use crate::config::yaml::escape_pointer;
-use crate::config::{Account, Project};
 
 /// The text placed where a sensitive value was.
 pub const REDACTED: &str = "<redacted>";
 
-/// How many subschemas are applied to one value at most (`$ref` cycles stop here).
+/// How many subschemas are applied to one value at most (`$ref` cycles stop earlier); past
+/// it, the value is taken to be sensitive.
 const MAX_APPLIED: usize = 256;
 
-/// The JSON pointers of the account's sensitive values (a pointer covers everything below it).
-pub fn sensitive_pointers(project: &Project, account: &Account) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    if let Some(archetype) = project.archetypes.get(&account.archetype).filter(|a| a.has_sensitive) {
-        Walker { root: &archetype.schema, out: &mut out }.walk(&archetype.schema, &account.effective, "");
+/// The base URI of a schema without an `$id`.
+const BASE: &str = "urn:stamp:archetype-schema";
+
+/// An archetype's schema, indexed once for finding sensitive values.
+#[derive(Debug)]
+pub struct SensitiveIndex {
+    registry: Registry<'static>,
+    base: String,
+    /// Every `patternProperties` pattern, compiled as the validator reads it (`None`: this
+    /// engine cannot read it, so it is taken to match).
+    patterns: BTreeMap<String, Option<regex::Regex>>,
+}
+
+impl SensitiveIndex {
+    /// Indexes `schema` when it marks any value `writeOnly` (`None` when none is).
+    pub fn new(schema: &Value) -> Result<Option<Self>, String> {
+        if !marks_write_only(schema) {
+            return Ok(None);
+        }
+        let base = schema.get("$id").and_then(Value::as_str).unwrap_or(BASE).trim_end_matches('#').to_string();
+        let registry = Registry::new()
+            .draft(Draft::Draft202012)
+            .add(&base, Draft::Draft202012.create_resource(schema.clone()))
+            .and_then(referencing::RegistryBuilder::prepare)
+            .map_err(|e| format!("cannot resolve the schema's references: {e}"))?;
+        let mut patterns = BTreeMap::new();
+        each_object(schema, &mut |map| {
+            if let Some(Value::Object(found)) = map.get("patternProperties") {
+                for pattern in found.keys() {
+                    patterns.entry(pattern.clone()).or_insert_with(|| {
+                        jsonschema_regex::to_rust_regex(pattern).ok().and_then(|p| regex::Regex::new(&p).ok())
+                    });
+                }
+            }
+        });
+        Ok(Some(Self { registry, base, patterns }))
     }
-    out
+}
+
+/// Whether any object of the schema says `"writeOnly": true` (read from the parsed schema, so
+/// no spelling of the key in the file's text can hide it).
+fn marks_write_only(schema: &Value) -> bool {
+    let mut found = false;
+    each_object(schema, &mut |map| found |= map.get("writeOnly") == Some(&Value::Bool(true)));
+    found
+}
+
+/// Calls `visit` on every object in `value`, without recursion.
+fn each_object(value: &Value, visit: &mut impl FnMut(&serde_json::Map<String, Value>)) {
+    let mut todo = vec![value];
+    while let Some(node) = todo.pop() {
+        match node {
+            Value::Object(map) => {
+                visit(map);
+                todo.extend(map.values());
+            }
+            Value::Array(items) => todo.extend(items),
+            _ => {}
+        }
+    }
 }
 
 /// The account's effective config with sensitive values replaced.
-pub fn redacted(project: &Project, account: &Account) -> Value {
-    redact_at(&account.effective, &sensitive_pointers(project, account))
+pub fn redacted(account: &Account) -> Value {
+    redact_at(&account.effective, &account.sensitive)
+}
+
+impl SensitiveIndex {
+    /// The JSON pointers of `config`'s sensitive values (a pointer covers everything below it).
+    pub fn pointers(&self, config: &Value) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.walk(config, &mut out);
+        out
+    }
+
+    /// Adds the pointers of `config`'s sensitive values to `out`.
+    fn walk(&self, config: &Value, out: &mut BTreeSet<String>) {
+        let root =
+            referencing::uri::from_str(&self.base).ok().and_then(|uri| self.registry.resolver(uri).lookup("#").ok());
+        match root {
+            Some(root) => {
+                let (schema, resolver, _) = root.into_inner();
+                Walker { index: self, out }.walk(schema, &resolver, config, "");
+            }
+            // The schema the registry was built from cannot be found in it: all of the config
+            // is taken to be sensitive.
+            None => {
+                out.insert(String::new());
+            }
+        }
+    }
 }
 
 /// `config` with the values at `pointers` replaced.
@@ -73,51 +157,77 @@ fn leaves(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-struct Walker<'s, 'o> {
-    root: &'s Value,
+struct Walker<'r, 'o> {
+    index: &'r SensitiveIndex,
     out: &'o mut BTreeSet<String>,
 }
 
-impl<'s> Walker<'s, '_> {
+impl<'r> Walker<'r, '_> {
     /// Applies `schema` (and everything it applies in place) to the value at `pointer`.
-    fn walk(&mut self, schema: &'s Value, value: &Value, pointer: &str) {
-        // Every subschema that applies to this value, found without recursion.
-        let mut applied: Vec<&'s Value> = Vec::new();
-        let mut todo = vec![schema];
-        while let Some(schema) = todo.pop() {
-            if applied.len() >= MAX_APPLIED || applied.iter().any(|s| std::ptr::eq(*s, schema)) {
+    fn walk(&mut self, schema: &'r Value, resolver: &Resolver<'r>, value: &Value, pointer: &str) {
+        // Every subschema that applies to this value, with the resolver of its place.
+        let mut applied: Vec<(&'r Value, Resolver<'r>)> = Vec::new();
+        let mut todo = vec![(schema, resolver.clone())];
+        while let Some((schema, resolver)) = todo.pop() {
+            if applied.iter().any(|(s, _)| std::ptr::eq(*s, schema)) {
                 continue;
             }
             let Value::Object(keywords) = schema else { continue };
-            applied.push(schema);
-            if keywords.get("writeOnly") == Some(&Value::Bool(true)) {
+            if applied.len() >= MAX_APPLIED || keywords.get("writeOnly") == Some(&Value::Bool(true)) {
                 self.out.insert(pointer.to_string());
                 return;
             }
-            for reference in ["$ref", "$dynamicRef"] {
-                if let Some(target) = keywords.get(reference).and_then(Value::as_str).and_then(|r| self.resolve(r)) {
-                    todo.push(target);
+            // Inside a subschema with its own `$id`, references resolve against it.
+            let Ok(resolver) = resolver.in_subresource(Draft::Draft202012.create_resource_ref(schema)) else {
+                self.out.insert(pointer.to_string());
+                return;
+            };
+            applied.push((schema, resolver.clone()));
+            let mut follow = |reference: Result<referencing::Resolved<'r>, referencing::Error>| match reference {
+                Ok(resolved) => {
+                    let (contents, resolver, _) = resolved.into_inner();
+                    todo.push((contents, resolver));
+                    true
                 }
+                Err(_) => false,
+            };
+            let mut resolved = true;
+            if let Some(reference) = keywords.get("$ref").and_then(Value::as_str) {
+                resolved &= follow(resolver.lookup(reference));
+            }
+            if let Some(reference) = keywords.get("$dynamicRef").and_then(Value::as_str) {
+                resolved &= follow(resolver.lookup(reference));
+            }
+            if keywords.contains_key("$recursiveRef") {
+                resolved &= follow(resolver.lookup_recursive_ref());
+            }
+            if !resolved {
+                // A reference that cannot be followed may lead to `writeOnly`.
+                self.out.insert(pointer.to_string());
+                return;
             }
             for combinator in ["allOf", "anyOf", "oneOf"] {
                 if let Some(Value::Array(parts)) = keywords.get(combinator) {
-                    todo.extend(parts);
+                    todo.extend(parts.iter().map(|p| (p, resolver.clone())));
                 }
             }
             for branch in ["if", "then", "else"] {
-                todo.extend(keywords.get(branch));
+                todo.extend(keywords.get(branch).map(|b| (b, resolver.clone())));
             }
-            if let Some(Value::Object(dependent)) = keywords.get("dependentSchemas") {
-                todo.extend(dependent.values());
+            for dependent in ["dependentSchemas", "dependencies"] {
+                if let Some(Value::Object(schemas)) = keywords.get(dependent) {
+                    // `dependencies` also lists required properties (arrays): not schemas.
+                    todo.extend(schemas.values().filter(|s| s.is_object()).map(|s| (s, resolver.clone())));
+                }
             }
         }
         match value {
             Value::Object(map) => {
                 for (key, child) in map {
                     let child_pointer = format!("{pointer}/{}", escape_pointer(key));
-                    for schema in &applied {
-                        for sub in property_schemas(schema, key) {
-                            self.walk(sub, child, &child_pointer);
+                    for (schema, resolver) in &applied {
+                        for sub in self.property_schemas(schema, key) {
+                            self.walk(sub, resolver, child, &child_pointer);
                         }
                     }
                 }
@@ -125,9 +235,9 @@ impl<'s> Walker<'s, '_> {
             Value::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     let item_pointer = format!("{pointer}/{index}");
-                    for schema in &applied {
+                    for (schema, resolver) in &applied {
                         for sub in item_schemas(schema, index) {
-                            self.walk(sub, item, &item_pointer);
+                            self.walk(sub, resolver, item, &item_pointer);
                         }
                     }
                 }
@@ -136,80 +246,31 @@ impl<'s> Walker<'s, '_> {
         }
     }
 
-    fn resolve(&self, reference: &str) -> Option<&'s Value> {
-        resolve(self.root, reference)
-    }
-}
-
-/// A reference inside the schema: `#/json/pointer`, `#anchor` (`$anchor`, `$dynamicAnchor`)
-/// or the `$id` of one of its subschemas. Others (another file) cannot be followed.
-fn resolve<'s>(root: &'s Value, reference: &str) -> Option<&'s Value> {
-    let (base, fragment) = reference.split_once('#').unwrap_or((reference, ""));
-    let document = if base.is_empty() {
-        root
-    } else {
-        find(root, |node| {
-            node.get("$id").and_then(Value::as_str).is_some_and(|id| id == base || id.ends_with(&format!("/{base}")))
-        })?
-    };
-    if fragment.is_empty() {
-        return Some(document);
-    }
-    if fragment.starts_with('/') {
-        let decoded = fragment.replace("%25", "%").replace("%22", "\"");
-        return document.pointer(&decoded);
-    }
-    find(document, |node| {
-        ["$anchor", "$dynamicAnchor"].iter().any(|k| node.get(*k).and_then(Value::as_str) == Some(fragment))
-    })
-}
-
-/// The references of a schema that [`resolve`] cannot follow: with them, Stamp could not tell
-/// which values are sensitive.
-pub fn unresolvable_refs(schema: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![schema];
-    while let Some(node) = todo.pop() {
-        match node {
-            Value::Object(map) => {
-                for key in ["$ref", "$dynamicRef"] {
-                    if let Some(reference) = map.get(key).and_then(Value::as_str)
-                        && resolve(schema, reference).is_none()
-                    {
-                        out.push(reference.to_string());
-                    }
+    /// The subschemas that apply to a map's entry `key`.
+    fn property_schemas(&self, schema: &'r Value, key: &str) -> Vec<&'r Value> {
+        let mut out = Vec::new();
+        let named = schema.get("properties").and_then(|p| p.get(key));
+        out.extend(named);
+        let mut matched = false;
+        if let Some(Value::Object(patterns)) = schema.get("patternProperties") {
+            for (pattern, sub) in patterns {
+                // A pattern this engine cannot read is taken to match.
+                let matches =
+                    self.index.patterns.get(pattern).and_then(Option::as_ref).is_none_or(|re| re.is_match(key));
+                if matches {
+                    matched = true;
+                    out.push(sub);
                 }
-                todo.extend(map.values());
-            }
-            Value::Array(items) => todo.extend(items),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The subschemas that apply to a map's entry `key`.
-fn property_schemas<'s>(schema: &'s Value, key: &str) -> Vec<&'s Value> {
-    let mut out = Vec::new();
-    let named = schema.get("properties").and_then(|p| p.get(key));
-    out.extend(named);
-    let mut matched = false;
-    if let Some(Value::Object(patterns)) = schema.get("patternProperties") {
-        for (pattern, sub) in patterns {
-            // A pattern this engine cannot read is taken to match.
-            if regex::Regex::new(pattern).map_or(true, |re| re.is_match(key)) {
-                matched = true;
-                out.push(sub);
             }
         }
+        if named.is_none() && !matched {
+            out.extend(schema.get("additionalProperties"));
+        }
+        if named.is_none() {
+            out.extend(schema.get("unevaluatedProperties"));
+        }
+        out
     }
-    if named.is_none() && !matched {
-        out.extend(schema.get("additionalProperties"));
-    }
-    if named.is_none() {
-        out.extend(schema.get("unevaluatedProperties"));
-    }
-    out
 }
 
 /// The subschemas that apply to a list's item `index`.
@@ -233,24 +294,6 @@ fn item_schemas(schema: &Value, index: usize) -> Vec<&Value> {
     out
 }
 
-/// The first subschema (depth first) for which `wanted` holds.
-fn find(schema: &Value, wanted: impl Fn(&Value) -> bool) -> Option<&Value> {
-    let mut todo = vec![schema];
-    while let Some(node) = todo.pop() {
-        match node {
-            Value::Object(map) => {
-                if wanted(node) {
-                    return Some(node);
-                }
-                todo.extend(map.values());
-            }
-            Value::Array(items) => todo.extend(items),
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -259,7 +302,9 @@ mod tests {
 
     fn sensitive(schema: &Value, config: &Value) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        Walker { root: schema, out: &mut out }.walk(schema, config, "");
+        if let Some(index) = SensitiveIndex::new(schema).unwrap() {
+            index.walk(config, &mut out);
+        }
         out
     }
 
@@ -348,11 +393,40 @@ mod tests {
     }
 
     #[test]
-    fn references_by_id_resolve_and_others_are_named() {
-        let schema = json!({"$defs": {"c": {"$id": "https://acme.example/conn.json", "writeOnly": true}},
-            "properties": {"a": {"$ref": "conn.json"}, "b": {"$ref": "other.json#/x"}}});
-        assert_eq!(sensitive(&schema, &json!({"a": "s"})), ["/a".to_string()].into());
-        assert_eq!(unresolvable_refs(&schema), ["other.json#/x"]);
+    fn references_resolve_against_their_base_uri() {
+        // `secret.json` from inside `db/db.json` is `db/secret.json`, not the decoy at the root.
+        let schema = json!({
+            "$id": "https://acme.example/root.json",
+            "$defs": {
+                "decoy": {"$id": "https://acme.example/secret.json", "type": "string"},
+                "real": {"$id": "https://acme.example/db/secret.json", "type": "string", "writeOnly": true},
+                "db": {"$id": "https://acme.example/db/db.json", "properties": {"password": {"$ref": "secret.json"}}}
+            },
+            "properties": {"db": {"$ref": "db/db.json"}}
+        });
+        let found = agrees_with_jsonschema(&schema, &json!({"db": {"password": "p"}}));
+        assert_eq!(found, ["/db/password".to_string()].into());
+        // A reference to another file cannot be followed: the schema is refused (as the
+        // validator refuses it), never half-read.
+        let remote =
+            json!({"properties": {"a": {"writeOnly": true}, "b": {"$ref": "https://elsewhere.example/x.json"}}});
+        assert!(SensitiveIndex::new(&remote).is_err());
+    }
+
+    #[test]
+    fn draft_7_dependencies_and_too_many_subschemas_count() {
+        let schema = json!({"dependencies": {"vault": {"properties": {"token": {"writeOnly": true}}}, "x": ["y"]}});
+        assert_eq!(sensitive(&schema, &json!({"vault": true, "token": "t"})), ["/token".to_string()].into());
+        let many: Vec<Value> = (0..300).map(|_| json!({"type": "string"})).collect();
+        let schema = json!({"properties": {"password": {"allOf": many}}, "writeOnly": false, "$comment": "writeOnly"});
+        let schema = json!({"allOf": [schema, {"properties": {"other": {"writeOnly": true}}}]});
+        assert!(sensitive(&schema, &json!({"password": "p"})).contains("/password"));
+    }
+
+    #[test]
+    fn write_only_is_found_however_the_file_spells_it() {
+        let schema: Value = serde_json::from_str(r#"{"properties": {"t": {"write\u004Fnly": true}}}"#).unwrap();
+        assert_eq!(sensitive(&schema, &json!({"t": "secret"})), ["/t".to_string()].into());
     }
 
     #[test]

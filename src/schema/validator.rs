@@ -31,18 +31,6 @@ impl Validators {
             for (format, check, _) in formats::FORMATS {
                 options = options.with_format(*format, *check);
             }
-            if archetype.has_sensitive {
-                for reference in super::redact::unresolvable_refs(&archetype.schema) {
-                    diagnostics.push(
-                        Diagnostic::error(
-                            "archetype.schema-ref",
-                            format!("Stamp cannot follow `$ref: {reference}` to find which values are sensitive"),
-                        )
-                        .at(Location::file_only(&archetype.schema_file))
-                        .hint("in a schema with `writeOnly` values, refer to parts of the same file (`#/$defs/x`, `#anchor`, or a `$id` in it)"),
-                    );
-                }
-            }
             match options.build(&archetype.schema) {
                 Ok(validator) => {
                     compiled.insert(name.clone(), validator);
@@ -72,12 +60,10 @@ impl Validators {
             ];
         };
         let schema = &project.archetypes[&account.archetype].schema;
-        let sensitive = super::redact::sensitive_pointers(project, account);
         validator
             .iter_errors(&account.effective)
             .map(|error| {
-                let pointer = error.instance_path().as_str();
-                let hidden = sensitive.iter().any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
+                let hidden = account.is_sensitive(error.instance_path().as_str());
                 let d = if hidden { describe_sensitive(&error, account) } else { describe(&error, schema, account) };
                 d.for_account(&account.name)
             })

@@ -89,8 +89,37 @@ pub fn redact(plan: &mut Value) {
             }
         }
     }
+    for deferred in plan.get_mut("deferred_changes").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(change) = deferred.pointer_mut("/resource_change/change") {
+            redact_change(change);
+        }
+    }
     if let Some(Value::Object(outputs)) = plan.get_mut("output_changes") {
         outputs.values_mut().for_each(redact_change);
+    }
+    if let Some(module) = plan.pointer_mut("/configuration/root_module") {
+        redact_configuration(module);
+    }
+}
+
+/// The defaults of variables declared `sensitive`, in a module of the configuration and the
+/// modules it calls.
+fn redact_configuration(module: &mut Value) {
+    if let Some(Value::Object(variables)) = module.get_mut("variables") {
+        for variable in variables.values_mut() {
+            if variable.get("sensitive") == Some(&Value::Bool(true))
+                && let Some(default) = variable.get_mut("default")
+            {
+                *default = Value::String(REDACTED.into());
+            }
+        }
+    }
+    if let Some(Value::Object(calls)) = module.get_mut("module_calls") {
+        for call in calls.values_mut() {
+            if let Some(module) = call.get_mut("module") {
+                redact_configuration(module);
+            }
+        }
     }
 }
 
@@ -183,7 +212,13 @@ mod tests {
             "output_changes": {
                 "dsn": {"actions": ["update"], "before": "a", "after": "postgres://u:hunter22@db", "after_sensitive": true},
                 "same": {"actions": ["no-op"]}
-            }
+            },
+            "deferred_changes": [{"reason": "x", "resource_change": {"address": "a.b", "change": {
+                "actions": ["create"], "after": {"key": "hunter22"}, "after_sensitive": {"key": true}}}}],
+            "configuration": {"root_module": {
+                "variables": {"token": {"default": "hunter22", "sensitive": true}, "open": {"default": "o"}},
+                "module_calls": {"m": {"module": {"variables": {"inner": {"default": "hunter22", "sensitive": true}}}}}
+            }}
         })
     }
 
