@@ -560,10 +560,12 @@ fn no_diagnostic_shows_a_sensitive_value() {
         )
         .write("accounts/big.yaml", "archetype: open\napi_token: 918273645546372819283746\n")
         .write("accounts/twin.yaml", "archetype: open\naccount_id: acct-secret-1\n")
-        .write("accounts/tagged.yaml", "archetype: open\ntags: {Pin: \"4711\"}\n");
+        .write("accounts/tagged.yaml", "archetype: open\ntags: {Pin: \"4711\"}\n")
+        .write("accounts/broken.yaml", "archetype: open\napi_token: \"tok-unterminated\n  more: [\n");
     let out = project.stamp(["check"]).run().failure(1);
     let all = format!("{}{}", out.stdout, out.stderr);
-    for secret in ["hunter2", "acct-secret", "918273645546372819283746", "4711"] {
+    assert!(all.contains("broken.yaml:"), "{all}");
+    for secret in ["hunter2", "acct-secret", "918273645546372819283746", "4711", "tok-unterminated"] {
         assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
     }
     for expected in [

@@ -217,7 +217,14 @@ impl Project {
     /// Parses and layers the text of the account file at `path` (shown as `display`).
     pub fn account_from_text(&self, path: &Path, display: String, text: &str) -> Result<Account, Box<Diagnostic>> {
         self.sources.add(display.clone(), text);
-        let Document { value, positions } = yaml::parse(&display, text)?;
+        let Document { value, positions } = yaml::parse(&display, text).inspect_err(|_| {
+            // Unread, the file's secrets are not known: in a project that has any, no line of a
+            // file YAML cannot read is shown.
+            if self.archetypes.values().any(|a| a.sensitive.is_some()) {
+                let every_line = (1..=text.lines().count()).collect();
+                self.sources.add(display.clone(), hide_lines(text, &every_line));
+            }
+        })?;
         let stem = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -419,7 +426,7 @@ fn hide_lines(text: &str, lines: &std::collections::BTreeSet<usize>) -> String {
         if lines.contains(&(index + 1)) {
             let indent = &line[..line.len() - line.trim_start().len()];
             out.push_str(indent);
-            out.push_str("# (a sensitive value: not shown)");
+            out.push_str("# (not shown: may hold a sensitive value)");
             if line.ends_with('\n') {
                 out.push('\n');
             }
