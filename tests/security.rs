@@ -349,6 +349,29 @@ fn template_mistakes_are_errors_never_crashes() {
     );
     let out = project.stamp(["check"]).run().failure(1);
     assert!(out.stderr.contains("undefined value") && out.stderr.contains("lib.j2"), "{}", out.stderr);
+    // Counts and widths from a config cannot make a filter allocate without bound.
+    for (template, values) in [
+        ("locals {\n  x = \"{{ config.t | indent(config.w) }}\"\n}\n", "t: \"a\\nb\"\nw: 9223372036854775807\n"),
+        (
+            "locals {\n  x = {{ config.l | slice(config.n) | list | length }}\n}\n",
+            "l: [1, 2]\nn: 9223372036854775807\n",
+        ),
+        (
+            "locals {\n  x = {{ config.l | batch(config.n) | list | length }}\n}\n",
+            "l: [1, 2]\nn: 9223372036854775807\n",
+        ),
+    ] {
+        let project = permissive_project(template, &format!("archetype: open\n{values}"));
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(out.stderr.contains("takes a count of at most 10000"), "{template}:\n{}", out.stderr);
+    }
+    // A loop without end runs out of fuel.
+    let project = permissive_project(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}locals {\n  x = 1\n}\n",
+        "archetype: open\n",
+    );
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("fuel"), "{}", out.stderr);
     // Reserved characters in a template.
     let project = permissive_project("locals {\n  x = \"\u{e000}\"\n}\n", "archetype: open\n");
     let out = project.stamp(["check"]).run().failure(1);
@@ -438,6 +461,18 @@ fn hostile_map_keys_keep_the_output_fmt_clean() {
     let main = parse(&project.read("out/main.tf"));
     assert_eq!(main["locals"]["tags"]["{"], "v0");
     assert_eq!(main["locals"]["after"]["bb"], 2);
+}
+
+#[test]
+fn a_playground_copies_no_secret() {
+    let project = Project::example();
+    project.mark_sensitive("service");
+    project
+        .stamp(["playground", "new", "try-2", "--from", "local-staging", "--owner", "ana", "--ttl", "8h", "--no-apply"])
+        .run()
+        .success();
+    let written = project.read("fixtures/accounts/playgrounds/try-2.yaml");
+    assert!(!written.contains("service:") && !written.contains("replicas"), "{written}");
 }
 
 #[test]
@@ -561,17 +596,21 @@ fn no_diagnostic_shows_a_sensitive_value() {
         .write("accounts/big.yaml", "archetype: open\napi_token: 918273645546372819283746\n")
         .write("accounts/twin.yaml", "archetype: open\naccount_id: acct-secret-1\n")
         .write("accounts/tagged.yaml", "archetype: open\ntags: {Pin: \"4711\"}\n")
-        .write("accounts/broken.yaml", "archetype: open\napi_token: \"tok-unterminated\n  more: [\n");
+        .write("accounts/broken.yaml", "archetype: open\napi_token: \"tok-unterminated\n  more: [\n")
+        .write("accounts/cr.yaml", "archetype: open\rapi_token: cr-secret-99\rdb: {port: abc}\r")
+        .write("accounts/early.yaml", "{archetype: opn, api_token: early-secret-1}\n");
     let out = project.stamp(["check"]).run().failure(1);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("broken.yaml:"), "{all}");
-    for secret in ["hunter2", "acct-secret", "918273645546372819283746", "4711", "tok-unterminated"] {
+    for secret in
+        ["hunter2", "acct-secret", "918273645546372819283746", "4711", "tok-unterminated", "cr-secret", "early-secret"]
+    {
         assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
     }
     for expected in [
         "`db.port` must be an integer",
         "does not fit in 64 bits",
-        "account id `(sensitive)` is also used by",
+        "`db.port` must be an integer",
         "would be written into Stamp's `stamp_metadata.tf`",
     ] {
         assert!(all.contains(expected), "{expected} missing:\n{all}");

@@ -216,15 +216,22 @@ impl Project {
 
     /// Parses and layers the text of the account file at `path` (shown as `display`).
     pub fn account_from_text(&self, path: &Path, display: String, text: &str) -> Result<Account, Box<Diagnostic>> {
-        self.sources.add(display.clone(), text);
-        let Document { value, positions } = yaml::parse(&display, text).inspect_err(|_| {
-            // Unread, the file's secrets are not known: in a project that has any, no line of a
-            // file YAML cannot read is shown.
+        // YAML breaks lines at a CR too: so do the snippets of diagnostics.
+        let text = &text.replace("\r\n", "\n").replace('\r', "\n");
+        self.sources.add(display.clone(), text.as_str());
+        self.parse_account(path, &display, text).inspect_err(|_| {
+            // A file that could not be read as an account: which of its values are secrets is
+            // not known. In a project that has any, none of its lines is shown.
             if self.archetypes.values().any(|a| a.sensitive.is_some()) {
                 let every_line = (1..=text.lines().count()).collect();
                 self.sources.add(display.clone(), hide_lines(text, &every_line));
             }
-        })?;
+        })
+    }
+
+    fn parse_account(&self, path: &Path, display: &str, text: &str) -> Result<Account, Box<Diagnostic>> {
+        let display = display.to_string();
+        let Document { value, positions } = yaml::parse(&display, text)?;
         let stem = path
             .file_name()
             .and_then(|n| n.to_str())

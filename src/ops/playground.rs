@@ -153,7 +153,12 @@ fn playground_file(comment: &str, config: &Value) -> Result<String, String> {
 /// zone, no DNS records of the source's.
 fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, zone: &str, created: &str) -> Value {
     let mut config = source.own.clone();
-    let map = config.as_object_mut().expect("account files are maps");
+    // Stamp writes no secret into a file: a sensitive value of the source is left out (a
+    // schema that requires it says so when the playground is checked).
+    for pointer in &source.sensitive {
+        remove_pointer(&mut config, pointer);
+    }
+    let Some(map) = config.as_object_mut() else { return config };
     // The source's own hooks (not part of `own`) come along, as written.
     let hooks = fs_err::read_to_string(&source.path)
         .ok()
@@ -179,6 +184,24 @@ fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, 
         }
     }
     config
+}
+
+/// Removes the value at a JSON pointer from its map (or empties it in its list), if it is there.
+fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else { return };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.remove(&key);
+        }
+        // In a list, the item's place is kept (other pointers count on it), empty.
+        Some(Value::Array(items)) => {
+            if let Some(item) = key.parse::<usize>().ok().and_then(|index| items.get_mut(index)) {
+                *item = Value::Null;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The first network of `prefix` bits in `pool` that overlaps no account's `network.cidr`.

@@ -170,7 +170,41 @@ pub fn environment() -> Environment<'static> {
         env.remove_filter(unsafe_filter);
     }
     plain_filters(&mut env);
+    bounded_filters(&mut env);
+    // Every render is bounded: a loop over a value from a config cannot run without end.
+    env.set_fuel(Some(FUEL));
     env
+}
+
+/// Instructions one template may run per render (thousands of times what a blueprint needs).
+const FUEL: u64 = 50_000_000;
+
+/// The most a count or width taken by a filter may be: beyond it, `indent`, `slice` and
+/// `batch` would allocate without bound for a number that came from a config.
+const MAX_COUNT: u64 = 10_000;
+
+/// `indent`, `slice` and `batch` with their count checked first.
+fn bounded_filters(env: &mut Environment<'static>) {
+    use minijinja::filters as f;
+    use minijinja::value::{Rest, Value};
+    let builtins = [
+        ("indent", Value::from_function(f::indent)),
+        ("slice", Value::from_function(f::slice)),
+        ("batch", Value::from_function(f::batch)),
+    ];
+    for (name, filter) in builtins {
+        env.add_filter(name, move |state: &mut minijinja::State<'_, '_>, args: Rest<Value>| {
+            if let Some(count) = args.get(1).and_then(|v| u64::try_from(v.clone()).ok())
+                && count > MAX_COUNT
+            {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("`{name}` takes a count of at most {MAX_COUNT}, not {count}"),
+                ));
+            }
+            filter.call(state, &args).map(|value| plain(&value))
+        });
+    }
 }
 
 /// minijinja's string filters keep text "safe" (printed as it is) when it was: the output of a
@@ -192,7 +226,6 @@ fn plain_filters(env: &mut Environment<'static>) {
         ("lines", Value::from_function(f::lines)),
         ("first", Value::from_function(f::first)),
         ("last", Value::from_function(f::last)),
-        ("indent", Value::from_function(f::indent)),
         ("format", Value::from_function(f::format)),
         ("list", Value::from_function(f::list)),
     ];

@@ -213,7 +213,10 @@ fn check_context(text: &str, span: Span, context: Context) -> Result<Context, Mi
 
 /// The second reading: the parsed file (`body`, parsed from `text`, in which the spans start
 /// `offset` bytes later than in the guarded text) must agree with the lexer about where each
-/// value landed.
+/// value landed: a string value in the text of one quoted string (or in a comment, under no
+/// part of the file); a literal, number or boolean exactly one whole expression of the file,
+/// so that neither the template's text nor another value beside it joins it into a larger one
+/// (`local.a.b{{ -1 }}`, `{{ a }}{{ b }}`).
 pub fn cross_check(
     text: &str,
     body: &hcl_edit::structure::Body,
@@ -226,24 +229,19 @@ pub fn cross_check(
     }
     let mut map = Map::default();
     map.visit_body(body);
+    map.texts.sort_by_key(|(r, _)| r.start);
+    map.tokens.sort_by_key(|r| r.start);
     for span in spans {
         let range = span.start + offset..span.end + offset;
-        let in_text = |quoted_only: bool| {
-            map.texts
-                .iter()
-                .any(|(r, heredoc)| (!quoted_only || !heredoc) && r.start <= range.start && range.end <= r.end)
-        };
-        let inside_token = |pos: usize| map.tokens.iter().any(|r| r.start < pos && pos < r.end);
-        let overlaps_text = map.texts.iter().any(|(r, _)| r.start < range.end && range.start < r.end);
         let agrees = match span.context {
-            Context::QuotedString => in_text(true),
-            // In a comment, no part of the parsed file may be under it.
-            Context::LineComment => {
-                !overlaps_text
-                    && !map.tokens.iter().any(|r| r.start < range.end.max(range.start + 1) && range.start < r.end)
+            Context::QuotedString => {
+                map.text_at(&range).is_some_and(|heredoc| !heredoc)
+                    || (range.is_empty() && map.text_points.contains(&range.start))
             }
-            // A literal may hold strings, but not start, end or lie inside one (or any token).
-            _ => !inside_token(range.start) && !inside_token(range.end) && !in_text(false),
+            // In a comment, no part of the parsed file may be under it.
+            Context::LineComment => map.token_overlapping(&range).is_none() && map.text_at(&range).is_none(),
+            // A literal, number or boolean is one whole expression (it may hold strings).
+            _ => map.nodes.contains(&(range.start, range.end)) && map.text_at(&range).is_none(),
         };
         if !agrees {
             return Err(misplaced(text, range.start, DISAGREE));
@@ -254,25 +252,62 @@ pub fn cross_check(
 
 const DISAGREE: (&str, &str) = (
     "a value printed here is read differently by the HCL parser than by Stamp's check",
-    "print the value where it is plainly a string (`\"{{ value }}\"`) or a whole expression (`x = {{ value | hcl }}`)",
+    "print the value where it is plainly a string (`\"{{ value }}\"`) or a whole expression (`x = {{ value | hcl }}`), apart from other values",
 );
 
-/// What the parser found: the text of strings (quoted, or a heredoc's) and every token.
+/// What the parser found: the text of strings (quoted, or a heredoc's), every token and every
+/// expression.
 #[derive(Default)]
 struct Map {
-    /// Plain text of strings, and whether it is a heredoc's.
+    /// Plain text of strings, and whether it is a heredoc's. They never overlap.
     texts: Vec<(Range<usize>, bool)>,
+    /// Identifiers, numbers, whole plain strings, the literal parts of templates: they never
+    /// overlap.
     tokens: Vec<Range<usize>>,
+    /// Where each expression (and object key, block label, legacy index) starts and ends.
+    nodes: std::collections::HashSet<(usize, usize)>,
+    /// Positions inside quoted templates between their parts (`"${a}|${b}"` at `|`), where an
+    /// empty string value may be.
+    text_points: std::collections::HashSet<usize>,
     in_heredoc: bool,
 }
 
 impl Map {
     fn token(&mut self, span: Option<Range<usize>>) {
-        self.tokens.extend(span);
+        if let Some(span) = span {
+            self.nodes.insert((span.start, span.end));
+            self.tokens.push(span);
+        }
+    }
+
+    /// The text range holding all of `range`, if one does: whether it is a heredoc's.
+    fn text_at(&self, range: &Range<usize>) -> Option<bool> {
+        let after = self.texts.partition_point(|(r, _)| r.start <= range.start);
+        let (text, heredoc) = self.texts[..after].last()?;
+        (text.start <= range.start && range.end <= text.end).then_some(*heredoc)
+    }
+
+    /// A token overlapping `range` (or holding its position, when it is empty).
+    fn token_overlapping(&self, range: &Range<usize>) -> Option<&Range<usize>> {
+        let end = range.end.max(range.start + 1);
+        let after = self.tokens.partition_point(|r| r.start < end);
+        self.tokens[..after].last().filter(|r| range.start < r.end)
     }
 }
 
 impl hcl_edit::visit::Visit for Map {
+    fn visit_expr(&mut self, node: &hcl_edit::expr::Expression) {
+        if let Some(span) = hcl_edit::Span::span(node) {
+            self.nodes.insert((span.start, span.end));
+        }
+        hcl_edit::visit::visit_expr(self, node);
+    }
+    fn visit_block_label(&mut self, node: &hcl_edit::structure::BlockLabel) {
+        if let Some(span) = hcl_edit::Span::span(node) {
+            self.nodes.insert((span.start, span.end));
+        }
+        hcl_edit::visit::visit_block_label(self, node);
+    }
     fn visit_ident(&mut self, node: &hcl_edit::Decorated<hcl_edit::Ident>) {
         self.token(hcl_edit::Span::span(node));
     }
@@ -293,11 +328,11 @@ impl hcl_edit::visit::Visit for Map {
     }
     fn visit_string(&mut self, node: &hcl_edit::Decorated<String>) {
         if let Some(span) = hcl_edit::Span::span(node) {
-            // Without its quotes.
-            if span.end > span.start + 1 {
+            // Without its quotes (empty for `""`).
+            if span.end >= span.start + 2 {
                 self.texts.push((span.start + 1..span.end - 1, false));
             }
-            self.tokens.push(span);
+            self.token(Some(span));
         }
     }
     fn visit_literal(&mut self, node: &hcl_edit::Spanned<String>) {
@@ -307,6 +342,17 @@ impl hcl_edit::visit::Visit for Map {
         }
     }
     fn visit_string_template(&mut self, node: &hcl_edit::template::StringTemplate) {
+        if let Some(span) = hcl_edit::Span::span(node) {
+            // Just inside the quotes, and around each `${ }` or `%{ }` part.
+            self.text_points.extend([span.start + 1, span.end.saturating_sub(1)]);
+            for element in node.iter() {
+                if !matches!(element, hcl_edit::template::Element::Literal(_))
+                    && let Some(part) = hcl_edit::Span::span(element)
+                {
+                    self.text_points.extend([part.start, part.end]);
+                }
+            }
+        }
         let heredoc = std::mem::replace(&mut self.in_heredoc, false);
         hcl_edit::visit::visit_string_template(self, node);
         self.in_heredoc = heredoc;
@@ -428,6 +474,37 @@ mod tests {
             s("abspath(path.root)")
         );
         assert_eq!(check(&text).unwrap_err().message, "a string value is printed outside a quoted string");
+    }
+
+    #[test]
+    fn two_values_side_by_side_in_code_are_refused() {
+        for text in [
+            format!("a = {}{}\n", n("5"), n("-1")),
+            format!("c = [{}{}]\n", n("5"), n("-1")),
+            format!("l = {}{}\n", l("[\"admin\", \"user\"]"), l("[1]")),
+            format!("k = {}{}\n", l("{\n\"a\" = 1\n}"), l("[\"a\"]")),
+            format!("x = {}{}\n", n("5"), l("[0]")),
+            format!("y = {} {}\n", l("[3]"), n("-1")),
+        ] {
+            assert!(check(&text).is_err(), "{text}");
+        }
+        // Apart, or with the template's own operators and indexes, they stand.
+        let ok = format!(
+            "a = [{}, {}]\nb = {} - {}\nc = {}[{}]\nd = -{}\n",
+            n("5"),
+            n("-1"),
+            n("5"),
+            n("1"),
+            l("[1]"),
+            n("0"),
+            n("-1")
+        );
+        check(&ok).unwrap();
+    }
+
+    #[test]
+    fn empty_strings_fit_anywhere_in_a_string() {
+        check(&format!("a = \"${{local.b}}{}${{local.b}}\"\nb = \"{}\"\nc = \"x{}\"\n", s(""), s(""), s(""))).unwrap();
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
     for (pointer, ..) in UNIQUE {
         let mut by_value: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, account) in accounts.iter().enumerate() {
-            if let Some(value) = account.str_at(pointer) {
+            if let Some(value) = account.str_at(pointer).filter(|_| !account.is_sensitive(pointer)) {
                 by_value.entry(value).or_default().push(i);
             }
         }
@@ -60,6 +60,7 @@ pub fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
     let mut networks: Vec<(u32, u32, usize)> = accounts
         .iter()
         .enumerate()
+        .filter(|(_, a)| !a.is_sensitive(CIDR))
         .filter_map(|(i, a)| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast()), i)))
         .collect();
     networks.sort_unstable();
@@ -77,6 +78,10 @@ pub fn conflicting_pairs(accounts: &[Account]) -> BTreeSet<(usize, usize)> {
 fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (pointer, what, code) in UNIQUE {
+        // A sensitive value takes part in no comparison: a conflict would confirm a guess of it.
+        if subject.is_sensitive(pointer) || other.is_sensitive(pointer) {
+            continue;
+        }
         if let (Some(a), Some(b)) = (subject.str_at(pointer), other.str_at(pointer))
             && a == b
         {
@@ -85,10 +90,8 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
             } else {
                 format!("account `{}`", other.name)
             };
-            // A sensitive value is not repeated in the message.
-            let shown = if subject.is_sensitive(pointer) { "(sensitive)" } else { a };
             out.push(
-                Diagnostic::error(code, format!("{what} `{shown}` is also used by {by}"))
+                Diagnostic::error(code, format!("{what} `{a}` is also used by {by}"))
                     .at_opt(location(subject, pointer))
                     .hint(format!("{}: {}", what, where_is(other, pointer)))
                     .for_account(&subject.name),
@@ -97,11 +100,9 @@ fn conflicts(subject: &Account, other: &Account) -> Vec<Diagnostic> {
     }
     if let (Some(a), Some(b)) = (cidr(subject), cidr(other))
         && (a.contains(&b.network()) || b.contains(&a.network()))
+        && !subject.is_sensitive(CIDR)
+        && !other.is_sensitive(CIDR)
     {
-        let show = |account: &Account, net: Ipv4Net| {
-            if account.is_sensitive(CIDR) { "(sensitive)".to_string() } else { net.to_string() }
-        };
-        let (a, b) = (show(subject, a), show(other, b));
         out.push(
             Diagnostic::error(
                 "cross-account.overlapping-cidr",
