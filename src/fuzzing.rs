@@ -47,7 +47,7 @@ pub fn account(data: &[u8]) {
     let example = example();
     let path = example.project.root.join(&example.project.file.accounts).join("fuzz.yaml");
     let display = example.project.display(&path);
-    let Ok(account) = example.project.account_from_text(&path, display, text) else { return };
+    let Ok(account) = example.project.account_from_text(&path, &display, text) else { return };
     let _ = crate::ephemeral::Lifetime::of(&account);
     if example.validators.validate(example.project, &account).is_empty() {
         let _ = example.renderer.render(&account, Path::new("build/fuzz"));

@@ -211,20 +211,20 @@ impl Project {
     fn load_account(&self, path: &Path) -> Result<Account, Box<Diagnostic>> {
         let display = self.display(path);
         let text = read(path, &display)?;
-        self.account_from_text(path, display, &text)
+        self.account_from_text(path, &display, &text)
     }
 
     /// Parses and layers the text of the account file at `path` (shown as `display`).
-    pub fn account_from_text(&self, path: &Path, display: String, text: &str) -> Result<Account, Box<Diagnostic>> {
+    pub fn account_from_text(&self, path: &Path, display: &str, text: &str) -> Result<Account, Box<Diagnostic>> {
         // YAML breaks lines at a CR too: so do the snippets of diagnostics.
         let text = &text.replace("\r\n", "\n").replace('\r', "\n");
-        self.sources.add(display.clone(), text.as_str());
-        self.parse_account(path, &display, text).inspect_err(|_| {
+        self.sources.add(display, text.as_str());
+        self.parse_account(path, display, text).inspect_err(|_| {
             // A file that could not be read as an account: which of its values are secrets is
             // not known. In a project that has any, none of its lines is shown.
             if self.archetypes.values().any(|a| a.sensitive.is_some()) {
                 let every_line = (1..=text.lines().count()).collect();
-                self.sources.add(display.clone(), hide_lines(text, &every_line));
+                self.sources.add(display, hide_lines(text, &every_line));
             }
         })
     }
