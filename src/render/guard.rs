@@ -345,7 +345,7 @@ impl hcl_edit::visit::Visit for Map {
         if let Some(span) = hcl_edit::Span::span(node) {
             // Just inside the quotes, and around each `${ }` or `%{ }` part.
             self.text_points.extend([span.start + 1, span.end.saturating_sub(1)]);
-            for element in node.iter() {
+            for element in node {
                 if !matches!(element, hcl_edit::template::Element::Literal(_))
                     && let Some(part) = hcl_edit::Span::span(element)
                 {
