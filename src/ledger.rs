@@ -8,17 +8,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Project, Slot};
 
-/// One deployment event.
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Apply,
+    Destroy,
+    /// A migration made the record's slot the live one.
+    Switch,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Apply => "apply",
+            Self::Destroy => "destroy",
+            Self::Switch => "switch",
+        })
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Applied, but a smoke test failed.
+    SmokeFailed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::SmokeFailed => "smoke-failed",
+        })
+    }
+}
+
+/// One deployment event. The wire format (JSON, one record per line) is the same as before
+/// records were typed: `operation` and `outcome` are the same words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// RFC 3339, UTC.
     pub time: String,
     pub account: String,
     pub environment: String,
-    /// `apply` or `destroy`.
-    pub operation: String,
-    /// `succeeded`, `failed` or `smoke-failed`.
-    pub outcome: String,
+    pub operation: Operation,
+    pub outcome: Outcome,
     /// Whether smoke tests ran and all passed (`None`: the archetype has none).
     pub smoke_tests_passed: Option<bool>,
     pub version: String,
@@ -101,27 +140,46 @@ impl Ledger {
     }
 }
 
+impl Record {
+    /// The slot the record is about (absent: `blue`).
+    pub fn slot(&self) -> Slot {
+        self.slot.unwrap_or_default()
+    }
+
+    fn succeeded(&self, operation: Operation) -> bool {
+        self.operation == operation && self.outcome == Outcome::Succeeded
+    }
+}
+
 /// The slot that is live: the one of the last `switch` (`blue` before any).
 pub fn live_slot(records: &[Record]) -> Slot {
-    records
-        .iter()
-        .rev()
-        .find(|r| r.operation == "switch" && r.outcome == "succeeded")
-        .and_then(|r| r.slot)
-        .unwrap_or_default()
+    records.iter().rev().find(|r| r.succeeded(Operation::Switch)).map(Record::slot).unwrap_or_default()
+}
+
+/// The last successful `operation` of `slot`.
+pub fn last_success(records: &[Record], slot: Slot, operation: Operation) -> Option<&Record> {
+    records.iter().rev().find(|r| r.succeeded(operation) && r.slot() == slot)
+}
+
+/// Whether `version`, built from `commit`, was applied successfully (with its smoke tests
+/// passing, when `smoke_tests` says the account has any).
+pub fn passed(records: &[Record], version: &str, commit: &str, smoke_tests: bool) -> bool {
+    records.iter().any(|r| {
+        r.succeeded(Operation::Apply)
+            && r.version == version
+            && r.commit == commit
+            && (!smoke_tests || r.smoke_tests_passed == Some(true))
+    })
 }
 
 /// When the account's environment was created: its first successful apply since its last
 /// successful destroy of the live slot.
 pub fn created_at(records: &[Record], slot: Slot) -> Option<String> {
-    let since = records
-        .iter()
-        .rposition(|r| r.operation == "destroy" && r.outcome == "succeeded" && r.slot.unwrap_or_default() == slot)
-        .map_or(0, |i| i + 1);
+    let since = records.iter().rposition(|r| r.succeeded(Operation::Destroy) && r.slot() == slot).map_or(0, |i| i + 1);
     records[since..]
         .iter()
         // A failed first apply may have created (and tagged) resources too.
-        .find(|r| r.operation == "apply" && r.slot.unwrap_or_default() == slot)
+        .find(|r| r.operation == Operation::Apply && r.slot() == slot)
         .map(|r| r.created_at.clone().unwrap_or_else(|| r.time.clone()))
 }
 
@@ -195,13 +253,13 @@ pub fn now() -> String {
 mod tests {
     use super::*;
 
-    fn record(outcome: &str) -> Record {
+    fn record(outcome: Outcome) -> Record {
         Record {
             time: "2026-11-22T00:00:00Z".into(),
             account: "qa".into(),
             environment: "qa".into(),
-            operation: "apply".into(),
-            outcome: outcome.into(),
+            operation: Operation::Apply,
+            outcome,
             smoke_tests_passed: Some(true),
             version: "1.0.0".into(),
             environment_version: "1.0.0+abc".into(),
@@ -215,17 +273,17 @@ mod tests {
 
     #[test]
     fn live_slot_and_creation_time_follow_switches_and_destroys() {
-        let at = |time: &str, operation: &str, slot: Option<Slot>| Record {
+        let at = |time: &str, operation: Operation, slot: Option<Slot>| Record {
             time: time.into(),
-            operation: operation.into(),
+            operation,
             slot,
-            ..record("succeeded")
+            ..record(Outcome::Succeeded)
         };
-        let mut records = vec![at("t1", "apply", None), at("t2", "apply", None)];
+        let mut records = vec![at("t1", Operation::Apply, None), at("t2", Operation::Apply, None)];
         assert_eq!((live_slot(&records), created_at(&records, Slot::Blue)), (Slot::Blue, Some("t1".into())));
-        records.push(at("t3", "apply", Some(Slot::Green)));
-        records.push(at("t4", "switch", Some(Slot::Green)));
-        records.push(at("t5", "destroy", None));
+        records.push(at("t3", Operation::Apply, Some(Slot::Green)));
+        records.push(at("t4", Operation::Switch, Some(Slot::Green)));
+        records.push(at("t5", Operation::Destroy, None));
         assert_eq!((live_slot(&records), created_at(&records, Slot::Green)), (Slot::Green, Some("t3".into())));
         assert_eq!(created_at(&records, Slot::Blue), None);
     }
@@ -234,8 +292,8 @@ mod tests {
     fn damaged_lines_are_reported_and_the_others_still_count() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(dir.path().to_path_buf());
-        ledger.append(&record("succeeded")).unwrap();
-        ledger.append(&record("failed")).unwrap();
+        ledger.append(&record(Outcome::Succeeded)).unwrap();
+        ledger.append(&record(Outcome::Failed)).unwrap();
         let path = dir.path().join("qa.jsonl");
         let mut bytes = fs_err::read(&path).unwrap();
         // One torn byte in the first record.
@@ -243,9 +301,9 @@ mod tests {
         fs_err::write(&path, &bytes).unwrap();
         let history = ledger.history("qa");
         assert_eq!(history.records.len(), 1);
-        assert_eq!(history.records[0].outcome, "failed");
+        assert_eq!(history.records[0].outcome, Outcome::Failed);
         assert_eq!(history.damage, vec![Damage { line: 1, problem: "not UTF-8 text".into() }]);
-        let other = Record { account: "prod".into(), ..record("succeeded") };
+        let other = Record { account: "prod".into(), ..record(Outcome::Succeeded) };
         fs_err::write(&path, serde_json::to_string(&other).unwrap() + "\n").unwrap();
         assert!(ledger.history("qa").damage[0].problem.contains("`prod`"));
     }
@@ -254,8 +312,8 @@ mod tests {
     fn appends_and_skips_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(dir.path().join("ledger"));
-        ledger.append(&record("succeeded")).unwrap();
-        ledger.append(&record("failed")).unwrap();
+        ledger.append(&record(Outcome::Succeeded)).unwrap();
+        ledger.append(&record(Outcome::Failed)).unwrap();
         // A crash in the middle of a write leaves a partial line at the end.
         let path = dir.path().join("ledger/qa.jsonl");
         let mut text = fs_err::read_to_string(&path).unwrap();
@@ -263,9 +321,9 @@ mod tests {
         fs_err::write(&path, text).unwrap();
         let history = ledger.history("qa");
         assert_eq!(history.records.len(), 2);
-        assert_eq!(history.records[1].outcome, "failed");
+        assert_eq!(history.records[1].outcome, Outcome::Failed);
         assert_eq!(history.damage.len(), 1, "the torn line is reported");
-        ledger.append(&record("succeeded")).unwrap();
+        ledger.append(&record(Outcome::Succeeded)).unwrap();
         assert_eq!(ledger.records("qa").len(), 3, "a record after a torn line is kept");
         assert!(ledger.records("nobody").is_empty());
     }

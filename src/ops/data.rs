@@ -179,11 +179,7 @@ pub fn sync(root: &Path, options: &CopyOptions, progress: &dyn Progress) -> Resu
 /// The version SOURCE's live slot last applied successfully, from the ledger.
 fn deployed_version(project: &Project, source: &Account) -> Result<BuildVersion, Report> {
     let records = Ledger::of(project).records(&source.name);
-    let Some(last) = records
-        .iter()
-        .rev()
-        .find(|r| r.operation == "apply" && r.outcome == "succeeded" && r.slot.unwrap_or_default() == source.slot)
-    else {
+    let Some(last) = crate::ledger::last_success(&records, source.slot, crate::ledger::Operation::Apply) else {
         return Err(refuse(format!(
             "`{}` has no successful apply in the ledger, so the version it runs is unknown: apply it first",
             source.name

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use super::check::{Checked, VersionSpec, validate_and_render};
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::ledger::{Operation, Outcome};
 use crate::pipeline::account::{Dirs, Progress};
-use crate::pipeline::hooks::HookResult;
+use crate::pipeline::hooks::{HookKind, HookResult};
 use crate::pipeline::{AccountRun, RunError};
 use crate::render::Tree;
 use crate::report::plan::{AccountPlan, PlanOutcome, PlanReport};
@@ -274,7 +275,7 @@ fn plan_all<'a>(
 fn pre_deploy(run: &mut AccountRun<'_>, version: &str) -> Option<PlanOutcome> {
     let hooks = run.hooks();
     let env = run.hook_env(version, &BTreeMap::new());
-    let results = run.run_hooks("pre-deploy hook", hooks.pre_deploy.as_deref().unwrap_or_default(), &env);
+    let results = run.run_hooks(HookKind::PreDeploy, hooks.pre_deploy.as_deref().unwrap_or_default(), &env);
     results.iter().find(|h| !h.passed).map(|failed| PlanOutcome::Failed {
         message: format!("pre-deploy hook `{}` failed: nothing was planned", failed.name),
         details: failed.output.lines().map(str::to_string).collect(),
@@ -455,7 +456,7 @@ pub(crate) fn apply_session(
         warnings: Vec::new(),
     };
     let mut warnings = session.warnings();
-    warnings.extend(record(session, "apply", &results, &digests));
+    warnings.extend(record(session, Operation::Apply, &results, &digests));
     Ok(DeployReport { plan, refused: None, results, warnings })
 }
 
@@ -510,11 +511,11 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
         }
     };
     let env = run.hook_env(version, &outputs);
-    result.hooks = run.run_hooks("post-deploy hook", post, &env);
+    result.hooks = run.run_hooks(HookKind::PostDeploy, post, &env);
     if result.hooks.iter().all(|h| h.passed) {
         result.hooks.extend(run.run_smoke_tests(smoke, &env));
     }
-    let smoke_failed = result.hooks.iter().any(|h| !h.passed && h.kind == "smoke test");
+    let smoke_failed = result.hooks.iter().any(|h| !h.passed && h.kind == HookKind::SmokeTest);
     let ephemeral = run.account.is_ephemeral();
     if smoke_failed && ephemeral {
         result.cleanup = Some(if options.keep_on_failure {
@@ -616,7 +617,7 @@ pub(crate) fn destroy_session(
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
     let mut warnings = session.warnings();
-    warnings.extend(record(session, "destroy", &results, &digests));
+    warnings.extend(record(session, Operation::Destroy, &results, &digests));
     DeployReport { plan: report, refused: None, results, warnings }
 }
 
@@ -774,7 +775,7 @@ pub fn doctor(explicit: Option<&Path>) -> Doctor {
 /// Writes each account's outcome to the deployment ledger.
 fn record(
     session: &Session,
-    operation: &str,
+    operation: Operation,
     results: &[AccountResult],
     digests: &BTreeMap<String, String>,
 ) -> Vec<String> {
@@ -784,20 +785,20 @@ fn record(
     let version = &session.checked.version;
     for result in results {
         let Some(account) = project.accounts.iter().find(|a| a.name == result.account) else { continue };
-        let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == "smoke test").collect();
+        let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == HookKind::SmokeTest).collect();
         let smoke_tests_passed = (!smoke.is_empty()).then(|| smoke.iter().all(|h| h.passed));
         let outcome = match (&result.error, smoke_tests_passed) {
-            (Some(_), _) => "failed",
-            (None, Some(false)) => "smoke-failed",
-            _ if !result.succeeded() => "failed",
-            _ => "succeeded",
+            (Some(_), _) => Outcome::Failed,
+            (None, Some(false)) => Outcome::SmokeFailed,
+            _ if !result.succeeded() => Outcome::Failed,
+            _ => Outcome::Succeeded,
         };
         let entry = crate::ledger::Record {
             time: crate::ledger::now(),
             account: account.name.clone(),
             environment: account.environment().to_string(),
-            operation: operation.to_string(),
-            outcome: outcome.to_string(),
+            operation,
+            outcome,
             smoke_tests_passed,
             version: version.version.clone(),
             environment_version: version.environment_version(),

@@ -438,10 +438,8 @@ impl Migration<'_> {
                 let ledger = Ledger::of(self.project);
                 // The switch names what now runs: the build of the new slot.
                 let to = self.journal.to_slot;
-                let built =
-                    ledger.records(&self.account.name).into_iter().rev().find(|r| {
-                        r.operation == "apply" && r.outcome == "succeeded" && r.slot.unwrap_or_default() == to
-                    });
+                let records = ledger.records(&self.account.name);
+                let built = crate::ledger::last_success(&records, to, crate::ledger::Operation::Apply).cloned();
                 let (version, environment_version, commit, digest) = built.map_or_else(
                     || (self.journal.to_version.clone(), self.journal.to_version.clone(), String::new(), String::new()),
                     |r| (r.version, r.environment_version, r.commit, r.digest),
@@ -450,8 +448,8 @@ impl Migration<'_> {
                     time: crate::ledger::now(),
                     account: self.account.name.clone(),
                     environment: self.account.environment().to_string(),
-                    operation: "switch".into(),
-                    outcome: "succeeded".into(),
+                    operation: crate::ledger::Operation::Switch,
+                    outcome: crate::ledger::Outcome::Succeeded,
                     smoke_tests_passed: None,
                     version,
                     environment_version,

@@ -64,15 +64,10 @@ pub fn promote(
             return Err(refuse(problem));
         }
         let passed = accounts.iter().any(|account| {
-            let has_smoke =
-                project.archetypes[&account.archetype].file.hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());
-            ledger.records(&account.name).iter().any(|r| {
-                r.operation == "apply"
-                    && r.version == options.version
-                    && r.commit == here.commit
-                    && r.outcome == "succeeded"
-                    && (!has_smoke || r.smoke_tests_passed == Some(true))
-            })
+            // The hooks in force: the account's own lists over its archetype's, as runs use them.
+            let hooks = project.archetypes[&account.archetype].file.hooks.overridden_by(account.hooks.as_ref());
+            let has_smoke = hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());
+            crate::ledger::passed(&ledger.records(&account.name), &options.version, &here.commit, has_smoke)
         });
         if !passed {
             let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();

@@ -295,11 +295,11 @@ impl<'a> AccountRun<'a> {
         )
     }
 
-    pub fn run_hooks(&mut self, kind: &'static str, list: &[hooks::Hook], env: &HookEnv) -> Vec<HookResult> {
+    pub fn run_hooks(&mut self, kind: hooks::HookKind, list: &[hooks::Hook], env: &HookEnv) -> Vec<HookResult> {
         if list.is_empty() {
             return Vec::new();
         }
-        self.progress.phase(&self.account.name, kind);
+        self.progress.phase(&self.account.name, &kind.to_string());
         hooks::run_hooks(kind, list, self.place(), env)
     }
 

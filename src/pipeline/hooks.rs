@@ -76,10 +76,31 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<
     text.map(|t| crate::terraform::retry::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
 }
 
+/// Which list a hook comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum HookKind {
+    #[serde(rename = "pre-deploy hook")]
+    PreDeploy,
+    #[serde(rename = "post-deploy hook")]
+    PostDeploy,
+    #[serde(rename = "smoke test")]
+    SmokeTest,
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PreDeploy => "pre-deploy hook",
+            Self::PostDeploy => "post-deploy hook",
+            Self::SmokeTest => "smoke test",
+        })
+    }
+}
+
 /// What a hook or smoke test did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HookResult {
-    pub kind: &'static str,
+    pub kind: HookKind,
     pub name: String,
     pub passed: bool,
     pub attempts: u32,
@@ -134,10 +155,10 @@ pub(crate) fn invocation<'a>(run: &'a Run, place: Place<'a>, env: &HookEnv, time
 }
 
 /// Runs hooks in order; stops at the first failure.
-pub fn run_hooks(kind: &'static str, hooks: &[Hook], place: Place<'_>, env: &HookEnv) -> Vec<HookResult> {
+pub fn run_hooks(kind: HookKind, hooks: &[Hook], place: Place<'_>, env: &HookEnv) -> Vec<HookResult> {
     let mut results = Vec::new();
     for hook in hooks {
-        place.log.line(&format!("# {kind} hook `{}`", hook.name));
+        place.log.line(&format!("# {kind} `{}`", hook.name));
         let timeout = hook.timeout.unwrap_or(Duration::from_secs(300));
         let finished = invocation(&hook.run, place, env, timeout).run(place.log);
         let (passed, output) = outcome(finished);
@@ -167,7 +188,7 @@ pub fn run_smoke_tests(tests: &[SmokeTest], place: Place<'_>, env: &HookEnv) -> 
             }
             std::thread::sleep(interval);
         };
-        results.push(HookResult { kind: "smoke test", name: test.name.clone(), passed, attempts, output });
+        results.push(HookResult { kind: HookKind::SmokeTest, name: test.name.clone(), passed, attempts, output });
         if !passed {
             break;
         }
