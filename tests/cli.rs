@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Project, tree_text};
+use common::{Project, Run, tree_text};
 
 #[test]
 fn list_shows_every_fixture_account() {
@@ -204,13 +204,15 @@ fn help_texts_have_examples() {
     let project = Project::example();
     for command in [
         "check", "render", "plan", "apply", "destroy", "output", "build", "verify", "diff", "affected", "drift",
-        "promote", "list", "schema", "doctor", "clone", "sync", "migrate", "reap",
+        "promote", "list", "schema", "doctor", "clone", "sync", "migrate", "reap", "history",
     ] {
         let out = project.stamp([command, "--help"]).run().success();
         assert!(out.stdout.contains("Examples:"), "`stamp {command} --help` has no example:\n{}", out.stdout);
     }
-    let out = project.stamp(["playground", "new", "--help"]).run().success();
-    assert!(out.stdout.contains("Examples:"), "`stamp playground new --help` has no example:\n{}", out.stdout);
+    for [command, sub] in [["playground", "new"], ["store", "status"], ["store", "import"]] {
+        let out = project.stamp([command, sub, "--help"]).run().success();
+        assert!(out.stdout.contains("Examples:"), "`stamp {command} {sub} --help` has no example:\n{}", out.stdout);
+    }
     let out = project.stamp(["--help"]).run().success();
     snapshot!(out.stdout);
 }
@@ -243,10 +245,45 @@ fn versions_and_account_names_cannot_escape_their_folders() {
 #[test]
 fn commands_without_accounts_are_usage_errors() {
     let project = Project::example();
-    for command in ["plan", "apply", "destroy", "output"] {
-        let out = project.stamp([command]).run().failure(2);
+    // `plan`'s 2 means "changes": its usage errors exit 1.
+    for (command, code) in [("plan", 1), ("apply", 2), ("destroy", 2), ("output", 2)] {
+        let out = project.stamp([command]).run().failure(code);
         assert!(out.stderr.contains("or pass `--all`"), "{command}: {}", out.stderr);
     }
     let out = project.stamp(["plan", "--all", "--out", "x.plan"]).run().failure(1);
     assert!(out.stderr.contains("exactly one account"), "{}", out.stderr);
+}
+
+/// The exit-code table of the README: 2 means one thing per command.
+#[test]
+fn exit_codes_follow_the_table() {
+    let project = Project::example();
+    let invalid = "fixtures/invalid/bad-cidr.yaml";
+    let table: &[(&[&str], i32)] = &[
+        // Every other command: 0 success, 1 failure, 2 usage error.
+        (&["check"], 0),
+        (&["check", invalid], 1),
+        (&["check", "--no-such-flag"], 2),
+        (&["render"], 2),
+        (&["apply"], 2),
+        (&["history", "nobody"], 1),
+        (&["list"], 0),
+        // `plan`: 0 no changes, 2 changes (tests/terraform.rs), 1 any error, usage included.
+        (&["plan"], 1),
+        (&["plan", "--no-such-flag"], 1),
+        (&["--quiet", "plan", invalid], 1),
+        // `diff`: 0 identical, 1 different, 2 any error, usage included.
+        (&["diff", "staging", "staging"], 0),
+        (&["diff", "staging", "production"], 1),
+        (&["diff", "staging", "nobody"], 2),
+        (&["diff", "staging"], 2),
+    ];
+    for (args, code) in table {
+        let out = project.stamp(*args).run();
+        assert_eq!(out.code, *code, "stamp {}:\n{}{}", args.join(" "), out.stdout, out.stderr);
+    }
+    let out = Run::new(&std::env::temp_dir()).args(["plan", "x"]).env("STAMP_PROJECT", "/nonexistent").run();
+    assert_eq!(out.code, 1, "plan without a project: {}", out.stderr);
+    let out = Run::new(&std::env::temp_dir()).args(["apply", "x"]).env("STAMP_PROJECT", "/nonexistent").run();
+    assert_eq!(out.code, 2, "apply without a project: {}", out.stderr);
 }

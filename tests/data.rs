@@ -49,27 +49,6 @@ fn first_api_key(database: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Replaces the local-platform archetype's `restore` data hook by `script` (run by `sh`).
-fn replace_restore_hook(project: &Project, script: &str) {
-    let path = "archetypes/local-platform/archetype.yaml";
-    let text = project.read(path);
-    let indented = script.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n");
-    let mut replaced = false;
-    let lines: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if line.trim_start().starts_with("restore:") && line.starts_with("  restore:") {
-                replaced = true;
-                format!("  restore:\n    run: |\n{indented}")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    assert!(replaced, "no restore hook in {path}");
-    project.write(path, &(lines.join("\n") + "\n"));
-}
-
 /// A restore hook that kills the `stamp` running it once (right after restoring): the
 /// migration dies between two steps of its journal.
 const KILLING_RESTORE: &str = "set -e\npython3 scripts/data.py restore\nif [ ! -e \"$STAMP_PROJECT/killed-once\" ]; then\n  touch \"$STAMP_PROJECT/killed-once\"\n  kill -9 \"$PPID\"\nfi";
@@ -207,8 +186,7 @@ fn migration_builds_alongside_switches_and_retires() {
 fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
     let project = Project::local();
     // Failure injection: a restore that silently drops every tenth order.
-    replace_restore_hook(
-        &project,
+    project.replace_restore_hook(
         "set -e\npython3 scripts/data.py restore\npython3 -c 'import os, sqlite3; c = sqlite3.connect(os.environ[\"STAMP_OUTPUT_DATABASE_PATH\"]); c.execute(\"DELETE FROM orders WHERE id % 10 = 0\"); c.commit()'",
     );
     project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
@@ -240,7 +218,7 @@ fn migration_whose_restore_loses_rows_stops_and_keeps_everything() {
 /// Applies local-staging and starts its migration with [`KILLING_RESTORE`]: the `stamp`
 /// process dies by SIGKILL right after the restore, before journalling it. The old data's counts.
 fn killed_migration(project: &Project) -> serde_json::Value {
-    replace_restore_hook(project, KILLING_RESTORE);
+    project.replace_restore_hook(KILLING_RESTORE);
     project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
     sql(&database(project, "local-staging"), NEW_CUSTOMER);
     let before = counts(&database(project, "local-staging"));

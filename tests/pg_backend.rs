@@ -10,61 +10,8 @@ mod common;
 use std::process::Command;
 use std::sync::Barrier;
 
+use common::pg::Database;
 use common::{Output, Project};
-
-/// The test server's connection string. Missing is a failure, never a skip.
-fn connection_string() -> String {
-    match std::env::var("STAMP_TEST_PG") {
-        Ok(conn) if !conn.trim().is_empty() => conn.trim().to_string(),
-        _ => panic!(
-            "STAMP_TEST_PG is not set: this test needs a PostgreSQL server. Run `make test`, or \
-             `STAMP_TEST_PG=$(scripts/install-postgres.sh) cargo test --test pg_backend` \
-             (scripts/install-postgres.sh installs and starts one on 127.0.0.1:55432)"
-        ),
-    }
-}
-
-/// `psql CONN -Atc SQL`, failing the test if psql does.
-fn psql(conn: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([conn, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql runs (it comes with the postgresql package scripts/install-postgres.sh installs)");
-    assert!(out.status.success(), "psql failed on `{sql}`:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// `conn` (a `postgres://` URL) with another database.
-fn with_database(conn: &str, database: &str) -> String {
-    let (scheme, rest) =
-        conn.split_once("://").unwrap_or_else(|| panic!("STAMP_TEST_PG is not a postgres:// URL: {conn}"));
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let query = rest.find('?').map_or("", |i| &rest[i..]);
-    format!("{scheme}://{authority}/{database}{query}")
-}
-
-/// A database of the test's own, dropped when the test ends (passed or not): the server
-/// outlives the test, and the pg backend's workspace-creation lock (advisory lock -1) is
-/// shared by every schema of a database, so a run in a shared database would contend with
-/// any other test run or user creating a workspace there at the same time.
-struct Database<'a> {
-    server: &'a str,
-    name: String,
-}
-
-impl Database<'_> {
-    fn conn(&self) -> String {
-        with_database(self.server, &self.name)
-    }
-}
-
-impl Drop for Database<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([self.server, "-X", "-q", "-c", &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)])
-            .output();
-    }
-}
 
 /// A local-platform project whose archetype keeps its state in `PostgreSQL`, with one more
 /// account (`name`, a copy of local-staging in its own network and zone), rendering its
@@ -128,13 +75,9 @@ fn customers(database: &std::path::Path) -> String {
 
 #[test]
 fn two_machines_apply_one_account_at_once() {
-    let server = connection_string();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let unique = format!("{}_{}", std::process::id(), nanos % 1_000_000);
-    let database = Database { server: &server, name: format!("stamp_test_{unique}") };
-    psql(&server, &format!("CREATE DATABASE \"{}\"", database.name));
+    let database = Database::create();
     let conn = database.conn();
-    let account = format!("pg-{}", unique.replace('_', "-"));
+    let account = format!("pg-{}", database.name.trim_start_matches("stamp_test_").replace('_', "-"));
     let schema = format!("stamp_{}", account.replace('-', "_"));
 
     let first = machine(&conn, &account, None);
@@ -153,7 +96,7 @@ fn two_machines_apply_one_account_at_once() {
     // constraint "pg_namespace_nspname_index"` (not a lock error, and not retried by Stamp).
     let plan = first.tf(["plan", &account, "--version", "1.0.0"]).run().failure(2);
     assert!(plan.stdout.contains("5 to add"), "{}", plan.stdout);
-    assert_eq!(psql(&conn, &format!("SELECT count(*) FROM \"{schema}\".states")), "0", "a plan wrote state");
+    assert_eq!(database.psql(&format!("SELECT count(*) FROM \"{schema}\".states")), "0", "a plan wrote state");
 
     let [one, two] = apply_together([&first, &second], &account);
     let report = format!("== first machine\n{}\n== second machine\n{}", one.snapshot(), two.snapshot());
@@ -197,15 +140,14 @@ fn two_machines_apply_one_account_at_once() {
         assert_eq!(stamp["environment_version"], "1.0.0+none");
         assert!(!project.path().join(".stamp/state").join(&account).exists(), "state was written to the disk");
     }
-    let database = first.env_dir(&account).join("data.sqlite");
-    assert!(database.is_file(), "no database after apply:\n{report}");
-    assert_eq!(customers(&database), "50", "the seeded customers are not all there");
+    let sqlite = first.env_dir(&account).join("data.sqlite");
+    assert!(sqlite.is_file(), "no database after apply:\n{report}");
+    assert_eq!(customers(&sqlite), "50", "the seeded customers are not all there");
 
     // The state lives in PostgreSQL, in the account's schema.
-    let states = psql(&conn, &format!("SELECT name FROM \"{schema}\".states ORDER BY name"));
+    let states = database.psql(&format!("SELECT name FROM \"{schema}\".states ORDER BY name"));
     assert_eq!(states, "default");
-    let resources = psql(
-        &conn,
+    let resources = database.psql(
         &format!(
             "SELECT count(*) FROM \"{schema}\".states, json_array_elements(data::json->'resources') r WHERE r->>'type' = 'terraform_data'"
         ),
@@ -216,9 +158,7 @@ fn two_machines_apply_one_account_at_once() {
     let destroy = second.tf(["destroy", &account, "--auto-approve", "--version", "1.0.0"]).run().success();
     assert!(destroy.stdout.contains(&format!("{account}: destroyed")), "{}", destroy.stdout);
     assert!(!first.env_dir(&account).exists(), "destroy left the environment");
-    let left = psql(
-        &conn,
-        &format!("SELECT coalesce(json_array_length(data::json->'resources'), 0) FROM \"{schema}\".states"),
-    );
+    let left = database
+        .psql(&format!("SELECT coalesce(json_array_length(data::json->'resources'), 0) FROM \"{schema}\".states"));
     assert_eq!(left, "0", "resources left in the state after destroy");
 }

@@ -1,9 +1,10 @@
 //! `stamp build` and `stamp verify`.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::Output;
+use super::exit::ExitStatus;
+use crate::ops::Workspace;
 use crate::ops::build::{BuildOptions, build, verify};
 
 /// Build versioned, reproducible artifacts: `dist/<account>-<version>.tar.gz` with the rendered
@@ -18,7 +19,7 @@ use crate::ops::build::{BuildOptions, build, verify};
 pub struct BuildArgs {
     /// Accounts to build (names or YAML files).
     #[arg(value_name = "ACCOUNT")]
-    accounts: Vec<String>,
+    pub(super) accounts: Vec<String>,
     /// Build every account.
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
@@ -39,10 +40,10 @@ pub struct BuildArgs {
     terraform: Option<PathBuf>,
 }
 
-pub fn build_command(root: &Path, args: &BuildArgs, out: &Output) -> ExitCode {
+pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
     if args.accounts.is_empty() && !args.all {
         out.error("name the accounts to build, or pass `--all`");
-        return ExitCode::from(2);
+        return ExitStatus::Usage;
     }
     let options = BuildOptions {
         accounts: args.accounts.clone(),
@@ -53,7 +54,7 @@ pub fn build_command(root: &Path, args: &BuildArgs, out: &Output) -> ExitCode {
         plan: args.plan,
         terraform: args.terraform.clone(),
     };
-    match build(root, &options) {
+    match build(workspace, &options) {
         Ok(built) => {
             let mut text = String::new();
             for b in &built {
@@ -63,11 +64,11 @@ pub fn build_command(root: &Path, args: &BuildArgs, out: &Output) -> ExitCode {
                 }
             }
             out.report(&text);
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
     }
 }
@@ -80,7 +81,7 @@ pub struct VerifyArgs {
     artifact: PathBuf,
 }
 
-pub fn verify_command(args: &VerifyArgs, out: &Output) -> ExitCode {
+pub fn verify_command(args: &VerifyArgs, out: &Output) -> ExitStatus {
     match verify(&args.artifact) {
         Ok(manifest) => {
             out.report(&format!(
@@ -91,11 +92,11 @@ pub fn verify_command(args: &VerifyArgs, out: &Output) -> ExitCode {
                 manifest.files.len(),
                 manifest.digest
             ));
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
     }
 }

@@ -1,11 +1,10 @@
 //! `stamp check`.
 
-use std::path::Path;
-use std::process::ExitCode;
-
+use super::exit::ExitStatus;
 use super::{Format, Output};
 use crate::diagnostics;
-use crate::ops::check::{CheckOptions, check};
+use crate::ops::Workspace;
+use crate::ops::check::{CheckOptions, CheckReport, check};
 
 /// Validate account configs and render them in memory, reporting every problem found.
 ///
@@ -21,7 +20,7 @@ use crate::ops::check::{CheckOptions, check};
 pub struct Args {
     /// Accounts to check (names or YAML files). Default: every account.
     #[arg(value_name = "ACCOUNT")]
-    accounts: Vec<String>,
+    pub(super) accounts: Vec<String>,
     /// Report format: `text` (diagnostics on stderr) or `json` (on stdout).
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -30,9 +29,20 @@ pub struct Args {
     release: Option<String>,
 }
 
-pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
     let options = CheckOptions { accounts: args.accounts.clone(), version: args.release.clone() };
-    let report = check(root, &options);
+    let report = check(workspace, &options);
+    print(args, &report, out)
+}
+
+/// The project did not load (a broken `stamp.yaml`): its diagnostics, as `check` reports.
+pub fn not_loaded(args: &Args, report: &crate::diagnostics::Report, out: &Output) -> ExitStatus {
+    let report =
+        CheckReport { accounts_checked: 0, diagnostics: report.diagnostics.clone(), sources: report.sources.clone() };
+    print(args, &report, out)
+}
+
+fn print(args: &Args, report: &CheckReport, out: &Output) -> ExitStatus {
     match args.format {
         Format::Json => out.report(&diagnostics::render_json(&report.diagnostics)),
         Format::Text => {
@@ -43,5 +53,5 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
             }
         }
     }
-    ExitCode::from(u8::from(report.errors() > 0))
+    ExitStatus::failed_if(report.errors() > 0)
 }

@@ -1,10 +1,9 @@
 //! `stamp diff` and `stamp affected`: comparing rendered accounts across accounts, revisions
 //! and artifacts.
 
-use std::path::Path;
-use std::process::ExitCode;
-
 use super::Output;
+use super::exit::ExitStatus;
+use crate::ops::Workspace;
 use crate::ops::affected::affected;
 use crate::ops::diff::{DiffOptions, diff};
 
@@ -41,25 +40,25 @@ pub struct DiffArgs {
     release: Option<String>,
 }
 
-pub fn diff_command(root: &Path, args: &DiffArgs, out: &Output) -> ExitCode {
+pub fn diff_command(workspace: &Workspace, args: &DiffArgs, out: &Output) -> ExitStatus {
     let options = DiffOptions {
         a: args.a.clone(),
         b: args.b.clone(),
         ignore_account_values: args.ignore_account_values,
         version: args.release.clone(),
     };
-    match diff(root, &options) {
+    match diff(workspace, &options) {
         Ok(found) => {
             out.report(&match args.format {
                 DiffFormat::Text => crate::report::diff::text(&found),
                 DiffFormat::Markdown => crate::report::diff::markdown(&found),
                 DiffFormat::Json => crate::report::diff::json(&found),
             });
-            ExitCode::from(u8::from(!found.identical()))
+            if found.identical() { ExitStatus::Success } else { ExitStatus::Found }
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(2)
+            ExitStatus::Failure
         }
     }
 }
@@ -86,8 +85,8 @@ pub struct AffectedArgs {
     format: AffectedFormat,
 }
 
-pub fn affected_command(root: &Path, args: &AffectedArgs, out: &Output) -> ExitCode {
-    match affected(root, &args.since) {
+pub fn affected_command(workspace: &Workspace, args: &AffectedArgs, out: &Output) -> ExitStatus {
+    match affected(workspace, &args.since) {
         Ok(found) => {
             out.report(&match args.format {
                 AffectedFormat::Text => found.text(),
@@ -97,11 +96,11 @@ pub fn affected_command(root: &Path, args: &AffectedArgs, out: &Output) -> ExitC
             if found.accounts.is_empty() {
                 out.status(&format!("no account is affected since `{}`", args.since));
             }
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
     }
 }

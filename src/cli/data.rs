@@ -3,14 +3,15 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::Path;
-use std::process::ExitCode;
 
 use super::deploy::{Prompt, finish};
+use super::exit::ExitStatus;
 use super::progress::Shown;
 use super::{Format, Output};
+use crate::ledger::journal::Status;
+use crate::ops::Workspace;
 use crate::ops::data::{CopyOptions, CopyReport, DataCopy};
-use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode, Status};
+use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode};
 use crate::ops::playground::{PlaygroundOptions, ReapAction, ReapOptions, ReapReport};
 
 /// Create or update TARGET from the blueprint version SOURCE runs, optionally with its data.
@@ -45,7 +46,7 @@ pub struct CloneArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
+pub fn clone(workspace: &Workspace, args: &CloneArgs, out: &Output) -> ExitStatus {
     let options = CopyOptions {
         source: args.source.clone(),
         target: args.target.clone(),
@@ -55,12 +56,12 @@ pub fn clone(root: &Path, args: &CloneArgs, out: &Output) -> ExitCode {
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
-    let result = crate::ops::data::clone(root, &options, &approver, &progress);
+    let result = crate::ops::data::clone(workspace, &options, &approver, &progress);
     progress.finish();
     print_report(out, args.format, result, CopyReport::succeeded, |report| {
         // A failed apply shows its plan and errors, and nothing was copied.
         if let Some(deploy) = report.deploy.clone()
-            && finish(Ok(deploy), out, &approver) != ExitCode::SUCCESS
+            && finish(Ok(deploy), out, &approver) != ExitStatus::Success
         {
             return;
         }
@@ -76,12 +77,12 @@ fn print_report<T: serde::Serialize + crate::ops::Warnings>(
     result: Result<T, crate::diagnostics::Report>,
     succeeded: impl Fn(&T) -> bool,
     text: impl FnOnce(&T),
-) -> ExitCode {
+) -> ExitStatus {
     let report = match result {
         Ok(report) => report,
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
+            return ExitStatus::Failure;
         }
     };
     for warning in report.warnings() {
@@ -92,7 +93,7 @@ fn print_report<T: serde::Serialize + crate::ops::Warnings>(
     } else {
         text(&report);
     }
-    ExitCode::from(u8::from(!succeeded(&report)))
+    ExitStatus::failed_if(!succeeded(&report))
 }
 
 /// Refresh TARGET's data from SOURCE, at will.
@@ -117,7 +118,7 @@ pub struct SyncArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
+pub fn sync(workspace: &Workspace, args: &SyncArgs, out: &Output) -> ExitStatus {
     let options = CopyOptions {
         source: args.source.clone(),
         target: args.target.clone(),
@@ -126,7 +127,7 @@ pub fn sync(root: &Path, args: &SyncArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
-    let result = crate::ops::data::sync(root, &options, &progress);
+    let result = crate::ops::data::sync(workspace, &options, &progress);
     progress.finish();
     print_report(out, args.format, result, CopyReport::succeeded, |report| out.report(&copy_text(report)))
 }
@@ -227,11 +228,11 @@ pub struct MigrateArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
+pub fn migrate(workspace: &Workspace, args: &MigrateArgs, out: &Output) -> ExitStatus {
     // Asked only when the new environment is built: refuse before the old one goes to standby.
     if !args.auto_approve && !std::io::stdin().is_terminal() {
         out.error("refusing to migrate without a terminal to ask on: pass `--auto-approve` to migrate without asking");
-        return ExitCode::from(2);
+        return ExitStatus::Usage;
     }
     let mode = match (&args.to_version, args.resume, args.rollback) {
         (Some(version), ..) => Mode::Start { to_version: version.clone() },
@@ -241,18 +242,18 @@ pub fn migrate(root: &Path, args: &MigrateArgs, out: &Output) -> ExitCode {
     let options = MigrateOptions { account: args.account.clone(), mode, terraform: args.terraform.path() };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
-    let result = crate::ops::migrate::migrate(root, &options, &approver, &progress);
+    let result = crate::ops::migrate::migrate(workspace, &options, &approver, &progress);
     progress.finish();
     print_report(out, args.format, result, MigrateReport::succeeded, |report| {
         for deploy in report.deploys.iter().filter(|d| !d.succeeded()) {
             // Failed builds and retirements show their plan and errors.
             let _ = finish(Ok(deploy.clone()), out, &approver);
         }
-        out.report(&migrate_text(root, report));
+        out.report(&migrate_text(report));
     })
 }
 
-fn migrate_text(root: &Path, report: &MigrateReport) -> String {
+fn migrate_text(report: &MigrateReport) -> String {
     let journal = &report.journal;
     let status = match journal.status {
         Status::Running => "running",
@@ -280,8 +281,7 @@ fn migrate_text(root: &Path, report: &MigrateReport) -> String {
     if report.reactivated {
         let _ = writeln!(text, "  the old environment ({} slot) serves again", journal.from_slot);
     }
-    let path = report.journal_path.strip_prefix(root).unwrap_or(&report.journal_path);
-    let _ = writeln!(text, "journal: {}", path.display());
+    let _ = writeln!(text, "journal: {}", report.journal_place);
     if journal.status == Status::Stopped {
         let _ = writeln!(
             text,
@@ -337,7 +337,7 @@ struct PlaygroundNewArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode {
+pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output) -> ExitStatus {
     let PlaygroundCommand::New(args) = &args.command;
     let options = PlaygroundOptions {
         name: args.name.clone(),
@@ -349,13 +349,13 @@ pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode 
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress);
-    let result = crate::ops::playground::new(root, &options, &approver, &progress);
+    let result = crate::ops::playground::new(workspace, &options, &approver, &progress);
     progress.finish();
     let playground = match result {
         Ok(playground) => playground,
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
+            return ExitStatus::Failure;
         }
     };
     out.report(&format!(
@@ -364,7 +364,7 @@ pub fn playground(root: &Path, args: &PlaygroundArgs, out: &Output) -> ExitCode 
     ));
     match playground.deploy {
         Some(deploy) => finish(Ok(deploy), out, &approver),
-        None => ExitCode::SUCCESS,
+        None => ExitStatus::Success,
     }
 }
 
@@ -397,7 +397,7 @@ pub struct ReapArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
+pub fn reap(workspace: &Workspace, args: &ReapArgs, out: &Output) -> ExitStatus {
     let options = ReapOptions {
         dry_run: args.dry_run,
         all_ephemeral: args.all_ephemeral,
@@ -405,7 +405,7 @@ pub fn reap(root: &Path, args: &ReapArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
-    let result = crate::ops::playground::reap(root, &options, &progress);
+    let result = crate::ops::playground::reap(workspace, &options, &progress);
     progress.finish();
     print_report(out, args.format, result, ReapReport::succeeded, |report| out.report(&reap_text(report)))
 }

@@ -1,12 +1,13 @@
 //! `stamp plan`, `apply`, `destroy`, `output` and `doctor`: the commands that run Terraform.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Output;
+use super::exit::ExitStatus;
 use super::progress::Shown;
+use crate::ops::Workspace;
 use crate::ops::deploy::{self, AccountResult, ApplyOptions, Approver, DeployOptions, DeployReport};
 use crate::report::plan::{self as plan_report, PlanReport};
 
@@ -18,7 +19,7 @@ const MARKDOWN_LIMIT: usize = 65_000;
 pub struct Target {
     /// Accounts (names or YAML files).
     #[arg(value_name = "ACCOUNT")]
-    accounts: Vec<String>,
+    pub(super) accounts: Vec<String>,
     /// Every account of the project.
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
@@ -36,6 +37,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The ACCOUNT arguments.
+    pub(super) fn accounts(&self) -> &[String] {
+        &self.accounts
+    }
+
     /// Names no account at all (a usage error).
     fn is_empty(&self) -> bool {
         self.accounts.is_empty() && !self.all && self.artifact.is_none()
@@ -71,7 +77,7 @@ pub enum PlanFormat {
 )]
 pub struct PlanArgs {
     #[command(flatten)]
-    target: Target,
+    pub(super) target: Target,
     /// Report format; markdown is ready to paste as a pull-request comment.
     #[arg(long, value_enum, default_value = "text")]
     format: PlanFormat,
@@ -86,32 +92,32 @@ pub struct PlanArgs {
     affected_since: Option<String>,
 }
 
-pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
+pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus {
     if args.target.is_empty() && args.affected_since.is_none() {
         return no_target(out, "plan");
     }
     let mut options = args.target.options();
     if let Some(since) = &args.affected_since {
-        match crate::ops::affected::affected(root, since) {
+        match crate::ops::affected::affected(workspace, since) {
             Ok(found) if found.to_plan().is_empty() => {
                 out.status(&format!("no account is affected since `{since}`: nothing to plan"));
-                return ExitCode::SUCCESS;
+                return ExitStatus::Success;
             }
             Ok(found) => options.accounts = found.to_plan(),
             Err(report) => {
                 out.diagnostics(&report.diagnostics, &report.sources);
-                return ExitCode::from(1);
+                return ExitStatus::Failure;
             }
         }
     }
     let progress = Shown::new(out.quiet);
-    let result = deploy::plan(root, &options, args.out.as_deref(), &progress);
+    let result = deploy::plan(workspace, &options, args.out.as_deref(), &progress);
     progress.finish();
     let report = match result {
         Ok(report) => report,
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
+            return ExitStatus::Failure;
         }
     };
     for warning in &report.warnings {
@@ -121,7 +127,7 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
         PlanFormat::Text => out.report(&plan_report::text(&report)),
         PlanFormat::Json => out.report(&plan_report::json(&report)),
         PlanFormat::Markdown => {
-            let full_path = root.join(&args.report_file);
+            let full_path = workspace.project.root.join(&args.report_file);
             let full = plan_report::markdown(&report, usize::MAX, None);
             let written = full_path
                 .parent()
@@ -140,7 +146,11 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
             path.display()
         ));
     }
-    ExitCode::from(report.exit_code())
+    match report.exit_code() {
+        0 => ExitStatus::Success,
+        2 => ExitStatus::Found,
+        _ => ExitStatus::Failure,
+    }
 }
 
 /// Plan, show the summary, ask, then apply exactly that plan, run post-deploy hooks and smoke
@@ -156,7 +166,7 @@ pub fn plan(root: &Path, args: &PlanArgs, out: &Output) -> ExitCode {
 )]
 pub struct ApplyArgs {
     #[command(flatten)]
-    target: Target,
+    pub(super) target: Target,
     /// Apply without asking.
     #[arg(long)]
     auto_approve: bool,
@@ -172,12 +182,12 @@ pub struct ApplyArgs {
 }
 
 /// The usage error for a command that names no account.
-fn no_target(out: &Output, command: &str) -> ExitCode {
+fn no_target(out: &Output, command: &str) -> ExitStatus {
     out.error(&format!("name the accounts to {command}, or pass `--all` (or `--artifact FILE`)"));
-    ExitCode::from(2)
+    ExitStatus::Usage
 }
 
-pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
+pub fn apply(workspace: &Workspace, args: &ApplyArgs, out: &Output) -> ExitStatus {
     if args.target.is_empty() && args.plan.is_none() {
         return no_target(out, "apply");
     }
@@ -187,7 +197,7 @@ pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
         keep_on_failure: args.keep_on_failure,
         saved_plan: args.plan.clone(),
     };
-    with_prompt(out, args.auto_approve, |approver, progress| deploy::apply(root, &options, approver, progress))
+    with_prompt(out, args.auto_approve, |approver, progress| deploy::apply(workspace, &options, approver, progress))
 }
 
 /// Destroy accounts' infrastructure.
@@ -200,7 +210,7 @@ pub fn apply(root: &Path, args: &ApplyArgs, out: &Output) -> ExitCode {
 )]
 pub struct DestroyArgs {
     #[command(flatten)]
-    target: Target,
+    pub(super) target: Target,
     /// Destroy without asking.
     #[arg(long)]
     auto_approve: bool,
@@ -209,7 +219,7 @@ pub struct DestroyArgs {
     confirm: Option<String>,
 }
 
-pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
+pub fn destroy(workspace: &Workspace, args: &DestroyArgs, out: &Output) -> ExitStatus {
     if args.target.is_empty() {
         return no_target(out, "destroy");
     }
@@ -220,7 +230,7 @@ pub fn destroy(root: &Path, args: &DestroyArgs, out: &Output) -> ExitCode {
         && args.target.accounts.len() == 1
         && args.confirm.as_ref() == args.target.accounts.first();
     with_prompt(out, args.auto_approve || confirmed, |approver, progress| {
-        deploy::destroy(root, &options, approver, progress)
+        deploy::destroy(workspace, &options, approver, progress)
     })
 }
 
@@ -229,7 +239,7 @@ fn with_prompt(
     out: &Output,
     auto_approve: bool,
     run: impl FnOnce(&Prompt<'_>, &Shown) -> Result<DeployReport, crate::diagnostics::Report>,
-) -> ExitCode {
+) -> ExitStatus {
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(auto_approve, out, &progress);
     let result = run(&approver, &progress);
@@ -241,12 +251,12 @@ pub(super) fn finish(
     result: Result<DeployReport, crate::diagnostics::Report>,
     out: &Output,
     approver: &Prompt<'_>,
-) -> ExitCode {
+) -> ExitStatus {
     let report = match result {
         Ok(report) => report,
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
+            return ExitStatus::Failure;
         }
     };
     if !approver.shown.swap(false, Ordering::SeqCst) && !report.plan.accounts.is_empty() {
@@ -254,7 +264,7 @@ pub(super) fn finish(
     }
     if let Some(refusal) = &report.refused {
         out.error(refusal);
-        return ExitCode::from(1);
+        return ExitStatus::Failure;
     }
     for warning in &report.warnings {
         out.warning(warning);
@@ -265,7 +275,7 @@ pub(super) fn finish(
         text.push_str(&result_line(result, verb));
     }
     out.report(&text);
-    ExitCode::from(u8::from(!report.succeeded()))
+    ExitStatus::failed_if(!report.succeeded())
 }
 
 /// What is done to the plans of a report: `destroy` for a destroy plan, `apply` otherwise.
@@ -364,22 +374,22 @@ impl Approver for Prompt<'_> {
 #[command(after_help = "Examples:\n  stamp output local-prod\n  stamp output local-prod | jq -r .environment_version")]
 pub struct OutputArgs {
     #[command(flatten)]
-    target: Target,
+    pub(super) target: Target,
 }
 
-pub fn output(root: &Path, args: &OutputArgs, out: &Output) -> ExitCode {
+pub fn output(workspace: &Workspace, args: &OutputArgs, out: &Output) -> ExitStatus {
     if args.target.is_empty() {
         return no_target(out, "read");
     }
     let progress = Shown::new(true);
-    match deploy::output(root, &args.target.options(), &progress) {
+    match deploy::output(workspace, &args.target.options(), &progress) {
         Ok(value) => {
             out.report(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
     }
 }
@@ -392,7 +402,7 @@ pub struct DoctorArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitCode {
+pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitStatus {
     let found = deploy::doctor(args.terraform.path().as_deref());
     let mut text = String::new();
     text.push_str(&format!("terraform: {}\n", found.terraform.as_deref().unwrap_or("not found")));
@@ -404,7 +414,7 @@ pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitCode {
     if let Some(problem) = &found.problem {
         out.error(problem);
     }
-    ExitCode::from(u8::from(!found.supported))
+    ExitStatus::failed_if(!found.supported)
 }
 
 /// Promote a version to the next stage of the promotion chain (`promotion:` in `stamp.yaml`).
@@ -429,7 +439,7 @@ pub struct PromoteArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
+pub fn promote(workspace: &Workspace, args: &PromoteArgs, out: &Output) -> ExitStatus {
     let options = crate::ops::promote::PromoteOptions {
         version: args.version.clone(),
         to: args.to.clone(),
@@ -437,19 +447,19 @@ pub fn promote(root: &Path, args: &PromoteArgs, out: &Output) -> ExitCode {
     };
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(args.auto_approve, out, &progress);
-    let result = crate::ops::promote::promote(root, &options, &approver, &progress);
+    let result = crate::ops::promote::promote(workspace, &options, &approver, &progress);
     progress.finish();
     match result {
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
         Ok(reports) => {
             let mut failed = false;
             for report in reports {
-                failed |= finish(Ok(report), out, &approver) != ExitCode::SUCCESS;
+                failed |= finish(Ok(report), out, &approver) != ExitStatus::Success;
             }
-            ExitCode::from(u8::from(failed))
+            ExitStatus::failed_if(failed)
         }
     }
 }
@@ -472,7 +482,7 @@ pub enum DriftFormat {
 pub struct DriftArgs {
     /// Accounts (default: every account).
     #[arg(value_name = "ACCOUNT")]
-    accounts: Vec<String>,
+    pub(super) accounts: Vec<String>,
     /// The account production-like accounts are compared with (default: `production`).
     #[arg(long, value_name = "ACCOUNT")]
     reference: Option<String>,
@@ -485,7 +495,7 @@ pub struct DriftArgs {
     terraform: super::TerraformArg,
 }
 
-pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
+pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatus {
     use crate::report::drift as formats;
     let options = crate::ops::drift::DriftOptions {
         accounts: args.accounts.clone(),
@@ -493,13 +503,13 @@ pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
         terraform: args.terraform.path(),
     };
     let progress = Shown::new(out.quiet);
-    let result = crate::ops::drift::drift(root, &options, &progress);
+    let result = crate::ops::drift::drift(workspace, &options, &progress);
     progress.finish();
     let report = match result {
         Ok(report) => report,
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
+            return ExitStatus::Failure;
         }
     };
     let text = match args.format {
@@ -512,11 +522,11 @@ pub fn drift(root: &Path, args: &DriftArgs, out: &Output) -> ExitCode {
         Some(path) => {
             if let Err(e) = crate::fsio::write_atomic(path, text.as_bytes()) {
                 out.error(&format!("cannot write `{}`: {e}", path.display()));
-                return ExitCode::from(1);
+                return ExitStatus::Failure;
             }
             out.status(&format!("wrote the drift report to `{}`", path.display()));
         }
         None => out.report(&text),
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success
 }

@@ -1,10 +1,8 @@
 //! `stamp list`.
 
-use std::fmt::Write as _;
-use std::path::Path;
-use std::process::ExitCode;
-
+use super::exit::ExitStatus;
 use super::{Format, Output};
+use crate::ops::Workspace;
 use crate::ops::list::{AccountSummary, list};
 
 /// List the project's accounts with their archetype, environment and region.
@@ -16,14 +14,8 @@ pub struct Args {
     format: Format,
 }
 
-pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
-    let (accounts, diagnostics) = match list(root) {
-        Ok(found) => found,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitCode::from(1);
-        }
-    };
+pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
+    let (accounts, diagnostics) = list(workspace);
     for warning in crate::ops::warning_lines(&diagnostics) {
         out.warning(&warning);
     }
@@ -39,7 +31,7 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
         }
         Format::Text => out.report(&table(&accounts)),
     }
-    ExitCode::SUCCESS
+    ExitStatus::Success
 }
 
 fn table(accounts: &[AccountSummary]) -> String {
@@ -55,25 +47,5 @@ fn table(accounts: &[AccountSummary]) -> String {
             ]
         })
         .collect();
-    let header = ["ACCOUNT", "ARCHETYPE", "ENVIRONMENT", "REGION", ""].map(str::to_string);
-    let mut widths = [0usize; 5];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<w$}  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::report::table::table(["ACCOUNT", "ARCHETYPE", "ENVIRONMENT", "REGION", ""], &rows)
 }

@@ -1,19 +1,19 @@
-//! The command line: parses arguments, calls an operation, prints its report. Reports go to
-//! stdout; diagnostics and status to stderr.
-//!
-//! Exit codes: 0 success, 1 the command found problems (invalid config, failed render),
-//! 2 usage error.
+//! The command line: parses arguments, loads the project once, calls an operation with it,
+//! prints its report. Reports go to stdout; diagnostics and status to stderr. Exit codes: see
+//! [`exit`].
 
 mod artifact;
 mod check;
 mod compare;
 mod data;
 mod deploy;
+pub mod exit;
 mod list;
 mod output;
 mod progress;
 mod render;
 mod schema;
+mod store;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,13 +21,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use self::exit::ExitStatus;
+use crate::ops::Workspace;
 pub use output::Output;
 
 const ABOUT: &str = "Stamp: many production-like environments from one set of templated Terraform.\n\n\
 Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
 account's plain Terraform root module from its blueprint.";
 
-const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp clone local-prod local-qa --data\n  stamp migrate local-prod --to-version 1.5.0\n  stamp playground new ana-try --from local-staging --owner ana --ttl 8h\n  stamp reap --dry-run\n  stamp schema service-platform > schema.json";
+const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp clone local-prod local-qa --data\n  stamp migrate local-prod --to-version 1.5.0\n  stamp playground new ana-try --from local-staging --owner ana --ttl 8h\n  stamp reap --dry-run\n  stamp history local-prod\n  stamp store import\n  stamp schema service-platform > schema.json\n\nExit codes: 0 success, 1 failure, 2 usage error; `plan`: 0 no changes, 2 changes, 1 any error;\n`diff`: 0 identical, 1 different, 2 any error.";
 
 #[derive(Debug, Parser)]
 #[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
@@ -69,7 +71,54 @@ pub enum Command {
     Affected(compare::AffectedArgs),
     List(list::Args),
     Schema(schema::Args),
+    History(store::HistoryArgs),
+    Store(store::StoreArgs),
     Doctor(deploy::DoctorArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Check(_) => "check",
+            Self::Render(_) => "render",
+            Self::Plan(_) => "plan",
+            Self::Apply(_) => "apply",
+            Self::Destroy(_) => "destroy",
+            Self::Output(_) => "output",
+            Self::Promote(_) => "promote",
+            Self::Drift(_) => "drift",
+            Self::Clone(_) => "clone",
+            Self::Sync(_) => "sync",
+            Self::Migrate(_) => "migrate",
+            Self::Playground(_) => "playground",
+            Self::Reap(_) => "reap",
+            Self::Build(_) => "build",
+            Self::Verify(_) => "verify",
+            Self::Diff(_) => "diff",
+            Self::Affected(_) => "affected",
+            Self::List(_) => "list",
+            Self::Schema(_) => "schema",
+            Self::History(_) => "history",
+            Self::Store(_) => "store",
+            Self::Doctor(_) => "doctor",
+        }
+    }
+
+    /// The ACCOUNT arguments, which may name account files outside the accounts folder.
+    fn account_args(&self) -> &[String] {
+        match self {
+            Self::Check(args) => &args.accounts,
+            Self::Render(args) => &args.accounts,
+            Self::Plan(args) => args.target.accounts(),
+            Self::Apply(args) => args.target.accounts(),
+            Self::Destroy(args) => args.target.accounts(),
+            Self::Output(args) => args.target.accounts(),
+            Self::Build(args) => &args.accounts,
+            Self::Drift(args) => &args.accounts,
+            _ => &[],
+        }
+    }
 }
 
 /// `--terraform PATH` (or `STAMP_TERRAFORM`): which Terraform every command that runs it uses.
@@ -99,46 +148,89 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            if !e.use_stderr() {
+                // `--help`, `--version`.
+                return ExitCode::SUCCESS;
+            }
+            let convention = exit::subcommand_in(&args).map_or(exit::Convention::Standard, |n| exit::convention_of(&n));
+            return ExitCode::from(ExitStatus::Usage.code(convention));
         }
     };
     let out = Output::new(&cli);
+    let status = dispatch(&cli, &out);
+    ExitCode::from(status.code(exit::convention_of(cli.command.name())))
+}
+
+/// Loads the project once and runs the command on it.
+fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
     match &cli.command {
-        Command::Doctor(args) => return deploy::doctor(args, &out),
-        Command::Verify(args) => return artifact::verify_command(args, &out),
+        Command::Doctor(args) => return deploy::doctor(args, out),
+        Command::Verify(args) => return artifact::verify_command(args, out),
         _ => {}
     }
     let root = match project_root(cli.project.as_deref()) {
         Ok(root) => root,
         Err(message) => {
             out.error(&message);
-            return ExitCode::from(2);
+            return ExitStatus::Usage;
         }
     };
+    let mut workspace = match Workspace::load(&root) {
+        Ok(workspace) => workspace,
+        Err(report) => {
+            if let Command::Check(args) = &cli.command {
+                return check::not_loaded(args, &report, out);
+            }
+            out.diagnostics(&report.diagnostics, &report.sources);
+            return ExitStatus::Failure;
+        }
+    };
+    workspace.add_files(cli.command.account_args());
+    if let Command::Playground(args) = &cli.command {
+        return data::playground(&mut workspace, args, out);
+    }
+    let workspace = &workspace;
     match &cli.command {
-        Command::Check(args) => check::run(&root, args, &out),
-        Command::Render(args) => render::run(&root, args, &out),
-        Command::List(args) => list::run(&root, args, &out),
-        Command::Schema(args) => schema::run(&root, args, &out),
-        Command::Plan(args) => deploy::plan(&root, args, &out),
-        Command::Apply(args) => deploy::apply(&root, args, &out),
-        Command::Destroy(args) => deploy::destroy(&root, args, &out),
-        Command::Output(args) => deploy::output(&root, args, &out),
-        Command::Promote(args) => deploy::promote(&root, args, &out),
-        Command::Drift(args) => deploy::drift(&root, args, &out),
-        Command::Clone(args) => data::clone(&root, args, &out),
-        Command::Sync(args) => data::sync(&root, args, &out),
-        Command::Migrate(args) => data::migrate(&root, args, &out),
-        Command::Playground(args) => data::playground(&root, args, &out),
-        Command::Reap(args) => data::reap(&root, args, &out),
-        Command::Diff(args) => compare::diff_command(&root, args, &out),
-        Command::Affected(args) => compare::affected_command(&root, args, &out),
-        Command::Build(args) => artifact::build_command(&root, args, &out),
-        Command::Doctor(_) | Command::Verify(_) => unreachable!("handled above"),
+        Command::Check(args) => check::run(workspace, args, out),
+        Command::Render(args) => render::run(workspace, args, out),
+        Command::List(args) => list::run(workspace, args, out),
+        Command::Schema(args) => schema::run(workspace, args, out),
+        Command::Plan(args) => deploy::plan(workspace, args, out),
+        Command::Apply(args) => deploy::apply(workspace, args, out),
+        Command::Destroy(args) => deploy::destroy(workspace, args, out),
+        Command::Output(args) => deploy::output(workspace, args, out),
+        Command::Promote(args) => deploy::promote(workspace, args, out),
+        Command::Drift(args) => deploy::drift(workspace, args, out),
+        Command::Clone(args) => data::clone(workspace, args, out),
+        Command::Sync(args) => data::sync(workspace, args, out),
+        Command::Migrate(args) => data::migrate(workspace, args, out),
+        Command::Reap(args) => data::reap(workspace, args, out),
+        Command::Diff(args) => compare::diff_command(workspace, args, out),
+        Command::Affected(args) => compare::affected_command(workspace, args, out),
+        Command::Build(args) => artifact::build_command(workspace, args, out),
+        Command::History(args) => store::history(workspace, args, out),
+        Command::Store(args) => store::store(workspace, args, out),
+        Command::Playground(_) | Command::Doctor(_) | Command::Verify(_) => unreachable!("handled above"),
+    }
+}
+
+/// Prints an operation's failure (its diagnostics), or its report with `print`.
+fn report_or_diagnostics<T>(
+    out: &Output,
+    result: Result<T, crate::diagnostics::Report>,
+    print: impl FnOnce(T) -> ExitStatus,
+) -> ExitStatus {
+    match result {
+        Ok(report) => print(report),
+        Err(report) => {
+            out.diagnostics(&report.diagnostics, &report.sources);
+            ExitStatus::Failure
+        }
     }
 }
 

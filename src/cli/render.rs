@@ -1,9 +1,10 @@
 //! `stamp render`.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use super::Output;
+use super::exit::ExitStatus;
+use crate::ops::Workspace;
 use crate::ops::render::{RenderOptions, render};
 
 /// Render accounts' Terraform root modules to disk.
@@ -18,7 +19,7 @@ use crate::ops::render::{RenderOptions, render};
 pub struct Args {
     /// Accounts to render (names or YAML files).
     #[arg(value_name = "ACCOUNT")]
-    accounts: Vec<String>,
+    pub(super) accounts: Vec<String>,
     /// Render every account (in parallel).
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
@@ -30,10 +31,10 @@ pub struct Args {
     release: Option<String>,
 }
 
-pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
+pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
     if args.accounts.is_empty() && !args.all {
         out.error("name the accounts to render, or pass `--all`\n\nUsage: stamp render [OPTIONS] <ACCOUNT>...\n       stamp render [OPTIONS] --all");
-        return ExitCode::from(2);
+        return ExitStatus::Usage;
     }
     let options = RenderOptions {
         accounts: args.accounts.clone(),
@@ -41,7 +42,7 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
         out: args.out.clone(),
         version: args.release.clone(),
     };
-    let report = render(root, &options);
+    let report = render(workspace, &options);
     out.diagnostics(&report.diagnostics, &report.sources);
     for written in &report.written {
         out.detail(&format!("rendered {} ({} files) -> {}", written.account, written.files, written.dir.display()));
@@ -57,5 +58,5 @@ pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
         out.status(&format!("rendered {n} account{} to {place}", if n == 1 { "" } else { "s" }));
     }
     let failed = report.diagnostics.iter().any(|d| d.severity == crate::diagnostics::Severity::Error);
-    ExitCode::from(u8::from(failed))
+    ExitStatus::failed_if(failed)
 }

@@ -1,9 +1,8 @@
 //! `stamp schema`.
 
-use std::path::Path;
-use std::process::ExitCode;
-
 use super::Output;
+use super::exit::ExitStatus;
+use crate::ops::Workspace;
 use crate::ops::schema::schema;
 
 /// Print an archetype's JSON Schema (draft 2020-12) for editors such as yaml-language-server.
@@ -16,17 +15,17 @@ pub struct Args {
     archetype: String,
 }
 
-pub fn run(root: &Path, args: &Args, out: &Output) -> ExitCode {
-    match schema(root, &args.archetype) {
+pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
+    match schema(workspace, &args.archetype) {
         Ok(schema) => {
             let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
             text.push('\n');
             out.report(&text);
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
         Err(report) => {
             out.diagnostics(&report.diagnostics, &report.sources);
-            ExitCode::from(1)
+            ExitStatus::Failure
         }
     }
 }

@@ -31,9 +31,17 @@ pub struct ProjectFile {
     pub defaults: Value,
     #[serde(default)]
     pub state: StateSettings,
-    /// Folder of the deployment ledger (default `.stamp/ledger`).
+    /// Folder of the deployment ledger (default `.stamp/ledger`), used by the folder store.
     #[serde(default = "default_ledger")]
     pub ledger: PathBuf,
+    /// Where Stamp keeps its own state (ledger, migration journals, run locks).
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Folder the data hooks keep snapshots in (`STAMP_SNAPSHOT_DIR`, default
+    /// `.stamp/snapshots`): a folder every machine reaches lets a migration started on one
+    /// machine be resumed or rolled back from another.
+    #[serde(default = "default_snapshots")]
+    pub snapshots: PathBuf,
     /// Environments in promotion order, e.g. `[ci, staging, production]`.
     #[serde(default)]
     pub promotion: Vec<String>,
@@ -42,8 +50,18 @@ pub struct ProjectFile {
     pub playgrounds: Option<PlaygroundSettings>,
 }
 
-const PROJECT_KEYS: &[&str] =
-    &["archetypes", "blueprints", "accounts", "defaults", "state", "ledger", "promotion", "playgrounds"];
+const PROJECT_KEYS: &[&str] = &[
+    "archetypes",
+    "blueprints",
+    "accounts",
+    "defaults",
+    "state",
+    "ledger",
+    "store",
+    "snapshots",
+    "promotion",
+    "playgrounds",
+];
 
 /// Whether `name` may name an account: it names folders, lock files, ledger files and git
 /// tags, and `<name>-green` names its second slot.
@@ -73,6 +91,10 @@ pub struct PlaygroundSettings {
 
 fn default_playground_dir() -> PathBuf {
     "playgrounds".into()
+}
+
+fn default_snapshots() -> PathBuf {
+    ".stamp/snapshots".into()
 }
 
 fn default_ledger() -> PathBuf {
@@ -135,6 +157,30 @@ pub struct PgState {
     /// Connection string; may also come from `PG_CONN_STR` at run time.
     #[serde(default)]
     pub conn_str: Option<String>,
+}
+
+/// `store:` in `stamp.yaml`: where Stamp keeps its own state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum StoreSettings {
+    /// The ledger folder (`ledger:`), with locks on this machine only: the default.
+    #[default]
+    Folder,
+    /// A PostgreSQL database every machine of the team reaches.
+    Pg(PgStoreSettings),
+}
+
+/// `store: {pg: ...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgStoreSettings {
+    /// A `postgres://` URL or `key=value` connection string; `STAMP_STORE_PG` replaces it, so
+    /// no password needs to sit in a file.
+    #[serde(default)]
+    pub conn_str: Option<String>,
+    /// The schema holding Stamp's tables (default `stamp`).
+    #[serde(default)]
+    pub schema: Option<String>,
 }
 
 /// A loaded project.

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::check::{VersionSpec, validate_and_render};
+use super::Workspace;
+use super::check::{Selection, VersionSpec, validate_and_render};
 use super::revision::Revision;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
@@ -82,7 +83,7 @@ fn fingerprints(project: &Project) -> BTreeMap<String, String> {
 
 /// Renders `names` of the project at `root` and returns each account's tree digest (`None`:
 /// it does not check or render).
-fn render_digests(root: &Path, names: &[String]) -> Result<BTreeMap<String, Option<String>>, Report> {
+fn render_digests(workspace: &Workspace, names: &[String]) -> Result<BTreeMap<String, Option<String>>, Report> {
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -92,10 +93,10 @@ fn render_digests(root: &Path, names: &[String]) -> Result<BTreeMap<String, Opti
         digests.lock().expect("digests lock").insert(account.name.clone(), Some(value));
         Ok(None)
     };
-    let out_dir = |w: &super::Workspace, a: &Account| w.project.root.join("build").join(&a.name);
-    let checked = validate_and_render(root, names, VersionSpec::Exact(neutral_version()), &out_dir, &digest)?;
+    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    validate_and_render(workspace, Selection::of(names), VersionSpec::Exact(neutral_version()), &out_dir, &digest)?;
     let mut digests = digests.into_inner().expect("digests lock");
-    for account in &checked.workspace.project.accounts {
+    for account in &workspace.project.accounts {
         if names.contains(&account.name) {
             digests.entry(account.name.clone()).or_insert(None);
         }
@@ -103,11 +104,10 @@ fn render_digests(root: &Path, names: &[String]) -> Result<BTreeMap<String, Opti
     Ok(digests)
 }
 
-pub fn affected(root: &Path, since: &str) -> Result<Affected, Report> {
+pub fn affected(now: &Workspace, since: &str) -> Result<Affected, Report> {
     let fail = |message: String| Report::new(vec![Diagnostic::error("affected", message)], Sources::default());
-    let revision = Revision::checkout(root, since).map_err(fail)?;
-    let now = super::Workspace::load(root)?;
-    let then = super::Workspace::load(&revision.root)?;
+    let revision = Revision::checkout(&now.project.root, since).map_err(fail)?;
+    let then = now.at_revision(&revision.root)?;
     let (now_prints, then_prints) = (fingerprints(&now.project), fingerprints(&then.project));
     let archetype_of: BTreeMap<&str, &str> = now
         .project
@@ -135,10 +135,10 @@ pub fn affected(root: &Path, since: &str) -> Result<Affected, Report> {
         }
     }
     // Inputs changed: render both sides to see whether the output did.
-    let now_digests = render_digests(root, &candidates).or_else(|r| {
+    let now_digests = render_digests(now, &candidates).or_else(|r| {
         if r.diagnostics.iter().any(|d| d.severity == Severity::Error) { Ok(BTreeMap::new()) } else { Err(r) }
     })?;
-    let then_digests = render_digests(&revision.root, &candidates).unwrap_or_default();
+    let then_digests = render_digests(&then, &candidates).unwrap_or_default();
     for name in candidates {
         let reason = match (now_digests.get(&name), then_digests.get(&name)) {
             (Some(Some(a)), Some(Some(b))) if a == b => continue,

@@ -6,10 +6,11 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use super::check::{VersionSpec, keep, validate_and_render};
+use super::Workspace;
+use super::check::{Selection, VersionSpec, keep, validate_and_render};
 use crate::artifact::{self, ArtifactInput};
 use crate::config::Account;
-use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::diagnostics::{Diagnostic, Report, Sources};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -39,17 +40,17 @@ fn failure(message: String) -> Report {
     Report::new(vec![Diagnostic::error("build", message)], Sources::default())
 }
 
-pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> {
+pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>, Report> {
     if options.accounts.is_empty() && !options.all {
         return Err(failure("name the accounts to build, or pass `--all`".into()));
     }
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-    let out_dir = |w: &super::Workspace, a: &Account| w.project.root.join("build").join(&a.name);
-    let checked =
-        validate_and_render(root, &accounts, VersionSpec::Release(options.version.as_deref()), &out_dir, &keep)?;
-    let project = &checked.workspace.project;
-    if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        return Err(Report::new(checked.diagnostics, project.sources.clone()));
+    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    let version = VersionSpec::Release(options.version.as_deref());
+    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
+    let project = &workspace.project;
+    if checked.has_errors() {
+        return Err(checked.report());
     }
     let version = &checked.version;
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -60,10 +61,8 @@ pub fn build(root: &Path, options: &BuildOptions) -> Result<Vec<Built>, Report> 
     }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
     let mut built = Vec::new();
-    for (display, tree) in &checked.trees {
-        let (Some(account), Some(tree)) = (project.accounts.iter().find(|a| &a.display == display), tree) else {
-            continue;
-        };
+    for (account, tree) in &checked.trees {
+        let Some(tree) = tree else { continue };
         let archetype = &project.archetypes[&account.archetype];
         let config = crate::schema::redact::redacted(account);
         let planned = match (&terraform, options.plan) {
@@ -126,7 +125,7 @@ fn plan_files(
 ) -> Result<Vec<u8>, Report> {
     let fail = |e: crate::pipeline::RunError| failure(format!("cannot plan `{}`: {}", account.name, e.explain()));
     let progress = crate::pipeline::account::Quiet;
-    let mut run = crate::pipeline::AccountRun::start(project, account, terraform, &progress).map_err(fail)?;
+    let mut run = crate::pipeline::AccountRun::start(project, account, terraform, &progress, None).map_err(fail)?;
     run.prepare(tree).map_err(fail)?;
     run.plan(false).map_err(fail)?;
     let json = run.plan_json().map_err(fail)?;

@@ -1,5 +1,6 @@
 //! `stamp check`: validate and render in memory every (or the named) account.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -34,12 +35,25 @@ impl CheckReport {
 }
 
 /// The result of validating and rendering a set of accounts in memory.
-pub struct Checked {
-    pub workspace: Workspace,
+pub struct Checked<'w> {
+    pub workspace: &'w Workspace,
     pub version: BuildVersion,
-    /// Display path of each selected account, with its tree when it rendered cleanly.
-    pub trees: Vec<(String, Option<Tree>)>,
+    /// Each selected account (in the slot it was rendered for), with its tree when it rendered
+    /// cleanly.
+    pub trees: Vec<(Cow<'w, Account>, Option<Tree>)>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked<'_> {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// The errors (and the other diagnostics), as a report.
+    pub fn report(self) -> Report {
+        Report::new(self.diagnostics, self.workspace.project.sources.clone())
+    }
 }
 
 /// Which version to stamp.
@@ -60,31 +74,36 @@ pub fn keep(_: &Account, _: &Path, tree: Tree) -> Result<Option<Tree>, Diagnosti
     Ok(Some(tree))
 }
 
-/// Loads, validates and renders the selected accounts (in parallel). `out_dir_of` gives the
-/// folder an account would be written to; `consume` gets each rendered tree.
-pub fn validate_and_render(
-    root: &Path,
-    accounts: &[String],
-    version: VersionSpec<'_>,
-    out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
-    consume: &Consumer<'_>,
-) -> Result<Checked, Report> {
-    validate_and_render_in(Workspace::load(root)?, accounts, version, out_dir_of, consume)
+/// What to render: the selected accounts (names or files, none: every account), some in
+/// another slot than their live one (e.g. the environment a migration builds alongside).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection<'a> {
+    pub accounts: &'a [String],
+    pub slot: Option<(&'a str, crate::config::Slot)>,
 }
 
-/// [`validate_and_render`] of an already loaded workspace (e.g. with an account moved to its
-/// other slot).
-pub fn validate_and_render_in(
-    mut workspace: Workspace,
-    accounts: &[String],
+impl<'a> Selection<'a> {
+    /// These accounts (none: every account).
+    pub fn of(accounts: &'a [String]) -> Self {
+        Self { accounts, slot: None }
+    }
+}
+
+/// Validates and renders the selected accounts (in parallel). `out_dir_of` gives the folder
+/// an account would be written to; `consume` gets each rendered tree.
+pub fn validate_and_render<'w>(
+    workspace: &'w Workspace,
+    selection: Selection<'_>,
     version: VersionSpec<'_>,
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
     consume: &Consumer<'_>,
-) -> Result<Checked, Report> {
-    let selected: Option<BTreeSet<String>> = (!accounts.is_empty()).then(|| workspace.select(accounts));
-    if let Some(selected) = &selected {
-        workspace.keep_selected(selected);
-    }
+) -> Result<Checked<'w>, Report> {
+    let (selected, mut found) = if selection.accounts.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (selected, problems) = workspace.resolve(selection.accounts);
+        (Some(selected), problems)
+    };
     let version = match version {
         VersionSpec::Release(release) => BuildVersion::resolve(release, &workspace.project.root),
         VersionSpec::Exact(version) => version,
@@ -96,12 +115,20 @@ pub fn validate_and_render_in(
         ));
     }
     let project = &workspace.project;
-    let targets: Vec<&Account> =
-        project.accounts.iter().filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display))).collect();
+    let targets: Vec<Cow<'w, Account>> = project
+        .accounts
+        .iter()
+        .filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display)))
+        .map(|a| match selection.slot {
+            Some((name, slot)) if name == a.name && slot != a.slot => Cow::Owned(a.in_slot(slot)),
+            _ => Cow::Borrowed(a),
+        })
+        .collect();
     // Only the archetypes and blueprints the selected accounts use are compiled.
     let used: BTreeSet<&str> = targets.iter().map(|a| a.archetype.as_str()).collect();
     let only = selected.is_some().then_some(&used);
-    let (validators, mut found) = Validators::compile(project, only);
+    let (validators, compiled) = Validators::compile(project, only);
+    found.extend(compiled);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone(), only);
     found.extend(blueprint_diagnostics);
     // Conflicts between accounts are known before rendering: both accounts of a conflict are
@@ -112,34 +139,37 @@ pub fn validate_and_render_in(
         .into_iter()
         .flat_map(|(a, b)| [project.accounts[a].display.as_str(), project.accounts[b].display.as_str()])
         .collect();
-    let results: Vec<(String, Option<Tree>, Vec<Diagnostic>)> = targets
+    let results: Vec<(Option<Tree>, Vec<Diagnostic>)> = targets
         .par_iter()
         .map(|account| {
             let problems = validators.validate(project, account);
             if !problems.is_empty() {
-                return (account.display.clone(), None, problems);
+                return (None, problems);
             }
-            let out_dir = out_dir_of(&workspace, account);
+            let out_dir = out_dir_of(workspace, account);
             if blocked.contains(account.display.as_str()) {
                 return match renderer.render(account, &out_dir) {
-                    Ok(_) => (account.display.clone(), None, Vec::new()),
-                    Err(problems) => (account.display.clone(), None, problems),
+                    Ok(_) => (None, Vec::new()),
+                    Err(problems) => (None, problems),
                 };
             }
             match renderer.render(account, &out_dir).map(|tree| consume(account, &out_dir, tree)) {
-                Ok(Ok(tree)) => (account.display.clone(), tree, Vec::new()),
-                Ok(Err(problem)) => (account.display.clone(), None, vec![problem]),
-                Err(problems) => (account.display.clone(), None, problems),
+                Ok(Ok(tree)) => (tree, Vec::new()),
+                Ok(Err(problem)) => (None, vec![problem]),
+                Err(problems) => (None, problems),
             }
         })
         .collect();
     found.extend(conflicts);
     let mut trees = Vec::with_capacity(results.len());
-    for (display, tree, problems) in results {
+    for (account, (tree, problems)) in targets.into_iter().zip(results) {
         found.extend(problems);
-        trees.push((display, tree));
+        trees.push((account, tree));
     }
-    let mut diagnostics = std::mem::take(&mut workspace.diagnostics);
+    let mut diagnostics = match &selected {
+        Some(selected) => workspace.diagnostics_of(selected),
+        None => workspace.diagnostics.clone(),
+    };
     diagnostics.extend(found);
     diagnostics::sort(&mut diagnostics);
     Ok(Checked { workspace, version, trees, diagnostics })
@@ -147,20 +177,20 @@ pub fn validate_and_render_in(
 
 /// Renders one account of `workspace`, in `slot`, for its work folder: the tree, or why not.
 pub fn render_one(
-    mut workspace: Workspace,
+    workspace: &Workspace,
     account: &str,
     slot: crate::config::Slot,
     version: VersionSpec<'_>,
 ) -> Result<Tree, String> {
-    workspace.set_slot(account, slot);
     let kept = std::sync::Mutex::new(None);
     let keep = |_: &Account, _: &Path, tree: Tree| {
         *kept.lock().expect("kept lock") = Some(tree);
         Ok(None)
     };
     let work_dir = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-    let checked = validate_and_render_in(workspace, &[account.to_string()], version, &work_dir, &keep)
-        .map_err(|r| r.messages())?;
+    let accounts = [account.to_string()];
+    let selection = Selection { accounts: &accounts, slot: Some((account, slot)) };
+    let checked = validate_and_render(workspace, selection, version, &work_dir, &keep).map_err(|r| r.messages())?;
     kept.into_inner().expect("kept lock").ok_or_else(|| {
         let errors: Vec<&str> =
             checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.message.as_str()).collect();
@@ -173,11 +203,11 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
     workspace.project.root.join("build").join(&account.name)
 }
 
-pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
+pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
     let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
     match validate_and_render(
-        root,
-        &options.accounts,
+        workspace,
+        Selection::of(&options.accounts),
         VersionSpec::Release(options.version.as_deref()),
         &default_out_dir,
         &drop_tree,
@@ -185,7 +215,7 @@ pub fn check(root: &Path, options: &CheckOptions) -> CheckReport {
         Ok(checked) => CheckReport {
             accounts_checked: checked.trees.len(),
             diagnostics: checked.diagnostics,
-            sources: checked.workspace.project.sources.clone(),
+            sources: workspace.project.sources.clone(),
         },
         Err(Report { diagnostics, sources }) => CheckReport { accounts_checked: 0, diagnostics, sources },
     }

@@ -4,22 +4,23 @@
 //! TARGET's own data, take TARGET offline, restore, scrub, bring it back, compare statistics.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
-use super::check::{Checked, VersionSpec, render_one, validate_and_render_in};
+use super::check::{Checked, Selection, VersionSpec, validate_and_render};
 use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
 use super::drift::{ParityIssue, parity};
+use super::environments::{Environments, Live};
 use super::revision::Revision;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Sources};
-use crate::ledger::Ledger;
-use crate::pipeline::AccountRun;
 use crate::pipeline::account::{Dirs, Progress};
-use crate::pipeline::data::{StatDifference, Step, compare_stats, parse_stats, snapshot_id};
-use crate::terraform::Terraform;
+use crate::pipeline::data::{StatDifference, Step, compare_stats};
+use crate::pipeline::lock::AccountLock;
+use crate::store::Store;
 use crate::version::BuildVersion;
 
 #[derive(Debug, Clone, Default)]
@@ -94,7 +95,7 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
         report
     })?;
     for account in [source, target] {
-        if let Some(message) = super::history_problem(project, account) {
+        if let Some(message) = super::history_problem(workspace.store.as_ref(), account) {
             return Err(refuse(message));
         }
     }
@@ -126,16 +127,17 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
 
 /// `stamp clone SOURCE TARGET [--data]`.
 pub fn clone(
-    root: &Path,
+    workspace: &Workspace,
     options: &CopyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<CopyReport, Report> {
-    let workspace = Workspace::load(root)?;
-    let (source, target) = pair(&workspace, options)?;
+    let (source, target) = pair(workspace, options)?;
+    let _locks = lock_pair(workspace, source, target)?;
     let project = &workspace.project;
-    let deployed = deployed_version(project, source)?;
-    let checked = render_at(project, &target.name, &deployed)?;
+    let deployed = deployed_version(workspace.store.as_ref(), source)?;
+    let (_revision, then) = workspace_at(workspace, &deployed)?;
+    let checked = render_at(&then, &target.name, &deployed)?;
     let session = Session::new(checked, options.terraform.as_deref())?;
     let apply = ApplyOptions { confirm: options.confirm.clone(), ..ApplyOptions::default() };
     let deploy = deploy::apply_session(&session, &apply, approver, progress)?;
@@ -152,19 +154,22 @@ pub fn clone(
     report.deploy = Some(deploy);
     if options.data && applied {
         let terraform = deploy::locate(options.terraform.as_deref())?;
-        report.data = Some(copy_data(project, &terraform, source, target, progress));
+        let mut live = Live::new(workspace, &terraform, approver, progress);
+        report.data = Some(copy_data(&mut live, source, target));
     }
     Ok(report)
 }
 
 /// `stamp sync SOURCE TARGET`.
-pub fn sync(root: &Path, options: &CopyOptions, progress: &dyn Progress) -> Result<CopyReport, Report> {
+pub fn sync(workspace: &Workspace, options: &CopyOptions, progress: &dyn Progress) -> Result<CopyReport, Report> {
     let options = CopyOptions { data: true, ..options.clone() };
-    let workspace = Workspace::load(root)?;
-    let (source, target) = pair(&workspace, &options)?;
+    let (source, target) = pair(workspace, &options)?;
+    let _locks = lock_pair(workspace, source, target)?;
     let project = &workspace.project;
     let terraform = deploy::locate(options.terraform.as_deref())?;
-    let data = copy_data(project, &terraform, source, target, progress);
+    // Sync builds nothing: nothing is applied, so nothing needs approving.
+    let mut live = Live::new(workspace, &terraform, &NothingToApprove, progress);
+    let data = copy_data(&mut live, source, target);
     Ok(CopyReport {
         source: source.name.clone(),
         target: target.name.clone(),
@@ -176,10 +181,19 @@ pub fn sync(root: &Path, options: &CopyOptions, progress: &dyn Progress) -> Resu
     })
 }
 
+/// Approves nothing (for runs that apply nothing).
+struct NothingToApprove;
+
+impl Approver for NothingToApprove {
+    fn approve(&self, _: &crate::report::plan::PlanReport) -> Result<(), String> {
+        Err("this command applies nothing".into())
+    }
+}
+
 /// The version SOURCE's live slot last applied successfully, from the ledger.
-fn deployed_version(project: &Project, source: &Account) -> Result<BuildVersion, Report> {
-    let records = Ledger::of(project).records(&source.name);
-    let Some(last) = crate::ledger::last_success(&records, source.slot, crate::ledger::Operation::Apply) else {
+fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion, Report> {
+    let history = store.history(&source.name).map_err(|e| refuse(e.to_string()))?;
+    let Some(last) = crate::ledger::last_success(&history.records, source.slot, crate::ledger::Operation::Apply) else {
         return Err(refuse(format!(
             "`{}` has no successful apply in the ledger, so the version it runs is unknown: apply it first",
             source.name
@@ -196,9 +210,11 @@ fn deployed_version(project: &Project, source: &Account) -> Result<BuildVersion,
     Ok(BuildVersion { version: last.version.clone(), commit: last.commit.clone(), dirty: false })
 }
 
-/// Renders `target` (its config as it is now) with the archetypes and blueprints of the
-/// commit `version` was built from, for its work folder in this project.
-fn render_at(project: &Project, target: &str, version: &BuildVersion) -> Result<Checked, Report> {
+/// The project with its config as it is now but the archetypes and blueprints of the commit
+/// `version` was built from (checked out in the returned revision, which must outlive
+/// rendering), running in this project's folders with its store.
+fn workspace_at(workspace: &Workspace, version: &BuildVersion) -> Result<(Revision, Workspace), Report> {
+    let (project, store) = (&workspace.project, Arc::clone(&workspace.store));
     let revision = Revision::checkout(&project.root, &version.commit).map_err(refuse)?;
     // The target's config is today's; only the blueprint version is the source's.
     let accounts = revision.root.join(&project.file.accounts);
@@ -206,15 +222,20 @@ fn render_at(project: &Project, target: &str, version: &BuildVersion) -> Result<
         fs_err::remove_dir_all(&accounts).map_err(|e| refuse(e.to_string()))?;
     }
     copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(|e| refuse(e.to_string()))?;
-    let mut workspace = Workspace::load(&revision.root)?;
+    let (mut then, diagnostics) = Project::load(&revision.root)?;
     // Blueprints are read from the checkout; runs, state and the ledger stay in this project.
-    workspace.project.file.blueprints = revision.root.join(&workspace.project.file.blueprints);
-    workspace.project.root.clone_from(&project.root);
-    crate::ledger::annotate(&mut workspace.project);
+    then.file.blueprints = revision.root.join(&then.file.blueprints);
+    then.root.clone_from(&project.root);
+    Ok((revision, Workspace::with_store(then, diagnostics, store)?))
+}
+
+/// Renders `target` in `workspace` at exactly `version`, for its work folder.
+fn render_at<'w>(workspace: &'w Workspace, target: &str, version: &BuildVersion) -> Result<Checked<'w>, Report> {
     let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
-    validate_and_render_in(
+    let accounts = [target.to_string()];
+    validate_and_render(
         workspace,
-        &[target.to_string()],
+        Selection::of(&accounts),
         VersionSpec::Exact(version.clone()),
         &work_dir,
         &super::check::keep,
@@ -234,100 +255,28 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An account's environment opened for data hooks: its work folder written and initialised
-/// from the current render, its outputs read.
-pub(crate) struct DataSide<'a> {
-    pub run: AccountRun<'a>,
-    pub env: crate::pipeline::hooks::HookEnv,
-}
-
-impl<'a> DataSide<'a> {
-    /// Opens the environment where it was last deployed from this project (its work folder:
-    /// the hooks' scripts are the deployed version's); only without one is the account
-    /// rendered as it is now.
-    pub(crate) fn open(
-        project: &'a Project,
-        account: &'a Account,
-        terraform: &'a Terraform,
-        progress: &'a dyn Progress,
-    ) -> Result<Self, String> {
-        let mut run = AccountRun::start(project, account, terraform, progress)
-            .map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
-        if !run.is_prepared() {
-            let tree = Workspace::load(&project.root)
-                .map_err(|r| r.messages())
-                .and_then(|w| render_one(w, &account.name, account.slot, VersionSpec::Release(None)))
-                .map_err(|e| format!("{}: {e}", account.instance()))?;
-            run.prepare(&tree).map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
-        }
-        let env = run.data_env().map_err(|e| format!("{}: {}", account.instance(), e.explain()))?;
-        Ok(Self { run, env })
-    }
-
-    pub(crate) fn hook(&mut self, step: Step, extra: &[(&str, &str)]) -> Result<String, String> {
-        let name = self.run.account.instance();
-        self.run.run_data(step, &self.env, extra).map_err(|e| format!("{name}: {e}"))
-    }
-
-    pub(crate) fn stats(&mut self) -> Result<Value, String> {
-        let name = self.run.account.instance();
-        parse_stats(&self.hook(Step::Stats, &[])?).map_err(|e| format!("{name}: {e}"))
-    }
-
-    pub(crate) fn snapshot(&mut self) -> Result<String, String> {
-        let name = self.run.account.instance();
-        snapshot_id(&self.hook(Step::Snapshot, &[])?).map_err(|e| format!("{name}: {e}"))
-    }
-
-    /// Sets availability; a no-op without an `availability` hook.
-    pub(crate) fn availability(&mut self, state: &str) -> Result<bool, String> {
-        if self.run.archetype.file.data.availability.is_none() {
-            return Ok(false);
-        }
-        self.hook(Step::Availability, &[("STAMP_AVAILABILITY", state)]).map(|_| true)
-    }
-
-    pub(crate) fn restore(&mut self, snapshot: &str, of: &str) -> Result<String, String> {
-        self.hook(Step::Restore, &[("STAMP_SNAPSHOT_ID", snapshot), ("STAMP_SNAPSHOT_ACCOUNT", of)])
-    }
-}
-
 /// Copies SOURCE's data into TARGET: snapshot TARGET (its own data is kept), snapshot SOURCE,
 /// TARGET to standby, restore, scrub, TARGET active again (also after an error), and compare
-/// statistics.
-fn copy_data(
-    project: &Project,
-    terraform: &Terraform,
-    source: &Account,
-    target: &Account,
-    progress: &dyn Progress,
-) -> DataCopy {
+/// statistics. The caller holds both accounts' locks.
+pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account) -> DataCopy {
     let mut copy = DataCopy::default();
-    let mut source_side = match DataSide::open(project, source, terraform, progress) {
-        Ok(side) => side,
-        Err(e) => return DataCopy { error: Some(e), ..copy },
-    };
-    let mut target_side = match DataSide::open(project, target, terraform, progress) {
-        Ok(side) => side,
-        Err(e) => return DataCopy { error: Some(e), ..copy },
-    };
     let mut standby = false;
     let result = (|| -> Result<(), String> {
-        copy.target_backup = Some(target_side.snapshot()?);
+        copy.target_backup = Some(envs.snapshot(target)?);
         copy.steps.push(format!("snapshot of {}'s own data", target.name));
-        copy.source_stats = Some(source_side.stats()?);
-        let snapshot = source_side.snapshot()?;
+        copy.source_stats = Some(envs.stats(source)?);
+        let snapshot = envs.snapshot(source)?;
         copy.snapshot = Some(snapshot.clone());
         copy.steps.push(format!("snapshot of {}", source.name));
-        standby = target_side.availability("standby")?;
+        standby = envs.availability(target, false)?;
         if standby {
             copy.steps.push(format!("{} in standby", target.name));
         }
-        target_side.restore(&snapshot, &source.name)?;
+        envs.restore(target, &snapshot, &source.name)?;
         copy.steps.push(format!("restored into {}", target.name));
-        target_side.hook(Step::Scrub, &[])?;
+        envs.scrub(target)?;
         copy.steps.push(format!("{} scrubbed", target.name));
-        let found = target_side.stats()?;
+        let found = envs.stats(target)?;
         copy.differences = compare_stats(copy.source_stats.as_ref().expect("taken above"), &found);
         copy.target_stats = Some(found);
         Ok(())
@@ -336,7 +285,7 @@ fn copy_data(
         copy.error = Some(e);
     }
     if standby {
-        match target_side.availability("active") {
+        match envs.availability(target, true) {
             Ok(_) => copy.steps.push(format!("{} active again", target.name)),
             Err(e) => {
                 let first = copy.error.take().map(|f| format!("{f}; ")).unwrap_or_default();
@@ -345,4 +294,17 @@ fn copy_data(
         }
     }
     copy
+}
+
+/// The locks of both accounts' live environments, here and in a shared store, for the whole
+/// copy.
+fn lock_pair(workspace: &Workspace, source: &Account, target: &Account) -> Result<Vec<Box<dyn std::any::Any>>, Report> {
+    let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
+    for account in [source, target] {
+        let path = Dirs::new(&workspace.project, account).lock;
+        held.push(Box::new(AccountLock::acquire(&path, &account.name).map_err(refuse)?));
+        let key = crate::store::account_key(&account.name);
+        held.push(Box::new(crate::store::lock(workspace.store.as_ref(), &key).map_err(refuse)?));
+    }
+    Ok(held)
 }

@@ -1,6 +1,7 @@
 //! `stamp plan`, `apply` and `destroy`: each selected account is validated and rendered, then
 //! planned by Terraform in its own work folder (in parallel, `-j N`), under its own lock.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,9 +10,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::check::{Checked, VersionSpec, validate_and_render};
+use super::Workspace;
+use super::check::{Checked, Selection, VersionSpec, validate_and_render};
 use crate::config::{Account, Project};
-use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::ledger::{Operation, Outcome};
 use crate::pipeline::account::{Dirs, Progress};
 use crate::pipeline::hooks::{HookKind, HookResult};
@@ -44,9 +46,11 @@ pub trait Approver: Sync {
 }
 
 /// A loaded, validated selection of accounts with their rendered trees.
-pub(crate) struct Session {
-    pub(crate) checked: Checked,
+pub(crate) struct Session<'w> {
+    pub(crate) checked: Checked<'w>,
     pub(crate) terraform: Terraform,
+    /// Run by a migration (or a data copy), which changes accounts under way itself.
+    pub(crate) by_migration: bool,
 }
 
 /// The Terraform to run (`--terraform`, `STAMP_TERRAFORM`, or on `PATH`).
@@ -56,10 +60,10 @@ pub(crate) fn locate(explicit: Option<&Path>) -> Result<Terraform, Report> {
     })
 }
 
-impl Session {
-    fn open(root: &Path, options: &DeployOptions) -> Result<Self, Report> {
+impl<'w> Session<'w> {
+    fn open(workspace: &'w Workspace, options: &DeployOptions) -> Result<Self, Report> {
         if let Some(path) = &options.artifact {
-            return Self::from_artifact(root, path, options);
+            return Self::from_artifact(workspace, path, options);
         }
         if options.accounts.is_empty() && !options.all {
             return Err(Report::new(
@@ -68,10 +72,10 @@ impl Session {
             ));
         }
         let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-        let work_dir = |w: &super::Workspace, a: &Account| Dirs::new(&w.project, a).work;
+        let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
         let checked = validate_and_render(
-            root,
-            &accounts,
+            workspace,
+            Selection::of(&accounts),
             VersionSpec::Release(options.version.as_deref()),
             &work_dir,
             &super::check::keep,
@@ -81,18 +85,17 @@ impl Session {
 
     /// A session of accounts validated and rendered elsewhere (rendered for their work
     /// folders); refused when they have errors.
-    pub(crate) fn new(checked: Checked, terraform: Option<&Path>) -> Result<Self, Report> {
-        if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
-            let sources = checked.workspace.project.sources.clone();
-            return Err(Report::new(checked.diagnostics, sources));
+    pub(crate) fn new(checked: Checked<'w>, terraform: Option<&Path>) -> Result<Self, Report> {
+        if checked.has_errors() {
+            return Err(checked.report());
         }
         let terraform = locate(terraform)?;
-        Ok(Self { checked, terraform })
+        Ok(Self { checked, terraform, by_migration: false })
     }
 
     /// The account of a verified artifact, with the artifact's tree instead of a render of the
     /// working tree: an old version is planned, applied or destroyed exactly as it was built.
-    fn from_artifact(root: &Path, path: &Path, options: &DeployOptions) -> Result<Self, Report> {
+    fn from_artifact(workspace: &'w Workspace, path: &Path, options: &DeployOptions) -> Result<Self, Report> {
         let artifact = crate::artifact::open(path).map_err(|e| usage(&crate::diagnostics::error_chain(&e)))?;
         let manifest = &artifact.manifest;
         if let Some(named) = options.accounts.first().filter(|n| **n != manifest.account) {
@@ -102,7 +105,6 @@ impl Session {
                 manifest.account
             )));
         }
-        let workspace = super::Workspace::load(root)?;
         let Some(account) = workspace.project.accounts.iter().find(|a| a.name == manifest.account) else {
             return Err(usage(&format!(
                 "the artifact's account `{}` is not in this project (its archetype's hooks and protection are needed)",
@@ -123,23 +125,31 @@ impl Session {
             commit: manifest.commit.clone(),
             dirty: manifest.dirty,
         };
-        let trees = vec![(account.display.clone(), Some(artifact.tree()))];
+        let trees = vec![(Cow::Borrowed(account), Some(artifact.tree()))];
         let terraform = locate(options.terraform.as_deref())?;
-        Ok(Self { checked: Checked { workspace, version, trees, diagnostics: Vec::new() }, terraform })
+        Ok(Self {
+            checked: Checked { workspace, version, trees, diagnostics: Vec::new() },
+            terraform,
+            by_migration: false,
+        })
     }
 
     /// An account in the middle of a migration is changed only by `stamp migrate`.
     fn refuse_during_migration(&self) -> Result<(), Report> {
         for (account, _) in self.targets() {
-            if let Some(message) = super::history_problem(self.project(), account) {
+            if let Some(message) = super::history_problem(self.store(), account) {
                 return Err(usage(&message));
             }
         }
         Ok(())
     }
 
-    pub(crate) fn project(&self) -> &Project {
+    pub(crate) fn project(&self) -> &'w Project {
         &self.checked.workspace.project
+    }
+
+    pub(crate) fn store(&self) -> &'w dyn crate::store::Store {
+        self.checked.workspace.store.as_ref()
     }
 
     /// The warnings found while loading and rendering the selected accounts.
@@ -149,15 +159,7 @@ impl Session {
 
     /// The selected accounts with their trees.
     fn targets(&self) -> Vec<(&Account, &Tree)> {
-        let project = self.project();
-        self.checked
-            .trees
-            .iter()
-            .filter_map(|(display, tree)| {
-                let account = project.accounts.iter().find(|a| &a.display == display)?;
-                Some((account, tree.as_ref()?))
-            })
-            .collect()
+        self.checked.trees.iter().filter_map(|(account, tree)| Some((account.as_ref(), tree.as_ref()?))).collect()
     }
 }
 
@@ -239,7 +241,18 @@ fn plan_all<'a>(
                         tree_digest: digest,
                     };
                 }
-                let mut run = match AccountRun::start(project, account, &session.terraform, progress) {
+                // A run that changes the account holds its lock in a shared store too, and checks
+                // under it that no migration started meanwhile.
+                let changes = (stage != Stage::Preview).then(|| session.store());
+                let started =
+                    AccountRun::start(project, account, &session.terraform, progress, changes).and_then(|run| {
+                        let check = changes.filter(|_| !session.by_migration);
+                        match check.and_then(|store| super::migration_under_way(store, &account.name)) {
+                            Some(problem) => Err(RunError::Refused(problem)),
+                            None => Ok(run),
+                        }
+                    });
+                let mut run = match started {
                     Ok(run) => run,
                     Err(e) => {
                         return Planned {
@@ -296,7 +309,7 @@ pub fn tree_digest(tree: &Tree) -> String {
 
 /// `stamp plan`.
 pub fn plan(
-    root: &Path,
+    workspace: &Workspace,
     options: &DeployOptions,
     save: Option<&Path>,
     progress: &dyn Progress,
@@ -304,7 +317,7 @@ pub fn plan(
     if save.is_some() && (options.all || options.accounts.len() != 1) {
         return Err(usage("`--out` saves the plan of exactly one account"));
     }
-    let session = Session::open(root, options)?;
+    let session = Session::open(workspace, options)?;
     let mut planned = plan_all(&session, options, Stage::Preview, progress);
     if let Some(path) = save {
         let [one] = planned.as_mut_slice() else {
@@ -397,7 +410,7 @@ pub struct ApplyOptions {
 /// `stamp apply`: plan, check protection, ask, apply exactly that plan, post-deploy hooks,
 /// smoke tests, and clean up an ephemeral account whose smoke tests fail.
 pub fn apply(
-    root: &Path,
+    workspace: &Workspace,
     options: &ApplyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
@@ -412,7 +425,7 @@ pub fn apply(
             .map_err(|e| usage(&format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
         deploy.accounts = vec![saved.account];
     }
-    let session = Session::open(root, &deploy)?;
+    let session = Session::open(workspace, &deploy)?;
     session.refuse_during_migration()?;
     apply_session(&session, options, approver, progress)
 }
@@ -560,12 +573,12 @@ fn protection(report: &PlanReport, confirm: Option<&str>, destroying: bool) -> O
 
 /// `stamp destroy`: protected accounts need `--confirm <account>`; others an approval.
 pub fn destroy(
-    root: &Path,
+    workspace: &Workspace,
     options: &ApplyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<DeployReport, Report> {
-    let session = Session::open(root, &options.deploy)?;
+    let session = Session::open(workspace, &options.deploy)?;
     session.refuse_during_migration()?;
     Ok(destroy_session(&session, options, approver, progress))
 }
@@ -685,8 +698,11 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
             session.checked.version.environment_version()
         ));
     }
-    let mut run =
-        AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| e.to_string())?;
+    let mut run = AccountRun::start(session.project(), account, &session.terraform, progress, Some(session.store()))
+        .map_err(|e| e.to_string())?;
+    if let Some(problem) = super::migration_under_way(session.store(), &account.name) {
+        return Err(problem);
+    }
     run.prepare(tree).map_err(|e| e.explain())?;
     let state = run.state_version().map_err(|e| e.explain())?;
     if state != saved.state {
@@ -710,15 +726,19 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
 }
 
 /// `stamp output`: the `stamp` metadata output of the account's live state.
-pub fn output(root: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<serde_json::Value, Report> {
-    let session = Session::open(root, options)?;
+pub fn output(
+    workspace: &Workspace,
+    options: &DeployOptions,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value, Report> {
+    let session = Session::open(workspace, options)?;
     let targets = session.targets();
     let [(account, tree)] = targets.as_slice() else {
         return Err(usage("`stamp output` takes exactly one account"));
     };
     let failure = |e: &RunError| usage(&e.explain());
     let mut run =
-        AccountRun::start(session.project(), account, &session.terraform, progress).map_err(|e| failure(&e))?;
+        AccountRun::start(session.project(), account, &session.terraform, progress, None).map_err(|e| failure(&e))?;
     run.prepare(tree).map_err(|e| failure(&e))?;
     let outputs = run.outputs().map_err(|e| failure(&e))?;
     outputs.get("stamp").cloned().ok_or_else(|| {
@@ -781,10 +801,13 @@ fn record(
 ) -> Vec<String> {
     let mut warnings = Vec::new();
     let project = session.project();
-    let ledger = crate::ledger::Ledger::new(project.root.join(&project.file.ledger));
     let version = &session.checked.version;
     for result in results {
-        let Some(account) = project.accounts.iter().find(|a| a.name == result.account) else { continue };
+        // The account as this session ran it (a migration's build runs it in its new slot).
+        let ran = session.checked.trees.iter().map(|(a, _)| a.as_ref()).find(|a| a.name == result.account);
+        let Some(account) = ran.or_else(|| project.accounts.iter().find(|a| a.name == result.account)) else {
+            continue;
+        };
         let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == HookKind::SmokeTest).collect();
         let smoke_tests_passed = (!smoke.is_empty()).then(|| smoke.iter().all(|h| h.passed));
         let outcome = match (&result.error, smoke_tests_passed) {
@@ -804,7 +827,7 @@ fn record(
             environment_version: version.environment_version(),
             commit: version.commit.clone(),
             digest: digests.get(&account.name).cloned().unwrap_or_default(),
-            who: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            who: crate::ledger::who(),
             slot: (account.slot != crate::config::Slot::Blue).then_some(account.slot),
             created_at: account.is_ephemeral().then(|| {
                 account
@@ -814,7 +837,7 @@ fn record(
             }),
         };
         // A ledger that cannot be written must not hide that the deployment happened.
-        if let Err(e) = ledger.append(&entry) {
+        if let Err(e) = session.store().append(&entry) {
             warnings.push(format!("cannot record the {operation} of `{}` in the ledger: {e}", account.name));
         }
     }

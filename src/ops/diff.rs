@@ -12,10 +12,11 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::check::{VersionSpec, validate_and_render};
+use super::Workspace;
+use super::check::{Selection, VersionSpec, validate_and_render};
 use super::revision::Revision;
 use crate::config::Account;
-use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::render::Tree;
 
 /// Where one side of a diff comes from.
@@ -109,9 +110,9 @@ pub struct DiffOptions {
     pub version: Option<String>,
 }
 
-pub fn diff(root: &Path, options: &DiffOptions) -> Result<Diff, Report> {
-    let a = load_side(root, &SideSpec::parse(&options.a), options.version.as_deref())?;
-    let b = load_side(root, &SideSpec::parse(&options.b), options.version.as_deref())?;
+pub fn diff(workspace: &Workspace, options: &DiffOptions) -> Result<Diff, Report> {
+    let a = load_side(workspace, &SideSpec::parse(&options.a), options.version.as_deref())?;
+    let b = load_side(workspace, &SideSpec::parse(&options.b), options.version.as_deref())?;
     Ok(compare(&a, &b, options.ignore_account_values))
 }
 
@@ -119,13 +120,15 @@ fn failure(message: String) -> Report {
     Report::new(vec![Diagnostic::error("diff", message)], Sources::default())
 }
 
-fn load_side(root: &Path, spec: &SideSpec, version: Option<&str>) -> Result<Side, Report> {
+fn load_side(workspace: &Workspace, spec: &SideSpec, version: Option<&str>) -> Result<Side, Report> {
+    let root = &workspace.project.root;
     match spec {
-        SideSpec::Account(account) => render_side(root, account, VersionSpec::Release(version), "working tree"),
+        SideSpec::Account(account) => render_side(workspace, account, VersionSpec::Release(version), "working tree"),
         SideSpec::AtRevision { account, rev } => {
             let revision = Revision::checkout(root, rev).map_err(failure)?;
             let build = revision.build_version(root, version);
-            render_side(&revision.root, account, VersionSpec::Exact(build), &format!("at {rev}"))
+            let then = workspace.at_revision(&revision.root)?;
+            render_side(&then, account, VersionSpec::Exact(build), &format!("at {rev}"))
         }
         SideSpec::Artifact(path) => {
             let artifact = crate::artifact::open(path).map_err(|e| failure(crate::diagnostics::error_chain(&e)))?;
@@ -144,18 +147,19 @@ fn load_side(root: &Path, spec: &SideSpec, version: Option<&str>) -> Result<Side
     }
 }
 
-fn render_side(root: &Path, account: &str, version: VersionSpec<'_>, origin: &str) -> Result<Side, Report> {
+fn render_side(workspace: &Workspace, account: &str, version: VersionSpec<'_>, origin: &str) -> Result<Side, Report> {
     let kept = Mutex::new(None);
     let keep = |a: &Account, _: &Path, tree: Tree| {
         *kept.lock().expect("kept lock") = Some((a.name.clone(), tree));
         Ok(None)
     };
-    let out_dir = |w: &super::Workspace, a: &Account| w.project.root.join("build").join(&a.name);
-    let checked = validate_and_render(root, &[account.to_string()], version, &out_dir, &keep)?;
-    if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        return Err(Report::new(checked.diagnostics, checked.workspace.project.sources.clone()));
+    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    let accounts = [account.to_string()];
+    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
+    if checked.has_errors() {
+        return Err(checked.report());
     }
-    let project = &checked.workspace.project;
+    let project = &workspace.project;
     let (name, tree) =
         kept.into_inner().expect("kept lock").ok_or_else(|| failure(format!("account `{account}` did not render")))?;
     let found = project.accounts.iter().find(|a| a.name == name).expect("rendered account exists");

@@ -10,10 +10,11 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::check::{VersionSpec, render_one, validate_and_render};
+use super::Workspace;
+use super::check::{Selection, VersionSpec, render_one, validate_and_render};
 use super::revision::Revision;
 use crate::config::{Account, Project};
-use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
+use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::pipeline::AccountRun;
 use crate::pipeline::account::Progress;
 use crate::render::Tree;
@@ -87,17 +88,18 @@ fn fail(message: String) -> Report {
     Report::new(vec![Diagnostic::error("drift", message)], Sources::default())
 }
 
-pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport, Report> {
+pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport, Report> {
     let keep_all = Mutex::new(BTreeMap::new());
     let keep = |a: &Account, _: &Path, tree: Tree| {
         keep_all.lock().expect("trees lock").insert(a.name.clone(), tree);
         Ok(None)
     };
-    let work = |w: &super::Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-    let checked = validate_and_render(root, &options.accounts, VersionSpec::Release(None), &work, &keep)?;
-    let project = &checked.workspace.project;
-    if checked.diagnostics.iter().any(|d| d.severity == Severity::Error) {
-        return Err(Report::new(checked.diagnostics, project.sources.clone()));
+    let work = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
+    let checked =
+        validate_and_render(workspace, Selection::of(&options.accounts), VersionSpec::Release(None), &work, &keep)?;
+    let project = &workspace.project;
+    if checked.has_errors() {
+        return Err(checked.report());
     }
     let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
         Report::new(vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)], Sources::default())
@@ -133,7 +135,7 @@ pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Re
             notes: Vec::new(),
             state_read: false,
         };
-        live(project, account, tree, &terraform, progress, &mut entry);
+        live(workspace, account, tree, &terraform, progress, &mut entry);
         progress.account_done(name);
         accounts.push(entry);
     }
@@ -142,14 +144,15 @@ pub fn drift(root: &Path, options: &DriftOptions, progress: &dyn Progress) -> Re
 
 /// Deployed version, commits behind, and live drift of one account.
 fn live(
-    project: &Project,
+    workspace: &Workspace,
     account: &Account,
     tree: &Tree,
     terraform: &Terraform,
     progress: &dyn Progress,
     entry: &mut AccountDrift,
 ) {
-    let mut run = match AccountRun::start(project, account, terraform, progress) {
+    let project = &workspace.project;
+    let mut run = match AccountRun::start(project, account, terraform, progress, None) {
         Ok(run) => run,
         Err(e) => return entry.notes.push(e.to_string()),
     };
@@ -185,8 +188,8 @@ fn live(
     let rebuilt = Revision::checkout(&project.root, &commit).and_then(|revision| {
         // Rendered for its work folder inside the checkout: relative paths (local state) come
         // out as deployed. The checkout has no ledger: the live slot is this project's.
-        let workspace = super::Workspace::load(&revision.root).map_err(|r| r.messages())?;
-        render_one(workspace, &account.name, account.slot, VersionSpec::Exact(deployed))
+        let then = workspace.at_revision(&revision.root).map_err(|r| r.messages())?;
+        render_one(&then, &account.name, account.slot, VersionSpec::Exact(deployed))
             .map_err(|e| format!("{e} (at {commit})"))
     });
     match rebuilt {

@@ -1,12 +1,10 @@
 //! `stamp list`: the project's accounts.
 
-use std::path::Path;
-
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
-use crate::diagnostics::{Diagnostic, Report};
+use crate::diagnostics::Diagnostic;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountSummary {
@@ -19,8 +17,7 @@ pub struct AccountSummary {
     pub file: String,
 }
 
-pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Report> {
-    let workspace = Workspace::load(root)?;
+pub fn list(workspace: &Workspace) -> (Vec<AccountSummary>, Vec<Diagnostic>) {
     let accounts = workspace
         .project
         .accounts
@@ -34,5 +31,5 @@ pub fn list(root: &Path) -> Result<(Vec<AccountSummary>, Vec<Diagnostic>), Repor
             file: a.display.clone(),
         })
         .collect();
-    Ok((accounts, workspace.diagnostics))
+    (accounts, workspace.diagnostics.clone())
 }

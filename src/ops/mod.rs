@@ -8,6 +8,7 @@ pub mod data;
 pub mod deploy;
 pub mod diff;
 pub mod drift;
+pub mod environments;
 pub mod list;
 pub mod migrate;
 pub mod playground;
@@ -15,12 +16,15 @@ pub mod promote;
 pub mod render;
 pub mod revision;
 pub mod schema;
+pub mod store;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean};
+use crate::store::Store;
 
 /// A report that carries warnings: problems that did not stop the operation.
 pub trait Warnings {
@@ -58,47 +62,78 @@ pub fn warning_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
         .collect()
 }
 
-/// Each damaged line of an account's ledger, as a warning at its place: every command that
+/// Each damaged record of an account's ledger, as a warning at its place: every command that
 /// reads the ledger says so.
-fn ledger_warnings(project: &Project, account: &Account) -> Vec<Diagnostic> {
-    let file = project.display(&crate::ledger::Ledger::of(project).path(&account.name));
+fn ledger_warnings(store: &dyn Store, account: &Account) -> Vec<Diagnostic> {
     account
         .ledger_damage
         .iter()
         .map(|damage| {
-            Diagnostic::warning("ledger.damaged", format!("a damaged ledger record: {}", damage.problem))
-                .at(Location::file_only(&file).on_line(damage.line))
-                .hint(format!(
-                    "the other records of `{}` still count; commands that change it refuse until this line is repaired or removed",
-                    account.name
-                ))
-                .for_account(&account.name)
+            let place = store.place(&account.name, damage);
+            let d = match &place.file {
+                Some(_) => Diagnostic::warning("ledger.damaged", format!("a damaged ledger record: {}", damage.problem)),
+                None => Diagnostic::warning(
+                    "ledger.damaged",
+                    format!("a damaged ledger record ({}): {}", place.text, damage.problem),
+                ),
+            };
+            let d = match place.file.as_deref().and_then(|f| f.to_str()) {
+                Some(file) => d.at(Location::file_only(file).on_line(damage.line)),
+                None => d,
+            };
+            d.hint(format!(
+                "the other records of `{}` still count; commands that change it refuse until this record is repaired or removed",
+                account.name
+            ))
+            .for_account(&account.name)
         })
         .collect()
 }
 
 /// Why Stamp must not act on an account now: a migration of it is under way, or its ledger
 /// is damaged.
-pub fn history_problem(project: &Project, account: &Account) -> Option<String> {
-    migrate::in_progress(project, &account.name).or_else(|| ledger_problem(project, account))
+pub fn history_problem(store: &dyn Store, account: &Account) -> Option<String> {
+    migration_under_way(store, &account.name).or_else(|| ledger_problem(store, account))
+}
+
+/// The migration of `account` that is under way, if any, as a refusal.
+pub fn migration_under_way(store: &dyn Store, account: &str) -> Option<String> {
+    match store.journal(account) {
+        Ok(None) => None,
+        // Ended, only not yet moved among the finished ones: the next migration moves it.
+        Ok(Some(stored)) if stored.journal.is_over() => None,
+        Ok(Some(stored)) => Some(stored.journal.under_way(&store.journal_place(account))),
+        Err(e) => Some(format!("a migration of `{account}` may be under way, but its journal cannot be read: {e}")),
+    }
 }
 
 /// Why Stamp must not act on an account whose ledger (which says which slot is live, when it
 /// was created, what passed) has a damaged record.
-pub fn ledger_problem(project: &Project, account: &Account) -> Option<String> {
+pub fn ledger_problem(store: &dyn Store, account: &Account) -> Option<String> {
     let damage = account.ledger_damage.first()?;
-    let file = project.display(&crate::ledger::Ledger::of(project).path(&account.name));
-    let at = if damage.line > 0 { format!("`{file}` line {}", damage.line) } else { format!("`{file}`") };
+    let place = store.place(&account.name, damage);
     Some(format!(
-        "the ledger of `{}` is damaged ({at}: {}): Stamp does not change `{}` until that line is repaired or removed, because its history says which slot is live",
-        account.name, damage.problem, account.name
+        "the ledger of `{}` is damaged ({}: {}): Stamp does not change `{}` until that record is repaired or removed, because its history says which slot is live",
+        account.name, place.text, damage.problem, account.name
     ))
 }
 
-/// A loaded project plus the diagnostics found while loading it.
+/// A loaded project, the store of its state, and the diagnostics found while loading it.
 pub struct Workspace {
     pub project: Project,
+    pub store: Arc<dyn Store>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+fn store_error(error: &dyn std::error::Error) -> Report {
+    Report::new(
+        vec![
+            Diagnostic::error("store", crate::diagnostics::error_chain(error))
+                .at(Location::file_only(crate::config::project::PROJECT_FILE))
+                .hint("Stamp keeps its ledger, migration journals and locks where `store:` in stamp.yaml (or STAMP_STORE_PG) says"),
+        ],
+        Sources::default(),
+    )
 }
 
 impl Workspace {
@@ -111,19 +146,82 @@ impl Workspace {
             );
             Report::new(vec![d], Sources::default())
         })?;
-        let (mut project, mut diagnostics) = Project::load(&root)?;
-        crate::ledger::annotate(&mut project);
-        for account in &project.accounts {
-            diagnostics.extend(ledger_warnings(&project, account));
-        }
-        Ok(Self { project, diagnostics })
+        let (project, diagnostics) = Project::load(&root)?;
+        let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger)
+            .map_err(|e| store_error(&e))?;
+        Self::with_store(project, diagnostics, store)
     }
 
-    /// Resolves ACCOUNT arguments (names, or paths of YAML files; a file outside the accounts
-    /// folder is loaded too, so it is checked against the project's accounts). Returns the
-    /// display paths of the selected accounts.
-    pub fn select(&mut self, wanted: &[String]) -> BTreeSet<String> {
+    /// A loaded project with its state read from `store`: each account's live slot, creation
+    /// time and damaged records.
+    pub fn with_store(
+        mut project: Project,
+        mut diagnostics: Vec<Diagnostic>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, Report> {
+        let names: Vec<&str> = project.accounts.iter().map(|a| a.name.as_str()).collect();
+        let mut histories = store.histories(Some(&names)).map_err(|e| store_error(&e))?;
+        for account in &mut project.accounts {
+            let history = histories.remove(&account.name).unwrap_or_default();
+            crate::ledger::annotate(account, &history);
+        }
+        for account in &project.accounts {
+            diagnostics.extend(ledger_warnings(store.as_ref(), account));
+        }
+        Ok(Self { project, store, diagnostics })
+    }
+
+    /// Loads the ACCOUNT arguments that are YAML files outside the accounts folder, so they
+    /// are checked against the project's accounts (the CLI does this once, right after
+    /// loading). A file that does not load gets its diagnostic.
+    pub fn add_files(&mut self, wanted: &[String]) {
+        for name in wanted {
+            let path = PathBuf::from(name);
+            if self.project.account(name).is_some() || !path.is_file() {
+                continue;
+            }
+            let display = self.project.display(&fs_err::canonicalize(&path).unwrap_or(path.clone()));
+            // A file that failed to load in the accounts folder already has its diagnostic.
+            if self.diagnostics.iter().any(|d| d.location.as_ref().is_some_and(|l| l.file == display)) {
+                continue;
+            }
+            match self.project.add_account(&path) {
+                Ok(index) => {
+                    let account = &mut self.project.accounts[index];
+                    match self.store.history(&account.name) {
+                        Ok(history) => crate::ledger::annotate(account, &history),
+                        Err(e) => self.diagnostics.extend(store_error(&e).diagnostics),
+                    }
+                    let warnings = ledger_warnings(self.store.as_ref(), &self.project.accounts[index]);
+                    self.diagnostics.extend(warnings);
+                }
+                Err(d) => self.diagnostics.push(*d),
+            }
+        }
+    }
+
+    /// Loads the account files under `dir` that appeared since the project was loaded.
+    pub fn add_new_files(&mut self, dir: &Path) {
+        let known: BTreeSet<PathBuf> =
+            self.project.accounts.iter().filter_map(|a| fs_err::canonicalize(&a.path).ok()).collect();
+        let files: Vec<String> = walkdir::WalkDir::new(dir)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(walkdir::DirEntry::into_path)
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|p| fs_err::canonicalize(p).is_ok_and(|c| !known.contains(&c)))
+            .map(|p| p.display().to_string())
+            .collect();
+        self.add_files(&files);
+    }
+
+    /// Resolves ACCOUNT arguments (names, or paths of YAML files loaded by [`Self::add_files`])
+    /// to the display paths of the selected accounts; an unknown one gets a diagnostic.
+    pub fn resolve(&self, wanted: &[String]) -> (BTreeSet<String>, Vec<Diagnostic>) {
         let mut selected = BTreeSet::new();
+        let mut problems = Vec::new();
         for name in wanted {
             if let Some(account) = self.project.account(name) {
                 selected.insert(account.display.clone());
@@ -131,28 +229,20 @@ impl Workspace {
             }
             let path = PathBuf::from(name);
             if path.is_file() {
-                let display = self.project.display(&fs_err::canonicalize(&path).unwrap_or(path.clone()));
-                // A file that failed to load in the accounts folder already has its diagnostic.
-                self.diagnostics.retain(|d| d.location.as_ref().is_none_or(|l| l.file != display));
-                match self.project.add_account(&path) {
-                    Ok(index) => {
-                        let ledger = crate::ledger::Ledger::of(&self.project);
-                        crate::ledger::annotate_account(&ledger, true, &mut self.project.accounts[index]);
-                        let warnings = ledger_warnings(&self.project, &self.project.accounts[index]);
-                        self.diagnostics.extend(warnings);
-                        selected.insert(self.project.accounts[index].display.clone());
-                    }
-                    Err(d) => {
-                        selected.insert(display);
-                        self.diagnostics.push(*d);
-                    }
-                }
+                selected.insert(self.project.display(&fs_err::canonicalize(&path).unwrap_or(path)));
                 continue;
             }
-            let d = self.unknown_account(name);
-            self.diagnostics.push(d);
+            problems.push(self.unknown_account(name));
         }
-        selected
+        (selected, problems)
+    }
+
+    /// The project as it was at a git revision checked out in `root` (its archetypes,
+    /// blueprints and accounts), with this project's state: the live slots are those of the
+    /// store.
+    pub fn at_revision(&self, root: &Path) -> Result<Self, Report> {
+        let (project, diagnostics) = Project::load(root)?;
+        Self::with_store(project, diagnostics, Arc::clone(&self.store))
     }
 
     /// The project's account `name` (or file), or the error saying it is unknown.
@@ -169,25 +259,20 @@ impl Workspace {
         d.hint("an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file")
     }
 
-    /// Moves `account` to `slot` (e.g. to render the environment a migration builds alongside).
-    pub fn set_slot(&mut self, account: &str, slot: crate::config::Slot) {
-        for a in &mut self.project.accounts {
-            if a.name == account {
-                a.slot = slot;
-            }
-        }
-    }
-
-    /// Keeps only the diagnostics that concern the selected account files (or no account).
-    pub fn keep_selected(&mut self, selected: &BTreeSet<String>) {
+    /// The diagnostics found while loading that concern the selected account files (or no
+    /// account).
+    pub fn diagnostics_of(&self, selected: &BTreeSet<String>) -> Vec<Diagnostic> {
         let accounts_dir = self.project.display(&self.project.root.join(&self.project.file.accounts));
         let names: BTreeSet<&str> =
             self.project.accounts.iter().filter(|a| selected.contains(&a.display)).map(|a| a.name.as_str()).collect();
-        self.diagnostics.retain(|d| match (&d.location, &d.account) {
+        let mut kept = self.diagnostics.clone();
+        kept.retain(|d| match (&d.location, &d.account) {
             (Some(l), _) if l.file.starts_with(&accounts_dir) => selected.contains(&l.file),
+            (Some(l), _) if selected.contains(&l.file) => true,
             (_, Some(account)) => names.contains(account.as_str()),
             _ => true,
         });
+        kept
     }
 
     /// The warnings found while loading (damaged ledger records, blueprint files that are not

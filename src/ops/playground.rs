@@ -15,7 +15,6 @@ use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
 use crate::config::Account;
 use crate::diagnostics::Report;
 use crate::ephemeral::{Lifetime, format_time};
-use crate::ledger::Ledger;
 use crate::pipeline::account::Progress;
 use crate::report::plan::PlanReport;
 
@@ -48,23 +47,27 @@ pub struct Playground {
 
 /// `stamp playground new NAME --from ACCOUNT --owner X --ttl 8h`.
 pub fn new(
-    root: &Path,
+    workspace: &mut Workspace,
     options: &PlaygroundOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<Playground, Report> {
     // One allocation at a time (the project is loaded under the lock): two playgrounds never
     // get the same network or name.
-    let locks = root.join(".stamp/locks");
+    let locks = workspace.project.root.join(".stamp/locks");
     let lock = crate::pipeline::lock::AccountLock::acquire(&locks.join("playgrounds.lock"), "playground allocation")
         .map_err(refuse)?;
-    let workspace = Workspace::load(root)?;
-    let project = &workspace.project;
-    let Some(settings) = &project.file.playgrounds else {
+    // Every machine sharing the store allocates from the same pool.
+    let shared = crate::store::lock(workspace.store.as_ref(), "playgrounds").map_err(refuse)?;
+    let Some(settings) = workspace.project.file.playgrounds.clone() else {
         return Err(refuse(
             "`stamp.yaml` has no `playgrounds:` settings: add `playgrounds: {cidr_pool: 10.200.0.0/16, zone_suffix: play.example.internal}`",
         ));
     };
+    // Playgrounds written since the project was loaded (by another run) take their networks.
+    let dir = workspace.project.root.join(&workspace.project.file.accounts).join(&settings.dir);
+    workspace.add_new_files(&dir);
+    let project = &workspace.project;
     let source = workspace.account(&options.from)?;
     if !crate::config::project::valid_account_name(&options.name) {
         return Err(refuse(format!(
@@ -114,10 +117,12 @@ pub fn new(
     let text = playground_file(&comment, &config).map_err(refuse)?;
     // Written beside its final name and renamed: never a half-written account file.
     crate::fsio::write_atomic(&path, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
-    drop(lock);
+    drop((lock, shared));
+    let shown = project.display(&path);
+    workspace.add_files(&[path.display().to_string()]);
     let mut playground = Playground {
         name: options.name.clone(),
-        file: project.display(&path),
+        file: shown,
         cidr: cidr.to_string(),
         zone,
         expires_at: format_time(expires),
@@ -133,7 +138,7 @@ pub fn new(
             },
             ..ApplyOptions::default()
         };
-        playground.deploy = Some(deploy::apply(root, &apply, approver, progress)?);
+        playground.deploy = Some(deploy::apply(workspace, &apply, approver, progress)?);
     }
     Ok(playground)
 }
@@ -287,15 +292,13 @@ impl Approver for Chosen {
 }
 
 /// `stamp reap`.
-pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Result<ReapReport, Report> {
+pub fn reap(workspace: &Workspace, options: &ReapOptions, progress: &dyn Progress) -> Result<ReapReport, Report> {
     if options.all_ephemeral && options.confirm.as_deref() != Some(KILL_SWITCH) {
         return Err(refuse(format!(
             "`--all-ephemeral` destroys every ephemeral account, expired or not: confirm with `--confirm {KILL_SWITCH}`"
         )));
     }
-    let workspace = Workspace::load(root)?;
     let project = &workspace.project;
-    let ledger = Ledger::of(project);
     let now = crate::ephemeral::judged_at().map_err(refuse)?;
     if std::env::var_os("STAMP_NOW").is_some() && !options.dry_run {
         return Err(refuse("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now"));
@@ -325,9 +328,10 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
                 continue;
             }
         };
-        let deployed = crate::ledger::created_at(&ledger.records(&account.name), account.slot).is_some();
+        let history = workspace.store.history(&account.name).map_err(|e| refuse(e.to_string()))?;
+        let deployed = crate::ledger::created_at(&history.records, account.slot).is_some();
         let expired = lifetime.expired(now);
-        let unsafe_history = super::history_problem(project, account);
+        let unsafe_history = super::history_problem(workspace.store.as_ref(), account);
         let (action, reason) = if account.is_protected() {
             (ReapAction::Kept, "protected: never reaped")
         } else if let Some(problem) = &unsafe_history {
@@ -365,7 +369,7 @@ pub fn reap(root: &Path, options: &ReapOptions, progress: &dyn Progress) -> Resu
             },
             ..ApplyOptions::default()
         };
-        let failure = match deploy::destroy(root, &destroy, &Chosen, progress) {
+        let failure = match deploy::destroy(workspace, &destroy, &Chosen, progress) {
             Err(problem) => Some(problem.messages()),
             Ok(result) => {
                 let failure = destroy_failure(&result, name);

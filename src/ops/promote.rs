@@ -2,12 +2,9 @@
 //! the target stage's accounts only if the ledger shows it applied and smoke-tested
 //! successfully in every earlier stage of the promotion chain declared in `stamp.yaml`.
 
-use std::path::Path;
-
 use super::build::{BuildOptions, build};
 use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
 use crate::diagnostics::{Diagnostic, Report, Sources};
-use crate::ledger::Ledger;
 use crate::pipeline::account::Progress;
 
 #[derive(Debug, Clone, Default)]
@@ -24,12 +21,11 @@ fn refuse(message: String) -> Report {
 
 /// Checks the earlier stages, then builds and applies the target stage's artifacts.
 pub fn promote(
-    root: &Path,
+    workspace: &super::Workspace,
     options: &PromoteOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<Vec<DeployReport>, Report> {
-    let workspace = super::Workspace::load(root)?;
     let project = &workspace.project;
     let chain = &project.file.promotion;
     let Some(stage) = chain.iter().position(|e| *e == options.to) else {
@@ -43,7 +39,7 @@ pub fn promote(
             }
         )));
     };
-    let ledger = Ledger::new(project.root.join(&project.file.ledger));
+    let store = workspace.store.as_ref();
     // Build once, promote unchanged: what earlier stages ran must be exactly this checkout.
     let here = crate::version::BuildVersion::resolve(Some(&options.version), &project.root);
     if here.dirty {
@@ -60,15 +56,17 @@ pub fn promote(
             )));
         }
         // A damaged record could be the one that says the version passed (or failed).
-        if let Some(problem) = accounts.iter().find_map(|a| super::ledger_problem(project, a)) {
+        if let Some(problem) = accounts.iter().find_map(|a| super::ledger_problem(store, a)) {
             return Err(refuse(problem));
         }
-        let passed = accounts.iter().any(|account| {
+        let mut passed = false;
+        for account in &accounts {
             // The hooks in force: the account's own lists over its archetype's, as runs use them.
             let hooks = project.archetypes[&account.archetype].file.hooks.overridden_by(account.hooks.as_ref());
             let has_smoke = hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());
-            crate::ledger::passed(&ledger.records(&account.name), &options.version, &here.commit, has_smoke)
-        });
+            let history = store.history(&account.name).map_err(|e| refuse(e.to_string()))?;
+            passed |= crate::ledger::passed(&history.records, &options.version, &here.commit, has_smoke);
+        }
         if !passed {
             let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
             return Err(refuse(format!(
@@ -85,7 +83,7 @@ pub fn promote(
         return Err(refuse(format!("stage `{}` has no accounts", options.to)));
     }
     let built = build(
-        root,
+        workspace,
         &BuildOptions { accounts: targets, version: Some(options.version.clone()), ..BuildOptions::default() },
     )?;
     let mut reports = Vec::new();
@@ -99,7 +97,7 @@ pub fn promote(
             },
             ..ApplyOptions::default()
         };
-        reports.push(deploy::apply(root, &apply, approver, progress)?);
+        reports.push(deploy::apply(workspace, &apply, approver, progress)?);
     }
     Ok(reports)
 }

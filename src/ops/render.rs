@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Mutex;
 
+use super::Workspace;
 use super::check::{self, Checked};
 use crate::config::Account;
 use crate::diagnostics::{self, Diagnostic, Location, Sources};
@@ -34,14 +35,14 @@ pub struct RenderReport {
     pub sources: Sources,
 }
 
-pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
+pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     if options.accounts.is_empty() && !options.all {
         return RenderReport { written: Vec::new(), diagnostics: Vec::new(), sources: Sources::default() };
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let out = options.out.as_ref().map(|o| cwd.join(o));
     let single = options.accounts.len() == 1 && !options.all;
-    let out_dir_of = |workspace: &super::Workspace, account: &Account| match &out {
+    let out_dir_of = |workspace: &Workspace, account: &Account| match &out {
         Some(out) if single => out.clone(),
         Some(out) => out.join(&account.name),
         None => check::default_out_dir(workspace, account),
@@ -64,9 +65,9 @@ pub fn render(root: &Path, options: &RenderOptions) -> RenderReport {
         });
         Ok(None)
     };
-    let Checked { workspace, mut diagnostics, .. } = match check::validate_and_render(
-        root,
-        &accounts,
+    let Checked { mut diagnostics, .. } = match check::validate_and_render(
+        workspace,
+        check::Selection::of(&accounts),
         check::VersionSpec::Release(options.version.as_deref()),
         &out_dir_of,
         &write,

@@ -1,12 +1,9 @@
 //! `stamp schema`: an archetype's JSON Schema, for editors (yaml-language-server).
 
-use std::path::Path;
-
 use super::Workspace;
 use crate::diagnostics::{Diagnostic, Report, did_you_mean, quoted_list};
 
-pub fn schema(root: &Path, archetype: &str) -> Result<serde_json::Value, Report> {
-    let workspace = Workspace::load(root)?;
+pub fn schema(workspace: &Workspace, archetype: &str) -> Result<serde_json::Value, Report> {
     let project = &workspace.project;
     if let Some(found) = project.archetypes.get(archetype) {
         Ok(found.schema.clone())

@@ -110,24 +110,46 @@ pub struct AccountRun<'a> {
     /// Transient failures retried, by category.
     pub retries: BTreeMap<String, u32>,
     lock: AccountLock,
+    /// The account's lock in a shared store, for runs that change it.
+    _shared: Option<crate::store::StoreLock>,
 }
 
 impl<'a> AccountRun<'a> {
-    /// Takes the account's lock and opens its log.
+    /// Takes the account's lock (and, for a run that changes the account, its lock in the
+    /// store `changes` names, which every machine sharing the store sees) and opens its log.
     pub fn start(
         project: &'a Project,
         account: &'a Account,
         terraform: &'a Terraform,
         progress: &'a dyn Progress,
+        changes: Option<&dyn crate::store::Store>,
     ) -> Result<Self, RunError> {
         let archetype = &project.archetypes[&account.archetype];
         let dirs = Dirs::new(project, account);
         let lock = AccountLock::acquire(&dirs.lock, &account.name).map_err(RunError::Locked)?;
+        let shared = match changes {
+            Some(store) => {
+                crate::store::lock(store, &crate::store::account_key(&account.name)).map_err(RunError::Locked)?
+            }
+            None => None,
+        };
         let log = Log::open(&dirs.log).map_err(|e| RunError::Io(format!("cannot open the log: {e}")))?;
         let retry = RetryPolicy::new(&archetype.file.retry)
             .map_err(|e| RunError::Io(format!("invalid retry pattern in archetype `{}`: {e}", archetype.name)))?;
         log.line(&format!("\n# ---- stamp {} run for `{}`", env!("CARGO_PKG_VERSION"), account.name));
-        Ok(Self { project, account, archetype, terraform, retry, dirs, log, progress, retries: BTreeMap::new(), lock })
+        Ok(Self {
+            project,
+            account,
+            archetype,
+            terraform,
+            retry,
+            dirs,
+            log,
+            progress,
+            retries: BTreeMap::new(),
+            lock,
+            _shared: shared,
+        })
     }
 
     /// Writes the account's rendered tree into its work folder and runs `terraform init`.
@@ -327,7 +349,7 @@ impl<'a> AccountRun<'a> {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("unknown")
             .to_string();
-        let snapshots = self.project.root.join(".stamp").join("snapshots");
+        let snapshots = self.project.root.join(&self.project.file.snapshots);
         fs_err::create_dir_all(&snapshots).map_err(|e| RunError::Io(e.to_string()))?;
         let mut env = self.hook_env(&version, &outputs);
         env.vars.push(("STAMP_SLOT".into(), self.account.slot.to_string()));

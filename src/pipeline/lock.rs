@@ -1,9 +1,21 @@
 //! One Stamp run per account at a time on a machine: an exclusive lock on a file next to the
-//! account's Terraform data dir. Terraform's own state locking stays on as well.
+//! account's Terraform data dir. Terraform's own state locking stays on as well. Within one
+//! process a lock may be taken again while held (a migration holds its environments' locks
+//! while its steps open them), and is released when the last holder lets go.
 
+use std::collections::HashMap;
 use std::fs::TryLockError;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The locks this process holds, by path, with how many holders each has.
+type Held = Mutex<HashMap<PathBuf, (Arc<fs_err::File>, usize)>>;
+
+fn held() -> &'static Held {
+    static HELD: OnceLock<Held> = OnceLock::new();
+    HELD.get_or_init(Mutex::default)
+}
 
 /// Whether process `pid` is running (a zombie that no one reaped is not).
 fn is_running(pid: i32) -> bool {
@@ -18,7 +30,21 @@ fn is_running(pid: i32) -> bool {
 /// Held while an account is planned, applied or destroyed; released on drop.
 #[derive(Debug)]
 pub struct AccountLock {
-    file: fs_err::File,
+    path: PathBuf,
+    file: Arc<fs_err::File>,
+}
+
+impl Drop for AccountLock {
+    fn drop(&mut self) {
+        let mut held = held().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, count)) = held.get_mut(&self.path) {
+            *count -= 1;
+            if *count == 0 {
+                // The last holder: the file closes with the last `Arc`, which unlocks it.
+                held.remove(&self.path);
+            }
+        }
+    }
 }
 
 impl AccountLock {
@@ -30,6 +56,18 @@ impl AccountLock {
 
     /// Takes the lock, or says who holds it.
     pub fn acquire(path: &Path, account: &str) -> Result<Self, String> {
+        let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+        let mut held = held().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((file, count)) = held.get_mut(&path) {
+            *count += 1;
+            return Ok(Self { path, file: Arc::clone(file) });
+        }
+        let file = Arc::new(Self::take(&path, account)?);
+        held.insert(path.clone(), (Arc::clone(&file), 1));
+        Ok(Self { path, file })
+    }
+
+    fn take(path: &Path, account: &str) -> Result<fs_err::File, String> {
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
@@ -44,7 +82,7 @@ impl AccountLock {
             Ok(()) => {
                 let _ = file.file().set_len(0);
                 let _ = writeln!(file, "pid {}", std::process::id());
-                Ok(Self { file })
+                Ok(file)
             }
             Err(TryLockError::WouldBlock) => {
                 let holder = fs_err::read_to_string(path).unwrap_or_default();

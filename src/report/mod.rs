@@ -5,3 +5,4 @@ pub mod diff;
 pub mod drift;
 pub mod markdown;
 pub mod plan;
+pub mod table;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,6 +96,12 @@ impl Run {
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
         self
+    }
+
+    /// Starts the run without waiting for it (to kill it, or to race another run).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        self.command.spawn().expect("stamp starts")
     }
 
     pub fn run(mut self) -> Output {
@@ -307,4 +315,38 @@ pub fn console(dir: &std::path::Path, expressions: &[String]) -> Vec<serde_json:
     // The console prints the JSON text as an HCL string literal.
     let literal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     serde_json::from_str(literal.as_str().unwrap()).unwrap()
+}
+
+impl Project {
+    /// Replaces the local-platform archetype's `restore` data hook by `script` (run by `sh`).
+    pub fn replace_restore_hook(&self, script: &str) {
+        let path = "archetypes/local-platform/archetype.yaml";
+        let text = self.read(path);
+        let indented = script.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n");
+        let mut replaced = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("  restore:") {
+                    replaced = true;
+                    format!("  restore:\n    run: |\n{indented}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        assert!(replaced, "no restore hook in {path}");
+        self.write(path, &(lines.join("\n") + "\n"));
+    }
+
+    /// A clone of this project's git repository in a folder of its own: a second checkout
+    /// (another CI runner, a colleague's laptop). Everything it shares with this one comes
+    /// from the commit (absolute paths in the files, the database named in `stamp.yaml`).
+    pub fn clone_checkout(&self) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out =
+            Command::new("git").args(["clone", "-q"]).arg(self.path()).arg(dir.path()).output().expect("git runs");
+        assert!(out.status.success(), "git clone: {}", String::from_utf8_lossy(&out.stderr));
+        Project { dir }
+    }
 }

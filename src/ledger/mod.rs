@@ -2,11 +2,11 @@
 //! destroy and smoke-test result, so "which version runs where, and did it pass" has an answer
 //! and promotions can require earlier stages to have passed.
 
-use std::path::{Path, PathBuf};
-
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Project, Slot};
+use crate::config::Slot;
+
+pub mod journal;
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,56 +90,6 @@ pub struct Damage {
     pub problem: String,
 }
 
-/// The ledger folder of a project.
-pub struct Ledger {
-    dir: PathBuf,
-}
-
-impl Ledger {
-    pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
-    }
-
-    fn file(&self, account: &str) -> PathBuf {
-        self.dir.join(format!("{account}.jsonl"))
-    }
-
-    /// Appends a record as one line in one write, then syncs (see [`crate::fsio`]): a crash
-    /// can at worst leave a partial last line, which readers report; earlier records are never
-    /// touched.
-    pub fn append(&self, record: &Record) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(record).expect("records serialise");
-        line.push('\n');
-        let path = self.file(&record.account);
-        // After a torn write, start on a fresh line so this record stays readable.
-        if fs_err::read(&path).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n')) {
-            line.insert(0, '\n');
-        }
-        crate::fsio::append_durable(&path, line.as_bytes())
-    }
-
-    /// Every record of an account, oldest first, with the lines that could not be read.
-    pub fn history(&self, account: &str) -> History {
-        read(&self.file(account), account)
-    }
-
-    /// The readable records of an account, oldest first. Commands that act on an account's
-    /// history check [`crate::config::Account::ledger_damage`] first.
-    pub fn records(&self, account: &str) -> Vec<Record> {
-        self.history(account).records
-    }
-
-    /// The ledger file of an account.
-    pub fn path(&self, account: &str) -> PathBuf {
-        self.file(account)
-    }
-
-    /// The project's ledger.
-    pub fn of(project: &Project) -> Self {
-        Self::new(project.root.join(&project.file.ledger))
-    }
-}
-
 impl Record {
     /// The slot the record is about (absent: `blue`).
     pub fn slot(&self) -> Slot {
@@ -183,60 +133,30 @@ pub fn created_at(records: &[Record], slot: Slot) -> Option<String> {
         .map(|r| r.created_at.clone().unwrap_or_else(|| r.time.clone()))
 }
 
-/// Sets each account's live slot and creation time from the ledger (and its `created_at`).
-/// Every command loads the project through here: the ledger folder is listed once, and only
-/// the files of accounts that were ever deployed are read.
-pub fn annotate(project: &mut Project) {
-    let ledger = Ledger::of(project);
-    let deployed: std::collections::HashSet<String> = fs_err::read_dir(&ledger.dir)
-        .map(|entries| {
-            entries.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".jsonl").map(str::to_string)).collect()
+/// Reads one stored record of `account` (a ledger line, a database row): what is wrong with
+/// it if it is not one.
+pub fn parse_record(bytes: &[u8], account: &str) -> Result<Record, String> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| "not UTF-8 text".to_string())
+        .and_then(|text| serde_json::from_str::<Record>(text).map_err(|e| format!("not a ledger record ({e})")))
+        .and_then(|record| {
+            if record.account == account {
+                Ok(record)
+            } else {
+                Err(format!("a record of account `{}`, not `{account}`", crate::text::one_line(&record.account)))
+            }
         })
-        .unwrap_or_default();
-    for account in &mut project.accounts {
-        annotate_account(&ledger, deployed.contains(&account.name), account);
-    }
 }
 
-/// [`annotate`] for one account (`present`: it has a ledger file).
-pub fn annotate_account(ledger: &Ledger, present: bool, account: &mut crate::config::Account) {
-    let history = if present { ledger.history(&account.name) } else { History::default() };
-    account.slot = live_slot(&history.records);
-    account.created_at = own_created_at(account).or_else(|| created_at(&history.records, account.slot));
-    account.ledger_damage = history.damage;
-}
-
-fn own_created_at(account: &crate::config::Account) -> Option<String> {
-    account.effective.get("created_at").and_then(serde_json::Value::as_str).map(str::to_string)
-}
-
-/// Reads a ledger file line by line: each line that is not a record of `account` is reported
+/// Reads the lines of a ledger file: each line that is not a record of `account` is reported
 /// with its number, and the others still count.
-fn read(path: &Path, account: &str) -> History {
-    let bytes = match fs_err::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return History::default(),
-        Err(e) => {
-            let problem = format!("cannot read it: {}", crate::diagnostics::io_reason(&e));
-            return History { records: Vec::new(), damage: vec![Damage { line: 0, problem }] };
-        }
-    };
+pub fn read_lines(bytes: &[u8], account: &str) -> History {
     let mut history = History::default();
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = std::str::from_utf8(line)
-            .map_err(|_| "not UTF-8 text".to_string())
-            .and_then(|text| serde_json::from_str::<Record>(text).map_err(|e| format!("not a ledger record ({e})")))
-            .and_then(|record| {
-                if record.account == account {
-                    Ok(record)
-                } else {
-                    Err(format!("a record of account `{}`, not `{account}`", crate::text::one_line(&record.account)))
-                }
-            });
-        match parsed {
+        match parse_record(line, account) {
             Ok(record) => history.records.push(record),
             Err(problem) => history.damage.push(Damage { line: index + 1, problem }),
         }
@@ -244,9 +164,47 @@ fn read(path: &Path, account: &str) -> History {
     history
 }
 
+/// Sets an account's live slot, creation time (its own `created_at`, else from the ledger) and
+/// damaged records from its history.
+pub fn annotate(account: &mut crate::config::Account, history: &History) {
+    account.slot = live_slot(&history.records);
+    account.created_at = account
+        .effective
+        .get("created_at")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .or_else(|| created_at(&history.records, account.slot));
+    account.ledger_damage.clone_from(&history.damage);
+}
+
+/// Who runs Stamp: `$USER` (or `unknown`).
+pub fn who() -> String {
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into())
+}
+
 /// Now as RFC 3339 (UTC, seconds).
 pub fn now() -> String {
     crate::ephemeral::format_time(std::time::SystemTime::now())
+}
+
+/// A record for tests.
+#[cfg(test)]
+pub(crate) fn example(account: &str, outcome: Outcome) -> Record {
+    Record {
+        time: "2026-11-22T00:00:00Z".into(),
+        account: account.into(),
+        environment: account.into(),
+        operation: Operation::Apply,
+        outcome,
+        smoke_tests_passed: Some(true),
+        version: "1.0.0".into(),
+        environment_version: "1.0.0+abc".into(),
+        commit: "abc".into(),
+        digest: "d".into(),
+        who: "me".into(),
+        slot: None,
+        created_at: None,
+    }
 }
 
 #[cfg(test)]
@@ -290,41 +248,18 @@ mod tests {
 
     #[test]
     fn damaged_lines_are_reported_and_the_others_still_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path().to_path_buf());
-        ledger.append(&record(Outcome::Succeeded)).unwrap();
-        ledger.append(&record(Outcome::Failed)).unwrap();
-        let path = dir.path().join("qa.jsonl");
-        let mut bytes = fs_err::read(&path).unwrap();
+        let good = serde_json::to_string(&record(Outcome::Failed)).unwrap();
+        let mut bytes = serde_json::to_string(&record(Outcome::Succeeded)).unwrap().into_bytes();
         // One torn byte in the first record.
         bytes[10] = 0xff;
-        fs_err::write(&path, &bytes).unwrap();
-        let history = ledger.history("qa");
+        bytes.extend(format!("\n{good}\n\n{{\"time\":\"2026-").bytes());
+        let history = read_lines(&bytes, "qa");
         assert_eq!(history.records.len(), 1);
         assert_eq!(history.records[0].outcome, Outcome::Failed);
-        assert_eq!(history.damage, vec![Damage { line: 1, problem: "not UTF-8 text".into() }]);
+        assert_eq!(history.damage[0], Damage { line: 1, problem: "not UTF-8 text".into() });
+        assert_eq!(history.damage[1].line, 4, "a torn last line is reported with its number");
         let other = Record { account: "prod".into(), ..record(Outcome::Succeeded) };
-        fs_err::write(&path, serde_json::to_string(&other).unwrap() + "\n").unwrap();
-        assert!(ledger.history("qa").damage[0].problem.contains("`prod`"));
-    }
-
-    #[test]
-    fn appends_and_skips_a_torn_last_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::new(dir.path().join("ledger"));
-        ledger.append(&record(Outcome::Succeeded)).unwrap();
-        ledger.append(&record(Outcome::Failed)).unwrap();
-        // A crash in the middle of a write leaves a partial line at the end.
-        let path = dir.path().join("ledger/qa.jsonl");
-        let mut text = fs_err::read_to_string(&path).unwrap();
-        text.push_str("{\"time\":\"2026-");
-        fs_err::write(&path, text).unwrap();
-        let history = ledger.history("qa");
-        assert_eq!(history.records.len(), 2);
-        assert_eq!(history.records[1].outcome, Outcome::Failed);
-        assert_eq!(history.damage.len(), 1, "the torn line is reported");
-        ledger.append(&record(Outcome::Succeeded)).unwrap();
-        assert_eq!(ledger.records("qa").len(), 3, "a record after a torn line is kept");
-        assert!(ledger.records("nobody").is_empty());
+        let history = read_lines(serde_json::to_string(&other).unwrap().as_bytes(), "qa");
+        assert!(history.damage[0].problem.contains("`prod`"));
     }
 }

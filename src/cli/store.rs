@@ -1,0 +1,184 @@
+//! `stamp history` and `stamp store`: Stamp's own state, as people want to read it, and moving
+//! it into PostgreSQL.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::exit::ExitStatus;
+use super::{Format, Output, report_or_diagnostics};
+use crate::ops::Workspace;
+use crate::ops::store::{HistoryOptions, HistoryReport, Imported, StoreStatus};
+
+/// Show the deployment ledger, newest first: when, who, which version and commit, the outcome
+/// and the smoke tests of every apply, destroy and switch.
+///
+/// Reads the store `stamp.yaml` names (the ledger folder, or PostgreSQL with `store: {pg: ...}`
+/// or `STAMP_STORE_PG`), so every machine sharing it sees the same history. A damaged record
+/// is reported as a warning with its place; the others still show.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp history\n  stamp history local-prod\n  stamp history local-prod local-qa --limit 20\n  stamp history --format json | jq '.records[0].environment_version'"
+)]
+pub struct HistoryArgs {
+    /// Accounts (default: every account with records, also ones no longer in the project).
+    #[arg(value_name = "ACCOUNT")]
+    accounts: Vec<String>,
+    /// Show at most this many records (the newest).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub fn history(workspace: &Workspace, args: &HistoryArgs, out: &Output) -> ExitStatus {
+    let options = HistoryOptions { accounts: args.accounts.clone(), limit: args.limit };
+    report_or_diagnostics(out, crate::ops::store::history(workspace, &options), |report| {
+        for warning in &report.warnings {
+            out.warning(warning);
+        }
+        match args.format {
+            Format::Json => out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n")),
+            Format::Text => out.report(&history_text(&report)),
+        }
+        ExitStatus::Success
+    })
+}
+
+fn history_text(report: &HistoryReport) -> String {
+    if report.records.is_empty() {
+        return "no deployments recorded\n".into();
+    }
+    let rows: Vec<[String; 8]> = report
+        .records
+        .iter()
+        .map(|r| {
+            let operation = match r.slot {
+                Some(slot) if slot != crate::config::Slot::Blue => format!("{} ({slot})", r.operation),
+                _ => r.operation.to_string(),
+            };
+            let smoke = match r.smoke_tests_passed {
+                Some(true) => "passed",
+                Some(false) => "FAILED",
+                None => "-",
+            };
+            [
+                r.time.clone(),
+                r.account.clone(),
+                operation,
+                r.environment_version.clone(),
+                r.commit.chars().take(12).collect(),
+                r.outcome.to_string(),
+                smoke.into(),
+                r.who.clone(),
+            ]
+        })
+        .collect();
+    crate::report::table::table(["TIME", "ACCOUNT", "OPERATION", "VERSION", "COMMIT", "OUTCOME", "SMOKE", "WHO"], &rows)
+}
+
+/// Where Stamp keeps its own state (ledger, migration journals, run locks).
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    command: StoreCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StoreCommand {
+    Status(StatusArgs),
+    Import(ImportArgs),
+}
+
+/// Show where Stamp's state is and what it holds: records, migrations under way, and (in
+/// PostgreSQL) which runs hold which accounts right now.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  stamp store status\n  STAMP_STORE_PG=postgres://stamp@db/stamp stamp store status"
+)]
+struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// Copy a ledger folder (records, migration journals) into the PostgreSQL store.
+///
+/// Run it once when moving a project's state from its ledger folder to PostgreSQL, then point
+/// `stamp.yaml` (`store: {pg: ...}`) or `STAMP_STORE_PG` at the database. It is idempotent:
+/// records and journals already copied are skipped, so it can run again (after more deploys
+/// from the folder) and adds only what is new. Before saying done it reads the copy back and
+/// compares counts and a digest of every record with the folder. A folder with a damaged
+/// record is refused: repair it first.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  STAMP_STORE_PG=postgres://stamp@db.internal/stamp stamp store import\n  stamp store import --from /mnt/shared/stamp-ledger"
+)]
+struct ImportArgs {
+    /// The ledger folder to copy (default: `ledger:` of `stamp.yaml`, `.stamp/ledger`).
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub fn store(workspace: &Workspace, args: &StoreArgs, out: &Output) -> ExitStatus {
+    match &args.command {
+        StoreCommand::Status(args) => report_or_diagnostics(out, crate::ops::store::status(workspace), |status| {
+            match args.format {
+                Format::Json => out.report(&(serde_json::to_string_pretty(&status).expect("reports serialise") + "\n")),
+                Format::Text => out.report(&status_text(&status)),
+            }
+            ExitStatus::Success
+        }),
+        StoreCommand::Import(args) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let from = args.from.as_ref().map(|f| cwd.join(f));
+            report_or_diagnostics(out, crate::ops::store::import(workspace, from.as_deref()), |imported| {
+                match args.format {
+                    Format::Json => {
+                        out.report(&(serde_json::to_string_pretty(&imported).expect("reports serialise") + "\n"));
+                    }
+                    Format::Text => out.report(&import_text(&imported)),
+                }
+                ExitStatus::Success
+            })
+        }
+    }
+}
+
+fn status_text(status: &StoreStatus) -> String {
+    let mut text = format!("store: {}\n", status.store);
+    if let Some(version) = status.schema_version {
+        let _ = writeln!(text, "schema version: {version}");
+    }
+    let _ = writeln!(text, "records: {} of {} accounts", status.records, status.accounts);
+    let under_way =
+        if status.migrations_under_way.is_empty() { "none".into() } else { status.migrations_under_way.join(", ") };
+    let _ = writeln!(text, "migrations under way: {under_way}");
+    match &status.locks {
+        None => text.push_str("locks: on each machine (the folder store shares none)\n"),
+        Some(locks) if locks.is_empty() => text.push_str("locks: none held\n"),
+        Some(locks) => {
+            for lock in locks {
+                let _ = writeln!(text, "locked: {}", crate::text::one_line(lock));
+            }
+        }
+    }
+    text
+}
+
+fn import_text(imported: &Imported) -> String {
+    let copied = &imported.copied;
+    format!(
+        "imported {} ledger records ({} were there already) and {} finished migration journals ({} were there already) from {} into {}; {} migrations under way copied\nverified: {} records and {} journals read back, digest {}\n",
+        copied.records_added,
+        imported.records - copied.records_added,
+        copied.journals_added,
+        imported.journals - copied.journals_added,
+        imported.from,
+        imported.to,
+        copied.active_journals,
+        copied.records_verified,
+        copied.journals_verified,
+        copied.digest
+    )
+}
