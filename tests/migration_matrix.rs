@@ -310,7 +310,7 @@ impl Subject {
 
     fn load(&self, name: &str, store: &dyn Store) -> Account {
         let mut account = Account { name: name.to_string(), ..self.base.clone() };
-        stamp::ledger::annotate(&mut account, &store.history(name).unwrap());
+        account.annotate(&store.history(name).unwrap());
         account
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::yaml::Positions;
+pub use crate::ledger::Slot;
 
 /// One account (environment) of the project.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct Account {
     /// Org defaults <- archetype defaults <- the file.
     pub effective: Value,
     /// The file's own `hooks:` (not part of the config the schema sees).
-    pub hooks: Option<crate::pipeline::hooks::Hooks>,
+    pub hooks: Option<super::hooks::Hooks>,
     /// Which of the account's two side-by-side environments is live (from the ledger; a
     /// migration builds the new version in the other one, then switches).
     pub slot: Slot,
@@ -44,40 +45,20 @@ impl Account {
     }
 }
 
-/// One of an account's two side-by-side environments. `blue` is the account's own name
-/// (state, work folder, resource names); `green` adds a `-green` suffix.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Slot {
-    #[default]
-    Blue,
-    Green,
-}
-
-impl Slot {
-    #[must_use]
-    pub fn other(self) -> Self {
-        match self {
-            Self::Blue => Self::Green,
-            Self::Green => Self::Blue,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Blue => "blue",
-            Self::Green => "green",
-        }
-    }
-}
-
-impl std::fmt::Display for Slot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Account {
+    /// Sets the live slot, creation time (the file's own `created_at`, else from the ledger)
+    /// and damaged records from the account's history.
+    pub fn annotate(&mut self, history: &crate::ledger::History) {
+        self.slot = crate::ledger::live_slot(&history.records);
+        self.created_at = self
+            .effective
+            .get("created_at")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| crate::ledger::created_at(&history.records, self.slot));
+        self.ledger_damage.clone_from(&history.damage);
+    }
+
     pub fn environment(&self) -> &str {
         self.effective.get("environment").and_then(Value::as_str).unwrap_or(&self.name)
     }

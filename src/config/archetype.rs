@@ -43,17 +43,17 @@ pub struct ArchetypeFile {
     pub allowed_differences: Vec<String>,
     /// Pre- and post-deploy hooks and smoke tests.
     #[serde(default)]
-    pub hooks: crate::pipeline::hooks::Hooks,
+    pub hooks: super::hooks::Hooks,
     /// Resources (by type, or by address) that hold data, besides Stamp's built-in list of
     /// types: plans that destroy them are highlighted, and refused for protected accounts.
     #[serde(default)]
     pub stateful_resources: Vec<String>,
     /// Extra transient-error patterns and retry limits.
     #[serde(default)]
-    pub retry: crate::terraform::retry::RetrySettings,
+    pub retry: RetrySettings,
     /// Commands that snapshot, restore, scrub, count and take offline the account's data.
     #[serde(default)]
-    pub data: crate::pipeline::data::DataHooks,
+    pub data: super::hooks::DataHooks,
 }
 
 /// A loaded archetype.
@@ -69,13 +69,13 @@ pub struct Archetype {
     pub schema_file: String,
     pub schema: Value,
     /// The schema indexed for finding sensitive (`writeOnly`) values, when it marks any.
-    pub sensitive: Option<std::sync::Arc<crate::schema::redact::SensitiveIndex>>,
+    pub sensitive: Option<std::sync::Arc<crate::config::redact::SensitiveIndex>>,
 }
 
 impl Archetype {
     /// Whether a resource holds data that a destroy would lose.
     pub fn is_stateful(&self, resource_type: &str, address: &str) -> bool {
-        crate::terraform::plan::STATEFUL_TYPES.contains(&resource_type)
+        STATEFUL_TYPES.contains(&resource_type)
             || self
                 .file
                 .stateful_resources
@@ -105,3 +105,61 @@ pub const KEYS: &[&str] = &[
     "retry",
     "data",
 ];
+
+/// Resource types that hold data, across the providers Stamp's archetypes use. Archetypes add
+/// their own (by type or address) with `stateful_resources`.
+pub const STATEFUL_TYPES: &[&str] = &[
+    "aws_db_instance",
+    "aws_rds_cluster",
+    "aws_rds_cluster_instance",
+    "aws_s3_bucket",
+    "aws_route53_zone",
+    "aws_dynamodb_table",
+    "aws_efs_file_system",
+    "aws_elasticache_cluster",
+    "aws_elasticache_replication_group",
+    "aws_redshift_cluster",
+    "aws_redshiftserverless_namespace",
+    "aws_glue_catalog_database",
+    "aws_kms_key",
+    "aws_ebs_volume",
+    "aws_opensearch_domain",
+    "aws_msk_cluster",
+];
+
+/// `retry:` in `archetype.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts in all (first run included). Default 4.
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, doubled each time (`2s`, `500ms`). Default 2s.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub initial_delay: Option<std::time::Duration>,
+    /// Extra patterns by category, added to the defaults.
+    #[serde(default)]
+    pub patterns: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl RetrySettings {
+    /// Compiles the archetype's own patterns: a bad one is the archetype's error.
+    pub fn check(&self) -> Result<(), regex::Error> {
+        self.patterns.values().flatten().try_for_each(|p| retry_pattern(p).map(drop))
+    }
+}
+
+/// A transient-error pattern, case-insensitive.
+pub fn retry_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("(?i){pattern}"))
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+    }
+}

@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod archetype;
+pub mod hooks;
 pub mod layering;
 pub mod project;
+pub mod redact;
 pub mod yaml;
 
 pub use account::{Account, Slot};

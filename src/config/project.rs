@@ -417,7 +417,7 @@ impl Project {
                     .at(Location::file_only(&display)),
             )
         })?;
-        if let Err(e) = crate::terraform::retry::RetryPolicy::new(&file.retry) {
+        if let Err(e) = file.retry.check() {
             let pos = positions.value("/retry").map_or((1, 1), |p| (p.line, p.column));
             return Err(Box::new(
                 Diagnostic::error("archetype.retry", format!("invalid retry pattern: {e}"))
@@ -435,7 +435,7 @@ impl Project {
                 e.column(),
             )))
         })?;
-        let sensitive = crate::schema::redact::SensitiveIndex::new(&schema).map_err(|e| {
+        let sensitive = crate::config::redact::SensitiveIndex::new(&schema).map_err(|e| {
             Box::new(
                 Diagnostic::error("archetype.schema", format!("invalid JSON Schema: {e}"))
                     .at(Location::file_only(&schema_file))

@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Slot;
-use crate::pipeline::data::StatDifference;
+use super::Slot;
 
 /// The journal format this Stamp writes (and the only one it reads).
 pub const FORMAT: &str = "stamp-migration/1";
@@ -153,5 +152,21 @@ impl Journal {
             self.to_version,
             if self.status == Status::Stopped { "stopped" } else { "under way" },
         )
+    }
+}
+
+/// A statistic that differs between two environments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatDifference {
+    /// Like `customers.count`.
+    pub path: String,
+    pub expected: Option<Value>,
+    pub found: Option<Value>,
+}
+
+impl std::fmt::Display for StatDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "missing".to_string(), Value::to_string);
+        write!(f, "{}: {} expected, {} found", self.path, show(&self.expected), show(&self.found))
     }
 }

@@ -4,9 +4,40 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Slot;
-
 pub mod journal;
+
+/// One of an account's two side-by-side environments. `blue` is the account's own name
+/// (state, work folder, resource names); `green` adds a `-green` suffix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    #[default]
+    Blue,
+    Green,
+}
+
+impl Slot {
+    #[must_use]
+    pub fn other(self) -> Self {
+        match self {
+            Self::Blue => Self::Green,
+            Self::Green => Self::Blue,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Blue => "blue",
+            Self::Green => "green",
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,19 +195,6 @@ pub fn read_lines(bytes: &[u8], account: &str) -> History {
     history
 }
 
-/// Sets an account's live slot, creation time (its own `created_at`, else from the ledger) and
-/// damaged records from its history.
-pub fn annotate(account: &mut crate::config::Account, history: &History) {
-    account.slot = live_slot(&history.records);
-    account.created_at = account
-        .effective
-        .get("created_at")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string)
-        .or_else(|| created_at(&history.records, account.slot));
-    account.ledger_damage.clone_from(&history.damage);
-}
-
 /// Who runs Stamp: `$USER` (or `unknown`).
 pub fn who() -> String {
     std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into())
@@ -184,7 +202,7 @@ pub fn who() -> String {
 
 /// Now as RFC 3339 (UTC, seconds).
 pub fn now() -> String {
-    crate::ephemeral::format_time(std::time::SystemTime::now())
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// A record for tests.

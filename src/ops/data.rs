@@ -185,7 +185,7 @@ pub fn sync(workspace: &Workspace, options: &CopyOptions, progress: &dyn Progres
 struct NothingToApprove;
 
 impl Approver for NothingToApprove {
-    fn approve(&self, _: &crate::report::plan::PlanReport) -> Result<(), String> {
+    fn approve(&self, _: &crate::ops::plan_report::PlanReport) -> Result<(), String> {
         Err("this command applies nothing".into())
     }
 }

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod environments;
 pub mod list;
 pub mod migrate;
+pub mod plan_report;
 pub mod playground;
 pub mod promote;
 pub mod render;
@@ -163,7 +164,7 @@ impl Workspace {
         let mut histories = store.histories(Some(&names)).map_err(|e| store_error(&e))?;
         for account in &mut project.accounts {
             let history = histories.remove(&account.name).unwrap_or_default();
-            crate::ledger::annotate(account, &history);
+            account.annotate(&history);
         }
         for account in &project.accounts {
             diagnostics.extend(ledger_warnings(store.as_ref(), account));
@@ -189,7 +190,7 @@ impl Workspace {
                 Ok(index) => {
                     let account = &mut self.project.accounts[index];
                     match self.store.history(&account.name) {
-                        Ok(history) => crate::ledger::annotate(account, &history),
+                        Ok(history) => account.annotate(&history),
                         Err(e) => self.diagnostics.extend(store_error(&e).diagnostics),
                     }
                     let warnings = ledger_warnings(self.store.as_ref(), &self.project.accounts[index]);

@@ -15,8 +15,8 @@ use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
 use crate::config::Account;
 use crate::diagnostics::Report;
 use crate::ephemeral::{Lifetime, format_time};
+use crate::ops::plan_report::PlanReport;
 use crate::pipeline::account::Progress;
-use crate::report::plan::PlanReport;
 
 /// The first line of a playground's file: `reap` deletes only files that start with it.
 pub const HEADER: &str = "# Playground written by `stamp playground new`: reaped once expired.";
@@ -403,8 +403,8 @@ fn destroy_failure(result: &DeployReport, account: &str) -> Option<String> {
         match (outcome, planned) {
             (Some(r), _) => r.error.clone(),
             (None, Some(p)) => match &p.outcome {
-                crate::report::plan::PlanOutcome::Failed { message, .. } => Some(message.clone()),
-                crate::report::plan::PlanOutcome::Planned { .. } => None,
+                crate::ops::plan_report::PlanOutcome::Failed { message, .. } => Some(message.clone()),
+                crate::ops::plan_report::PlanOutcome::Planned { .. } => None,
             },
             (None, None) => Some("not destroyed".into()),
         }

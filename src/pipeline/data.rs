@@ -5,84 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::hooks::{HookEnv, Place, Run, duration, invocation};
-
-/// `data:` in `archetype.yaml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataHooks {
-    /// Takes a consistent snapshot; prints its id as the last line of stdout.
-    pub snapshot: Option<DataCommand>,
-    /// Replaces the account's data with snapshot `STAMP_SNAPSHOT_ID`.
-    pub restore: Option<DataCommand>,
-    /// Cleans a restored copy: rotates credentials, masks personal data.
-    pub scrub: Option<DataCommand>,
-    /// Prints `{"data": {"<entity>": {"count": N}, ...}}`.
-    pub stats: Option<DataCommand>,
-    /// Takes the environment out of (`STAMP_AVAILABILITY=standby`) and back into (`active`)
-    /// service.
-    pub availability: Option<DataCommand>,
-}
-
-/// One data command.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataCommand {
-    pub run: Run,
-    /// Default 30m.
-    #[serde(default, deserialize_with = "duration")]
-    pub timeout: Option<Duration>,
-}
-
-/// The data hooks by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Snapshot,
-    Restore,
-    Scrub,
-    Stats,
-    Availability,
-}
-
-impl Step {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Snapshot => "snapshot",
-            Self::Restore => "restore",
-            Self::Scrub => "scrub",
-            Self::Stats => "stats",
-            Self::Availability => "availability",
-        }
-    }
-}
-
-impl DataHooks {
-    pub fn get(&self, step: Step) -> Option<&DataCommand> {
-        match step {
-            Step::Snapshot => self.snapshot.as_ref(),
-            Step::Restore => self.restore.as_ref(),
-            Step::Scrub => self.scrub.as_ref(),
-            Step::Stats => self.stats.as_ref(),
-            Step::Availability => self.availability.as_ref(),
-        }
-    }
-
-    /// `Err` names the hooks of `needed` the archetype lacks.
-    pub fn require(&self, archetype: &str, needed: &[Step]) -> Result<(), String> {
-        let missing: Vec<&str> = needed.iter().filter(|s| self.get(**s).is_none()).map(|s| s.name()).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "archetype `{archetype}` has no `data:` hooks for {}: declare them in its archetype.yaml (see docs/authoring.md, \"Data hooks\")",
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-            ))
-        }
-    }
-}
+use super::hooks::{HookEnv, Place, invocation};
+pub use crate::config::hooks::{DataCommand, DataHooks, Step};
+pub use crate::ledger::journal::StatDifference;
 
 /// Runs a data hook in `cwd`; its stdout, or why it failed.
 pub fn run(
@@ -128,22 +55,6 @@ pub fn parse_stats(stdout: &str) -> Result<Value, String> {
     match value.get("data") {
         Some(data @ Value::Object(_)) => Ok(data.clone()),
         _ => Err("the `stats` data hook printed JSON without a `data` object".to_string()),
-    }
-}
-
-/// A statistic that differs between two environments.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub struct StatDifference {
-    /// Like `customers.count`.
-    pub path: String,
-    pub expected: Option<Value>,
-    pub found: Option<Value>,
-}
-
-impl std::fmt::Display for StatDifference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |v: &Option<Value>| v.as_ref().map_or_else(|| "missing".to_string(), Value::to_string);
-        write!(f, "{}: {} expected, {} found", self.path, show(&self.expected), show(&self.found))
     }
 }
 

@@ -6,75 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use std::os::fd::BorrowedFd;
 
+pub use crate::config::hooks::{Hook, Hooks, Run, SmokeTest};
 use crate::terraform::process::{Finished, HOOK_GRACE, Invocation, Log, interrupted};
-
-/// `hooks:` in `archetype.yaml` (or in an account file, replacing the archetype's lists).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hooks {
-    pub pre_deploy: Option<Vec<Hook>>,
-    pub post_deploy: Option<Vec<Hook>>,
-    pub smoke_tests: Option<Vec<SmokeTest>>,
-}
-
-impl Hooks {
-    /// The account's lists where it has them, the archetype's otherwise.
-    #[must_use]
-    pub fn overridden_by(&self, account: Option<&Hooks>) -> Hooks {
-        let pick =
-            |own: Option<&Option<Vec<Hook>>>, base: &Option<Vec<Hook>>| own.cloned().flatten().or_else(|| base.clone());
-        Hooks {
-            pre_deploy: pick(account.map(|a| &a.pre_deploy), &self.pre_deploy),
-            post_deploy: pick(account.map(|a| &a.post_deploy), &self.post_deploy),
-            smoke_tests: account.and_then(|a| a.smoke_tests.clone()).or_else(|| self.smoke_tests.clone()),
-        }
-    }
-}
-
-/// A command: an argument list (run directly) or a string (run by `sh -c`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Run {
-    Argv(Vec<String>),
-    Shell(String),
-}
-
-/// A pre- or post-deploy hook.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hook {
-    pub name: String,
-    pub run: Run,
-    /// Default 5m.
-    #[serde(default, deserialize_with = "duration")]
-    pub timeout: Option<Duration>,
-}
-
-/// A smoke test: retried until it passes or its deadline passes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmokeTest {
-    pub name: String,
-    pub run: Run,
-    /// For one attempt. Default 30s.
-    #[serde(default, deserialize_with = "duration")]
-    pub timeout: Option<Duration>,
-    /// Between attempts. Default 5s.
-    #[serde(default, deserialize_with = "duration")]
-    pub interval: Option<Duration>,
-    /// Give up after this long. Default 2m.
-    #[serde(default, deserialize_with = "duration")]
-    pub deadline: Option<Duration>,
-}
-
-pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text: Option<String> = Option::deserialize(d)?;
-    text.map(|t| crate::terraform::retry::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
-}
 
 /// Which list a hook comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

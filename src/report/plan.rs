@@ -7,147 +7,24 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::markdown::{code_span, escape_html, escape_markdown, fenced};
+pub use crate::ops::plan_report::{AccountPlan, PlanOutcome, PlanReport, PlanTotals};
 use crate::terraform::plan::{Action, PlanSummary, ResourceChange};
 
-/// What planning one account gave.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountPlan {
-    pub account: String,
-    pub environment: String,
-    pub archetype: String,
-    pub protected: bool,
-    /// The environment version the plan would deploy (`1.2.0+abc123`).
-    pub version: String,
-    pub outcome: PlanOutcome,
-    /// Transient failures retried, by category (`throttling`, `network`, ...).
-    pub retries: BTreeMap<String, u32>,
-    /// Wall time of the account's whole run, in milliseconds.
-    pub elapsed_ms: u64,
-    /// The account's Terraform log, relative to the project.
-    pub log: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum PlanOutcome {
-    /// Terraform planned (possibly no changes).
-    Planned { summary: PlanSummary },
-    /// Rendering or Terraform failed.
-    Failed {
-        message: String,
-        /// Terraform's error diagnostics or the tail of its output.
-        details: Vec<String>,
-    },
-}
-
-/// The plans of a run, in account order.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
-    /// `plan` or `destroy`.
-    pub operation: String,
-    pub accounts: Vec<AccountPlan>,
-    /// Problems that did not stop the plan (a damaged ledger record, ...), one line each.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-impl AccountPlan {
-    /// The plan, when Terraform planned (with or without changes).
-    pub fn summary(&self) -> Option<&PlanSummary> {
-        match &self.outcome {
-            PlanOutcome::Planned { summary } => Some(summary),
-            PlanOutcome::Failed { .. } => None,
-        }
-    }
-
-    /// The plan, when it has changes.
-    pub fn changes(&self) -> Option<&PlanSummary> {
-        self.summary().filter(|summary| summary.has_changes())
-    }
-
-    pub fn failed(&self) -> bool {
-        matches!(self.outcome, PlanOutcome::Failed { .. })
+/// `Stamp plan`, `Stamp destroy plan`.
+fn title(report: &PlanReport) -> String {
+    match report.operation.as_str() {
+        "plan" | "" => "Stamp plan".to_owned(),
+        operation => format!("Stamp {operation} plan"),
     }
 }
 
-impl PlanReport {
-    /// Counts over all accounts.
-    pub fn totals(&self) -> PlanTotals {
-        let mut totals = PlanTotals { accounts: self.accounts.len(), ..PlanTotals::default() };
-        for account in &self.accounts {
-            let Some(summary) = account.summary() else {
-                totals.failed += 1;
-                continue;
-            };
-            if summary.has_changes() {
-                totals.with_changes += 1;
-            } else {
-                totals.unchanged += 1;
-            }
-            totals.add += summary.count(Action::Create);
-            totals.change += summary.count(Action::Update);
-            totals.replace += summary.count(Action::Replace);
-            totals.destroy += summary.count(Action::Delete);
-            totals.stateful_destroys += summary.stateful_destroys().count();
-        }
-        totals
-    }
-
-    /// The exit code of the run, as `terraform plan -detailed-exitcode` gives it: 1 if any
-    /// account failed, else 2 if any account has changes, else 0.
-    pub fn exit_code(&self) -> u8 {
-        if self.accounts.iter().any(AccountPlan::failed) {
-            1
-        } else if self.accounts.iter().any(|account| account.changes().is_some()) {
-            2
-        } else {
-            0
-        }
-    }
-
-    /// `Stamp plan`, `Stamp destroy plan`.
-    fn title(&self) -> String {
-        match self.operation.as_str() {
-            "plan" | "" => "Stamp plan".to_owned(),
-            operation => format!("Stamp {operation} plan"),
-        }
-    }
-}
-
-/// Counts over a whole report: the `totals` object of [`json`] and the last line of [`text`].
-///
-/// Resource counts add up the planned accounts only; a failed account has no plan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PlanTotals {
-    /// Accounts in the report.
-    pub accounts: usize,
-    /// Accounts whose plan has changes (resources or root outputs).
-    pub with_changes: usize,
-    /// Accounts planned without changes.
-    pub unchanged: usize,
-    /// Accounts whose rendering or planning failed.
-    pub failed: usize,
-    /// Resources to create.
-    pub add: usize,
-    /// Resources to update in place.
-    pub change: usize,
-    /// Resources to destroy and create again.
-    pub replace: usize,
-    /// Resources to destroy.
-    pub destroy: usize,
-    /// Destroys and replaces of stateful resources: data that would be lost.
-    pub stateful_destroys: usize,
-}
-
-impl PlanTotals {
-    /// `3 accounts: 1 with changes, 1 unchanged, 1 failed`.
-    fn line(&self) -> String {
-        let noun = if self.accounts == 1 { "account" } else { "accounts" };
-        format!(
-            "{} {noun}: {} with changes, {} unchanged, {} failed",
-            self.accounts, self.with_changes, self.unchanged, self.failed
-        )
-    }
+/// `3 accounts: 1 with changes, 1 unchanged, 1 failed`.
+fn totals_line(totals: &PlanTotals) -> String {
+    let noun = if totals.accounts == 1 { "account" } else { "accounts" };
+    format!(
+        "{} {noun}: {} with changes, {} unchanged, {} failed",
+        totals.accounts, totals.with_changes, totals.unchanged, totals.failed
+    )
 }
 
 /// `3 to add, 2 to change, 1 to replace, 0 to destroy`, then moves, imports and forgets when
@@ -260,7 +137,7 @@ pub fn text(report: &PlanReport) -> String {
         }
         blocks.push(block);
     }
-    blocks.push(format!("{}\n", report.totals().line()));
+    blocks.push(format!("{}\n", totals_line(&report.totals())));
     blocks.join("\n")
 }
 
@@ -346,7 +223,7 @@ fn indent_into(out: &mut String, indent: &str, text: &str) {
 /// (`full_report_path`). Sections are kept or left out whole, so no code block or `<details>`
 /// element is ever cut.
 pub fn markdown(report: &PlanReport, max_chars: usize, full_report_path: Option<&str>) -> String {
-    let heading = format!("### {}\n\n{}\n", report.title(), report.totals().line());
+    let heading = format!("### {}\n\n{}\n", title(report), totals_line(&report.totals()));
     let table = markdown_table(report);
     let warnings = markdown_warnings(report);
     let sections = markdown_sections(report);

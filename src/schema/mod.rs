@@ -3,7 +3,7 @@
 
 pub mod cross_account;
 pub mod formats;
-pub mod redact;
+pub use crate::config::redact;
 pub mod validator;
 
 pub use validator::Validators;

@@ -214,26 +214,7 @@ struct UiDiagnosticMessage {
     detail: Option<String>,
 }
 
-/// Resource types that hold data, across the providers Stamp's archetypes use. Archetypes add
-/// their own (by type or address) with `stateful_resources`.
-pub const STATEFUL_TYPES: &[&str] = &[
-    "aws_db_instance",
-    "aws_rds_cluster",
-    "aws_rds_cluster_instance",
-    "aws_s3_bucket",
-    "aws_route53_zone",
-    "aws_dynamodb_table",
-    "aws_efs_file_system",
-    "aws_elasticache_cluster",
-    "aws_elasticache_replication_group",
-    "aws_redshift_cluster",
-    "aws_redshiftserverless_namespace",
-    "aws_glue_catalog_database",
-    "aws_kms_key",
-    "aws_ebs_volume",
-    "aws_opensearch_domain",
-    "aws_msk_cluster",
-];
+pub use crate::config::archetype::STATEFUL_TYPES;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use regex::Regex;
-use serde::Deserialize;
 
 /// The default transient-error patterns, by category (case-insensitive regular expressions).
 pub const DEFAULT_PATTERNS: &[(&str, &str)] = &[
@@ -36,20 +35,6 @@ pub const DEFAULT_PATTERNS: &[(&str, &str)] = &[
     ("lock", r"pg_namespace_nspname_index"),
 ];
 
-/// `retry:` in `archetype.yaml`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrySettings {
-    /// Attempts in all (first run included). Default 4.
-    pub max_attempts: Option<u32>,
-    /// Delay before the first retry, doubled each time (`2s`, `500ms`). Default 2s.
-    #[serde(default, with = "humantime_serde_opt")]
-    pub initial_delay: Option<Duration>,
-    /// Extra patterns by category, added to the defaults.
-    #[serde(default)]
-    pub patterns: std::collections::BTreeMap<String, Vec<String>>,
-}
-
 /// A compiled retry policy.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -73,7 +58,7 @@ impl RetryPolicy {
         let mut patterns = Vec::new();
         let extra = settings.patterns.iter().flat_map(|(c, ps)| ps.iter().map(move |p| (c.as_str(), p.as_str())));
         for (category, pattern) in DEFAULT_PATTERNS.iter().copied().chain(extra) {
-            patterns.push((category.to_string(), Regex::new(&format!("(?i){pattern}"))?));
+            patterns.push((category.to_string(), crate::config::archetype::retry_pattern(pattern)?));
         }
         let from_env = std::env::var("STAMP_RETRY_DELAY").ok().and_then(|s| humantime::parse_duration(&s).ok());
         Ok(Self {
@@ -99,21 +84,8 @@ impl RetryPolicy {
     }
 }
 
-mod humantime_serde_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text: Option<String> = Option::deserialize(d)?;
-        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
-    }
-}
-
-/// Parses durations like `30s`, `5m`, `1h30m` in config files.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration like `30s` or `5m`: {e}"))
-}
+pub use crate::config::archetype::RetrySettings;
+pub use crate::config::hooks::parse_duration;
 
 #[cfg(test)]
 mod tests {

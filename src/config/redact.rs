@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use referencing::{Draft, Registry, Resolver};
 use serde_json::Value;
 
-use crate::config::Account;
-use crate::config::yaml::escape_pointer;
+use super::Account;
+use super::yaml::escape_pointer;
 
 /// The text placed where a sensitive value was.
 pub const REDACTED: &str = "<redacted>";

@@ -1,0 +1,130 @@
+//! What planning accounts found: the data of `stamp plan` (and `apply`, `destroy`). Rendered
+//! by `report::plan` as terminal text, a pull-request comment and JSON.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::terraform::plan::{Action, PlanSummary};
+
+/// What planning one account gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountPlan {
+    pub account: String,
+    pub environment: String,
+    pub archetype: String,
+    pub protected: bool,
+    /// The environment version the plan would deploy (`1.2.0+abc123`).
+    pub version: String,
+    pub outcome: PlanOutcome,
+    /// Transient failures retried, by category (`throttling`, `network`, ...).
+    pub retries: BTreeMap<String, u32>,
+    /// Wall time of the account's whole run, in milliseconds.
+    pub elapsed_ms: u64,
+    /// The account's Terraform log, relative to the project.
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum PlanOutcome {
+    /// Terraform planned (possibly no changes).
+    Planned { summary: PlanSummary },
+    /// Rendering or Terraform failed.
+    Failed {
+        message: String,
+        /// Terraform's error diagnostics or the tail of its output.
+        details: Vec<String>,
+    },
+}
+
+/// The plans of a run, in account order.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// `plan` or `destroy`.
+    pub operation: String,
+    pub accounts: Vec<AccountPlan>,
+    /// Problems that did not stop the plan (a damaged ledger record, ...), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl AccountPlan {
+    /// The plan, when Terraform planned (with or without changes).
+    pub fn summary(&self) -> Option<&PlanSummary> {
+        match &self.outcome {
+            PlanOutcome::Planned { summary } => Some(summary),
+            PlanOutcome::Failed { .. } => None,
+        }
+    }
+
+    /// The plan, when it has changes.
+    pub fn changes(&self) -> Option<&PlanSummary> {
+        self.summary().filter(|summary| summary.has_changes())
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, PlanOutcome::Failed { .. })
+    }
+}
+
+impl PlanReport {
+    /// Counts over all accounts.
+    pub fn totals(&self) -> PlanTotals {
+        let mut totals = PlanTotals { accounts: self.accounts.len(), ..PlanTotals::default() };
+        for account in &self.accounts {
+            let Some(summary) = account.summary() else {
+                totals.failed += 1;
+                continue;
+            };
+            if summary.has_changes() {
+                totals.with_changes += 1;
+            } else {
+                totals.unchanged += 1;
+            }
+            totals.add += summary.count(Action::Create);
+            totals.change += summary.count(Action::Update);
+            totals.replace += summary.count(Action::Replace);
+            totals.destroy += summary.count(Action::Delete);
+            totals.stateful_destroys += summary.stateful_destroys().count();
+        }
+        totals
+    }
+
+    /// The exit code of the run, as `terraform plan -detailed-exitcode` gives it: 1 if any
+    /// account failed, else 2 if any account has changes, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.accounts.iter().any(AccountPlan::failed) {
+            1
+        } else if self.accounts.iter().any(|account| account.changes().is_some()) {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// Counts over a whole report: the `totals` object of [`json`] and the last line of [`text`].
+///
+/// Resource counts add up the planned accounts only; a failed account has no plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlanTotals {
+    /// Accounts in the report.
+    pub accounts: usize,
+    /// Accounts whose plan has changes (resources or root outputs).
+    pub with_changes: usize,
+    /// Accounts planned without changes.
+    pub unchanged: usize,
+    /// Accounts whose rendering or planning failed.
+    pub failed: usize,
+    /// Resources to create.
+    pub add: usize,
+    /// Resources to update in place.
+    pub change: usize,
+    /// Resources to destroy and create again.
+    pub replace: usize,
+    /// Resources to destroy.
+    pub destroy: usize,
+    /// Destroys and replaces of stateful resources: data that would be lost.
+    pub stateful_destroys: usize,
+}
