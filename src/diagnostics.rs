@@ -141,7 +141,7 @@ impl Sources {
 }
 
 /// Diagnostics together with the text of the files they point into.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
@@ -157,8 +157,16 @@ impl Report {
     }
 
     /// The messages on one line, for a report that ends up inside another one's text.
+    /// The diagnostics' messages on one line (for a note inside another report).
     pub fn messages(&self) -> String {
         self.diagnostics.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// In JSON, a report is its diagnostics (the files' text stays out).
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.diagnostics.serialize(serializer)
     }
 }
 

@@ -356,3 +356,31 @@ fn playgrounds_are_tagged_and_reaped() {
     assert!(!project.env_dir("play-new").exists());
     assert!(project.env_dir("guarded").exists() && project.env_dir("local-staging").exists());
 }
+
+#[test]
+fn migration_whose_new_version_does_not_render_stops_and_shows_where() {
+    let project = Project::local();
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    let before = counts(&database(&project, "local-staging"));
+    // The blueprint moves on with a mistake: the new version cannot be rendered.
+    let main = "blueprints/local-platform/main.tf.j2";
+    project.write(main, &format!("{}\n# {{{{ config.no_such_key.deeper }}}}\n", project.read(main)));
+
+    let migrate = project.tf(["migrate", "local-staging", "--to-version", "2.0.0", "--auto-approve"]).run().failure(1);
+    assert!(migrate.stdout.contains("STOPPED"), "{}", migrate.snapshot());
+    assert!(migrate.stdout.contains("the old environment (blue slot) serves again"), "{}", migrate.snapshot());
+    // The render error keeps its file, line and snippet, not flattened into the step's line.
+    assert!(migrate.stderr.contains("blueprints/local-platform/main.tf.j2:"), "{}", migrate.snapshot());
+    assert!(migrate.stderr.contains("no_such_key"), "{}", migrate.snapshot());
+    assert_eq!(counts(&database(&project, "local-staging")), before);
+    assert_eq!(traffic(&project, "local-staging"), "serving");
+    // Rolling back destroys whatever of the new environment exists, rendered as it is now: it
+    // too needs the blueprint fixed, and says so with the same diagnostics.
+    let broken = project.tf(["migrate", "local-staging", "--rollback", "--auto-approve"]).run().failure(1);
+    assert!(broken.stderr.contains("no_such_key"), "{}", broken.snapshot());
+    assert_eq!(traffic(&project, "local-staging"), "serving");
+    project.write(main, &project.read(main).replace("\n# {{ config.no_such_key.deeper }}\n", ""));
+    let rollback = project.tf(["migrate", "local-staging", "--rollback", "--auto-approve"]).run().success();
+    assert!(rollback.stdout.contains("rolled back"), "{}", rollback.stdout);
+    assert_eq!(counts(&database(&project, "local-staging")), before);
+}

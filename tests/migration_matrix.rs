@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use stamp::config::{Account, Slot};
 use stamp::ledger::journal::{Journal, MigrationStep, Status};
 use stamp::ledger::{History, Record};
-use stamp::ops::environments::Environments;
+use stamp::ops::environments::{Environments, StepError};
 use stamp::ops::migrate::{Driven, Mode, drive};
 use stamp::store::{Holder, LockError, Place, Store, StoreError, StoreLock, StoredJournal};
 
@@ -158,12 +158,12 @@ struct Fake<'a> {
     faults: &'a Faults,
 }
 
-fn injected() -> String {
-    "injected failure".to_string()
+fn injected() -> StepError {
+    "injected failure".into()
 }
 
 impl Environments for Fake<'_> {
-    fn availability(&mut self, env: &Account, active: bool) -> Result<bool, String> {
+    fn availability(&mut self, env: &Account, active: bool) -> Result<bool, StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("availability {} {active}", env.instance()), injected, || {
             let traffic = world.traffic;
@@ -179,7 +179,7 @@ impl Environments for Fake<'_> {
         })
     }
 
-    fn snapshot(&mut self, env: &Account) -> Result<String, String> {
+    fn snapshot(&mut self, env: &Account) -> Result<String, StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("snapshot {}", env.instance()), injected, || {
             let data = world.env(env)?.data.clone();
@@ -189,14 +189,14 @@ impl Environments for Fake<'_> {
         })
     }
 
-    fn stats(&mut self, env: &Account) -> Result<Value, String> {
+    fn stats(&mut self, env: &Account) -> Result<Value, StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("stats {}", env.instance()), injected, || {
             Ok(serde_json::to_value(&world.env(env)?.data).unwrap())
         })
     }
 
-    fn restore(&mut self, env: &Account, snapshot: &str, _of: &str) -> Result<(), String> {
+    fn restore(&mut self, env: &Account, snapshot: &str, _of: &str) -> Result<(), StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("restore {}", env.instance()), injected, || {
             let data = world.snapshots.get(snapshot).cloned().ok_or_else(|| format!("no snapshot {snapshot}"))?;
@@ -207,7 +207,7 @@ impl Environments for Fake<'_> {
         })
     }
 
-    fn scrub(&mut self, env: &Account) -> Result<(), String> {
+    fn scrub(&mut self, env: &Account) -> Result<(), StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("scrub {}", env.instance()), injected, || {
             world.env(env)?.scrubbed = true;
@@ -215,7 +215,7 @@ impl Environments for Fake<'_> {
         })
     }
 
-    fn build(&mut self, env: &Account, _version: &str) -> Result<(), String> {
+    fn build(&mut self, env: &Account, _version: &str) -> Result<(), StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("build {}", env.instance()), injected, || {
             // A new environment is seeded with data of its own; an existing one keeps its data.
@@ -228,7 +228,7 @@ impl Environments for Fake<'_> {
         })
     }
 
-    fn retire(&mut self, env: &Account, _version: &str) -> Result<(), String> {
+    fn retire(&mut self, env: &Account, _version: &str) -> Result<(), StepError> {
         let world = &mut *self.world;
         self.faults.call(&format!("retire {}", env.instance()), injected, || {
             let name = env.instance();
@@ -545,27 +545,27 @@ struct TakenOver<'a> {
     store: &'a dyn Store,
 }
 impl Environments for TakenOver<'_> {
-    fn availability(&mut self, env: &Account, active: bool) -> Result<bool, String> {
+    fn availability(&mut self, env: &Account, active: bool) -> Result<bool, StepError> {
         self.fake.availability(env, active)
     }
-    fn snapshot(&mut self, env: &Account) -> Result<String, String> {
+    fn snapshot(&mut self, env: &Account) -> Result<String, StepError> {
         self.fake.snapshot(env)
     }
-    fn stats(&mut self, env: &Account) -> Result<Value, String> {
+    fn stats(&mut self, env: &Account) -> Result<Value, StepError> {
         self.fake.stats(env)
     }
-    fn restore(&mut self, env: &Account, snapshot: &str, of: &str) -> Result<(), String> {
+    fn restore(&mut self, env: &Account, snapshot: &str, of: &str) -> Result<(), StepError> {
         self.fake.restore(env, snapshot, of)
     }
-    fn scrub(&mut self, env: &Account) -> Result<(), String> {
+    fn scrub(&mut self, env: &Account) -> Result<(), StepError> {
         self.fake.scrub(env)
     }
-    fn build(&mut self, env: &Account, version: &str) -> Result<(), String> {
+    fn build(&mut self, env: &Account, version: &str) -> Result<(), StepError> {
         let stored = self.store.journal(&env.name).unwrap().unwrap();
         self.store.put_journal(&stored.journal, Some(stored.revision)).unwrap();
         self.fake.build(env, version)
     }
-    fn retire(&mut self, env: &Account, version: &str) -> Result<(), String> {
+    fn retire(&mut self, env: &Account, version: &str) -> Result<(), StepError> {
         self.fake.retire(env, version)
     }
 }

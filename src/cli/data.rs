@@ -92,6 +92,10 @@ fn print_report<T: serde::Serialize + crate::ops::Warnings>(
         out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
     } else {
         text(&report);
+        // What stopped it, with its places and hints (a render of the new version that failed).
+        for details in report.details() {
+            out.diagnostics(&details.diagnostics, &details.sources);
+        }
     }
     ExitStatus::failed_if(!succeeded(&report))
 }

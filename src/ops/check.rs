@@ -181,7 +181,7 @@ pub fn render_one(
     account: &str,
     slot: crate::config::Slot,
     version: VersionSpec<'_>,
-) -> Result<Tree, String> {
+) -> Result<Tree, Report> {
     let kept = std::sync::Mutex::new(None);
     let keep = |_: &Account, _: &Path, tree: Tree| {
         *kept.lock().expect("kept lock") = Some(tree);
@@ -190,12 +190,11 @@ pub fn render_one(
     let work_dir = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
     let accounts = [account.to_string()];
     let selection = Selection { accounts: &accounts, slot: Some((account, slot)) };
-    let checked = validate_and_render(workspace, selection, version, &work_dir, &keep).map_err(|r| r.messages())?;
-    kept.into_inner().expect("kept lock").ok_or_else(|| {
-        let errors: Vec<&str> =
-            checked.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.message.as_str()).collect();
-        format!("account `{account}` does not render: {}", errors.join("; "))
-    })
+    let checked = validate_and_render(workspace, selection, version, &work_dir, &keep)?;
+    match kept.into_inner().expect("kept lock") {
+        Some(tree) => Ok(tree),
+        None => Err(checked.report()),
+    }
 }
 
 /// The default folder an account renders to: `build/<account>` in the project.

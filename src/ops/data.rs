@@ -13,7 +13,7 @@ use super::Workspace;
 use super::check::{Checked, Selection, VersionSpec, validate_and_render};
 use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
 use super::drift::{ParityIssue, parity};
-use super::environments::{Environments, Live};
+use super::environments::{Environments, Live, StepError};
 use super::revision::Revision;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Sources};
@@ -48,6 +48,9 @@ pub struct DataCopy {
     /// Steps done, in order (`snapshot source`, `standby target`, ...).
     pub steps: Vec<String>,
     pub error: Option<String>,
+    /// The diagnostics behind the error (a render that failed), kept whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Report>,
 }
 
 impl DataCopy {
@@ -261,7 +264,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account) -> DataCopy {
     let mut copy = DataCopy::default();
     let mut standby = false;
-    let result = (|| -> Result<(), String> {
+    let result = (|| -> Result<(), StepError> {
         copy.target_backup = Some(envs.snapshot(target)?);
         copy.steps.push(format!("snapshot of {}'s own data", target.name));
         copy.source_stats = Some(envs.stats(source)?);
@@ -282,7 +285,8 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
         Ok(())
     })();
     if let Err(e) = result {
-        copy.error = Some(e);
+        copy.error = Some(e.message);
+        copy.details.extend(e.report);
     }
     if standby {
         match envs.availability(target, true) {
@@ -290,6 +294,7 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
             Err(e) => {
                 let first = copy.error.take().map(|f| format!("{f}; ")).unwrap_or_default();
                 copy.error = Some(format!("{first}and {} could not be brought back: {e}", target.name));
+                copy.details.extend(e.report);
             }
         }
     }

@@ -190,7 +190,7 @@ fn live(
         // out as deployed. The checkout has no ledger: the live slot is this project's.
         let then = workspace.at_revision(&revision.root).map_err(|r| r.messages())?;
         render_one(&then, &account.name, account.slot, VersionSpec::Exact(deployed))
-            .map_err(|e| format!("{e} (at {commit})"))
+            .map_err(|r| format!("{} (at {commit})", r.messages()))
     });
     match rebuilt {
         Err(e) => entry.notes.push(format!("cannot rebuild the deployed version: {e}")),

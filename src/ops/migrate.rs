@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::Workspace;
 use super::data::refuse;
 use super::deploy::{self, Approver, DeployReport};
-use super::environments::{Environments, Live};
+use super::environments::{Environments, Live, StepError};
 use crate::config::Account;
 use crate::diagnostics::Report;
 use crate::ledger::journal::{Journal, MigrationStep, STEPS, Status};
@@ -56,6 +56,10 @@ pub struct MigrateReport {
     /// The old environment was put back into service by this run.
     pub reactivated: bool,
     pub warnings: Vec<String>,
+    /// The diagnostics behind a step's error (a render of the new version that failed: its
+    /// files, lines and hints), kept whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Report>,
 }
 
 impl MigrateReport {
@@ -72,6 +76,8 @@ pub struct Driven {
     pub ran: Vec<MigrationStep>,
     pub reactivated: bool,
     pub warnings: Vec<String>,
+    /// The diagnostics behind a step's error, kept whole.
+    pub details: Vec<Report>,
 }
 
 /// `stamp migrate`.
@@ -121,6 +127,7 @@ pub fn migrate(
         deploys: live.deploys,
         reactivated: driven.reactivated,
         warnings,
+        details: driven.details,
     })
 }
 
@@ -164,6 +171,7 @@ pub fn drive(store: &dyn Store, account: &Account, envs: &mut dyn Environments, 
         ran: Vec::new(),
         reactivated: false,
         warnings: Vec::new(),
+        details: Vec::new(),
     };
     if *mode == Mode::Rollback {
         run.rollback()?;
@@ -177,6 +185,7 @@ pub fn drive(store: &dyn Store, account: &Account, envs: &mut dyn Environments, 
         ran: run.ran,
         reactivated: run.reactivated,
         warnings: run.warnings,
+        details: run.details,
     })
 }
 
@@ -190,12 +199,13 @@ struct Migration<'a> {
     ran: Vec<MigrationStep>,
     reactivated: bool,
     warnings: Vec<String>,
+    details: Vec<Report>,
 }
 
 /// Why a migration stopped: a step failed (the migration stops cleanly and the old environment
 /// serves again), or its journal could not be kept (nothing more may be done).
 enum Stop {
-    Step(String),
+    Step(StepError),
     /// Another run advanced the journal: it is driving now.
     TakenOver(String),
 }
@@ -217,14 +227,16 @@ impl Migration<'_> {
                 Ok(())
             }
             Err(e @ StoreError::Conflict { .. }) => Err(Stop::TakenOver(e.to_string())),
-            Err(e) => Err(Stop::Step(format!("cannot write the migration journal: {e}"))),
+            Err(e) => Err(Stop::Step(format!("cannot write the migration journal: {e}").into())),
         }
     }
 
     /// Saves, or notes that it could not (when stopping anyway).
     fn save_or_warn(&mut self) {
-        if let Err(Stop::Step(e) | Stop::TakenOver(e)) = self.save() {
-            self.warnings.push(e);
+        match self.save() {
+            Ok(()) => {}
+            Err(Stop::Step(e)) => self.warnings.push(e.message),
+            Err(Stop::TakenOver(e)) => self.warnings.push(e),
         }
     }
 
@@ -260,7 +272,8 @@ impl Migration<'_> {
             }
             Err(Stop::TakenOver(e)) => return Err(e),
             Err(Stop::Step(e)) => {
-                self.journal.error = Some(e);
+                self.journal.error = Some(e.message);
+                self.details.extend(e.report);
                 self.journal.status = Status::Stopped;
                 // Stopped is journalled before the old environment serves again, so a kill in
                 // between never resumes from a snapshot older than its data.
@@ -294,7 +307,7 @@ impl Migration<'_> {
         }
     }
 
-    fn step(&mut self, step: MigrationStep) -> Result<(), String> {
+    fn step(&mut self, step: MigrationStep) -> Result<(), StepError> {
         let (old, new) = (self.old_env(), self.new_env());
         match step {
             MigrationStep::Standby => self.envs.availability(&old, false).map(|_| ()),
@@ -324,16 +337,17 @@ impl Migration<'_> {
                         "the new environment's data differs from the old one's ({}): the migration stopped; both environments and snapshot {} are kept",
                         self.journal.differences.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                         self.journal.snapshot().unwrap_or("-")
-                    ))
+                    )
+                    .into())
                 }
             }
             MigrationStep::Switch => {
                 self.envs.availability(&new, true)?;
-                if let Err(e) = self.store.append(&self.switch_record()?) {
+                if let Err(e) = self.store.append(&self.switch_record().map_err(StepError::from)?) {
                     // Unrecorded, the switch did not happen: the new environment leaves service.
                     let back = self.envs.availability(&new, false);
                     let note = back.err().map(|b| format!("; and it could not be put back to standby: {b}"));
-                    return Err(format!("cannot record the switch: {e}{}", note.unwrap_or_default()));
+                    return Err(format!("cannot record the switch: {e}{}", note.unwrap_or_default()).into());
                 }
                 Ok(())
             }
@@ -381,8 +395,10 @@ impl Migration<'_> {
             .done
             .retain(|(s, _)| !matches!(s, MigrationStep::Build | MigrationStep::Restore | MigrationStep::Verify));
         self.journal.status = Status::Stopped;
-        if let Err(Stop::Step(e) | Stop::TakenOver(e)) = self.save() {
-            return Err(e);
+        match self.save() {
+            Ok(()) => {}
+            Err(Stop::Step(e)) => return Err(e.message),
+            Err(Stop::TakenOver(e)) => return Err(e),
         }
         // The old environment serves again before anything is destroyed.
         if !self.reactivate_old() {
@@ -395,6 +411,7 @@ impl Migration<'_> {
         let new = self.new_env();
         if let Err(e) = self.envs.retire(&new, &self.journal.to_version) {
             self.journal.error = Some(format!("rollback: {e}"));
+            self.details.extend(e.report);
             self.save_or_warn();
             return Ok(());
         }

@@ -27,14 +27,23 @@ use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean};
 use crate::store::Store;
 
-/// A report that carries warnings: problems that did not stop the operation.
+/// A report that carries warnings (problems that did not stop the operation) and the
+/// diagnostics behind its error, kept whole (a render that failed within it).
 pub trait Warnings {
     fn warnings(&self) -> &[String];
+
+    fn details(&self) -> &[Report] {
+        &[]
+    }
 }
 
 impl Warnings for data::CopyReport {
     fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    fn details(&self) -> &[Report] {
+        self.data.as_ref().map_or(&[], |d| &d.details)
     }
 }
 
@@ -47,6 +56,10 @@ impl Warnings for playground::ReapReport {
 impl Warnings for migrate::MigrateReport {
     fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    fn details(&self) -> &[Report] {
+        &self.details
     }
 }
 

@@ -80,7 +80,12 @@ pub struct Run {
 impl Run {
     pub fn new(cwd: &Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stamp"));
-        command.current_dir(cwd).env("NO_COLOR", "1").env_remove("STAMP_VERSION").env_remove("STAMP_PROJECT");
+        command
+            .current_dir(cwd)
+            .env("NO_COLOR", "1")
+            .env_remove("STAMP_VERSION")
+            .env_remove("STAMP_PROJECT")
+            .env_remove("STAMP_STORE_PG");
         Self { command, root: cwd.to_path_buf() }
     }
 
