@@ -6,6 +6,7 @@ use super::Output;
 use super::exit::ExitStatus;
 use crate::ops::Workspace;
 use crate::ops::build::{BuildOptions, build, verify};
+use crate::report::artifact::{built_text, verified_text};
 
 /// Build versioned, reproducible artifacts: `dist/<account>-<version>.tar.gz` with the rendered
 /// root module, the effective config (sensitive values redacted) and a manifest of digests.
@@ -56,14 +57,10 @@ pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> E
     };
     match build(workspace, &options) {
         Ok(built) => {
-            let mut text = String::new();
-            for b in &built {
-                text.push_str(&format!("{}  {}\n", b.path.display(), b.digest));
-                if let Some(tag) = &b.tag {
-                    out.status(&format!("tagged `{tag}`"));
-                }
+            for tag in built.iter().filter_map(|b| b.tag.as_ref()) {
+                out.status(&format!("tagged `{tag}`"));
             }
-            out.report(&text);
+            out.report(&built_text(&built));
             ExitStatus::Success
         }
         Err(report) => {
@@ -84,14 +81,7 @@ pub struct VerifyArgs {
 pub fn verify_command(args: &VerifyArgs, out: &Output) -> ExitStatus {
     match verify(&args.artifact) {
         Ok(manifest) => {
-            out.report(&format!(
-                "ok: `{}` is account `{}` version {} ({} files, digest {})\n",
-                args.artifact.display(),
-                manifest.account,
-                manifest.environment_version,
-                manifest.files.len(),
-                manifest.digest
-            ));
+            out.report(&verified_text(&args.artifact, &manifest));
             ExitStatus::Success
         }
         Err(report) => {

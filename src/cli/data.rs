@@ -1,18 +1,17 @@
 //! `stamp clone`, `sync`, `migrate`, `playground new` and `reap`: production-like copies with
 //! their data, safe migrations, and short-lived playgrounds.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use super::deploy::{Prompt, finish};
 use super::exit::ExitStatus;
 use super::progress::Shown;
 use super::{Format, Output};
-use crate::ledger::journal::Status;
 use crate::ops::Workspace;
-use crate::ops::data::{CopyOptions, CopyReport, DataCopy};
+use crate::ops::data::{CopyOptions, CopyReport};
 use crate::ops::migrate::{MigrateOptions, MigrateReport, Mode};
-use crate::ops::playground::{PlaygroundOptions, ReapAction, ReapOptions, ReapReport};
+use crate::ops::playground::{PlaygroundOptions, ReapOptions, ReapReport};
+use crate::report::data::{copy_text, migrate_text, playground_text, reap_text};
 
 /// Create or update TARGET from the blueprint version SOURCE runs, optionally with its data.
 ///
@@ -136,67 +135,6 @@ pub fn sync(workspace: &Workspace, args: &SyncArgs, out: &Output) -> ExitStatus 
     print_report(out, args.format, result, CopyReport::succeeded, |report| out.report(&copy_text(report)))
 }
 
-fn copy_text(report: &CopyReport) -> String {
-    let mut text = String::new();
-    if let Some(version) = &report.version {
-        let _ = writeln!(text, "{} built from the blueprint version {} runs: {version}", report.target, report.source);
-    }
-    if let Some(data) = &report.data {
-        text.push_str(&data_text(&report.source, &report.target, data));
-    }
-    if report.parity.is_empty() {
-        let _ = writeln!(text, "parity with {}: only allowed differences", report.source);
-    } else {
-        let _ = writeln!(
-            text,
-            "parity with {}: {} differences its archetype does not allow",
-            report.source,
-            report.parity.len()
-        );
-        for issue in &report.parity {
-            let show =
-                |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "(absent)".into(), ToString::to_string);
-            let _ = writeln!(text, "  {}: {} vs {}", issue.path, show(&issue.reference), show(&issue.value));
-        }
-    }
-    text
-}
-
-fn data_text(source: &str, target: &str, data: &DataCopy) -> String {
-    let mut text = format!("data of {source} copied into {target}:\n");
-    for step in &data.steps {
-        let _ = writeln!(text, "  done: {step}");
-    }
-    if let Some(id) = &data.snapshot {
-        let _ = writeln!(text, "  snapshot restored: {id}");
-    }
-    if let Some(id) = &data.target_backup {
-        let _ = writeln!(text, "  {target}'s previous data kept as snapshot {id}");
-    }
-    text.push_str(&stats_text(data.source_stats.as_ref(), data.target_stats.as_ref(), &data.differences));
-    if let Some(error) = &data.error {
-        let _ = writeln!(text, "  FAILED: {error}");
-    }
-    text
-}
-
-fn stats_text(
-    expected: Option<&serde_json::Value>,
-    found: Option<&serde_json::Value>,
-    differences: &[crate::pipeline::data::StatDifference],
-) -> String {
-    let (Some(expected), Some(_)) = (expected, found) else { return String::new() };
-    if differences.is_empty() {
-        format!("  statistics equal: {}\n", serde_json::to_string(expected).unwrap_or_default())
-    } else {
-        let mut text = String::from("  STATISTICS DIFFER:\n");
-        for d in differences {
-            let _ = writeln!(text, "    {d}");
-        }
-        text
-    }
-}
-
 /// Migrate an account to a new version without ever losing its data.
 ///
 /// The new version is built alongside the old one (in the account's other slot): the old
@@ -255,45 +193,6 @@ pub fn migrate(workspace: &Workspace, args: &MigrateArgs, out: &Output) -> ExitS
         }
         out.report(&migrate_text(report));
     })
-}
-
-fn migrate_text(report: &MigrateReport) -> String {
-    let journal = &report.journal;
-    let status = match journal.status {
-        Status::Running => "running",
-        Status::Stopped => "STOPPED",
-        Status::Finished => "finished",
-        Status::RolledBack => "rolled back",
-    };
-    let mut text = format!(
-        "migration of {} to {} ({} -> {}): {status}\n",
-        journal.account, journal.to_version, journal.from_slot, journal.to_slot
-    );
-    for (step, at) in &journal.done {
-        let now = if report.ran.contains(step) { "" } else { " (earlier)" };
-        let _ = writeln!(text, "  done: {}{now}  {at}", step.describe());
-    }
-    if !journal.snapshots.is_empty() {
-        let _ = writeln!(text, "  snapshots (kept): {}", journal.snapshots.join(", "));
-    }
-    if journal.status != Status::RolledBack {
-        text.push_str(&stats_text(journal.old_stats.as_ref(), journal.new_stats.as_ref(), &journal.differences));
-    }
-    if let Some(error) = &journal.error {
-        let _ = writeln!(text, "  error: {error}");
-    }
-    if report.reactivated {
-        let _ = writeln!(text, "  the old environment ({} slot) serves again", journal.from_slot);
-    }
-    let _ = writeln!(text, "journal: {}", report.journal_place);
-    if journal.status == Status::Stopped {
-        let _ = writeln!(
-            text,
-            "next: fix the cause, then `stamp migrate {0} --resume`, or undo with `stamp migrate {0} --rollback`",
-            journal.account
-        );
-    }
-    text
 }
 
 /// Short-lived playgrounds.
@@ -362,10 +261,7 @@ pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output
             return ExitStatus::Failure;
         }
     };
-    out.report(&format!(
-        "wrote {}: network {}, zone {}, expires {}\n",
-        playground.file, playground.cidr, playground.zone, playground.expires_at
-    ));
+    out.report(&playground_text(&playground));
     match playground.deploy {
         Some(deploy) => finish(Ok(deploy), out, &approver),
         None => ExitStatus::Success,
@@ -412,24 +308,4 @@ pub fn reap(workspace: &Workspace, args: &ReapArgs, out: &Output) -> ExitStatus 
     let result = crate::ops::playground::reap(workspace, &options, &progress);
     progress.finish();
     print_report(out, args.format, result, ReapReport::succeeded, |report| out.report(&reap_text(report)))
-}
-
-fn reap_text(report: &ReapReport) -> String {
-    let mut text = String::new();
-    for a in &report.accounts {
-        let expires = a.expires_at.as_deref().map(|e| format!(", expires {e}")).unwrap_or_default();
-        let _ = writeln!(text, "{}: {} ({}; owner {}{expires})", a.account, a.action, a.reason, a.owner);
-    }
-    for file in &report.removed_files {
-        let _ = writeln!(text, "removed {file}");
-    }
-    let _ = writeln!(
-        text,
-        "{} ephemeral accounts: {} destroyed, {} to destroy; {} non-ephemeral accounts left alone",
-        report.accounts.len(),
-        report.accounts.iter().filter(|a| a.action == ReapAction::Destroyed).count(),
-        report.accounts.iter().filter(|a| a.action == ReapAction::WouldDestroy).count(),
-        report.not_ephemeral
-    );
-    text
 }

@@ -8,7 +8,8 @@ use super::Output;
 use super::exit::ExitStatus;
 use super::progress::Shown;
 use crate::ops::Workspace;
-use crate::ops::deploy::{self, AccountResult, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::ops::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::report::deploy as deploy_report;
 use crate::report::plan::{self as plan_report, PlanReport};
 
 /// GitHub's comment limit is 65,536 characters; stay under it.
@@ -269,49 +270,8 @@ pub(super) fn finish(
     for warning in &report.warnings {
         out.warning(warning);
     }
-    let mut text = String::new();
-    let verb = verb(&report.plan.operation);
-    for result in &report.results {
-        text.push_str(&result_line(result, verb));
-    }
-    out.report(&text);
+    out.report(&deploy_report::results_text(&report));
     ExitStatus::failed_if(!report.succeeded())
-}
-
-/// What is done to the plans of a report: `destroy` for a destroy plan, `apply` otherwise.
-fn verb(operation: &str) -> &'static str {
-    if operation == "destroy" { "destroy" } else { "apply" }
-}
-
-fn result_line(result: &AccountResult, verb: &str) -> String {
-    let mut out = format!("{}: ", result.account);
-    out.push_str(match (&result.error, result.applied) {
-        (Some(_), _) => "FAILED",
-        (None, true) if verb == "destroy" => "destroyed",
-        (None, true) => "applied",
-        (None, false) => "nothing to do",
-    });
-    out.push('\n');
-    for note in &result.recovered {
-        out.push_str(&format!("  recovered: {note}\n"));
-    }
-    if let Some(error) = &result.error {
-        for line in error.lines() {
-            out.push_str(&format!("  {line}\n"));
-        }
-    }
-    for hook in &result.hooks {
-        let attempts = if hook.attempts > 1 { format!(" after {} attempts", hook.attempts) } else { String::new() };
-        let status = if hook.passed { "passed" } else { "FAILED" };
-        out.push_str(&format!("  {} `{}` {status}{attempts}\n", hook.kind, hook.name));
-        for line in hook.output.lines() {
-            out.push_str(&format!("    {line}\n"));
-        }
-    }
-    if let Some(cleanup) = &result.cleanup {
-        out.push_str(&format!("  cleanup: {cleanup}\n"));
-    }
-    out
 }
 
 /// Asks on the terminal, or refuses without one unless told to go ahead.
@@ -350,7 +310,7 @@ impl Approver for Prompt<'_> {
         if self.auto_approve {
             return Ok(());
         }
-        let verb = verb(&report.operation);
+        let verb = deploy_report::verb(&report.operation);
         if !std::io::stdin().is_terminal() {
             return Err(format!(
                 "refusing to {verb} without a terminal to ask on: pass `--auto-approve` to {verb} without asking"
@@ -404,13 +364,7 @@ pub struct DoctorArgs {
 
 pub fn doctor(args: &DoctorArgs, out: &Output) -> ExitStatus {
     let found = deploy::doctor(args.terraform.path().as_deref());
-    let mut text = String::new();
-    text.push_str(&format!("terraform: {}\n", found.terraform.as_deref().unwrap_or("not found")));
-    if let (Some(flavor), Some(version)) = (&found.flavor, &found.version) {
-        let verdict = if found.supported { "supported" } else { "NOT supported" };
-        text.push_str(&format!("version:   {flavor} {version} ({verdict})\n"));
-    }
-    out.report(&text);
+    out.report(&deploy_report::doctor_text(&found));
     if let Some(problem) = &found.problem {
         out.error(problem);
     }

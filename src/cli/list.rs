@@ -3,7 +3,8 @@
 use super::exit::ExitStatus;
 use super::{Format, Output};
 use crate::ops::Workspace;
-use crate::ops::list::{AccountSummary, list};
+use crate::ops::list::list;
+use crate::report::list::accounts_table;
 
 /// List the project's accounts with their archetype, environment and region.
 #[derive(Debug, clap::Args)]
@@ -29,23 +30,7 @@ pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
             text.push('\n');
             out.report(&text);
         }
-        Format::Text => out.report(&table(&accounts)),
+        Format::Text => out.report(&accounts_table(&accounts)),
     }
     ExitStatus::Success
-}
-
-fn table(accounts: &[AccountSummary]) -> String {
-    let rows: Vec<[String; 5]> = accounts
-        .iter()
-        .map(|a| {
-            [
-                a.name.clone(),
-                a.archetype.clone(),
-                a.environment.clone(),
-                a.region.clone().unwrap_or_else(|| "-".into()),
-                if a.protected { "protected".into() } else { String::new() },
-            ]
-        })
-        .collect();
-    crate::report::table::table(["ACCOUNT", "ARCHETYPE", "ENVIRONMENT", "REGION", ""], &rows)
 }

@@ -60,8 +60,30 @@ pub enum RunError {
     Refused(String),
     #[error("interrupted (at `{0}`): stopped cleanly")]
     Interrupted(String),
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}: {}", crate::diagnostics::io_reason(source))]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid retry pattern in archetype `{archetype}`: {source}")]
+    RetryPattern {
+        archetype: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("unexpected output of `terraform output -json`: {0}")]
+    Outputs(#[source] serde_json::Error),
+    #[error("cannot write the work folder: {0}")]
+    WorkFolder(#[source] crate::render::tree::WriteError),
+}
+
+impl RunError {
+    /// An I/O error while doing `what`.
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
 }
 
 impl RunError {
@@ -133,9 +155,9 @@ impl<'a> AccountRun<'a> {
             }
             None => None,
         };
-        let log = Log::open(&dirs.log).map_err(|e| RunError::Io(format!("cannot open the log: {e}")))?;
+        let log = Log::open(&dirs.log).map_err(RunError::io("cannot open the log"))?;
         let retry = RetryPolicy::new(&archetype.file.retry)
-            .map_err(|e| RunError::Io(format!("invalid retry pattern in archetype `{}`: {e}", archetype.name)))?;
+            .map_err(|source| RunError::RetryPattern { archetype: archetype.name.clone(), source })?;
         log.line(&format!("\n# ---- stamp {} run for `{}`", env!("CARGO_PKG_VERSION"), account.name));
         Ok(Self {
             project,
@@ -162,9 +184,8 @@ impl<'a> AccountRun<'a> {
     pub fn write_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "render");
         let marker = format!("work folder of stamp for account {}\n", self.account.name);
-        tree.write_atomically(&self.dirs.work, &marker)
-            .map_err(|e| RunError::Io(format!("cannot write the work folder: {e}")))?;
-        fs_err::create_dir_all(&self.dirs.data).map_err(|e| RunError::Io(e.to_string()))
+        tree.write_atomically(&self.dirs.work, &marker).map_err(RunError::WorkFolder)?;
+        fs_err::create_dir_all(&self.dirs.data).map_err(RunError::io("cannot create the Terraform data folder"))
     }
 
     /// `terraform init` in the work folder.
@@ -272,8 +293,8 @@ impl<'a> AccountRun<'a> {
     /// The root module's outputs (`terraform output -json`), values only.
     pub fn outputs(&mut self) -> Result<BTreeMap<String, serde_json::Value>, RunError> {
         let finished = self.terraform(&["output", "-json", "-no-color"], &[0])?;
-        let all: BTreeMap<String, serde_json::Value> = serde_json::from_str(&finished.stdout)
-            .map_err(|e| RunError::Io(format!("unexpected output of `terraform output -json`: {e}")))?;
+        let all: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&finished.stdout).map_err(RunError::Outputs)?;
         Ok(all
             .into_iter()
             .filter_map(|(name, o)| {
@@ -350,7 +371,7 @@ impl<'a> AccountRun<'a> {
             .unwrap_or("unknown")
             .to_string();
         let snapshots = self.project.root.join(&self.project.file.snapshots);
-        fs_err::create_dir_all(&snapshots).map_err(|e| RunError::Io(e.to_string()))?;
+        fs_err::create_dir_all(&snapshots).map_err(RunError::io("cannot create the snapshot folder"))?;
         let mut env = self.hook_env(&version, &outputs);
         env.vars.push(("STAMP_SLOT".into(), self.account.slot.to_string()));
         env.vars.push(("STAMP_SNAPSHOT_DIR".into(), snapshots.display().to_string()));
@@ -414,7 +435,7 @@ impl<'a> AccountRun<'a> {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 RunError::Interrupted(command.clone())
             } else {
-                RunError::Io(e.to_string())
+                RunError::Io { what: command.clone(), source: e }
             }
         })?;
         if finished.interrupted {
