@@ -163,6 +163,15 @@ impl Report {
     }
 }
 
+/// A report as one line: its messages.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.messages())
+    }
+}
+
+impl std::error::Error for Report {}
+
 /// In JSON, a report is its diagnostics (the files' text stays out).
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -63,10 +63,7 @@ pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> E
             out.report(&built_text(&built));
             ExitStatus::Success
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }
 
@@ -84,9 +81,6 @@ pub fn verify_command(args: &VerifyArgs, out: &Output) -> ExitStatus {
             out.report(&verified_text(&args.artifact, &manifest));
             ExitStatus::Success
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }

@@ -56,10 +56,7 @@ pub fn diff_command(workspace: &Workspace, args: &DiffArgs, out: &Output) -> Exi
             });
             if found.identical() { ExitStatus::Success } else { ExitStatus::Found }
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }
 
@@ -98,9 +95,6 @@ pub fn affected_command(workspace: &Workspace, args: &AffectedArgs, out: &Output
             }
             ExitStatus::Success
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }

@@ -70,19 +70,16 @@ pub fn clone(workspace: &Workspace, args: &CloneArgs, out: &Output) -> ExitStatu
 
 /// Prints what an operation did: its diagnostics (exit 1), or its report as JSON or as `text`
 /// prints it (exit 1 when it did not succeed).
-fn print_report<T: serde::Serialize + crate::ops::Warnings>(
+fn print_report<T: serde::Serialize + crate::ops::Warnings, E: crate::ops::error::OpError>(
     out: &Output,
     format: Format,
-    result: Result<T, crate::diagnostics::Report>,
+    result: Result<T, E>,
     succeeded: impl Fn(&T) -> bool,
     text: impl FnOnce(&T),
 ) -> ExitStatus {
     let report = match result {
         Ok(report) => report,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitStatus::Failure;
-        }
+        Err(error) => return super::show_error(out, &error),
     };
     for warning in report.warnings() {
         out.warning(warning);
@@ -256,10 +253,7 @@ pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output
     progress.finish();
     let playground = match result {
         Ok(playground) => playground,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitStatus::Failure;
-        }
+        Err(error) => return super::show_error(out, &error),
     };
     out.report(&playground_text(&playground));
     match playground.deploy {

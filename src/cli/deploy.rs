@@ -105,10 +105,7 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
                 return ExitStatus::Success;
             }
             Ok(found) => options.accounts = found.to_plan(),
-            Err(report) => {
-                out.diagnostics(&report.diagnostics, &report.sources);
-                return ExitStatus::Failure;
-            }
+            Err(error) => return super::show_error(out, &error),
         }
     }
     let progress = Shown::new(out.quiet);
@@ -116,10 +113,7 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     progress.finish();
     let report = match result {
         Ok(report) => report,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitStatus::Failure;
-        }
+        Err(error) => return super::show_error(out, &error),
     };
     for warning in &report.warnings {
         out.warning(warning);
@@ -239,7 +233,7 @@ pub fn destroy(workspace: &Workspace, args: &DestroyArgs, out: &Output) -> ExitS
 fn with_prompt(
     out: &Output,
     auto_approve: bool,
-    run: impl FnOnce(&Prompt<'_>, &Shown) -> Result<DeployReport, crate::diagnostics::Report>,
+    run: impl FnOnce(&Prompt<'_>, &Shown) -> Result<DeployReport, crate::ops::deploy::DeployError>,
 ) -> ExitStatus {
     let progress = Shown::new(out.quiet);
     let approver = Prompt::new(auto_approve, out, &progress);
@@ -249,16 +243,13 @@ fn with_prompt(
 }
 
 pub(super) fn finish(
-    result: Result<DeployReport, crate::diagnostics::Report>,
+    result: Result<DeployReport, crate::ops::deploy::DeployError>,
     out: &Output,
     approver: &Prompt<'_>,
 ) -> ExitStatus {
     let report = match result {
         Ok(report) => report,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitStatus::Failure;
-        }
+        Err(error) => return super::show_error(out, &error),
     };
     if !approver.shown.swap(false, Ordering::SeqCst) && !report.plan.accounts.is_empty() {
         out.report(&plan_report::text(&report.plan));
@@ -347,10 +338,7 @@ pub fn output(workspace: &Workspace, args: &OutputArgs, out: &Output) -> ExitSta
             out.report(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
             ExitStatus::Success
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }
 
@@ -404,10 +392,7 @@ pub fn promote(workspace: &Workspace, args: &PromoteArgs, out: &Output) -> ExitS
     let result = crate::ops::promote::promote(workspace, &options, &approver, &progress);
     progress.finish();
     match result {
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
         Ok(reports) => {
             let mut failed = false;
             for report in reports {
@@ -461,10 +446,7 @@ pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatu
     progress.finish();
     let report = match result {
         Ok(report) => report,
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            return ExitStatus::Failure;
-        }
+        Err(error) => return super::show_error(out, &error),
     };
     let text = match args.format {
         DriftFormat::Text => formats::text(&report),

@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use self::exit::ExitStatus;
 use crate::ops::Workspace;
+use crate::ops::error::OpError;
 pub use output::Output;
 
 const ABOUT: &str = "Stamp: many production-like environments from one set of templated Terraform.\n\n\
@@ -220,18 +221,23 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
 }
 
 /// Prints an operation's failure (its diagnostics), or its report with `print`.
-fn report_or_diagnostics<T>(
+fn report_or_diagnostics<T, E: OpError>(
     out: &Output,
-    result: Result<T, crate::diagnostics::Report>,
+    result: Result<T, E>,
     print: impl FnOnce(T) -> ExitStatus,
 ) -> ExitStatus {
     match result {
         Ok(report) => print(report),
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => show_error(out, &error),
     }
+}
+
+/// Prints an operation's error (its diagnostics, with places and hints, nested reports whole);
+/// the exit status it means.
+fn show_error(out: &Output, error: &dyn OpError) -> ExitStatus {
+    let report = error.to_report();
+    out.diagnostics(&report.diagnostics, &report.sources);
+    if error.is_usage() { ExitStatus::Usage } else { ExitStatus::Failure }
 }
 
 fn project_root(explicit: Option<&std::path::Path>) -> Result<PathBuf, String> {

@@ -23,9 +23,6 @@ pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
             out.report(&text);
             ExitStatus::Success
         }
-        Err(report) => {
-            out.diagnostics(&report.diagnostics, &report.sources);
-            ExitStatus::Failure
-        }
+        Err(error) => super::show_error(out, &error),
     }
 }

@@ -10,7 +10,7 @@ use super::Workspace;
 use super::check::{Selection, VersionSpec, keep, validate_and_render};
 use crate::artifact::{self, ArtifactInput};
 use crate::config::Account;
-use crate::diagnostics::{Diagnostic, Report, Sources};
+use crate::diagnostics::Report;
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -36,13 +36,72 @@ pub struct Built {
     pub tag: Option<String>,
 }
 
-fn failure(message: String) -> Report {
-    Report::new(vec![Diagnostic::error("build", message)], Sources::default())
+/// Why `build` or `verify` did not give artifacts.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The selected accounts do not validate or render (their diagnostics, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    #[error("name the accounts to build, or pass `--all`")]
+    NoAccounts,
+    #[error("`--plan` needs Terraform: {}", crate::terraform::binary::INSTALL_HINT)]
+    NoTerraform,
+    #[error("cannot plan `{account}`: {}", source.explain())]
+    Plan {
+        account: String,
+        #[source]
+        source: crate::pipeline::RunError,
+    },
+    #[error("`terraform show -json` of `{account}` is not JSON: {source}")]
+    PlanJson {
+        account: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The artifact (just written, or to verify) does not check out.
+    #[error("{}", crate::diagnostics::error_chain(.0))]
+    Artifact(#[from] artifact::ArtifactError),
+    #[error("cannot create git tag `{tag}`: {reason}")]
+    Tag { tag: String, reason: String },
 }
 
-pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>, Report> {
+impl From<Report> for BuildError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for BuildError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::NoAccounts => "usage",
+            Self::Artifact(_) => "artifact",
+            _ => "build",
+        }
+    }
+
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::NoAccounts)
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            _ => None,
+        }
+    }
+}
+
+pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>, BuildError> {
     if options.accounts.is_empty() && !options.all {
-        return Err(failure("name the accounts to build, or pass `--all`".into()));
+        return Err(BuildError::NoAccounts);
     }
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
@@ -50,14 +109,14 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
     let project = &workspace.project;
     if checked.has_errors() {
-        return Err(checked.report());
+        return Err(BuildError::Invalid(checked.report()));
     }
     let version = &checked.version;
     let cwd = std::env::current_dir().unwrap_or_default();
     let dist = options.out.as_ref().map_or_else(|| project.root.join("dist"), |o| cwd.join(o));
     let terraform = crate::terraform::Terraform::locate(options.terraform.as_deref());
     if options.plan && terraform.is_err() {
-        return Err(failure(format!("`--plan` needs Terraform: {}", crate::terraform::binary::INSTALL_HINT)));
+        return Err(BuildError::NoTerraform);
     }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
     let mut built = Vec::new();
@@ -83,8 +142,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         };
         let bytes = artifact::build(&input);
         let path = dist.join(artifact::file_name(&account.name, &version.version));
-        artifact::write(&path, &bytes).map_err(|e| failure(format!("cannot write `{}`: {e}", path.display())))?;
-        let opened = artifact::open(&path).map_err(|e| failure(crate::diagnostics::error_chain(&e)))?;
+        artifact::write(&path, &bytes).map_err(|source| BuildError::Write { path: path.clone(), source })?;
+        let opened = artifact::open(&path)?;
         let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
         if let Some(tag) = &tag {
             create_tag(&project.root, tag, &opened.manifest.digest)?;
@@ -96,23 +155,23 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
 
 /// `git tag -a <account>/<version>` on the current commit, so the source can be traced to its
 /// environments.
-fn create_tag(root: &Path, tag: &str, digest: &str) -> Result<(), Report> {
+fn create_tag(root: &Path, tag: &str, digest: &str) -> Result<(), BuildError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(root)
         .args(["tag", "-a", tag, "-m", &format!("stamp artifact {tag}\n\ndigest: {digest}")])
         .output()
-        .map_err(|e| failure(format!("cannot run git: {e}")))?;
+        .map_err(|e| BuildError::Tag { tag: tag.to_string(), reason: format!("cannot run git: {e}") })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(failure(format!("cannot create git tag `{tag}`: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        Err(BuildError::Tag { tag: tag.to_string(), reason: String::from_utf8_lossy(&out.stderr).trim().to_string() })
     }
 }
 
 /// `stamp verify`: every digest of the artifact checks out and no entry is unsafe.
-pub fn verify(path: &Path) -> Result<artifact::Manifest, Report> {
-    artifact::open(path).map(|a| a.manifest).map_err(|e| failure(crate::diagnostics::error_chain(&e)))
+pub fn verify(path: &Path) -> Result<artifact::Manifest, BuildError> {
+    Ok(artifact::open(path)?.manifest)
 }
 
 /// Plans the account and returns its JSON plan (`terraform show -json`), every value Terraform
@@ -122,15 +181,15 @@ fn plan_files(
     account: &Account,
     tree: &crate::render::Tree,
     terraform: &crate::terraform::Terraform,
-) -> Result<Vec<u8>, Report> {
-    let fail = |e: crate::pipeline::RunError| failure(format!("cannot plan `{}`: {}", account.name, e.explain()));
+) -> Result<Vec<u8>, BuildError> {
+    let fail = |source| BuildError::Plan { account: account.name.clone(), source };
     let progress = crate::pipeline::account::Quiet;
     let mut run = crate::pipeline::AccountRun::start(project, account, terraform, &progress, None).map_err(fail)?;
     run.prepare(tree).map_err(fail)?;
     run.plan(false).map_err(fail)?;
     let json = run.plan_json().map_err(fail)?;
-    let mut plan: serde_json::Value = serde_json::from_str(&json)
-        .map_err(|e| failure(format!("`terraform show -json` of `{}` is not JSON: {e}", account.name)))?;
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&json).map_err(|source| BuildError::PlanJson { account: account.name.clone(), source })?;
     crate::terraform::plan_json::redact(&mut plan);
     let mut bytes = serde_json::to_vec_pretty(&plan).expect("values serialise");
     bytes.push(b'\n');

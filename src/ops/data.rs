@@ -11,12 +11,12 @@ use serde_json::Value;
 
 use super::Workspace;
 use super::check::{Checked, Selection, VersionSpec, validate_and_render};
-use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
+use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployReport, Session};
 use super::drift::{ParityIssue, parity};
 use super::environments::{Environments, Live, StepError};
 use super::revision::Revision;
 use crate::config::{Account, Project};
-use crate::diagnostics::{Diagnostic, Report, Sources};
+use crate::diagnostics::Report;
 use crate::pipeline::account::{Dirs, Progress};
 use crate::pipeline::data::{StatDifference, Step, compare_stats};
 use crate::pipeline::lock::AccountLock;
@@ -80,12 +80,90 @@ impl CopyReport {
     }
 }
 
-pub(crate) fn refuse(message: impl Into<String>) -> Report {
-    Report::new(vec![Diagnostic::error("data", message.into())], Sources::default())
+/// Why `clone` or `sync` did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// An account that is not there or does not validate (its diagnostics, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    /// The account is in the middle of a migration, or its history is damaged.
+    #[error("{0}")]
+    UnderMigration(String),
+    #[error("the source and the target are the same account")]
+    SameAccount,
+    #[error(
+        "`{source_account}` is a `{source_archetype}` account and `{target}` a `{target_archetype}` one: a clone has its source's archetype"
+    )]
+    OtherArchetype { source_account: String, source_archetype: String, target: String, target_archetype: String },
+    #[error(
+        "account `{0}` is protected: overwriting its data needs `--confirm {0}` (its current data is kept as a snapshot)"
+    )]
+    Protected(String),
+    #[error("{0}")]
+    NoDataHooks(String),
+    /// Another run holds one of the accounts.
+    #[error("{0}")]
+    Locked(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("`{0}` has no successful apply in the ledger, so the version it runs is unknown: apply it first")]
+    NeverApplied(String),
+    #[error(
+        "`{account}` runs {version}, built from {built_from}: that version cannot be rebuilt; apply it from a commit first"
+    )]
+    NotRebuildable { account: String, version: String, built_from: &'static str },
+    /// The blueprint version the source runs could not be checked out.
+    #[error("{0}")]
+    Revision(String),
+    #[error("cannot copy the account configs into the checkout `{}`: {source}", path.display())]
+    CopyConfigs {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+}
+
+impl From<Report> for CopyError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for CopyError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::Deploy(e) => e.code(),
+            Self::Locked(_) => "data.locked",
+            Self::Store(_) => "store",
+            _ => "data",
+        }
+    }
+
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::Deploy(e) if e.is_usage())
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::Deploy(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            Self::Deploy(e) => e.nested(),
+            _ => None,
+        }
+    }
 }
 
 /// The two accounts, checked: distinct, same archetype, target's data may be overwritten.
-fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Account, &'w Account), Report> {
+fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Account, &'w Account), CopyError> {
     let project = &workspace.project;
     let source = workspace.account(&options.source)?;
     let target = workspace.account(&options.target).map_err(|mut report| {
@@ -99,23 +177,22 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
     })?;
     for account in [source, target] {
         if let Some(message) = super::history_problem(workspace.store.as_ref(), account) {
-            return Err(refuse(message));
+            return Err(CopyError::UnderMigration(message));
         }
     }
     if source.name == target.name {
-        return Err(refuse("the source and the target are the same account"));
+        return Err(CopyError::SameAccount);
     }
     if source.archetype != target.archetype {
-        return Err(refuse(format!(
-            "`{}` is a `{}` account and `{}` a `{}` one: a clone has its source's archetype",
-            source.name, source.archetype, target.name, target.archetype
-        )));
+        return Err(CopyError::OtherArchetype {
+            source_account: source.name.clone(),
+            source_archetype: source.archetype.clone(),
+            target: target.name.clone(),
+            target_archetype: target.archetype.clone(),
+        });
     }
     if options.data && target.is_protected() && options.confirm.as_deref() != Some(target.name.as_str()) {
-        return Err(refuse(format!(
-            "account `{0}` is protected: overwriting its data needs `--confirm {0}` (its current data is kept as a snapshot)",
-            target.name
-        )));
+        return Err(CopyError::Protected(target.name.clone()));
     }
     if options.data {
         let archetype = &project.archetypes[&source.archetype];
@@ -123,7 +200,7 @@ fn pair<'w>(workspace: &'w Workspace, options: &CopyOptions) -> Result<(&'w Acco
             .file
             .data
             .require(&archetype.name, &[Step::Snapshot, Step::Restore, Step::Scrub, Step::Stats])
-            .map_err(refuse)?;
+            .map_err(CopyError::NoDataHooks)?;
     }
     Ok((source, target))
 }
@@ -134,7 +211,7 @@ pub fn clone(
     options: &CopyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<CopyReport, Report> {
+) -> Result<CopyReport, CopyError> {
     let (source, target) = pair(workspace, options)?;
     let _locks = lock_pair(workspace, source, target)?;
     let project = &workspace.project;
@@ -164,7 +241,7 @@ pub fn clone(
 }
 
 /// `stamp sync SOURCE TARGET`.
-pub fn sync(workspace: &Workspace, options: &CopyOptions, progress: &dyn Progress) -> Result<CopyReport, Report> {
+pub fn sync(workspace: &Workspace, options: &CopyOptions, progress: &dyn Progress) -> Result<CopyReport, CopyError> {
     let options = CopyOptions { data: true, ..options.clone() };
     let (source, target) = pair(workspace, &options)?;
     let _locks = lock_pair(workspace, source, target)?;
@@ -194,21 +271,17 @@ impl Approver for NothingToApprove {
 }
 
 /// The version SOURCE's live slot last applied successfully, from the ledger.
-fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion, Report> {
-    let history = store.history(&source.name).map_err(|e| refuse(e.to_string()))?;
+fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion, CopyError> {
+    let history = store.history(&source.name)?;
     let Some(last) = crate::ledger::last_success(&history.records, source.slot, crate::ledger::Operation::Apply) else {
-        return Err(refuse(format!(
-            "`{}` has no successful apply in the ledger, so the version it runs is unknown: apply it first",
-            source.name
-        )));
+        return Err(CopyError::NeverApplied(source.name.clone()));
     };
     if last.commit == "none" || last.environment_version.ends_with("-dirty") {
-        return Err(refuse(format!(
-            "`{}` runs {}, built from {}: that version cannot be rebuilt; apply it from a commit first",
-            source.name,
-            last.environment_version,
-            if last.commit == "none" { "outside git" } else { "uncommitted changes" }
-        )));
+        return Err(CopyError::NotRebuildable {
+            account: source.name.clone(),
+            version: last.environment_version.clone(),
+            built_from: if last.commit == "none" { "outside git" } else { "uncommitted changes" },
+        });
     }
     Ok(BuildVersion { version: last.version.clone(), commit: last.commit.clone(), dirty: false })
 }
@@ -216,15 +289,16 @@ fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion,
 /// The project with its config as it is now but the archetypes and blueprints of the commit
 /// `version` was built from (checked out in the returned revision, which must outlive
 /// rendering), running in this project's folders with its store.
-fn workspace_at(workspace: &Workspace, version: &BuildVersion) -> Result<(Revision, Workspace), Report> {
+fn workspace_at(workspace: &Workspace, version: &BuildVersion) -> Result<(Revision, Workspace), CopyError> {
     let (project, store) = (&workspace.project, Arc::clone(&workspace.store));
-    let revision = Revision::checkout(&project.root, &version.commit).map_err(refuse)?;
+    let revision = Revision::checkout(&project.root, &version.commit).map_err(CopyError::Revision)?;
     // The target's config is today's; only the blueprint version is the source's.
     let accounts = revision.root.join(&project.file.accounts);
+    let copy_failed = |source| CopyError::CopyConfigs { path: accounts.clone(), source };
     if accounts.exists() {
-        fs_err::remove_dir_all(&accounts).map_err(|e| refuse(e.to_string()))?;
+        fs_err::remove_dir_all(&accounts).map_err(copy_failed)?;
     }
-    copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(|e| refuse(e.to_string()))?;
+    copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(copy_failed)?;
     let (mut then, diagnostics) = Project::load(&revision.root)?;
     // Blueprints are read from the checkout; runs, state and the ledger stay in this project.
     then.file.blueprints = revision.root.join(&then.file.blueprints);
@@ -303,13 +377,17 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
 
 /// The locks of both accounts' live environments, here and in a shared store, for the whole
 /// copy.
-fn lock_pair(workspace: &Workspace, source: &Account, target: &Account) -> Result<Vec<Box<dyn std::any::Any>>, Report> {
+fn lock_pair(
+    workspace: &Workspace,
+    source: &Account,
+    target: &Account,
+) -> Result<Vec<Box<dyn std::any::Any>>, CopyError> {
     let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
     for account in [source, target] {
         let path = Dirs::new(&workspace.project, account).lock;
-        held.push(Box::new(AccountLock::acquire(&path, &account.name).map_err(refuse)?));
+        held.push(Box::new(AccountLock::acquire(&path, &account.name).map_err(CopyError::Locked)?));
         let key = crate::store::account_key(&account.name);
-        held.push(Box::new(crate::store::lock(workspace.store.as_ref(), &key).map_err(refuse)?));
+        held.push(Box::new(crate::store::lock(workspace.store.as_ref(), &key).map_err(CopyError::Locked)?));
     }
     Ok(held)
 }

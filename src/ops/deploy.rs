@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::Workspace;
 use super::check::{Checked, Selection, VersionSpec, validate_and_render};
 use crate::config::{Account, Project};
-use crate::diagnostics::{Diagnostic, Report, Sources};
+use crate::diagnostics::Report;
 use crate::ledger::{Operation, Outcome};
 use crate::ops::plan_report::{AccountPlan, PlanOutcome, PlanReport};
 use crate::pipeline::account::{Dirs, Progress};
@@ -39,6 +39,82 @@ pub struct DeployOptions {
     pub artifact: Option<PathBuf>,
 }
 
+/// Why `plan`, `apply`, `destroy` or `output` did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The selected accounts do not validate or render (their diagnostics, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    /// The command line asks for something these commands do not do.
+    #[error("{0}")]
+    Usage(&'static str),
+    #[error("{0}")]
+    TerraformMissing(String),
+    #[error("{}", crate::diagnostics::error_chain(.0))]
+    Artifact(#[from] crate::artifact::ArtifactError),
+    #[error("`{}` is an artifact of account `{account}`, not `{named}`", path.display())]
+    ArtifactOfAnother { path: PathBuf, account: String, named: String },
+    #[error("the artifact's account `{0}` is not in this project (its archetype's hooks and protection are needed)")]
+    ArtifactAccountUnknown(String),
+    #[error(
+        "`{}` was built for the {built_for} slot of `{account}`, which now runs in its {live} slot (after a migration): build it again",
+        path.display()
+    )]
+    ArtifactSlot { path: PathBuf, account: String, built_for: crate::config::Slot, live: crate::config::Slot },
+    /// The account is in the middle of a migration (or its history is damaged).
+    #[error("{0}")]
+    UnderMigration(String),
+    /// A saved plan (`--out`, `--plan`) that cannot be written or used.
+    #[error("{reason}")]
+    SavedPlan { path: PathBuf, reason: String },
+    /// `stamp output` could not read the live state.
+    #[error("{0}")]
+    Output(String),
+    #[error("account `{0}` has never been deployed: its state has no `stamp` output")]
+    NeverDeployed(String),
+}
+
+impl From<Report> for DeployError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for DeployError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::Usage(_) => "usage",
+            Self::TerraformMissing(_) => "terraform.missing",
+            Self::Artifact(_)
+            | Self::ArtifactOfAnother { .. }
+            | Self::ArtifactAccountUnknown(_)
+            | Self::ArtifactSlot { .. } => "deploy.artifact",
+            Self::UnderMigration(_) => "deploy.migration",
+            Self::SavedPlan { .. } => "deploy.saved_plan",
+            Self::Output(_) | Self::NeverDeployed(_) => "deploy.output",
+        }
+    }
+
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::Usage(_))
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::TerraformMissing(_) => vec![INSTALL_HINT.to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            _ => None,
+        }
+    }
+}
+
 /// How the user answers "apply these changes?".
 pub trait Approver: Sync {
     /// Shown the plans; `Err` says why not to go on.
@@ -54,22 +130,17 @@ pub(crate) struct Session<'w> {
 }
 
 /// The Terraform to run (`--terraform`, `STAMP_TERRAFORM`, or on `PATH`).
-pub(crate) fn locate(explicit: Option<&Path>) -> Result<Terraform, Report> {
-    Terraform::locate(explicit).map_err(|e| {
-        Report::new(vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)], Sources::default())
-    })
+pub(crate) fn locate(explicit: Option<&Path>) -> Result<Terraform, DeployError> {
+    Terraform::locate(explicit).map_err(|e| DeployError::TerraformMissing(e.to_string()))
 }
 
 impl<'w> Session<'w> {
-    fn open(workspace: &'w Workspace, options: &DeployOptions) -> Result<Self, Report> {
+    fn open(workspace: &'w Workspace, options: &DeployOptions) -> Result<Self, DeployError> {
         if let Some(path) = &options.artifact {
             return Self::from_artifact(workspace, path, options);
         }
         if options.accounts.is_empty() && !options.all {
-            return Err(Report::new(
-                vec![Diagnostic::error("usage", "name the accounts, or pass `--all`")],
-                Sources::default(),
-            ));
+            return Err(DeployError::Usage("name the accounts, or pass `--all`"));
         }
         let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
         let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
@@ -85,9 +156,9 @@ impl<'w> Session<'w> {
 
     /// A session of accounts validated and rendered elsewhere (rendered for their work
     /// folders); refused when they have errors.
-    pub(crate) fn new(checked: Checked<'w>, terraform: Option<&Path>) -> Result<Self, Report> {
+    pub(crate) fn new(checked: Checked<'w>, terraform: Option<&Path>) -> Result<Self, DeployError> {
         if checked.has_errors() {
-            return Err(checked.report());
+            return Err(DeployError::Invalid(checked.report()));
         }
         let terraform = locate(terraform)?;
         Ok(Self { checked, terraform, by_migration: false })
@@ -95,30 +166,27 @@ impl<'w> Session<'w> {
 
     /// The account of a verified artifact, with the artifact's tree instead of a render of the
     /// working tree: an old version is planned, applied or destroyed exactly as it was built.
-    fn from_artifact(workspace: &'w Workspace, path: &Path, options: &DeployOptions) -> Result<Self, Report> {
-        let artifact = crate::artifact::open(path).map_err(|e| usage(&crate::diagnostics::error_chain(&e)))?;
+    fn from_artifact(workspace: &'w Workspace, path: &Path, options: &DeployOptions) -> Result<Self, DeployError> {
+        let artifact = crate::artifact::open(path)?;
         let manifest = &artifact.manifest;
         if let Some(named) = options.accounts.first().filter(|n| **n != manifest.account) {
-            return Err(usage(&format!(
-                "`{}` is an artifact of account `{}`, not `{named}`",
-                path.display(),
-                manifest.account
-            )));
+            return Err(DeployError::ArtifactOfAnother {
+                path: path.to_path_buf(),
+                account: manifest.account.clone(),
+                named: named.clone(),
+            });
         }
         let Some(account) = workspace.project.accounts.iter().find(|a| a.name == manifest.account) else {
-            return Err(usage(&format!(
-                "the artifact's account `{}` is not in this project (its archetype's hooks and protection are needed)",
-                manifest.account
-            )));
+            return Err(DeployError::ArtifactAccountUnknown(manifest.account.clone()));
         };
         let built_for = manifest.slot.unwrap_or_default();
         if built_for != account.slot {
-            return Err(usage(&format!(
-                "`{}` was built for the {built_for} slot of `{}`, which now runs in its {} slot (after a migration): build it again",
-                path.display(),
-                manifest.account,
-                account.slot
-            )));
+            return Err(DeployError::ArtifactSlot {
+                path: path.to_path_buf(),
+                account: manifest.account.clone(),
+                built_for,
+                live: account.slot,
+            });
         }
         let version = crate::version::BuildVersion {
             version: manifest.version.clone(),
@@ -135,10 +203,10 @@ impl<'w> Session<'w> {
     }
 
     /// An account in the middle of a migration is changed only by `stamp migrate`.
-    fn refuse_during_migration(&self) -> Result<(), Report> {
+    fn refuse_during_migration(&self) -> Result<(), DeployError> {
         for (account, _) in self.targets() {
             if let Some(message) = super::history_problem(self.store(), account) {
-                return Err(usage(&message));
+                return Err(DeployError::UnderMigration(message));
             }
         }
         Ok(())
@@ -313,18 +381,20 @@ pub fn plan(
     options: &DeployOptions,
     save: Option<&Path>,
     progress: &dyn Progress,
-) -> Result<PlanReport, Report> {
+) -> Result<PlanReport, DeployError> {
+    const ONE: &str = "`--out` saves the plan of exactly one account";
     if save.is_some() && (options.all || options.accounts.len() != 1) {
-        return Err(usage("`--out` saves the plan of exactly one account"));
+        return Err(DeployError::Usage(ONE));
     }
     let session = Session::open(workspace, options)?;
     let mut planned = plan_all(&session, options, Stage::Preview, progress);
     if let Some(path) = save {
         let [one] = planned.as_mut_slice() else {
-            return Err(usage("`--out` saves the plan of exactly one account"));
+            return Err(DeployError::Usage(ONE));
         };
         if let (Some(run), PlanOutcome::Planned { .. }) = (one.run.as_mut(), &one.plan.outcome) {
-            save_plan(run, &one.tree_digest, &one.plan.version, path).map_err(|e| usage(&e))?;
+            save_plan(run, &one.tree_digest, &one.plan.version, path)
+                .map_err(|reason| DeployError::SavedPlan { path: path.to_path_buf(), reason })?;
         }
     }
     Ok(PlanReport {
@@ -332,10 +402,6 @@ pub fn plan(
         accounts: planned.into_iter().map(|p| p.plan).collect(),
         warnings: session.warnings(),
     })
-}
-
-fn usage(message: &str) -> Report {
-    Report::new(vec![Diagnostic::error("usage", message.to_string())], Sources::default())
 }
 
 /// What applying (or destroying) one account did.
@@ -414,15 +480,16 @@ pub fn apply(
     options: &ApplyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<DeployReport, Report> {
+) -> Result<DeployReport, DeployError> {
     let mut deploy = options.deploy.clone();
     if let Some(path) = &options.saved_plan
         && deploy.accounts.is_empty()
         && !deploy.all
     {
-        let text = fs_err::read_to_string(path).map_err(|e| usage(&e.to_string()))?;
+        let saved_plan = |reason: String| DeployError::SavedPlan { path: path.clone(), reason };
+        let text = fs_err::read_to_string(path).map_err(|e| saved_plan(e.to_string()))?;
         let saved: SavedPlan = serde_json::from_str(&text)
-            .map_err(|e| usage(&format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
+            .map_err(|e| saved_plan(format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
         deploy.accounts = vec![saved.account];
     }
     let session = Session::open(workspace, &deploy)?;
@@ -436,9 +503,12 @@ pub(crate) fn apply_session(
     options: &ApplyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<DeployReport, Report> {
+) -> Result<DeployReport, DeployError> {
     let mut planned = match &options.saved_plan {
-        Some(path) => vec![load_saved_plan(session, path, progress).map_err(|e| usage(&e))?],
+        Some(path) => vec![
+            load_saved_plan(session, path, progress)
+                .map_err(|reason| DeployError::SavedPlan { path: path.clone(), reason })?,
+        ],
         None => plan_all(session, &options.deploy, Stage::Deploy, progress),
     };
     let report = PlanReport {
@@ -577,7 +647,7 @@ pub fn destroy(
     options: &ApplyOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<DeployReport, Report> {
+) -> Result<DeployReport, DeployError> {
     let session = Session::open(workspace, &options.deploy)?;
     session.refuse_during_migration()?;
     Ok(destroy_session(&session, options, approver, progress))
@@ -730,20 +800,18 @@ pub fn output(
     workspace: &Workspace,
     options: &DeployOptions,
     progress: &dyn Progress,
-) -> Result<serde_json::Value, Report> {
+) -> Result<serde_json::Value, DeployError> {
     let session = Session::open(workspace, options)?;
     let targets = session.targets();
     let [(account, tree)] = targets.as_slice() else {
-        return Err(usage("`stamp output` takes exactly one account"));
+        return Err(DeployError::Usage("`stamp output` takes exactly one account"));
     };
-    let failure = |e: &RunError| usage(&e.explain());
+    let failure = |e: &RunError| DeployError::Output(e.explain());
     let mut run =
         AccountRun::start(session.project(), account, &session.terraform, progress, None).map_err(|e| failure(&e))?;
     run.prepare(tree).map_err(|e| failure(&e))?;
     let outputs = run.outputs().map_err(|e| failure(&e))?;
-    outputs.get("stamp").cloned().ok_or_else(|| {
-        usage(&format!("account `{}` has never been deployed: its state has no `stamp` output", account.name))
-    })
+    outputs.get("stamp").cloned().ok_or_else(|| DeployError::NeverDeployed(account.name.clone()))
 }
 
 /// What `stamp doctor` found.

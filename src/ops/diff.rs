@@ -16,7 +16,7 @@ use super::Workspace;
 use super::check::{Selection, VersionSpec, validate_and_render};
 use super::revision::Revision;
 use crate::config::Account;
-use crate::diagnostics::{Diagnostic, Report, Sources};
+use crate::diagnostics::Report;
 use crate::render::Tree;
 
 /// Where one side of a diff comes from.
@@ -110,28 +110,62 @@ pub struct DiffOptions {
     pub version: Option<String>,
 }
 
-pub fn diff(workspace: &Workspace, options: &DiffOptions) -> Result<Diff, Report> {
+pub fn diff(workspace: &Workspace, options: &DiffOptions) -> Result<Diff, DiffError> {
     let a = load_side(workspace, &SideSpec::parse(&options.a), options.version.as_deref())?;
     let b = load_side(workspace, &SideSpec::parse(&options.b), options.version.as_deref())?;
     Ok(compare(&a, &b, options.ignore_account_values))
 }
 
-fn failure(message: String) -> Report {
-    Report::new(vec![Diagnostic::error("diff", message)], Sources::default())
+/// Why `diff` could not compare.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// A side does not validate or render (its diagnostics, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    /// The revision could not be checked out.
+    #[error("{0}")]
+    Revision(String),
+    #[error("{}", crate::diagnostics::error_chain(.0))]
+    Artifact(#[from] crate::artifact::ArtifactError),
+    #[error("account `{0}` did not render")]
+    NotRendered(String),
 }
 
-fn load_side(workspace: &Workspace, spec: &SideSpec, version: Option<&str>) -> Result<Side, Report> {
+impl From<Report> for DiffError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for DiffError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::Artifact(_) => "artifact",
+            _ => "diff",
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            _ => None,
+        }
+    }
+}
+
+fn load_side(workspace: &Workspace, spec: &SideSpec, version: Option<&str>) -> Result<Side, DiffError> {
     let root = &workspace.project.root;
     match spec {
         SideSpec::Account(account) => render_side(workspace, account, VersionSpec::Release(version), "working tree"),
         SideSpec::AtRevision { account, rev } => {
-            let revision = Revision::checkout(root, rev).map_err(failure)?;
+            let revision = Revision::checkout(root, rev).map_err(DiffError::Revision)?;
             let build = revision.build_version(root, version);
             let then = workspace.at_revision(&revision.root)?;
             render_side(&then, account, VersionSpec::Exact(build), &format!("at {rev}"))
         }
         SideSpec::Artifact(path) => {
-            let artifact = crate::artifact::open(path).map_err(|e| failure(crate::diagnostics::error_chain(&e)))?;
+            let artifact = crate::artifact::open(path)?;
             let manifest = &artifact.manifest;
             let files = text_files(&artifact.tree());
             let config = artifact.config();
@@ -147,7 +181,12 @@ fn load_side(workspace: &Workspace, spec: &SideSpec, version: Option<&str>) -> R
     }
 }
 
-fn render_side(workspace: &Workspace, account: &str, version: VersionSpec<'_>, origin: &str) -> Result<Side, Report> {
+fn render_side(
+    workspace: &Workspace,
+    account: &str,
+    version: VersionSpec<'_>,
+    origin: &str,
+) -> Result<Side, DiffError> {
     let kept = Mutex::new(None);
     let keep = |a: &Account, _: &Path, tree: Tree| {
         *kept.lock().expect("kept lock") = Some((a.name.clone(), tree));
@@ -157,11 +196,11 @@ fn render_side(workspace: &Workspace, account: &str, version: VersionSpec<'_>, o
     let accounts = [account.to_string()];
     let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
     if checked.has_errors() {
-        return Err(checked.report());
+        return Err(DiffError::Invalid(checked.report()));
     }
     let project = &workspace.project;
     let (name, tree) =
-        kept.into_inner().expect("kept lock").ok_or_else(|| failure(format!("account `{account}` did not render")))?;
+        kept.into_inner().expect("kept lock").ok_or_else(|| DiffError::NotRendered(account.to_string()))?;
     let found = project.accounts.iter().find(|a| a.name == name).expect("rendered account exists");
     // Rendering refuses sensitive values, so the rendered files hold none.
     let config = crate::schema::redact::redacted(found);

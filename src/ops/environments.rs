@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Workspace;
 use super::check::{Selection, VersionSpec, render_one, validate_and_render};
 use super::deploy::{self, ApplyOptions, Approver, DeployReport, Session};
+use super::error::OpError;
 use crate::config::Account;
 use crate::diagnostics::Report;
 use crate::pipeline::AccountRun;
@@ -131,7 +132,9 @@ impl<'a> Live<'a> {
         let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
         let accounts = [env.name.clone()];
         let what = if destroy { "destroying" } else { "building" };
-        let failed = |report: Report| StepError::with_report(format!("{what} `{}` failed", env.instance()), report);
+        let failed = |error: &dyn OpError| {
+            StepError::with_report(format!("{what} `{}` failed", env.instance()), error.to_report())
+        };
         let checked = validate_and_render(
             self.workspace,
             Selection { accounts: &accounts, slot: Some((&env.name, env.slot)) },
@@ -139,8 +142,8 @@ impl<'a> Live<'a> {
             &work_dir,
             &super::check::keep,
         )
-        .map_err(failed)?;
-        let mut session = Session::new(checked, Some(&self.terraform.path)).map_err(failed)?;
+        .map_err(|e| failed(&e))?;
+        let mut session = Session::new(checked, Some(&self.terraform.path)).map_err(|e| failed(&e))?;
         session.by_migration = true;
         // The caller decided what is safe to destroy (a migration: the old slot only after its
         // switch).
@@ -148,7 +151,7 @@ impl<'a> Live<'a> {
         let report = if destroy {
             deploy::destroy_session(&session, &options, self.approver, self.progress)
         } else {
-            deploy::apply_session(&session, &options, self.approver, self.progress).map_err(failed)?
+            deploy::apply_session(&session, &options, self.approver, self.progress).map_err(|e| failed(&e))?
         };
         let succeeded = report.succeeded();
         let reason = report.refused.clone().or_else(|| report.results.iter().find_map(|r| r.error.clone()));

@@ -17,8 +17,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Workspace;
-use super::data::refuse;
-use super::deploy::{self, Approver, DeployReport};
+use super::deploy::{self, Approver, DeployError, DeployReport};
 use super::environments::{Environments, Live, StepError};
 use crate::config::Account;
 use crate::diagnostics::Report;
@@ -80,27 +79,85 @@ pub struct Driven {
     pub details: Vec<Report>,
 }
 
+/// Why `migrate` did not run (once running, a failed step stops the migration and is in its
+/// report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The account is not there (its diagnostic, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    /// Its ledger is damaged, so which slot is live is not known.
+    #[error("{0}")]
+    Ledger(String),
+    #[error("{0}")]
+    Version(String),
+    #[error("{0}")]
+    NoDataHooks(String),
+    /// Another run holds the account (on this machine or, with a shared store, any).
+    #[error("{0}")]
+    Locked(String),
+    /// Refused by the journal: a migration is under way (`--resume`), none is, it has switched
+    /// already, or another run took it over.
+    #[error("{0}")]
+    Journal(String),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+}
+
+impl From<Report> for MigrateError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for MigrateError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::Deploy(e) => e.code(),
+            Self::Ledger(_) => "ledger.damaged",
+            Self::Locked(_) => "migrate.locked",
+            _ => "migrate",
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::Deploy(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            Self::Deploy(e) => e.nested(),
+            _ => None,
+        }
+    }
+}
+
 /// `stamp migrate`.
 pub fn migrate(
     workspace: &Workspace,
     options: &MigrateOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<MigrateReport, Report> {
+) -> Result<MigrateReport, MigrateError> {
     let project = &workspace.project;
     let account = workspace.account(&options.account)?;
     if let Some(problem) = super::ledger_problem(workspace.store.as_ref(), account) {
-        return Err(refuse(problem));
+        return Err(MigrateError::Ledger(problem));
     }
     if let Mode::Start { to_version } = &options.mode {
-        crate::version::validate(to_version).map_err(refuse)?;
+        crate::version::validate(to_version).map_err(MigrateError::Version)?;
         let archetype = &project.archetypes[&account.archetype];
         // Without availability the old environment keeps taking writes after its snapshot.
         archetype
             .file
             .data
             .require(&archetype.name, &[Step::Availability, Step::Snapshot, Step::Restore, Step::Stats])
-            .map_err(refuse)?;
+            .map_err(MigrateError::NoDataHooks)?;
     }
     // Both environments, on this machine and (with a shared store) on every other, for the
     // whole migration: its steps take the same locks again.
@@ -112,12 +169,12 @@ pub fn migrate(
     ]
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
-    .map_err(refuse)?;
-    let _shared =
-        crate::store::lock(workspace.store.as_ref(), &crate::store::account_key(&account.name)).map_err(refuse)?;
+    .map_err(MigrateError::Locked)?;
+    let _shared = crate::store::lock(workspace.store.as_ref(), &crate::store::account_key(&account.name))
+        .map_err(MigrateError::Locked)?;
     let terraform = deploy::locate(options.terraform.as_deref())?;
     let mut live = Live::new(workspace, &terraform, approver, progress);
-    let driven = drive(workspace.store.as_ref(), account, &mut live, &options.mode).map_err(refuse)?;
+    let driven = drive(workspace.store.as_ref(), account, &mut live, &options.mode).map_err(MigrateError::Journal)?;
     let mut warnings = workspace.warning_lines();
     warnings.extend(driven.warnings);
     Ok(MigrateReport {

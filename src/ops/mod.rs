@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod diff;
 pub mod drift;
 pub mod environments;
+pub mod error;
 pub mod list;
 pub mod migrate;
 pub mod plan_report;

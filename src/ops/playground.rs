@@ -10,8 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Workspace;
-use super::data::refuse;
-use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
+use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployOptions, DeployReport};
 use crate::config::Account;
 use crate::diagnostics::Report;
 use crate::ephemeral::{Lifetime, format_time};
@@ -45,24 +44,112 @@ pub struct Playground {
     pub deploy: Option<DeployReport>,
 }
 
+/// Why `playground new` or `reap` did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaygroundError {
+    /// The source account is not there or does not validate (its diagnostics, whole).
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    /// Another run holds the allocation (on this machine or, with a shared store, any).
+    #[error("{0}")]
+    Locked(String),
+    #[error(
+        "`stamp.yaml` has no `playgrounds:` settings: add `playgrounds: {{cidr_pool: 10.200.0.0/16, zone_suffix: play.example.internal}}`"
+    )]
+    NoSettings,
+    #[error(
+        "invalid playground name `{0}`: use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit, not ending in `-green`"
+    )]
+    InvalidName(String),
+    #[error("an account named `{0}` exists already")]
+    AccountExists(String),
+    #[error("`--owner` must say who the playground belongs to, on one line")]
+    NoOwner,
+    #[error("`--ttl {ttl}`{problem}")]
+    Ttl { ttl: String, problem: String },
+    #[error("`{0}` exists already")]
+    FileExists(String),
+    #[error("`{0}` has no `network.cidr` to size a playground by")]
+    NoNetwork(String),
+    /// No free network in the pool, or the zone is taken.
+    #[error("{0}")]
+    Allocation(String),
+    #[error("{0}")]
+    File(String),
+    #[error("cannot write `{}`: {}", path.display(), crate::diagnostics::io_reason(source))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "`--all-ephemeral` destroys every ephemeral account, expired or not: confirm with `--confirm {KILL_SWITCH}`"
+    )]
+    KillSwitchUnconfirmed,
+    #[error("{0}")]
+    Clock(String),
+    #[error("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now")]
+    NowWithoutDryRun,
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+}
+
+impl From<Report> for PlaygroundError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for PlaygroundError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            Self::Deploy(e) => e.code(),
+            Self::Locked(_) => "playground.locked",
+            Self::Store(_) => "store",
+            Self::KillSwitchUnconfirmed | Self::Clock(_) | Self::NowWithoutDryRun => "reap",
+            _ => "playground",
+        }
+    }
+
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::Deploy(e) if e.is_usage())
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::Deploy(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            Self::Deploy(e) => e.nested(),
+            _ => None,
+        }
+    }
+}
+
 /// `stamp playground new NAME --from ACCOUNT --owner X --ttl 8h`.
 pub fn new(
     workspace: &mut Workspace,
     options: &PlaygroundOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<Playground, Report> {
+) -> Result<Playground, PlaygroundError> {
     // One allocation at a time (the project is loaded under the lock): two playgrounds never
     // get the same network or name.
     let locks = workspace.project.root.join(".stamp/locks");
     let lock = crate::pipeline::lock::AccountLock::acquire(&locks.join("playgrounds.lock"), "playground allocation")
-        .map_err(refuse)?;
+        .map_err(PlaygroundError::Locked)?;
     // Every machine sharing the store allocates from the same pool.
-    let shared = crate::store::lock(workspace.store.as_ref(), "playgrounds").map_err(refuse)?;
+    let shared = crate::store::lock(workspace.store.as_ref(), "playgrounds").map_err(PlaygroundError::Locked)?;
     let Some(settings) = workspace.project.file.playgrounds.clone() else {
-        return Err(refuse(
-            "`stamp.yaml` has no `playgrounds:` settings: add `playgrounds: {cidr_pool: 10.200.0.0/16, zone_suffix: play.example.internal}`",
-        ));
+        return Err(PlaygroundError::NoSettings);
     };
     // Playgrounds written since the project was loaded (by another run) take their networks.
     let dir = workspace.project.root.join(&workspace.project.file.accounts).join(&settings.dir);
@@ -70,27 +157,24 @@ pub fn new(
     let project = &workspace.project;
     let source = workspace.account(&options.from)?;
     if !crate::config::project::valid_account_name(&options.name) {
-        return Err(refuse(format!(
-            "invalid playground name `{}`: use letters, digits, `-`, `_` and `.` (at most 63), starting with a letter or digit, not ending in `-green`",
-            options.name
-        )));
+        return Err(PlaygroundError::InvalidName(options.name.clone()));
     }
     if project.account(&options.name).is_some() {
-        return Err(refuse(format!("an account named `{}` exists already", options.name)));
+        return Err(PlaygroundError::AccountExists(options.name.clone()));
     }
 
     if options.owner.trim().is_empty() || options.owner.chars().any(char::is_control) {
-        return Err(refuse("`--owner` must say who the playground belongs to, on one line"));
+        return Err(PlaygroundError::NoOwner);
     }
+    let bad_ttl = |problem: String| PlaygroundError::Ttl { ttl: options.ttl.clone(), problem };
     let ttl = humantime::parse_duration(&options.ttl)
-        .map_err(|e| refuse(format!("`--ttl {}` is not a duration like `8h` or `3d`: {e}", options.ttl)))?;
+        .map_err(|e| bad_ttl(format!(" is not a duration like `8h` or `3d`: {e}")))?;
     let created = crate::ephemeral::run_started();
-    let expires =
-        crate::ephemeral::expiry(created, ttl).map_err(|p| refuse(format!("`--ttl {}`: {p}", options.ttl)))?;
+    let expires = crate::ephemeral::expiry(created, ttl).map_err(|p| bad_ttl(format!(": {p}")))?;
     let dir = project.root.join(&project.file.accounts).join(&settings.dir);
     let path = dir.join(format!("{}.yaml", options.name));
     if path.exists() {
-        return Err(refuse(format!("`{}` exists already", project.display(&path))));
+        return Err(PlaygroundError::FileExists(project.display(&path)));
     }
     let prefix = match settings.prefix_length {
         Some(p) => p,
@@ -98,13 +182,13 @@ pub fn new(
             .str_at("/network/cidr")
             .and_then(|c| c.parse::<ipnet::Ipv4Net>().ok())
             .map(|n| n.prefix_len())
-            .ok_or_else(|| refuse(format!("`{}` has no `network.cidr` to size a playground by", source.name)))?,
+            .ok_or_else(|| PlaygroundError::NoNetwork(source.name.clone()))?,
     };
-    let cidr = allocate(settings.cidr_pool, prefix, &project.accounts).map_err(refuse)?;
+    let cidr = allocate(settings.cidr_pool, prefix, &project.accounts).map_err(PlaygroundError::Allocation)?;
     let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.')).to_ascii_lowercase();
     let same = |other: &str| other.trim_end_matches('.').eq_ignore_ascii_case(&zone);
     if project.accounts.iter().any(|a| a.str_at("/dns/zone").is_some_and(same)) {
-        return Err(refuse(format!("zone `{zone}` is used by another account already")));
+        return Err(PlaygroundError::Allocation(format!("zone `{zone}` is used by another account already")));
     }
     let config = playground_config(source, options, &cidr.to_string(), &zone, &format_time(created));
     let comment = format!(
@@ -114,9 +198,10 @@ pub fn new(
         format_time(expires),
         options.ttl
     );
-    let text = playground_file(&comment, &config).map_err(refuse)?;
+    let text = playground_file(&comment, &config).map_err(PlaygroundError::File)?;
     // Written beside its final name and renamed: never a half-written account file.
-    crate::fsio::write_atomic(&path, text.as_bytes()).map_err(|e| refuse(e.to_string()))?;
+    crate::fsio::write_atomic(&path, text.as_bytes())
+        .map_err(|source| PlaygroundError::Write { path: path.clone(), source })?;
     drop((lock, shared));
     let shown = project.display(&path);
     workspace.add_files(&[path.display().to_string()]);
@@ -292,16 +377,18 @@ impl Approver for Chosen {
 }
 
 /// `stamp reap`.
-pub fn reap(workspace: &Workspace, options: &ReapOptions, progress: &dyn Progress) -> Result<ReapReport, Report> {
+pub fn reap(
+    workspace: &Workspace,
+    options: &ReapOptions,
+    progress: &dyn Progress,
+) -> Result<ReapReport, PlaygroundError> {
     if options.all_ephemeral && options.confirm.as_deref() != Some(KILL_SWITCH) {
-        return Err(refuse(format!(
-            "`--all-ephemeral` destroys every ephemeral account, expired or not: confirm with `--confirm {KILL_SWITCH}`"
-        )));
+        return Err(PlaygroundError::KillSwitchUnconfirmed);
     }
     let project = &workspace.project;
-    let now = crate::ephemeral::judged_at().map_err(refuse)?;
+    let now = crate::ephemeral::judged_at().map_err(PlaygroundError::Clock)?;
     if std::env::var_os("STAMP_NOW").is_some() && !options.dry_run {
-        return Err(refuse("`STAMP_NOW` is set: only `stamp reap --dry-run` judges expiry by another time than now"));
+        return Err(PlaygroundError::NowWithoutDryRun);
     }
     let mut report = ReapReport {
         accounts: Vec::new(),
@@ -328,7 +415,7 @@ pub fn reap(workspace: &Workspace, options: &ReapOptions, progress: &dyn Progres
                 continue;
             }
         };
-        let history = workspace.store.history(&account.name).map_err(|e| refuse(e.to_string()))?;
+        let history = workspace.store.history(&account.name)?;
         let deployed = crate::ledger::created_at(&history.records, account.slot).is_some();
         let expired = lifetime.expired(now);
         let unsafe_history = super::history_problem(workspace.store.as_ref(), account);
@@ -370,7 +457,7 @@ pub fn reap(workspace: &Workspace, options: &ReapOptions, progress: &dyn Progres
             ..ApplyOptions::default()
         };
         let failure = match deploy::destroy(workspace, &destroy, &Chosen, progress) {
-            Err(problem) => Some(problem.messages()),
+            Err(problem) => Some(problem.to_string()),
             Ok(result) => {
                 let failure = destroy_failure(&result, name);
                 report.destroys.push(result);

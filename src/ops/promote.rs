@@ -2,9 +2,9 @@
 //! the target stage's accounts only if the ledger shows it applied and smoke-tested
 //! successfully in every earlier stage of the promotion chain declared in `stamp.yaml`.
 
-use super::build::{BuildOptions, build};
-use super::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
-use crate::diagnostics::{Diagnostic, Report, Sources};
+use super::build::{BuildError, BuildOptions, build};
+use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployOptions, DeployReport};
+use crate::diagnostics::Report;
 use crate::pipeline::account::Progress;
 
 #[derive(Debug, Clone, Default)]
@@ -15,8 +15,57 @@ pub struct PromoteOptions {
     pub terraform: Option<std::path::PathBuf>,
 }
 
-fn refuse(message: String) -> Report {
-    Report::new(vec![Diagnostic::error("promote", message)], Sources::default())
+/// Why `promote` did not apply the version.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("`{to}` is not in the promotion chain of `stamp.yaml` ({chain})")]
+    NotInChain { to: String, chain: String },
+    #[error("the working tree has uncommitted changes: promote from the commit the earlier stages ran")]
+    Dirty,
+    #[error("stage `{stage}` has no accounts, so version {version} cannot have passed it")]
+    EarlierStageEmpty { stage: String, version: String },
+    /// A damaged ledger record could be the one that says the version passed (or failed).
+    #[error("{0}")]
+    Ledger(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "version {version} (commit {commit}) has not been applied and smoke-tested successfully in stage `{stage}` (accounts: {accounts}); promote it there first"
+    )]
+    NotPassed { version: String, commit: String, stage: String, accounts: String },
+    #[error("stage `{0}` has no accounts")]
+    TargetEmpty(String),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+}
+
+impl super::error::OpError for PromoteError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Build(e) => e.code(),
+            Self::Deploy(e) => e.code(),
+            Self::Ledger(_) => "ledger.damaged",
+            Self::Store(_) => "store",
+            _ => "promote",
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            Self::Deploy(e) => e.hints(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Build(e) => e.nested(),
+            Self::Deploy(e) => e.nested(),
+            _ => None,
+        }
+    }
 }
 
 /// Checks the earlier stages, then builds and applies the target stage's artifacts.
@@ -25,62 +74,56 @@ pub fn promote(
     options: &PromoteOptions,
     approver: &dyn Approver,
     progress: &dyn Progress,
-) -> Result<Vec<DeployReport>, Report> {
+) -> Result<Vec<DeployReport>, PromoteError> {
     let project = &workspace.project;
     let chain = &project.file.promotion;
     let Some(stage) = chain.iter().position(|e| *e == options.to) else {
-        return Err(refuse(format!(
-            "`{}` is not in the promotion chain of `stamp.yaml` ({})",
-            options.to,
-            if chain.is_empty() {
+        return Err(PromoteError::NotInChain {
+            to: options.to.clone(),
+            chain: if chain.is_empty() {
                 "none is declared: add `promotion: [ci, staging, production]`".to_string()
             } else {
                 chain.join(" -> ")
-            }
-        )));
+            },
+        });
     };
     let store = workspace.store.as_ref();
     // Build once, promote unchanged: what earlier stages ran must be exactly this checkout.
     let here = crate::version::BuildVersion::resolve(Some(&options.version), &project.root);
     if here.dirty {
-        return Err(refuse(
-            "the working tree has uncommitted changes: promote from the commit the earlier stages ran".into(),
-        ));
+        return Err(PromoteError::Dirty);
     }
     for earlier in &chain[..stage] {
         let accounts: Vec<_> = project.accounts.iter().filter(|a| a.environment() == earlier).collect();
         if accounts.is_empty() {
-            return Err(refuse(format!(
-                "stage `{earlier}` has no accounts, so version {} cannot have passed it",
-                options.version
-            )));
+            return Err(PromoteError::EarlierStageEmpty { stage: earlier.clone(), version: options.version.clone() });
         }
         // A damaged record could be the one that says the version passed (or failed).
         if let Some(problem) = accounts.iter().find_map(|a| super::ledger_problem(store, a)) {
-            return Err(refuse(problem));
+            return Err(PromoteError::Ledger(problem));
         }
         let mut passed = false;
         for account in &accounts {
             // The hooks in force: the account's own lists over its archetype's, as runs use them.
             let hooks = project.archetypes[&account.archetype].file.hooks.overridden_by(account.hooks.as_ref());
             let has_smoke = hooks.smoke_tests.as_ref().is_some_and(|s| !s.is_empty());
-            let history = store.history(&account.name).map_err(|e| refuse(e.to_string()))?;
+            let history = store.history(&account.name)?;
             passed |= crate::ledger::passed(&history.records, &options.version, &here.commit, has_smoke);
         }
         if !passed {
             let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
-            return Err(refuse(format!(
-                "version {} (commit {}) has not been applied and smoke-tested successfully in stage `{earlier}` (accounts: {}); promote it there first",
-                options.version,
-                here.commit,
-                names.join(", ")
-            )));
+            return Err(PromoteError::NotPassed {
+                version: options.version.clone(),
+                commit: here.commit.clone(),
+                stage: earlier.clone(),
+                accounts: names.join(", "),
+            });
         }
     }
     let targets: Vec<String> =
         project.accounts.iter().filter(|a| a.environment() == options.to).map(|a| a.name.clone()).collect();
     if targets.is_empty() {
-        return Err(refuse(format!("stage `{}` has no accounts", options.to)));
+        return Err(PromoteError::TargetEmpty(options.to.clone()));
     }
     let built = build(
         workspace,

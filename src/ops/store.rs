@@ -9,8 +9,43 @@ use crate::diagnostics::{Diagnostic, Report, Sources, did_you_mean};
 use crate::ledger::Record;
 use crate::store::{Copied, FolderStore, Store};
 
-fn failure(message: impl Into<String>) -> Report {
-    Report::new(vec![Diagnostic::error("store", message.into())], Sources::default())
+/// Why `history`, `store status` or `store import` did not give their report.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOpError {
+    /// An account name that is not known (its diagnostic), or damaged records to import.
+    #[error("{}", .0.messages())]
+    Invalid(Report),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "the store is {store}: `stamp store import` copies a ledger folder into PostgreSQL; name the database with `{}` or `store: {{pg: {{conn_str: ...}}}}` in stamp.yaml",
+        crate::store::PG_ENV
+    )]
+    NotPostgres { store: String },
+    #[error("no ledger folder at `{0}`")]
+    NoFolder(String),
+}
+
+impl From<Report> for StoreOpError {
+    fn from(report: Report) -> Self {
+        Self::Invalid(report)
+    }
+}
+
+impl super::error::OpError for StoreOpError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(report) => report.code(),
+            _ => "store",
+        }
+    }
+
+    fn nested(&self) -> Option<&Report> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -31,7 +66,7 @@ pub struct HistoryReport {
 }
 
 /// `stamp history`.
-pub fn history(workspace: &Workspace, options: &HistoryOptions) -> Result<HistoryReport, Report> {
+pub fn history(workspace: &Workspace, options: &HistoryOptions) -> Result<HistoryReport, StoreOpError> {
     let store = workspace.store.as_ref();
     // An ACCOUNT may be a file of the project; accounts that are gone still have a history.
     let names: Vec<String> = options
@@ -40,8 +75,7 @@ pub fn history(workspace: &Workspace, options: &HistoryOptions) -> Result<Histor
         .map(|a| workspace.project.account(a).map_or_else(|| a.clone(), |found| found.name.clone()))
         .collect();
     let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
-    let histories =
-        store.histories((!wanted.is_empty()).then_some(wanted.as_slice())).map_err(|e| failure(e.to_string()))?;
+    let histories = store.histories((!wanted.is_empty()).then_some(wanted.as_slice()))?;
     if let Some(missing) = wanted.iter().find(|name| !histories.contains_key(**name)) {
         let known =
             workspace.project.accounts.iter().map(|a| a.name.as_str()).chain(histories.keys().map(String::as_str));
@@ -51,7 +85,7 @@ pub fn history(workspace: &Workspace, options: &HistoryOptions) -> Result<Histor
         {
             d = d.hint(format!("did you mean `{near}`?"));
         }
-        return Err(Report::new(vec![d], Sources::default()));
+        return Err(StoreOpError::Invalid(Report::new(vec![d], Sources::default())));
     }
     let mut warnings = Vec::new();
     let mut records: Vec<(usize, Record)> = Vec::new();
@@ -85,10 +119,10 @@ pub struct StoreStatus {
 }
 
 /// `stamp store status`.
-pub fn status(workspace: &Workspace) -> Result<StoreStatus, Report> {
+pub fn status(workspace: &Workspace) -> Result<StoreStatus, StoreOpError> {
     let store = workspace.store.as_ref();
     if let Some(pg) = store.as_pg() {
-        let found = pg.status().map_err(|e| failure(e.to_string()))?;
+        let found = pg.status()?;
         return Ok(StoreStatus {
             store: store.describe(),
             schema_version: Some(found.schema_version),
@@ -98,14 +132,12 @@ pub fn status(workspace: &Workspace) -> Result<StoreStatus, Report> {
             locks: Some(found.locks),
         });
     }
-    let histories = store.histories(None).map_err(|e| failure(e.to_string()))?;
+    let histories = store.histories(None)?;
     let mut under_way = Vec::new();
     for account in
         histories.keys().map(String::as_str).chain(workspace.project.accounts.iter().map(|a| a.name.as_str()))
     {
-        if store.journal(account).map_err(|e| failure(e.to_string()))?.is_some()
-            && !under_way.iter().any(|a| a == account)
-        {
+        if store.journal(account)?.is_some() && !under_way.iter().any(|a| a == account) {
             under_way.push(account.to_string());
         }
     }
@@ -133,18 +165,14 @@ pub struct Imported {
 
 /// `stamp store import`: the ledger folder `from` (default: the project's `ledger:`) into the
 /// PostgreSQL store.
-pub fn import(workspace: &Workspace, from: Option<&Path>) -> Result<Imported, Report> {
+pub fn import(workspace: &Workspace, from: Option<&Path>) -> Result<Imported, StoreOpError> {
     let project = &workspace.project;
     let Some(pg) = workspace.store.as_pg() else {
-        return Err(failure(format!(
-            "the store is {}: `stamp store import` copies a ledger folder into PostgreSQL; name the database with `{}` or `store: {{pg: {{conn_str: ...}}}}` in stamp.yaml",
-            workspace.store.describe(),
-            crate::store::PG_ENV
-        )));
+        return Err(StoreOpError::NotPostgres { store: workspace.store.describe() });
     };
     let dir = from.map_or_else(|| project.root.join(&project.file.ledger), Path::to_path_buf);
     if !dir.is_dir() {
-        return Err(failure(format!("no ledger folder at `{}`", project.display(&dir))));
+        return Err(StoreOpError::NoFolder(project.display(&dir)));
     }
     let folder = FolderStore::new(dir, &project.root);
     let records = folder.keyed_records().map_err(|damaged| {
@@ -155,21 +183,21 @@ pub fn import(workspace: &Workspace, from: Option<&Path>) -> Result<Imported, Re
                     .hint("nothing was imported: repair or remove the record, then import again")
             })
             .collect();
-        Report::new(diagnostics, Sources::default())
+        StoreOpError::Invalid(Report::new(diagnostics, Sources::default()))
     })?;
-    let finished = folder.finished_journals().map_err(|e| failure(e.to_string()))?;
+    let finished = folder.finished_journals()?;
     let finished: Vec<(String, crate::ledger::journal::Journal)> =
         finished.into_iter().map(|(key, journal)| (format!("folder:done/{key}"), journal)).collect();
     let mut active = Vec::new();
-    let accounts = folder.accounts().map_err(|e| failure(e.to_string()))?;
+    let accounts = folder.accounts()?;
     for account in accounts.iter().map(String::as_str).chain(project.accounts.iter().map(|a| a.name.as_str())) {
-        if let Some(stored) = folder.journal(account).map_err(|e| failure(e.to_string()))?
+        if let Some(stored) = folder.journal(account)?
             && !active.iter().any(|j: &crate::ledger::journal::Journal| j.account == account)
         {
             active.push(stored.journal);
         }
     }
-    let copied = pg.import(&records, &finished, &active).map_err(|e| failure(e.to_string()))?;
+    let copied = pg.import(&records, &finished, &active)?;
     Ok(Imported {
         from: folder.describe(),
         to: pg.describe(),
