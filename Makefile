@@ -68,6 +68,8 @@ demo: build terraform
 	@$(STAMP) --quiet clone $(STAGE) local-qa --data --auto-approve
 	@echo "-- stamp migrate $(STAGE) --to-version 1.1.0: standby, snapshot, new version alongside, restore, compare, switch, retire"
 	@$(STAMP) --quiet migrate $(STAGE) --to-version 1.1.0 --auto-approve | tail -n 12
+	@echo "-- stamp history $(STAGE): who deployed which version where, newest first (the ledger)"
+	@$(STAMP) history $(STAGE) --limit 5
 	@echo "-- stamp playground new demo-play, then the kill switch reaps it"
 	@$(STAMP) --quiet playground new demo-play --from $(STAGE) --owner demo@acme.example --ttl 1h --auto-approve | tail -n 3
 	@$(STAMP) reap --dry-run
