@@ -195,9 +195,13 @@ pub fn read_lines(bytes: &[u8], account: &str) -> History {
     history
 }
 
-/// Who runs Stamp: `$USER` (or `unknown`).
+/// Who runs Stamp: `$STAMP_WHO` (CI can name the pipeline or the person who triggered it),
+/// else `$USER`, else `$LOGNAME`, else `unknown`.
 pub fn who() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into())
+    ["STAMP_WHO", "USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+        .map_or_else(|| "unknown".into(), |v| crate::text::one_line(v.trim()).into_owned())
 }
 
 /// Now as RFC 3339 (UTC, seconds).
