@@ -57,7 +57,7 @@ pub fn clone(workspace: &Workspace, args: &CloneArgs, out: &Output) -> ExitStatu
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::data::clone(workspace, &options, &approver, &progress);
     progress.finish();
-    print_report(out, args.format, result, CopyReport::succeeded, |report| {
+    super::print_report(out, args.format, result, CopyReport::succeeded, |report| {
         // A failed apply shows its plan and errors, and nothing was copied.
         if let Some(deploy) = report.deploy.clone()
             && finish(Ok(deploy), out, &approver) != ExitStatus::Success
@@ -66,34 +66,6 @@ pub fn clone(workspace: &Workspace, args: &CloneArgs, out: &Output) -> ExitStatu
         }
         out.report(&copy_text(report));
     })
-}
-
-/// Prints what an operation did: its diagnostics (exit 1), or its report as JSON or as `text`
-/// prints it (exit 1 when it did not succeed).
-fn print_report<T: serde::Serialize + crate::ops::Warnings, E: crate::ops::error::OpError>(
-    out: &Output,
-    format: Format,
-    result: Result<T, E>,
-    succeeded: impl Fn(&T) -> bool,
-    text: impl FnOnce(&T),
-) -> ExitStatus {
-    let report = match result {
-        Ok(report) => report,
-        Err(error) => return super::show_error(out, &error),
-    };
-    for warning in report.warnings() {
-        out.warning(warning);
-    }
-    if format == Format::Json {
-        out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
-    } else {
-        text(&report);
-        // What stopped it, with its places and hints (a render of the new version that failed).
-        for details in report.details() {
-            out.diagnostics(&details.diagnostics, &details.sources);
-        }
-    }
-    ExitStatus::failed_if(!succeeded(&report))
 }
 
 /// Refresh TARGET's data from SOURCE, at will.
@@ -129,7 +101,7 @@ pub fn sync(workspace: &Workspace, args: &SyncArgs, out: &Output) -> ExitStatus 
     let progress = Shown::new(out.quiet);
     let result = crate::ops::data::sync(workspace, &options, &progress);
     progress.finish();
-    print_report(out, args.format, result, CopyReport::succeeded, |report| out.report(&copy_text(report)))
+    super::print_report(out, args.format, result, CopyReport::succeeded, |report| out.report(&copy_text(report)))
 }
 
 /// Migrate an account to a new version without ever losing its data.
@@ -183,7 +155,7 @@ pub fn migrate(workspace: &Workspace, args: &MigrateArgs, out: &Output) -> ExitS
     let approver = Prompt::new(args.auto_approve, out, &progress).plans_to_stderr(args.format == Format::Json);
     let result = crate::ops::migrate::migrate(workspace, &options, &approver, &progress);
     progress.finish();
-    print_report(out, args.format, result, MigrateReport::succeeded, |report| {
+    super::print_report(out, args.format, result, MigrateReport::succeeded, |report| {
         for deploy in report.deploys.iter().filter(|d| !d.succeeded()) {
             // Failed builds and retirements show their plan and errors.
             let _ = finish(Ok(deploy.clone()), out, &approver);
@@ -301,5 +273,5 @@ pub fn reap(workspace: &Workspace, args: &ReapArgs, out: &Output) -> ExitStatus 
     let progress = Shown::new(out.quiet);
     let result = crate::ops::playground::reap(workspace, &options, &progress);
     progress.finish();
-    print_report(out, args.format, result, ReapReport::succeeded, |report| out.report(&reap_text(report)))
+    super::print_report(out, args.format, result, ReapReport::succeeded, |report| out.report(&reap_text(report)))
 }

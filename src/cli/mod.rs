@@ -232,6 +232,32 @@ fn report_or_diagnostics<T, E: OpError>(
     }
 }
 
+/// Prints what an operation did: its diagnostics (exit 1), or its report as JSON or as `text`
+/// prints it (exit 1 when it did not succeed).
+pub(crate) fn print_report<T: serde::Serialize + crate::ops::Warnings, E: crate::ops::error::OpError>(
+    out: &Output,
+    format: Format,
+    result: Result<T, E>,
+    succeeded: impl Fn(&T) -> bool,
+    text: impl FnOnce(&T),
+) -> ExitStatus {
+    report_or_diagnostics(out, result, |report| {
+        for warning in report.warnings() {
+            out.warning(warning);
+        }
+        if format == Format::Json {
+            out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"));
+        } else {
+            text(&report);
+            // What stopped it, with its places and hints (a render of the new version that failed).
+            for details in report.details() {
+                out.diagnostics(&details.diagnostics, &details.sources);
+            }
+        }
+        ExitStatus::failed_if(!succeeded(&report))
+    })
+}
+
 /// Prints an operation's error (its diagnostics, with places and hints, nested reports whole);
 /// the exit status it means.
 fn show_error(out: &Output, error: &dyn OpError) -> ExitStatus {

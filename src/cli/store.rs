@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::exit::ExitStatus;
-use super::{Format, Output, report_or_diagnostics};
+use super::{Format, Output, print_report, report_or_diagnostics};
 use crate::ops::Workspace;
 use crate::ops::store::HistoryOptions;
 use crate::report::store::{history_text, import_text, status_text};
@@ -32,16 +32,8 @@ pub struct HistoryArgs {
 
 pub fn history(workspace: &Workspace, args: &HistoryArgs, out: &Output) -> ExitStatus {
     let options = HistoryOptions { accounts: args.accounts.clone(), limit: args.limit };
-    report_or_diagnostics(out, crate::ops::store::history(workspace, &options), |report| {
-        for warning in &report.warnings {
-            out.warning(warning);
-        }
-        match args.format {
-            Format::Json => out.report(&(serde_json::to_string_pretty(&report).expect("reports serialise") + "\n")),
-            Format::Text => out.report(&history_text(&report)),
-        }
-        ExitStatus::Success
-    })
+    let result = crate::ops::store::history(workspace, &options);
+    print_report(out, args.format, result, |_| true, |report| out.report(&history_text(report)))
 }
 
 /// Where Stamp keeps its own state (ledger, migration journals, run locks).

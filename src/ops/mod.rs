@@ -64,6 +64,12 @@ impl Warnings for migrate::MigrateReport {
     }
 }
 
+impl Warnings for store::HistoryReport {
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
 /// Warnings as one line each: `file:line: message`.
 pub fn warning_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
     diagnostics
