@@ -248,6 +248,8 @@ impl Environments for Fake<'_> {
 struct FaultyStore {
     inner: Arc<dyn Store>,
     faults: Arc<Faults>,
+    /// Failing writes report the connection, and the locks with it, lost.
+    lost: bool,
 }
 
 fn store_failure() -> StoreError {
@@ -281,7 +283,8 @@ impl Store for FaultyStore {
     }
     fn put_journal(&self, journal: &Journal, expected: Option<u64>) -> Result<u64, StoreError> {
         let what = format!("put journal {:?} {:?}", journal.status, journal.done.last().map(|d| d.0));
-        self.faults.call(&what, store_failure, || self.inner.put_journal(journal, expected))
+        let failure = || if self.lost { StoreError::LostLocks } else { store_failure() };
+        self.faults.call(&what, failure, || self.inner.put_journal(journal, expected))
     }
     fn finish_journal(&self, account: &str, expected: u64) -> Result<String, StoreError> {
         self.faults.call("finish journal", store_failure, || self.inner.finish_journal(account, expected))
@@ -340,7 +343,7 @@ fn migration_case(
     world.add(name, 1000);
     world.truth.insert(name.to_string(), world.envs[name].data.clone());
     let faults = Arc::new(Faults::at(at, fault));
-    let faulty: Arc<dyn Store> = Arc::new(FaultyStore { inner: store.clone(), faults: faults.clone() });
+    let faulty: Arc<dyn Store> = Arc::new(FaultyStore { inner: store.clone(), faults: faults.clone(), lost: false });
 
     // The first run, with the fault.
     let account = subject.load(name, faulty.as_ref());
@@ -607,4 +610,30 @@ fn journals_are_compare_and_swap_in_both_stores() {
     let db = common::pg::Database::create();
     let pg: Arc<dyn Store> = stamp::store::PgStore::shared(&db.conn(), None).unwrap();
     journal_compare_and_swap(&pg, "pg-cas");
+}
+
+/// A run whose store connection (and so its locks) is lost stops where it is: it neither goes
+/// on nor puts the old environment back into service, since another run may hold the account
+/// now (and have it in standby for its own snapshot).
+#[test]
+fn a_migration_that_loses_its_locks_touches_nothing_more() {
+    quiet_kills();
+    let subject = Subject::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(stamp::store::FolderStore::new(dir.path().join("ledger"), dir.path()));
+    // Calls: put journal (start), put journal (running), availability (standby), put journal
+    // (standby done): the loss is noticed there.
+    let faults = Arc::new(Faults::at(3, Fault::Fail));
+    let faulty = FaultyStore { inner: store.clone(), faults: faults.clone(), lost: true };
+    let mut world = FakeWorld::default();
+    world.add("lost", 100);
+    world.truth.insert("lost".into(), world.envs["lost"].data.clone());
+    let account = subject.load("lost", &faulty);
+    let mut envs = Fake { world: &mut world, faults: &faults };
+    let stopped = drive(&faulty, &account, &mut envs, &Mode::Start { to_version: "2.0.0".into() });
+    let error = stopped.expect_err("the run went on without its locks");
+    assert!(error.contains("lost while this run held"), "{error}");
+    let calls = faults.names.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4, "calls after the loss: {calls:?}");
+    assert!(!world.envs["lost"].active, "the old environment was put back into service without the lock");
 }

@@ -284,6 +284,32 @@ fn store_import_copies_a_folder_ledger_once_and_verifies_it() {
     let resumed = pg(project.tf(["migrate", "local-staging", "--resume", "--auto-approve"])).run().success();
     assert!(resumed.stdout.contains("finished"), "{}", resumed.stdout);
 
+    // A finished journal changed in the database since it was copied is found by the check.
+    db.psql("UPDATE stamp.finished_journals SET journal = jsonb_set(journal, '{to_version}', '\"9.9.9\"')");
+    let tampered = pg(project.tf(["store", "import"])).run().failure(1);
+    assert!(
+        tampered.stderr.contains("0 of 1 finished journals read back as they are in the folder"),
+        "{}",
+        tampered.stderr
+    );
+    // Records of an account already used through PostgreSQL (the resumed migration above)
+    // are not imported after them: they would change which slot the ledger says is live.
+    let ledger = project.path().join(".stamp/ledger/local-staging.jsonl");
+    let last = project
+        .read(".stamp/ledger/local-staging.jsonl")
+        .lines()
+        .last()
+        .unwrap()
+        .replace("\"time\":\"", "\"time\":\"1");
+    fs_err::write(&ledger, format!("{}{last}\n", project.read(".stamp/ledger/local-staging.jsonl"))).unwrap();
+    let late = pg(project.tf(["store", "import"])).run().failure(1);
+    assert!(late.stderr.contains("`local-staging` already has records written through PostgreSQL"), "{}", late.stderr);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM stamp.ledger WHERE import_key IS NOT NULL"),
+        "6",
+        "a refused import added records"
+    );
+
     // A damaged folder is refused with its place, and nothing of it is copied.
     let ledger = project.path().join(".stamp/ledger/local-qa.jsonl");
     fs_err::write(&ledger, "{\"time\": \"torn\n").unwrap();
@@ -314,4 +340,52 @@ fn the_store_schema_is_created_upgraded_and_a_newer_one_refused() {
     project.write(path, &format!("{}\nstore:\n  pg: {{}}\n", project.read(path)));
     let missing = project.stamp(["history"]).run().failure(1);
     assert!(missing.stderr.contains("set `STAMP_STORE_PG` in the environment"), "{}", missing.stderr);
+}
+
+/// Two stores on one database as two machines would have them (one process keeps one
+/// connection per connection string, so the second names itself differently).
+fn two_machines(db: &Database) -> (std::sync::Arc<stamp::store::PgStore>, std::sync::Arc<stamp::store::PgStore>) {
+    let one = stamp::store::PgStore::shared(&db.conn(), None).unwrap();
+    let other = format!("{}&application_name=other-machine", db.conn());
+    let two = stamp::store::PgStore::shared(&other, None).unwrap();
+    (one, two)
+}
+
+#[test]
+fn a_run_that_loses_its_connection_loses_its_locks_for_good() {
+    use stamp::store::{Holder, Store, StoreError};
+    let db = Database::create();
+    let (one, two) = two_machines(&db);
+    let held = one.lock("account:prod", &Holder::me()).unwrap().expect("a shared lock");
+    assert!(two.lock("account:prod", &Holder::me()).is_err(), "two runs held one account");
+    // The server ends the first machine's session (a network drop, a restart, a DBA).
+    db.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'stamp' AND datname = current_database()");
+    let taken = two.lock("account:prod", &Holder::me()).unwrap();
+    assert!(taken.is_some(), "the lock of the dead session was not freed");
+    // The first machine notices, and does nothing more through the store: no silent
+    // reconnect, no lock "taken again" from its own count, no journal written.
+    assert!(matches!(one.history("prod"), Err(StoreError::LostLocks)), "{:?}", one.history("prod"));
+    assert!(one.lock("account:prod", &Holder::me()).is_err(), "the lost lock was taken again");
+    let journal = stamp::ledger::journal::Journal::start("prod", stamp::config::Slot::Blue, "2.0.0");
+    assert!(matches!(one.put_journal(&journal, None), Err(StoreError::LostLocks)));
+    // Once it has let go of what it held, it may start afresh, and finds the account taken.
+    drop(held);
+    assert!(one.history("prod").is_ok());
+    let refused = one.lock("account:prod", &Holder::me()).unwrap_err().to_string();
+    assert!(refused.contains("account `prod` is in use by another stamp run"), "{refused}");
+    drop(taken);
+}
+
+#[test]
+fn a_function_shadowing_the_lock_hash_does_not_turn_the_locks_off() {
+    use stamp::store::{Holder, Store};
+    let db = Database::create();
+    // Any role that may create functions in a schema on the search path could do this.
+    db.psql(
+        "CREATE FUNCTION public.hashtextextended(text, integer) RETURNS bigint
+         AS 'SELECT (random() * 1e12)::bigint' LANGUAGE sql",
+    );
+    let (one, two) = two_machines(&db);
+    let _held = one.lock("account:prod", &Holder::me()).unwrap();
+    assert!(two.lock("account:prod", &Holder::me()).is_err(), "two runs held one account");
 }

@@ -388,6 +388,9 @@ fn lock_pair(
         held.push(Box::new(AccountLock::acquire(&path, &account.name).map_err(CopyError::Locked)?));
         let key = crate::store::account_key(&account.name);
         held.push(Box::new(crate::store::lock(workspace.store.as_ref(), &key).map_err(CopyError::Locked)?));
+        if let Some(problem) = super::moved_on(workspace.store.as_ref(), account) {
+            return Err(CopyError::UnderMigration(problem));
+        }
     }
     Ok(held)
 }

@@ -315,7 +315,7 @@ fn plan_all<'a>(
                 let started =
                     AccountRun::start(project, account, &session.terraform, progress, changes).and_then(|run| {
                         let check = changes.filter(|_| !session.by_migration);
-                        match check.and_then(|store| super::migration_under_way(store, &account.name)) {
+                        match check.and_then(|store| super::moved_on(store, account)) {
                             Some(problem) => Err(RunError::Refused(problem)),
                             None => Ok(run),
                         }
@@ -770,7 +770,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     }
     let mut run = AccountRun::start(session.project(), account, &session.terraform, progress, Some(session.store()))
         .map_err(|e| e.to_string())?;
-    if let Some(problem) = super::migration_under_way(session.store(), &account.name) {
+    if let Some(problem) = super::moved_on(session.store(), account) {
         return Err(problem);
     }
     run.prepare(tree).map_err(|e| e.explain())?;

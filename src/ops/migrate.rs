@@ -172,6 +172,11 @@ pub fn migrate(
     .map_err(MigrateError::Locked)?;
     let _shared = crate::store::lock(workspace.store.as_ref(), &crate::store::account_key(&account.name))
         .map_err(MigrateError::Locked)?;
+    // Which slot is live is read again under the lock: another machine may have migrated the
+    // account since the project was loaded.
+    let mut account = account.clone();
+    account.annotate(&workspace.store.history(&account.name).map_err(|e| MigrateError::Journal(e.to_string()))?);
+    let account = &account;
     let terraform = deploy::locate(options.terraform.as_deref())?;
     let mut live = Live::new(workspace, &terraform, approver, progress);
     let driven = drive(workspace.store.as_ref(), account, &mut live, &options.mode).map_err(MigrateError::Journal)?;
@@ -283,7 +288,8 @@ impl Migration<'_> {
                 self.revision = revision;
                 Ok(())
             }
-            Err(e @ StoreError::Conflict { .. }) => Err(Stop::TakenOver(e.to_string())),
+            // Another run advanced it, or this run lost its locks: nothing more may be done.
+            Err(e @ (StoreError::Conflict { .. } | StoreError::LostLocks)) => Err(Stop::TakenOver(e.to_string())),
             Err(e) => Err(Stop::Step(format!("cannot write the migration journal: {e}").into())),
         }
     }
@@ -333,8 +339,13 @@ impl Migration<'_> {
                 self.details.extend(e.report);
                 self.journal.status = Status::Stopped;
                 // Stopped is journalled before the old environment serves again, so a kill in
-                // between never resumes from a snapshot older than its data.
-                self.save_or_warn();
+                // between never resumes from a snapshot older than its data. A run that lost
+                // the journal (or its locks) touches nothing more.
+                match self.save() {
+                    Ok(()) => {}
+                    Err(Stop::TakenOver(taken)) => return Err(taken),
+                    Err(Stop::Step(e)) => self.warnings.push(e.message),
+                }
                 if !self.journal.is_done(MigrationStep::Switch) {
                     self.reactivate_old();
                     self.save_or_warn();

@@ -128,6 +128,24 @@ pub fn migration_under_way(store: &dyn Store, account: &str) -> Option<String> {
     }
 }
 
+/// Checked once the account's lock is held (the project was loaded before): a migration
+/// started, or one finished and moved the account to its other slot, since. As a refusal.
+pub fn moved_on(store: &dyn Store, account: &Account) -> Option<String> {
+    if let Some(problem) = migration_under_way(store, &account.name) {
+        return Some(problem);
+    }
+    match store.history(&account.name) {
+        Ok(history) if crate::ledger::live_slot(&history.records) != account.slot => Some(format!(
+            "`{}` now runs in its {} slot, not the {} slot this run loaded (a migration finished meanwhile, perhaps on another machine): run the command again",
+            account.name,
+            crate::ledger::live_slot(&history.records),
+            account.slot
+        )),
+        Ok(_) => None,
+        Err(e) => Some(format!("the ledger of `{}` cannot be read: {e}", account.name)),
+    }
+}
+
 /// Why Stamp must not act on an account whose ledger (which says which slot is live, when it
 /// was created, what passed) has a damaged record.
 pub fn ledger_problem(store: &dyn Store, account: &Account) -> Option<String> {
@@ -147,14 +165,16 @@ pub struct Workspace {
 }
 
 fn store_error(error: &dyn std::error::Error) -> Report {
-    Report::new(
-        vec![
-            Diagnostic::error("store", crate::diagnostics::error_chain(error))
-                .at(Location::file_only(crate::config::project::PROJECT_FILE))
-                .hint("Stamp keeps its ledger, migration journals and locks where `store:` in stamp.yaml (or STAMP_STORE_PG) says"),
-        ],
-        Sources::default(),
-    )
+    let d = Diagnostic::error("store", crate::diagnostics::error_chain(error));
+    // Where the store was named: the environment wins over `stamp.yaml`.
+    let d = if std::env::var(crate::store::PG_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        d.hint(format!("the store is the PostgreSQL database named by `{}` in the environment", crate::store::PG_ENV))
+    } else {
+        d.at(Location::file_only(crate::config::project::PROJECT_FILE)).hint(
+            "Stamp keeps its ledger, migration journals and locks where `store:` in stamp.yaml (or STAMP_STORE_PG) says",
+        )
+    };
+    Report::new(vec![d], Sources::default())
 }
 
 impl Workspace {
@@ -300,5 +320,33 @@ impl Workspace {
     /// `fmt`-clean), one line each, for reports that carry warnings.
     pub fn warning_lines(&self) -> Vec<String> {
         warning_lines(&self.diagnostics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Operation, Outcome};
+
+    #[test]
+    fn a_slot_that_moved_on_since_loading_is_refused_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::FolderStore::new(dir.path().join("ledger"), dir.path());
+        let project = Project::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))).unwrap().0;
+        let mut account = project.account("local-prod").unwrap().clone();
+        account.name = "moved".into();
+        account.slot = crate::config::Slot::Blue;
+        assert_eq!(moved_on(&store, &account), None);
+        // Another machine finished a migration meanwhile: the ledger says green is live.
+        let switch = crate::ledger::Record {
+            operation: Operation::Switch,
+            slot: Some(crate::config::Slot::Green),
+            ..crate::ledger::example("moved", Outcome::Succeeded)
+        };
+        store.append(&switch).unwrap();
+        let refused = moved_on(&store, &account).expect("refused");
+        assert!(refused.contains("now runs in its green slot, not the blue slot this run loaded"), "{refused}");
+        account.slot = crate::config::Slot::Green;
+        assert_eq!(moved_on(&store, &account), None);
     }
 }

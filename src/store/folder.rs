@@ -56,6 +56,19 @@ impl FolderStore {
         path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
     }
 
+    /// Holds an exclusive lock on `migrations/.<account>.lock` in the ledger folder for the
+    /// read-compare-write of the account's journal: two runs sharing the folder (two
+    /// checkouts on one machine) never both advance one journal.
+    fn journal_guard(&self, account: &str) -> Result<fs_err::File, StoreError> {
+        let dir = self.dir.join("migrations");
+        fs_err::create_dir_all(&dir).map_err(Self::io(&dir))?;
+        let path = dir.join(format!(".{account}.lock"));
+        let file =
+            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Self::io(&path))?;
+        file.file().lock().map_err(Self::io(&path))?;
+        Ok(file)
+    }
+
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
         move |source| StoreError::Io { path: path.to_path_buf(), source }
     }
@@ -186,9 +199,9 @@ impl Store for FolderStore {
         format!("`{}`", self.display(&self.journal_path(account)))
     }
 
-    /// Runs that advance a journal hold the account's local lock, so the check and the write
-    /// are not interleaved with another run's on this machine.
+    /// The check and the write happen under the journal's lock in the ledger folder.
     fn put_journal(&self, journal: &Journal, expected: Option<u64>) -> Result<u64, StoreError> {
+        let _guard = self.journal_guard(&journal.account)?;
         let path = self.journal_path(&journal.account);
         let current = self.read_journal(&path, &journal.account)?.map(|(_, revision)| revision);
         if current != expected {
@@ -202,6 +215,7 @@ impl Store for FolderStore {
     }
 
     fn finish_journal(&self, account: &str, expected: u64) -> Result<String, StoreError> {
+        let _guard = self.journal_guard(account)?;
         let path = self.journal_path(account);
         let Some((journal, revision)) = self.read_journal(&path, account)? else {
             return Err(StoreError::Conflict { account: account.to_string() });
@@ -211,9 +225,22 @@ impl Store for FolderStore {
         }
         let stamp: String = journal.started.chars().filter(char::is_ascii_alphanumeric).collect();
         let done_dir = self.done_dir();
-        let done = done_dir.join(format!("{account}-{stamp}.json"));
         fs_err::create_dir_all(&done_dir).map_err(Self::io(&done_dir))?;
-        fs_err::rename(&path, &done).map_err(Self::io(&path))?;
+        // Never over another finished journal (two started in the same second): the first
+        // free name, taken without replacing (a hard link fails if the name exists).
+        let mut done = done_dir.join(format!("{account}-{stamp}.json"));
+        let mut n = 1;
+        loop {
+            match fs_err::hard_link(&path, &done) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    done = done_dir.join(format!("{account}-{stamp}-{n}.json"));
+                }
+                Err(e) => return Err(Self::io(&done)(e)),
+            }
+        }
+        fs_err::remove_file(&path).map_err(Self::io(&path))?;
         for dir in [&done_dir, &self.dir.join("migrations")] {
             crate::fsio::sync_dir(dir).map_err(Self::io(dir))?;
         }
@@ -312,6 +339,45 @@ mod tests {
         assert!(place.starts_with("`ledger/migrations/done/prod-"), "{place}");
         assert!(store.journal("prod").unwrap().is_none());
         assert_eq!(store.finished_journals().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn two_writers_of_one_journal_never_both_advance_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        for round in 0..50 {
+            let account = format!("acct{round}");
+            let store = FolderStore::new(root.join("ledger"), &root);
+            let journal = Journal::start(&account, Slot::Blue, "1.5.0");
+            store.put_journal(&journal, None).unwrap();
+            let barrier = std::sync::Barrier::new(2);
+            let won = std::thread::scope(|scope| {
+                let runs: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (barrier, journal, root) = (&barrier, &journal, &root);
+                        scope.spawn(move || {
+                            let store = FolderStore::new(root.join("ledger"), root);
+                            barrier.wait();
+                            store.put_journal(journal, Some(1)).is_ok()
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).filter(|won| *won).count()
+            });
+            assert_eq!(won, 1, "round {round}: both writers advanced the journal");
+        }
+    }
+
+    #[test]
+    fn finished_journals_started_in_the_same_second_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::new(dir.path().join("ledger"), dir.path());
+        let journal = Journal::start("prod", Slot::Blue, "1.5.0");
+        for _ in 0..3 {
+            store.put_journal(&journal, None).unwrap();
+            store.finish_journal("prod", 1).unwrap();
+        }
+        assert_eq!(store.finished_journals().unwrap().len(), 3);
     }
 
     #[test]

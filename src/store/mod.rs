@@ -52,6 +52,10 @@ pub enum StoreError {
         "the connection to PostgreSQL was lost while this run held accounts' locks, so another run may hold them now: stopping (see what was done with `stamp history`)"
     )]
     LostLocks,
+    #[error(
+        "`{account}` already has records written through PostgreSQL: importing older folder records now would put them after those and change which slot the ledger says is live; import a folder only before the team switches to PostgreSQL"
+    )]
+    ImportAfterUse { account: String },
     #[error("the migration journal of `{account}` was changed by another run since it was read: nothing was written")]
     Conflict { account: String },
     #[error("{place} is damaged ({problem}): repair or remove it once you know the state of both environments")]

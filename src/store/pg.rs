@@ -14,7 +14,7 @@
 //! drop session locks).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -73,6 +73,10 @@ pub struct PgStore {
     held: Mutex<HashMap<String, usize>>,
     /// How many keys are held: a lost connection with locks held must stop the run.
     held_count: AtomicUsize,
+    /// The connection was lost while locks were held: until every one of them is let go,
+    /// nothing more is done through this store (no silent reconnect, no lock "taken again"
+    /// that the server no longer holds).
+    lost: AtomicBool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,6 +118,23 @@ fn valid_schema(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// `value` as JSON with every object's keys sorted: the same text for the same value, whatever
+/// order its maps were read in (PostgreSQL's `jsonb` keeps its own).
+fn canonical(value: &impl serde::Serialize) -> String {
+    fn sorted(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let entries: BTreeMap<String, serde_json::Value> =
+                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::Value::Object(entries.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
+    sorted(serde_json::to_value(value).expect("values serialise")).to_string()
+}
+
 /// A journal revision as the database keeps it.
 fn db_revision(revision: u64) -> i64 {
     i64::try_from(revision).unwrap_or(i64::MAX)
@@ -140,6 +161,7 @@ impl PgStore {
                 client: Mutex::new(None),
                 held: Mutex::new(HashMap::new()),
                 held_count: AtomicUsize::new(0),
+                lost: AtomicBool::new(false),
             })
         });
         Ok(Arc::clone(store))
@@ -165,17 +187,52 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("stamp");
         }
+        // A server that went away (or a network that dropped) is noticed within a minute or
+        // so, not after the operating system's two hours: the run then stops (its locks are
+        // gone) instead of waiting on a dead connection.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
         let mut client = config.connect(NoTls).map_err(self.error("connecting"))?;
         self.upgrade(&mut client)?;
         Ok(client)
     }
 
-    /// Brings the schema to [`SCHEMA_VERSION`], one transaction, one upgrader at a time.
+    /// The schema version found, without changing anything (0: no tables yet).
+    fn schema_version(&self, client: &mut Client) -> Result<i64, StoreError> {
+        let meta = format!("\"{}\".meta", self.schema);
+        let exists: bool = client
+            .query_one("SELECT pg_catalog.to_regclass($1::text) IS NOT NULL", &[&meta])
+            .map_err(self.error("reading its schema version"))?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
+        Ok(client
+            .query_opt(&self.sql("SELECT value FROM {s}.meta WHERE key = 'schema_version'"), &[])
+            .map_err(self.error("reading its schema version"))?
+            .map_or(0, |row| row.get(0)))
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one transaction, one upgrader at a time. At the
+    /// current version nothing is created (a role without CREATE can use the store).
     fn upgrade(&self, client: &mut Client) -> Result<(), StoreError> {
+        let found = self.schema_version(client)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { schema: self.schema.clone(), found, known: SCHEMA_VERSION });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
         let mut tx = client.transaction().map_err(self.error("upgrading its tables"))?;
         let key = format!("stamp:{}:schema", self.schema);
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&key])
-            .map_err(self.error("upgrading its tables"))?;
+        tx.execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::text, 0::bigint))",
+            &[&key],
+        )
+        .map_err(self.error("upgrading its tables"))?;
         tx.batch_execute(&self.sql(
             "CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value bigint NOT NULL);",
@@ -209,16 +266,30 @@ impl PgStore {
     /// use). A connection that was lost while locks are held is not silently replaced.
     fn with_client<T>(&self, work: impl FnOnce(&mut Client) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut guard = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(StoreError::LostLocks);
+        }
         if guard.as_ref().is_some_and(Client::is_closed) {
             *guard = None;
             if self.held_count.load(Ordering::SeqCst) > 0 {
+                self.lost.store(true, Ordering::SeqCst);
                 return Err(StoreError::LostLocks);
             }
         }
         if guard.is_none() {
             *guard = Some(self.connect()?);
         }
-        work(guard.as_mut().expect("connected above"))
+        let client = guard.as_mut().expect("connected above");
+        let result = work(client);
+        // The connection broke during this use: with locks held, they are gone with it.
+        if result.is_err() && client.is_closed() {
+            *guard = None;
+            if self.held_count.load(Ordering::SeqCst) > 0 {
+                self.lost.store(true, Ordering::SeqCst);
+                return Err(StoreError::LostLocks);
+            }
+        }
+        result
     }
 
     fn rows_to_histories(rows: &[postgres::Row]) -> BTreeMap<String, History> {
@@ -244,7 +315,7 @@ impl PgStore {
                 &self.sql(
                     "SELECT host, username, pid, command, since FROM {s}.lock_holders h
                      WHERE key = $1 AND EXISTS (
-                       SELECT 1 FROM pg_locks l
+                       SELECT 1 FROM pg_catalog.pg_locks l
                        WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid)",
                 ),
                 &[&key],
@@ -286,13 +357,23 @@ impl PgStore {
         let _ = self.with_client(|client| {
             client
                 .execute(
-                    &self.sql("DELETE FROM {s}.lock_holders WHERE key = $1 AND backend_pid = pg_backend_pid()"),
+                    &self.sql(
+                        "DELETE FROM {s}.lock_holders WHERE key = $1 AND backend_pid = pg_catalog.pg_backend_pid()",
+                    ),
                     &[&key],
                 )
-                .and_then(|_| client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&id]))
+                .and_then(|_| {
+                    client.execute(
+                        "SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtextextended($1::text, 0::bigint))",
+                        &[&id],
+                    )
+                })
                 .map_err(self.error("releasing a lock"))
         });
-        self.held_count.fetch_sub(1, Ordering::SeqCst);
+        if self.held_count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Every lock taken before the loss is let go: a new run may start afresh.
+            self.lost.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Copies records, finished journals and migrations under way from another store, each
@@ -307,19 +388,42 @@ impl PgStore {
         let mut imported = Copied::default();
         self.with_client(|client| {
             let mut tx = client.transaction().map_err(self.error("importing"))?;
+            // Accounts that already have records written through this store: a folder record
+            // added now would come after them, and the ledger's order says which slot is live.
+            let mut used: HashMap<&str, bool> = HashMap::new();
             for (key, record) in records {
                 let text = serde_json::to_string(record).expect("records serialise");
-                imported.records_added += usize::try_from(
-                    tx.execute(
+                let added = tx
+                    .execute(
                         &self.sql(
                             "INSERT INTO {s}.ledger (account, record, import_key) VALUES ($1, $2::text::jsonb, $3)
                              ON CONFLICT (import_key) DO NOTHING",
                         ),
                         &[&record.account, &text, key],
                     )
-                    .map_err(self.error("importing ledger records"))?,
-                )
-                .unwrap_or(0);
+                    .map_err(self.error("importing ledger records"))?;
+                if added == 0 {
+                    continue;
+                }
+                let in_use = match used.get(record.account.as_str()) {
+                    Some(in_use) => *in_use,
+                    None => {
+                        let in_use: bool = tx
+                            .query_one(
+                                &self.sql("SELECT EXISTS (SELECT 1 FROM {s}.ledger WHERE account = $1 AND import_key IS NULL)"),
+                                &[&record.account],
+                            )
+                            .map_err(self.error("importing ledger records"))?
+                            .get(0);
+                        used.insert(&record.account, in_use);
+                        in_use
+                    }
+                };
+                if in_use {
+                    // Dropped without commit: nothing of this import is kept.
+                    return Err(StoreError::ImportAfterUse { account: record.account.clone() });
+                }
+                imported.records_added += 1;
             }
             for (key, journal) in finished {
                 let text = serde_json::to_string(journal).expect("journals serialise");
@@ -373,11 +477,11 @@ impl PgStore {
         let mut source = Sha256::new();
         let mut copy = Sha256::new();
         for (key, record) in records {
-            source.update(serde_json::to_string(record).expect("records serialise"));
+            source.update(canonical(record));
             source.update([b'\n']);
             let read: Option<Record> = back.get(key).and_then(|text| serde_json::from_str(text).ok());
             if let Some(read) = read {
-                copy.update(serde_json::to_string(&read).expect("records serialise"));
+                copy.update(canonical(&read));
                 copy.update([b'\n']);
                 imported.records_verified += 1;
             }
@@ -393,23 +497,49 @@ impl PgStore {
                 ),
             });
         }
+        // The finished journals, read back and compared whole, into the digest too.
         let journal_keys: Vec<&str> = finished.iter().map(|(k, _)| k.as_str()).collect();
-        imported.journals_verified = self.with_client(|client| {
-            let row = client
-                .query_one(
-                    &self.sql("SELECT count(*) FROM {s}.finished_journals WHERE import_key = ANY($1)"),
+        let back: HashMap<String, String> = self.with_client(|client| {
+            let rows = client
+                .query(
+                    &self.sql("SELECT import_key, journal::text FROM {s}.finished_journals WHERE import_key = ANY($1)"),
                     &[&journal_keys],
                 )
                 .map_err(self.error("verifying the import"))?;
-            Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
         })?;
-        if imported.journals_verified != finished.len() {
+        let mut source = Sha256::new();
+        let mut copy_journals = Sha256::new();
+        for (key, journal) in finished {
+            source.update(canonical(journal));
+            source.update([b'\n']);
+            let read = back
+                .get(key)
+                .and_then(|text| serde_json::from_str(text).ok())
+                .and_then(|value| Journal::parse(value, &journal.account).ok());
+            if let Some(read) = read.filter(|read| read == journal) {
+                copy_journals.update(canonical(&read));
+                copy_journals.update([b'\n']);
+                imported.journals_verified += 1;
+            }
+        }
+        let (source_journals, copy_journals) =
+            (format!("{:x}", source.finalize()), format!("{:x}", copy_journals.finalize()));
+        if imported.journals_verified != finished.len() || source_journals != copy_journals {
             return Err(StoreError::Damaged {
                 place: format!("the copy in {}", self.describe()),
-                problem: format!("{} of {} finished journals read back", imported.journals_verified, finished.len()),
+                problem: format!(
+                    "{} of {} finished journals read back as they are in the folder",
+                    imported.journals_verified,
+                    finished.len()
+                ),
             });
         }
-        imported.digest = copy;
+        // One digest over both: records, then journals.
+        let mut digest = Sha256::new();
+        digest.update(copy.as_bytes());
+        digest.update(copy_journals.as_bytes());
+        imported.digest = format!("{:x}", digest.finalize());
         Ok(imported)
     }
 
@@ -433,7 +563,7 @@ impl PgStore {
                 .query(
                     &self.sql(
                         "SELECT key, host, username, pid, command, since FROM {s}.lock_holders h
-                         WHERE EXISTS (SELECT 1 FROM pg_locks l
+                         WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                                        WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid)
                          ORDER BY key",
                     ),
@@ -638,13 +768,19 @@ impl Store for PgStore {
     fn lock(&self, key: &str, holder: &Holder) -> Result<Option<StoreLock>, LockError> {
         // Held while taking it, so two threads of this process never race for one key.
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(LockError::Store(StoreError::LostLocks));
+        }
         if let Some(count) = held.get_mut(key) {
             *count += 1;
         } else {
             let id = self.lock_id(key);
             let taken = self.with_client(|client| {
                 let taken: bool = client
-                    .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&id])
+                    .query_one(
+                        "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended($1::text, 0::bigint))",
+                        &[&id],
+                    )
                     .map_err(self.error("taking a lock"))?
                     .get(0);
                 if !taken {
@@ -654,7 +790,7 @@ impl Store for PgStore {
                     .execute(
                         &self.sql(
                             "INSERT INTO {s}.lock_holders (key, host, username, pid, command, since, backend_pid)
-                             VALUES ($1, $2, $3, $4, $5, $6, pg_backend_pid())
+                             VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.pg_backend_pid())
                              ON CONFLICT (key) DO UPDATE SET host = EXCLUDED.host, username = EXCLUDED.username,
                                pid = EXCLUDED.pid, command = EXCLUDED.command, since = EXCLUDED.since,
                                backend_pid = EXCLUDED.backend_pid",
