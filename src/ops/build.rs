@@ -40,7 +40,7 @@ pub struct Built {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The selected accounts do not validate or render (their diagnostics, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     #[error("name the accounts to build, or pass `--all`")]
     NoAccounts,
@@ -78,24 +78,23 @@ impl From<Report> for BuildError {
 }
 
 impl super::error::OpError for BuildError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
             Self::NoAccounts => "usage",
             Self::Artifact(_) => "artifact",
             _ => "build",
         }
     }
 
-    fn is_usage(&self) -> bool {
-        matches!(self, Self::NoAccounts)
-    }
-
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
             _ => None,
         }
+    }
+
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::NoAccounts)
     }
 }
 

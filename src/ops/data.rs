@@ -84,7 +84,7 @@ impl CopyReport {
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     /// An account that is not there or does not validate (its diagnostics, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     /// The account is in the middle of a migration, or its history is damaged.
     #[error("{0}")]
@@ -132,31 +132,18 @@ impl From<Report> for CopyError {
 }
 
 impl super::error::OpError for CopyError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
-            Self::Deploy(e) => e.code(),
             Self::Locked(_) => "data.locked",
             Self::Store(_) => "store",
             _ => "data",
         }
     }
 
-    fn is_usage(&self) -> bool {
-        matches!(self, Self::Deploy(e) if e.is_usage())
-    }
-
-    fn hints(&self) -> Vec<String> {
-        match self {
-            Self::Deploy(e) => e.hints(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
-            Self::Deploy(e) => e.nested(),
+            Self::Deploy(e) => Some(e),
             _ => None,
         }
     }

@@ -43,7 +43,7 @@ pub struct DeployOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     /// The selected accounts do not validate or render (their diagnostics, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     /// The command line asks for something these commands do not do.
     #[error("{0}")]
@@ -81,9 +81,9 @@ impl From<Report> for DeployError {
 }
 
 impl super::error::OpError for DeployError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
+            Self::Invalid(_) => "invalid",
             Self::Usage(_) => "usage",
             Self::TerraformMissing(_) => "terraform.missing",
             Self::Artifact(_)
@@ -96,6 +96,13 @@ impl super::error::OpError for DeployError {
         }
     }
 
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
+        match self {
+            Self::Invalid(report) => Some(report),
+            _ => None,
+        }
+    }
+
     fn is_usage(&self) -> bool {
         matches!(self, Self::Usage(_))
     }
@@ -104,13 +111,6 @@ impl super::error::OpError for DeployError {
         match self {
             Self::TerraformMissing(_) => vec![INSTALL_HINT.to_string()],
             _ => Vec::new(),
-        }
-    }
-
-    fn nested(&self) -> Option<&Report> {
-        match self {
-            Self::Invalid(report) => Some(report),
-            _ => None,
         }
     }
 }

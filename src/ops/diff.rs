@@ -120,7 +120,7 @@ pub fn diff(workspace: &Workspace, options: &DiffOptions) -> Result<Diff, DiffEr
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
     /// A side does not validate or render (its diagnostics, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     /// The revision could not be checked out.
     #[error("{0}")]
@@ -138,15 +138,14 @@ impl From<Report> for DiffError {
 }
 
 impl super::error::OpError for DiffError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
             Self::Artifact(_) => "artifact",
             _ => "diff",
         }
     }
 
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
             _ => None,

@@ -6,25 +6,38 @@
 
 use crate::diagnostics::{Diagnostic, Report, Sources};
 
-/// An operation's error, as the command line shows it.
+/// An operation's error, as the command line shows it. An error that wraps another (the
+/// report of a render that failed, the error of an operation this one ran) names it as its
+/// [`wraps`](OpError::wraps) and is shown as that one: its code, hints, diagnostics and exit
+/// status.
 pub trait OpError: std::error::Error {
-    /// The diagnostic's stable, machine-readable code (`migrate.locked`).
-    fn code(&self) -> &'static str;
+    /// The diagnostic's stable, machine-readable code (`migrate.locked`) when the error is
+    /// this operation's own.
+    fn own_code(&self) -> &'static str;
+
+    /// The error this one wraps, shown in its place.
+    fn wraps(&self) -> Option<&dyn OpError> {
+        None
+    }
+
+    fn code(&self) -> &'static str {
+        self.wraps().map_or_else(|| self.own_code(), OpError::code)
+    }
 
     /// The command line was wrong (an option that does not apply, a missing account), rather
     /// than the run failing.
     fn is_usage(&self) -> bool {
-        false
+        self.wraps().is_some_and(OpError::is_usage)
     }
 
     /// Hints shown under the message.
     fn hints(&self) -> Vec<String> {
-        Vec::new()
+        self.wraps().map(OpError::hints).unwrap_or_default()
     }
 
     /// Diagnostics this error carries whole (a render that failed: files, lines, snippets).
     fn nested(&self) -> Option<&Report> {
-        None
+        self.wraps().and_then(OpError::nested)
     }
 
     /// The diagnostics to show: the nested report whole, or one error with its code and hints.
@@ -40,12 +53,8 @@ pub trait OpError: std::error::Error {
 
 /// A report of diagnostics is an error of its own (loading a project, validating accounts).
 impl OpError for Report {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         self.diagnostics.first().map_or("error", |d| d.code)
-    }
-
-    fn is_usage(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.code == "usage")
     }
 
     fn nested(&self) -> Option<&Report> {

@@ -84,7 +84,7 @@ pub struct Driven {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     /// The account is not there (its diagnostic, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     /// Its ledger is damaged, so which slot is live is not known.
     #[error("{0}")]
@@ -111,27 +111,18 @@ impl From<Report> for MigrateError {
 }
 
 impl super::error::OpError for MigrateError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
-            Self::Deploy(e) => e.code(),
             Self::Ledger(_) => "ledger.damaged",
             Self::Locked(_) => "migrate.locked",
             _ => "migrate",
         }
     }
 
-    fn hints(&self) -> Vec<String> {
-        match self {
-            Self::Deploy(e) => e.hints(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
-            Self::Deploy(e) => e.nested(),
+            Self::Deploy(e) => Some(e),
             _ => None,
         }
     }

@@ -48,7 +48,7 @@ pub struct Playground {
 #[derive(Debug, thiserror::Error)]
 pub enum PlaygroundError {
     /// The source account is not there or does not validate (its diagnostics, whole).
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     /// Another run holds the allocation (on this machine or, with a shared store, any).
     #[error("{0}")]
@@ -103,10 +103,8 @@ impl From<Report> for PlaygroundError {
 }
 
 impl super::error::OpError for PlaygroundError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Invalid(report) => report.code(),
-            Self::Deploy(e) => e.code(),
             Self::Locked(_) => "playground.locked",
             Self::Store(_) => "store",
             Self::KillSwitchUnconfirmed | Self::Clock(_) | Self::NowWithoutDryRun => "reap",
@@ -114,21 +112,10 @@ impl super::error::OpError for PlaygroundError {
         }
     }
 
-    fn is_usage(&self) -> bool {
-        matches!(self, Self::Deploy(e) if e.is_usage())
-    }
-
-    fn hints(&self) -> Vec<String> {
-        match self {
-            Self::Deploy(e) => e.hints(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
-            Self::Deploy(e) => e.nested(),
+            Self::Deploy(e) => Some(e),
             _ => None,
         }
     }

@@ -4,7 +4,6 @@
 
 use super::build::{BuildError, BuildOptions, build};
 use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployOptions, DeployReport};
-use crate::diagnostics::Report;
 use crate::pipeline::account::Progress;
 
 #[derive(Debug, Clone, Default)]
@@ -42,27 +41,18 @@ pub enum PromoteError {
 }
 
 impl super::error::OpError for PromoteError {
-    fn code(&self) -> &'static str {
+    fn own_code(&self) -> &'static str {
         match self {
-            Self::Build(e) => e.code(),
-            Self::Deploy(e) => e.code(),
             Self::Ledger(_) => "ledger.damaged",
             Self::Store(_) => "store",
             _ => "promote",
         }
     }
 
-    fn hints(&self) -> Vec<String> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
-            Self::Deploy(e) => e.hints(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn nested(&self) -> Option<&Report> {
-        match self {
-            Self::Build(e) => e.nested(),
-            Self::Deploy(e) => e.nested(),
+            Self::Build(e) => Some(e),
+            Self::Deploy(e) => Some(e),
             _ => None,
         }
     }

@@ -13,7 +13,7 @@ use crate::store::{Copied, FolderStore, Store};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreOpError {
     /// An account name that is not known (its diagnostic), or damaged records to import.
-    #[error("{}", .0.messages())]
+    #[error(transparent)]
     Invalid(Report),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -33,14 +33,11 @@ impl From<Report> for StoreOpError {
 }
 
 impl super::error::OpError for StoreOpError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(report) => report.code(),
-            _ => "store",
-        }
+    fn own_code(&self) -> &'static str {
+        "store"
     }
 
-    fn nested(&self) -> Option<&Report> {
+    fn wraps(&self) -> Option<&dyn super::error::OpError> {
         match self {
             Self::Invalid(report) => Some(report),
             _ => None,
