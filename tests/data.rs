@@ -311,13 +311,7 @@ fn playgrounds_are_tagged_and_reaped() {
     project.tf(["plan", "play-new"]).run().success();
 
     // An ephemeral account written by hand, protected; its creation time comes from the ledger.
-    let staging = project.read("fixtures/accounts/local-staging.yaml");
-    let guarded = staging
-        .replace("environment: staging", "environment: sandbox\nprotected: true\nephemeral: true\nttl: 1h")
-        .replace("10.41.", "10.43.")
-        .replace("staging.local", "guarded.local")
-        .replace("port: 18180", "port: 18380");
-    project.write("fixtures/accounts/guarded.yaml", &guarded);
+    project.add_local_copy("guarded", 43, "sandbox\nprotected: true\nephemeral: true\nttl: 1h");
     project.tf(["apply", "guarded", "--auto-approve"]).run().success();
     project.tf(["plan", "guarded"]).run().success();
     project.tf(["apply", "local-staging", "--auto-approve"]).run().success();

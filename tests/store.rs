@@ -70,13 +70,7 @@ fn history(project: &Project, account: &str) -> Vec<serde_json::Value> {
 fn what_one_checkout_deploys_the_other_sees() {
     let team = Team::new(|a| {
         // A hand-written ephemeral account: its creation time comes from the ledger.
-        let staging = a.read("fixtures/accounts/local-staging.yaml");
-        let play = staging
-            .replace("environment: staging", "environment: sandbox\nephemeral: true\nttl: 1h")
-            .replace("10.41.", "10.44.")
-            .replace("staging.local", "shared-play.local")
-            .replace("port: 18180", "port: 18480");
-        a.write("fixtures/accounts/shared-play.yaml", &play);
+        a.add_local_copy("shared-play", 44, "sandbox\nephemeral: true\nttl: 1h");
     });
     let (a, b) = (&team.a, &team.b);
     let commit = a.git(&["rev-parse", "--short=12", "HEAD"]);

@@ -234,21 +234,7 @@ mod tests {
     use super::*;
 
     fn record(outcome: Outcome) -> Record {
-        Record {
-            time: "2026-11-22T00:00:00Z".into(),
-            account: "qa".into(),
-            environment: "qa".into(),
-            operation: Operation::Apply,
-            outcome,
-            smoke_tests_passed: Some(true),
-            version: "1.0.0".into(),
-            environment_version: "1.0.0+abc".into(),
-            commit: "abc".into(),
-            digest: "d".into(),
-            who: "me".into(),
-            slot: None,
-            created_at: None,
-        }
+        example("qa", outcome)
     }
 
     #[test]

@@ -137,9 +137,6 @@ pub fn migrate(
 ) -> Result<MigrateReport, MigrateError> {
     let project = &workspace.project;
     let account = workspace.account(&options.account)?;
-    if let Some(problem) = super::ledger_problem(workspace.store.as_ref(), account) {
-        return Err(MigrateError::Ledger(problem));
-    }
     if let Mode::Start { to_version } = &options.mode {
         crate::version::validate(to_version).map_err(MigrateError::Version)?;
         let archetype = &project.archetypes[&account.archetype];
@@ -168,6 +165,9 @@ pub fn migrate(
     let mut account = account.clone();
     account.annotate(&workspace.store.history(&account.name).map_err(|e| MigrateError::Journal(e.to_string()))?);
     let account = &account;
+    if let Some(problem) = super::ledger_problem(workspace.store.as_ref(), account) {
+        return Err(MigrateError::Ledger(problem));
+    }
     let terraform = deploy::locate(options.terraform.as_deref())?;
     let mut live = Live::new(workspace, &terraform, approver, progress);
     let driven = drive(workspace.store.as_ref(), account, &mut live, &options.mode).map_err(MigrateError::Journal)?;
@@ -302,10 +302,12 @@ impl Migration<'_> {
             // copied anew.
             self.journal.unfreeze();
         }
+        let read = self.journal.clone();
         self.journal.status = Status::Running;
         self.journal.error = None;
         self.journal.differences.clear();
-        let mut result = self.save();
+        // Written only when this changed it (a fresh journal is running already).
+        let mut result = if self.journal == read { Ok(()) } else { self.save() };
         for step in STEPS {
             if result.is_err() {
                 break;

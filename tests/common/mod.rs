@@ -355,3 +355,18 @@ impl Project {
         Project { dir }
     }
 }
+
+impl Project {
+    /// Writes `fixtures/accounts/<name>.yaml`: a copy of local-staging with its own network
+    /// (`10.<octet>.0.0/16`), zone and port, and `environment: <environment>` (which may carry
+    /// more top-level lines, e.g. `sandbox\nephemeral: true\nttl: 1h`).
+    pub fn add_local_copy(&self, name: &str, octet: u8, environment: &str) {
+        let account = self
+            .read("fixtures/accounts/local-staging.yaml")
+            .replace("environment: staging", &format!("environment: {environment}"))
+            .replace("10.41.", &format!("10.{octet}."))
+            .replace("staging.local", &format!("{name}.local"))
+            .replace("port: 18180", &format!("port: {}", 18000 + u32::from(octet) * 10));
+        self.write(&format!("fixtures/accounts/{name}.yaml"), &account);
+    }
+}
