@@ -118,7 +118,7 @@ pub fn build(input: &ArtifactInput<'_>) -> Vec<u8> {
 /// [`build`], claiming to be built by `stamp_version`: tests pin bytes that must not change
 /// with each release.
 fn build_as(input: &ArtifactInput<'_>, stamp_version: &str) -> Vec<u8> {
-    let config = json_bytes(&sorted_keys(input.config));
+    let config = json_bytes(&crate::render::sorted_keys(input.config));
     let mut files: Vec<PackFile<'_>> = input
         .tree
         .files
@@ -242,20 +242,6 @@ fn json_bytes(value: &Value) -> Vec<u8> {
     let mut text = serde_json::to_vec_pretty(value).expect("values serialise");
     text.push(b'\n');
     text
-}
-
-/// `value` with the keys of every object sorted: the config's key order depends on how its
-/// layers were merged, and must not change the artifact's bytes.
-fn sorted_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(entries.into_iter().map(|(key, value)| (key.clone(), sorted_keys(value))).collect())
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
-        other => other.clone(),
-    }
 }
 
 #[cfg(unix)]

@@ -347,19 +347,22 @@ pub fn render_template(source: &str, config: &Value) -> Result<String, String> {
     Ok(guarded.text)
 }
 
+/// `value` with the keys of every object sorted: the same text for the same value, whatever
+/// order its maps were built or read in (layered config, PostgreSQL's `jsonb`).
+pub fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+            Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 /// sha256 of a JSON value's canonical text (keys sorted).
 pub fn digest_json(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let ordered: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted(v))).collect();
-                serde_json::to_value(ordered).expect("maps serialise")
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    let text = serde_json::to_string(&sorted(value)).expect("values serialise");
+    let text = serde_json::to_string(&sorted_keys(value)).expect("values serialise");
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 

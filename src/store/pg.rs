@@ -118,21 +118,10 @@ fn valid_schema(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `value` as JSON with every object's keys sorted: the same text for the same value, whatever
-/// order its maps were read in (PostgreSQL's `jsonb` keeps its own).
+/// `value` as canonical JSON text (keys sorted): the same text for the same value, whatever
+/// order PostgreSQL's `jsonb` keeps its keys in.
 fn canonical(value: &impl serde::Serialize) -> String {
-    fn sorted(value: serde_json::Value) -> serde_json::Value {
-        match value {
-            serde_json::Value::Object(map) => {
-                let entries: BTreeMap<String, serde_json::Value> =
-                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-                serde_json::Value::Object(entries.into_iter().collect())
-            }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
-            other => other,
-        }
-    }
-    sorted(serde_json::to_value(value).expect("values serialise")).to_string()
+    crate::render::sorted_keys(&serde_json::to_value(value).expect("values serialise")).to_string()
 }
 
 /// A journal revision as the database keeps it.
