@@ -65,9 +65,10 @@ struct StatusArgs {
 /// Run it once when moving a project's state from its ledger folder to PostgreSQL, then point
 /// `stamp.yaml` (`store: {pg: ...}`) or `STAMP_STORE_PG` at the database. It is idempotent:
 /// records and journals already copied are skipped, so it can run again (after more deploys
-/// from the folder) and adds only what is new. Before saying done it reads the copy back and
-/// compares counts and a digest of every record with the folder. A folder with a damaged
-/// record is refused: repair it first.
+/// from the folder, before anyone deploys through PostgreSQL) and adds only what is new.
+/// Before saying done it reads the copy back and compares counts and a digest of every record
+/// and finished journal with the folder. A folder with a damaged record is refused (repair it
+/// first), and so are new records of an account already used through PostgreSQL.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  STAMP_STORE_PG=postgres://stamp@db.internal/stamp stamp store import\n  stamp store import --from /mnt/shared/stamp-ledger"
