@@ -278,7 +278,17 @@ fn store_import_copies_a_folder_ledger_once_and_verifies_it() {
     let resumed = pg(project.tf(["migrate", "local-staging", "--resume", "--auto-approve"])).run().success();
     assert!(resumed.stdout.contains("finished"), "{}", resumed.stdout);
 
-    // A finished journal changed in the database since it was copied is found by the check.
+    // A record or a finished journal changed in the database since it was copied is found.
+    let first = "(SELECT min(id) FROM stamp.ledger WHERE import_key IS NOT NULL)";
+    let who = db.psql(&format!("SELECT record->>'who' FROM stamp.ledger WHERE id = {first}"));
+    db.psql(&format!(
+        "UPDATE stamp.ledger SET record = jsonb_set(record, '{{who}}', '\"mallory\"') WHERE id = {first}"
+    ));
+    let tampered = pg(project.tf(["store", "import"])).run().failure(1);
+    assert!(tampered.stderr.contains("5 of 6 records read back as they are in the folder"), "{}", tampered.stderr);
+    db.psql(&format!(
+        "UPDATE stamp.ledger SET record = jsonb_set(record, '{{who}}', to_jsonb('{who}'::text)) WHERE id = {first}"
+    ));
     db.psql("UPDATE stamp.finished_journals SET journal = jsonb_set(journal, '{to_version}', '\"9.9.9\"')");
     let tampered = pg(project.tf(["store", "import"])).run().failure(1);
     assert!(

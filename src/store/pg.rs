@@ -452,84 +452,59 @@ impl PgStore {
             }
             tx.commit().map_err(self.error("importing"))
         })?;
-        // Read back what the database now holds of the copy.
-        let keys: Vec<&str> = records.iter().map(|(k, _)| k.as_str()).collect();
+        // Read back what the database now holds of the copy, compared whole with the source.
+        let (records_verified, records_digest) =
+            self.verify_copy("ledger", "record", records, "records", |value, _| serde_json::from_value(value).ok())?;
+        let (journals_verified, journals_digest) =
+            self.verify_copy("finished_journals", "journal", finished, "finished journals", |value, source| {
+                Journal::parse(value, &source.account).ok()
+            })?;
+        imported.records_verified = records_verified;
+        imported.journals_verified = journals_verified;
+        // One digest over both: records, then journals.
+        let mut digest = Sha256::new();
+        digest.update(records_digest.as_bytes());
+        digest.update(journals_digest.as_bytes());
+        imported.digest = format!("{:x}", digest.finalize());
+        Ok(imported)
+    }
+
+    /// Reads `items` back from `column` of `table` by their import keys, each parsed by
+    /// `parse` and compared with its source: how many read back equal, and the digest of the
+    /// copy (canonical JSON). Any missing or different one is an error naming `what`.
+    fn verify_copy<T: serde::Serialize + PartialEq>(
+        &self,
+        table: &str,
+        column: &str,
+        items: &[(String, T)],
+        what: &str,
+        parse: impl Fn(serde_json::Value, &T) -> Option<T>,
+    ) -> Result<(usize, String), StoreError> {
+        let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+        let sql = format!("SELECT import_key, {column}::text FROM {{s}}.{table} WHERE import_key = ANY($1)");
         let back: HashMap<String, String> = self.with_client(|client| {
-            let rows = client
-                .query(
-                    &self.sql("SELECT import_key, record::text FROM {s}.ledger WHERE import_key = ANY($1)"),
-                    &[&keys],
-                )
-                .map_err(self.error("verifying the import"))?;
+            let rows = client.query(&self.sql(&sql), &[&keys]).map_err(self.error("verifying the import"))?;
             Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
         })?;
-        let mut source = Sha256::new();
-        let mut copy = Sha256::new();
-        for (key, record) in records {
-            source.update(canonical(record));
+        let (mut source, mut copy, mut verified) = (Sha256::new(), Sha256::new(), 0);
+        for (key, item) in items {
+            source.update(canonical(item));
             source.update([b'\n']);
-            let read: Option<Record> = back.get(key).and_then(|text| serde_json::from_str(text).ok());
-            if let Some(read) = read {
+            let read = back.get(key).and_then(|text| serde_json::from_str(text).ok()).and_then(|v| parse(v, item));
+            if let Some(read) = read.filter(|read| read == item) {
                 copy.update(canonical(&read));
                 copy.update([b'\n']);
-                imported.records_verified += 1;
+                verified += 1;
             }
         }
         let (source, copy) = (format!("{:x}", source.finalize()), format!("{:x}", copy.finalize()));
-        if imported.records_verified != records.len() || source != copy {
+        if verified != items.len() || source != copy {
             return Err(StoreError::Damaged {
                 place: format!("the copy in {}", self.describe()),
-                problem: format!(
-                    "{} of {} records read back, digest {copy} instead of {source}",
-                    imported.records_verified,
-                    records.len()
-                ),
+                problem: format!("{verified} of {} {what} read back as they are in the folder", items.len()),
             });
         }
-        // The finished journals, read back and compared whole, into the digest too.
-        let journal_keys: Vec<&str> = finished.iter().map(|(k, _)| k.as_str()).collect();
-        let back: HashMap<String, String> = self.with_client(|client| {
-            let rows = client
-                .query(
-                    &self.sql("SELECT import_key, journal::text FROM {s}.finished_journals WHERE import_key = ANY($1)"),
-                    &[&journal_keys],
-                )
-                .map_err(self.error("verifying the import"))?;
-            Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
-        })?;
-        let mut source = Sha256::new();
-        let mut copy_journals = Sha256::new();
-        for (key, journal) in finished {
-            source.update(canonical(journal));
-            source.update([b'\n']);
-            let read = back
-                .get(key)
-                .and_then(|text| serde_json::from_str(text).ok())
-                .and_then(|value| Journal::parse(value, &journal.account).ok());
-            if let Some(read) = read.filter(|read| read == journal) {
-                copy_journals.update(canonical(&read));
-                copy_journals.update([b'\n']);
-                imported.journals_verified += 1;
-            }
-        }
-        let (source_journals, copy_journals) =
-            (format!("{:x}", source.finalize()), format!("{:x}", copy_journals.finalize()));
-        if imported.journals_verified != finished.len() || source_journals != copy_journals {
-            return Err(StoreError::Damaged {
-                place: format!("the copy in {}", self.describe()),
-                problem: format!(
-                    "{} of {} finished journals read back as they are in the folder",
-                    imported.journals_verified,
-                    finished.len()
-                ),
-            });
-        }
-        // One digest over both: records, then journals.
-        let mut digest = Sha256::new();
-        digest.update(copy.as_bytes());
-        digest.update(copy_journals.as_bytes());
-        imported.digest = format!("{:x}", digest.finalize());
-        Ok(imported)
+        Ok((verified, copy))
     }
 
     /// What the store holds.
