@@ -393,3 +393,46 @@ fn a_function_shadowing_the_lock_hash_does_not_turn_the_locks_off() {
     let _held = one.lock("account:prod", &Holder::me()).unwrap();
     assert!(two.lock("account:prod", &Holder::me()).is_err(), "two runs held one account");
 }
+
+/// Approves every plan (the test watches what was refused before any plan).
+struct Approve;
+
+impl stamp::ops::deploy::Approver for Approve {
+    fn approve(&self, _: &stamp::ops::plan_report::PlanReport) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A run loaded the project (local-staging live in its blue slot); before it takes the
+/// account's lock, another machine finishes a migration to green. Under the lock the run reads
+/// the ledger again and is refused instead of applying to the retired slot.
+#[test]
+fn an_apply_is_refused_when_the_live_slot_moved_on_after_loading() {
+    let project = Project::local();
+    let workspace = stamp::ops::Workspace::load(project.path()).unwrap();
+    let loaded = workspace.account("local-staging").unwrap();
+    assert_eq!(loaded.slot, stamp::config::Slot::Blue);
+    let switch = serde_json::json!({
+        "time": "2026-12-02T00:00:00Z", "account": "local-staging", "environment": "staging",
+        "operation": "switch", "outcome": "succeeded", "version": "2.0.0",
+        "environment_version": "2.0.0+none", "commit": "none", "digest": "", "who": "other machine",
+        "slot": "green"
+    });
+    let record: stamp::ledger::Record = serde_json::from_value(switch).unwrap();
+    workspace.store.append(&record).unwrap();
+
+    let options = stamp::ops::deploy::ApplyOptions {
+        deploy: stamp::ops::deploy::DeployOptions {
+            accounts: vec!["local-staging".into()],
+            terraform: Some(common::terraform()),
+            jobs: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let report = stamp::ops::deploy::apply(&workspace, &options, &Approve, &stamp::pipeline::account::Quiet).unwrap();
+    assert!(!report.succeeded(), "applied to the retired slot");
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(text.contains("now runs in its green slot, not the blue slot this run loaded"), "{text}");
+    assert!(!project.env_dir("local-staging").exists(), "something was applied");
+}
