@@ -4,6 +4,8 @@
 1. Generates N accounts across the three archetypes (copies of the fixture accounts with their
    own names, account ids, networks, zones and buckets), then times `stamp check` and
    `stamp render --all` on them: wall time, accounts per second, peak memory (max RSS).
+   On the largest organisation, the build cache: each command cold (empty cache) and warm
+   (after one account file, then one blueprint file, changed), side by side with `--no-cache`.
 2. Stamp's overhead around Terraform: `stamp plan` of a local-platform account against the
    same `terraform init` + `terraform plan` run by hand on its rendered tree (medians).
 3. Planning 20 local-platform accounts with `-j 1` and `-j 4`.
@@ -80,8 +82,8 @@ def make_org(n: int, where: Path) -> Path:
     return project
 
 
-def run(stamp: str, args: list, cwd: Path) -> tuple:
-    """Wall seconds and peak RSS (MiB) of one stamp run; fails loudly on a non-zero exit."""
+def run(stamp: str, args: list, cwd: Path, ok=(0,)) -> tuple:
+    """Wall seconds and peak RSS (MiB) of one stamp run; fails loudly on another exit code."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen([stamp, "--quiet", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
@@ -89,7 +91,7 @@ def run(stamp: str, args: list, cwd: Path) -> tuple:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
-        if code != 0:
+        if code not in ok:
             err.seek(0)
             sys.exit(f"stamp {' '.join(args)} failed ({code}):\n{err.read().decode()[-3000:]}")
     return wall, usage.ru_maxrss / 1024
@@ -115,6 +117,50 @@ def compare_benchmarks(stamp: str, project: Path) -> None:
     diff = statistics.median(timed([stamp, "--quiet", "diff", f"{name}@HEAD", name], project, env, ok=(1,)) for _ in range(3))
     print(f"{'':>8}  stamp affected --since  {affected:>6.2f}s  (one account changed; median of 3)")
     print(f"{'':>8}  stamp diff ACCT@REV ACCT {diff:>5.2f}s  (median of 3)", flush=True)
+
+
+def cache_benchmarks(stamp: str, project: Path, n: int) -> None:
+    """The build cache on `project` (a git repository of n accounts): cold, then warm after one
+    account file changed, then after one blueprint file changed; each with and without it."""
+    cache = project / ".stamp" / "cache"
+    account = next((project / "fixtures/accounts").glob("service-platform-*.yaml"))
+    one = account.stem
+    blueprint = project / "blueprints/service-platform/cluster.tf.j2"
+
+    def row(label: str, args: list, note: str = "", ok=(0,)) -> None:
+        os.sync()
+        wall, peak = run(stamp, args, project, ok)
+        os.sync()
+        plain, plain_peak = run(stamp, ["--no-cache", *args], project, ok)
+        print(f"{n:>8}  {label:<44} {wall:>6.2f}s {peak:>5.0f} MiB   {plain:>6.2f}s {plain_peak:>5.0f} MiB  {note}",
+              flush=True)
+
+    print(f"{'':>8}  {'build cache':<44} {'cached':>14}   {'--no-cache':>14}")
+    for label, args in [("check (cold: empty cache)", ["check"]),
+                        ("render --all (cold)", ["render", "--all", "--out", "out"])]:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(project / "out", ignore_errors=True)
+        os.sync()
+        wall, peak = run(stamp, args, project)
+        shutil.rmtree(project / "out", ignore_errors=True)
+        os.sync()
+        plain, plain_peak = run(stamp, ["--no-cache", *args], project)
+        print(f"{n:>8}  {label:<44} {wall:>6.2f}s {peak:>5.0f} MiB   {plain:>6.2f}s {plain_peak:>5.0f} MiB", flush=True)
+    # Warm: every command ran once, then one account file changes.
+    for args in (["check"], ["check", one], ["render", "--all", "--out", "out"], ["affected", "--since", "HEAD"]):
+        run(stamp, args, project)
+    account.write_text(account.read_text().replace("desired_size: 6", "desired_size: 5"))
+    row("check ONE-ACCOUNT (warm, one account changed)", ["check", one])
+    row("check (warm, one account changed)", ["check"])
+    row("render --all (warm, one account changed)", ["render", "--all", "--out", "out"], "(one tree rewritten)")
+    row("affected --since HEAD (warm, one account)", ["affected", "--since", "HEAD"])
+    blueprint.write_text(blueprint.read_text() + "# a comment\n")
+    os.sync()
+    wall, peak = run(stamp, ["affected", "--since", "HEAD"], project)
+    again, again_peak = run(stamp, ["affected", "--since", "HEAD"], project)
+    plain, plain_peak = run(stamp, ["--no-cache", "affected", "--since", "HEAD"], project)
+    print(f"{n:>8}  {'affected --since HEAD (one blueprint file)':<44} {wall:>6.2f}s {peak:>5.0f} MiB   "
+          f"{plain:>6.2f}s {plain_peak:>5.0f} MiB  (repeated: {again:.2f}s {again_peak:.0f} MiB)", flush=True)
 
 
 def timed(command: list, cwd: Path, env: dict, ok=(0,)) -> float:
@@ -185,12 +231,19 @@ def main() -> None:
             project = make_org(n, Path(tmp))
             for label, command in [("check", ["check"]), ("render --all", ["render", "--all", "--out", "out"])]:
                 os.sync()  # earlier writes must not be flushed during the measurement
-                wall, peak = run(args.stamp, command, project)
+                # Without the cache: the whole work, comparable with earlier figures.
+                wall, peak = run(args.stamp, ["--no-cache", *command], project)
                 print(f"{n:>8}  stamp {label:<16} {wall:>7.2f}s  {n / wall:>10.0f}  {peak:>6.0f} MiB", flush=True)
             shutil.rmtree(project / "out")
             if n == min(args.sizes):
                 os.sync()
                 compare_benchmarks(args.stamp, project)
+            if n == max(args.sizes):
+                if not (project / ".git").exists():
+                    git(project, "init", "-q")
+                git(project, "add", "-A")
+                git(project, "commit", "-qm", "bench", "--allow-empty")
+                cache_benchmarks(args.stamp, project, n)
             shutil.rmtree(project)
         if not args.skip_terraform:
             print()

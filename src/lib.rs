@@ -5,6 +5,7 @@
 //! [`cli`] is a thin layer over the operations in [`ops`].
 
 pub mod artifact;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;

@@ -41,6 +41,13 @@ pub struct BuildArgs {
     terraform: Option<PathBuf>,
 }
 
+impl BuildArgs {
+    /// The named accounts, when only those are needed (no `--all`).
+    pub(super) fn named_only(&self) -> Option<&[String]> {
+        (!self.accounts.is_empty() && !self.all).then_some(self.accounts.as_slice())
+    }
+}
+
 pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
     if args.accounts.is_empty() && !args.all {
         out.error("name the accounts to build, or pass `--all`");

@@ -40,6 +40,16 @@ pub struct DiffArgs {
     release: Option<String>,
 }
 
+impl DiffArgs {
+    /// The accounts the sides name (`ACCOUNT` and `ACCOUNT@REV`; an artifact names none here).
+    pub(super) fn accounts(&self) -> Vec<String> {
+        [&self.a, &self.b]
+            .into_iter()
+            .map(|side| side.split_once('@').map_or(side.as_str(), |(a, _)| a).to_string())
+            .collect()
+    }
+}
+
 pub fn diff_command(workspace: &Workspace, args: &DiffArgs, out: &Output) -> ExitStatus {
     let options = DiffOptions {
         a: args.a.clone(),

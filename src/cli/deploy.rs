@@ -43,6 +43,11 @@ impl Target {
         &self.accounts
     }
 
+    /// The named accounts, when only those are needed (no `--all`, no artifact).
+    pub(super) fn named_only(&self) -> Option<&[String]> {
+        (!self.accounts.is_empty() && !self.all && self.artifact.is_none()).then_some(self.accounts.as_slice())
+    }
+
     /// Names no account at all (a usage error).
     fn is_empty(&self) -> bool {
         self.accounts.is_empty() && !self.all && self.artifact.is_none()

@@ -47,6 +47,10 @@ pub struct Cli {
     /// Print more about what is being done.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Do not read or write the build cache in `.stamp/cache/` (also: `STAMP_NO_CACHE=1`). The
+    /// output is the same either way; only the time differs.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -103,6 +107,20 @@ impl Command {
             Self::History(_) => "history",
             Self::Store(_) => "store",
             Self::Doctor(_) => "doctor",
+        }
+    }
+
+    /// The accounts to load whole, for the commands that load only those they work on (the
+    /// others are known from the catalog, mostly from the cache); `None`: every account.
+    fn loads_only(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Check(args) => Some(args.accounts.clone()),
+            Self::Render(args) => Some(args.accounts.clone()),
+            Self::Affected(_) => Some(Vec::new()),
+            Self::Diff(args) => Some(args.accounts()),
+            Self::Plan(args) => args.target.named_only().map(<[String]>::to_vec),
+            Self::Build(args) => args.named_only().map(<[String]>::to_vec),
+            _ => None,
         }
     }
 
@@ -181,7 +199,28 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
-    let mut workspace = match Workspace::load(&root) {
+    let memo = std::sync::Arc::new(crate::config::catalog::Memo::new(crate::cache::Cache::open(&root, !cli.no_cache)));
+    let only = cli.command.loads_only();
+    let options = crate::config::project::LoadOptions {
+        scope: only.as_deref().map_or(crate::config::project::Scope::All, crate::config::project::Scope::Only),
+        memo: std::sync::Arc::clone(&memo),
+        files: None,
+    };
+    let status = run_command(cli, out, &root, options);
+    if let Err(problem) = memo.save() {
+        out.detail(&problem);
+    }
+    status
+}
+
+/// Loads the project as `options` say and runs the command on it.
+fn run_command(
+    cli: &Cli,
+    out: &Output,
+    root: &std::path::Path,
+    options: crate::config::project::LoadOptions<'_>,
+) -> ExitStatus {
+    let mut workspace = match Workspace::load_with(root, options) {
         Ok(workspace) => workspace,
         Err(report) => {
             if let Command::Check(args) = &cli.command {

@@ -45,7 +45,16 @@ pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
     let report = render(workspace, &options);
     out.diagnostics(&report.diagnostics, &report.sources);
     for written in &report.written {
-        out.detail(&format!("rendered {} ({} files) -> {}", written.account, written.files, written.dir.display()));
+        let note = if written.unchanged { ", unchanged" } else { "" };
+        out.detail(&format!(
+            "rendered {} ({} files{note}) -> {}",
+            written.account,
+            written.files,
+            written.dir.display()
+        ));
+    }
+    for removed in &report.removed {
+        out.status(&format!("removed `{}`: its account no longer exists", removed.display()));
     }
     let n = report.written.len();
     if n > 0 {

@@ -70,6 +70,9 @@ pub struct Archetype {
     pub schema: Value,
     /// The schema indexed for finding sensitive (`writeOnly`) values, when it marks any.
     pub sensitive: Option<std::sync::Arc<crate::config::redact::SensitiveIndex>>,
+    /// The text of `archetype.yaml` and `schema.json` (for cache keys).
+    pub text: String,
+    pub schema_text: String,
 }
 
 impl Archetype {

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod archetype;
+pub mod catalog;
 pub mod hooks;
 pub mod layering;
 pub mod project;

@@ -9,8 +9,10 @@ use serde_json::Value;
 
 use super::Account;
 use super::archetype::{self, Archetype, ArchetypeFile};
+use super::catalog::{Entry, FileRecord, Memo, Stat, Summary};
 use super::layering;
 use super::yaml::{self, Document};
+use crate::cache::{Cache, Key};
 use crate::diagnostics::{Diagnostic, Location, Report, Sources, did_you_mean, quoted_list};
 
 /// The name of the project file Stamp looks for.
@@ -189,10 +191,63 @@ pub struct Project {
     pub root: PathBuf,
     pub file: ProjectFile,
     pub archetypes: BTreeMap<String, Archetype>,
-    /// Sorted by name.
+    /// The loaded accounts, sorted by name: every account, or (loaded for a [`Scope::Only`])
+    /// the named ones.
     pub accounts: Vec<Account>,
+    /// Every account file that loads, sorted like `accounts`.
+    pub catalog: Vec<Entry>,
     pub sources: Sources,
+    /// The cache this run reads and fills (shared with the project at a git revision).
+    pub memo: std::sync::Arc<Memo>,
+    /// The cache key of `stamp.yaml` and the archetypes: what loading an account depends on
+    /// besides its own file.
+    pub digest: String,
 }
+
+/// Which accounts [`Project::load_with`] loads whole.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every account.
+    All,
+    /// Only these (names or files); the others are known by their summary in the catalog.
+    Only(&'a [String]),
+}
+
+/// An account file to load: where it belongs in the project, and where its content is read
+/// (another place for a file of a git revision that equals the working tree's).
+#[derive(Debug, Clone)]
+pub struct AccountFile {
+    pub path: PathBuf,
+    pub read_from: PathBuf,
+}
+
+/// How to load a project.
+#[derive(Debug, Clone)]
+pub struct LoadOptions<'a> {
+    pub scope: Scope<'a>,
+    /// The cache (see [`Memo::new`]).
+    pub memo: std::sync::Arc<Memo>,
+    /// The account files; `None`: the YAML files in the accounts folder.
+    pub files: Option<Vec<AccountFile>>,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        Self { scope: Scope::All, memo: std::sync::Arc::new(Memo::new(Cache::off())), files: None }
+    }
+}
+
+/// What loading one account file gave.
+struct Loaded {
+    entry: Option<Entry>,
+    account: Option<Account>,
+    problem: Option<Diagnostic>,
+    /// What the cache is to remember of the file and its load.
+    memo: Option<Remembered>,
+}
+
+/// A file's record for the cache (by path) and its load's summary (by load key).
+type Remembered = (Option<(String, FileRecord)>, (String, Summary));
 
 impl Project {
     /// The nearest folder holding `stamp.yaml`, from `start` upwards.
@@ -200,26 +255,81 @@ impl Project {
         start.ancestors().find(|dir| dir.join(PROJECT_FILE).is_file()).map(Path::to_path_buf)
     }
 
-    /// Loads the project at `root`. Problems with single archetypes or accounts are returned as
-    /// diagnostics next to the project; a broken `stamp.yaml` is an error.
+    /// Loads the project at `root` and every account, without the cache. Problems with single
+    /// archetypes or accounts are returned as diagnostics next to the project; a broken
+    /// `stamp.yaml` is an error.
     pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), Report> {
+        Self::load_with(root, LoadOptions::default())
+    }
+
+    /// Loads the project at `root`: the accounts `options.scope` names whole, the others into
+    /// the catalog (from the cache when it knows them).
+    pub fn load_with(root: &Path, options: LoadOptions<'_>) -> Result<(Project, Vec<Diagnostic>), Report> {
         let root = root.to_path_buf();
         let sources = Sources::default();
-        let file = load_project_file(&root, &sources).map_err(|d| Report::new(vec![*d], sources.clone()))?;
-        let mut project = Project { root, file, archetypes: BTreeMap::new(), accounts: Vec::new(), sources };
+        let (file, project_text) =
+            load_project_file(&root, &sources).map_err(|d| Report::new(vec![*d], sources.clone()))?;
+        let mut project = Project {
+            root,
+            file,
+            archetypes: BTreeMap::new(),
+            accounts: Vec::new(),
+            catalog: Vec::new(),
+            sources,
+            memo: options.memo,
+            digest: String::new(),
+        };
         let mut diagnostics = project.load_archetypes();
-        let accounts_dir = project.root.join(&project.file.accounts);
+        project.digest = project.digest_of(&project_text);
+        let files = match options.files {
+            Some(files) => files,
+            None => project.account_files()?,
+        };
+        let whole = matches!(options.scope, Scope::All);
+        let loaded: Vec<Loaded> = files.par_iter().map(|f| project.scan(f, whole)).collect();
+        let (mut files, mut loads) = (Vec::new(), Vec::new());
+        for Loaded { entry, account, problem, memo } in loaded {
+            project.catalog.extend(entry);
+            project.accounts.extend(account);
+            diagnostics.extend(problem);
+            if let Some((file, load)) = memo {
+                files.extend(file);
+                loads.push(load);
+            }
+        }
+        project.memo.keep(files, loads);
+        project.catalog.sort_by(|a, b| (a.name(), &a.display).cmp(&(b.name(), &b.display)));
+        if let Scope::Only(wanted) = options.scope {
+            let entries: Vec<Entry> = wanted
+                .iter()
+                .filter_map(|w| project.entry(w).cloned())
+                .filter(|e| project.accounts.iter().all(|a| a.display != e.display))
+                .collect();
+            for entry in entries {
+                match project.load_entry(&entry) {
+                    Ok(account) => project.accounts.push(account),
+                    Err(d) => diagnostics.push(*d),
+                }
+            }
+        }
+        project.accounts.sort_by(|a, b| (&a.name, &a.display).cmp(&(&b.name, &b.display)));
+        Ok((project, diagnostics))
+    }
+
+    /// The YAML files in the accounts folder.
+    fn account_files(&self) -> Result<Vec<AccountFile>, Report> {
+        let accounts_dir = self.root.join(&self.file.accounts);
         if !accounts_dir.is_dir() {
             return Err(Report::new(
                 vec![
                     Diagnostic::error(
                         "project.accounts",
-                        format!("accounts folder `{}` does not exist", project.display(&accounts_dir)),
+                        format!("accounts folder `{}` does not exist", self.display(&accounts_dir)),
                     )
                     .at(Location::file_only(PROJECT_FILE))
                     .hint("set `accounts:` in stamp.yaml to the folder holding the account YAML files"),
                 ],
-                project.sources.clone(),
+                self.sources.clone(),
             ));
         }
         let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&accounts_dir)
@@ -230,21 +340,126 @@ impl Project {
             .map(walkdir::DirEntry::into_path)
             .collect();
         files.sort();
-        let loaded: Vec<Result<Account, Box<Diagnostic>>> = files.par_iter().map(|p| project.load_account(p)).collect();
-        for result in loaded {
-            match result {
-                Ok(account) => project.accounts.push(account),
-                Err(d) => diagnostics.push(*d),
-            }
+        Ok(files.into_iter().map(|path| AccountFile { read_from: path.clone(), path }).collect())
+    }
+
+    /// The cache key of what an account's loading depends on besides its file: Stamp,
+    /// `stamp.yaml` and every archetype's files.
+    fn digest_of(&self, project_text: &str) -> String {
+        let mut key = Key::new("project").field(project_text);
+        for archetype in self.archetypes.values() {
+            key = key.field(&archetype.name).field(&archetype.text).field(&archetype.schema_text);
         }
-        project.accounts.sort_by(|a, b| (&a.name, &a.display).cmp(&(&b.name, &b.display)));
-        Ok((project, diagnostics))
+        // An archetype that did not load changes which accounts load.
+        let dir = self.root.join(&self.file.archetypes);
+        let mut names: Vec<String> = fs_err::read_dir(&dir)
+            .map(|entries| {
+                entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        key.field(names.join("\n")).finish()
+    }
+
+    /// Reads one account file for the catalog: its summary from the cache when the cache knows
+    /// its content, else by loading it (kept whole when `whole`).
+    fn scan(&self, file: &AccountFile, whole: bool) -> Loaded {
+        let display = self.display(&file.path);
+        let failed = |d: Box<Diagnostic>| Loaded { entry: None, account: None, problem: Some(*d), memo: None };
+        let stat = fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of);
+        let known = if whole { None } else { self.memo.known_content(&file.read_from, stat) };
+        let (content, text) = match known {
+            Some(content) => (content.to_string(), None),
+            None => match read(&file.read_from, &display) {
+                Ok(text) => (crate::cache::content_digest(text.as_bytes()), Some(text)),
+                Err(d) => return failed(d),
+            },
+        };
+        let record = self.memo.file_record(&file.read_from, stat, &content);
+        let load_key = self.load_key(&display, &content);
+        let entry = |summary: Summary| Entry {
+            display: display.clone(),
+            path: file.path.clone(),
+            read_from: file.read_from.clone(),
+            content: content.clone(),
+            load_key: load_key.clone(),
+            summary,
+            slot: super::Slot::Blue,
+            created_at: None,
+            ledger_damage: Vec::new(),
+        };
+        if !whole && let Some(summary) = self.memo.summary(&load_key) {
+            let memo = Some((record, (load_key.clone(), summary.clone())));
+            return Loaded { entry: Some(entry(summary)), account: None, problem: None, memo };
+        }
+        let text = match text {
+            Some(text) => text,
+            None => match read(&file.read_from, &display) {
+                Ok(text) => text,
+                Err(d) => return failed(d),
+            },
+        };
+        match self.account_from_text(&file.path, &display, &text) {
+            Ok(account) => {
+                let summary = Summary::of(&account);
+                let memo = Some((record, (load_key.clone(), summary.clone())));
+                Loaded { entry: Some(entry(summary)), account: whole.then_some(account), problem: None, memo }
+            }
+            Err(d) => failed(d),
+        }
+    }
+
+    fn load_key(&self, display: &str, content: &str) -> String {
+        Key::new("load").field(&self.digest).field(display).field(content).finish()
+    }
+
+    /// Loads the account of a catalog entry whole, with the entry's ledger facts. Its file must
+    /// still hold what the catalog read.
+    pub fn load_entry(&self, entry: &Entry) -> Result<Account, Box<Diagnostic>> {
+        let text = read(&entry.read_from, &entry.display)?;
+        if crate::cache::content_digest(text.as_bytes()) != entry.content {
+            return Err(Box::new(
+                Diagnostic::error("account.changed", format!("`{}` changed while Stamp was reading it", entry.display))
+                    .at(Location::file_only(&entry.display))
+                    .hint("run the command again"),
+            ));
+        }
+        let mut account = self.account_from_text(&entry.path, &entry.display, &text)?;
+        account.slot = entry.slot;
+        account.created_at.clone_from(&entry.created_at);
+        account.ledger_damage.clone_from(&entry.ledger_damage);
+        Ok(account)
+    }
+
+    /// The catalog entry of an account, by name or by the path of its YAML file.
+    pub fn entry(&self, name_or_path: &str) -> Option<&Entry> {
+        self.catalog.iter().find(|e| e.name() == name_or_path).or_else(|| {
+            let wanted = fs_err::canonicalize(Path::new(name_or_path)).ok()?;
+            self.catalog.iter().find(|e| fs_err::canonicalize(&e.path).ok().as_deref() == Some(wanted.as_path()))
+        })
     }
 
     /// Loads one account file and adds it to the project (used for files outside the accounts
     /// folder too, so they are checked against the project's accounts).
     pub fn add_account(&mut self, path: &Path) -> Result<usize, Box<Diagnostic>> {
         let account = self.load_account(path)?;
+        let content = crate::cache::content_digest(read(path, &account.display)?.as_bytes());
+        let entry = Entry {
+            display: account.display.clone(),
+            path: path.to_path_buf(),
+            read_from: path.to_path_buf(),
+            load_key: self.load_key(&account.display, &content),
+            content,
+            summary: Summary::of(&account),
+            slot: account.slot,
+            created_at: account.created_at.clone(),
+            ledger_damage: Vec::new(),
+        };
+        let at = self
+            .catalog
+            .binary_search_by(|e| (e.name(), &e.display).cmp(&(entry.name(), &entry.display)))
+            .unwrap_or_else(|i| i);
+        self.catalog.insert(at, entry);
         let index = self
             .accounts
             .binary_search_by(|a| (&a.name, &a.display).cmp(&(&account.name, &account.display)))
@@ -445,7 +660,18 @@ impl Project {
             )
         })?;
         let sensitive = sensitive.map(std::sync::Arc::new);
-        Ok(Archetype { name, dir: dir.to_path_buf(), file, display, positions, schema_file, schema, sensitive })
+        Ok(Archetype {
+            name,
+            dir: dir.to_path_buf(),
+            file,
+            display,
+            positions,
+            schema_file,
+            schema,
+            sensitive,
+            text,
+            schema_text,
+        })
     }
 
     /// A path as shown to the user: relative to the project root when inside it.
@@ -515,19 +741,25 @@ fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
     fs_err::read_to_string(path).map_err(failure)
 }
 
-fn load_project_file(root: &Path, sources: &Sources) -> Result<ProjectFile, Box<Diagnostic>> {
+/// `stamp.yaml` of the project at `root`, read on its own.
+pub fn read_settings(root: &Path) -> Result<ProjectFile, Box<Diagnostic>> {
+    load_project_file(root, &Sources::default()).map(|(file, _)| file)
+}
+
+fn load_project_file(root: &Path, sources: &Sources) -> Result<(ProjectFile, String), Box<Diagnostic>> {
     let path = root.join(PROJECT_FILE);
     let text = read(&path, PROJECT_FILE)?;
     sources.add(PROJECT_FILE, text.as_str());
     let doc = yaml::parse(PROJECT_FILE, &text)?;
     let doc = if doc.value.is_null() { Document { value: Value::Object(serde_json::Map::new()), ..doc } } else { doc };
     check_keys(PROJECT_FILE, &doc, PROJECT_KEYS)?;
-    serde_json::from_value(doc.value).map_err(|e| {
+    let file = serde_json::from_value(doc.value).map_err(|e| {
         Box::new(
             Diagnostic::error("project.invalid", format!("invalid project file: {e}"))
                 .at(Location::file_only(PROJECT_FILE)),
         )
-    })
+    })?;
+    Ok((file, text))
 }
 
 /// Reports an unknown top-level key with its position and the nearest known key.

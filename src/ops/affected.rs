@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::Workspace;
-use super::check::{Selection, VersionSpec, validate_and_render};
-use super::revision::Revision;
-use crate::config::{Account, Project};
+use super::check::{Reuse, Selection, VersionSpec, validate_and_render};
+use super::revision::Snapshot;
+use crate::config::Account;
+use crate::config::catalog::Entry;
+use crate::config::project::Scope;
 use crate::diagnostics::{Diagnostic, Report, Severity, Sources};
 use crate::render::Tree;
 use crate::version::BuildVersion;
@@ -49,56 +50,57 @@ fn neutral_version() -> BuildVersion {
     BuildVersion { version: "0.0.0".into(), commit: "compare".into(), dirty: false }
 }
 
-/// What an account's rendering depends on, as one digest: the project file, its archetype,
-/// its blueprint and its own file. Equal fingerprints need no rendering to compare.
-fn fingerprints(project: &Project) -> BTreeMap<String, String> {
-    let digest_dir = |dir: &Path| {
-        let mut hasher = Sha256::new();
-        for entry in walkdir::WalkDir::new(dir).sort_by_file_name().into_iter().filter_map(Result::ok) {
-            if entry.file_type().is_file() {
-                hasher.update(entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().as_bytes());
-                hasher.update(fs_err::read(entry.path()).unwrap_or_default());
-            }
-        }
-        format!("{:x}", hasher.finalize())
-    };
-    let project_file = fs_err::read(project.root.join(crate::config::project::PROJECT_FILE)).unwrap_or_default();
-    let mut per_archetype = BTreeMap::new();
-    for (name, archetype) in &project.archetypes {
-        let blueprint = project.blueprint_dir(&archetype.file.blueprint);
-        per_archetype.insert(name.clone(), format!("{}{}", digest_dir(&archetype.dir), digest_dir(&blueprint)));
-    }
+/// What each account's rendering depends on (by name): the cache key of its load and of
+/// the renderer of its archetype (`None`: its blueprint does not compile). Equal inputs need
+/// no rendering to compare.
+fn inputs(workspace: &Workspace) -> BTreeMap<String, (String, Option<String>)> {
+    let project = &workspace.project;
+    let (renderer, _) = crate::render::Renderer::new(project, neutral_version(), None);
+    let keys: BTreeMap<&str, Option<String>> =
+        project.archetypes.keys().map(|name| (name.as_str(), renderer.key(name))).collect();
     project
-        .accounts
+        .catalog
         .iter()
-        .map(|account| {
-            let mut hasher = Sha256::new();
-            hasher.update(&project_file);
-            hasher.update(per_archetype.get(&account.archetype).map_or("", String::as_str));
-            hasher.update(fs_err::read(&account.path).unwrap_or_default());
-            (account.name.clone(), format!("{:x}", hasher.finalize()))
+        .map(|e| {
+            let renderer_key = keys.get(e.summary.archetype.as_str()).cloned().flatten();
+            (e.name().to_string(), (format!("{}/{}", e.load_key, e.slot), renderer_key))
         })
         .collect()
 }
 
-/// Renders `names` of the project at `root` and returns each account's tree digest (`None`:
-/// it does not check or render).
+/// Renders `names` of the workspace (or takes their digests from the cache) and returns each
+/// account's tree digest (`None`: it does not check or render).
 fn render_digests(workspace: &Workspace, names: &[String]) -> Result<BTreeMap<String, Option<String>>, Report> {
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
     let digests = Mutex::new(BTreeMap::new());
+    let found = |name: &str, digest: &str| {
+        digests.lock().expect("digests lock").insert(name.to_string(), Some(digest.to_string()));
+    };
     let digest = |account: &Account, _: &Path, tree: Tree| {
-        let value = super::deploy::tree_digest(&tree);
-        digests.lock().expect("digests lock").insert(account.name.clone(), Some(value));
+        found(&account.name, &tree.digest());
         Ok(None)
     };
-    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
-    validate_and_render(workspace, Selection::of(names), VersionSpec::Exact(neutral_version()), &out_dir, &digest)?;
+    let accept = |entry: &Entry, _: &Path, digest: &str| {
+        found(entry.name(), digest);
+        true
+    };
+    let out_dir_named = |w: &Workspace, name: &str| w.project.root.join("build").join(name);
+    let out_dir = |w: &Workspace, a: &Account| out_dir_named(w, &a.name);
+    let reuse = Reuse { out_dir: &out_dir_named, accept: &accept };
+    validate_and_render(
+        workspace,
+        Selection::of(names),
+        VersionSpec::Exact(neutral_version()),
+        &out_dir,
+        &digest,
+        Some(&reuse),
+    )?;
     let mut digests = digests.into_inner().expect("digests lock");
-    for account in &workspace.project.accounts {
-        if names.contains(&account.name) {
-            digests.entry(account.name.clone()).or_insert(None);
+    for entry in &workspace.project.catalog {
+        if names.iter().any(|n| n == entry.name()) {
+            digests.entry(entry.name().to_string()).or_insert(None);
         }
     }
     Ok(digests)
@@ -106,24 +108,24 @@ fn render_digests(workspace: &Workspace, names: &[String]) -> Result<BTreeMap<St
 
 pub fn affected(now: &Workspace, since: &str) -> Result<Affected, Report> {
     let fail = |message: String| Report::new(vec![Diagnostic::error("affected", message)], Sources::default());
-    let revision = Revision::checkout(&now.project.root, since).map_err(fail)?;
-    let then = now.at_revision(&revision.root)?;
-    let (now_prints, then_prints) = (fingerprints(&now.project), fingerprints(&then.project));
+    let snapshot = Snapshot::take(&now.project.root, since).map_err(fail)?;
+    let then = now.at_snapshot(&snapshot, Scope::Only(&[]))?;
+    let (now_inputs, then_inputs) = (inputs(now), inputs(&then));
     let archetype_of: BTreeMap<&str, &str> = now
         .project
-        .accounts
+        .catalog
         .iter()
-        .chain(&then.project.accounts)
-        .map(|a| (a.name.as_str(), a.archetype.as_str()))
+        .chain(&then.project.catalog)
+        .map(|e| (e.name(), e.summary.archetype.as_str()))
         .collect();
-    let names: BTreeSet<&String> = now_prints.keys().chain(then_prints.keys()).collect();
+    let names: BTreeSet<&String> = now_inputs.keys().chain(then_inputs.keys()).collect();
     let mut accounts = Vec::new();
     let mut candidates = Vec::new();
     for name in names {
-        let reason = match (now_prints.get(name), then_prints.get(name)) {
+        let reason = match (now_inputs.get(name), then_inputs.get(name)) {
             (Some(_), None) => Some(Reason::Added),
             (None, Some(_)) => Some(Reason::Removed),
-            (Some(a), Some(b)) if a != b => {
+            (Some(a), Some(b)) if a != b || a.1.is_none() => {
                 candidates.push(name.clone());
                 None
             }
@@ -134,7 +136,8 @@ pub fn affected(now: &Workspace, since: &str) -> Result<Affected, Report> {
             accounts.push(AffectedAccount { account: name.clone(), archetype, reason });
         }
     }
-    // Inputs changed: render both sides to see whether the output did.
+    // Inputs changed: render both sides (or take their digests from the cache) to see whether
+    // the output did.
     let now_digests = render_digests(now, &candidates).or_else(|r| {
         if r.diagnostics.iter().any(|d| d.severity == Severity::Error) { Ok(BTreeMap::new()) } else { Err(r) }
     })?;
@@ -149,7 +152,7 @@ pub fn affected(now: &Workspace, since: &str) -> Result<Affected, Report> {
         accounts.push(AffectedAccount { account: name, archetype, reason });
     }
     accounts.sort_by(|a, b| a.account.cmp(&b.account));
-    Ok(Affected { since: since.to_string(), commit: revision.commit.clone(), accounts })
+    Ok(Affected { since: since.to_string(), commit: snapshot.commit.clone(), accounts })
 }
 
 impl Affected {

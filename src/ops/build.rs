@@ -105,7 +105,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
     let version = VersionSpec::Release(options.version.as_deref());
-    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
+    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep, None)?;
     let project = &workspace.project;
     if checked.has_errors() {
         return Err(BuildError::Invalid(checked.report()));

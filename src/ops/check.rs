@@ -1,13 +1,15 @@
 //! `stamp check`: validate and render in memory every (or the named) account.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::Workspace;
-use crate::config::Account;
+use crate::cache::Key;
+use crate::config::catalog::Entry;
+use crate::config::{Account, Project, Slot};
 use crate::diagnostics::{self, Diagnostic, Report, Severity, Sources};
 use crate::render::{Renderer, Tree};
 use crate::schema::{Validators, cross_account};
@@ -38,9 +40,12 @@ impl CheckReport {
 pub struct Checked<'w> {
     pub workspace: &'w Workspace,
     pub version: BuildVersion,
-    /// Each selected account (in the slot it was rendered for), with its tree when it rendered
-    /// cleanly.
+    /// Each selected account (in the slot it was rendered for), with its tree when it
+    /// rendered cleanly; empty with [`Reuse`], whose callers use each tree as it comes and
+    /// need not hold thousands of accounts.
     pub trees: Vec<(Cow<'w, Account>, Option<Tree>)>,
+    /// How many selected accounts were checked (rendered, or stood in for by the cache).
+    pub checked: usize,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -74,6 +79,16 @@ pub fn keep(_: &Account, _: &Path, tree: Tree) -> Result<Option<Tree>, Diagnosti
     Ok(Some(tree))
 }
 
+/// Lets the cache stand in for validating and rendering an account again: when the cache
+/// holds a clean check of exactly the account's inputs, `accept` gets its catalog entry, the
+/// folder it would be written to and the digest of its tree, and says whether that is all the
+/// caller needs (else the account is rendered as usual).
+pub struct Reuse<'a> {
+    /// The folder an account (by name) would be written to: the same as `out_dir_of` gives.
+    pub out_dir: &'a (dyn Fn(&Workspace, &str) -> PathBuf + Sync),
+    pub accept: &'a (dyn Fn(&Entry, &Path, &str) -> bool + Sync),
+}
+
 /// What to render: the selected accounts (names or files, none: every account), some in
 /// another slot than their live one (e.g. the environment a migration builds alongside).
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,14 +104,43 @@ impl<'a> Selection<'a> {
     }
 }
 
+/// What became of one selected account.
+enum Outcome<'w> {
+    /// Rendered (its tree when clean and kept), with what was found.
+    Rendered(Box<Cow<'w, Account>>, Option<Tree>, Vec<Diagnostic>),
+    /// Checked cleanly, and nothing of it is kept: the cache stood in for it, or the caller
+    /// used its tree as it came.
+    Done,
+    /// It could not be loaded whole.
+    Unloaded(Diagnostic),
+}
+
+/// The cache key of an account's clean check: its load, its slot and creation time, the
+/// renderer (version, blueprint) and where its local state would be, relative to `out_dir`.
+fn result_key(project: &Project, renderer_key: &str, entry: &Entry, slot: Slot, out_dir: &Path) -> String {
+    let instance = match slot {
+        Slot::Blue => entry.name().to_string(),
+        Slot::Green => format!("{}-green", entry.name()),
+    };
+    Key::new("result")
+        .field(&entry.load_key)
+        .field(slot.as_str())
+        .optional(entry.created_at.as_deref())
+        .field(renderer_key)
+        .field(crate::render::local_state_path(project, &instance, out_dir))
+        .finish()
+}
+
 /// Validates and renders the selected accounts (in parallel). `out_dir_of` gives the folder
-/// an account would be written to; `consume` gets each rendered tree.
+/// an account would be written to; `consume` gets each rendered tree. With `reuse`, an
+/// account whose clean check the cache holds is not rendered when `reuse` accepts it.
 pub fn validate_and_render<'w>(
     workspace: &'w Workspace,
     selection: Selection<'_>,
     version: VersionSpec<'_>,
     out_dir_of: &(dyn Fn(&Workspace, &Account) -> std::path::PathBuf + Sync),
     consume: &Consumer<'_>,
+    reuse: Option<&Reuse<'_>>,
 ) -> Result<Checked<'w>, Report> {
     let (selected, mut found) = if selection.accounts.is_empty() {
         (None, Vec::new())
@@ -115,56 +159,106 @@ pub fn validate_and_render<'w>(
         ));
     }
     let project = &workspace.project;
-    let targets: Vec<Cow<'w, Account>> = project
-        .accounts
-        .iter()
-        .filter(|a| selected.as_ref().is_none_or(|s| s.contains(&a.display)))
-        .map(|a| match selection.slot {
-            Some((name, slot)) if name == a.name && slot != a.slot => Cow::Owned(a.in_slot(slot)),
-            _ => Cow::Borrowed(a),
-        })
-        .collect();
+    let targets: Vec<&Entry> =
+        project.catalog.iter().filter(|e| selected.as_ref().is_none_or(|s| s.contains(&e.display))).collect();
     // Only the archetypes and blueprints the selected accounts use are compiled.
-    let used: BTreeSet<&str> = targets.iter().map(|a| a.archetype.as_str()).collect();
+    let used: BTreeSet<&str> = targets.iter().map(|e| e.summary.archetype.as_str()).collect();
     let only = selected.is_some().then_some(&used);
     let (validators, compiled) = Validators::compile(project, only);
     found.extend(compiled);
     let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone(), only);
     found.extend(blueprint_diagnostics);
+    let renderer_keys: BTreeMap<&str, Option<String>> =
+        used.iter().map(|&archetype| (archetype, renderer.key(archetype))).collect();
     // Conflicts between accounts are known before rendering: both accounts of a conflict are
     // rendered (to report their own problems too) but never handed on, so nothing is written
     // for either until the conflict is resolved.
-    let conflicts = cross_account::check(&project.accounts, selected.as_ref());
-    let blocked: BTreeSet<&str> = cross_account::conflicting_pairs(&project.accounts)
+    let conflicts = cross_account::check(&project.catalog, selected.as_ref());
+    let blocked: BTreeSet<&str> = cross_account::conflicting_pairs(&project.catalog)
         .into_iter()
-        .flat_map(|(a, b)| [project.accounts[a].display.as_str(), project.accounts[b].display.as_str()])
+        .flat_map(|(a, b)| [project.catalog[a].display.as_str(), project.catalog[b].display.as_str()])
         .collect();
-    let results: Vec<(Option<Tree>, Vec<Diagnostic>)> = targets
+    // The files the conflicts point into are shown with them.
+    for entry in project.catalog.iter().filter(|e| blocked.contains(e.display.as_str())) {
+        let _ = project.load_entry(entry);
+    }
+    let memo = &project.memo;
+    let outcomes: Vec<Outcome<'w>> = targets
         .par_iter()
-        .map(|account| {
-            let problems = validators.validate(project, account);
+        .map(|&entry| {
+            let slot = match selection.slot {
+                Some((name, slot)) if name == entry.name() => slot,
+                _ => entry.slot,
+            };
+            // An ephemeral account's tags depend on the clock: it is always rendered.
+            let renderer_key = renderer_keys
+                .get(entry.summary.archetype.as_str())
+                .and_then(Option::as_deref)
+                .filter(|_| memo.is_on() && !entry.summary.ephemeral);
+            if let (Some(reuse), Some(renderer_key)) = (reuse, renderer_key) {
+                let out_dir = (reuse.out_dir)(workspace, entry.name());
+                let key = result_key(project, renderer_key, entry, slot, &out_dir);
+                if let Some(digest) = memo.result(&entry.load_key, &key)
+                    && (blocked.contains(entry.display.as_str()) || (reuse.accept)(entry, &out_dir, &digest))
+                {
+                    return Outcome::Done;
+                }
+            }
+            let account: Cow<'w, Account> = match project.accounts.iter().find(|a| a.display == entry.display) {
+                Some(account) if account.slot == slot => Cow::Borrowed(account),
+                Some(account) => Cow::Owned(account.in_slot(slot)),
+                None => match project.load_entry(entry) {
+                    Ok(account) => Cow::Owned(account.in_slot(slot)),
+                    Err(problem) => return Outcome::Unloaded(*problem),
+                },
+            };
+            let problems = validators.validate(project, &account);
             if !problems.is_empty() {
-                return (None, problems);
+                return Outcome::Rendered(Box::new(account), None, problems);
             }
-            let out_dir = out_dir_of(workspace, account);
+            let out_dir = out_dir_of(workspace, &account);
+            let tree = match renderer.render(&account, &out_dir) {
+                Ok(tree) => tree,
+                Err(problems) => return Outcome::Rendered(Box::new(account), None, problems),
+            };
+            if let Some(renderer_key) = renderer_key {
+                memo.checked(
+                    &entry.load_key,
+                    &result_key(project, renderer_key, entry, slot, &out_dir),
+                    &tree.digest(),
+                );
+            }
             if blocked.contains(account.display.as_str()) {
-                return match renderer.render(account, &out_dir) {
-                    Ok(_) => (None, Vec::new()),
-                    Err(problems) => (None, problems),
-                };
+                return Outcome::Rendered(Box::new(account), None, Vec::new());
             }
-            match renderer.render(account, &out_dir).map(|tree| consume(account, &out_dir, tree)) {
-                Ok(Ok(tree)) => (tree, Vec::new()),
-                Ok(Err(problem)) => (None, vec![problem]),
-                Err(problems) => (None, problems),
+            match consume(&account, &out_dir, tree) {
+                Ok(tree) => Outcome::Rendered(Box::new(account), tree, Vec::new()),
+                Err(problem) => Outcome::Rendered(Box::new(account), None, vec![problem]),
             }
+        })
+        .map(|outcome| match outcome {
+            // The caller used the tree as it came: the account need not be kept.
+            Outcome::Rendered(_, tree, problems) if reuse.is_some() && tree.is_none() && problems.is_empty() => {
+                Outcome::Done
+            }
+            outcome => outcome,
         })
         .collect();
     found.extend(conflicts);
-    let mut trees = Vec::with_capacity(results.len());
-    for (account, (tree, problems)) in targets.into_iter().zip(results) {
-        found.extend(problems);
-        trees.push((account, tree));
+    let mut trees = Vec::new();
+    let mut checked = 0;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Rendered(account, tree, problems) => {
+                found.extend(problems);
+                checked += 1;
+                if reuse.is_none() {
+                    trees.push((*account, tree));
+                }
+            }
+            Outcome::Done => checked += 1,
+            Outcome::Unloaded(problem) => found.push(problem),
+        }
     }
     let mut diagnostics = match &selected {
         Some(selected) => workspace.diagnostics_of(selected),
@@ -172,7 +266,7 @@ pub fn validate_and_render<'w>(
     };
     diagnostics.extend(found);
     diagnostics::sort(&mut diagnostics);
-    Ok(Checked { workspace, version, trees, diagnostics })
+    Ok(Checked { workspace, version, trees, checked, diagnostics })
 }
 
 /// Renders one account of `workspace`, in `slot`, for its work folder: the tree, or why not.
@@ -190,7 +284,7 @@ pub fn render_one(
     let work_dir = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
     let accounts = [account.to_string()];
     let selection = Selection { accounts: &accounts, slot: Some((account, slot)) };
-    let checked = validate_and_render(workspace, selection, version, &work_dir, &keep)?;
+    let checked = validate_and_render(workspace, selection, version, &work_dir, &keep, None)?;
     match kept.into_inner().expect("kept lock") {
         Some(tree) => Ok(tree),
         None => Err(checked.report()),
@@ -204,15 +298,18 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
 
 pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
     let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
+    let out_dir = |w: &Workspace, name: &str| w.project.root.join("build").join(name);
+    let reuse = Reuse { out_dir: &out_dir, accept: &|_, _, _| true };
     match validate_and_render(
         workspace,
         Selection::of(&options.accounts),
         VersionSpec::Release(options.version.as_deref()),
         &default_out_dir,
         &drop_tree,
+        Some(&reuse),
     ) {
         Ok(checked) => CheckReport {
-            accounts_checked: checked.trees.len(),
+            accounts_checked: checked.checked,
             diagnostics: checked.diagnostics,
             sources: workspace.project.sources.clone(),
         },

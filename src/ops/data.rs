@@ -303,6 +303,7 @@ fn render_at<'w>(workspace: &'w Workspace, target: &str, version: &BuildVersion)
         VersionSpec::Exact(version.clone()),
         &work_dir,
         &super::check::keep,
+        None,
     )
 }
 

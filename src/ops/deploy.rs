@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Workspace;
 use super::check::{Checked, Selection, VersionSpec, validate_and_render};
@@ -150,6 +149,7 @@ impl<'w> Session<'w> {
             VersionSpec::Release(options.version.as_deref()),
             &work_dir,
             &super::check::keep,
+            None,
         )?;
         Self::new(checked, options.terraform.as_deref())
     }
@@ -196,7 +196,7 @@ impl<'w> Session<'w> {
         let trees = vec![(Cow::Borrowed(account), Some(artifact.tree()))];
         let terraform = locate(options.terraform.as_deref())?;
         Ok(Self {
-            checked: Checked { workspace, version, trees, diagnostics: Vec::new() },
+            checked: Checked { workspace, version, trees, checked: 1, diagnostics: Vec::new() },
             terraform,
             by_migration: false,
         })
@@ -365,14 +365,7 @@ fn pre_deploy(run: &mut AccountRun<'_>, version: &str) -> Option<PlanOutcome> {
 
 /// sha256 over a rendered tree's paths and contents.
 pub fn tree_digest(tree: &Tree) -> String {
-    let mut hasher = Sha256::new();
-    for (path, file) in &tree.files {
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update(&file.content);
-        hasher.update([0]);
-    }
-    format!("{:x}", hasher.finalize())
+    tree.digest()
 }
 
 /// `stamp plan`.

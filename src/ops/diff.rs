@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use super::Workspace;
 use super::check::{Selection, VersionSpec, validate_and_render};
-use super::revision::Revision;
+use super::revision::Snapshot;
 use crate::config::Account;
+use crate::config::project::Scope;
 use crate::diagnostics::Report;
 use crate::render::Tree;
 
@@ -158,9 +159,9 @@ fn load_side(workspace: &Workspace, spec: &SideSpec, version: Option<&str>) -> R
     match spec {
         SideSpec::Account(account) => render_side(workspace, account, VersionSpec::Release(version), "working tree"),
         SideSpec::AtRevision { account, rev } => {
-            let revision = Revision::checkout(root, rev).map_err(DiffError::Revision)?;
-            let build = revision.build_version(root, version);
-            let then = workspace.at_revision(&revision.root)?;
+            let snapshot = Snapshot::take(root, rev).map_err(DiffError::Revision)?;
+            let build = super::revision::build_version(root, &snapshot.commit, version);
+            let then = workspace.at_snapshot(&snapshot, Scope::Only(std::slice::from_ref(account)))?;
             render_side(&then, account, VersionSpec::Exact(build), &format!("at {rev}"))
         }
         SideSpec::Artifact(path) => {
@@ -193,14 +194,18 @@ fn render_side(
     };
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
     let accounts = [account.to_string()];
-    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep)?;
+    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep, None)?;
     if checked.has_errors() {
         return Err(DiffError::Invalid(checked.report()));
     }
-    let project = &workspace.project;
     let (name, tree) =
         kept.into_inner().expect("kept lock").ok_or_else(|| DiffError::NotRendered(account.to_string()))?;
-    let found = project.accounts.iter().find(|a| a.name == name).expect("rendered account exists");
+    let found = checked
+        .trees
+        .iter()
+        .map(|(a, _)| a.as_ref())
+        .find(|a| a.name == name)
+        .ok_or_else(|| DiffError::NotRendered(account.to_string()))?;
     // Rendering refuses sensitive values, so the rendered files hold none.
     let config = crate::schema::redact::redacted(found);
     let files = text_files(&tree);

@@ -95,8 +95,14 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         Ok(None)
     };
     let work = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-    let checked =
-        validate_and_render(workspace, Selection::of(&options.accounts), VersionSpec::Release(None), &work, &keep)?;
+    let checked = validate_and_render(
+        workspace,
+        Selection::of(&options.accounts),
+        VersionSpec::Release(None),
+        &work,
+        &keep,
+        None,
+    )?;
     let project = &workspace.project;
     if checked.has_errors() {
         return Err(checked.report());

@@ -141,6 +141,7 @@ impl<'a> Live<'a> {
             VersionSpec::Release(Some(version)),
             &work_dir,
             &super::check::keep,
+            None,
         )
         .map_err(|e| failed(&e))?;
         let mut session = Session::new(checked, Some(&self.terraform.path)).map_err(|e| failed(&e))?;

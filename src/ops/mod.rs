@@ -85,12 +85,11 @@ pub fn warning_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
 
 /// Each damaged record of an account's ledger, as a warning at its place: every command that
 /// reads the ledger says so.
-fn ledger_warnings(store: &dyn Store, account: &Account) -> Vec<Diagnostic> {
-    account
-        .ledger_damage
+fn ledger_warnings(store: &dyn Store, account: &str, damage: &[crate::ledger::Damage]) -> Vec<Diagnostic> {
+    damage
         .iter()
         .map(|damage| {
-            let place = store.place(&account.name, damage);
+            let place = store.place(account, damage);
             let d = match &place.file {
                 Some(_) => Diagnostic::warning("ledger.damaged", format!("a damaged ledger record: {}", damage.problem)),
                 None => Diagnostic::warning(
@@ -103,10 +102,9 @@ fn ledger_warnings(store: &dyn Store, account: &Account) -> Vec<Diagnostic> {
                 None => d,
             };
             d.hint(format!(
-                "the other records of `{}` still count; commands that change it refuse until this record is repaired or removed",
-                account.name
+                "the other records of `{account}` still count; commands that change it refuse until this record is repaired or removed",
             ))
-            .for_account(&account.name)
+            .for_account(account)
         })
         .collect()
 }
@@ -178,8 +176,14 @@ fn store_error(error: &dyn std::error::Error) -> Report {
 }
 
 impl Workspace {
-    /// Loads the project at `root`. A broken `stamp.yaml` is an error with its diagnostics.
+    /// Loads the project at `root` and all its accounts, without the cache. A broken
+    /// `stamp.yaml` is an error with its diagnostics.
     pub fn load(root: &Path) -> Result<Self, Report> {
+        Self::load_with(root, crate::config::project::LoadOptions::default())
+    }
+
+    /// Loads the project at `root` as `options` say (which accounts whole, the cache).
+    pub fn load_with(root: &Path, options: crate::config::project::LoadOptions<'_>) -> Result<Self, Report> {
         let root = fs_err::canonicalize(root).map_err(|e| {
             let d = Diagnostic::error(
                 "project.missing",
@@ -187,7 +191,7 @@ impl Workspace {
             );
             Report::new(vec![d], Sources::default())
         })?;
-        let (project, diagnostics) = Project::load(&root)?;
+        let (project, diagnostics) = Project::load_with(&root, options)?;
         let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger)
             .map_err(|e| store_error(&e))?;
         Self::with_store(project, diagnostics, store)
@@ -200,14 +204,15 @@ impl Workspace {
         mut diagnostics: Vec<Diagnostic>,
         store: Arc<dyn Store>,
     ) -> Result<Self, Report> {
-        let names: Vec<&str> = project.accounts.iter().map(|a| a.name.as_str()).collect();
-        let mut histories = store.histories(Some(&names)).map_err(|e| store_error(&e))?;
+        let names: Vec<&str> = project.catalog.iter().map(crate::config::catalog::Entry::name).collect();
+        let histories = store.histories(Some(&names)).map_err(|e| store_error(&e))?;
+        let empty = crate::ledger::History::default();
         for account in &mut project.accounts {
-            let history = histories.remove(&account.name).unwrap_or_default();
-            account.annotate(&history);
+            account.annotate(histories.get(&account.name).unwrap_or(&empty));
         }
-        for account in &project.accounts {
-            diagnostics.extend(ledger_warnings(store.as_ref(), account));
+        for entry in &mut project.catalog {
+            entry.annotate(histories.get(entry.name()).unwrap_or(&empty));
+            diagnostics.extend(ledger_warnings(store.as_ref(), &entry.summary.name, &entry.ledger_damage));
         }
         Ok(Self { project, store, diagnostics })
     }
@@ -218,7 +223,7 @@ impl Workspace {
     pub fn add_files(&mut self, wanted: &[String]) {
         for name in wanted {
             let path = PathBuf::from(name);
-            if self.project.account(name).is_some() || !path.is_file() {
+            if self.project.entry(name).is_some() || !path.is_file() {
                 continue;
             }
             let display = self.project.display(&fs_err::canonicalize(&path).unwrap_or(path.clone()));
@@ -230,10 +235,17 @@ impl Workspace {
                 Ok(index) => {
                     let account = &mut self.project.accounts[index];
                     match self.store.history(&account.name) {
-                        Ok(history) => account.annotate(&history),
+                        Ok(history) => {
+                            account.annotate(&history);
+                            if let Some(entry) = self.project.catalog.iter_mut().find(|e| e.display == account.display)
+                            {
+                                entry.annotate(&history);
+                            }
+                        }
                         Err(e) => self.diagnostics.extend(store_error(&e).diagnostics),
                     }
-                    let warnings = ledger_warnings(self.store.as_ref(), &self.project.accounts[index]);
+                    let account = &self.project.accounts[index];
+                    let warnings = ledger_warnings(self.store.as_ref(), &account.name, &account.ledger_damage);
                     self.diagnostics.extend(warnings);
                 }
                 Err(d) => self.diagnostics.push(*d),
@@ -244,7 +256,7 @@ impl Workspace {
     /// Loads the account files under `dir` that appeared since the project was loaded.
     pub fn add_new_files(&mut self, dir: &Path) {
         let known: BTreeSet<PathBuf> =
-            self.project.accounts.iter().filter_map(|a| fs_err::canonicalize(&a.path).ok()).collect();
+            self.project.catalog.iter().filter_map(|e| fs_err::canonicalize(&e.path).ok()).collect();
         let files: Vec<String> = walkdir::WalkDir::new(dir)
             .sort_by_file_name()
             .into_iter()
@@ -264,8 +276,8 @@ impl Workspace {
         let mut selected = BTreeSet::new();
         let mut problems = Vec::new();
         for name in wanted {
-            if let Some(account) = self.project.account(name) {
-                selected.insert(account.display.clone());
+            if let Some(entry) = self.project.entry(name) {
+                selected.insert(entry.display.clone());
                 continue;
             }
             let path = PathBuf::from(name);
@@ -286,6 +298,22 @@ impl Workspace {
         Self::with_store(project, diagnostics, Arc::clone(&self.store))
     }
 
+    /// The project at a git revision, read without a checkout (see [`revision::Snapshot`]), with
+    /// this project's state and cache: `scope` says which accounts are loaded whole.
+    pub fn at_snapshot(
+        &self,
+        snapshot: &revision::Snapshot,
+        scope: crate::config::project::Scope<'_>,
+    ) -> Result<Self, Report> {
+        let options = crate::config::project::LoadOptions {
+            scope,
+            memo: Arc::clone(&self.project.memo),
+            files: Some(snapshot.accounts.clone()),
+        };
+        let (project, diagnostics) = Project::load_with(&snapshot.root, options)?;
+        Self::with_store(project, diagnostics, Arc::clone(&self.store))
+    }
+
     /// The project's account `name` (or file), or the error saying it is unknown.
     pub fn account(&self, name: &str) -> Result<&Account, Report> {
         self.project.account(name).ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))
@@ -294,7 +322,7 @@ impl Workspace {
     fn unknown_account(&self, name: &str) -> Diagnostic {
         let mut d = Diagnostic::error("account.unknown", format!("unknown account `{name}`"))
             .at(Location::file_only(crate::config::project::PROJECT_FILE));
-        if let Some(near) = did_you_mean(name, self.project.accounts.iter().map(|a| a.name.as_str())) {
+        if let Some(near) = did_you_mean(name, self.project.catalog.iter().map(crate::config::catalog::Entry::name)) {
             d = d.hint(format!("did you mean `{near}`?"));
         }
         d.hint("an ACCOUNT is an account name (see `stamp list`) or the path of its YAML file")
@@ -304,8 +332,13 @@ impl Workspace {
     /// account).
     pub fn diagnostics_of(&self, selected: &BTreeSet<String>) -> Vec<Diagnostic> {
         let accounts_dir = self.project.display(&self.project.root.join(&self.project.file.accounts));
-        let names: BTreeSet<&str> =
-            self.project.accounts.iter().filter(|a| selected.contains(&a.display)).map(|a| a.name.as_str()).collect();
+        let names: BTreeSet<&str> = self
+            .project
+            .catalog
+            .iter()
+            .filter(|e| selected.contains(&e.display))
+            .map(crate::config::catalog::Entry::name)
+            .collect();
         let mut kept = self.diagnostics.clone();
         kept.retain(|d| match (&d.location, &d.account) {
             (Some(l), _) if l.file.starts_with(&accounts_dir) => selected.contains(&l.file),

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use super::Workspace;
 use super::check::{self, Checked};
 use crate::config::Account;
+use crate::config::catalog::Entry;
 use crate::diagnostics::{self, Diagnostic, Location, Sources};
 use crate::render::Tree;
 
@@ -27,59 +28,128 @@ pub struct Written {
     pub account: String,
     pub dir: PathBuf,
     pub files: usize,
+    /// It was already there, byte for byte, so it was not written again.
+    pub unchanged: bool,
 }
 
 pub struct RenderReport {
     pub written: Vec<Written>,
+    /// Trees of accounts that no longer exist, removed by `--all`.
+    pub removed: Vec<PathBuf>,
     pub diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
 }
 
 pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     if options.accounts.is_empty() && !options.all {
-        return RenderReport { written: Vec::new(), diagnostics: Vec::new(), sources: Sources::default() };
+        return RenderReport {
+            written: Vec::new(),
+            removed: Vec::new(),
+            diagnostics: Vec::new(),
+            sources: Sources::default(),
+        };
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let out = options.out.as_ref().map(|o| cwd.join(o));
     let single = options.accounts.len() == 1 && !options.all;
-    let out_dir_of = |workspace: &Workspace, account: &Account| match &out {
+    let out_dir_named = |workspace: &Workspace, name: &str| match &out {
         Some(out) if single => out.clone(),
-        Some(out) => out.join(&account.name),
-        None => check::default_out_dir(workspace, account),
+        Some(out) => out.join(name),
+        None => workspace.project.root.join("build").join(name),
     };
+    let out_dir_of = |workspace: &Workspace, account: &Account| out_dir_named(workspace, &account.name);
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
     let marker = format!("rendered by stamp {}\n", env!("CARGO_PKG_VERSION"));
     let written = Mutex::new(Vec::new());
+    let done = |account: &str, dir: &Path, files: usize, unchanged: bool| {
+        let dir = dir.to_path_buf();
+        written.lock().expect("written lock").push(Written { account: account.to_string(), dir, files, unchanged });
+    };
+    // A tree already on disk as it would be written is left alone, so its files keep their
+    // times (and tools watching them see no change).
+    let on_disk = |dir: &Path, digest: &str| {
+        Tree::digest_on_disk(dir, &marker).filter(|(found, _)| found == digest).map(|(_, files)| files)
+    };
+    let accept = |entry: &Entry, dir: &Path, digest: &str| match on_disk(dir, digest) {
+        Some(files) => {
+            done(entry.name(), dir, files, true);
+            true
+        }
+        None => false,
+    };
     // Each tree is written as soon as it is rendered, so memory stays flat however many accounts.
     let write = |account: &Account, dir: &Path, tree: Tree| {
+        if let Some(files) = on_disk(dir, &tree.digest()) {
+            done(&account.name, dir, files, true);
+            return Ok(None);
+        }
         tree.write_atomically(dir, &marker).map_err(|e| {
             Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
                 .at(Location::file_only(&account.display))
                 .for_account(&account.name)
         })?;
-        let files = tree.files.len();
-        written.lock().expect("written lock").push(Written {
-            account: account.name.clone(),
-            dir: dir.to_path_buf(),
-            files,
-        });
+        done(&account.name, dir, tree.files.len(), false);
         Ok(None)
     };
+    let reuse = check::Reuse { out_dir: &out_dir_named, accept: &accept };
     let Checked { mut diagnostics, .. } = match check::validate_and_render(
         workspace,
         check::Selection::of(&accounts),
         check::VersionSpec::Release(options.version.as_deref()),
         &out_dir_of,
         &write,
+        Some(&reuse),
     ) {
         Ok(checked) => checked,
         Err(report) => {
-            return RenderReport { written: Vec::new(), diagnostics: report.diagnostics, sources: report.sources };
+            return RenderReport {
+                written: Vec::new(),
+                removed: Vec::new(),
+                diagnostics: report.diagnostics,
+                sources: report.sources,
+            };
         }
     };
     let project = &workspace.project;
     let mut written = written.into_inner().expect("written lock");
     written.sort_by(|a, b| a.account.cmp(&b.account));
+    let parent = out.unwrap_or_else(|| project.root.join("build"));
+    let removed = if options.all { remove_gone(workspace, &parent, &mut diagnostics) } else { Vec::new() };
     diagnostics::sort(&mut diagnostics);
-    RenderReport { written, diagnostics, sources: project.sources.clone() }
+    RenderReport { written, removed, diagnostics, sources: project.sources.clone() }
+}
+
+/// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: no
+/// account has their name, and no account file (not even one that does not load) is named
+/// like them. Only folders with Stamp's marker are touched.
+fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let project = &workspace.project;
+    let mut known: std::collections::BTreeSet<String> = project.catalog.iter().map(|e| e.name().to_string()).collect();
+    let accounts_dir = project.root.join(&project.file.accounts);
+    known.extend(
+        walkdir::WalkDir::new(&accounts_dir)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.path().file_stem().and_then(|s| s.to_str()).map(str::to_string)),
+    );
+    let Ok(entries) = fs_err::read_dir(parent) else { return Vec::new() };
+    let mut gone: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !known.contains(e.file_name().to_string_lossy().as_ref()))
+        .map(|e| e.path())
+        .filter(|dir| dir.join(crate::render::tree::MARKER).is_file())
+        .collect();
+    gone.sort();
+    gone.retain(|dir| match fs_err::remove_dir_all(dir) {
+        Ok(()) => true,
+        Err(e) => {
+            diagnostics.push(Diagnostic::warning(
+                "render.remove",
+                format!("cannot remove `{}` (its account no longer exists): {e}", dir.display()),
+            ));
+            false
+        }
+    });
+    gone
 }

@@ -65,21 +65,167 @@ impl Revision {
         Ok(Self { rev: rev.to_string(), commit, root, _dir: dir })
     }
 
-    /// The version a build of this revision carries: `version` (or the development version of
-    /// the commit's time) with the revision's short commit.
+    /// The version a build of this revision carries (see [`build_version`]).
     pub fn build_version(&self, project_root: &Path, version: Option<&str>) -> BuildVersion {
-        let short = self.commit.chars().take(12).collect::<String>();
-        let at_commit = version.map_or_else(
-            || {
-                let time =
-                    git(project_root, &["show", "-s", "--format=%ct", &self.commit]).ok().and_then(|t| t.parse().ok());
-                let at = time
-                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                    .unwrap_or_else(time::OffsetDateTime::now_utc);
-                crate::version::development_version(at)
-            },
-            str::to_string,
-        );
-        BuildVersion { version: at_commit, commit: short, dirty: false }
+        build_version(project_root, &self.commit, version)
     }
+}
+
+/// The version a build of `commit` carries: `version` (or the development version of the
+/// commit's time) with the commit's short hash.
+pub fn build_version(project_root: &Path, commit: &str, version: Option<&str>) -> BuildVersion {
+    let short = commit.chars().take(12).collect::<String>();
+    let at_commit = version.map_or_else(
+        || {
+            let time = git(project_root, &["show", "-s", "--format=%ct", commit]).ok().and_then(|t| t.parse().ok());
+            let at = time
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .unwrap_or_else(time::OffsetDateTime::now_utc);
+            crate::version::development_version(at)
+        },
+        str::to_string,
+    );
+    BuildVersion { version: at_commit, commit: short, dirty: false }
+}
+
+/// The project at a git revision, without a checkout: `stamp.yaml`, the archetypes and the
+/// blueprints of the revision extracted into a temporary folder, and its account files listed,
+/// each read from the working tree where git says it holds the revision's content, else
+/// extracted too. Git gives all of this from its object store, so the cost follows what
+/// changed since the revision, not the number of accounts.
+pub struct Snapshot {
+    pub commit: String,
+    /// The project root inside the temporary folder.
+    pub root: PathBuf,
+    pub accounts: Vec<crate::config::project::AccountFile>,
+    _dir: tempfile::TempDir,
+}
+
+/// One file of a git tree: its mode, blob id and path (relative to the project).
+#[derive(Clone)]
+struct Listed {
+    mode: String,
+    oid: String,
+    path: PathBuf,
+}
+
+impl Snapshot {
+    pub fn take(project_root: &Path, rev: &str) -> Result<Self, String> {
+        git(project_root, &["rev-parse", "--show-toplevel"])
+            .map_err(|_| format!("`{}` is not in a git repository", project_root.display()))?;
+        let commit = git(project_root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+            .map_err(|_| format!("unknown git revision `{rev}`"))?;
+        let listing = git_bytes(project_root, &["ls-tree", "-r", "-z", &commit, "--", "."])?;
+        let listed: Vec<Listed> = listing
+            .split(|&b| b == 0)
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| {
+                let line = std::str::from_utf8(line).ok()?;
+                let (meta, path) = line.split_once('\t')?;
+                let mut parts = meta.split(' ');
+                let (mode, kind, oid) = (parts.next()?, parts.next()?, parts.next()?);
+                (kind == "blob" && matches!(mode, "100644" | "100755")).then(|| Listed {
+                    mode: mode.to_string(),
+                    oid: oid.to_string(),
+                    path: PathBuf::from(path),
+                })
+            })
+            .collect();
+        let changed =
+            git_bytes(project_root, &["diff", "--name-only", "-z", "--no-renames", "--relative", &commit, "--"])?;
+        let changed: std::collections::BTreeSet<PathBuf> = changed
+            .split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| std::str::from_utf8(p).ok().map(PathBuf::from))
+            .collect();
+        let project_file = Path::new(crate::config::project::PROJECT_FILE);
+        let Some(stamp_yaml) = listed.iter().find(|l| l.path == project_file) else {
+            return Err(format!("revision `{rev}` has no `stamp.yaml` in this project's folder"));
+        };
+        let dir = tempfile::Builder::new().prefix("stamp-rev-").tempdir().map_err(|e| e.to_string())?;
+        let root = dir.path().to_path_buf();
+        extract(project_root, &root, std::slice::from_ref(stamp_yaml))?;
+        let settings = crate::config::project::read_settings(&root)
+            .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
+        let normal = |dir: &Path| -> PathBuf {
+            dir.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+        };
+        let (archetypes, blueprints, accounts_dir) =
+            (normal(&settings.archetypes), normal(&settings.blueprints), normal(&settings.accounts));
+        // The whole project when a folder is the project itself.
+        let inside = |path: &Path, dir: &Path| path.starts_with(dir);
+        let is_yaml = |path: &Path| matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        let mut wanted = Vec::new();
+        let mut accounts = Vec::new();
+        for file in &listed {
+            if inside(&file.path, &archetypes) || inside(&file.path, &blueprints) {
+                wanted.push(file);
+            } else if inside(&file.path, &accounts_dir) && is_yaml(&file.path) {
+                let unchanged = !changed.contains(&file.path) && project_root.join(&file.path).is_file();
+                let read_from = if unchanged { project_root.join(&file.path) } else { root.join(&file.path) };
+                if !unchanged {
+                    wanted.push(file);
+                }
+                accounts.push(crate::config::project::AccountFile { path: root.join(&file.path), read_from });
+            }
+        }
+        extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
+        Ok(Self { commit, root, accounts, _dir: dir })
+    }
+}
+
+fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Writes the blobs of `files` (from `git cat-file --batch`) under `root`.
+fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), String> {
+    use std::io::{BufRead, Read, Write};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(project_root)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git cat-file: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let oids: String = files.iter().flat_map(|f| [f.oid.as_str(), "\n"]).collect();
+    let feeder = std::thread::spawn(move || stdin.write_all(oids.as_bytes()));
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let failed = |e: &dyn std::fmt::Display| format!("cannot read the revision's files from git: {e}");
+    for file in files {
+        let mut header = String::new();
+        out.read_line(&mut header).map_err(|e| failed(&e))?;
+        let size: usize = match header.trim_end().split(' ').collect::<Vec<_>>()[..] {
+            [oid, "blob", size] if oid == file.oid => size.parse().map_err(|e| failed(&e))?,
+            _ => return Err(failed(&format!("unexpected answer `{}`", header.trim_end()))),
+        };
+        let mut content = vec![0; size + 1];
+        out.read_exact(&mut content).map_err(|e| failed(&e))?;
+        content.pop();
+        let target = root.join(&file.path);
+        if let Some(parent) = target.parent() {
+            fs_err::create_dir_all(parent).map_err(|e| failed(&e))?;
+        }
+        fs_err::write(&target, &content).map_err(|e| failed(&e))?;
+        #[cfg(unix)]
+        if file.mode == "100755" {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(|e| failed(&e))?;
+        }
+    }
+    drop(out);
+    let _ = feeder.join();
+    let _ = child.wait();
+    Ok(())
 }

@@ -97,6 +97,22 @@ impl<'p> Renderer<'p> {
         &self.version
     }
 
+    /// The cache key of what rendering an account of `archetype` depends on besides the
+    /// account: the version stamped in and the compiled blueprint (`None`: it did not compile).
+    pub fn key(&self, archetype: &str) -> Option<String> {
+        let blueprint = self.project.archetypes.get(archetype)?.file.blueprint.as_str();
+        let blueprint = self.blueprints.get(blueprint)?.as_ref()?;
+        let mut key = crate::cache::Key::new("renderer")
+            .field(&self.version.version)
+            .field(&self.version.commit)
+            .field(if self.version.dirty { "dirty" } else { "clean" })
+            .field(&blueprint.digest);
+        for (path, file) in &blueprint.verbatim {
+            key = key.field(path).field(if file.executable { "x" } else { "-" });
+        }
+        Some(key.finish())
+    }
+
     /// Renders one account as it would be written to `out_dir` (which only matters for the
     /// relative path of a local state file). An account whose blueprint did not compile gives
     /// an empty error list: the blueprint's own diagnostics say why.
@@ -202,7 +218,7 @@ impl<'p> Renderer<'p> {
         } else {
             digest_json(&crate::schema::redact::redact_at(&account.effective, sensitive))
         };
-        let local_state_path = local_state_path(project, account, out_dir);
+        let local_state_path = local_state_path(project, &account.instance(), out_dir);
         let lifetime = match crate::ephemeral::Lifetime::of(account) {
             Ok(lifetime) => lifetime,
             Err(problem) => {
@@ -367,8 +383,8 @@ pub fn digest_json(value: &Value) -> String {
 }
 
 /// Where a local backend keeps the account's state, relative to the rendered root.
-fn local_state_path(project: &Project, account: &Account, out_dir: &Path) -> String {
-    let state = project.root.join(&project.file.state.local.dir).join(account.instance()).join("terraform.tfstate");
+pub fn local_state_path(project: &Project, instance: &str, out_dir: &Path) -> String {
+    let state = project.root.join(&project.file.state.local.dir).join(instance).join("terraform.tfstate");
     let out_dir = if out_dir.is_absolute() {
         out_dir.to_path_buf()
     } else {

@@ -32,6 +32,39 @@ pub enum WriteError {
 }
 
 impl Tree {
+    /// The digest of every file's path and content: equal digests, equal trees.
+    pub fn digest(&self) -> String {
+        digest_of(self.files.iter().map(|(path, file)| (path.as_str(), &*file.content)))
+    }
+
+    /// The digest (as [`Tree::digest`]) and number of files of the tree Stamp wrote to `dir`
+    /// with `marker_text`, read back from disk; `None` when there is none, or something else
+    /// is there (a symbolic link, another marker). Terraform's `.terraform` folder, which a
+    /// render keeps, is left out.
+    pub fn digest_on_disk(dir: &Path, marker_text: &str) -> Option<(String, usize)> {
+        if fs_err::read(dir.join(MARKER)).ok()? != marker_text.as_bytes() {
+            return None;
+        }
+        let mut files = BTreeMap::new();
+        let walk = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .filter_entry(|e| !(e.depth() == 1 && (e.file_name() == ".terraform" || e.file_name() == MARKER)));
+        for entry in walk {
+            let entry = entry.ok()?;
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            if !entry.file_type().is_file() {
+                return None;
+            }
+            let relative = entry.path().strip_prefix(dir).ok()?.to_str()?.replace('\\', "/");
+            files.insert(relative, fs_err::read(entry.path()).ok()?);
+        }
+        let count = files.len();
+        Some((digest_of(files.iter().map(|(path, content)| (path.as_str(), content.as_slice()))), count))
+    }
+
     /// Writes the tree to `dir`: first into a temporary folder next to it (every file synced),
     /// then exchanged with the old folder in one step, so `dir` is always either the old tree
     /// or the new one, never half of either. A `.terraform` folder from an earlier `init` is
@@ -59,6 +92,18 @@ impl Tree {
         crate::fsio::replace_dir(&staging.keep(), dir)?;
         Ok(())
     }
+}
+
+fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (path, content) in files {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(content);
+        hasher.update([0]);
+    }
+    format!("{:x}", hasher.finalize())
 }
 
 /// Writes a new file and syncs it, so the folder it is in can be swapped in durably.

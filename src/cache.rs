@@ -1,0 +1,180 @@
+//! Stamp's build cache (`.stamp/cache/` in the project): what is costly to compute again (an
+//! account file's summary, the digest of an account's rendered tree), keyed by digests of
+//! everything it depends on. It is never state: deleting the folder only costs time.
+//!
+//! Each cache file carries a header naming its kind and format, and the digest of its body: a
+//! damaged, truncated or foreign file is ignored (and rebuilt by the run), never trusted. Files
+//! are written under a temporary name and renamed, so a concurrent run reads the old file or
+//! the new one, never half of either.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+/// The cache folder, inside the project.
+pub const DIR: &str = ".stamp/cache";
+
+/// Set to `1` (or `true`) to run without the cache, as `--no-cache` does.
+pub const NO_CACHE_ENV: &str = "STAMP_NO_CACHE";
+
+/// Bumped whenever what is cached, or how keys are made, changes.
+const FORMAT: &str = "1";
+
+/// Where cache files are read and written; `None`: the cache is off.
+#[derive(Debug, Clone, Default)]
+pub struct Cache {
+    dir: Option<PathBuf>,
+}
+
+impl Cache {
+    /// The cache of the project at `root`; off when `enabled` is false or `STAMP_NO_CACHE` says so.
+    pub fn open(root: &Path, enabled: bool) -> Self {
+        let off = std::env::var(NO_CACHE_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+        Self { dir: (enabled && !off).then(|| root.join(DIR)) }
+    }
+
+    /// No cache: every result is computed.
+    pub fn off() -> Self {
+        Self { dir: None }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// The cache file `name` as written by [`Cache::write`] with the same `kind`, or `None`
+    /// when it is missing, damaged, of another kind or format, or the cache is off.
+    pub fn read<T: DeserializeOwned>(&self, name: &str, kind: &str) -> Option<T> {
+        let bytes = fs_err::read(self.dir.as_ref()?.join(name)).ok()?;
+        let body = unframe(&bytes, kind)?;
+        serde_json::from_slice(body).ok()
+    }
+
+    /// Writes `value` as the cache file `name`, atomically. A cache that cannot be written is
+    /// no error (the next run computes again): the reason is returned for `--verbose`.
+    pub fn write<T: Serialize>(&self, name: &str, kind: &str, value: &T) -> Result<(), String> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+        let write = || -> std::io::Result<()> {
+            fs_err::create_dir_all(dir)?;
+            let mut temp = tempfile::Builder::new().prefix(".write-").tempfile_in(dir)?;
+            temp.write_all(&frame(&body, kind))?;
+            // No sync: a file torn by a crash fails its digest and is rebuilt.
+            temp.persist(dir.join(name)).map_err(|e| e.error)?;
+            Ok(())
+        };
+        write().map_err(|e| format!("cannot write the cache in `{}`: {e}", dir.display()))
+    }
+}
+
+fn header(kind: &str) -> String {
+    format!("stamp-cache/{FORMAT} {kind} {}\n", build_id())
+}
+
+fn frame(body: &[u8], kind: &str) -> Vec<u8> {
+    let mut out = header(kind).into_bytes();
+    out.extend_from_slice(format!("{:x}\n", Sha256::digest(body)).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body of a framed cache file, if its header is this build's `kind` and its digest holds.
+fn unframe<'a>(bytes: &'a [u8], kind: &str) -> Option<&'a [u8]> {
+    let rest = bytes.strip_prefix(header(kind).as_bytes())?;
+    let newline = rest.iter().position(|&b| b == b'\n')?;
+    let (digest, body) = (&rest[..newline], &rest[newline + 1..]);
+    (digest == format!("{:x}", Sha256::digest(body)).as_bytes()).then_some(body)
+}
+
+/// A cache key: the digest of every field it is made of (each length-prefixed, so fields
+/// cannot run into each other).
+pub struct Key(Sha256);
+
+impl Key {
+    pub fn new(kind: &str) -> Self {
+        Self(Sha256::new()).field(FORMAT).field(build_id()).field(kind)
+    }
+
+    #[must_use]
+    pub fn field(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        let bytes = bytes.as_ref();
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// A field that may be absent (absent and empty differ).
+    #[must_use]
+    pub fn optional(self, bytes: Option<impl AsRef<[u8]>>) -> Self {
+        match bytes {
+            Some(bytes) => self.field("some").field(bytes),
+            None => self.field("none"),
+        }
+    }
+
+    /// 128 bits, as hex: enough for a cache whose entries are verified by what they hold.
+    pub fn finish(self) -> String {
+        let digest = self.0.finalize();
+        digest[..16].iter().fold(String::with_capacity(32), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+    }
+}
+
+/// The digest of a file's content, as hex.
+pub fn content_digest(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Which Stamp built the cache: its version and, since a rebuilt binary may keep its version,
+/// the size and modification time of the running executable.
+pub fn build_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let exe = std::env::current_exe().ok().and_then(|p| fs_err::metadata(p).ok());
+        let (len, modified) = exe.map_or((0, 0), |m| {
+            let modified = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            (m.len(), modified.map_or(0, |d| d.as_nanos()))
+        });
+        format!("{}+{len}.{modified}", env!("CARGO_PKG_VERSION"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache { dir: Some(dir.path().to_path_buf()) };
+        cache.write("x", "index", &vec![1, 2, 3]).unwrap();
+        assert_eq!(cache.read::<Vec<u32>>("x", "index"), Some(vec![1, 2, 3]));
+        assert_eq!(cache.read::<Vec<u32>>("x", "other"), None, "another kind");
+        let path = dir.path().join("x");
+        let bytes = fs_err::read(&path).unwrap();
+        // Torn: any shorter prefix is refused.
+        for cut in 0..bytes.len() {
+            fs_err::write(&path, &bytes[..cut]).unwrap();
+            assert_eq!(cache.read::<Vec<u32>>("x", "index"), None, "cut at {cut}");
+        }
+        // One changed byte of the body.
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() = b'4';
+        fs_err::write(&path, &flipped).unwrap();
+        assert_eq!(cache.read::<Vec<u32>>("x", "index"), None);
+        assert_eq!(Cache::off().read::<Vec<u32>>("x", "index"), None);
+    }
+
+    #[test]
+    fn key_fields_do_not_run_into_each_other() {
+        assert_ne!(Key::new("k").field("ab").field("c").finish(), Key::new("k").field("a").field("bc").finish());
+        assert_ne!(Key::new("k").optional(None::<&str>).finish(), Key::new("k").optional(Some("")).finish());
+    }
+}

@@ -1,0 +1,311 @@
+//! The catalog: every account file of the project, known by a small summary (its name,
+//! archetype, and the values the checks between accounts compare), so a command about one
+//! account loads that one and only scans the others.
+//!
+//! Summaries and the digests of rendered trees are kept in the cache ([`crate::cache`]) under
+//! keys made of everything they depend on: a changed byte in `stamp.yaml`, an archetype, an
+//! account file, a blueprint, the version stamped in or Stamp itself gives another key. A file
+//! is recognised as unchanged by its content digest; its `stat` (size, times, inode) stands in
+//! for reading it only when it was taken more than a second before the run that recorded it
+//! (as git does), so an edit within the same clock tick is never missed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Account;
+use crate::cache::Cache;
+use crate::ledger::{Damage, History, Slot};
+
+/// The values that must differ between accounts (the checks between accounts compare them).
+pub const FACT_POINTERS: &[&str] = &["/name", "/account_id", "/dns/zone", "/network/cidr"];
+
+/// One compared value of an account (never a sensitive one) and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub pointer: String,
+    pub value: String,
+    /// Line, column and end column (0: unknown) of the value, or of its closest ancestor.
+    pub at: Option<(usize, usize, usize)>,
+    /// Whether the account file itself sets it (not the defaults).
+    pub own: bool,
+}
+
+/// What the project needs to know of an account it does not load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub name: String,
+    pub archetype: String,
+    pub environment: String,
+    pub ephemeral: bool,
+    /// The config's own `created_at`.
+    pub created_at: Option<String>,
+    pub facts: Vec<Fact>,
+}
+
+impl Summary {
+    pub fn of(account: &Account) -> Self {
+        let facts = FACT_POINTERS
+            .iter()
+            .filter(|p| !account.is_sensitive(p))
+            .filter_map(|&pointer| {
+                let value = account.str_at(pointer)?.to_string();
+                let at = account.positions.value(pointer).map(|p| (p.line, p.column, p.end_column.unwrap_or(0)));
+                Some(Fact { pointer: pointer.into(), value, at, own: account.own.pointer(pointer).is_some() })
+            })
+            .collect();
+        Self {
+            name: account.name.clone(),
+            archetype: account.archetype.clone(),
+            environment: account.environment().to_string(),
+            ephemeral: account.is_ephemeral(),
+            created_at: own_created_at(&account.effective),
+            facts,
+        }
+    }
+}
+
+fn own_created_at(effective: &Value) -> Option<String> {
+    effective.get("created_at").and_then(Value::as_str).map(str::to_string)
+}
+
+/// When an account was created: its config's `created_at`, else its first apply in `slot`.
+pub fn created_at(own: Option<&str>, history: &History, slot: Slot) -> Option<String> {
+    own.map(str::to_string).or_else(|| crate::ledger::created_at(&history.records, slot))
+}
+
+/// One account file of the project.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The file as shown to the user.
+    pub display: String,
+    /// Where the file belongs in the project.
+    pub path: PathBuf,
+    /// Where its content is read (see [`super::project::AccountFile`]).
+    pub read_from: PathBuf,
+    /// The digest of the file's content.
+    pub content: String,
+    /// The cache key of what loading the file gives.
+    pub load_key: String,
+    pub summary: Summary,
+    /// From the ledger, as for [`Account::annotate`].
+    pub slot: Slot,
+    pub created_at: Option<String>,
+    pub ledger_damage: Vec<Damage>,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        &self.summary.name
+    }
+
+    pub fn fact(&self, pointer: &str) -> Option<&Fact> {
+        self.summary.facts.iter().find(|f| f.pointer == pointer)
+    }
+
+    /// The name of the account's environment in its slot (see [`Account::instance`]).
+    pub fn instance(&self) -> String {
+        match self.slot {
+            Slot::Blue => self.summary.name.clone(),
+            Slot::Green => format!("{}-green", self.summary.name),
+        }
+    }
+
+    /// Sets the live slot, creation time and damaged records from the account's history.
+    pub fn annotate(&mut self, history: &History) {
+        self.slot = crate::ledger::live_slot(&history.records);
+        self.created_at = created_at(self.summary.created_at.as_deref(), history, self.slot);
+        self.ledger_damage.clone_from(&history.damage);
+    }
+}
+
+/// A file's `stat`, which stands in for reading it while it is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Stat {
+    #[cfg(unix)]
+    pub fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(_: &std::fs::Metadata) -> Option<Self> {
+        None
+    }
+
+    /// Whether the file's last change was more than a second before `run_started` (seconds
+    /// since the epoch): a later write would change its times.
+    fn settled_before(&self, run_started: i64) -> bool {
+        self.ctime.0 < run_started - 1 && self.mtime.0 < run_started - 1
+    }
+}
+
+/// What the cache knows of a file: its content digest, and the `stat` that stands in for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    stat: Stat,
+    content: String,
+    /// When the run that read the file started (seconds since the epoch).
+    read_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct LoadRecord {
+    summary: Option<Summary>,
+    /// `(result key, tree digest)` of the latest clean results, newest first.
+    results: Vec<(String, String)>,
+}
+
+/// How many results are kept per loaded file: a check, a plan's work folder and both sides of
+/// `affected` each have their own.
+const RESULTS_KEPT: usize = 6;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Index {
+    /// By the file's path.
+    files: BTreeMap<String, FileRecord>,
+    /// By load key.
+    loads: BTreeMap<String, LoadRecord>,
+}
+
+const INDEX: &str = "index";
+
+/// The cache as one run uses it: the index the run found, and the one it leaves (only what
+/// it met, so entries of deleted files and replaced content go).
+#[derive(Debug, Default)]
+pub struct Memo {
+    cache: Cache,
+    started: i64,
+    found: Index,
+    kept: Mutex<Index>,
+}
+
+impl Memo {
+    pub fn new(cache: Cache) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let found = cache.read(INDEX, INDEX).unwrap_or_default();
+        Self { cache, started, found, kept: Mutex::new(Index::default()) }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.cache.is_on()
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The content digest of the file at `path`, if the cache knows it from its `stat`.
+    pub fn known_content(&self, path: &Path, stat: Option<Stat>) -> Option<&str> {
+        let stat = stat?;
+        let record = self.found.files.get(path.to_str()?)?;
+        (record.stat == stat && record.stat.settled_before(record.read_at)).then_some(record.content.as_str())
+    }
+
+    /// What to remember of a file whose content digest is `content` (read now, or known from
+    /// its `stat`), to hand to [`Memo::keep`].
+    pub fn file_record(&self, path: &Path, stat: Option<Stat>, content: &str) -> Option<(String, FileRecord)> {
+        let path = path.to_str()?.to_string();
+        let stat = stat.filter(|_| self.is_on())?;
+        if let Some(found) = self.found.files.get(&path).filter(|f| f.stat == stat && f.content == content) {
+            return Some((path, found.clone()));
+        }
+        Some((path, FileRecord { stat, content: content.to_string(), read_at: self.started }))
+    }
+
+    /// The summary of a loaded file, by its load key.
+    pub fn summary(&self, load_key: &str) -> Option<Summary> {
+        self.found.loads.get(load_key).and_then(|r| r.summary.clone())
+    }
+
+    /// Remembers the files and loads a run met (all at once: the runs's threads do not wait
+    /// for each other file by file).
+    pub fn keep(&self, files: Vec<(String, FileRecord)>, loads: Vec<(String, Summary)>) {
+        if !self.is_on() {
+            return;
+        }
+        let mut kept = self.kept();
+        kept.files.extend(files);
+        for (key, summary) in loads {
+            kept.loads.entry(key).or_default().summary = Some(summary);
+        }
+    }
+
+    /// The digest of the tree a clean check of this load gave under `result_key`.
+    pub fn result(&self, load_key: &str, result_key: &str) -> Option<String> {
+        let find = |record: &LoadRecord| record.results.iter().find(|(k, _)| k == result_key).map(|(_, d)| d.clone());
+        if let Some(found) = self.found.loads.get(load_key).and_then(find) {
+            return Some(found);
+        }
+        self.kept().loads.get(load_key).and_then(find)
+    }
+
+    /// Remembers a clean result.
+    pub fn checked(&self, load_key: &str, result_key: &str, digest: &str) {
+        if !self.is_on() {
+            return;
+        }
+        let mut kept = self.kept();
+        let record = kept.loads.entry(load_key.to_string()).or_default();
+        record.results.retain(|(k, _)| k != result_key);
+        record.results.insert(0, (result_key.to_string(), digest.to_string()));
+        record.results.truncate(RESULTS_KEPT);
+    }
+
+    /// Writes what this run met as the index, when it differs from what it found. A load the
+    /// run met keeps the results it had.
+    pub fn save(&self) -> Result<(), String> {
+        if !self.is_on() {
+            return Ok(());
+        }
+        let mut kept = self.kept();
+        for (key, record) in &mut kept.loads {
+            let Some(found) = self.found.loads.get(key) else { continue };
+            if record.summary.is_none() {
+                record.summary.clone_from(&found.summary);
+            }
+            for result in &found.results {
+                if record.results.len() < RESULTS_KEPT && !record.results.iter().any(|(k, _)| *k == result.0) {
+                    record.results.push(result.clone());
+                }
+            }
+        }
+        kept.loads.retain(|_, r| r.summary.is_some());
+        if *kept == self.found {
+            return Ok(());
+        }
+        self.cache.write(INDEX, INDEX, &*kept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_taken_within_a_second_of_its_read_is_not_trusted() {
+        let stat = Stat { len: 1, mtime: (100, 0), ctime: (100, 5), ino: 1, dev: 1 };
+        assert!(!stat.settled_before(100));
+        assert!(!stat.settled_before(101));
+        assert!(stat.settled_before(102));
+    }
+}

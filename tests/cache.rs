@@ -1,0 +1,392 @@
+//! The build cache (`.stamp/cache/`) never changes what Stamp says or writes: after random
+//! edits of every input, cached runs give byte-identical output, trees, artifacts and exit
+//! codes to `--no-cache` runs. A damaged, foreign or stale cache is rebuilt, never trusted, and
+//! runs sharing the cache concurrently never see half of it.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Output, Project, tree_text};
+
+/// A small deterministic generator (xorshift64*), so a failing sequence can be replayed from
+/// its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const ACCOUNTS: &str = "fixtures/accounts";
+
+/// An ephemeral account whose lifetime comes from its file (the clock edit moves it).
+const EPHEMERAL: &str = "archetype: local-platform\nenvironment: playground\nephemeral: true\nowner: ana@acme.example\nttl: 8h\ncreated_at: \"2026-11-30T08:00:00Z\"\ntags:\n  CostCenter: platform\nnetwork:\n  cidr: 10.77.0.0/16\n  azs: 1\ndns:\n  zone: ana.play.local.acme.internal\n  records: []\nservice:\n  name: orders\n  replicas: 1\n  port: 18777\ndatabase:\n  name: orders\n  seed_customers: 5\n";
+
+fn files_in(dir: &Path, ext: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.path().extension().and_then(|x| x.to_str()).is_some_and(|x| ext.contains(&x)))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    found.sort();
+    found
+}
+
+fn account_names(project: &Project) -> Vec<String> {
+    files_in(&project.path().join(ACCOUNTS), &["yaml"])
+        .iter()
+        .map(|p| Path::new(p).file_stem().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Applies one random edit and says which.
+fn edit(project: &Project, rng: &mut Rng, step: usize) -> String {
+    let root = project.path();
+    let accounts = files_in(&root.join(ACCOUNTS), &["yaml"]);
+    let rewrite = |path: &str, change: &dyn Fn(String) -> String| {
+        let text = fs_err::read_to_string(path).unwrap();
+        fs_err::write(path, change(text)).unwrap();
+    };
+    match rng.below(12) {
+        0 | 1 if !accounts.is_empty() => {
+            let path = rng.pick(&accounts).clone();
+            let n = rng.below(9) + 1;
+            rewrite(&path, &|text| {
+                let mut done = false;
+                text.lines()
+                    .map(|line| {
+                        let trimmed = line.trim_start();
+                        if !done
+                            && let Some((key, value)) = trimmed.split_once(": ")
+                            && value.parse::<u64>().is_ok()
+                            && key != "account_id"
+                        {
+                            done = true;
+                            return format!("{}{key}: {n}", &line[..line.len() - trimmed.len()]);
+                        }
+                        line.to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            });
+            format!("a number in {path} set to {n}")
+        }
+        2 if !accounts.is_empty() => {
+            let path = rng.pick(&accounts).clone();
+            rewrite(&path, &|text| format!("{text}replicsa: 2\n"));
+            format!("a misspelt key added to {path}")
+        }
+        3 => {
+            let schemas = files_in(&root.join("archetypes"), &["json"]);
+            let path = rng.pick(&schemas).clone();
+            let broken = rng.below(5) == 0;
+            rewrite(&path, &|text| {
+                if broken {
+                    text.replacen('{', "{,", 1)
+                } else {
+                    text.replacen("\"description\": \"", &format!("\"description\": \"(edit {step}) "), 1)
+                }
+            });
+            format!("schema {path} {}", if broken { "broken" } else { "described" })
+        }
+        4 | 5 => {
+            let templates = files_in(&root.join("blueprints"), &["j2", "tf"]);
+            let path = rng.pick(&templates).clone();
+            let broken = path.ends_with(".j2") && rng.below(4) == 0;
+            rewrite(&path, &|text| {
+                if broken { format!("{text}{{{{ config.no_such_key }}}}\n") } else { format!("{text}# edit {step}\n") }
+            });
+            format!("blueprint file {path} {}", if broken { "broken" } else { "commented" })
+        }
+        6 => {
+            rewrite(&root.join("stamp.yaml").display().to_string(), &|text| {
+                text.replacen("Organisation: acme", &format!("Organisation: acme-{step}"), 1)
+            });
+            "stamp.yaml defaults".to_string()
+        }
+        7 if accounts.len() > 3 => {
+            let path = rng.pick(&accounts).clone();
+            fs_err::remove_file(&path).unwrap();
+            format!("{path} deleted")
+        }
+        8 if !accounts.is_empty() => {
+            let from = rng.pick(&accounts).clone();
+            let to = root.join(ACCOUNTS).join(format!("added-{step}.yaml"));
+            let unique = rng.below(2) == 0;
+            let text = fs_err::read_to_string(&from).unwrap();
+            let text = if unique {
+                // Its own name and zone (network and id may still clash).
+                text.lines()
+                    .filter(|l| !l.starts_with("name:"))
+                    .map(|l| l.replace("zone: ", &format!("zone: added{step}.")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n"
+            } else {
+                text
+            };
+            fs_err::write(&to, text).unwrap();
+            format!("{} added as a copy of {from}", to.display())
+        }
+        9 if !accounts.is_empty() => {
+            let from = rng.pick(&accounts).clone();
+            let to = root.join(ACCOUNTS).join(format!("renamed-{step}.yaml"));
+            fs_err::rename(&from, &to).unwrap();
+            format!("{from} renamed to {}", to.display())
+        }
+        10 => {
+            let path = root.join(ACCOUNTS).join("ana-play.yaml");
+            let day = 1 + rng.below(28);
+            fs_err::write(&path, EPHEMERAL.replace("2026-11-30", &format!("2026-11-{day:02}"))).unwrap();
+            format!("the ephemeral account created on day {day}")
+        }
+        _ => {
+            project.git(&["checkout", "--", "."]);
+            project.git(&["clean", "-qfd", "--", ACCOUNTS]);
+            "everything restored to the commit".to_string()
+        }
+    }
+}
+
+/// Exit code, stdout and stderr, with the per-side folder names made equal.
+fn normalised(out: &Output, side: &str) -> String {
+    let text = format!("exit {}\n--- stdout\n{}--- stderr\n{}", out.code, out.stdout, out.stderr);
+    text.replace(&format!("out-{side}"), "out-X").replace(&format!("dist-{side}"), "dist-X")
+}
+
+/// Runs `args` with the cache and without it (each side with its own output folders) and
+/// checks they say the same.
+fn same(project: &Project, args: &[String], context: &str) {
+    let run = |side: &str| {
+        let args: Vec<String> = args.iter().map(|a| a.replace("{side}", side)).collect();
+        let mut run = project.stamp(&args).env("STAMP_VERSION", "1.0.0");
+        if side == "u" {
+            run = run.env("STAMP_NO_CACHE", "1");
+        }
+        normalised(&run.run(), side)
+    };
+    let (cached, uncached) = (run("c"), run("u"));
+    assert_eq!(cached, uncached, "`stamp {}` differs with the cache, after: {context}", args.join(" "));
+}
+
+fn differential(seed: u64, steps: usize) {
+    let project = Project::example();
+    // Without the invalid fixtures' clutter: they are loaded only when named.
+    project.write(&format!("{ACCOUNTS}/ana-play.yaml"), EPHEMERAL);
+    let base = project.commit_all("base");
+    let mut rng = Rng(seed);
+    let mut history = Vec::new();
+    for step in 0..steps {
+        history.push(edit(&project, &mut rng, step));
+        let context = format!("seed {seed}, edits: {history:#?}");
+        let names = account_names(&project);
+        let one = if names.is_empty() { "production".to_string() } else { rng.pick(&names).clone() };
+        let s = |args: &[&str]| args.iter().map(|a| (*a).to_string()).collect::<Vec<_>>();
+        same(&project, &s(&["check"]), &context);
+        same(&project, &s(&["check", &one]), &context);
+        same(&project, &s(&["render", "--all", "--out", "out-{side}"]), &context);
+        let (cached, uncached) = (project.path().join("out-c"), project.path().join("out-u"));
+        assert_eq!(tree_text(&cached), tree_text(&uncached), "rendered trees differ after: {context}");
+        same(&project, &s(&["affected", "--since", &base, "--format", "json"]), &context);
+        same(&project, &s(&["diff", &format!("{one}@{base}"), &one]), &context);
+        if step % 3 == 0 {
+            same(&project, &s(&["build", &one, "--out", "dist-{side}"]), &context);
+            let artifacts = |side: &str| {
+                let dir = project.path().join(format!("dist-{side}"));
+                files_in(&dir, &["gz"])
+                    .iter()
+                    .map(|p| (Path::new(p).file_name().unwrap().to_owned(), fs_err::read(p).unwrap()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(artifacts("c"), artifacts("u"), "artifacts differ after: {context}");
+        }
+    }
+}
+
+#[test]
+fn cached_runs_equal_uncached_runs_after_random_edits() {
+    let seeds: Vec<u64> = match std::env::var("STAMP_CACHE_SEED") {
+        Ok(seed) => vec![seed.parse().expect("a number")],
+        Err(_) => vec![0x5eed_0001, 0x5eed_0002],
+    };
+    for seed in seeds {
+        differential(seed, 14);
+    }
+}
+
+/// The cache index of the project, as bytes.
+fn index(project: &Project) -> Vec<u8> {
+    fs_err::read(project.path().join(".stamp/cache/index")).unwrap()
+}
+
+#[test]
+fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
+    let project = Project::example();
+    // A fixed version: outside git the development version is the time of the run.
+    let check = |options: &[&str]| project.stamp(options.iter().chain(&["check"])).env("STAMP_VERSION", "1.0.0");
+    let expected = check(&["--no-cache"]).run().snapshot();
+    assert_eq!(check(&[]).run().snapshot(), expected);
+    let good = index(&project);
+    assert!(good.starts_with(b"stamp-cache/1 index "));
+    let path = project.path().join(".stamp/cache/index");
+    let header_end = good.iter().position(|&b| b == b'\n').unwrap();
+    let damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("torn", good[..good.len() / 2].to_vec()),
+        ("a flipped byte", {
+            let mut bytes = good.clone();
+            let last = bytes.len() - 2;
+            bytes[last] ^= 1;
+            bytes
+        }),
+        ("another Stamp's", {
+            let mut bytes = b"stamp-cache/1 index 0.0.1+1.2\n".to_vec();
+            bytes.extend_from_slice(&good[header_end + 1..]);
+            bytes
+        }),
+        ("not a cache", b"{\"files\": {}, \"loads\": {}}".to_vec()),
+    ];
+    for (what, bytes) in damaged {
+        fs_err::write(&path, &bytes).unwrap();
+        assert_eq!(check(&[]).run().snapshot(), expected, "with {what} index");
+        // Rebuilt whole: the next run finds everything in it and leaves it as it is.
+        let rebuilt = index(&project);
+        assert!(rebuilt.starts_with(b"stamp-cache/1 index "), "the {what} index is rebuilt");
+        assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
+        assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");
+    }
+    // An account that breaks after a clean cached check: its new content gets new keys.
+    project.write(
+        &format!("{ACCOUNTS}/qa.yaml"),
+        &project.read(&format!("{ACCOUNTS}/qa.yaml")).replace("azs: 2", "azs: 1"),
+    );
+    let broken = check(&["--no-cache"]).run();
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert_eq!(check(&[]).run().snapshot(), broken.snapshot());
+}
+
+#[test]
+fn an_edit_that_keeps_size_and_modification_time_is_seen() {
+    let project = Project::example();
+    let file = project.path().join(ACCOUNTS).join("staging.yaml");
+    // Old enough that the cache trusts its stat.
+    let touch = |args: &[&str]| {
+        assert!(std::process::Command::new("touch").args(args).arg(&file).status().unwrap().success());
+    };
+    touch(&["-d", "2026-01-01T00:00:00Z"]);
+    // The file's change time is now: a run more than a second later trusts its stat.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    project.stamp(["check"]).run().success();
+    project.stamp(["render", "staging", "--out", "c"]).env("STAMP_VERSION", "1.0.0").run().success();
+    // Same length, same mtime, another value (only the change time moves, which no tool can set).
+    let text = fs_err::read_to_string(&file).unwrap();
+    assert!(text.contains("desired_size: 3"), "{text}");
+    fs_err::write(&file, text.replace("desired_size: 3", "desired_size: 4")).unwrap();
+    touch(&["-d", "2026-01-01T00:00:00Z"]);
+    let expected =
+        project.stamp(["--no-cache", "render", "staging", "--out", "u"]).env("STAMP_VERSION", "1.0.0").run().success();
+    let cached = project.stamp(["render", "staging", "--out", "c"]).env("STAMP_VERSION", "1.0.0").run().success();
+    assert_eq!(cached.snapshot().replace("/c`", "/u`"), expected.snapshot());
+    let tree = tree_text(&project.path().join("c"));
+    assert_eq!(tree, tree_text(&project.path().join("u")));
+    assert!(tree.contains("desired_size = 4"), "{tree}");
+}
+
+#[test]
+fn another_stamp_build_does_not_use_the_cache_of_this_one() {
+    let project = Project::example();
+    project.stamp(["check"]).run().success();
+    let before = index(&project);
+    // The same version, rebuilt: another executable (size and time).
+    let other = project.path().join("stamp-rebuilt");
+    fs_err::copy(env!("CARGO_BIN_EXE_stamp"), &other).unwrap();
+    assert!(std::process::Command::new("touch").args(["-d", "2020-01-01"]).arg(&other).status().unwrap().success());
+    let out = std::process::Command::new(&other).arg("check").current_dir(project.path()).output().unwrap();
+    let expected = project.stamp(["--no-cache", "check"]).run();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), expected.stderr);
+    let after = index(&project);
+    let header =
+        |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
+    assert_ne!(header(&after), header(&before), "the rebuilt Stamp wrote its own index");
+}
+
+#[test]
+fn concurrent_runs_sharing_the_cache_agree() {
+    let project = Project::example();
+    let expected = project.stamp(["--no-cache", "render", "--all", "--out", "x"]).run();
+    for round in 0..3 {
+        // Each round changes an input, so every run rewrites the index.
+        project.write(
+            &format!("{ACCOUNTS}/qa.yaml"),
+            &project
+                .read(&format!("{ACCOUNTS}/qa.yaml"))
+                .replace("CostCenter:", &format!("Round: \"{round}\"\n  CostCenter:")),
+        );
+        let expected = project.stamp(["--no-cache", "check"]).run().snapshot();
+        let runs: Vec<_> = (0..4).map(|_| project.stamp(["check"]).spawn()).collect();
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            let snapshot = format!(
+                "exit: {}\n--- stdout\n{}--- stderr\n{}",
+                out.status.code().unwrap(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(common::redact(&snapshot, project.path()), expected, "round {round}");
+        }
+        assert_eq!(project.stamp(["check"]).run().snapshot(), expected);
+    }
+    assert_eq!(expected.code, 0, "{}", expected.stderr);
+}
+
+#[test]
+fn render_all_rewrites_only_changed_trees_and_removes_trees_of_removed_accounts() {
+    let project = Project::example();
+    let render = || project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run().success();
+    render();
+    let build = project.path().join("build");
+    let mtime =
+        |account: &str| fs_err::metadata(build.join(account).join(".stamp-rendered")).unwrap().modified().unwrap();
+    let (staging, qa) = (mtime("staging"), mtime("qa"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    project.write(
+        &format!("{ACCOUNTS}/qa.yaml"),
+        &project.read(&format!("{ACCOUNTS}/qa.yaml")).replace("CostCenter:", "Team: qa\n  CostCenter:"),
+    );
+    fs_err::remove_file(project.path().join(ACCOUNTS).join("demo.yaml")).unwrap();
+    // A folder Stamp did not write is never removed.
+    project.write("build/notes/readme.txt", "mine");
+    let out = render();
+    assert_eq!(mtime("staging"), staging, "an unchanged tree is not rewritten");
+    assert_ne!(mtime("qa"), qa, "a changed tree is rewritten");
+    assert!(!build.join("demo").exists(), "the tree of a removed account is removed");
+    assert!(
+        out.stderr.contains("removed `") && out.stderr.contains("demo`: its account no longer exists"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(project.read("build/notes/readme.txt"), "mine");
+    // A hand edit of a rendered file is undone, with the cache as without it.
+    let main = build.join("staging").join("main.tf");
+    let files = files_in(&build.join("staging"), &["tf"]);
+    let edited = if main.exists() { main.display().to_string() } else { files[0].clone() };
+    fs_err::write(&edited, "# edited by hand\n").unwrap();
+    render();
+    assert_ne!(fs_err::read_to_string(&edited).unwrap(), "# edited by hand\n");
+}
