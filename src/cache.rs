@@ -51,14 +51,15 @@ impl Cache {
     pub fn read<T: DeserializeOwned>(&self, name: &str, kind: &str) -> Option<T> {
         let bytes = fs_err::read(self.dir.as_ref()?.join(name)).ok()?;
         let body = unframe(&bytes, kind)?;
-        serde_json::from_slice(body).ok()
+        postcard::from_bytes(body).ok()
     }
 
     /// Writes `value` as the cache file `name`, atomically. A cache that cannot be written is
     /// no error (the next run computes again): the reason is returned for `--verbose`.
     pub fn write<T: Serialize>(&self, name: &str, kind: &str, value: &T) -> Result<(), String> {
         let Some(dir) = &self.dir else { return Ok(()) };
-        let body = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+        // A compact binary form: the index of a large organisation is read by every run.
+        let body = postcard::to_allocvec(value).map_err(|e| e.to_string())?;
         let write = || -> std::io::Result<()> {
             fs_err::create_dir_all(dir)?;
             let mut temp = tempfile::Builder::new().prefix(".write-").tempfile_in(dir)?;
@@ -154,7 +155,7 @@ mod tests {
     fn a_damaged_or_foreign_file_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache { dir: Some(dir.path().to_path_buf()) };
-        cache.write("x", "index", &vec![1, 2, 3]).unwrap();
+        cache.write("x", "index", &vec![1_u32, 2, 3]).unwrap();
         assert_eq!(cache.read::<Vec<u32>>("x", "index"), Some(vec![1, 2, 3]));
         assert_eq!(cache.read::<Vec<u32>>("x", "other"), None, "another kind");
         let path = dir.path().join("x");

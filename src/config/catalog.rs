@@ -40,6 +40,9 @@ pub struct Summary {
     pub name: String,
     pub archetype: String,
     pub environment: String,
+    /// The config's `region`, when it has one.
+    pub region: Option<String>,
+    pub protected: bool,
     pub ephemeral: bool,
     /// The config's own `created_at`.
     pub created_at: Option<String>,
@@ -61,6 +64,8 @@ impl Summary {
             name: account.name.clone(),
             archetype: account.archetype.clone(),
             environment: account.environment().to_string(),
+            region: account.effective.get("region").and_then(Value::as_str).map(str::to_string),
+            protected: account.is_protected(),
             ephemeral: account.is_ephemeral(),
             created_at: own_created_at(&account.effective),
             facts,
@@ -177,6 +182,42 @@ struct LoadRecord {
 /// `affected` each have their own.
 const RESULTS_KEPT: usize = 6;
 
+/// A rendered tree on disk: what it holds, and a digest of its files' `stat` (marker
+/// included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TreeRecord {
+    /// The digest of the tree and of its marker's text.
+    digest: String,
+    stats: String,
+    /// The latest change of any of its files (seconds since the epoch).
+    changed: i64,
+    read_at: i64,
+}
+
+/// The rendered trees the cache knows, by folder: a file of its own, read only by the
+/// commands that write trees.
+type Trees = BTreeMap<String, TreeRecord>;
+
+const TREES: &str = "trees";
+
+fn stats_key(stats: &[(String, Stat)]) -> (String, i64) {
+    let mut key = crate::cache::Key::new("stats");
+    let mut changed = i64::MIN;
+    for (name, stat) in stats {
+        key = key
+            .field(name)
+            .field(stat.len.to_le_bytes())
+            .field(stat.mtime.0.to_le_bytes())
+            .field(stat.mtime.1.to_le_bytes())
+            .field(stat.ctime.0.to_le_bytes())
+            .field(stat.ctime.1.to_le_bytes())
+            .field(stat.ino.to_le_bytes())
+            .field(stat.dev.to_le_bytes());
+        changed = changed.max(stat.ctime.0).max(stat.mtime.0);
+    }
+    (key.finish(), changed)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Index {
     /// By the file's path.
@@ -195,6 +236,8 @@ pub struct Memo {
     started: i64,
     found: Index,
     kept: Mutex<Index>,
+    found_trees: std::sync::OnceLock<Trees>,
+    kept_trees: Mutex<Trees>,
 }
 
 impl Memo {
@@ -203,7 +246,14 @@ impl Memo {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let found = cache.read(INDEX, INDEX).unwrap_or_default();
-        Self { cache, started, found, kept: Mutex::new(Index::default()) }
+        Self {
+            cache,
+            started,
+            found,
+            kept: Mutex::new(Index::default()),
+            found_trees: std::sync::OnceLock::new(),
+            kept_trees: Mutex::new(Trees::new()),
+        }
     }
 
     pub fn is_on(&self) -> bool {
@@ -226,7 +276,14 @@ impl Memo {
     pub fn file_record(&self, path: &Path, stat: Option<Stat>, content: &str) -> Option<(String, FileRecord)> {
         let path = path.to_str()?.to_string();
         let stat = stat.filter(|_| self.is_on())?;
-        if let Some(found) = self.found.files.get(&path).filter(|f| f.stat == stat && f.content == content) {
+        // A record taken too close to the file's last change is taken again, so it can become
+        // one the next run trusts.
+        if let Some(found) = self
+            .found
+            .files
+            .get(&path)
+            .filter(|f| f.stat == stat && f.content == content && f.stat.settled_before(f.read_at))
+        {
             return Some((path, found.clone()));
         }
         Some((path, FileRecord { stat, content: content.to_string(), read_at: self.started }))
@@ -271,6 +328,44 @@ impl Memo {
         record.results.truncate(RESULTS_KEPT);
     }
 
+    fn found_trees(&self) -> &Trees {
+        self.found_trees.get_or_init(|| self.cache.read(TREES, TREES).unwrap_or_default())
+    }
+
+    /// Whether the folder `dir`, whose files have `stats`, holds what the cache saw it hold:
+    /// the tree of `digest` (with its marker), unchanged since.
+    pub fn tree_known(&self, dir: &Path, digest: &str, stats: &[(String, Stat)]) -> bool {
+        let Some(record) = dir.to_str().and_then(|d| self.found_trees().get(d)) else { return false };
+        let (key, _) = stats_key(stats);
+        record.digest == digest && record.stats == key && record.changed < record.read_at - 1
+    }
+
+    /// Remembers that `dir`, whose files have `stats`, holds the tree of `digest` (read back,
+    /// or just written).
+    pub fn tree_seen(&self, dir: &Path, digest: &str, stats: &[(String, Stat)]) {
+        let Some(dir) = dir.to_str().filter(|_| self.is_on()) else { return };
+        let record = if self.tree_known(Path::new(dir), digest, stats) {
+            self.found_trees()[dir].clone()
+        } else {
+            let (key, changed) = stats_key(stats);
+            TreeRecord { digest: digest.to_string(), stats: key, changed, read_at: self.started }
+        };
+        self.kept_trees.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(dir.to_string(), record);
+    }
+
+    /// Writes the trees this run met, with those it did not (a `check` between two renders
+    /// writes none), when they changed.
+    fn save_trees(&self) -> Result<(), String> {
+        let kept = std::mem::take(&mut *self.kept_trees.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let mut trees = self.found_trees().clone();
+        let before = trees.clone();
+        trees.extend(kept);
+        if trees == before { Ok(()) } else { self.cache.write(TREES, TREES, &trees) }
+    }
+
     /// Writes what this run met as the index, when it differs from what it found. A load the
     /// run met keeps the results it had.
     pub fn save(&self) -> Result<(), String> {
@@ -290,6 +385,7 @@ impl Memo {
             }
         }
         kept.loads.retain(|_, r| r.summary.is_some());
+        self.save_trees()?;
         if *kept == self.found {
             return Ok(());
         }

@@ -1,7 +1,6 @@
 //! `stamp list`: the project's accounts.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Workspace;
 use crate::diagnostics::Diagnostic;
@@ -18,17 +17,18 @@ pub struct AccountSummary {
 }
 
 pub fn list(workspace: &Workspace) -> (Vec<AccountSummary>, Vec<Diagnostic>) {
+    // The catalog has all of it: no account is loaded whole.
     let accounts = workspace
         .project
-        .accounts
+        .catalog
         .iter()
-        .map(|a| AccountSummary {
-            name: a.name.clone(),
-            archetype: a.archetype.clone(),
-            environment: a.environment().to_string(),
-            region: a.effective.get("region").and_then(Value::as_str).map(str::to_string),
-            protected: a.is_protected(),
-            file: a.display.clone(),
+        .map(|e| AccountSummary {
+            name: e.summary.name.clone(),
+            archetype: e.summary.archetype.clone(),
+            environment: e.summary.environment.clone(),
+            region: e.summary.region.clone(),
+            protected: e.summary.protected,
+            file: e.display.clone(),
         })
         .collect();
     (accounts, workspace.diagnostics.clone())

@@ -67,8 +67,18 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     };
     // A tree already on disk as it would be written is left alone, so its files keep their
     // times (and tools watching them see no change).
+    let memo = &workspace.project.memo;
     let on_disk = |dir: &Path, digest: &str| {
-        Tree::digest_on_disk(dir, &marker).filter(|(found, _)| found == digest).map(|(_, files)| files)
+        // The tree and its marker's text, as the cache remembers them.
+        let remembered = crate::cache::Key::new("tree").field(digest).field(&marker).finish();
+        let stats = Tree::stats_on_disk(dir)?;
+        let files = stats.len() - 1;
+        if memo.tree_known(dir, &remembered, &stats) {
+            return Some(files);
+        }
+        Tree::digest_on_disk(dir, &marker).filter(|(found, _)| found == digest)?;
+        memo.tree_seen(dir, &remembered, &stats);
+        Some(files)
     };
     let accept = |entry: &Entry, dir: &Path, digest: &str| match on_disk(dir, digest) {
         Some(files) => {
@@ -88,6 +98,10 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
                 .at(Location::file_only(&account.display))
                 .for_account(&account.name)
         })?;
+        if let Some(stats) = Tree::stats_on_disk(dir) {
+            let remembered = crate::cache::Key::new("tree").field(tree.digest()).field(&marker).finish();
+            memo.tree_seen(dir, &remembered, &stats);
+        }
         done(&account.name, dir, tree.files.len(), false);
         Ok(None)
     };

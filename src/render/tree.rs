@@ -37,19 +37,16 @@ impl Tree {
         digest_of(self.files.iter().map(|(path, file)| (path.as_str(), &*file.content)))
     }
 
-    /// The digest (as [`Tree::digest`]) and number of files of the tree Stamp wrote to `dir`
-    /// with `marker_text`, read back from disk; `None` when there is none, or something else
-    /// is there (a symbolic link, another marker). Terraform's `.terraform` folder, which a
-    /// render keeps, is left out.
-    pub fn digest_on_disk(dir: &Path, marker_text: &str) -> Option<(String, usize)> {
-        if fs_err::read(dir.join(MARKER)).ok()? != marker_text.as_bytes() {
-            return None;
-        }
-        let mut files = BTreeMap::new();
+    /// The files of the tree Stamp wrote to `dir` (its marker included, Terraform's
+    /// `.terraform` folder, which a render keeps, left out), as relative path and full path;
+    /// `None` when there is no tree, or something else than files and folders is in it.
+    fn files_on_disk(dir: &Path) -> Option<Vec<(String, PathBuf)>> {
+        let mut files = Vec::new();
         let walk = walkdir::WalkDir::new(dir)
             .min_depth(1)
+            .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| !(e.depth() == 1 && (e.file_name() == ".terraform" || e.file_name() == MARKER)));
+            .filter_entry(|e| !(e.depth() == 1 && e.file_name() == ".terraform"));
         for entry in walk {
             let entry = entry.ok()?;
             if entry.file_type().is_dir() {
@@ -59,7 +56,37 @@ impl Tree {
                 return None;
             }
             let relative = entry.path().strip_prefix(dir).ok()?.to_str()?.replace('\\', "/");
-            files.insert(relative, fs_err::read(entry.path()).ok()?);
+            files.push((relative, entry.into_path()));
+        }
+        files.sort();
+        files.iter().any(|(relative, _)| relative == MARKER).then_some(files)
+    }
+
+    /// The `stat` of every file of the tree Stamp wrote to `dir` (see [`Tree::digest_on_disk`]).
+    pub fn stats_on_disk(dir: &Path) -> Option<Vec<(String, crate::config::catalog::Stat)>> {
+        Self::files_on_disk(dir)?
+            .into_iter()
+            .map(|(relative, path)| {
+                let stat = fs_err::symlink_metadata(&path).ok().as_ref().and_then(crate::config::catalog::Stat::of)?;
+                Some((relative, stat))
+            })
+            .collect()
+    }
+
+    /// The digest (as [`Tree::digest`]) and number of files of the tree Stamp wrote to `dir`
+    /// with `marker_text`, read back from disk; `None` when there is none, or something else
+    /// is there (a symbolic link, another marker).
+    pub fn digest_on_disk(dir: &Path, marker_text: &str) -> Option<(String, usize)> {
+        let mut files = BTreeMap::new();
+        for (relative, path) in Self::files_on_disk(dir)? {
+            let content = fs_err::read(&path).ok()?;
+            if relative == MARKER {
+                if content != marker_text.as_bytes() {
+                    return None;
+                }
+            } else {
+                files.insert(relative, content);
+            }
         }
         let count = files.len();
         Some((digest_of(files.iter().map(|(path, content)| (path.as_str(), content.as_slice()))), count))
