@@ -13,9 +13,14 @@ use crate::ops::check::{CheckOptions, CheckReport, check};
 /// (unique names, account ids and DNS zones; no overlapping CIDRs); then each account is
 /// rendered in memory and every file is checked to be valid HCL. A file outside the accounts
 /// folder is checked in the context of the project's accounts.
+///
+/// Only what changed is checked again: a named account is loaded whole, the others are known
+/// from the build cache in `.stamp/cache/`, and an account whose clean check is cached under
+/// exactly its inputs is not rendered again. `--no-cache` gives the same answer, in the time
+/// of the whole work.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  stamp check\n  stamp check production staging\n  stamp check new-account.yaml\n  stamp check --format json"
+    after_help = "Examples:\n  stamp check\n  stamp check production staging\n  stamp check new-account.yaml\n  stamp check --format json\n  stamp --no-cache check"
 )]
 pub struct Args {
     /// Accounts to check (names or YAML files). Default: every account.

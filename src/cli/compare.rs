@@ -80,6 +80,11 @@ pub enum AffectedFormat {
 /// List the accounts whose rendered output differs between a git revision and the working
 /// tree (a change to a blueprint, an archetype, `stamp.yaml` or an account file), so CI plans
 /// only those.
+///
+/// The revision is read from git's objects, not checked out: only the files that differ from
+/// the working tree are extracted, accounts whose inputs are equal on both sides are not
+/// rendered, and the others' digests come from the build cache when it has them, so a
+/// repeated run in CI (with `.stamp/cache/` kept between runs) renders nothing.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp affected --since origin/main\n  stamp affected --since HEAD~1 --format github-matrix\n  stamp plan --affected-since origin/main --format markdown"

@@ -116,7 +116,8 @@ impl Command {
         match self {
             Self::Check(args) => Some(args.accounts.clone()),
             Self::Render(args) => Some(args.accounts.clone()),
-            Self::Affected(_) | Self::List(_) => Some(Vec::new()),
+            Self::Affected(_) | Self::List(_) | Self::Schema(_) | Self::History(_) | Self::Store(_) => Some(Vec::new()),
+            Self::Output(args) => args.target.named_only().map(<[String]>::to_vec),
             Self::Diff(args) => Some(args.accounts()),
             Self::Plan(args) => args.target.named_only().map(<[String]>::to_vec),
             Self::Build(args) => args.named_only().map(<[String]>::to_vec),

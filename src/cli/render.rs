@@ -12,6 +12,11 @@ use crate::ops::render::{RenderOptions, render};
 /// Each account is validated, rendered and HCL-checked, then written to `build/<account>/`
 /// (or `--out`) through a temporary folder, so a failed render never leaves a half-written
 /// tree. The output is plain, `terraform fmt`-clean Terraform that runs without Stamp.
+///
+/// A tree already on disk byte for byte as it would be written is left untouched (its files
+/// keep their times), and with `--all` the trees Stamp wrote for accounts that no longer exist
+/// are removed (folders without Stamp's `.stamp-rendered` marker never are). With the build
+/// cache (`.stamp/cache/`), unchanged accounts are not rendered again.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp render production\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp render --all --out dist/rendered --version 1.4.0"

@@ -1,5 +1,6 @@
 //! `stamp history`, `stamp store status` and `stamp store import`.
 
+use crate::config::catalog::Entry;
 use std::path::Path;
 
 use serde::Serialize;
@@ -69,15 +70,14 @@ pub fn history(workspace: &Workspace, options: &HistoryOptions) -> Result<Histor
     let names: Vec<String> = options
         .accounts
         .iter()
-        .map(|a| workspace.project.account(a).map_or_else(|| a.clone(), |found| found.name.clone()))
+        .map(|a| workspace.project.entry(a).map_or_else(|| a.clone(), |found| found.name().to_string()))
         .collect();
     let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
     let histories = store.histories((!wanted.is_empty()).then_some(wanted.as_slice()))?;
     if let Some(missing) = wanted.iter().find(|name| !histories.contains_key(**name)) {
-        let known =
-            workspace.project.accounts.iter().map(|a| a.name.as_str()).chain(histories.keys().map(String::as_str));
+        let known = workspace.project.catalog.iter().map(Entry::name).chain(histories.keys().map(String::as_str));
         let mut d = Diagnostic::error("history.none", format!("no records of `{missing}` in {}", store.describe()));
-        if workspace.project.account(missing).is_none()
+        if workspace.project.entry(missing).is_none()
             && let Some(near) = did_you_mean(missing, known)
         {
             d = d.hint(format!("did you mean `{near}`?"));
@@ -131,9 +131,7 @@ pub fn status(workspace: &Workspace) -> Result<StoreStatus, StoreOpError> {
     }
     let histories = store.histories(None)?;
     let mut under_way = Vec::new();
-    for account in
-        histories.keys().map(String::as_str).chain(workspace.project.accounts.iter().map(|a| a.name.as_str()))
-    {
+    for account in histories.keys().map(String::as_str).chain(workspace.project.catalog.iter().map(Entry::name)) {
         if store.journal(account)?.is_some() && !under_way.iter().any(|a| a == account) {
             under_way.push(account.to_string());
         }
@@ -187,7 +185,7 @@ pub fn import(workspace: &Workspace, from: Option<&Path>) -> Result<Imported, St
         finished.into_iter().map(|(key, journal)| (format!("folder:done/{key}"), journal)).collect();
     let mut active = Vec::new();
     let accounts = folder.accounts()?;
-    for account in accounts.iter().map(String::as_str).chain(project.accounts.iter().map(|a| a.name.as_str())) {
+    for account in accounts.iter().map(String::as_str).chain(project.catalog.iter().map(Entry::name)) {
         if let Some(stored) = folder.journal(account)?
             && !active.iter().any(|j: &crate::ledger::journal::Journal| j.account == account)
         {
