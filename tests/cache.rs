@@ -393,3 +393,130 @@ fn render_all_rewrites_only_changed_trees_and_removes_trees_of_removed_accounts(
     render();
     assert_ne!(fs_err::read_to_string(&edited).unwrap(), "# edited by hand\n");
 }
+
+#[test]
+fn render_all_removes_only_what_it_wrote_for_accounts_that_are_gone() {
+    let project = Project::example();
+    let render = |args: &[&str]| project.stamp(["render"].iter().chain(args)).env("STAMP_VERSION", "1.0.0").run();
+    // qa's file renamed: it still says `name: qa`, so its tree is still its account's.
+    fs_err::rename(project.path().join(ACCOUNTS).join("qa.yaml"), project.path().join(ACCOUNTS).join("quality.yaml"))
+        .unwrap();
+    render(&["--all"]).success();
+    // A render of one account into a folder of another name, beside the others.
+    render(&["production", "--out", "build/prod-hotfix"]).success();
+    // While an account file does not load, nothing is removed: it may be the one a tree is for.
+    let quality = project.path().join(ACCOUNTS).join("quality.yaml");
+    let text = fs_err::read_to_string(&quality).unwrap();
+    fs_err::write(&quality, format!("{text}oops: [\n")).unwrap();
+    let out = render(&["--all"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(project.path().join("build/qa").is_dir(), "{}", out.stderr);
+    fs_err::write(&quality, text).unwrap();
+    // Gone for good: demo's tree (with a `.terraform` folder, which Stamp did not write) and
+    // staging's (only Stamp's files).
+    fs_err::create_dir_all(project.path().join("build/demo/.terraform")).unwrap();
+    for gone in ["demo.yaml", "staging.yaml"] {
+        fs_err::remove_file(project.path().join(ACCOUNTS).join(gone)).unwrap();
+    }
+    let out = render(&["--all"]).success();
+    assert!(!project.path().join("build/staging").exists(), "{}", out.stderr);
+    assert!(project.path().join("build/demo/.terraform").is_dir(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("kept `") && out.stderr.contains("demo`: its account no longer exists"),
+        "{}",
+        out.stderr
+    );
+    assert!(project.path().join("build/qa").is_dir());
+    assert!(
+        project.path().join("build/prod-hotfix/main.tf").is_file() || project.path().join("build/prod-hotfix").is_dir()
+    );
+}
+
+#[test]
+fn a_changed_file_mode_reaches_the_tree_on_disk() {
+    let project = Project::example();
+    let render = || project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run().success();
+    render();
+    let script = "scripts/data-stats.sh";
+    let rendered = project.path().join("build/qa").join(script);
+    let executable = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::metadata(path).unwrap().permissions().mode() & 0o111 != 0
+    };
+    assert!(executable(&rendered));
+    let source = project.path().join("blueprints/service-platform").join(script);
+    std::process::Command::new("chmod").arg("-x").arg(&source).status().unwrap();
+    render();
+    assert!(!executable(&rendered), "the blueprint's mode reaches the rendered tree");
+    // A mode changed by hand in the tree is undone too.
+    std::process::Command::new("chmod").arg("+x").arg(&rendered).status().unwrap();
+    render();
+    assert!(!executable(&rendered));
+}
+
+/// `affected --since HEAD` after a commit, as JSON.
+fn affected(project: &Project) -> serde_json::Value {
+    let out = project.stamp(["affected", "--since", "HEAD", "--format", "json"]).run().success();
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn affected_names(project: &Project) -> Vec<String> {
+    affected(project)["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn affected_sees_a_file_git_is_told_not_to_look_at() {
+    let project = Project::example();
+    project.commit_all("base");
+    for flag in ["--assume-unchanged", "--skip-worktree"] {
+        let file = format!("{ACCOUNTS}/qa.yaml");
+        project.git(&["update-index", flag, &file]);
+        let text = project.read(&file);
+        project.write(&file, &text.replace("desired_size: 2", "desired_size: 5"));
+        assert_eq!(affected_names(&project), ["qa"], "with {flag}");
+        for cache in ["--no-cache", "--quiet"] {
+            let out = project.stamp([cache, "diff", "qa@HEAD", "qa"]).run();
+            assert_eq!(out.code, 1, "{flag} {cache}: {}{}", out.stdout, out.stderr);
+        }
+        project.write(&file, &text);
+        project.git(&["update-index", &flag.replace("--", "--no-"), &file]);
+    }
+}
+
+#[test]
+fn affected_reads_revisions_whose_files_a_checkout_converts_or_that_reach_outside_the_project() {
+    // Line endings converted on checkout: nothing changed.
+    let project = Project::example();
+    project.write(".gitattributes", "*.j2 text eol=crlf\n");
+    project.commit_all("base");
+    project.git(&["rm", "-q", "--cached", "-r", "."]);
+    project.git(&["reset", "-q", "--hard"]);
+    assert_eq!(affected_names(&project), Vec::<String>::new());
+    // The accounts in a folder beside the project's.
+    let repo = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        assert!(std::process::Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap().success());
+    };
+    let root = repo.path().join("platform");
+    fs_err::create_dir_all(&root).unwrap();
+    for entry in ["stamp.yaml", "archetypes", "blueprints"] {
+        copy(&common::repo().join(entry), &root.join(entry));
+    }
+    copy(&common::repo().join(ACCOUNTS), &repo.path().join("accounts"));
+    let settings = fs_err::read_to_string(root.join("stamp.yaml")).unwrap();
+    fs_err::write(root.join("stamp.yaml"), settings.replace("accounts: fixtures/accounts", "accounts: ../accounts"))
+        .unwrap();
+    let outside = Project { dir: repo };
+    outside.commit_all("base");
+    let run = |args: &[&str]| common::Run::new(&root).args(args).run();
+    let out = run(&["affected", "--since", "HEAD"]).success();
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    let qa = outside.path().join("accounts/qa.yaml");
+    fs_err::write(&qa, fs_err::read_to_string(&qa).unwrap().replace("desired_size: 2", "desired_size: 5")).unwrap();
+    assert_eq!(run(&["affected", "--since", "HEAD"]).success().stdout, "qa\n");
+}

@@ -158,7 +158,8 @@ impl Stat {
     /// Whether the file's last change was more than a second before `run_started` (seconds
     /// since the epoch): a later write would change its times.
     fn settled_before(&self, run_started: i64) -> bool {
-        self.ctime.0 < run_started - 1 && self.mtime.0 < run_started - 1
+        let settled = run_started.saturating_sub(1);
+        self.ctime.0 < settled && self.mtime.0 < settled
     }
 }
 
@@ -268,7 +269,9 @@ impl Memo {
     pub fn known_content(&self, path: &Path, stat: Option<Stat>) -> Option<&str> {
         let stat = stat?;
         let record = self.found.files.get(path.to_str()?)?;
-        (record.stat == stat && record.stat.settled_before(record.read_at)).then_some(record.content.as_str())
+        // A record from the future (a clock set back, or a hand-made file) is not trusted.
+        let trusted = record.read_at <= self.started && record.stat.settled_before(record.read_at);
+        (record.stat == stat && trusted).then_some(record.content.as_str())
     }
 
     /// What to remember of a file whose content digest is `content` (read now, or known from
@@ -337,7 +340,10 @@ impl Memo {
     pub fn tree_known(&self, dir: &Path, digest: &str, stats: &[(String, Stat)]) -> bool {
         let Some(record) = dir.to_str().and_then(|d| self.found_trees().get(d)) else { return false };
         let (key, _) = stats_key(stats);
-        record.digest == digest && record.stats == key && record.changed < record.read_at - 1
+        record.digest == digest
+            && record.stats == key
+            && record.read_at <= self.started
+            && record.changed < record.read_at.saturating_sub(1)
     }
 
     /// Remembers that `dir`, whose files have `stats`, holds the tree of `digest` (read back,

@@ -79,7 +79,7 @@ fn render_digests(workspace: &Workspace, names: &[String]) -> Result<BTreeMap<St
         digests.lock().expect("digests lock").insert(name.to_string(), Some(digest.to_string()));
     };
     let digest = |account: &Account, _: &Path, tree: Tree| {
-        found(&account.name, &tree.digest());
+        found(&account.name, &tree.disk_digest());
         Ok(None)
     };
     let accept = |entry: &Entry, _: &Path, digest: &str| {

@@ -225,7 +225,7 @@ pub fn validate_and_render<'w>(
                 memo.checked(
                     &entry.load_key,
                     &result_key(project, renderer_key, entry, slot, &out_dir),
-                    &tree.digest(),
+                    &tree.disk_digest(),
                 );
             }
             if blocked.contains(account.display.as_str()) {

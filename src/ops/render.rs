@@ -59,7 +59,8 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     };
     let out_dir_of = |workspace: &Workspace, account: &Account| out_dir_named(workspace, &account.name);
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-    let marker = format!("rendered by stamp {}\n", env!("CARGO_PKG_VERSION"));
+    // The marker names the account, so `--all` removes only trees written for an account.
+    let marker = |account: &str| format!("rendered by stamp {}\naccount: {account}\n", env!("CARGO_PKG_VERSION"));
     let written = Mutex::new(Vec::new());
     let done = |account: &str, dir: &Path, files: usize, unchanged: bool| {
         let dir = dir.to_path_buf();
@@ -68,11 +69,12 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // A tree already on disk as it would be written is left alone, so its files keep their
     // times (and tools watching them see no change).
     let memo = &workspace.project.memo;
-    let on_disk = |dir: &Path, digest: &str| {
+    let on_disk = |account: &str, dir: &Path, digest: &str| {
+        let marker = marker(account);
         // The tree and its marker's text, as the cache remembers them.
         let remembered = crate::cache::Key::new("tree").field(digest).field(&marker).finish();
         let stats = Tree::stats_on_disk(dir)?;
-        let files = stats.len() - 1;
+        let files = stats.len().saturating_sub(1);
         if memo.tree_known(dir, &remembered, &stats) {
             return Some(files);
         }
@@ -80,7 +82,7 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
         memo.tree_seen(dir, &remembered, &stats);
         Some(files)
     };
-    let accept = |entry: &Entry, dir: &Path, digest: &str| match on_disk(dir, digest) {
+    let accept = |entry: &Entry, dir: &Path, digest: &str| match on_disk(entry.name(), dir, digest) {
         Some(files) => {
             done(entry.name(), dir, files, true);
             true
@@ -89,17 +91,19 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     };
     // Each tree is written as soon as it is rendered, so memory stays flat however many accounts.
     let write = |account: &Account, dir: &Path, tree: Tree| {
-        if let Some(files) = on_disk(dir, &tree.digest()) {
+        let digest = tree.disk_digest();
+        if let Some(files) = on_disk(&account.name, dir, &digest) {
             done(&account.name, dir, files, true);
             return Ok(None);
         }
+        let marker = marker(&account.name);
         tree.write_atomically(dir, &marker).map_err(|e| {
             Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
                 .at(Location::file_only(&account.display))
                 .for_account(&account.name)
         })?;
         if let Some(stats) = Tree::stats_on_disk(dir) {
-            let remembered = crate::cache::Key::new("tree").field(tree.digest()).field(&marker).finish();
+            let remembered = crate::cache::Key::new("tree").field(&digest).field(&marker).finish();
             memo.tree_seen(dir, &remembered, &stats);
         }
         done(&account.name, dir, tree.files.len(), false);
@@ -133,11 +137,17 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     RenderReport { written, removed, diagnostics, sources: project.sources.clone() }
 }
 
-/// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: no
-/// account has their name, and no account file (not even one that does not load) is named
-/// like them. Only folders with Stamp's marker are touched.
+/// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: a
+/// folder whose marker says it was written for the account of its name, when no account has
+/// that name and no account file (not even one that does not load) is named like it. Nothing
+/// is removed when an account file did not load (it may be the one), and a tree holding
+/// anything Stamp did not write (Terraform's `.terraform`, a file changed after the render) is
+/// kept, with a warning.
 fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let project = &workspace.project;
+    if workspace.diagnostics.iter().any(|d| d.severity == diagnostics::Severity::Error) {
+        return Vec::new();
+    }
     let mut known: std::collections::BTreeSet<String> = project.catalog.iter().map(|e| e.name().to_string()).collect();
     let accounts_dir = project.root.join(&project.file.accounts);
     known.extend(
@@ -147,23 +157,49 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
             .filter_map(|e| e.path().file_stem().and_then(|s| s.to_str()).map(str::to_string)),
     );
     let Ok(entries) = fs_err::read_dir(parent) else { return Vec::new() };
-    let mut gone: Vec<PathBuf> = entries
+    let marker_of = |name: &str| format!("rendered by stamp {}\naccount: {name}\n", env!("CARGO_PKG_VERSION"));
+    let mut gone: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| !known.contains(e.file_name().to_string_lossy().as_ref()))
-        .map(|e| e.path())
-        .filter(|dir| dir.join(crate::render::tree::MARKER).is_file())
+        .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path())))
+        .filter(|(name, _)| !name.starts_with('.') && !known.contains(name))
         .collect();
     gone.sort();
-    gone.retain(|dir| match fs_err::remove_dir_all(dir) {
-        Ok(()) => true,
-        Err(e) => {
+    let mut removed = Vec::new();
+    for (name, dir) in gone {
+        let marker = dir.join(crate::render::tree::MARKER);
+        // Written by a Stamp that names the account (of any version: the line after the first).
+        let ours = fs_err::read_to_string(&marker).is_ok_and(|text| {
+            text.starts_with("rendered by stamp ") && text.lines().nth(1) == marker_of(&name).lines().nth(1)
+        });
+        if !ours {
+            continue;
+        }
+        let written = fs_err::metadata(&marker).and_then(|m| m.modified()).ok();
+        let foreign = walkdir::WalkDir::new(&dir).min_depth(1).into_iter().any(|e| {
+            e.map_or(true, |e| {
+                e.file_name() == ".terraform"
+                    || (!e.file_type().is_dir() && !e.file_type().is_file())
+                    || e.metadata().ok().and_then(|m| m.modified().ok()).zip(written).is_none_or(|(m, w)| m > w)
+            })
+        });
+        if foreign {
             diagnostics.push(Diagnostic::warning(
+                "render.keep",
+                format!(
+                    "kept `{}`: its account no longer exists, but it holds files Stamp did not write (remove it by hand)",
+                    dir.display()
+                ),
+            ));
+            continue;
+        }
+        match fs_err::remove_dir_all(&dir) {
+            Ok(()) => removed.push(dir),
+            Err(e) => diagnostics.push(Diagnostic::warning(
                 "render.remove",
                 format!("cannot remove `{}` (its account no longer exists): {e}", dir.display()),
-            ));
-            false
+            )),
         }
-    });
-    gone
+    }
+    removed
 }

@@ -98,7 +98,8 @@ pub struct Snapshot {
     /// The project root inside the temporary folder.
     pub root: PathBuf,
     pub accounts: Vec<crate::config::project::AccountFile>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    _checkout: Option<Revision>,
 }
 
 /// One file of a git tree: its mode, blob id and path (relative to the project).
@@ -110,34 +111,90 @@ struct Listed {
 }
 
 impl Snapshot {
+    /// The project at `rev`. Where reading git's objects directly could differ from a checkout
+    /// (symbolic links, submodules, attributes that convert files, folders outside the
+    /// project, names that are not UTF-8), the revision is extracted whole instead.
     pub fn take(project_root: &Path, rev: &str) -> Result<Self, String> {
         git(project_root, &["rev-parse", "--show-toplevel"])
             .map_err(|_| format!("`{}` is not in a git repository", project_root.display()))?;
         let commit = git(project_root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
             .map_err(|_| format!("unknown git revision `{rev}`"))?;
-        let listing = git_bytes(project_root, &["ls-tree", "-r", "-z", &commit, "--", "."])?;
-        let listed: Vec<Listed> = listing
-            .split(|&b| b == 0)
-            .filter(|line| !line.is_empty())
-            .filter_map(|line| {
-                let line = std::str::from_utf8(line).ok()?;
-                let (meta, path) = line.split_once('\t')?;
-                let mut parts = meta.split(' ');
-                let (mode, kind, oid) = (parts.next()?, parts.next()?, parts.next()?);
-                (kind == "blob" && matches!(mode, "100644" | "100755")).then(|| Listed {
-                    mode: mode.to_string(),
-                    oid: oid.to_string(),
-                    path: PathBuf::from(path),
-                })
-            })
+        match Self::from_objects(project_root, rev, &commit)? {
+            Some(snapshot) => Ok(snapshot),
+            None => Self::checked_out(project_root, rev),
+        }
+    }
+
+    /// The whole revision extracted (`git archive`), its account files read from there.
+    fn checked_out(project_root: &Path, rev: &str) -> Result<Self, String> {
+        let revision = Revision::checkout(project_root, rev)?;
+        let settings = crate::config::project::read_settings(&revision.root)
+            .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
+        let mut accounts: Vec<PathBuf> = walkdir::WalkDir::new(revision.root.join(&settings.accounts))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
+            .map(walkdir::DirEntry::into_path)
             .collect();
+        accounts.sort();
+        let accounts = accounts
+            .into_iter()
+            .map(|path| crate::config::project::AccountFile { read_from: path.clone(), path })
+            .collect();
+        Ok(Self {
+            commit: revision.commit.clone(),
+            root: revision.root.clone(),
+            accounts,
+            _dir: None,
+            _checkout: Some(revision),
+        })
+    }
+
+    /// The revision from git's objects: only `stamp.yaml`, archetypes, blueprints and the
+    /// account files that differ from the working tree are extracted. `None`: the repository
+    /// holds something this way could read differently from a checkout.
+    fn from_objects(project_root: &Path, rev: &str, commit: &str) -> Result<Option<Self>, String> {
+        // Attributes (line endings, filters) make a checkout differ from the stored objects.
+        let attributes = git_bytes(project_root, &["ls-files", "-z", "--", ":(top,glob)**/.gitattributes"])?;
+        let info = git(project_root, &["rev-parse", "--git-path", "info/attributes"]).unwrap_or_default();
+        let converts = ["core.autocrlf", "core.eol"]
+            .iter()
+            .any(|key| git(project_root, &["config", "--get", key]).is_ok_and(|v| !v.is_empty() && v != "false"));
+        if !attributes.is_empty() || project_root.join(&info).is_file() || converts {
+            return Ok(None);
+        }
+        let listing = git_bytes(project_root, &["ls-tree", "-r", "-z", commit, "--", "."])?;
+        let mut listed = Vec::new();
+        for line in listing.split(|&b| b == 0).filter(|line| !line.is_empty()) {
+            let Some((meta, path)) = std::str::from_utf8(line).ok().and_then(|l| l.split_once('\t')) else {
+                return Ok(None);
+            };
+            let mut parts = meta.split(' ');
+            let (Some(mode), Some(kind), Some(oid)) = (parts.next(), parts.next(), parts.next()) else {
+                return Ok(None);
+            };
+            if kind != "blob" || !matches!(mode, "100644" | "100755") {
+                // A symbolic link or a submodule.
+                return Ok(None);
+            }
+            listed.push(Listed { mode: mode.to_string(), oid: oid.to_string(), path: PathBuf::from(path) });
+        }
         let changed =
-            git_bytes(project_root, &["diff", "--name-only", "-z", "--no-renames", "--relative", &commit, "--"])?;
-        let changed: std::collections::BTreeSet<PathBuf> = changed
+            git_bytes(project_root, &["diff", "--name-only", "-z", "--no-renames", "--relative", commit, "--"])?;
+        let mut changed: std::collections::BTreeSet<PathBuf> = changed
             .split(|&b| b == 0)
             .filter(|p| !p.is_empty())
             .filter_map(|p| std::str::from_utf8(p).ok().map(PathBuf::from))
             .collect();
+        // Files git is told not to look at (`--assume-unchanged`, `--skip-worktree`) may differ
+        // without `git diff` saying so: they are read from the revision.
+        let flagged = git_bytes(project_root, &["ls-files", "-v", "-z", "--", "."])?;
+        for entry in flagged.split(|&b| b == 0).filter(|e| e.len() > 2) {
+            let tag = entry[0];
+            if tag.is_ascii_lowercase() || tag == b'S' {
+                changed.extend(std::str::from_utf8(&entry[2..]).ok().map(PathBuf::from));
+            }
+        }
         let project_file = Path::new(crate::config::project::PROJECT_FILE);
         let Some(stamp_yaml) = listed.iter().find(|l| l.path == project_file) else {
             return Err(format!("revision `{rev}` has no `stamp.yaml` in this project's folder"));
@@ -147,14 +204,23 @@ impl Snapshot {
         extract(project_root, &root, std::slice::from_ref(stamp_yaml))?;
         let settings = crate::config::project::read_settings(&root)
             .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
-        let normal = |dir: &Path| -> PathBuf {
-            dir.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+        let normal = |dir: &Path| -> Option<PathBuf> {
+            dir.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .map(|c| match c {
+                    std::path::Component::Normal(part) => Some(part),
+                    _ => None,
+                })
+                .collect()
         };
-        let (archetypes, blueprints, accounts_dir) =
-            (normal(&settings.archetypes), normal(&settings.blueprints), normal(&settings.accounts));
+        // A folder outside the project (`../shared`) is not in this listing.
+        let (Some(archetypes), Some(blueprints), Some(accounts_dir)) =
+            (normal(&settings.archetypes), normal(&settings.blueprints), normal(&settings.accounts))
+        else {
+            return Ok(None);
+        };
         // The whole project when a folder is the project itself.
         let inside = |path: &Path, dir: &Path| path.starts_with(dir);
-        let is_yaml = |path: &Path| matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         let mut wanted = Vec::new();
         let mut accounts = Vec::new();
         for file in &listed {
@@ -170,8 +236,12 @@ impl Snapshot {
             }
         }
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
-        Ok(Self { commit, root, accounts, _dir: dir })
+        Ok(Some(Self { commit: commit.to_string(), root, accounts, _dir: Some(dir), _checkout: None }))
     }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {

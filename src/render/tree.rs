@@ -37,6 +37,13 @@ impl Tree {
         digest_of(self.files.iter().map(|(path, file)| (path.as_str(), &*file.content)))
     }
 
+    /// The digest of every file's path, mode (executable or not) and content, each
+    /// length-prefixed: what a tree written to disk is compared by ([`Tree::digest`], which the
+    /// ledger records, leaves the mode out).
+    pub fn disk_digest(&self) -> String {
+        disk_digest_of(self.files.iter().map(|(path, file)| (path.as_str(), file.executable, &*file.content)))
+    }
+
     /// The files of the tree Stamp wrote to `dir` (its marker included, Terraform's
     /// `.terraform` folder, which a render keeps, left out), as relative path and full path;
     /// `None` when there is no tree, or something else than files and folders is in it.
@@ -85,11 +92,13 @@ impl Tree {
                     return None;
                 }
             } else {
-                files.insert(relative, content);
+                let executable = fs_err::metadata(&path).ok().is_some_and(|m| is_executable(&m));
+                files.insert(relative, (executable, content));
             }
         }
         let count = files.len();
-        Some((digest_of(files.iter().map(|(path, content)| (path.as_str(), content.as_slice()))), count))
+        let digest = disk_digest_of(files.iter().map(|(path, (x, content))| (path.as_str(), *x, content.as_slice())));
+        Some((digest, count))
     }
 
     /// Writes the tree to `dir`: first into a temporary folder next to it (every file synced),
@@ -119,6 +128,14 @@ impl Tree {
         crate::fsio::replace_dir(&staging.keep(), dir)?;
         Ok(())
     }
+}
+
+fn disk_digest_of<'a>(files: impl Iterator<Item = (&'a str, bool, &'a [u8])>) -> String {
+    let mut key = crate::cache::Key::new("tree-on-disk");
+    for (path, executable, content) in files {
+        key = key.field(path).field(if executable { "x" } else { "-" }).field(content);
+    }
+    key.finish()
 }
 
 fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
