@@ -2,7 +2,8 @@
 #   make demo                 build, check and render every fixture account, then apply, clone,
 #                             migrate, reap and destroy the offline local-staging environment
 #   make test                 the whole test suite, with the real (pinned) Terraform
-#   make bench                time check and render on a synthetic 1,000-account organisation
+#   make bench                time check, render and the build cache on synthetic 1,000- and
+#                             10,000-account organisations
 #   make check                stamp check
 #   make render ACCOUNT=x     stamp render x
 #   make plan ACCOUNT=x       stamp plan x            (make apply / make destroy ACCOUNT=x alike)
