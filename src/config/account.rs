@@ -70,10 +70,7 @@ impl Account {
     /// The name of the account's environment in its slot: what its state, work folder and
     /// resource names are keyed by.
     pub fn instance(&self) -> String {
-        match self.slot {
-            Slot::Blue => self.name.clone(),
-            Slot::Green => format!("{}-green", self.name),
-        }
+        self.slot.instance_of(&self.name)
     }
 
     /// The same account in the other slot.

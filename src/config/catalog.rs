@@ -111,14 +111,6 @@ impl Entry {
         self.summary.facts.iter().find(|f| f.pointer == pointer)
     }
 
-    /// The name of the account's environment in its slot (see [`Account::instance`]).
-    pub fn instance(&self) -> String {
-        match self.slot {
-            Slot::Blue => self.summary.name.clone(),
-            Slot::Green => format!("{}-green", self.summary.name),
-        }
-    }
-
     /// Sets the live slot, creation time and damaged records from the account's history.
     pub fn annotate(&mut self, history: &History) {
         self.slot = crate::ledger::live_slot(&history.records);

@@ -332,15 +332,7 @@ impl Project {
                 self.sources.clone(),
             ));
         }
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&accounts_dir)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
-            .map(walkdir::DirEntry::into_path)
-            .collect();
-        files.sort();
-        Ok(files.into_iter().map(|path| AccountFile { read_from: path.clone(), path }).collect())
+        Ok(account_files_in(&accounts_dir))
     }
 
     /// The cache key of what an account's loading depends on besides its file: Stamp,
@@ -694,7 +686,19 @@ impl Project {
     }
 }
 
-fn is_yaml(path: &Path) -> bool {
+/// The YAML files (regular files, not links) under `dir`, sorted, each read where it is.
+pub fn account_files_in(dir: &Path) -> Vec<AccountFile> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    files.sort();
+    files.into_iter().map(|path| AccountFile { read_from: path.clone(), path }).collect()
+}
+
+pub fn is_yaml(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 

@@ -31,6 +31,15 @@ impl Slot {
             Self::Green => "green",
         }
     }
+
+    /// The name of account `name`'s environment in this slot: what its state, work folder and
+    /// resource names are keyed by (`<name>-green` for the second slot).
+    pub fn instance_of(self, name: &str) -> String {
+        match self {
+            Self::Blue => name.to_string(),
+            Self::Green => format!("{name}-green"),
+        }
+    }
 }
 
 impl std::fmt::Display for Slot {

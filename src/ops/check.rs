@@ -118,10 +118,7 @@ enum Outcome<'w> {
 /// The cache key of an account's clean check: its load, its slot and creation time, the
 /// renderer (version, blueprint) and where its local state would be, relative to `out_dir`.
 fn result_key(project: &Project, renderer_key: &str, entry: &Entry, slot: Slot, out_dir: &Path) -> String {
-    let instance = match slot {
-        Slot::Blue => entry.name().to_string(),
-        Slot::Green => format!("{}-green", entry.name()),
-    };
+    let instance = slot.instance_of(entry.name());
     Key::new("result")
         .field(&entry.load_key)
         .field(slot.as_str())

@@ -300,7 +300,7 @@ fn plan_all<'a>(
             .par_iter()
             .map(|(account, tree)| {
                 let start = Instant::now();
-                let digest = tree_digest(tree);
+                let digest = tree.digest();
                 if interrupted() {
                     let error = RunError::Interrupted("nothing".into());
                     return Planned {
@@ -361,11 +361,6 @@ fn pre_deploy(run: &mut AccountRun<'_>, version: &str) -> Option<PlanOutcome> {
         message: format!("pre-deploy hook `{}` failed: nothing was planned", failed.name),
         details: failed.output.lines().map(str::to_string).collect(),
     })
-}
-
-/// sha256 over a rendered tree's paths and contents.
-pub fn tree_digest(tree: &Tree) -> String {
-    tree.digest()
 }
 
 /// `stamp plan`.
@@ -752,7 +747,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
             saved.account, account.name
         ));
     }
-    let digest = tree_digest(tree);
+    let digest = tree.digest();
     if digest != saved.tree_digest {
         return Err(format!(
             "the saved plan was made from different rendered files (version {}) than account `{}` renders now (version {}); plan again",

@@ -257,15 +257,10 @@ impl Workspace {
     pub fn add_new_files(&mut self, dir: &Path) {
         let known: BTreeSet<PathBuf> =
             self.project.catalog.iter().filter_map(|e| fs_err::canonicalize(&e.path).ok()).collect();
-        let files: Vec<String> = walkdir::WalkDir::new(dir)
-            .sort_by_file_name()
+        let files: Vec<String> = crate::config::project::account_files_in(dir)
             .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .map(walkdir::DirEntry::into_path)
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .filter(|p| fs_err::canonicalize(p).is_ok_and(|c| !known.contains(&c)))
-            .map(|p| p.display().to_string())
+            .filter(|f| fs_err::canonicalize(&f.path).is_ok_and(|c| !known.contains(&c)))
+            .map(|f| f.path.display().to_string())
             .collect();
         self.add_files(&files);
     }

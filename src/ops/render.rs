@@ -59,8 +59,6 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     };
     let out_dir_of = |workspace: &Workspace, account: &Account| out_dir_named(workspace, &account.name);
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-    // The marker names the account, so `--all` removes only trees written for an account.
-    let marker = |account: &str| format!("rendered by stamp {}\naccount: {account}\n", env!("CARGO_PKG_VERSION"));
     let written = Mutex::new(Vec::new());
     let done = |account: &str, dir: &Path, files: usize, unchanged: bool| {
         let dir = dir.to_path_buf();
@@ -137,6 +135,12 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     RenderReport { written, removed, diagnostics, sources: project.sources.clone() }
 }
 
+/// The text of the marker in a tree `stamp render` wrote for `account`: it names the account,
+/// so `--all` removes only trees written for an account that is gone.
+fn marker(account: &str) -> String {
+    format!("rendered by stamp {}\naccount: {account}\n", env!("CARGO_PKG_VERSION"))
+}
+
 /// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: a
 /// folder whose marker says it was written for the account of its name, when no account has
 /// that name and no account file (not even one that does not load) is named like it. Nothing
@@ -157,7 +161,6 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
             .filter_map(|e| e.path().file_stem().and_then(|s| s.to_str()).map(str::to_string)),
     );
     let Ok(entries) = fs_err::read_dir(parent) else { return Vec::new() };
-    let marker_of = |name: &str| format!("rendered by stamp {}\naccount: {name}\n", env!("CARGO_PKG_VERSION"));
     let mut gone: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -167,15 +170,15 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
     gone.sort();
     let mut removed = Vec::new();
     for (name, dir) in gone {
-        let marker = dir.join(crate::render::tree::MARKER);
+        let marker_file = dir.join(crate::render::tree::MARKER);
         // Written by a Stamp that names the account (of any version: the line after the first).
-        let ours = fs_err::read_to_string(&marker).is_ok_and(|text| {
-            text.starts_with("rendered by stamp ") && text.lines().nth(1) == marker_of(&name).lines().nth(1)
+        let ours = fs_err::read_to_string(&marker_file).is_ok_and(|text| {
+            text.starts_with("rendered by stamp ") && text.lines().nth(1) == marker(&name).lines().nth(1)
         });
         if !ours {
             continue;
         }
-        let written = fs_err::metadata(&marker).and_then(|m| m.modified()).ok();
+        let written = fs_err::metadata(&marker_file).and_then(|m| m.modified()).ok();
         let foreign = walkdir::WalkDir::new(&dir).min_depth(1).into_iter().any(|e| {
             e.map_or(true, |e| {
                 e.file_name() == ".terraform"

@@ -130,17 +130,7 @@ impl Snapshot {
         let revision = Revision::checkout(project_root, rev)?;
         let settings = crate::config::project::read_settings(&revision.root)
             .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
-        let mut accounts: Vec<PathBuf> = walkdir::WalkDir::new(revision.root.join(&settings.accounts))
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
-            .map(walkdir::DirEntry::into_path)
-            .collect();
-        accounts.sort();
-        let accounts = accounts
-            .into_iter()
-            .map(|path| crate::config::project::AccountFile { read_from: path.clone(), path })
-            .collect();
+        let accounts = crate::config::project::account_files_in(&revision.root.join(&settings.accounts));
         Ok(Self {
             commit: revision.commit.clone(),
             root: revision.root.clone(),
@@ -226,7 +216,7 @@ impl Snapshot {
         for file in &listed {
             if inside(&file.path, &archetypes) || inside(&file.path, &blueprints) {
                 wanted.push(file);
-            } else if inside(&file.path, &accounts_dir) && is_yaml(&file.path) {
+            } else if inside(&file.path, &accounts_dir) && crate::config::project::is_yaml(&file.path) {
                 let unchanged = !changed.contains(&file.path) && project_root.join(&file.path).is_file();
                 let read_from = if unchanged { project_root.join(&file.path) } else { root.join(&file.path) };
                 if !unchanged {
@@ -238,10 +228,6 @@ impl Snapshot {
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
         Ok(Some(Self { commit: commit.to_string(), root, accounts, _dir: Some(dir), _checkout: None }))
     }
-}
-
-fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
 fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
