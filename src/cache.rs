@@ -21,6 +21,9 @@ pub const DIR: &str = ".stamp/cache";
 /// Set to `1` (or `true`) to run without the cache, as `--no-cache` does.
 pub const NO_CACHE_ENV: &str = "STAMP_NO_CACHE";
 
+/// The largest cache file Stamp reads.
+const MAX_BYTES: u64 = 256 << 20;
+
 /// Bumped whenever what is cached, or how keys are made, changes.
 const FORMAT: &str = "1";
 
@@ -49,7 +52,12 @@ impl Cache {
     /// The cache file `name` as written by [`Cache::write`] with the same `kind`, or `None`
     /// when it is missing, damaged, of another kind or format, or the cache is off.
     pub fn read<T: DeserializeOwned>(&self, name: &str, kind: &str) -> Option<T> {
-        let bytes = fs_err::read(self.dir.as_ref()?.join(name)).ok()?;
+        let path = self.dir.as_ref()?.join(name);
+        // Far beyond any fleet's index (10,000 accounts: about 5 MB): not read at all.
+        if fs_err::metadata(&path).ok()?.len() > MAX_BYTES {
+            return None;
+        }
+        let bytes = fs_err::read(&path).ok()?;
         let body = unframe(&bytes, kind)?;
         postcard::from_bytes(body).ok()
     }
@@ -171,6 +179,10 @@ mod tests {
         fs_err::write(&path, &flipped).unwrap();
         assert_eq!(cache.read::<Vec<u32>>("x", "index"), None);
         assert_eq!(Cache::off().read::<Vec<u32>>("x", "index"), None);
+        // A huge file is not read (a sparse one: no disk is used).
+        let huge = fs_err::File::create(&path).unwrap();
+        huge.set_len(MAX_BYTES + 1).unwrap();
+        assert_eq!(cache.read::<Vec<u32>>("x", "index"), None);
     }
 
     #[test]
