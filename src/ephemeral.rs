@@ -80,7 +80,8 @@ pub fn format_time(time: SystemTime) -> String {
 }
 
 /// The time this run started: an ephemeral account created by this run is tagged, and
-/// recorded in the ledger, with it.
+/// recorded in the ledger, with it, and a development version without a commit time is made
+/// from it, so that one run (both sides of a `diff`, say) has one version.
 pub fn run_started() -> SystemTime {
     static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
     *STARTED.get_or_init(SystemTime::now)

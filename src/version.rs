@@ -43,7 +43,8 @@ impl BuildVersion {
 
     /// Resolves the version: `explicit` (from `--version` or `STAMP_VERSION`), else the
     /// project's `VERSION` file, otherwise the development version of a moment that is the same for every render of the same source:
-    /// `SOURCE_DATE_EPOCH` if set, else the time of the git commit, else now (outside git).
+    /// `SOURCE_DATE_EPOCH` if set, else the time of the git commit, else the time this run
+    /// started (outside git: one run, one version, however long it takes).
     /// The commit (and whether the tree is dirty) comes from git.
     pub fn resolve(explicit: Option<&str>, project_root: &Path) -> Self {
         let git = git_commit(project_root);
@@ -57,7 +58,7 @@ impl BuildVersion {
                     .or_else(|| git.as_ref().map(|g| g.time));
                 let at = epoch
                     .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-                    .unwrap_or_else(OffsetDateTime::now_utc);
+                    .unwrap_or_else(|| OffsetDateTime::from(crate::ephemeral::run_started()));
                 development_version(at)
             },
             str::to_string,
@@ -119,6 +120,17 @@ mod tests {
         for bad in ["1/../../x", "../1", "", "1 0", "-1", "1..2"] {
             assert!(validate(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn one_run_has_one_version_outside_git() {
+        let outside = tempfile::tempdir().unwrap();
+        if std::env::var_os("SOURCE_DATE_EPOCH").is_some() || git_commit(outside.path()).is_some() {
+            return; // the version does not come from the clock here
+        }
+        let first = BuildVersion::resolve(None, outside.path());
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(BuildVersion::resolve(None, outside.path()), first, "a second later, the same run");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn build_version(project_root: &Path, commit: &str, version: Option<&str>) -
             let time = git(project_root, &["show", "-s", "--format=%ct", commit]).ok().and_then(|t| t.parse().ok());
             let at = time
                 .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                .unwrap_or_else(time::OffsetDateTime::now_utc);
+                .unwrap_or_else(|| time::OffsetDateTime::from(crate::ephemeral::run_started()));
             crate::version::development_version(at)
         },
         str::to_string,
