@@ -50,6 +50,41 @@ pub struct ProjectFile {
     /// Where `stamp playground new` allocates networks and zones.
     #[serde(default)]
     pub playgrounds: Option<PlaygroundSettings>,
+    /// Where `terraform init` gets providers from: Stamp's shared cache.
+    #[serde(default)]
+    pub providers: ProviderSettings,
+}
+
+/// `providers:` in `stamp.yaml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The provider cache folder (relative to the project), or `off`. Default:
+    /// `$XDG_CACHE_HOME/stamp/providers` (`~/.cache/stamp/providers`).
+    #[serde(default)]
+    pub cache: Option<String>,
+}
+
+/// Names the provider cache folder (overrides `providers.cache`), or `off`.
+pub const PROVIDER_CACHE_ENV: &str = "STAMP_PROVIDER_CACHE";
+
+impl ProviderSettings {
+    /// The provider cache folder of the project at `root`, or `None` when it is off:
+    /// `STAMP_PROVIDER_CACHE`, else `providers.cache`, else the user's cache folder.
+    pub fn cache_dir(&self, root: &Path) -> Option<PathBuf> {
+        let chosen = std::env::var(PROVIDER_CACHE_ENV).ok().filter(|v| !v.is_empty()).or_else(|| self.cache.clone());
+        match chosen.as_deref() {
+            Some("off" | "false") => None,
+            Some(path) => Some(root.join(path)),
+            None => {
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+                Some(base.join("stamp").join("providers"))
+            }
+        }
+    }
 }
 
 const PROJECT_KEYS: &[&str] = &[
@@ -63,6 +98,7 @@ const PROJECT_KEYS: &[&str] = &[
     "snapshots",
     "promotion",
     "playgrounds",
+    "providers",
 ];
 
 /// Whether `name` may name an account: it names folders, lock files, ledger files and git

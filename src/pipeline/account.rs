@@ -14,6 +14,7 @@ use crate::render::Tree;
 use crate::terraform::Terraform;
 use crate::terraform::plan::{self, PlanSummary};
 use crate::terraform::process::{Finished, Invocation, Log, interrupted};
+use crate::terraform::providers::{self, ProviderCache, Requirements};
 use crate::terraform::retry::RetryPolicy;
 
 /// How long Terraform waits for a state lock held by another run before failing (a lock
@@ -74,6 +75,8 @@ pub enum RunError {
     },
     #[error("unexpected output of `terraform output -json`: {0}")]
     Outputs(#[source] serde_json::Error),
+    #[error("{0}")]
+    Providers(String),
     #[error("cannot write the work folder: {0}")]
     WorkFolder(#[source] crate::render::tree::WriteError),
 }
@@ -188,9 +191,24 @@ impl<'a> AccountRun<'a> {
         fs_err::create_dir_all(&self.dirs.data).map_err(RunError::io("cannot create the Terraform data folder"))
     }
 
-    /// `terraform init` in the work folder.
+    /// `terraform init` in the work folder, with the providers from Stamp's provider cache
+    /// (installed there once if missing) and the account's dependency lock file, which Stamp
+    /// keeps in its data folder between runs unless the tree brings its own.
     pub fn init(&mut self) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "init");
+        let kept = self.restore_lock_file()?;
+        let mut env = Vec::new();
+        let cache = self.project.file.providers.cache_dir(&self.project.root);
+        if let Some(cache) = cache.as_deref().and_then(ProviderCache::shared) {
+            let config = self.dirs.data.join("stamp.terraformrc");
+            let prepared = cache
+                .prepare(&self.dirs.work, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
+                .map_err(|e| RunError::Providers(e.to_string()))?;
+            if !prepared.from_mirror.is_empty() {
+                self.log.line(&format!("# provider cache: {} from {}", prepared.from_mirror.join(", "), cache.mirror().display()));
+            }
+            env = prepared.env;
+        }
         // A local state file is passed at init, relative to the work folder: wherever the tree
         // was rendered for (build/, an artifact), Stamp's runs use the same state.
         let mut args = vec!["init".to_string(), "-input=false".to_string(), "-no-color".to_string()];
@@ -205,8 +223,35 @@ impl<'a> AccountRun<'a> {
             args.push(format!("-backend-config=path={}", relative.display()));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.terraform(&args, &[0])?;
-        Ok(())
+        self.terraform_with(&args, &[0], &env)?;
+        self.keep_lock_file(kept.as_deref())
+    }
+
+    /// Where the account's lock file for the work folder's provider requirements is kept, once
+    /// copied into the work folder when the tree has none. `None` when the tree needs no
+    /// provider. Requirements that change (a new version constraint) start a new lock file.
+    fn restore_lock_file(&self) -> Result<Option<PathBuf>, RunError> {
+        let requirements = Requirements::of(&self.dirs.work);
+        if requirements.providers.is_empty() {
+            return Ok(None);
+        }
+        let kept = self.dirs.data.join(format!("lock-{}.hcl", requirements.signature()));
+        let lock = self.dirs.work.join(providers::LOCK_FILE);
+        if !lock.exists() && kept.is_file() {
+            fs_err::copy(&kept, &lock).map_err(RunError::io("cannot restore the dependency lock file"))?;
+        }
+        Ok(Some(kept))
+    }
+
+    /// Keeps the lock file `init` left in the work folder for the next run.
+    fn keep_lock_file(&self, kept: Option<&Path>) -> Result<(), RunError> {
+        let (Some(kept), Ok(text)) = (kept, fs_err::read(self.dirs.work.join(providers::LOCK_FILE))) else {
+            return Ok(());
+        };
+        if fs_err::read(kept).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        crate::fsio::write_atomic(kept, &text).map_err(RunError::io("cannot keep the dependency lock file"))
     }
 
     /// The work folder holds a rendered tree Terraform was initialised for.
@@ -231,7 +276,7 @@ impl<'a> AccountRun<'a> {
     pub fn apply(&mut self, what: &str) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, what);
         let plan_file = self.dirs.plan_file.display().to_string();
-        self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0]).map(|_| ())
+        self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0], &[]).map(|_| ())
     }
 
     /// Applies the account's plan file, `approved` being what it was shown to do. A transient
@@ -389,9 +434,14 @@ impl<'a> AccountRun<'a> {
 
     /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.
     fn terraform(&mut self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
+        self.terraform_with(args, ok, &[])
+    }
+
+    /// [`Self::terraform`] with `extra` variables in its environment.
+    fn terraform_with(&mut self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
         let mut attempt = 1;
         loop {
-            match self.terraform_once(args, ok) {
+            match self.terraform_once(args, ok, extra) {
                 Ok(finished) => return Ok(finished),
                 Err(RunError::Terraform { command, code, details }) => {
                     let text = details.join("\n");
@@ -419,12 +469,14 @@ impl<'a> AccountRun<'a> {
         }
     }
 
-    fn terraform_once(&self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
+    fn terraform_once(&self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
+        let mut env = self.terraform_env();
+        env.extend_from_slice(extra);
         let invocation = Invocation {
             program: &self.terraform.path,
             args: args.iter().map(|a| (*a).to_string()).collect(),
             cwd: &self.dirs.work,
-            env: self.terraform_env(),
+            env,
             timeout: None,
             grace: crate::terraform::process::TERRAFORM_GRACE,
             log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),

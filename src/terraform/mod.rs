@@ -4,6 +4,7 @@ pub mod binary;
 pub mod plan;
 pub mod plan_json;
 pub mod process;
+pub mod providers;
 pub mod retry;
 
 pub use binary::Terraform;
