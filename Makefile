@@ -78,12 +78,15 @@ demo: build terraform
 	@echo "-- stamp destroy local-qa $(STAGE)"
 	@$(STAMP) destroy local-qa $(STAGE) --auto-approve
 
-# The tests use real components: the pinned Terraform, a PostgreSQL server (state backend test)
-# and Chromium (HTML report test). Each install script is quick when its tool is already there.
+# The tests use real components: the pinned Terraform, a PostgreSQL server (state backend test),
+# Chromium (HTML report test) and a real provider built from a Python provider framework,
+# served from a filesystem mirror that stands in for the registry (provider cache test). Each install script is quick when its tool is already there.
 test: build terraform
 	pg="$$(scripts/install-postgres.sh)"; \
 	chromium="$$(scripts/install-chromium.sh)"; \
+	provider_origin="$$(scripts/install-test-provider.sh)"; \
 	STAMP_TEST_TERRAFORM=$(TERRAFORM) STAMP_TEST_PG="$$pg" STAMP_TEST_CHROMIUM="$$chromium" \
+	STAMP_TEST_PROVIDER_ORIGIN="$$provider_origin" \
 	$(CARGO) test --all-targets
 
 lint:

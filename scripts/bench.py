@@ -9,6 +9,10 @@
 2. Stamp's overhead around Terraform: `stamp plan` of a local-platform account against the
    same `terraform init` + `terraform plan` run by hand on its rendered tree (medians).
 3. Planning 20 local-platform accounts with `-j 1` and `-j 4`.
+4. The provider cache: `stamp plan --all -j 8` of 50 accounts whose blueprint uses the test
+   provider (scripts/install-test-provider.sh) padded to 64 MiB, a stand-in for a real
+   provider's size, from an offline stand-in registry: wall time and provider bytes on disk
+   with the cache (a fresh one) and without (`STAMP_PROVIDER_CACHE=off`).
 
 Usage: scripts/bench.py [--stamp PATH] [--terraform PATH] [--skip-terraform] [N ...]
 """
@@ -224,15 +228,72 @@ def parallel_plans(stamp: str, terraform: str, tmp: Path) -> None:
         print(f"stamp plan --all -j {jobs} of 20 local-platform accounts: {wall:.1f}s", flush=True)
 
 
+def disk_bytes(path: Path) -> int:
+    """Bytes of the regular files under `path`, links not followed (as `du` counts them)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            p = Path(folder) / name
+            if not p.is_symlink():
+                total += p.stat().st_size
+    return total
+
+
+def provider_cache(stamp: str, terraform: str, tmp: Path, accounts: int = 50, padding_mib: int = 64) -> None:
+    origin_of_test = Path(subprocess.run([str(ROOT / "scripts/install-test-provider.sh")], capture_output=True,
+                                         text=True, check=True).stdout.strip())
+    # The test provider, padded with incompressible bytes to the size of a real one.
+    origin = tmp / "padded-origin"
+    package = "example.com/stamp/stampecho"
+    (origin / package).mkdir(parents=True)
+    import zipfile
+    source = next((origin_of_test / package).glob("*_linux_amd64.zip"))
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(origin / package / source.name, "w") as zout:
+        for item in zin.infolist():
+            zout.writestr(item, zin.read(item))
+        zout.writestr("padding.bin", os.urandom(padding_mib << 20))
+    for mode in ("cache", "off"):
+        project = tmp / f"providers-{mode}"
+        (project / "archetypes/echo").mkdir(parents=True)
+        (project / "blueprints/echo").mkdir(parents=True)
+        (project / "accounts").mkdir()
+        (project / "stamp.yaml").write_text("archetypes: archetypes\nblueprints: blueprints\naccounts: accounts\n")
+        (project / "archetypes/echo/archetype.yaml").write_text("blueprint: echo\nprovider: none\nbackend: local\n")
+        (project / "archetypes/echo/schema.json").write_text('{"type": "object"}')
+        (project / "blueprints/echo/main.tf").write_text(
+            'terraform {\n  required_providers {\n    stampecho = {\n      source = "example.com/stamp/stampecho"\n    }\n  }\n}\n\n'
+            'resource "stampecho_value" "v" {\n  input = "x"\n}\n')
+        for i in range(accounts):
+            (project / "accounts" / f"e{i:02d}.yaml").write_text(f"archetype: echo\nenvironment: e{i}\n")
+        rc = project / "terraformrc"
+        rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{origin}"\n  }}\n}}\n')
+        cache = tmp / "provider-cache"
+        env = {**os.environ, "STAMP_TERRAFORM": terraform, "STAMP_VERSION": "1.0.0", "TF_CLI_CONFIG_FILE": str(rc),
+               "STAMP_PROVIDER_CACHE": str(cache) if mode == "cache" else "off"}
+        os.sync()
+        wall = timed([stamp, "--quiet", "plan", "--all", "-j", "8"], project, env, ok=(2,))
+        on_disk = disk_bytes(project / ".stamp") + (disk_bytes(cache) if mode == "cache" else 0)
+        label = "with the provider cache" if mode == "cache" else "without (STAMP_PROVIDER_CACHE=off)"
+        print(f"stamp plan --all -j 8 of {accounts} accounts, a {padding_mib} MiB provider, {label}: "
+              f"{wall:.1f}s, {on_disk / (1 << 20):.0f} MiB on disk", flush=True)
+        shutil.rmtree(project)
+    shutil.rmtree(tmp / "provider-cache", ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stamp", default=str(ROOT / "target/release/stamp"))
     parser.add_argument("--terraform", default=str(ROOT / ".tools/bin/terraform"))
     parser.add_argument("--skip-terraform", action="store_true", help="only the check/render benchmark")
+    parser.add_argument("--only-providers", action="store_true", help="only the provider cache benchmark")
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
     args = parser.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}")
+    if args.only_providers:
+        with tempfile.TemporaryDirectory() as tmp:
+            provider_cache(args.stamp, args.terraform, Path(tmp))
+        return
     print(f"{'accounts':>8}  {'command':<22} {'wall':>8}  {'accounts/s':>10}  {'peak RSS':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in sorted(args.sizes):
@@ -257,6 +318,7 @@ def main() -> None:
             print()
             terraform_overhead(args.stamp, args.terraform, Path(tmp))
             parallel_plans(args.stamp, args.terraform, Path(tmp))
+            provider_cache(args.stamp, args.terraform, Path(tmp))
 
 
 if __name__ == "__main__":
