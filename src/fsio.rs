@@ -12,6 +12,8 @@ pub enum Mode {
     Shared,
     /// `0600`: only the owner (files that hold secrets Terraform needs, such as saved plans).
     Private,
+    /// `0755`: anyone may read and run it (a blueprint's scripts).
+    Executable,
 }
 
 impl Mode {
@@ -20,6 +22,7 @@ impl Mode {
         match self {
             Self::Shared => 0o644,
             Self::Private => 0o600,
+            Self::Executable => 0o755,
         }
     }
 }
@@ -32,6 +35,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writes `bytes` into a temporary file beside `path`, syncs it, renames it over `path` and
 /// syncs the folder.
 pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<()> {
+    write(path, bytes, mode, Replace::Yes)
+}
+
+/// Like [`write_atomic_with`], but never replaces a file: when `path` exists (even when it
+/// appeared a moment ago), nothing is written and the error is [`io::ErrorKind::AlreadyExists`].
+pub fn create_atomic(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<()> {
+    write(path, bytes, mode, Replace::No)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Yes,
+    No,
+}
+
+fn write(path: &Path, bytes: &[u8], mode: Mode, replace: Replace) -> io::Result<()> {
     let dir = parent(path);
     fs_err::create_dir_all(&dir)?;
     // `tempfile`'s errors do not always name the file; these do.
@@ -45,7 +64,10 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], mode: Mode) -> io::Result<()
     let mut temp = builder.tempfile_in(&dir).map_err(context)?;
     temp.write_all(bytes).map_err(context)?;
     temp.as_file().sync_all().map_err(context)?;
-    temp.persist(path).map_err(|e| context(e.error))?;
+    match replace {
+        Replace::Yes => temp.persist(path).map_err(|e| context(e.error))?,
+        Replace::No => temp.persist_noclobber(path).map_err(|e| context(e.error))?,
+    };
     sync_dir(&dir)
 }
 
@@ -136,6 +158,19 @@ mod tests {
         assert_eq!(fs_err::read(&path).unwrap(), b"two");
         assert_eq!(fs_err::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs_err::read_dir(tmp.path().join("sub")).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn a_created_file_never_replaces_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run.sh");
+        create_atomic(&path, b"one", Mode::Executable).unwrap();
+        let error = create_atomic(&path, b"two", Mode::Shared).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{error}");
+        assert_eq!(fs_err::read(&path).unwrap(), b"one");
+        assert_eq!(fs_err::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(fs_err::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]

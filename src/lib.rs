@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod render;
 pub mod schema;
+pub mod starter;
 pub mod store;
 pub mod text;
 pub mod version;

@@ -203,8 +203,8 @@ fn commit_and_dirty_mark_come_from_git() {
 fn help_texts_have_examples() {
     let project = Project::example();
     for command in [
-        "check", "render", "plan", "apply", "destroy", "output", "build", "verify", "diff", "affected", "drift",
-        "promote", "list", "schema", "doctor", "clone", "sync", "migrate", "reap", "history",
+        "init", "check", "render", "plan", "apply", "destroy", "output", "build", "verify", "diff", "affected",
+        "drift", "promote", "list", "schema", "doctor", "clone", "sync", "migrate", "reap", "history",
     ] {
         let out = project.stamp([command, "--help"]).run().success();
         assert!(out.stdout.contains("Examples:"), "`stamp {command} --help` has no example:\n{}", out.stdout);

@@ -8,6 +8,7 @@ mod compare;
 mod data;
 mod deploy;
 pub mod exit;
+mod init;
 mod list;
 mod output;
 mod progress;
@@ -30,7 +31,7 @@ const ABOUT: &str = "Stamp: many production-like environments from one set of te
 Stamp validates each account's YAML config against its archetype's JSON Schema and renders the\n\
 account's plain Terraform root module from its blueprint.";
 
-const EXAMPLES: &str = "Examples:\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp clone local-prod local-qa --data\n  stamp migrate local-prod --to-version 1.5.0\n  stamp playground new ana-try --from local-staging --owner ana --ttl 8h\n  stamp reap --dry-run\n  stamp history local-prod\n  stamp store import\n  stamp schema service-platform > schema.json\n\nExit codes: 0 success, 1 failure, 2 usage error; `plan`: 0 no changes, 2 changes, 1 any error;\n`diff`: 0 identical, 1 different, 2 any error.";
+const EXAMPLES: &str = "Examples:\n  stamp init shop\n  stamp list\n  stamp check\n  stamp check fixtures/invalid/bad-cidr.yaml\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp plan local-staging\n  stamp apply local-staging --auto-approve\n  stamp destroy local-staging --auto-approve\n  stamp build production --version 1.4.0\n  stamp diff staging production --ignore-account-values\n  stamp affected --since origin/main\n  stamp drift --format html --out drift.html\n  stamp clone local-prod local-qa --data\n  stamp migrate local-prod --to-version 1.5.0\n  stamp playground new ana-try --from local-staging --owner ana --ttl 8h\n  stamp reap --dry-run\n  stamp history local-prod\n  stamp store import\n  stamp schema service-platform > schema.json\n\nExit codes: 0 success, 1 failure, 2 usage error; `plan`: 0 no changes, 2 changes, 1 any error;\n`diff`: 0 identical, 1 different, 2 any error.";
 
 #[derive(Debug, Parser)]
 #[command(name = "stamp", version, about = ABOUT, after_help = EXAMPLES, max_term_width = 100)]
@@ -57,6 +58,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Init(init::Args),
     Check(check::Args),
     Render(render::Args),
     Plan(deploy::PlanArgs),
@@ -85,6 +87,7 @@ impl Command {
     /// The subcommand's name, as typed.
     fn name(&self) -> &'static str {
         match self {
+            Self::Init(_) => "init",
             Self::Check(_) => "check",
             Self::Render(_) => "render",
             Self::Plan(_) => "plan",
@@ -189,6 +192,8 @@ where
 /// Loads the project once and runs the command on it.
 fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
     match &cli.command {
+        // A new project: there is none to load yet.
+        Command::Init(args) => return init::run(args, out),
         Command::Doctor(args) => return deploy::doctor(args, out),
         Command::Verify(args) => return artifact::verify_command(args, out),
         _ => {}
@@ -256,7 +261,9 @@ fn run_command(
         Command::Build(args) => artifact::build_command(workspace, args, out),
         Command::History(args) => store::history(workspace, args, out),
         Command::Store(args) => store::store(workspace, args, out),
-        Command::Playground(_) | Command::Doctor(_) | Command::Verify(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Playground(_) | Command::Doctor(_) | Command::Verify(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

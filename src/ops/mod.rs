@@ -10,6 +10,7 @@ pub mod diff;
 pub mod drift;
 pub mod environments;
 pub mod error;
+pub mod init;
 pub mod list;
 pub mod migrate;
 pub mod plan_report;
