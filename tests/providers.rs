@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{Run, repo, terraform};
@@ -38,7 +39,10 @@ impl Fleet {
             fs_err::create_dir_all(path.parent().unwrap()).unwrap();
             fs_err::write(path, text).unwrap();
         };
-        write("stamp.yaml", "archetypes: archetypes\nblueprints: blueprints\naccounts: accounts\nstate:\n  local:\n    dir: .stamp/state\n");
+        write(
+            "stamp.yaml",
+            "archetypes: archetypes\nblueprints: blueprints\naccounts: accounts\nstate:\n  local:\n    dir: .stamp/state\n",
+        );
         write(
             "archetypes/echo/archetype.yaml",
             "description: Echo (a real provider from a filesystem mirror)\nblueprint: echo\nprovider: none\nbackend: local\ndefaults:\n  message: hello\n",
@@ -56,7 +60,10 @@ impl Fleet {
              output \"echo\" {\n  value = stampecho_value.message.output\n}\n",
         );
         for n in 0..accounts {
-            write(&format!("accounts/e{n}.yaml"), &format!("archetype: echo\nenvironment: env{n}\nmessage: hello {n}\n"));
+            write(
+                &format!("accounts/e{n}.yaml"),
+                &format!("archetype: echo\nenvironment: env{n}\nmessage: hello {n}\n"),
+            );
         }
         write(
             "terraformrc",
@@ -127,11 +134,14 @@ fn one_install_per_run_linked_into_every_account() {
         let text = fs_err::read_to_string(&config).unwrap();
         assert!(!text.contains("secret-registry-token"), "no token on disk:\n{text}");
         assert!(text.contains("filesystem_mirror"), "{text}");
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs_err::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
     }
     assert!(
-        fs_err::read_dir(cache.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".install-")),
+        fs_err::read_dir(cache.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".install-")),
         "no install folder left behind"
     );
 
@@ -139,8 +149,11 @@ fn one_install_per_run_linked_into_every_account() {
     let moved = tempfile::tempdir().unwrap();
     let gone = moved.path().join("origin");
     let config = fleet.path().join("terraformrc");
-    fs_err::write(&config, format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n", gone.display()))
-        .unwrap();
+    fs_err::write(
+        &config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n", gone.display()),
+    )
+    .unwrap();
     for n in 0..8 {
         fs_err::remove_dir_all(fleet.data(&format!("e{n}")).join("providers")).unwrap();
     }
@@ -193,7 +206,11 @@ fn two_runs_filling_one_cache_at_once_agree() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(fleets.iter().map(Fleet::installs).sum::<usize>(), 1, "one of the two downloaded, the other waited and linked it");
+    assert_eq!(
+        fleets.iter().map(Fleet::installs).sum::<usize>(),
+        1,
+        "one of the two downloaded, the other waited and linked it"
+    );
     let versions = fs_err::read_dir(cache.path().join("mirror/example.com/stamp/stampecho")).unwrap().count();
     assert_eq!(versions, 1);
 }

@@ -205,7 +205,11 @@ impl<'a> AccountRun<'a> {
                 .prepare(&self.dirs.work, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
                 .map_err(|e| RunError::Providers(e.to_string()))?;
             if !prepared.from_mirror.is_empty() {
-                self.log.line(&format!("# provider cache: {} from {}", prepared.from_mirror.join(", "), cache.mirror().display()));
+                self.log.line(&format!(
+                    "# provider cache: {} from {}",
+                    prepared.from_mirror.join(", "),
+                    cache.mirror().display()
+                ));
             }
             env = prepared.env;
         }

@@ -76,8 +76,12 @@ impl Requirements {
                     Expression::Object(object) => {
                         let field = |name: &str| {
                             object.iter().find_map(|(k, v)| match (k, v) {
-                                (ObjectKey::Identifier(i), Expression::String(s)) if i.as_str() == name => Some(s.clone()),
-                                (ObjectKey::Expression(Expression::String(key)), Expression::String(s)) if key == name => {
+                                (ObjectKey::Identifier(i), Expression::String(s)) if i.as_str() == name => {
+                                    Some(s.clone())
+                                }
+                                (ObjectKey::Expression(Expression::String(key)), Expression::String(s))
+                                    if key == name =>
+                                {
                                     Some(s.clone())
                                 }
                                 _ => None,
@@ -106,7 +110,13 @@ impl Requirements {
     /// A short digest of the requirements: accounts with the same one resolve to the same
     /// providers, so one install serves them all.
     pub fn signature(&self) -> String {
-        let text: String = self.providers.iter().map(|(s, v)| format!("{s}\t{v}\n")).collect();
+        let mut text = String::new();
+        for (source, version) in &self.providers {
+            text.push_str(source);
+            text.push('\t');
+            text.push_str(version);
+            text.push('\n');
+        }
         crate::cache::content_digest(text.as_bytes()).chars().take(16).collect()
     }
 }
@@ -141,10 +151,10 @@ pub fn locked(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 /// Terraform's name for this machine's platform (`linux_amd64`), if it has one.
 pub fn platform() -> Option<String> {
-    let os = match std::env::consts::OS {
-        os @ ("linux" | "darwin" | "windows" | "freebsd" | "openbsd") => os,
-        _ => return None,
-    };
+    let os = std::env::consts::OS;
+    if !matches!(os, "linux" | "darwin" | "windows" | "freebsd" | "openbsd") {
+        return None;
+    }
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -216,9 +226,9 @@ impl ProviderCache {
         let platform = platform()?;
         let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         let mut caches = CACHES.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cache = caches.entry(root.clone()).or_insert_with(|| {
-            Arc::new(Self { root, platform, installed: Mutex::default() })
-        });
+        let cache = caches
+            .entry(root.clone())
+            .or_insert_with(|| Arc::new(Self { root, platform, installed: Mutex::default() }));
         Some(Arc::clone(cache))
     }
 
@@ -288,7 +298,8 @@ impl ProviderCache {
     fn lock_file(&self) -> Result<fs_err::File, CacheError> {
         fs_err::create_dir_all(self.mirror()).map_err(io_error(&self.root))?;
         let path = self.root.join(".lock");
-        let file = fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
+        let file =
+            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
         file.file().lock().map_err(io_error(&path))?;
         Ok(file)
     }
@@ -303,8 +314,12 @@ impl ProviderCache {
         log: &Log,
         hold: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> Result<(), CacheError> {
-        let staging = tempfile::Builder::new().prefix(".install-").tempdir_in(&self.root).map_err(io_error(&self.root))?;
-        log.line(&format!("# provider cache: resolving the providers of this root module into {}", self.mirror().display()));
+        let staging =
+            tempfile::Builder::new().prefix(".install-").tempdir_in(&self.root).map_err(io_error(&self.root))?;
+        log.line(&format!(
+            "# provider cache: resolving the providers of this root module into {}",
+            self.mirror().display()
+        ));
         // The mirror first, so a version it has is linked, not downloaded again.
         let (text, tokens) = self.cli_config(None)?;
         let config = staging.path().join("terraformrc");
@@ -332,7 +347,9 @@ impl ProviderCache {
             return Err(CacheError::Install(finished.tail(12)));
         }
         let providers = staging.path().join("data").join("providers");
-        for (source, version) in fs_err::read_to_string(work.join(LOCK_FILE)).ok().and_then(|t| locked(&t).ok()).unwrap_or_default() {
+        for (source, version) in
+            fs_err::read_to_string(work.join(LOCK_FILE)).ok().and_then(|t| locked(&t).ok()).unwrap_or_default()
+        {
             let target = self.slot(&source, &version);
             let installed = providers.join(&source).join(&version).join(&self.platform);
             if target.is_dir() || !installed.exists() {
@@ -383,10 +400,11 @@ impl ProviderCache {
                     Structure::Block(b) if b.identifier() == "provider_installation" => methods.extend(b.body.0),
                     Structure::Block(b) if b.identifier() == "credentials" => {
                         let host = b.labels().first().map(|l| l.as_str().to_string()).unwrap_or_default();
-                        let token = b.body().0.iter().filter_map(Structure::as_attribute).find_map(|a| match a.expr() {
-                            Expression::String(t) if a.key() == "token" => Some(t.clone()),
-                            _ => None,
-                        });
+                        let token =
+                            b.body().0.iter().filter_map(Structure::as_attribute).find_map(|a| match a.expr() {
+                                Expression::String(t) if a.key() == "token" => Some(t.clone()),
+                                _ => None,
+                            });
                         match (token_variable(&host), token) {
                             (Some(variable), Some(token)) => tokens.push((variable, token)),
                             _ => {
@@ -401,7 +419,8 @@ impl ProviderCache {
                 }
             }
         }
-        let mut mirror = Block::builder("filesystem_mirror").add_attribute(("path", self.mirror().display().to_string()));
+        let mut mirror =
+            Block::builder("filesystem_mirror").add_attribute(("path", self.mirror().display().to_string()));
         if let Some(sources) = only {
             let listed: Vec<Expression> = sources.iter().map(|s| Expression::String(s.clone())).collect();
             mirror = mirror.add_attribute(("include", Expression::Array(listed)));
@@ -420,7 +439,8 @@ impl ProviderCache {
             });
         }
         kept.push(Structure::Block(Block::builder("provider_installation").add_structures(installation).build()));
-        let mut text = String::from("# Written by stamp for `terraform init` with its provider cache; not for editing.\n");
+        let mut text =
+            String::from("# Written by stamp for `terraform init` with its provider cache; not for editing.\n");
         text.push_str(&hcl::format::to_string(&Body(kept)).map_err(|e| CacheError::Install(e.to_string()))?);
         Ok((text, tokens))
     }
@@ -488,7 +508,8 @@ mod tests {
         assert_eq!(found.providers["registry.terraform.io/hashicorp/aws"], "~> 6.0");
         assert_eq!(found.providers["registry.terraform.io/hashicorp/null"], ">= 3");
         assert!(found.incomplete, "b.tf is not HCL");
-        let lock = "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"6.2.0\"\n  hashes = [\"h1:x\"]\n}\n";
+        let lock =
+            "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"6.2.0\"\n  hashes = [\"h1:x\"]\n}\n";
         assert_eq!(locked(lock).unwrap()["registry.terraform.io/hashicorp/aws"], "6.2.0");
         assert!(locked("provider {").is_err());
     }
