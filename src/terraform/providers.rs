@@ -132,7 +132,27 @@ pub fn normalise(source: &str) -> String {
     }
 }
 
-/// The providers a lock file pins: source → version.
+/// Whether `source` is a provider address (`HOST/NAMESPACE/TYPE`) and `version` a version
+/// Terraform would write: they name folders of the mirror, so nothing else may pass (no `..`,
+/// no `/` in a part).
+fn valid(source: &str, version: &str) -> bool {
+    let part = |p: &str, extra: &[char]| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && !p.contains("..")
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c))
+    };
+    let parts: Vec<&str> = source.split('/').collect();
+    parts.len() == 3
+        && part(parts[0], &[':'])
+        && part(parts[1], &[])
+        && part(parts[2], &[])
+        && version.len() <= 64
+        && part(version, &['+'])
+}
+
+/// The providers a lock file pins: source → version. Entries that are not a provider address
+/// and a version are left out (they could not name a folder of the mirror).
 pub fn locked(text: &str) -> Result<BTreeMap<String, String>, String> {
     let body = hcl::parse(text).map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
@@ -142,8 +162,9 @@ pub fn locked(text: &str) -> Result<BTreeMap<String, String>, String> {
             Expression::String(v) if a.key() == "version" => Some(v.clone()),
             _ => None,
         });
-        if let Some(version) = version {
-            out.insert(normalise(source.as_str()), version);
+        let source = normalise(source.as_str());
+        if let Some(version) = version.filter(|v| valid(&source, v)) {
+            out.insert(source, version);
         }
     }
     Ok(out)
@@ -301,6 +322,15 @@ impl ProviderCache {
         let file =
             fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
         file.file().lock().map_err(io_error(&path))?;
+        // Installs happen only under this lock: an install folder found now was left by a run
+        // that was killed.
+        if let Ok(entries) = fs_err::read_dir(&self.root) {
+            for entry in entries.filter_map(Result::ok) {
+                if entry.file_name().to_string_lossy().starts_with(".install-") {
+                    let _ = fs_err::remove_dir_all(entry.path());
+                }
+            }
+        }
         Ok(file)
     }
 
@@ -391,7 +421,12 @@ impl ProviderCache {
         let mut tokens = Vec::new();
         if let Some(path) = user_cli_config() {
             let fail = |reason: String| CacheError::CliConfig { path: path.clone(), reason };
-            let text = fs_err::read_to_string(&path).map_err(|e| fail(crate::diagnostics::io_reason(&e)))?;
+            let text = match fs_err::read_to_string(&path) {
+                Ok(text) => text,
+                // Terraform runs without a CLI configuration it cannot find, and so does this.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(fail(crate::diagnostics::io_reason(&e))),
+            };
             let body = hcl::parse(&text).map_err(|e| fail(e.to_string()))?;
             for structure in body.0 {
                 match structure {
@@ -512,6 +547,17 @@ mod tests {
             "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"6.2.0\"\n  hashes = [\"h1:x\"]\n}\n";
         assert_eq!(locked(lock).unwrap()["registry.terraform.io/hashicorp/aws"], "6.2.0");
         assert!(locked("provider {").is_err());
+        for (source, version) in [
+            ("registry.terraform.io/../../etc", "1.0.0"),
+            ("../../x/y", "1.0.0"),
+            ("registry.terraform.io/hashicorp/aws", "../../../tmp"),
+            ("registry.terraform.io/hashicorp/aws", "1/2"),
+            ("registry.terraform.io/hashicorp/aws", ""),
+        ] {
+            let lock = format!("provider \"{source}\" {{\n  version = \"{version}\"\n}}\n");
+            assert!(locked(&lock).unwrap().is_empty(), "{source} {version} names no folder of the mirror");
+        }
+        assert_eq!(locked("provider \"example.com:8443/a/b\" {\n  version = \"1.2.3-rc.1+x\"\n}\n").unwrap().len(), 1);
     }
 
     #[test]
