@@ -93,13 +93,13 @@ impl Fleet {
         self.path().join(".stamp/data").join(account)
     }
 
-    /// How many times a provider was downloaded into the cache, by the accounts' logs.
+    /// How many times providers were installed (downloaded) for the cache, by the accounts' logs.
     fn installs(&self) -> usize {
         let logs = self.path().join(".stamp/logs");
         fs_err::read_dir(&logs)
             .unwrap()
             .map(|e| fs_err::read_to_string(e.unwrap().path()).unwrap())
-            .map(|log| log.matches("provider cache: downloaded").count())
+            .map(|log| log.matches("provider cache: installing").count())
             .sum()
     }
 }
@@ -123,13 +123,8 @@ fn one_install_per_run_linked_into_every_account() {
         let link = installed(&data);
         assert!(link.is_symlink(), "e{n} links the cached provider");
         assert_eq!(fs_err::canonicalize(&link).unwrap(), fs_err::canonicalize(&mirrored).unwrap());
-        let kept: Vec<_> = fs_err::read_dir(&data)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("lock-"))
-            .collect();
-        assert_eq!(kept.len(), 1, "e{n} keeps its lock file");
-        assert!(fs_err::read_to_string(&kept[0]).unwrap().contains("h1:"), "with checksums");
+        let kept = fs_err::read_to_string(data.join("terraform.lock.hcl")).unwrap();
+        assert!(kept.contains("h1:"), "e{n} keeps its lock file, with checksums");
         let config = data.join("stamp.terraformrc");
         let text = fs_err::read_to_string(&config).unwrap();
         assert!(!text.contains("secret-registry-token"), "no token on disk:\n{text}");
@@ -167,20 +162,102 @@ fn one_install_per_run_linked_into_every_account() {
     assert!(state.contains("\"hello 3\""), "the provider echoed its input:\n{state}");
 }
 
-#[test]
-fn a_changed_provider_in_the_cache_is_refused() {
-    let cache = tempfile::tempdir().unwrap();
-    let fleet = Fleet::new(1, cache.path());
-    assert_eq!(fleet.stamp(["plan", "e0"]).run().code, 2);
-    let binary = cache.path().join("mirror").join(PACKAGE).join("linux_amd64/terraform-provider-stampecho_v1.0.0");
+/// Appends a line to the cached provider (a tampered or damaged copy).
+fn tamper(cache: &Path) -> PathBuf {
+    let binary = cache.join("mirror").join(PACKAGE).join("linux_amd64/terraform-provider-stampecho_v1.0.0");
     let mut text = fs_err::read_to_string(&binary).unwrap();
-    text.push_str("\n# tampered\n");
+    text.push_str("\nopen(__import__('os').environ['TAMPERED'], 'w').write('ran')\n");
     fs_err::write(&binary, text).unwrap();
+    binary
+}
+
+#[test]
+fn a_changed_provider_in_the_cache_is_never_run_and_is_replaced() {
+    let cache = tempfile::tempdir().unwrap();
+    let marker = cache.path().join("tampered-provider-ran");
+    let fleet = Fleet::new(2, cache.path());
+    assert_eq!(fleet.stamp(["plan", "e0"]).run().code, 2);
+    let binary = tamper(cache.path());
+
+    // An account whose lock file names the provider, and one with no lock file yet: neither runs
+    // the changed copy (the first would fail Terraform's checksum; the second would record it).
     fs_err::remove_dir_all(fleet.data("e0").join("providers")).unwrap();
-    let out = fleet.stamp(["plan", "e0"]).run();
+    let out = fleet.stamp(["plan", "e0", "e1"]).env("TAMPERED", &marker).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(!marker.exists(), "the changed provider never ran");
+    assert!(!fs_err::read_to_string(&binary).unwrap().contains("TAMPERED"), "the cache holds the original again");
+    let log = fs_err::read_to_string(fleet.path().join(".stamp/logs/e0.log")).unwrap()
+        + &fs_err::read_to_string(fleet.path().join(".stamp/logs/e1.log")).unwrap();
+    assert!(log.contains("replaced example.com/stamp/stampecho 1.0.0"), "{log}");
+    let lock = fs_err::read_to_string(fleet.data("e1").join("terraform.lock.hcl")).unwrap();
+    let kept = fs_err::read_to_string(fleet.data("e0").join("terraform.lock.hcl")).unwrap();
+    assert_eq!(
+        lock.lines().find(|l| l.contains("h1:")),
+        kept.lines().find(|l| l.contains("h1:")),
+        "the original's checksum"
+    );
+
+    // Changed again, with the registry gone: the plan fails rather than run it.
+    tamper(cache.path());
+    fs_err::write(fleet.path().join("terraformrc"), "provider_installation {\n  direct {}\n}\n").unwrap();
+    fs_err::remove_dir_all(fleet.data("e0").join("providers")).unwrap();
+    let out = fleet.stamp(["plan", "e0"]).env("TAMPERED", &marker).run();
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
-    let log = fs_err::read_to_string(fleet.path().join(".stamp/logs/e0.log")).unwrap();
-    assert!(log.contains("checksum") || log.contains("doesn't match"), "Terraform names the checksum:\n{log}");
+    assert!(!marker.exists(), "the changed provider never ran");
+}
+
+#[test]
+fn a_lock_file_from_another_platform_is_completed_once() {
+    // A lock file committed from another machine: only the package's `zh:` checksum (as the
+    // registry publishes it), no `h1:` for this platform.
+    let cache = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(3, cache.path());
+    let zip =
+        fs_err::read(origin().join("example.com/stamp/stampecho/terraform-provider-stampecho_1.0.0_linux_amd64.zip"))
+            .unwrap();
+    let zh = {
+        use sha2::Digest as _;
+        format!("{:x}", sha2::Sha256::digest(&zip))
+    };
+    let lock = format!(
+        "provider \"example.com/stamp/stampecho\" {{\n  version     = \"1.0.0\"\n  constraints = \">= 1.0.0\"\n  hashes = [\n    \"zh:{zh}\",\n  ]\n}}\n"
+    );
+    fs_err::write(fleet.path().join("blueprints/echo/.terraform.lock.hcl"), &lock).unwrap();
+    let out = fleet.stamp(["plan", "--all", "-j", "3"]).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert_eq!(fleet.installs(), 1, "one download for the three accounts");
+    for n in 0..3 {
+        assert!(installed(&fleet.data(&format!("e{n}"))).is_symlink(), "e{n} uses the cache");
+        let kept = fs_err::read_to_string(fleet.data(&format!("e{n}")).join("terraform.lock.hcl")).unwrap();
+        assert!(kept.contains(&format!("zh:{zh}")) && kept.contains("h1:"), "completed: {kept}");
+    }
+    // The next run starts from the completed lock files: nothing downloaded.
+    let out = fleet.stamp(["plan", "--all", "-j", "3"]).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert_eq!(fleet.installs(), 1);
+}
+
+#[test]
+fn the_users_plugin_cache_is_not_used_and_unknown_settings_turn_the_cache_off() {
+    let cache = tempfile::tempdir().unwrap();
+    let plugin_cache = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(2, cache.path());
+    let out = fleet.stamp(["plan", "--all"]).env("TF_PLUGIN_CACHE_DIR", plugin_cache.path()).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert_eq!(fs_err::read_dir(plugin_cache.path()).unwrap().count(), 0, "Terraform's plugin cache untouched");
+
+    // A setting Stamp does not understand: the cache is off for the run, with one warning.
+    let config = fleet.path().join("terraformrc");
+    let text = fs_err::read_to_string(&config).unwrap();
+    fs_err::write(&config, format!("{text}\nsome_future_setting = true\n")).unwrap();
+    for n in 0..2 {
+        fs_err::remove_dir_all(fleet.data(&format!("e{n}"))).unwrap();
+    }
+    let out = fleet.stamp(["plan", "--all"]).run();
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.matches("provider cache is off for this run").count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("some_future_setting"), "{}", out.stderr);
+    assert!(!installed(&fleet.data("e0")).is_symlink(), "installed as Terraform alone would");
 }
 
 #[test]
@@ -206,11 +283,9 @@ fn two_runs_filling_one_cache_at_once_agree() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(
-        fleets.iter().map(Fleet::installs).sum::<usize>(),
-        1,
-        "one of the two downloaded, the other waited and linked it"
-    );
+    // Neither has a lock file yet, so each run installs once (the mirror serves only what a lock
+    // file vouches for) and the second keeps the copy it finds there.
+    assert!(fleets.iter().all(|f| f.installs() == 1), "one install per run");
     let versions = fs_err::read_dir(cache.path().join("mirror/example.com/stamp/stampecho")).unwrap().count();
     assert_eq!(versions, 1);
 }

@@ -41,6 +41,18 @@ impl Shown {
 }
 
 impl Progress for Shown {
+    fn warning(&self, message: &str) {
+        let line = format!("warning: {}", crate::text::one_line(message));
+        match self {
+            Self::Bars { multi, .. } => {
+                let _ = multi.println(line);
+            }
+            _ => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+
     fn start(&self, accounts: usize) {
         if let Self::Bars { multi, total, .. } = self
             && accounts > 1

@@ -113,6 +113,8 @@ pub trait Progress: Sync {
     fn phase(&self, account: &str, phase: &str);
     /// One account is through its current stage.
     fn account_done(&self, _account: &str) {}
+    /// A problem that does not stop the run (shown even when progress is not).
+    fn warning(&self, _message: &str) {}
 }
 
 /// No progress output.
@@ -204,6 +206,9 @@ impl<'a> AccountRun<'a> {
             let prepared = cache
                 .prepare(&self.dirs.work, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
                 .map_err(|e| RunError::Providers(e.to_string()))?;
+            if let Some(warning) = &prepared.warning {
+                self.progress.warning(warning);
+            }
             if !prepared.from_mirror.is_empty() {
                 self.log.line(&format!(
                     "# provider cache: {} from {}",
@@ -228,34 +233,43 @@ impl<'a> AccountRun<'a> {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.terraform_with(&args, &[0], &env)?;
-        self.keep_lock_file(kept.as_deref())
+        self.keep_lock_file(kept)
     }
 
-    /// Where the account's lock file for the work folder's provider requirements is kept, once
-    /// copied into the work folder when the tree has none. `None` when the tree needs no
-    /// provider. Requirements that change (a new version constraint) start a new lock file.
-    fn restore_lock_file(&self) -> Result<Option<PathBuf>, RunError> {
+    /// The lock file Stamp keeps for the account between runs (the work folder is rewritten by
+    /// every run).
+    fn kept_lock_file(&self) -> PathBuf {
+        self.dirs.data.join("terraform.lock.hcl")
+    }
+
+    /// Puts the lock file `init` starts from into the work folder: the tree's own, or the one
+    /// kept from the account's last `init` (see [`providers::starting_lock`]). `false` when the
+    /// tree needs no provider.
+    fn restore_lock_file(&self) -> Result<bool, RunError> {
         let requirements = Requirements::of(&self.dirs.work);
-        if requirements.providers.is_empty() {
-            return Ok(None);
-        }
-        let kept = self.dirs.data.join(format!("lock-{}.hcl", requirements.signature()));
         let lock = self.dirs.work.join(providers::LOCK_FILE);
-        if !lock.exists() && kept.is_file() {
-            fs_err::copy(&kept, &lock).map_err(RunError::io("cannot restore the dependency lock file"))?;
+        let tree = fs_err::read_to_string(&lock).ok();
+        if requirements.providers.is_empty() && tree.is_none() {
+            return Ok(false);
         }
-        Ok(Some(kept))
+        let kept = fs_err::read_to_string(self.kept_lock_file()).ok();
+        match providers::starting_lock(tree.as_deref(), kept.as_deref(), &requirements) {
+            Some(text) if tree.as_deref() != Some(text.as_str()) => {
+                fs_err::write(&lock, text).map_err(RunError::io("cannot restore the dependency lock file"))?;
+            }
+            _ => {}
+        }
+        Ok(true)
     }
 
     /// Keeps the lock file `init` left in the work folder for the next run.
-    fn keep_lock_file(&self, kept: Option<&Path>) -> Result<(), RunError> {
-        let (Some(kept), Ok(text)) = (kept, fs_err::read(self.dirs.work.join(providers::LOCK_FILE))) else {
-            return Ok(());
-        };
-        if fs_err::read(kept).is_ok_and(|old| old == text) {
+    fn keep_lock_file(&self, keep: bool) -> Result<(), RunError> {
+        let Ok(text) = fs_err::read(self.dirs.work.join(providers::LOCK_FILE)) else { return Ok(()) };
+        let kept = self.kept_lock_file();
+        if !keep || fs_err::read(&kept).is_ok_and(|old| old == text) {
             return Ok(());
         }
-        crate::fsio::write_atomic(kept, &text).map_err(RunError::io("cannot keep the dependency lock file"))
+        crate::fsio::write_atomic(&kept, &text).map_err(RunError::io("cannot keep the dependency lock file"))
     }
 
     /// The work folder holds a rendered tree Terraform was initialised for.
