@@ -97,6 +97,9 @@ pub fn run(
             return PolicyResult::failed(policy, message);
         }
     };
+    // A failing exit with nothing to show for it is not a pass (a crash after partial
+    // output); with findings it is what checkov and conftest do when they find something.
+    let unexplained_failure = !finished.success() && found.is_empty();
     for finding in &mut found {
         if finding.waived.is_some() {
             continue;
@@ -107,13 +110,14 @@ pub fn run(
         }
     }
     let mut result = PolicyResult { name: policy.name.clone(), on: policy.on, findings: found, error: None };
-    // A failing exit with nothing to show for it is not a pass (a crash after partial output).
-    if !finished.success() && result.blocking().next().is_none() {
-        result.error = Some(format!(
-            "`{}` exited with {code} but reported no unwaived finding\n{}",
-            command.display(),
-            finished.tail(5)
-        ));
+    if unexplained_failure {
+        let lines: Vec<&str> = finished.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut error = format!("`{}` exited with {code} but reported no finding", command.display());
+        for line in &lines[lines.len().saturating_sub(5)..] {
+            error.push('\n');
+            error.push_str(line);
+        }
+        result.error = Some(error);
     }
     result
 }
