@@ -66,6 +66,13 @@ fn policy_status(policy: &PolicyResult) -> String {
     out
 }
 
+/// The accounts whose policy results get a section: those that failed their checks first,
+/// then those that passed with waived findings.
+fn policy_sections(report: &PlanReport) -> impl Iterator<Item = &AccountPlan> {
+    let shown = || report.accounts.iter().filter(|a| policies_worth_showing(a));
+    shown().filter(|a| a.policy_blocked()).chain(shown().filter(|a| !a.policy_blocked()))
+}
+
 /// Whether an account's policy checks have anything to show beyond "passed".
 fn policies_worth_showing(account: &AccountPlan) -> bool {
     account.policies.iter().any(|p| p.error.is_some() || !p.findings.is_empty())
@@ -169,7 +176,7 @@ pub fn text(report: &PlanReport) -> String {
             blocks.push(text_failure(account, message, details));
         }
     }
-    for account in report.accounts.iter().filter(|a| policies_worth_showing(a)) {
+    for account in policy_sections(report) {
         blocks.push(text_policies(account));
     }
     let passed: Vec<&str> = report
@@ -427,7 +434,7 @@ fn markdown_sections(report: &PlanReport) -> Vec<Section> {
             sections.push(Section { text: markdown_failure(account, message, details), account: true });
         }
     }
-    for account in report.accounts.iter().filter(|a| policies_worth_showing(a)) {
+    for account in policy_sections(report) {
         sections.push(Section { text: markdown_policies(account), account: true });
     }
     let passed: Vec<String> = report
@@ -448,16 +455,14 @@ fn markdown_policies(account: &AccountPlan) -> String {
     let verdict = if account.policy_blocked() { "Policy checks failed" } else { "Policy checks passed" };
     let mut out =
         format!("**{verdict}:** {} ({})\n\n", code_span(&account.account), escape_markdown(&account.environment));
-    let mut errors = String::new();
+    let mut errors = Vec::new();
     for policy in &account.policies {
         let name = format!("{} ({})", code_span(&policy.name), policy.on);
         if let Some(error) = &policy.error {
             let _ = writeln!(out, "- **error** {name}: see below");
-            let _ = write!(errors, "{name}:\n\n");
             let mut body = String::new();
             indent_into(&mut body, "", &strip_ansi(error));
-            errors.push_str(&fenced("text", &body));
-            errors.push('\n');
+            errors.push(format!("{name}:\n\n{}", fenced("text", &body)));
         }
         for finding in policy.blocking() {
             let _ = writeln!(out, "- **failed** {name}: {}", markdown_finding(finding));
@@ -472,9 +477,9 @@ fn markdown_policies(account: &AccountPlan) -> String {
             let _ = writeln!(out, "- passed {name}");
         }
     }
-    if !errors.is_empty() {
+    for error in errors {
         out.push('\n');
-        out.push_str(&errors);
+        out.push_str(&error);
     }
     out
 }
@@ -1013,6 +1018,88 @@ mod tests {
         assert_well_formed(&tiny, 300);
         assert!(tiny.starts_with("### Stamp plan\n"));
         assert!(tiny.contains("[!NOTE]"), "{tiny}");
+    }
+
+    /// Staging with a failed check, a waived one and a plan policy that timed out; production
+    /// with a finding waived inline; a sandbox whose policies passed.
+    fn policy_report() -> PlanReport {
+        use crate::config::policies::PolicyInput;
+        use crate::pipeline::findings::{Finding, Waived};
+        let finding = |id: &str, resource: Option<&str>, waived: Option<(&str, &str)>| Finding {
+            id: id.to_owned(),
+            title: format!("Ensure {id} holds"),
+            resource: resource.map(str::to_owned),
+            file: Some("s3.tf".to_owned()),
+            line: Some(12),
+            severity: None,
+            guideline: Some(format!("https://docs.example/{id}")),
+            waived: waived.map(|(by, reason)| Waived { by: by.to_owned(), reason: reason.to_owned() }),
+        };
+        let policy = |name: &str, on, findings, error: Option<&str>| PolicyResult {
+            name: name.to_owned(),
+            on,
+            findings,
+            error: error.map(str::to_owned),
+        };
+        let mut staging = account("staging-payments", "staging", planned(Vec::new(), &[]));
+        staging.policies = vec![
+            policy(
+                "checkov",
+                PolicyInput::Tree,
+                vec![
+                    finding("CKV_AWS_144", Some("aws_s3_bucket.logs"), None),
+                    finding(
+                        "CKV_AWS_18",
+                        Some("aws_s3_bucket.logs"),
+                        Some(("account", "Access logs of the log bucket would loop.")),
+                    ),
+                ],
+                None,
+            ),
+            policy("opa", PolicyInput::Plan, Vec::new(), Some("timed out after 5m")),
+        ];
+        let mut production = account(
+            "prod-payments",
+            "production",
+            planned(vec![change("aws_s3_bucket.raw", "aws_s3_bucket", Action::Create, true)], &[]),
+        );
+        production.policies = vec![policy(
+            "checkov",
+            PolicyInput::Tree,
+            vec![finding("CKV_AWS_21", None, Some(("inline", "versioning is managed by the backup plan")))],
+            None,
+        )];
+        let mut sandbox = account("dev-sandbox", "development", planned(Vec::new(), &[]));
+        sandbox.policies = vec![policy("checkov", PolicyInput::Tree, Vec::new(), None)];
+        PlanReport { operation: "plan".to_owned(), accounts: vec![production, staging, sandbox], warnings: Vec::new() }
+    }
+
+    #[test]
+    fn policy_findings_in_three_formats() {
+        let report = policy_report();
+        insta::assert_snapshot!("policies_text", text(&report));
+        insta::assert_snapshot!("policies_markdown", markdown(&report, 65_000, None));
+        insta::assert_snapshot!("policies_json", json(&report));
+        assert_eq!(report.exit_code(), 1);
+        assert_eq!(report.totals().policy_blocked, 1);
+        let unblocked = PlanReport {
+            accounts: report.accounts.iter().filter(|a| !a.policy_blocked()).cloned().collect(),
+            ..report.clone()
+        };
+        assert_eq!(unblocked.exit_code(), 2);
+    }
+
+    #[test]
+    fn policy_text_from_tools_stays_on_its_line() {
+        let mut report = policy_report();
+        let finding = &mut report.accounts[1].policies[0].findings[0];
+        finding.title = "two\nlines \u{1b}[31mred\u{1b}[0m".to_owned();
+        finding.resource = Some("a\nFAILED b".to_owned());
+        let text = text(&report);
+        assert!(!text.lines().any(|l| l.starts_with("FAILED b")), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let markdown = markdown(&report, 65_000, None);
+        assert!(!markdown.contains('\u{1b}'), "{markdown}");
     }
 
     #[test]
