@@ -281,3 +281,32 @@ fn destroy_runs_no_policies() {
     assert!(!destroy.stdout.contains("policy"), "{}", destroy.stdout);
     assert!(!project.env_dir("local-staging").exists());
 }
+
+#[test]
+fn check_runs_tree_policies_when_asked() {
+    let project = with_policies();
+    // Without `--policies`, `check` runs nothing.
+    project.stamp(["check", "local-staging"]).run().success();
+    let out = project.stamp(["check", "--policies", "local-staging"]).run().failure(1);
+    assert!(
+        out.stderr.contains(
+            "error: account `local-staging` fails its policy checks: policy `checkov` has 1 unwaived finding (`CKV_LOCAL_1`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("= in fixtures/accounts/local-staging.yaml"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("hint: `checkov`: CKV_LOCAL_1 on terraform_data.database (database.tf:"),
+        "{}",
+        out.stderr
+    );
+    // Plan policies wait for a plan.
+    assert!(!project.path().join("policies/plan-json-path").exists(), "a plan policy ran during check");
+
+    append(&project, STAGING, "policy_waivers:\n  - id: CKV_LOCAL_1\n    reason: Seeded data only.\n");
+    project.stamp(["check", "--policies", "local-staging"]).run().success();
+    let json = project.stamp(["check", "--policies", "--format", "json", "local-qa"]).run().failure(1);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["diagnostics"][0]["code"], "policy.failed", "{report:#}");
+}

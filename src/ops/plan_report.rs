@@ -81,18 +81,7 @@ impl AccountPlan {
 
     /// Why the account's policy checks block `apply`, one phrase per policy that failed.
     pub fn policy_problems(&self) -> Vec<String> {
-        self.policies
-            .iter()
-            .filter(|p| !p.passed())
-            .map(|p| match &p.error {
-                Some(error) => format!("policy `{}` failed: {}", p.name, error.lines().next().unwrap_or_default()),
-                None => {
-                    let ids: Vec<String> = p.blocking().map(|f| format!("`{}`", f.id)).collect();
-                    let noun = if ids.len() == 1 { "finding" } else { "findings" };
-                    format!("policy `{}` has {} unwaived {noun} ({})", p.name, ids.len(), ids.join(", "))
-                }
-            })
-            .collect()
+        self.policies.iter().filter_map(PolicyResult::problem).collect()
     }
 }
 

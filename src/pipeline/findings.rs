@@ -40,6 +40,25 @@ impl Finding {
         Self { id, title, resource: None, file: None, line: None, severity: None, guideline: None, waived: None }
     }
 
+    /// `CKV_AWS_144 on aws_s3_bucket.logs (main.tf:12): Ensure ...`, on one line whatever the
+    /// tool printed.
+    pub fn one_line(&self) -> String {
+        use crate::text::one_line;
+        let mut out = one_line(&self.id).into_owned();
+        if let Some(resource) = &self.resource {
+            out.push_str(" on ");
+            out.push_str(&one_line(resource));
+        }
+        if let Some(place) = self.place() {
+            out.push_str(&format!(" ({})", one_line(&place)));
+        }
+        if !self.title.trim().is_empty() {
+            out.push_str(": ");
+            out.push_str(&one_line(self.title.trim()));
+        }
+        out
+    }
+
     /// `main.tf:12`, `main.tf`, or nothing.
     pub fn place(&self) -> Option<String> {
         let file = self.file.as_deref()?;

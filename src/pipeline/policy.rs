@@ -47,6 +47,17 @@ impl PolicyResult {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.blocking().next().is_none()
     }
+
+    /// Why the policy blocks `apply`, in a phrase (`None`: it passed).
+    pub fn problem(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(format!("policy `{}` failed: {}", self.name, error.lines().next().unwrap_or_default()));
+        }
+        let ids: Vec<String> = self.blocking().map(|f| format!("`{}`", crate::text::one_line(&f.id))).collect();
+        let noun = if ids.len() == 1 { "finding" } else { "findings" };
+        (!ids.is_empty())
+            .then(|| format!("policy `{}` has {} unwaived {noun} ({})", self.name, ids.len(), ids.join(", ")))
+    }
 }
 
 /// Runs one policy where `place` says, with the account's facts in `env` (and the plan JSON's

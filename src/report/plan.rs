@@ -35,17 +35,7 @@ fn totals_line(totals: &PlanTotals) -> String {
 /// `CKV_AWS_144 on aws_s3_bucket.logs (main.tf:12): Ensure ...`, on one line (tools' text is
 /// not trusted to be).
 fn finding_line(finding: &Finding) -> String {
-    let mut out = crate::text::one_line(&finding.id).into_owned();
-    if let Some(resource) = &finding.resource {
-        let _ = write!(out, " on {}", crate::text::one_line(resource));
-    }
-    if let Some(place) = finding.place() {
-        let _ = write!(out, " ({})", crate::text::one_line(&place));
-    }
-    if !finding.title.trim().is_empty() {
-        let _ = write!(out, ": {}", crate::text::one_line(finding.title.trim()));
-    }
-    strip_ansi(&out)
+    strip_ansi(&finding.one_line())
 }
 
 /// `2 unwaived findings, 1 waived`, `passed`, `passed, 1 waived`.
