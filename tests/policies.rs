@@ -310,3 +310,17 @@ fn check_runs_tree_policies_when_asked() {
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["diagnostics"][0]["code"], "policy.failed", "{report:#}");
 }
+
+#[test]
+fn a_playground_keeps_its_sources_waivers() {
+    let project = with_policies();
+    append(&project, STAGING, "policy_waivers:\n  - id: CKV_LOCAL_1\n    reason: Seeded data only.\n");
+    project
+        .stamp(["playground", "new", "try-1", "--from", "local-staging", "--owner", "ana", "--ttl", "8h", "--no-apply"])
+        .run()
+        .success();
+    let written = project.read("fixtures/accounts/playgrounds/try-1.yaml");
+    assert!(written.contains("policy_waivers:"), "{written}");
+    assert!(written.contains("Seeded data only."), "{written}");
+    project.stamp(["check", "--policies", "try-1"]).run().success();
+}
