@@ -434,6 +434,81 @@ mod tests {
         );
     }
 
+    /// A failed check as checkov 3.3.30 prints it with `--quiet` (offline: no guideline, no
+    /// severity), from the rendered `production` tree of the example project.
+    const CHECKOV_3_3_30: &str = r#"{
+ "check_type": "terraform",
+ "results": {
+  "failed_checks": [
+   {
+    "check_id": "CKV_AWS_353",
+    "bc_check_id": null,
+    "check_name": "Ensure that RDS instances have performance insights enabled",
+    "check_result": {
+     "result": "FAILED",
+     "evaluated_keys": [
+      "performance_insights_enabled"
+     ]
+    },
+    "code_block": [
+     [
+      71,
+      "resource \"aws_db_instance\" \"this\" {\n"
+     ]
+    ],
+    "file_path": "/databases.tf",
+    "file_abs_path": "/tmp/build/databases.tf",
+    "repo_file_path": "/databases.tf",
+    "file_line_range": [
+     71,
+     103
+    ],
+    "resource": "aws_db_instance.this[\"billing\"]",
+    "evaluations": null,
+    "check_class": "checkov.terraform.checks.resource.aws.RDSInstancePerformanceInsights",
+    "fixed_definition": null,
+    "entity_tags": null,
+    "caller_file_path": null,
+    "caller_file_line_range": null,
+    "resource_address": null,
+    "severity": null,
+    "bc_category": null,
+    "benchmarks": {},
+    "description": null,
+    "short_description": null,
+    "vulnerability_details": null,
+    "connected_node": null,
+    "guideline": null,
+    "details": [],
+    "check_len": null,
+    "definition_context_file_path": "/tmp/build/databases.tf"
+   }
+  ]
+ },
+ "summary": {
+  "passed": 106,
+  "failed": 19,
+  "skipped": 0,
+  "parsing_errors": 0,
+  "resource_count": 42,
+  "checkov_version": "3.3.30"
+ }
+}"#;
+
+    #[test]
+    fn checkov_3_3_30_as_it_prints() {
+        let findings = parse(FindingFormat::Checkov, CHECKOV_3_3_30).unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].id, "CKV_AWS_353");
+        assert_eq!(findings[0].resource.as_deref(), Some(r#"aws_db_instance.this["billing"]"#));
+        assert_eq!(findings[0].place().as_deref(), Some("databases.tf:71"));
+        assert_eq!(findings[0].guideline, None);
+        assert_eq!(
+            findings[0].one_line(),
+            r#"CKV_AWS_353 on aws_db_instance.this["billing"] (databases.tf:71): Ensure that RDS instances have performance insights enabled"#
+        );
+    }
+
     #[test]
     fn checkov_lists_one_report_per_framework() {
         let list = format!(

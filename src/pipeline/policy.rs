@@ -53,10 +53,17 @@ impl PolicyResult {
         if let Some(error) = &self.error {
             return Some(format!("policy `{}` failed: {}", self.name, error.lines().next().unwrap_or_default()));
         }
-        let ids: Vec<String> = self.blocking().map(|f| format!("`{}`", crate::text::one_line(&f.id))).collect();
-        let noun = if ids.len() == 1 { "finding" } else { "findings" };
-        (!ids.is_empty())
-            .then(|| format!("policy `{}` has {} unwaived {noun} ({})", self.name, ids.len(), ids.join(", ")))
+        let count = self.blocking().count();
+        // Each id once, in the order found: one check failing on many resources is one fix.
+        let mut ids: Vec<String> = Vec::new();
+        for finding in self.blocking() {
+            let id = format!("`{}`", crate::text::one_line(&finding.id));
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let noun = if count == 1 { "finding" } else { "findings" };
+        (count > 0).then(|| format!("policy `{}` has {count} unwaived {noun} ({})", self.name, ids.join(", ")))
     }
 }
 
