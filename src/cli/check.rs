@@ -20,7 +20,7 @@ use crate::ops::check::{CheckOptions, CheckReport, check};
 /// of the whole work.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  stamp check\n  stamp check production staging\n  stamp check new-account.yaml\n  stamp check --format json\n  stamp --no-cache check"
+    after_help = "Examples:\n  stamp check\n  stamp check production staging\n  stamp check new-account.yaml\n  stamp check --format json\n  stamp check --policies production   # also checkov & co. on the rendered tree\n  stamp --no-cache check"
 )]
 pub struct Args {
     /// Accounts to check (names or YAML files). Default: every account.
@@ -32,10 +32,16 @@ pub struct Args {
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
     #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
     release: Option<String>,
+    /// Also run the archetypes' and accounts' `on: tree` policies (checkov, ...) on each
+    /// rendered tree: a finding no `policy_waivers:` entry covers, or a policy that fails to
+    /// run, is an error. `on: plan` policies run with `stamp plan`.
+    #[arg(long)]
+    policies: bool,
 }
 
 pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
-    let options = CheckOptions { accounts: args.accounts.clone(), version: args.release.clone() };
+    let options =
+        CheckOptions { accounts: args.accounts.clone(), version: args.release.clone(), policies: args.policies };
     let report = check(workspace, &options);
     print(args, &report, out)
 }

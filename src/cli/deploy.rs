@@ -75,8 +75,9 @@ pub enum PlanFormat {
 /// Render, init and plan accounts, and summarise what would change.
 ///
 /// Each account runs in its own work folder under `.stamp/work/`, with Terraform's output in
-/// `.stamp/logs/<account>.log`. Exit codes follow `terraform plan -detailed-exitcode`: 0 no
-/// changes, 2 changes, 1 error.
+/// `.stamp/logs/<account>.log`. The archetype's and account's `policies:` run on each planned
+/// account and their findings are shown with the plan. Exit codes follow `terraform plan
+/// -detailed-exitcode`: 0 no changes, 2 changes, 1 error or failed policy checks.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp plan local-staging\n  stamp plan --all -j 8 --format markdown > plan.md\n  stamp plan production --out production.plan   # then: stamp apply --plan production.plan"
@@ -160,6 +161,8 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
 /// destroys or replaces a stateful resource (database, bucket, hosted zone) of a protected
 /// account is refused unless `--confirm <account>` names it. When a smoke test of an
 /// `ephemeral: true` account fails, what was created is destroyed unless `--keep-on-failure`.
+/// When an account's policy checks fail (a finding not waived in its `policy_waivers:`, or a
+/// policy that failed to run), nothing is applied.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp apply local-staging\n  stamp apply local-staging --auto-approve\n  stamp apply --plan production.plan\n  stamp apply production --confirm production   # a plan that replaces a database"

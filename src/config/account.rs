@@ -23,6 +23,12 @@ pub struct Account {
     pub effective: Value,
     /// The file's own `hooks:` (not part of the config the schema sees).
     pub hooks: Option<super::hooks::Hooks>,
+    /// The file's own `policies:`, run besides the archetype's (not part of the config the
+    /// schema sees).
+    pub policies: Vec<super::policies::Policy>,
+    /// The file's `policy_waivers:`, each with its reason (not part of the config the schema
+    /// sees).
+    pub policy_waivers: Vec<super::policies::Waiver>,
     /// Which of the account's two side-by-side environments is live (from the ledger; a
     /// migration builds the new version in the other one, then switches).
     pub slot: Slot,

@@ -54,6 +54,9 @@ pub struct ArchetypeFile {
     /// Commands that snapshot, restore, scrub, count and take offline the account's data.
     #[serde(default)]
     pub data: super::hooks::DataHooks,
+    /// Policy checks run on the rendered tree and on the plan (checkov, conftest, scripts).
+    #[serde(default)]
+    pub policies: Vec<super::policies::Policy>,
 }
 
 /// A loaded archetype.
@@ -107,6 +110,7 @@ pub const KEYS: &[&str] = &[
     "stateful_resources",
     "retry",
     "data",
+    "policies",
 ];
 
 /// Resource types that hold data, across the providers Stamp's archetypes use. Archetypes add

@@ -6,6 +6,7 @@ pub mod archetype;
 pub mod catalog;
 pub mod hooks;
 pub mod layering;
+pub mod policies;
 pub mod project;
 pub mod redact;
 pub mod yaml;

@@ -578,6 +578,7 @@ impl Project {
             })?),
             None => None,
         };
+        let (policies, policy_waivers) = account_policies(&mut value, &positions, &display)?;
         let map = value.as_object().expect("checked above");
         let name = match map.get("name") {
             Some(Value::String(name)) => name.clone(),
@@ -611,6 +612,8 @@ impl Project {
             positions,
             effective,
             hooks,
+            policies,
+            policy_waivers,
             slot: super::account::Slot::Blue,
             created_at: None,
             ledger_damage: Vec::new(),
@@ -823,4 +826,59 @@ fn check_keys(file: &str, doc: &Document, known: &[&str]) -> Result<(), Box<Diag
         }
     }
     Ok(())
+}
+
+/// Takes an account file's `policies:` and `policy_waivers:` out of its config (the schema
+/// never sees them). A waiver must say why: one without a `reason` is an error at its place.
+fn account_policies(
+    value: &mut Value,
+    positions: &yaml::Positions,
+    display: &str,
+) -> Result<(Vec<super::policies::Policy>, Vec<super::policies::Waiver>), Box<Diagnostic>> {
+    use super::policies::{POLICIES_KEY, WAIVERS_KEY};
+    let at = |pointer: &str| {
+        let pos = positions.key(pointer).map_or((1, 1), |p| (p.line, p.column));
+        Location::new(display, pos.0, pos.1)
+    };
+    let Some(map) = value.as_object_mut() else { return Ok((Vec::new(), Vec::new())) };
+    let policies = match map.remove(POLICIES_KEY) {
+        Some(policies) => serde_json::from_value(policies).map_err(|e| {
+            Box::new(
+                Diagnostic::error("account.policies", format!("invalid `{POLICIES_KEY}`: {e}"))
+                    .at(at(&format!("/{POLICIES_KEY}")))
+                    .hint("see docs/authoring.md, \"Policy checks\""),
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let waivers: Vec<super::policies::Waiver> = match map.remove(WAIVERS_KEY) {
+        Some(waivers) => serde_json::from_value(waivers).map_err(|e| {
+            Box::new(
+                Diagnostic::error("account.policy-waivers", format!("invalid `{WAIVERS_KEY}`: {e}"))
+                    .at(at(&format!("/{WAIVERS_KEY}")))
+                    .hint("each waiver is `{id: CHECK_ID, reason: why it is acceptable}`, optionally with `resource` and `policy`"),
+            )
+        })?,
+        None => Vec::new(),
+    };
+    for (index, waiver) in waivers.iter().enumerate() {
+        let place = format!("/{WAIVERS_KEY}/{index}");
+        if waiver.id.trim().is_empty() {
+            return Err(Box::new(
+                Diagnostic::error("account.policy-waivers", "a policy waiver needs the `id` of the finding it waives")
+                    .at(at(&place)),
+            ));
+        }
+        if waiver.reason.trim().is_empty() {
+            return Err(Box::new(
+                Diagnostic::error(
+                    "account.policy-waivers",
+                    format!("the waiver of `{}` has no `reason`", crate::text::one_line(&waiver.id)),
+                )
+                .at(at(&place))
+                .hint("write why this finding is acceptable for this account: every report shows it"),
+            ));
+        }
+    }
+    Ok((policies, waivers))
 }

@@ -21,6 +21,9 @@ pub struct CheckOptions {
     pub accounts: Vec<String>,
     /// Release version to stamp; `None` for the development version.
     pub version: Option<String>,
+    /// Also run each account's `on: tree` policies on its rendered tree (every account is
+    /// rendered then: the cache cannot stand in for a policy run).
+    pub policies: bool,
 }
 
 /// What `check` found.
@@ -297,13 +300,20 @@ pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
     let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
     let out_dir = |w: &Workspace, name: &str| w.project.root.join("build").join(name);
     let reuse = Reuse { out_dir: &out_dir, accept: &|_, _, _| true };
+    let version = options
+        .policies
+        .then(|| BuildVersion::resolve(options.version.as_deref(), &workspace.project.root).environment_version());
+    let with_policies = |account: &Account, _: &Path, tree: Tree| match &version {
+        Some(version) => tree_policies(workspace, account, &tree, version).map_or(Ok(None), Err),
+        None => Ok(None),
+    };
     match validate_and_render(
         workspace,
         Selection::of(&options.accounts),
         VersionSpec::Release(options.version.as_deref()),
         &default_out_dir,
-        &drop_tree,
-        Some(&reuse),
+        if options.policies { &with_policies } else { &drop_tree },
+        (!options.policies).then_some(&reuse),
     ) {
         Ok(checked) => CheckReport {
             accounts_checked: checked.checked,
@@ -312,4 +322,70 @@ pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
         },
         Err(Report { diagnostics, sources }) => CheckReport { accounts_checked: 0, diagnostics, sources },
     }
+}
+
+/// Runs an account's `on: tree` policies on its rendered tree, written into a temporary
+/// folder; the error saying which failed, if any (waived findings do not fail).
+fn tree_policies(workspace: &Workspace, account: &Account, tree: &Tree, version: &str) -> Option<Diagnostic> {
+    use crate::pipeline::hooks::{HookEnv, Place};
+    use crate::pipeline::policy::{self, PolicyInput};
+    let project = &workspace.project;
+    let archetype = project.archetypes.get(&account.archetype)?;
+    let policies: Vec<&policy::Policy> =
+        archetype.file.policies.iter().chain(&account.policies).filter(|p| p.on == PolicyInput::Tree).collect();
+    if policies.is_empty() {
+        return None;
+    }
+    let at = crate::diagnostics::Location::file_only(&account.display);
+    let failed = |message: String| Some(Diagnostic::error("policy.failed", message).at(at.clone()));
+    let folder = match tempfile::Builder::new().prefix("stamp-policies-").tempdir() {
+        Ok(folder) => folder,
+        Err(e) => return failed(format!("cannot make a folder for the policies of `{}`: {e}", account.name)),
+    };
+    let root = folder.path().join(&account.name);
+    if let Err(e) = tree.write_atomically(&root, "tree of `stamp check --policies`\n") {
+        return failed(format!("cannot write the tree of `{}` for its policies: {e}", account.name));
+    }
+    let log_path = crate::pipeline::Dirs::new(project, account).log;
+    let log = match crate::terraform::process::Log::open(&log_path) {
+        Ok(log) => log,
+        Err(e) => return failed(format!("cannot open the log `{}`: {e}", project.display(&log_path))),
+    };
+    let root_text = root.display().to_string();
+    let project_text = project.root.display().to_string();
+    let env = HookEnv::new(
+        &[
+            ("STAMP_ACCOUNT", &account.name),
+            ("STAMP_ENVIRONMENT", account.environment()),
+            ("STAMP_ARCHETYPE", &account.archetype),
+            ("STAMP_VERSION", version),
+            ("STAMP_ROOT", &root_text),
+            ("STAMP_PROJECT", &project_text),
+        ],
+        &BTreeMap::new(),
+    );
+    let place = Place { cwd: &root, log: &log, hold: None };
+    let results: Vec<policy::PolicyResult> =
+        policies.iter().map(|p| policy::run(p, place, &env, None, &account.policy_waivers)).collect();
+    let problems: Vec<String> = results.iter().filter_map(policy::PolicyResult::problem).collect();
+    if problems.is_empty() {
+        return None;
+    }
+    let mut diagnostic = Diagnostic::error(
+        "policy.failed",
+        format!("account `{}` fails its policy checks: {}", account.name, problems.join("; ")),
+    )
+    .at(at);
+    for result in &results {
+        for finding in result.blocking() {
+            diagnostic = diagnostic.hint(format!("`{}`: {}", result.name, finding.one_line()));
+        }
+        if let Some(error) = &result.error {
+            diagnostic = diagnostic.hint(format!("`{}`: {}", result.name, crate::text::one_line(error)));
+        }
+    }
+    Some(diagnostic.hint(format!(
+        "fix the findings, or waive each in `{}` under `policy_waivers:` with a reason",
+        account.display
+    )))
 }

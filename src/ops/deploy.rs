@@ -267,6 +267,7 @@ fn account_plan(
         retries: run.map(|r| r.retries.clone()).unwrap_or_default(),
         elapsed_ms: elapsed,
         log: run.map(|r| r.project.display(&r.dirs.log)),
+        policies: Vec::new(),
     }
 }
 
@@ -342,10 +343,17 @@ fn plan_all<'a>(
                         },
                     },
                 };
+                // Policies check what would be applied: the tree, and the plan.
+                let policies = if stage != Stage::Destroy && matches!(outcome, PlanOutcome::Planned { .. }) {
+                    run.run_policies(&version)
+                } else {
+                    Vec::new()
+                };
                 let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 progress.phase(&account.name, "planned");
                 progress.account_done(&account.name);
-                let plan = account_plan(account, &version, outcome, Some(&run), elapsed);
+                let mut plan = account_plan(account, &version, outcome, Some(&run), elapsed);
+                plan.policies = policies;
                 Planned { run: Some(run), plan, tree_digest: digest }
             })
             .collect()
@@ -507,6 +515,9 @@ pub(crate) fn apply_session(
     if let Some(refusal) = protection(&report, options.confirm.as_deref(), false) {
         return Ok(DeployReport::refused(report, refusal));
     }
+    if let Some(refusal) = policy_refusal(&report) {
+        return Ok(DeployReport::refused(report, refusal));
+    }
     let anything = report.accounts.iter().any(|a| matches!(&a.outcome, PlanOutcome::Planned { .. }));
     if anything && let Err(refusal) = approver.approve(&report) {
         return Ok(DeployReport::refused(report, refusal));
@@ -627,6 +638,23 @@ fn protection(report: &PlanReport, confirm: Option<&str>, destroying: bool) -> O
         }
     }
     None
+}
+
+/// Accounts whose policy checks failed are not applied, and neither is anything else of the
+/// run: what is applied together was approved together.
+fn policy_refusal(report: &PlanReport) -> Option<String> {
+    let blocked: Vec<String> = report
+        .accounts
+        .iter()
+        .filter(|a| a.policy_blocked())
+        .map(|a| format!("account `{}`: {}", a.account, a.policy_problems().join("; ")))
+        .collect();
+    (!blocked.is_empty()).then(|| {
+        format!(
+            "policy checks failed, so nothing was applied: {}; fix the findings, or waive each in the account's `policy_waivers:` with a reason",
+            blocked.join("; ")
+        )
+    })
 }
 
 /// `stamp destroy`: protected accounts need `--confirm <account>`; others an approval.
@@ -779,7 +807,9 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let archetype = run.archetype;
     let summary = crate::terraform::plan_json::summary(&json, &|t, a| archetype.is_stateful(t, a))
         .map_err(|e| format!("cannot read the saved plan: {e}"))?;
-    let plan = account_plan(account, &saved.environment_version, PlanOutcome::Planned { summary }, Some(&run), 0);
+    let policies = run.run_policies(&saved.environment_version);
+    let mut plan = account_plan(account, &saved.environment_version, PlanOutcome::Planned { summary }, Some(&run), 0);
+    plan.policies = policies;
     Ok(Planned { run: Some(run), plan, tree_digest: digest })
 }
 

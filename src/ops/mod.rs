@@ -281,6 +281,11 @@ impl Workspace {
                 selected.insert(self.project.display(&fs_err::canonicalize(&path).unwrap_or(path)));
                 continue;
             }
+            // The account's file is there but could not be loaded: its own errors say why.
+            if let Some(file) = self.unloaded_file_of(name) {
+                selected.insert(file);
+                continue;
+            }
             problems.push(self.unknown_account(name));
         }
         (selected, problems)
@@ -313,6 +318,18 @@ impl Workspace {
     /// The project's account `name` (or file), or the error saying it is unknown.
     pub fn account(&self, name: &str) -> Result<&Account, Report> {
         self.project.account(name).ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))
+    }
+
+    /// The accounts folder's file named after account `name` (`<name>.yaml`, `.yml`), when
+    /// loading it gave errors.
+    fn unloaded_file_of(&self, name: &str) -> Option<String> {
+        let dir = self.project.root.join(&self.project.file.accounts);
+        ["yaml", "yml"].iter().map(|ext| self.project.display(&dir.join(format!("{name}.{ext}")))).find(|file| {
+            self.diagnostics.iter().any(|d| {
+                d.severity == crate::diagnostics::Severity::Error
+                    && d.location.as_ref().is_some_and(|l| &l.file == file)
+            })
+        })
     }
 
     fn unknown_account(&self, name: &str) -> Diagnostic {

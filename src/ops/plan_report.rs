@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::pipeline::policy::PolicyResult;
 use crate::terraform::plan::{Action, PlanSummary};
 
 /// What planning one account gave.
@@ -23,6 +24,10 @@ pub struct AccountPlan {
     pub elapsed_ms: u64,
     /// The account's Terraform log, relative to the project.
     pub log: Option<String>,
+    /// What the archetype's and the account's policy checks found, in the order they ran
+    /// (left out when none is declared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyResult>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +71,18 @@ impl AccountPlan {
     pub fn failed(&self) -> bool {
         matches!(self.outcome, PlanOutcome::Failed { .. })
     }
+
+    /// A policy check failed: a finding no waiver covers, or a policy that gave no findings
+    /// (it could not run, timed out, or printed something else). Such an account is not
+    /// applied.
+    pub fn policy_blocked(&self) -> bool {
+        self.policies.iter().any(|p| !p.passed())
+    }
+
+    /// Why the account's policy checks block `apply`, one phrase per policy that failed.
+    pub fn policy_problems(&self) -> Vec<String> {
+        self.policies.iter().filter_map(PolicyResult::problem).collect()
+    }
 }
 
 impl PlanReport {
@@ -73,6 +90,9 @@ impl PlanReport {
     pub fn totals(&self) -> PlanTotals {
         let mut totals = PlanTotals { accounts: self.accounts.len(), ..PlanTotals::default() };
         for account in &self.accounts {
+            if account.policy_blocked() {
+                totals.policy_blocked += 1;
+            }
             let Some(summary) = account.summary() else {
                 totals.failed += 1;
                 continue;
@@ -92,9 +112,10 @@ impl PlanReport {
     }
 
     /// The exit code of the run, as `terraform plan -detailed-exitcode` gives it: 1 if any
-    /// account failed, else 2 if any account has changes, else 0.
+    /// account failed or failed its policy checks (it could not be applied), else 2 if any
+    /// account has changes, else 0.
     pub fn exit_code(&self) -> u8 {
-        if self.accounts.iter().any(AccountPlan::failed) {
+        if self.accounts.iter().any(|a| a.failed() || a.policy_blocked()) {
             1
         } else if self.accounts.iter().any(|account| account.changes().is_some()) {
             2
@@ -127,4 +148,13 @@ pub struct PlanTotals {
     pub destroy: usize,
     /// Destroys and replaces of stateful resources: data that would be lost.
     pub stateful_destroys: usize,
+    /// Accounts whose policy checks failed (unwaived findings, or a policy error); left out
+    /// when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub policy_blocked: usize,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }

@@ -236,13 +236,15 @@ fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, 
         remove_pointer(&mut config, pointer);
     }
     let Some(map) = config.as_object_mut() else { return config };
-    // The source's own hooks (not part of `own`) come along, as written.
-    let hooks = fs_err::read_to_string(&source.path)
+    // The source's own hooks, policies and policy waivers (not part of `own`) come along, as
+    // written: a copy meets the same findings for the same reasons.
+    let document = fs_err::read_to_string(&source.path)
         .ok()
-        .and_then(|text| crate::config::yaml::parse(&source.display, &text).ok())
-        .and_then(|document| document.value.get("hooks").cloned());
-    if let Some(hooks) = hooks {
-        map.insert("hooks".into(), hooks);
+        .and_then(|text| crate::config::yaml::parse(&source.display, &text).ok());
+    for key in ["hooks", crate::config::policies::POLICIES_KEY, crate::config::policies::WAIVERS_KEY] {
+        if let Some(value) = document.as_ref().and_then(|d| d.value.get(key)) {
+            map.insert(key.into(), value.clone());
+        }
     }
     map.remove("name");
     map.insert("environment".into(), json!("playground"));

@@ -8,6 +8,7 @@ use thiserror::Error;
 use super::data;
 use super::hooks::{self, HookEnv, HookResult, Hooks};
 use super::lock::AccountLock;
+use super::policy;
 use crate::config::{Account, Archetype, Project};
 use crate::diagnostics::Diagnostic;
 use crate::render::Tree;
@@ -417,6 +418,58 @@ impl<'a> AccountRun<'a> {
         hooks::run_smoke_tests(list, self.place(), env)
     }
 
+    /// The policies in force: the archetype's, then the account's own.
+    pub fn policies(&self) -> Vec<&'a policy::Policy> {
+        let (archetype, account): (&'a Archetype, &'a Account) = (self.archetype, self.account);
+        archetype.file.policies.iter().chain(&account.policies).collect()
+    }
+
+    /// Runs the account's policies after a plan: tree policies in the work folder, plan
+    /// policies with the plan as JSON (`terraform show -json` of the plan file) in a file
+    /// only the owner can read, removed afterwards (it may hold sensitive values).
+    pub fn run_policies(&mut self, environment_version: &str) -> Vec<policy::PolicyResult> {
+        let policies = self.policies();
+        if policies.is_empty() {
+            return Vec::new();
+        }
+        self.progress.phase(&self.account.name, "policies");
+        let env = self.hook_env(environment_version, &BTreeMap::new());
+        let account: &'a Account = self.account;
+        let waivers = &account.policy_waivers;
+        let mut results = Vec::new();
+        let mut plan_json: Option<Result<PlanJsonFile, String>> = None;
+        for policy in policies {
+            if interrupted() {
+                results.push(policy::PolicyResult::failed(policy, "interrupted: not run"));
+                continue;
+            }
+            let file = match policy.on {
+                policy::PolicyInput::Tree => None,
+                policy::PolicyInput::Plan => {
+                    let written = plan_json.get_or_insert_with(|| self.write_plan_json());
+                    match written {
+                        Ok(file) => Some(file.path.clone()),
+                        Err(e) => {
+                            results.push(policy::PolicyResult::failed(policy, e.clone()));
+                            continue;
+                        }
+                    }
+                }
+            };
+            results.push(policy::run(policy, self.place(), &env, file.as_deref(), waivers));
+        }
+        results
+    }
+
+    /// The plan as JSON in the account's data folder, readable by its owner only.
+    fn write_plan_json(&mut self) -> Result<PlanJsonFile, String> {
+        let json = self.plan_json().map_err(|e| format!("cannot read the plan as JSON: {}", e.explain()))?;
+        let path = self.dirs.data.join("stamp-plan.json");
+        crate::fsio::write_atomic_with(&path, json.as_bytes(), crate::fsio::Mode::Private)
+            .map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
+        Ok(PlanJsonFile { path })
+    }
+
     /// Environment for data hooks: the hook facts of the environment as deployed (its outputs,
     /// its version from the `stamp` output), its slot and the project's snapshot folder.
     pub fn data_env(&mut self) -> Result<HookEnv, RunError> {
@@ -547,5 +600,16 @@ impl<'a> AccountRun<'a> {
 
     pub fn work_dir(&self) -> &Path {
         &self.dirs.work
+    }
+}
+
+/// The plan as JSON written for plan policies: removed when dropped.
+struct PlanJsonFile {
+    path: PathBuf,
+}
+
+impl Drop for PlanJsonFile {
+    fn drop(&mut self) {
+        let _ = fs_err::remove_file(&self.path);
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod account;
 pub mod data;
+pub mod findings;
 pub mod hooks;
 pub mod lock;
+pub mod policy;
 
 pub use account::{AccountRun, Dirs, RunError};

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::markdown::{code_span, escape_html, escape_markdown, fenced};
-pub use crate::ops::plan_report::{AccountPlan, PlanOutcome, PlanReport, PlanTotals};
+pub use crate::ops::plan_report::{AccountPlan, PlanOutcome, PlanReport, PlanTotals, PolicyResult};
+use crate::pipeline::findings::Finding;
 use crate::terraform::plan::{Action, PlanSummary, ResourceChange};
 
 /// `Stamp plan`, `Stamp destroy plan`.
@@ -21,10 +22,50 @@ fn title(report: &PlanReport) -> String {
 /// `3 accounts: 1 with changes, 1 unchanged, 1 failed`.
 fn totals_line(totals: &PlanTotals) -> String {
     let noun = if totals.accounts == 1 { "account" } else { "accounts" };
-    format!(
+    let mut line = format!(
         "{} {noun}: {} with changes, {} unchanged, {} failed",
         totals.accounts, totals.with_changes, totals.unchanged, totals.failed
-    )
+    );
+    if totals.policy_blocked > 0 {
+        let _ = write!(line, ", {} failed policy checks", totals.policy_blocked);
+    }
+    line
+}
+
+/// `CKV_AWS_144 on aws_s3_bucket.logs (main.tf:12): Ensure ...`, on one line (tools' text is
+/// not trusted to be).
+fn finding_line(finding: &Finding) -> String {
+    strip_ansi(&finding.one_line())
+}
+
+/// `2 unwaived findings, 1 waived`, `passed`, `passed, 1 waived`.
+fn policy_status(policy: &PolicyResult) -> String {
+    if policy.error.is_some() {
+        return "ERROR".to_owned();
+    }
+    let blocking = policy.blocking().count();
+    let waived = policy.waived().count();
+    let mut out = match blocking {
+        0 => "passed".to_owned(),
+        1 => "1 unwaived finding".to_owned(),
+        n => format!("{n} unwaived findings"),
+    };
+    if waived > 0 {
+        let _ = write!(out, ", {waived} waived");
+    }
+    out
+}
+
+/// The accounts whose policy results get a section: those that failed their checks first,
+/// then those that passed with waived findings.
+fn policy_sections(report: &PlanReport) -> impl Iterator<Item = &AccountPlan> {
+    let shown = || report.accounts.iter().filter(|a| policies_worth_showing(a));
+    shown().filter(|a| a.policy_blocked()).chain(shown().filter(|a| !a.policy_blocked()))
+}
+
+/// Whether an account's policy checks have anything to show beyond "passed".
+fn policies_worth_showing(account: &AccountPlan) -> bool {
+    account.policies.iter().any(|p| p.error.is_some() || !p.findings.is_empty())
 }
 
 /// `3 to add, 2 to change, 1 to replace, 0 to destroy`, then moves, imports and forgets when
@@ -125,6 +166,18 @@ pub fn text(report: &PlanReport) -> String {
             blocks.push(text_failure(account, message, details));
         }
     }
+    for account in policy_sections(report) {
+        blocks.push(text_policies(account));
+    }
+    let passed: Vec<&str> = report
+        .accounts
+        .iter()
+        .filter(|a| !a.policies.is_empty() && !policies_worth_showing(a))
+        .map(|a| a.account.as_str())
+        .collect();
+    if !passed.is_empty() {
+        blocks.push(format!("policy checks passed: {}\n", passed.join(", ")));
+    }
     let unchanged: Vec<&AccountPlan> =
         report.accounts.iter().filter(|a| a.summary().is_some_and(|s| !s.has_changes())).collect();
     if !unchanged.is_empty() {
@@ -178,6 +231,40 @@ fn text_failure(account: &AccountPlan, message: &str, details: &[String]) -> Str
         let _ = writeln!(out, "  retried: {retried}");
     }
     if let Some(log) = &account.log {
+        let _ = writeln!(out, "  log: {log}");
+    }
+    out
+}
+
+/// An account's policy results: each policy's status, its unwaived findings, its waived ones
+/// with who waived them and why, and its error.
+fn text_policies(account: &AccountPlan) -> String {
+    let verdict = if account.policy_blocked() { "FAILED" } else { "passed" };
+    let mut out = format!("{}: policy checks {verdict}\n", text_header(account));
+    for policy in &account.policies {
+        let _ = writeln!(out, "  {} ({}): {}", crate::text::one_line(&policy.name), policy.on, policy_status(policy));
+        if let Some(error) = &policy.error {
+            indent_into(&mut out, "    ", &strip_ansi(error));
+        }
+        for finding in policy.blocking() {
+            let _ = writeln!(out, "    FAILED {}", finding_line(finding));
+            if let Some(guideline) = &finding.guideline {
+                let _ = writeln!(out, "      see {}", crate::text::one_line(guideline));
+            }
+        }
+        for finding in policy.waived() {
+            let _ = writeln!(out, "    waived {}", finding_line(finding));
+            if let Some(waived) = &finding.waived {
+                let _ = writeln!(
+                    out,
+                    "      reason ({}): {}",
+                    waived.by,
+                    strip_ansi(&crate::text::one_line(&waived.reason))
+                );
+            }
+        }
+    }
+    if let Some(log) = account.log.as_ref().filter(|_| account.policy_blocked()) {
         let _ = writeln!(out, "  log: {log}");
     }
     out
@@ -275,6 +362,11 @@ fn table_row(account: &AccountPlan) -> String {
             } else {
                 "changes"
             };
+            let status = if account.policy_blocked() {
+                format!("{status}, **policy checks failed**")
+            } else {
+                status.to_owned()
+            };
             format!(
                 "| {name} | {environment} | {} | {} | {} | {} | {status} |\n",
                 summary.count(Action::Create),
@@ -332,7 +424,69 @@ fn markdown_sections(report: &PlanReport) -> Vec<Section> {
             sections.push(Section { text: markdown_failure(account, message, details), account: true });
         }
     }
+    for account in policy_sections(report) {
+        sections.push(Section { text: markdown_policies(account), account: true });
+    }
+    let passed: Vec<String> = report
+        .accounts
+        .iter()
+        .filter(|a| !a.policies.is_empty() && !policies_worth_showing(a))
+        .map(|a| code_span(&a.account))
+        .collect();
+    if !passed.is_empty() {
+        sections.push(Section { text: format!("**Policy checks passed:** {}\n", passed.join(", ")), account: false });
+    }
     sections
+}
+
+/// An account's policy results as a list: unwaived findings first (bold), then waived ones
+/// with who waived them and why; a policy's error in a code block.
+fn markdown_policies(account: &AccountPlan) -> String {
+    let verdict = if account.policy_blocked() { "Policy checks failed" } else { "Policy checks passed" };
+    let mut out =
+        format!("**{verdict}:** {} ({})\n\n", code_span(&account.account), escape_markdown(&account.environment));
+    let mut errors = Vec::new();
+    for policy in &account.policies {
+        let name = format!("{} ({})", code_span(&policy.name), policy.on);
+        if let Some(error) = &policy.error {
+            let _ = writeln!(out, "- **error** {name}: see below");
+            let mut body = String::new();
+            indent_into(&mut body, "", &strip_ansi(error));
+            errors.push(format!("{name}:\n\n{}", fenced("text", &body)));
+        }
+        for finding in policy.blocking() {
+            let _ = writeln!(out, "- **failed** {name}: {}", markdown_finding(finding));
+        }
+        for finding in policy.waived() {
+            let reason = finding.waived.as_ref().map_or_else(String::new, |w| {
+                format!(" — waived ({}): {}", w.by, escape_markdown(&crate::text::one_line(&w.reason)))
+            });
+            let _ = writeln!(out, "- waived {name}: {}{reason}", markdown_finding(finding));
+        }
+        if policy.error.is_none() && policy.findings.is_empty() {
+            let _ = writeln!(out, "- passed {name}");
+        }
+    }
+    for error in errors {
+        out.push('\n');
+        out.push_str(&error);
+    }
+    out
+}
+
+/// `` `CKV_AWS_144` on `aws_s3_bucket.logs` (`main.tf:12`): Ensure ... ``
+fn markdown_finding(finding: &Finding) -> String {
+    let mut out = code_span(&crate::text::one_line(&finding.id));
+    if let Some(resource) = &finding.resource {
+        let _ = write!(out, " on {}", code_span(&crate::text::one_line(resource)));
+    }
+    if let Some(place) = finding.place() {
+        let _ = write!(out, " ({})", code_span(&crate::text::one_line(&place)));
+    }
+    if !finding.title.trim().is_empty() {
+        let _ = write!(out, ": {}", escape_markdown(&strip_ansi(&crate::text::one_line(finding.title.trim()))));
+    }
+    out
 }
 
 /// The prefix of a change's line in a ```` ```diff ```` block; see [`markdown`].
@@ -557,10 +711,19 @@ fn chars(text: &str) -> usize {
 ///       },
 ///       "retries": { "throttling": 2 },     // transient failures retried, by category
 ///       "elapsed_ms": 41250,
-///       "log": ".stamp/logs/prod-payments/plan.log"   // or null
+///       "log": ".stamp/logs/prod-payments/plan.log",  // or null
+///       "policies": [               // only when policies are declared, in the order they ran
+///         { "name": "checkov", "on": "tree",          // or "plan"
+///           "error": null,          // or why it gave no findings (it blocks apply)
+///           "findings": [
+///             { "id": "CKV_AWS_144", "title": "...", "resource": "aws_s3_bucket.logs",
+///               "file": "main.tf", "line": 12, "severity": null, "guideline": "https://...",
+///               "waived": null }    // or { "by": "account" | "inline", "reason": "..." }
+///           ] }
+///       ]
 ///     }
 ///   ],
-///   "totals": { ... }               // see `PlanTotals`
+///   "totals": { ... }               // see `PlanTotals`; `policy_blocked` only when not 0
 /// }
 /// ```
 pub fn json(report: &PlanReport) -> String {
@@ -600,6 +763,7 @@ mod tests {
             retries: BTreeMap::new(),
             elapsed_ms: 12_000,
             log: Some(format!(".stamp/logs/{name}/plan.log")),
+            policies: Vec::new(),
         }
     }
 
@@ -747,6 +911,7 @@ mod tests {
                 replace: 1,
                 destroy: 1,
                 stateful_destroys: 1,
+                policy_blocked: 0,
             }
         );
     }
@@ -843,6 +1008,88 @@ mod tests {
         assert_well_formed(&tiny, 300);
         assert!(tiny.starts_with("### Stamp plan\n"));
         assert!(tiny.contains("[!NOTE]"), "{tiny}");
+    }
+
+    /// Staging with a failed check, a waived one and a plan policy that timed out; production
+    /// with a finding waived inline; a sandbox whose policies passed.
+    fn policy_report() -> PlanReport {
+        use crate::config::policies::PolicyInput;
+        use crate::pipeline::findings::{Finding, Waived};
+        let finding = |id: &str, resource: Option<&str>, waived: Option<(&str, &str)>| Finding {
+            id: id.to_owned(),
+            title: format!("Ensure {id} holds"),
+            resource: resource.map(str::to_owned),
+            file: Some("s3.tf".to_owned()),
+            line: Some(12),
+            severity: None,
+            guideline: Some(format!("https://docs.example/{id}")),
+            waived: waived.map(|(by, reason)| Waived { by: by.to_owned(), reason: reason.to_owned() }),
+        };
+        let policy = |name: &str, on, findings, error: Option<&str>| PolicyResult {
+            name: name.to_owned(),
+            on,
+            findings,
+            error: error.map(str::to_owned),
+        };
+        let mut staging = account("staging-payments", "staging", planned(Vec::new(), &[]));
+        staging.policies = vec![
+            policy(
+                "checkov",
+                PolicyInput::Tree,
+                vec![
+                    finding("CKV_AWS_144", Some("aws_s3_bucket.logs"), None),
+                    finding(
+                        "CKV_AWS_18",
+                        Some("aws_s3_bucket.logs"),
+                        Some(("account", "Access logs of the log bucket would loop.")),
+                    ),
+                ],
+                None,
+            ),
+            policy("opa", PolicyInput::Plan, Vec::new(), Some("timed out after 5m")),
+        ];
+        let mut production = account(
+            "prod-payments",
+            "production",
+            planned(vec![change("aws_s3_bucket.raw", "aws_s3_bucket", Action::Create, true)], &[]),
+        );
+        production.policies = vec![policy(
+            "checkov",
+            PolicyInput::Tree,
+            vec![finding("CKV_AWS_21", None, Some(("inline", "versioning is managed by the backup plan")))],
+            None,
+        )];
+        let mut sandbox = account("dev-sandbox", "development", planned(Vec::new(), &[]));
+        sandbox.policies = vec![policy("checkov", PolicyInput::Tree, Vec::new(), None)];
+        PlanReport { operation: "plan".to_owned(), accounts: vec![production, staging, sandbox], warnings: Vec::new() }
+    }
+
+    #[test]
+    fn policy_findings_in_three_formats() {
+        let report = policy_report();
+        insta::assert_snapshot!("policies_text", text(&report));
+        insta::assert_snapshot!("policies_markdown", markdown(&report, 65_000, None));
+        insta::assert_snapshot!("policies_json", json(&report));
+        assert_eq!(report.exit_code(), 1);
+        assert_eq!(report.totals().policy_blocked, 1);
+        let unblocked = PlanReport {
+            accounts: report.accounts.iter().filter(|a| !a.policy_blocked()).cloned().collect(),
+            ..report.clone()
+        };
+        assert_eq!(unblocked.exit_code(), 2);
+    }
+
+    #[test]
+    fn policy_text_from_tools_stays_on_its_line() {
+        let mut report = policy_report();
+        let finding = &mut report.accounts[1].policies[0].findings[0];
+        finding.title = "two\nlines \u{1b}[31mred\u{1b}[0m".to_owned();
+        finding.resource = Some("a\nFAILED b".to_owned());
+        let text = text(&report);
+        assert!(!text.lines().any(|l| l.starts_with("FAILED b")), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let markdown = markdown(&report, 65_000, None);
+        assert!(!markdown.contains('\u{1b}'), "{markdown}");
     }
 
     #[test]
