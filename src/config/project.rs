@@ -130,7 +130,7 @@ pub struct StateSettings {
 pub struct S3State {
     pub bucket: String,
     pub region: String,
-    /// DynamoDB lock table: deprecated (Terraform >= 1.11 locks in S3 itself,
+    /// The `DynamoDB` lock table: deprecated (Terraform >= 1.11 locks in S3 itself,
     /// `use_lockfile`); when set, the backend uses both while a fleet moves over.
     #[serde(default)]
     pub lock_table: Option<String>,
