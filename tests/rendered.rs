@@ -171,3 +171,30 @@ fn variant_accounts_check_render_and_are_fmt_clean() {
     let athena = tree_text(&project.path().join("variants/de-athena"));
     assert!(athena.contains("resource \"aws_athena_workgroup\""), "Athena path not rendered");
 }
+
+/// The S3 backend locks with S3 itself; a lock table still named in `stamp.yaml` is kept in
+/// the backend (both locks while a fleet moves over) and warned about once per run.
+#[test]
+fn s3_backend_uses_lockfile_and_a_deprecated_lock_table_warns_once() {
+    let project = Project::example();
+    let run = project.stamp(["render", "production", "data-prod", "--out", "out"]).run().success();
+    assert!(!run.stderr.contains("lock_table"), "{}", run.stderr);
+    let backend = project.read("out/production/stamp_backend.tf");
+    assert!(backend.contains("required_version = \">= 1.11.0\""), "{backend}");
+    assert!(backend.contains("use_lockfile = true"), "{backend}");
+    assert!(!backend.contains("dynamodb_table"), "{backend}");
+
+    let stamp_yaml = project.read("stamp.yaml").replace(
+        "    region: eu-west-1\n  local:",
+        "    region: eu-west-1\n    lock_table: acme-terraform-locks\n  local:",
+    );
+    assert!(stamp_yaml.contains("lock_table"));
+    project.write("stamp.yaml", &stamp_yaml);
+    let run = project.stamp(["render", "production", "data-prod", "--out", "out"]).run().success();
+    assert_eq!(run.stderr.matches("`state.s3.lock_table` is deprecated").count(), 1, "{}", run.stderr);
+    for account in ["production", "data-prod"] {
+        let backend = project.read(&format!("out/{account}/stamp_backend.tf"));
+        assert!(backend.contains("dynamodb_table = \"acme-terraform-locks\""), "{backend}");
+        assert!(backend.contains("use_lockfile = true"), "{backend}");
+    }
+}
