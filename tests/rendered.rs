@@ -21,16 +21,19 @@ fn render_all(project: &Project) -> std::path::PathBuf {
 /// The `.tf` files of a tree (scripts and other verbatim files are listed by name only).
 fn terraform_text(dir: &Path) -> String {
     let mut listing = String::from("files:\n");
+    let mut tf = String::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
-            let _ = writeln!(listing, "  {}", entry.path().strip_prefix(dir).unwrap().display());
+            let relative = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            let _ = writeln!(listing, "  {relative}");
+            if relative.ends_with(".tf") {
+                let _ = writeln!(tf, "== {relative} ==");
+                tf.push_str(&fs_err::read_to_string(entry.path()).unwrap());
+            }
         }
     }
-    let full = tree_text(dir);
-    let tf: Vec<&str> =
-        full.split("== ").filter(|part| part.split(" ==").next().is_some_and(|p| p.ends_with(".tf"))).collect();
-    format!("{listing}\n== {}", tf.join("== "))
+    format!("{listing}\n{tf}")
 }
 
 macro_rules! snapshots {
