@@ -46,6 +46,7 @@ cases! {
     duplicate_account_id => "duplicate-account-id",
     duplicate_zone => "duplicate-zone",
     several_errors => "several-errors",
+    exact_minor_engine_version => "exact-minor-engine-version",
 }
 
 #[test]
