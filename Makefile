@@ -1,7 +1,7 @@
 # Stamp's tasks. Every target installs what it needs (the pinned Terraform goes to .tools/).
 #   make demo                 build, check and render every fixture account, then apply, clone,
 #                             migrate, reap and destroy the offline local-staging environment
-#   make test                 the whole test suite, with the real (pinned) Terraform
+#   make test                 the whole test suite, with the real (pinned) Terraform and checkov
 #   make bench                time check, render and the build cache on synthetic 1,000- and
 #                             10,000-account organisations
 #   make check                stamp check
@@ -79,14 +79,17 @@ demo: build terraform
 	@$(STAMP) destroy local-qa $(STAGE) --auto-approve
 
 # The tests use real components: the pinned Terraform, a PostgreSQL server (state backend test),
-# Chromium (HTML report test) and a real provider built from a Python provider framework,
-# served from a filesystem mirror that stands in for the registry (provider cache test). Each install script is quick when its tool is already there.
+# Chromium (HTML report test), the pinned checkov (policy test of the AWS blueprints) and a
+# real provider built from a Python provider framework, served from a filesystem mirror that
+# stands in for the registry (provider cache test). Each install script is quick when its tool
+# is already there.
 test: build terraform
 	pg="$$(scripts/install-postgres.sh)"; \
 	chromium="$$(scripts/install-chromium.sh)"; \
+	checkov="$$(scripts/install-checkov.sh)"; \
 	provider_origin="$$(scripts/install-test-provider.sh)"; \
 	STAMP_TEST_TERRAFORM=$(TERRAFORM) STAMP_TEST_PG="$$pg" STAMP_TEST_CHROMIUM="$$chromium" \
-	STAMP_TEST_PROVIDER_ORIGIN="$$provider_origin" \
+	STAMP_TEST_CHECKOV="$$checkov" STAMP_TEST_PROVIDER_ORIGIN="$$provider_origin" \
 	$(CARGO) test --all-targets
 
 lint:

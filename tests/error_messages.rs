@@ -47,6 +47,7 @@ cases! {
     duplicate_zone => "duplicate-zone",
     several_errors => "several-errors",
     waiver_without_reason => "waiver-without-reason",
+    exact_minor_engine_version => "exact-minor-engine-version",
 }
 
 #[test]

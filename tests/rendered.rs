@@ -21,16 +21,19 @@ fn render_all(project: &Project) -> std::path::PathBuf {
 /// The `.tf` files of a tree (scripts and other verbatim files are listed by name only).
 fn terraform_text(dir: &Path) -> String {
     let mut listing = String::from("files:\n");
+    let mut tf = String::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
-            let _ = writeln!(listing, "  {}", entry.path().strip_prefix(dir).unwrap().display());
+            let relative = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            let _ = writeln!(listing, "  {relative}");
+            if relative.ends_with(".tf") {
+                let _ = writeln!(tf, "== {relative} ==");
+                tf.push_str(&fs_err::read_to_string(entry.path()).unwrap());
+            }
         }
     }
-    let full = tree_text(dir);
-    let tf: Vec<&str> =
-        full.split("== ").filter(|part| part.split(" ==").next().is_some_and(|p| p.ends_with(".tf"))).collect();
-    format!("{listing}\n== {}", tf.join("== "))
+    format!("{listing}\n{tf}")
 }
 
 macro_rules! snapshots {
@@ -170,4 +173,31 @@ fn variant_accounts_check_render_and_are_fmt_clean() {
     assert!(ecs.contains("resource \"aws_ecs_cluster\""), "ECS path not rendered");
     let athena = tree_text(&project.path().join("variants/de-athena"));
     assert!(athena.contains("resource \"aws_athena_workgroup\""), "Athena path not rendered");
+}
+
+/// The S3 backend locks with S3 itself; a lock table still named in `stamp.yaml` is kept in
+/// the backend (both locks while a fleet moves over) and warned about once per run.
+#[test]
+fn s3_backend_uses_lockfile_and_a_deprecated_lock_table_warns_once() {
+    let project = Project::example();
+    let run = project.stamp(["render", "production", "data-prod", "--out", "out"]).run().success();
+    assert!(!run.stderr.contains("lock_table"), "{}", run.stderr);
+    let backend = project.read("out/production/stamp_backend.tf");
+    assert!(backend.contains("required_version = \">= 1.11.0\""), "{backend}");
+    assert!(backend.contains("use_lockfile = true"), "{backend}");
+    assert!(!backend.contains("dynamodb_table"), "{backend}");
+
+    let stamp_yaml = project.read("stamp.yaml").replace(
+        "    region: eu-west-1\n  local:",
+        "    region: eu-west-1\n    lock_table: acme-terraform-locks\n  local:",
+    );
+    assert!(stamp_yaml.contains("lock_table"));
+    project.write("stamp.yaml", &stamp_yaml);
+    let run = project.stamp(["render", "production", "data-prod", "--out", "out"]).run().success();
+    assert_eq!(run.stderr.matches("`state.s3.lock_table` is deprecated").count(), 1, "{}", run.stderr);
+    for account in ["production", "data-prod"] {
+        let backend = project.read(&format!("out/{account}/stamp_backend.tf"));
+        assert!(backend.contains("dynamodb_table = \"acme-terraform-locks\""), "{backend}");
+        assert!(backend.contains("use_lockfile = true"), "{backend}");
+    }
 }

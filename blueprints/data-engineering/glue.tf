@@ -6,17 +6,20 @@ resource "aws_glue_catalog_database" "lake" {
   location_uri = "s3://${aws_s3_bucket.this["curated"].bucket}/"
 }
 
-# Jobs that use this security configuration write to S3 with the lake key.
+# Jobs that use this security configuration encrypt what they write (S3 objects,
+# CloudWatch logs, job bookmarks) with the lake key.
 resource "aws_glue_security_configuration" "jobs" {
   name = "${local.name}-jobs"
 
   encryption_configuration {
     cloudwatch_encryption {
-      cloudwatch_encryption_mode = "DISABLED"
+      cloudwatch_encryption_mode = "SSE-KMS"
+      kms_key_arn                = aws_kms_key.lake.arn
     }
 
     job_bookmarks_encryption {
-      job_bookmarks_encryption_mode = "DISABLED"
+      job_bookmarks_encryption_mode = "CSE-KMS"
+      kms_key_arn                   = aws_kms_key.lake.arn
     }
 
     s3_encryption {

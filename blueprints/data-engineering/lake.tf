@@ -1,8 +1,10 @@
 # The data lake's buckets (local.buckets): versioned, encrypted with the lake
-# key, closed to the public, reachable over TLS only, with lifecycle rules.
+# key, closed to the public, reachable over TLS only, with lifecycle rules,
+# access logs (aws_s3_bucket.access_logs) and events sent to EventBridge.
 resource "aws_kms_key" "lake" {
   description         = "Encrypts the data lake of ${local.name}"
   enable_key_rotation = true
+  policy              = data.aws_iam_policy_document.key_policy.json
 }
 
 resource "aws_kms_alias" "lake" {
@@ -11,6 +13,7 @@ resource "aws_kms_alias" "lake" {
 }
 
 resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV_AWS_144: cross-region replication is a disaster-recovery choice of the organisation (a second region, key and bill); the buckets are versioned and the raw zone can be delivered again
   for_each = local.buckets
 
   bucket        = each.value.name
@@ -18,9 +21,9 @@ resource "aws_s3_bucket" "this" {
 }
 
 resource "aws_s3_bucket_ownership_controls" "this" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
-  bucket = each.value.id
+  bucket = aws_s3_bucket.this[each.key].id
 
   rule {
     object_ownership = "BucketOwnerEnforced"
@@ -28,9 +31,9 @@ resource "aws_s3_bucket_ownership_controls" "this" {
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
-  bucket                  = each.value.id
+  bucket                  = aws_s3_bucket.this[each.key].id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
@@ -38,9 +41,9 @@ resource "aws_s3_bucket_public_access_block" "this" {
 }
 
 resource "aws_s3_bucket_versioning" "this" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
-  bucket = each.value.id
+  bucket = aws_s3_bucket.this[each.key].id
 
   versioning_configuration {
     status = "Enabled"
@@ -48,9 +51,9 @@ resource "aws_s3_bucket_versioning" "this" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
-  bucket = each.value.id
+  bucket = aws_s3_bucket.this[each.key].id
 
   rule {
     bucket_key_enabled = true
@@ -63,13 +66,13 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 }
 
 data "aws_iam_policy_document" "bucket_tls_only" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [each.value.arn, "${each.value.arn}/*"]
+    resources = [aws_s3_bucket.this[each.key].arn, "${aws_s3_bucket.this[each.key].arn}/*"]
 
     principals {
       type        = "*"
@@ -85,9 +88,9 @@ data "aws_iam_policy_document" "bucket_tls_only" {
 }
 
 resource "aws_s3_bucket_policy" "this" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
 
-  bucket = each.value.id
+  bucket = aws_s3_bucket.this[each.key].id
   policy = data.aws_iam_policy_document.bucket_tls_only[each.key].json
 
   depends_on = [aws_s3_bucket_public_access_block.this]
@@ -102,7 +105,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     id     = "retention"
     status = "Enabled"
 
-    filter {}
+    filter {
+      prefix = ""
+    }
 
     dynamic "transition" {
       for_each = each.value.transition_to_ia_days == null ? [] : [each.value.transition_to_ia_days]
@@ -141,4 +146,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
   # Rules for noncurrent versions need versioning to be on first.
   depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_notification" "this" {
+  for_each = local.buckets
+
+  bucket      = aws_s3_bucket.this[each.key].id
+  eventbridge = true
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  for_each = local.buckets
+
+  bucket        = aws_s3_bucket.this[each.key].id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "${each.key}/"
 }

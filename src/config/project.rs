@@ -166,7 +166,10 @@ pub struct StateSettings {
 pub struct S3State {
     pub bucket: String,
     pub region: String,
-    pub lock_table: String,
+    /// The `DynamoDB` lock table: deprecated (Terraform >= 1.11 locks in S3 itself,
+    /// `use_lockfile`); when set, the backend uses both while a fleet moves over.
+    #[serde(default)]
+    pub lock_table: Option<String>,
     #[serde(default)]
     pub key_prefix: Option<String>,
 }

@@ -60,12 +60,15 @@ pub fn files(facts: &Facts<'_>) -> Vec<(&'static str, String)> {
 
 fn backend(facts: &Facts<'_>) -> String {
     let account = &facts.account.instance();
-    let mut out = String::from("terraform {\nrequired_version = \">= 1.5.0\"\n\n");
-    match facts.archetype.backend() {
+    let backend = facts.archetype.backend();
+    // S3-native locking (`use_lockfile`) needs Terraform 1.11.
+    let required = if backend == Backend::S3 { ">= 1.11.0" } else { ">= 1.5.0" };
+    let mut out = format!("terraform {{\nrequired_version = {}\n\n", quoted(required));
+    match backend {
         Backend::S3 => {
             let state = facts.project.file.state.s3.as_ref();
-            let (bucket, region, table, prefix) = state.map_or(("", "", "", None), |s| {
-                (s.bucket.as_str(), s.region.as_str(), s.lock_table.as_str(), s.key_prefix.as_deref())
+            let (bucket, region, table, prefix) = state.map_or(("", "", None, None), |s| {
+                (s.bucket.as_str(), s.region.as_str(), s.lock_table.as_deref(), s.key_prefix.as_deref())
             });
             let key = match prefix {
                 Some(prefix) => format!("{}/{account}/terraform.tfstate", prefix.trim_end_matches('/')),
@@ -73,12 +76,20 @@ fn backend(facts: &Facts<'_>) -> String {
             };
             let _ = write!(
                 out,
-                "backend \"s3\" {{\nbucket = {}\nkey = {}\nregion = {}\ndynamodb_table = {}\nencrypt = true\n}}\n",
+                "backend \"s3\" {{\nbucket = {}\nkey = {}\nregion = {}\nencrypt = true\nuse_lockfile = true\n",
                 quoted(bucket),
                 quoted(&key),
                 quoted(region),
-                quoted(table)
             );
+            if let Some(table) = table {
+                let _ = write!(
+                    out,
+                    "\n# Deprecated: `state.s3.lock_table` in stamp.yaml. Locks are taken in both\n\
+                     # places until it is removed.\ndynamodb_table = {}\n",
+                    quoted(table)
+                );
+            }
+            out.push_str("}\n");
         }
         Backend::Local => {
             let _ = write!(out, "backend \"local\" {{\npath = {}\n}}\n", quoted(facts.local_state_path));

@@ -69,7 +69,7 @@ impl<'p> Renderer<'p> {
                 diagnostics.push(
                     Diagnostic::error("project.state", format!("archetype `{}` keeps state in S3, but `stamp.yaml` has no `state.s3`", archetype.name))
                         .at(Location::new(&archetype.display, pos.0, pos.1))
-                        .hint("add `state: {s3: {bucket: ..., region: ..., lock_table: ...}}` to stamp.yaml, or set `backend:` in the archetype"),
+                        .hint("add `state: {s3: {bucket: ..., region: ...}}` to stamp.yaml, or set `backend:` in the archetype"),
                 );
             }
             let name = &archetype.file.blueprint;
@@ -89,6 +89,20 @@ impl<'p> Renderer<'p> {
                 ))
             }));
             blueprints.insert(name.clone(), blueprint);
+        }
+        let uses_s3 = project
+            .archetypes
+            .values()
+            .any(|a| only.is_none_or(|o| o.contains(a.name.as_str())) && a.backend() == crate::config::Backend::S3);
+        if uses_s3 && project.file.state.s3.as_ref().is_some_and(|s| s.lock_table.is_some()) {
+            diagnostics.push(
+                Diagnostic::warning(
+                    "project.lock-table",
+                    "`state.s3.lock_table` is deprecated: Terraform >= 1.11 locks S3 state with a lock file (`use_lockfile`)",
+                )
+                .at(Location::file_only(crate::config::project::PROJECT_FILE))
+                .hint("the backend keeps using the DynamoDB table too until you remove `lock_table` from stamp.yaml"),
+            );
         }
         (Self { project, blueprints, version }, diagnostics)
     }

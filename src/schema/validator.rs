@@ -186,11 +186,18 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
             }
             d
         }
-        ValidationErrorKind::Pattern { pattern } => Diagnostic::error(
-            "schema.pattern",
-            format!("`{}` does not match the pattern `{pattern}` (`{path}`)", short(instance)),
-        )
-        .at_opt(location),
+        ValidationErrorKind::Pattern { pattern } => {
+            let mut d = Diagnostic::error(
+                "schema.pattern",
+                format!("`{}` does not match the pattern `{pattern}` (`{path}`)", short(instance)),
+            )
+            .at_opt(location);
+            // A pattern in a conditional branch (e.g. per engine) explains itself there.
+            if let Some(text) = schema_parent.and_then(|s| s.get("x-hint")).and_then(Value::as_str) {
+                d = d.hint(text);
+            }
+            d
+        }
         ValidationErrorKind::Minimum { limit } => bound("at least", limit, &path, instance).at_opt(location),
         ValidationErrorKind::Maximum { limit } => bound("at most", limit, &path, instance).at_opt(location),
         ValidationErrorKind::ExclusiveMinimum { limit } => bound("more than", limit, &path, instance).at_opt(location),

@@ -199,6 +199,19 @@ pub fn terraform() -> PathBuf {
     local
 }
 
+/// The pinned checkov installed by `scripts/install-checkov.sh` (run by `make test`).
+pub fn checkov() -> PathBuf {
+    if let Some(path) = std::env::var_os("STAMP_TEST_CHECKOV") {
+        return PathBuf::from(path);
+    }
+    let local = repo().join(".tools/bin/checkov");
+    assert!(
+        local.is_file(),
+        "no checkov for tests: run `make test` (or `scripts/install-checkov.sh`) to install the pinned one into .tools/"
+    );
+    local
+}
+
 /// An empty CLI config so Terraform does not warn about a missing `~/.terraformrc`.
 pub fn terraform_command(cwd: &Path) -> Command {
     let mut command = Command::new(terraform());
