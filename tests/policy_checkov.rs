@@ -101,3 +101,30 @@ fn every_aws_account_passes_checkov_with_reasons_for_each_skip() {
         .collect();
     assert_eq!(scanned, trees, "checkov did not scan every rendered tree");
 }
+
+/// The example AWS archetypes declare checkov as their policy: `stamp check --policies` passes
+/// on today's blueprints and names the check a regression breaks.
+#[test]
+fn the_example_archetypes_gate_on_checkov() {
+    let project = Project::example();
+    let tools = checkov().parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(tools).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let check = || project.stamp(["check", "--policies", "production", "data-prod"]).env("PATH", &path).run();
+    let out = check();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+    // The default security group left open again: the policy names the check.
+    let network = "blueprints/service-platform/network.tf.j2";
+    let text = project.read(network);
+    let start = text.find("resource \"aws_default_security_group\"").unwrap();
+    let end = start + text[start..].find("\n}\n").unwrap() + 3;
+    project.write(network, &format!("{}{}", &text[..start], &text[end..]));
+    let out = check();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("account `production` fails its policy checks"), "{}", out.stderr);
+    assert!(out.stderr.contains("CKV2_AWS_12"), "{}", out.stderr);
+    assert!(!out.stderr.contains("data-prod"), "data-engineering is unchanged: {}", out.stderr);
+}

@@ -197,7 +197,11 @@ fn a_changed_provider_in_the_cache_is_never_run_and_is_replaced() {
     assert!(!fs_err::read_to_string(&binary).unwrap().contains("TAMPERED"), "the cache holds the original again");
     let lock = fs_err::read_to_string(fleet.data("e1").join("terraform.lock.hcl")).unwrap();
     let kept = fs_err::read_to_string(fleet.data("e0").join("terraform.lock.hcl")).unwrap();
-    assert_eq!(lock.lines().find(|l| l.contains("h1:")), kept.lines().find(|l| l.contains("h1:")), "the original's checksum");
+    assert_eq!(
+        lock.lines().find(|l| l.contains("h1:")),
+        kept.lines().find(|l| l.contains("h1:")),
+        "the original's checksum"
+    );
 
     // Changed again, with the registry gone: the plan fails rather than run it.
     tamper(cache.path());

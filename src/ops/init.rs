@@ -245,14 +245,13 @@ state:
 ";
 
 const S3_STATE: &str = "
-# Where Terraform keeps each account's state: one key per account in an S3 bucket, locked with a
-# DynamoDB table. The CHANGE-ME values are placeholders: replace them with a bucket and a table
-# of yours before `stamp plan`.
+# Where Terraform keeps each account's state: one key per account in an S3 bucket, locked by S3
+# itself (`use_lockfile`, Terraform 1.11 or later). The CHANGE-ME values are placeholders:
+# replace them with a bucket of yours before `stamp plan`.
 state:
   s3:
     bucket: CHANGE-ME-terraform-state      # an existing bucket, with versioning on
     region: CHANGE-ME-region               # the bucket's region, such as eu-west-1
-    lock_table: CHANGE-ME-terraform-locks  # a DynamoDB table whose key is the string `LockID`
 ";
 
 fn project_file(example: Example) -> String {
@@ -306,7 +305,7 @@ fn next_steps(dir: &Path, example: Example) -> (Vec<String>, Vec<String>) {
         Vec::new()
     } else {
         vec![format!(
-            "before `stamp plan {account}`: replace the CHANGE-ME values in `stamp.yaml` with your state bucket and lock table, and the example ids, region and zones in `accounts/{account}.yaml`; planning needs AWS credentials and downloads the AWS provider"
+            "before `stamp plan {account}`: replace the CHANGE-ME values in `stamp.yaml` with your state bucket, and the example ids, region and zones in `accounts/{account}.yaml`; planning needs AWS credentials, downloads the AWS provider (once, into Stamp's provider cache) and runs the archetype's checkov policy (`pip install checkov`)"
         )]
     };
     (next, notes)
