@@ -25,8 +25,9 @@ set -euo pipefail
 
 CHECKOV_VERSION="3.3.30"
 
-log() { printf 'install-checkov: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+TOOL=checkov
+# shellcheck source=lib/pinned-tool.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib/pinned-tool.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; }
 
@@ -62,53 +63,27 @@ installed_version() {
   "$venv_dir/bin/python" -I -c 'import importlib.metadata as m; print(m.version("checkov"))' </dev/null 2>/dev/null
 }
 
-if [ "$force" -eq 0 ] && [ "$(installed_version || true)" = "$CHECKOV_VERSION" ]; then
-  log "checkov $CHECKOV_VERSION is already installed"
-  printf '%s\n' "$wrapper"
-  exit 0
-fi
-
-# Serialise concurrent installers (parallel CI jobs) where flock exists.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools_dir/.install-checkov.lock"
-  flock 9
-  if [ "$force" -eq 0 ] && [ "$(installed_version || true)" = "$CHECKOV_VERSION" ]; then
-    log "checkov $CHECKOV_VERSION was installed by a concurrent run"
-    printf '%s\n' "$wrapper"
-    exit 0
-  fi
-fi
-
-command -v "$python" >/dev/null 2>&1 || die "$python not found (set PYTHON to a Python >= 3.9)"
-"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' ||
-  die "$python is older than 3.9; checkov $CHECKOV_VERSION needs Python >= 3.9"
+exit_if_installed checkov "$CHECKOV_VERSION" "$wrapper"
+require_python "checkov $CHECKOV_VERSION"
 [ -f "$constraints" ] || die "missing $constraints"
 
 pip_args=(--disable-pip-version-check --no-input --quiet -c "$constraints")
-if [ -n "$wheelhouse" ]; then
-  [ -d "$wheelhouse" ] || die "wheelhouse $wheelhouse is not a folder"
-  wheelhouse="$(cd -- "$wheelhouse" && pwd)"
-  pip_args+=(--no-index --find-links "$wheelhouse")
-fi
+add_wheelhouse
 
 start=$(date +%s)
 log "installing checkov $CHECKOV_VERSION into $ckv_dir${wheelhouse:+ (offline, from $wheelhouse)} (about a minute)"
 mkdir -p -- "$ckv_dir" "$bin_dir"
 # Build the new virtualenv beside the old one and swap it in only once pip succeeded.
 staging="$ckv_dir/venv.new"
-rm -rf -- "$staging"
-"$python" -m venv "$staging" >&2 || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
+new_venv "$staging"
 "$staging/bin/python" -m pip install "${pip_args[@]}" "checkov==$CHECKOV_VERSION" >&2 || {
   rm -rf -- "$staging"
   die "pip could not install checkov==$CHECKOV_VERSION"
 }
-rm -f -- "$wrapper"
-rm -rf -- "$venv_dir"
-mv -- "$staging" "$venv_dir"
+swap_venv "$staging" "$venv_dir" "$wrapper"
 # A virtualenv's scripts name its interpreter by absolute path: the move broke them, so run
 # checkov through the interpreter (`python -m checkov.main`) instead.
 
-quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 tmp_wrapper="$(mktemp "$bin_dir/.checkov.XXXXXX")"
 cat >"$tmp_wrapper" <<SH
 #!/bin/sh

