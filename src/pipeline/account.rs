@@ -199,10 +199,12 @@ impl<'a> AccountRun<'a> {
     /// keeps in its data folder between runs unless the tree brings its own.
     pub fn init(&mut self) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "init");
-        let kept = self.restore_lock_file()?;
+        let needs_providers = self.restore_lock_file()?;
         let mut env = Vec::new();
-        let cache = self.project.file.providers.cache_dir(&self.project.root);
+        let cache = self.project.file.providers.cache_dir(&self.project.root).filter(|_| needs_providers);
         if let Some(cache) = cache.as_deref().and_then(ProviderCache::shared) {
+            // Installing into the cache, or waiting for another run that is.
+            self.progress.phase(&self.account.name, "providers");
             let config = self.dirs.data.join("stamp.terraformrc");
             let prepared = cache
                 .prepare(&self.dirs.work, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
@@ -218,6 +220,7 @@ impl<'a> AccountRun<'a> {
                 ));
             }
             env = prepared.env;
+            self.progress.phase(&self.account.name, "init");
         }
         // A local state file is passed at init, relative to the work folder: wherever the tree
         // was rendered for (build/, an artifact), Stamp's runs use the same state.
@@ -234,7 +237,7 @@ impl<'a> AccountRun<'a> {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.terraform_with(&args, &[0], &env)?;
-        self.keep_lock_file(kept)
+        self.keep_lock_file(needs_providers)
     }
 
     /// The lock file Stamp keeps for the account between runs (the work folder is rewritten by

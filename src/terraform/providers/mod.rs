@@ -276,7 +276,7 @@ impl ProviderCache {
         );
         let servable = {
             let mut installed = self.installed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _file_lock = self.lock_file()?;
+            let _file_lock = self.lock_file(log)?;
             let wanted = |served: &BTreeSet<String>| requirements.providers.keys().all(|s| served.contains(s));
             let mut servable = self.servable(&read_lock());
             if !wanted(&servable)
@@ -306,12 +306,23 @@ impl ProviderCache {
     }
 
     /// Held while the mirror is checked and filled: other Stamp processes wait.
-    fn lock_file(&self) -> Result<fs_err::File, CacheError> {
+    /// `log` learns when another process holds the lock (an install under way there).
+    fn lock_file(&self, log: &Log) -> Result<fs_err::File, CacheError> {
         fs_err::create_dir_all(self.mirror()).map_err(io_error(&self.root))?;
         let path = self.root.join(".lock");
         let file =
             fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
-        file.file().lock().map_err(io_error(&path))?;
+        match file.file().try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                log.line(&format!(
+                    "# provider cache: waiting for another Stamp run installing into {}",
+                    self.mirror().display()
+                ));
+                file.file().lock().map_err(io_error(&path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path)(e)),
+        }
         // Installs happen only under this lock: an install folder found now was left by a run
         // that was killed.
         if let Ok(entries) = fs_err::read_dir(&self.root) {
