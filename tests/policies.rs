@@ -35,7 +35,7 @@ report = {
         "skipped_checks": [],
         "parsing_errors": [],
     },
-    "summary": {"passed": 0, "failed": 1, "skipped": 0, "parsing_errors": 0},
+    "summary": {"passed": 0, "failed": 1, "skipped": 0, "parsing_errors": 0, "resource_count": 5},
 }
 print(json.dumps(report, indent=2))
 sys.exit(1)

@@ -97,9 +97,21 @@ struct CheckovReport {
     check_type: Option<String>,
     #[serde(default)]
     results: Option<CheckovResults>,
+    #[serde(default)]
+    summary: Option<CheckovSummary>,
     /// When checkov found nothing to check, it prints only its summary (`"failed": 0`, ...).
     #[serde(default)]
     failed: Option<u64>,
+    #[serde(default)]
+    resource_count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CheckovSummary {
+    #[serde(default)]
+    failed: Option<u64>,
+    #[serde(default)]
+    resource_count: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -144,15 +156,26 @@ fn checkov(text: &str) -> Result<Vec<Finding>, String> {
         CheckovOutput::Many(reports) => reports,
         CheckovOutput::One(report) => vec![report],
     };
+    if reports.is_empty() {
+        return Err("checkov printed no report: nothing was checked".into());
+    }
     let mut findings = Vec::new();
     for report in reports {
         let framework = report.check_type.as_deref().unwrap_or("checkov");
+        // Evidence that checkov checked something: a summary that counts resources and agrees
+        // with the failed checks listed. Anything less (a configuration that skips every check,
+        // a report cut short) is never a pass.
+        let (failed, resources) = match &report.summary {
+            Some(summary) => (summary.failed, summary.resource_count),
+            None => (report.failed, report.resource_count),
+        };
+        let nothing = || Err(format!("checkov ({framework}) checked no resource: nothing was checked"));
         let Some(results) = report.results else {
-            match report.failed {
-                Some(0) => continue,
-                Some(failed) => return Err(format!("checkov reports {failed} failed checks but lists none")),
-                None => return Err("its output is not checkov's JSON report: no `results`".into()),
-            }
+            return match failed {
+                Some(failed) if failed > 0 => Err(format!("checkov reports {failed} failed checks but lists none")),
+                _ if resources.unwrap_or(0) == 0 => nothing(),
+                _ => Err("its output is not checkov's JSON report: no `results`".into()),
+            };
         };
         if !results.parsing_errors.is_empty() {
             return Err(format!(
@@ -160,17 +183,30 @@ fn checkov(text: &str) -> Result<Vec<Finding>, String> {
                 results.parsing_errors.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
             ));
         }
+        if resources.unwrap_or(0) == 0 {
+            return nothing();
+        }
+        let listed = u64::try_from(results.failed_checks.len()).unwrap_or(u64::MAX);
+        if failed.is_some_and(|f| f != listed) {
+            return Err(format!(
+                "checkov ({framework}) counts {} failed checks but lists {listed}",
+                failed.unwrap_or_default()
+            ));
+        }
         for check in results.failed_checks {
             findings.push(checkov_finding(check, None));
         }
         for check in results.skipped_checks {
-            let reason = check
-                .check_result
-                .as_ref()
-                .and_then(|r| r.suppress_comment.clone())
-                .filter(|c| !c.trim().is_empty())
-                .unwrap_or_else(|| "skipped (no reason given)".into());
-            findings.push(checkov_finding(check, Some(Waived { by: "inline".into(), reason })));
+            // An inline skip waives a finding only with its written reason, as a waiver does.
+            let reason =
+                check.check_result.as_ref().and_then(|r| r.suppress_comment.clone()).filter(|c| !c.trim().is_empty());
+            let waived = reason.map(|reason| Waived { by: "inline".into(), reason });
+            let unexplained = waived.is_none();
+            let mut finding = checkov_finding(check, waived);
+            if unexplained {
+                finding.title = format!("{} (skipped inline without a reason)", finding.title);
+            }
+            findings.push(finding);
         }
     }
     Ok(findings)
@@ -200,8 +236,17 @@ struct Sarif {
 struct SarifRun {
     #[serde(default)]
     tool: Option<SarifTool>,
+    /// Absent: the tool did not say what it found (SARIF's "not known"), never a pass.
     #[serde(default)]
-    results: Vec<SarifResult>,
+    results: Option<Vec<SarifResult>>,
+    #[serde(default)]
+    invocations: Vec<SarifInvocation>,
+}
+
+#[derive(Deserialize)]
+struct SarifInvocation {
+    #[serde(default, rename = "executionSuccessful")]
+    execution_successful: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -323,16 +368,27 @@ struct SarifSuppression {
 /// `open`, `review`), or `level` `note` or `none`.
 fn sarif(text: &str) -> Result<Vec<Finding>, String> {
     let sarif: Sarif = serde_json::from_str(text.trim()).map_err(|e| format!("its output is not SARIF: {e}"))?;
+    if sarif.runs.is_empty() {
+        return Err("its SARIF holds no run: nothing was checked".into());
+    }
     let mut findings = Vec::new();
     for run in sarif.runs {
+        if run.invocations.iter().any(|i| i.execution_successful == Some(false)) {
+            return Err("its SARIF says the tool did not run successfully (`executionSuccessful: false`)".into());
+        }
+        let Some(results) = run.results else {
+            return Err("a SARIF run lists no `results`: what it found is not known".into());
+        };
         let rules = run.tool.and_then(|t| t.driver).map(|d| d.rules).unwrap_or_default();
-        for result in run.results {
+        let by_id: std::collections::HashMap<&str, &SarifRule> =
+            rules.iter().rev().filter_map(|r| Some((r.id.as_deref()?, r))).collect();
+        for result in results {
             if !matches!(result.kind.as_deref(), None | Some("fail" | "open" | "review")) {
                 continue;
             }
             let index = result.rule_index.or_else(|| result.rule.as_ref().and_then(|r| r.index));
             let id = result.rule_id.clone().or_else(|| result.rule.as_ref().and_then(|r| r.id.clone()));
-            let rule = rules.iter().find(|r| id.is_some() && r.id == id).or_else(|| index.and_then(|i| rules.get(i)));
+            let rule = id.as_deref().and_then(|id| by_id.get(id).copied()).or_else(|| index.and_then(|i| rules.get(i)));
             let level = result
                 .level
                 .clone()
@@ -366,18 +422,20 @@ fn sarif(text: &str) -> Result<Vec<Finding>, String> {
                     .find_map(|l| l.fully_qualified_name.clone().or_else(|| l.name.clone()))
                     .filter(|r| !r.is_empty());
             }
-            // A suppression counts unless it is only proposed or was rejected.
-            finding.waived =
-                result.suppressions.iter().find(|s| matches!(s.status.as_deref(), None | Some("accepted"))).map(|s| {
-                    Waived {
-                        by: "inline".into(),
-                        reason: s
-                            .justification
-                            .clone()
-                            .filter(|j| !j.trim().is_empty())
-                            .unwrap_or_else(|| "suppressed (no reason given)".into()),
-                    }
-                });
+            // Suppressed only when every suppression is accepted (one proposed or rejected, and
+            // the result stands), and only with a written justification, as a waiver needs.
+            let accepted = !result.suppressions.is_empty()
+                && result.suppressions.iter().all(|s| matches!(s.status.as_deref(), None | Some("accepted")));
+            let reason =
+                result.suppressions.iter().find_map(|s| s.justification.clone().filter(|j| !j.trim().is_empty()));
+            finding.waived = match (accepted, reason) {
+                (true, Some(reason)) => Some(Waived { by: "inline".into(), reason }),
+                (true, None) => {
+                    finding.title = format!("{} (suppressed inline without a reason)", finding.title);
+                    None
+                }
+                (false, _) => None,
+            };
             findings.push(finding);
         }
     }
@@ -487,7 +545,7 @@ mod tests {
  },
  "summary": {
   "passed": 106,
-  "failed": 19,
+  "failed": 1,
   "skipped": 0,
   "parsing_errors": 0,
   "resource_count": 42,
@@ -512,7 +570,7 @@ mod tests {
     #[test]
     fn checkov_lists_one_report_per_framework() {
         let list = format!(
-            "[{CHECKOV}, {{\"check_type\": \"secrets\", \"results\": {{\"failed_checks\": [{{\"check_id\": \"CKV_SECRET_2\", \"check_name\": \"AWS Access Key\", \"file_path\": \"/x.tf\", \"file_line_range\": [3, 3], \"resource\": \"abc\"}}]}}}}]"
+            "[{CHECKOV}, {{\"check_type\": \"secrets\", \"results\": {{\"failed_checks\": [{{\"check_id\": \"CKV_SECRET_2\", \"check_name\": \"AWS Access Key\", \"file_path\": \"/x.tf\", \"file_line_range\": [3, 3], \"resource\": \"abc\"}}]}}, \"summary\": {{\"failed\": 1, \"resource_count\": 1}}}}]"
         );
         let findings = parse(FindingFormat::Checkov, &list).unwrap();
         assert_eq!(
@@ -522,10 +580,35 @@ mod tests {
     }
 
     #[test]
-    fn checkov_with_nothing_to_check_prints_its_summary() {
-        let summary = r#"{"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0, "checkov_version": "3.3.30"}"#;
-        assert_eq!(parse(FindingFormat::Checkov, summary).unwrap(), Vec::new());
-        assert_eq!(parse(FindingFormat::Checkov, "[]").unwrap(), Vec::new());
+    fn checkov_output_that_checked_nothing_is_never_a_pass() {
+        // What checkov prints when it found nothing to check (or a `.checkov.yaml` skipped
+        // every check), an empty list, reports without a summary, and counts that disagree.
+        for nothing in [
+            r#"{"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0, "checkov_version": "3.3.30"}"#,
+            "[]",
+            r#"{"results": {}}"#,
+            r#"{"results": {"passed_checks": []}, "summary": {"failed": 4, "resource_count": 3}}"#,
+            r#"{"results": {"failed_checks": []}, "summary": {"failed": 0, "resource_count": 0}}"#,
+        ] {
+            assert!(parse(FindingFormat::Checkov, nothing).is_err(), "{nothing} passed");
+        }
+    }
+
+    #[test]
+    fn an_inline_skip_without_a_reason_blocks() {
+        let report = r#"{"results": {"skipped_checks": [{"check_id": "CKV_AWS_18", "check_name": "Access logging",
+            "check_result": {"result": "SKIPPED", "suppress_comment": " "}}]}, "summary": {"failed": 0, "resource_count": 1}}"#;
+        let findings = parse(FindingFormat::Checkov, report).unwrap();
+        assert_eq!(findings[0].waived, None);
+        assert!(findings[0].title.contains("without a reason"), "{}", findings[0].title);
+        let sarif = r#"{"runs": [{"results": [
+            {"ruleId": "R1", "message": {"text": "a"}, "suppressions": [{}]},
+            {"ruleId": "R2", "message": {"text": "b"}, "suppressions": [{"justification": "ok"}, {"status": "rejected"}]},
+            {"ruleId": "R3", "message": {"text": "c"}, "suppressions": [{"justification": "known, fixed in 2.0"}]}]}]}"#;
+        let findings = parse(FindingFormat::Sarif, sarif).unwrap();
+        assert_eq!(findings[0].waived, None, "no justification");
+        assert_eq!(findings[1].waived, None, "one suppression rejected");
+        assert_eq!(findings[2].waived.as_ref().map(|w| w.reason.as_str()), Some("known, fixed in 2.0"));
     }
 
     #[test]
@@ -596,7 +679,12 @@ mod tests {
     fn sarif_without_results_passes_and_garbage_does_not() {
         let empty = r#"{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": []}]}"#;
         assert_eq!(parse(FindingFormat::Sarif, empty).unwrap(), Vec::new());
-        for bad in ["", "{}", "{\"runs\": 3}", "not json", CHECKOV] {
+        let nothing_checked = [
+            r#"{"runs": []}"#,
+            r#"{"runs": [{}]}"#,
+            r#"{"runs": [{"results": [], "invocations": [{"executionSuccessful": false}]}]}"#,
+        ];
+        for bad in ["", "{}", "{\"runs\": 3}", "not json", CHECKOV].into_iter().chain(nothing_checked) {
             assert!(parse(FindingFormat::Sarif, bad).is_err(), "{bad:?} parsed");
         }
         let no_rule = r#"{"runs": [{"results": [{"message": {"text": "x"}}]}]}"#;
