@@ -17,6 +17,10 @@ fn aws_accounts(project: &Project) -> Vec<String> {
     for folder in ["fixtures/accounts", "fixtures/variants"] {
         for entry in fs_err::read_dir(project.path().join(folder)).unwrap() {
             let path = entry.unwrap().path();
+            // Account files only (`make demo` leaves an empty `playgrounds/` folder behind).
+            if !path.is_file() || path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
             let text = fs_err::read_to_string(&path).unwrap();
             let archetype = text.lines().find_map(|l| l.strip_prefix("archetype:")).map(str::trim).unwrap();
             let archetype_file = project.read(&format!("archetypes/{archetype}/archetype.yaml"));
