@@ -324,3 +324,31 @@ fn a_playground_keeps_its_sources_waivers() {
     assert!(written.contains("Seeded data only."), "{written}");
     project.stamp(["check", "--policies", "try-1"]).run().success();
 }
+
+/// A plan policy reads the plan's values: what it prints (on stdout or stderr, failing or not)
+/// reaches neither the log nor any report, and the plan as JSON is never left behind.
+#[test]
+fn a_plan_policys_output_stays_out_of_logs_and_reports() {
+    let project = Project::local();
+    let text = project.read(ARCHETYPE);
+    let leak = "import os, sys; t = open(os.environ['STAMP_PLAN_JSON']).read(); print(t[:400]); sys.stderr.write(t[:400]); sys.exit(1)";
+    project.write(
+        ARCHETYPE,
+        &format!(
+            "{text}\npolicies:\n  - name: leaky\n    on: plan\n    run: [python3, -c, \"{leak}\"]\n    format: sarif\n"
+        ),
+    );
+    for format in ["json", "text", "markdown"] {
+        let out = tf(&project, ["plan", "local-staging", "--format", format]).run().failure(1);
+        for printed in [&out.stdout, &out.stderr] {
+            assert!(!printed.contains("format_version"), "{format}: the plan's JSON reached the report:\n{printed}");
+        }
+        assert!(out.stdout.contains("leaky") && out.stdout.contains("not shown"), "{format}: {}", out.stdout);
+    }
+    let log = project.read(".stamp/logs/local-staging.log");
+    assert!(!log.contains("format_version"), "the plan's JSON reached the log:\n{log}");
+    assert!(!project.path().join(".stamp/data/local-staging/stamp-plan.json").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs_err::metadata(project.path().join(".stamp/data/local-staging")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the data folder holding the saved plan is private");
+}

@@ -22,6 +22,9 @@ use crate::terraform::retry::RetryPolicy;
 /// failure is then retried as transient).
 const LOCK_TIMEOUT: &str = "-lock-timeout=60s";
 
+/// The plan as JSON for plan policies, in the account's data folder while they run.
+const PLAN_JSON: &str = "stamp-plan.json";
+
 /// Where an account's runs keep their files, under `.stamp/` in the project.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -191,7 +194,18 @@ impl<'a> AccountRun<'a> {
         self.progress.phase(&self.account.name, "render");
         let marker = format!("work folder of stamp for account {}\n", self.account.name);
         tree.write_atomically(&self.dirs.work, &marker).map_err(RunError::WorkFolder)?;
-        fs_err::create_dir_all(&self.dirs.data).map_err(RunError::io("cannot create the Terraform data folder"))
+        fs_err::create_dir_all(&self.dirs.data).map_err(RunError::io("cannot create the Terraform data folder"))?;
+        // It holds the saved plan and, for plan policies, the plan as JSON: both carry the
+        // plan's values, so only the owner may enter it.
+        fs_err::set_permissions(&self.dirs.data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(RunError::io("cannot make the Terraform data folder private"))?;
+        // A plan as JSON left by a run that was killed goes now.
+        match fs_err::remove_file(self.dirs.data.join(PLAN_JSON)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RunError::io("cannot remove a plan as JSON left by an earlier run")(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `terraform init` in the work folder, with the providers from Stamp's provider cache
@@ -467,7 +481,7 @@ impl<'a> AccountRun<'a> {
     /// The plan as JSON in the account's data folder, readable by its owner only.
     fn write_plan_json(&mut self) -> Result<PlanJsonFile, String> {
         let json = self.plan_json().map_err(|e| format!("cannot read the plan as JSON: {}", e.explain()))?;
-        let path = self.dirs.data.join("stamp-plan.json");
+        let path = self.dirs.data.join(PLAN_JSON);
         crate::fsio::write_atomic_with(&path, json.as_bytes(), crate::fsio::Mode::Private)
             .map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
         Ok(PlanJsonFile { path })
@@ -554,6 +568,7 @@ impl<'a> AccountRun<'a> {
             timeout: None,
             grace: crate::terraform::process::TERRAFORM_GRACE,
             log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
+            log_stderr: true,
             hold: Some(self.lock.fd()),
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));

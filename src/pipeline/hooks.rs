@@ -85,6 +85,7 @@ pub(crate) fn invocation<'a>(run: &'a Run, place: Place<'a>, env: &HookEnv, time
         timeout: Some(timeout),
         grace: HOOK_GRACE,
         log_stdout: true,
+        log_stderr: true,
         hold: place.hold,
     }
 }

@@ -83,8 +83,15 @@ pub fn run(
         env.vars.push(("STAMP_PLAN_JSON".into(), path.display().to_string()));
     }
     let mut command = invocation(&policy.run, place, &env, timeout);
-    // Findings on a plan may quote its values: they reach the report, not the log.
-    command.log_stdout = policy.on == PolicyInput::Tree;
+    // A plan policy reads the plan's values: nothing it prints reaches the log, and only the
+    // findings it reports (never its raw output) reach the report.
+    let private = policy.on == PolicyInput::Plan;
+    command.log_stdout = !private;
+    command.log_stderr = !private;
+    // What a plan policy printed, quoted in an error: not shown.
+    let quoted = |text: String| {
+        if private { "(its output is not shown: it may hold the plan's values)".to_string() } else { text }
+    };
     let finished = match command.run(place.log) {
         Ok(finished) => finished,
         Err(e) => return PolicyResult::failed(policy, e.to_string()),
@@ -110,7 +117,7 @@ pub fn run(
             let tail = finished.tail(5);
             if !tail.is_empty() {
                 message.push('\n');
-                message.push_str(&tail);
+                message.push_str(&quoted(tail));
             }
             return PolicyResult::failed(policy, message);
         }
@@ -131,9 +138,10 @@ pub fn run(
     if unexplained_failure {
         let lines: Vec<&str> = finished.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let mut error = format!("`{}` exited with {code} but reported no finding", command.display());
-        for line in &lines[lines.len().saturating_sub(5)..] {
+        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+        if !tail.is_empty() {
             error.push('\n');
-            error.push_str(line);
+            error.push_str(&quoted(tail));
         }
         result.error = Some(error);
     }

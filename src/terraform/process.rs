@@ -34,12 +34,14 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Catches SIGINT and SIGTERM: Stamp stops starting new work and forwards one SIGINT to each
+/// Catches SIGINT, SIGTERM, SIGHUP and SIGQUIT: Stamp stops starting new work and forwards one SIGINT to each
 /// running command's process group (its own, so the terminal's Ctrl-C reaches it only through
 /// Stamp, exactly once per press).
 pub fn install_interrupt_handler() {
     HANDLER.call_once(|| {
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([libc_sigint(), libc_sigterm()]) else { return };
+        // A closed terminal (SIGHUP) or SIGQUIT stops a run as cleanly as Ctrl-C does.
+        let stops = [libc_sigint(), libc_sigterm(), Signal::SIGHUP as i32, Signal::SIGQUIT as i32];
+        let Ok(mut signals) = signal_hook::iterator::Signals::new(stops) else { return };
         std::thread::spawn(move || {
             for _ in signals.forever() {
                 INTERRUPTED.store(true, Ordering::SeqCst);
@@ -101,6 +103,9 @@ pub struct Invocation<'a> {
     /// Copy stdout into the log. Off for commands whose output holds secrets in clear
     /// (`output -json`, `state pull`, `show -json`).
     pub log_stdout: bool,
+    /// Copy stderr into the log. Off for commands whose every output may hold secrets (a plan
+    /// policy reading the plan as JSON).
+    pub log_stderr: bool,
     /// A file descriptor every process of the command inherits, under the same number: the
     /// account's lock, held until the last of them exits.
     pub hold: Option<BorrowedFd<'a>>,
@@ -179,7 +184,7 @@ impl Invocation<'_> {
         };
         let result = std::thread::scope(|scope| {
             let out = scope.spawn(|| pump(stdout, self.log_stdout.then_some(log), ""));
-            let err = scope.spawn(|| pump(stderr, Some(log), "stderr: "));
+            let err = scope.spawn(|| pump(stderr, self.log_stderr.then_some(log), "stderr: "));
             let mut timed_out = false;
             let mut stop_sent: Option<Instant> = None;
             loop {

@@ -375,6 +375,7 @@ impl ProviderCache {
             timeout: None,
             grace: super::process::TERRAFORM_GRACE,
             log_stdout: true,
+            log_stderr: true,
             hold,
         };
         let finished = invocation.run(log).map_err(|e| CacheError::Install(e.to_string()))?;
