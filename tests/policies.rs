@@ -348,7 +348,8 @@ fn a_plan_policys_output_stays_out_of_logs_and_reports() {
     let log = project.read(".stamp/logs/local-staging.log");
     assert!(!log.contains("format_version"), "the plan's JSON reached the log:\n{log}");
     assert!(!project.path().join(".stamp/data/local-staging/stamp-plan.json").exists());
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = fs_err::metadata(project.path().join(".stamp/data/local-staging")).unwrap().permissions().mode();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs_err::metadata(project.path().join(".stamp/data/local-staging")).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o700, "the data folder holding the saved plan is private");
 }
