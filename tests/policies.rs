@@ -353,3 +353,33 @@ fn a_plan_policys_output_stays_out_of_logs_and_reports() {
     );
     assert_eq!(mode & 0o777, 0o700, "the data folder holding the saved plan is private");
 }
+
+/// A policy that leaves a process holding its output open, or prints more than a report can
+/// be, is an error that blocks `apply`, and never keeps Stamp waiting past its timeout.
+#[test]
+fn a_policy_cannot_hang_stamp_or_flood_it() {
+    let project = Project::local();
+    let text = project.read(ARCHETYPE);
+    // Popen returns once the child runs in its own session (outside the policy's group).
+    let detached = "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True); print('{\"runs\": [{\"results\": []}]}')";
+    let flood = "import sys\nfor _ in range(40000): sys.stdout.write('x' * 1000 + chr(10))";
+    project.write(
+        ARCHETYPE,
+        &format!(
+            "{text}\npolicies:\n  - name: detached\n    on: tree\n    run: [python3, -c, '{}']\n    format: sarif\n    timeout: 20s\n  \
+             - name: flood\n    on: tree\n    run: [python3, -c, \"{}\"]\n    format: sarif\n",
+            detached.replace('\'', "''"),
+            flood.replace('\n', "\\n")
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = tf(&project, ["plan", "local-staging", "--format", "json"]).run();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}:\n{}{}", out.stdout, out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stamp waited for the detached process");
+    let policies = report["accounts"][0]["policies"].as_array().unwrap();
+    let error = |i: usize| policies[i]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error(0).contains("left a process holding its output open"), "{report:#}");
+    assert!(error(1).contains("printed more than 32 MiB"), "{report:#}");
+}

@@ -569,6 +569,7 @@ impl<'a> AccountRun<'a> {
             grace: crate::terraform::process::TERRAFORM_GRACE,
             log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
             log_stderr: true,
+            max_output: crate::terraform::process::MAX_OUTPUT,
             hold: Some(self.lock.fd()),
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));

@@ -86,6 +86,7 @@ pub(crate) fn invocation<'a>(run: &'a Run, place: Place<'a>, env: &HookEnv, time
         grace: HOOK_GRACE,
         log_stdout: true,
         log_stderr: true,
+        max_output: crate::terraform::process::MAX_OUTPUT,
         hold: place.hold,
     }
 }

@@ -12,6 +12,9 @@ use super::findings::{self, Finding, Waived};
 use super::hooks::{HookEnv, Place, invocation};
 pub use crate::config::policies::{FindingFormat, Policy, PolicyInput, Waiver};
 
+/// The largest report a policy may print: a longer one is an error, never read in part.
+pub const MAX_REPORT: usize = 32 << 20;
+
 /// Default time a policy command may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -88,6 +91,7 @@ pub fn run(
     let private = policy.on == PolicyInput::Plan;
     command.log_stdout = !private;
     command.log_stderr = !private;
+    command.max_output = MAX_REPORT;
     // What a plan policy printed, quoted in an error: not shown.
     let quoted = |text: String| {
         if private { "(its output is not shown: it may hold the plan's values)".to_string() } else { text }
@@ -101,6 +105,16 @@ pub fn run(
     }
     if finished.interrupted {
         return PolicyResult::failed(policy, "interrupted");
+    }
+    if finished.truncated {
+        return PolicyResult::failed(policy, format!("it printed more than {} MiB", MAX_REPORT >> 20));
+    }
+    if finished.output_open {
+        // Something it started still writes (or could): its report may not be whole.
+        return PolicyResult::failed(
+            policy,
+            "it exited but left a process holding its output open: its report may be incomplete",
+        );
     }
     let code = finished.code.map_or_else(|| "a signal".to_string(), |c| c.to_string());
     let format = match policy.format {

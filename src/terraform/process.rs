@@ -8,7 +8,7 @@
 //! also inherits the account's lock, so the lock is held until the last of its processes exits,
 //! even when Stamp itself is killed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -106,6 +106,8 @@ pub struct Invocation<'a> {
     /// Copy stderr into the log. Off for commands whose every output may hold secrets (a plan
     /// policy reading the plan as JSON).
     pub log_stderr: bool,
+    /// The most of stdout kept (see [`Finished::truncated`]).
+    pub max_output: usize,
     /// A file descriptor every process of the command inherits, under the same number: the
     /// account's lock, held until the last of them exits.
     pub hold: Option<BorrowedFd<'a>>,
@@ -122,6 +124,11 @@ pub struct Finished {
     pub timed_out: bool,
     pub interrupted: bool,
     pub elapsed: Duration,
+    /// Stdout was longer than the invocation's `max_output`: the rest was read and dropped.
+    pub truncated: bool,
+    /// Its output was still open [`OUTPUT_GRACE`] after it exited (a process it left behind
+    /// outside its group holds it): what was read by then is all there is.
+    pub output_open: bool,
 }
 
 impl Finished {
@@ -182,54 +189,76 @@ impl Invocation<'_> {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(std::io::Error::other("the command's output is not piped"));
         };
-        let result = std::thread::scope(|scope| {
-            let out = scope.spawn(|| pump(stdout, self.log_stdout.then_some(log), ""));
-            let err = scope.spawn(|| pump(stderr, self.log_stderr.then_some(log), "stderr: "));
-            let mut timed_out = false;
-            let mut stop_sent: Option<Instant> = None;
-            loop {
-                if exited(pid) {
+        // Readers of their own (not scoped): a process the command left behind outside its
+        // group may hold the pipes open long after it exited, and is not waited for.
+        let (sender, pieces) = std::sync::mpsc::channel();
+        let out_sender = sender.clone();
+        std::thread::spawn(move || pump(stdout, Stream::Out, &out_sender));
+        std::thread::spawn(move || pump(stderr, Stream::Err, &sender));
+        let mut output = Output::default();
+        let mut timed_out = false;
+        let mut stop_sent: Option<Instant> = None;
+        let mut exited_at: Option<Instant> = None;
+        loop {
+            match pieces.recv_timeout(Duration::from_millis(20)) {
+                Ok(piece) => {
+                    output.take(piece, self, log);
+                    // Read everything already there before looking at the command again.
+                    while let Ok(piece) = pieces.try_recv() {
+                        output.take(piece, self, log);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => output.open = 0,
+            }
+            if let Some(at) = exited_at {
+                if output.open == 0 || at.elapsed() > OUTPUT_GRACE {
                     break;
                 }
-                if self.timeout.is_some_and(|t| start.elapsed() > t) && stop_sent.is_none() {
-                    timed_out = true;
-                    // SIGTERM: a shell's background jobs ignore SIGINT.
-                    signal_group(pid, Signal::SIGTERM);
-                    stop_sent = Some(Instant::now());
-                }
-                if interrupted() && stop_sent.is_none() {
-                    // The handler has already forwarded the interrupt.
-                    stop_sent = Some(Instant::now());
-                }
-                if stop_sent.is_some_and(|at| at.elapsed() > self.grace) {
-                    signal_group(pid, Signal::SIGKILL);
-                }
-                std::thread::sleep(Duration::from_millis(20));
+                continue;
             }
-            // The command is done: whatever it left running in its group goes too (and lets go
-            // of its output, so the readers below end). Its leader, not yet reaped, keeps the
-            // group's number from being reused until then.
-            signal_group(pid, Signal::SIGKILL);
-            let code = child.wait()?.code();
-            let stdout = out.join().unwrap_or_default();
-            let stderr = tail_lines(&err.join().unwrap_or_default(), 40);
-            Ok::<_, std::io::Error>(Finished {
-                code,
-                stdout,
-                stderr,
-                timed_out,
-                interrupted: interrupted(),
-                elapsed: start.elapsed(),
-            })
+            if exited(pid) {
+                // The command is done: whatever it left running in its group goes too (and
+                // lets go of its output). Its leader, not yet reaped, keeps the group's number
+                // from being reused until then.
+                signal_group(pid, Signal::SIGKILL);
+                exited_at = Some(Instant::now());
+                continue;
+            }
+            if self.timeout.is_some_and(|t| start.elapsed() > t) && stop_sent.is_none() {
+                timed_out = true;
+                // SIGTERM: a shell's background jobs ignore SIGINT.
+                signal_group(pid, Signal::SIGTERM);
+                stop_sent = Some(Instant::now());
+            }
+            if interrupted() && stop_sent.is_none() {
+                // The handler has already forwarded the interrupt.
+                stop_sent = Some(Instant::now());
+            }
+            if stop_sent.is_some_and(|at| at.elapsed() > self.grace) {
+                signal_group(pid, Signal::SIGKILL);
+            }
+        }
+        let result = child.wait().map(|status| Finished {
+            code: status.code(),
+            stdout: output.stdout,
+            stderr: output.stderr.into_iter().collect::<Vec<_>>().join("\n"),
+            timed_out,
+            interrupted: interrupted(),
+            elapsed: start.elapsed(),
+            truncated: output.truncated,
+            output_open: output.open > 0,
         });
         CHILDREN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|&p| p != pid);
         let finished = result?;
         log.line(&format!(
-            "# exit {} after {:.1}s{}{}",
+            "# exit {} after {:.1}s{}{}{}{}",
             finished.code.map_or_else(|| "signal".to_string(), |c| c.to_string()),
             finished.elapsed.as_secs_f64(),
             if finished.timed_out { " (timed out)" } else { "" },
             if finished.interrupted { " (interrupted)" } else { "" },
+            if finished.truncated { " (output cut)" } else { "" },
+            if finished.output_open { " (output still open: a process left behind holds it)" } else { "" },
         ));
         Ok(finished)
     }
@@ -249,33 +278,114 @@ fn exited(pid: u32) -> bool {
     }
 }
 
-/// Copies a child's output into the log (if any) line by line and returns it. Output is read
-/// as bytes: text that is not UTF-8 is shown with replacement characters, and the reader never
-/// stops early (which would leave the command writing into a closed pipe).
-fn pump(stream: impl Read, log: Option<&Log>, prefix: &str) -> String {
-    let mut all = String::new();
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        if let Some(log) = log {
-            log.line(&format!("{prefix}{text}"));
-        }
-        all.push_str(text);
-        all.push('\n');
-    }
-    all
+/// The most of a command's stdout Stamp keeps by default (`terraform show -json`); the rest is
+/// read and dropped, so the command is never stuck writing.
+pub const MAX_OUTPUT: usize = 256 << 20;
+
+/// The longest line kept (in the log, in stderr): the rest of a longer line is dropped.
+const MAX_LINE: usize = 64 << 10;
+
+/// How long Stamp reads a command's output after it exited.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// The lines of stderr kept for error messages.
+const STDERR_LINES: usize = 40;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
 }
 
-fn tail_lines(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// What a reader sends: a line (without its newline), or the end of its stream.
+enum Piece {
+    Line(Stream, String),
+    End,
+}
+
+/// A command's output as it arrives.
+struct Output {
+    stdout: String,
+    stderr: std::collections::VecDeque<String>,
+    truncated: bool,
+    /// Streams not yet at their end.
+    open: u8,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Self { stdout: String::new(), stderr: std::collections::VecDeque::new(), truncated: false, open: 2 }
+    }
+}
+
+impl Output {
+    fn take(&mut self, piece: Piece, invocation: &Invocation<'_>, log: &Log) {
+        match piece {
+            Piece::End => self.open = self.open.saturating_sub(1),
+            Piece::Line(Stream::Out, text) => {
+                if invocation.log_stdout && !self.truncated {
+                    log.line(&text);
+                }
+                if self.stdout.len() + text.len() < invocation.max_output {
+                    self.stdout.push_str(&text);
+                    self.stdout.push('\n');
+                } else if !self.truncated {
+                    self.truncated = true;
+                    log.line(&format!("# output cut: over {} MiB", invocation.max_output >> 20));
+                }
+            }
+            Piece::Line(Stream::Err, text) => {
+                if invocation.log_stderr {
+                    log.line(&format!("stderr: {text}"));
+                }
+                if self.stderr.len() == STDERR_LINES {
+                    self.stderr.pop_front();
+                }
+                self.stderr.push_back(text);
+            }
+        }
+    }
+}
+
+/// Reads a child's output line by line and sends each line (cut at [`MAX_LINE`]) to `to`.
+/// Output is read as bytes: text that is not UTF-8 is shown with replacement characters, and
+/// the reader never stops early (which would leave the command writing into a closed pipe).
+fn pump(mut stream: impl Read, which: Stream, to: &std::sync::mpsc::Sender<Piece>) {
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut line: Vec<u8> = Vec::new();
+    let mut cut = false;
+    let send = |line: &[u8], cut: bool| {
+        let mut text = String::from_utf8_lossy(line).into_owned();
+        if cut {
+            text.push_str(" [line cut]");
+        }
+        // The receiver gone (the command was given up on): keep reading, send nothing.
+        let _ = to.send(Piece::Line(which, text));
+    };
+    loop {
+        let read = match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for chunk in buffer[..read].split_inclusive(|b| *b == b'\n') {
+            let (body, ends) = match chunk.split_last() {
+                Some((b'\n', body)) => (body, true),
+                _ => (chunk, false),
+            };
+            let room = MAX_LINE.saturating_sub(line.len());
+            line.extend_from_slice(&body[..body.len().min(room)]);
+            cut |= body.len() > room;
+            if ends {
+                send(&line, cut);
+                line.clear();
+                cut = false;
+            }
+        }
+    }
+    if !line.is_empty() {
+        send(&line, cut);
+    }
+    let _ = to.send(Piece::End);
 }

@@ -376,6 +376,7 @@ impl ProviderCache {
             grace: super::process::TERRAFORM_GRACE,
             log_stdout: true,
             log_stderr: true,
+            max_output: super::process::MAX_OUTPUT,
             hold,
         };
         let finished = invocation.run(log).map_err(|e| CacheError::Install(e.to_string()))?;
