@@ -118,3 +118,135 @@ fn an_unknown_archetype_is_a_usage_error() {
     );
     assert!(files(project.path()).is_empty());
 }
+
+#[test]
+fn links_below_the_project_folder_are_refused() {
+    let project = empty();
+    fs_err::create_dir_all(project.path().join("d")).unwrap();
+    fs_err::create_dir_all(project.path().join("outside")).unwrap();
+    std::os::unix::fs::symlink("../outside", project.path().join("d/blueprints")).unwrap();
+    let out = project.stamp(["init", "d"]).run().failure(1);
+    snapshot!(out.snapshot());
+    assert_eq!(files(&project.path().join("d")), ["blueprints"], "nothing but the link");
+    assert!(files(&project.path().join("outside")).is_empty(), "nothing written through the link");
+    // Run inside the folder, the link is named as from there.
+    let out = Run::new(&project.path().join("d")).args(["init"]).run().failure(1);
+    assert!(out.stderr.contains(", so nothing was written:\n  blueprints\n"), "{}", out.snapshot());
+
+    // A link on the way of one file only, and one at a file's place, are refused too.
+    fs_err::remove_file(project.path().join("d/blueprints")).unwrap();
+    fs_err::create_dir_all(project.path().join("d/blueprints")).unwrap();
+    std::os::unix::fs::symlink("../../outside", project.path().join("d/blueprints/local-platform")).unwrap();
+    std::os::unix::fs::symlink("../outside/stamp.yaml", project.path().join("d/stamp.yaml")).unwrap();
+    let out = project.stamp(["init", "d"]).run().failure(1);
+    assert!(
+        out.stderr.contains("2 of the paths `stamp init` writes into are symbolic links, so nothing was written:\n  d/stamp.yaml\n  d/blueprints/local-platform\n"),
+        "{}",
+        out.snapshot()
+    );
+    assert!(files(&project.path().join("outside")).is_empty());
+
+    // The project folder itself may be a link the user chose.
+    fs_err::create_dir_all(project.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", project.path().join("chosen")).unwrap();
+    project.stamp(["init", "chosen"]).run().success();
+    assert!(project.path().join("real/stamp.yaml").is_file());
+}
+
+/// `stamp init DIR` run with files larger than 4096 bytes refused by the system (`ulimit -f`:
+/// root cannot bypass it the way it bypasses a folder's permissions), so it fails part-way.
+fn init_with_small_files(project: &Project, dir: &str) -> common::Output {
+    let script = r#"trap "" XFSZ; ulimit -f 8; exec "$0" "$@""#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script, env!("CARGO_BIN_EXE_stamp"), "init", dir])
+        .current_dir(project.path())
+        .env("NO_COLOR", "1")
+        .env_remove("STAMP_PROJECT")
+        .output()
+        .expect("sh runs");
+    common::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+        root: project.path().to_path_buf(),
+    }
+}
+
+#[test]
+fn a_write_that_fails_part_way_leaves_nothing_behind() {
+    // The schema, written after stamp.yaml, .gitignore, the account and archetype.yaml, is the
+    // first file over the limit.
+    let schema = common::repo().join("archetypes/local-platform/schema.json");
+    assert!(fs_err::metadata(schema).unwrap().len() > 4096);
+    let project = empty();
+    let out = init_with_small_files(&project, "shop/new").failure(1);
+    assert!(!project.path().join("shop").exists(), "the folders it created are gone: {:?}", files(project.path()));
+    assert!(out.stderr.contains("error: cannot write the project: "), "{}", out.snapshot());
+    assert!(out.stderr.contains("schema.json"), "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("\n  nothing `stamp init` created is left: run it again once the cause is fixed\n"),
+        "{}",
+        out.snapshot()
+    );
+
+    // In a folder of the user's, with a folder of theirs on the way: those stay, all else goes.
+    project.write("mine/README.md", "# mine\n");
+    fs_err::create_dir_all(project.path().join("mine/archetypes")).unwrap();
+    init_with_small_files(&project, "mine").failure(1);
+    assert_eq!(files(&project.path().join("mine")), ["README.md"]);
+    assert!(project.path().join("mine/archetypes").is_dir());
+    assert!(!project.path().join("mine/archetypes/local-platform").exists());
+
+    // So a run without the limit writes the project.
+    project.stamp(["init", "mine"]).run().success();
+    assert!(project.path().join("mine/archetypes/local-platform/schema.json").is_file());
+}
+
+#[test]
+fn unusual_folder_names_are_printed_as_one_safe_shell_word() {
+    let project = empty();
+    let out = project.stamp(["init", "--", "-dash"]).run().success();
+    assert!(out.stdout.contains("next:\n  cd ./-dash\n"), "{}", out.snapshot());
+    assert!(project.path().join("-dash/stamp.yaml").is_file());
+
+    let name = "a\u{1b}[31mb\rc";
+    let out = project.stamp(["init", name]).run().success();
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(['\u{1b}', '\r']), "printed raw: {text:?}");
+    }
+    assert!(out.stdout.contains(r"created a project in `a\u{1b}[31mb\rc`"), "{}", out.stdout);
+    assert!(out.stdout.contains(r"  cd $'a\x1b[31mb\rc'"), "{}", out.stdout);
+    // Its root_dir has a folder of its own, as the warning says.
+    assert!(out.stderr.contains("environments live outside it, in `/tmp/stamp-local/a-31mb-c-"), "{}", out.stderr);
+    // Each printed `cd` leads into its project.
+    for (dir, printed) in [("-dash", "cd ./-dash"), (name, r"cd $'a\x1b[31mb\rc'")] {
+        let pwd = std::process::Command::new("bash")
+            .args(["-c", &format!("{printed} && pwd")])
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        let pwd = String::from_utf8(pwd.stdout).unwrap();
+        assert_eq!(pwd.trim_end_matches('\n'), project.path().canonicalize().unwrap().join(dir).to_str().unwrap());
+    }
+    let out = project.stamp(["init", name]).run().failure(1);
+    assert!(!out.stderr.contains(['\u{1b}', '\r']), "printed raw: {:?}", out.stderr);
+    assert!(out.stderr.contains(r"  a\u{1b}[31mb\rc/stamp.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn a_project_whose_path_root_dir_refuses_gets_environments_of_its_own() {
+    let project = empty();
+    let out = project.stamp(["init", "my shop"]).run().success();
+    assert!(out.stdout.contains("  cd 'my shop'\n"), "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("so its environments live outside it, in `/tmp/stamp-local/my-shop-"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("set `root_dir:` in `accounts/local-staging.yaml`"), "{}", out.stderr);
+    let account = project.read("my shop/accounts/local-staging.yaml");
+    let root_dir = account.lines().find_map(|l| l.strip_prefix("root_dir: ")).expect("a root_dir");
+    assert!(root_dir.starts_with("/tmp/stamp-local/my-shop-"), "{account}");
+    let out = Run::new(&project.path().join("my shop")).args(["check"]).run().success();
+    assert!(out.stderr.contains("checked 1 account: no problems found"), "{}", out.snapshot());
+}

@@ -14,7 +14,9 @@ use crate::starter::Example;
 ///
 /// Writes `stamp.yaml`, the archetype with its blueprint, one account and a `.gitignore` into
 /// DIR (created when missing), and prints the three commands to run next. It never overwrites
-/// a file: when any of the files it would write exists, it writes nothing and names them.
+/// a file: when any of the files it would write exists, or any folder below DIR it would write
+/// into is a symbolic link, it writes nothing and names them. When a write fails part-way, it
+/// removes the files and folders it created.
 ///
 /// `local-platform` runs on this machine with no cloud account (state and environments under
 /// `.stamp/`): `stamp plan` and `stamp apply` work at once. The AWS archetypes need a state
@@ -67,7 +69,11 @@ pub fn run(args: &Args, out: &Output) -> ExitStatus {
 /// What was written, by folder, and what to run next.
 fn text(report: &InitReport) -> String {
     let here = report.dir.components().all(|c| c == std::path::Component::CurDir);
-    let place = if here { "the current folder".to_string() } else { format!("`{}`", report.dir.display()) };
+    let place = if here {
+        "the current folder".to_string()
+    } else {
+        format!("`{}`", crate::text::one_line(&report.dir.to_string_lossy()))
+    };
     let mut out =
         format!("created a project in {place}: archetype `{}`, account `{}`\n", report.archetype, report.account);
     let mut folders: Vec<(String, usize)> = Vec::new();

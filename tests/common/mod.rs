@@ -125,7 +125,7 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    root: PathBuf,
+    pub root: PathBuf,
 }
 
 impl Output {
