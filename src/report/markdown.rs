@@ -32,12 +32,20 @@ pub fn escape_markdown(text: &str) -> String {
         let starts_block =
             (i == 0 && matches!(c, '-' | '+' | '=')) || (digits > 0 && i == digits && matches!(c, '.' | ')'));
         let scheme = c == ':' && text[at + 1..].starts_with("//");
+        // GitHub links `www.example.com` by itself: the dot after a standalone `www` is escaped.
+        let www = c == '.' && {
+            let before = &text[..at];
+            before.len() >= 3
+                && before.is_char_boundary(before.len() - 3)
+                && before[before.len() - 3..].eq_ignore_ascii_case("www")
+                && !before[..before.len() - 3].chars().next_back().is_some_and(char::is_alphanumeric)
+        };
         match c {
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' | '!' | '@' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
-            _ if starts_block || scheme => {
+            _ if starts_block || scheme || www => {
                 out.push('\\');
                 out.push(c);
             }
@@ -75,6 +83,14 @@ pub fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_www_addresses_are_not_linked() {
+        assert_eq!(escape_markdown("reset at www.evil.example/x"), "reset at www\\.evil.example/x");
+        assert_eq!(escape_markdown("WWW.evil.example"), "WWW\\.evil.example");
+        assert_eq!(escape_markdown("awww.x and é€w.x"), "awww.x and é€w.x");
+        assert_eq!(escape_markdown("ééwww.x"), "ééwww.x", "not at a word's start: GitHub does not link it");
+    }
 
     #[test]
     fn values_cannot_change_the_structure() {

@@ -125,7 +125,14 @@ fn retries(retries: &BTreeMap<String, u32>) -> Option<String> {
 }
 
 /// Terraform's messages may carry colour when it ran without `-no-color`; reports never do.
+/// Any other control character (a carriage return that would overwrite the line on screen, a
+/// bell, a C1 escape) is written as an escape; line breaks stay.
 fn strip_ansi(text: &str) -> String {
+    let stripped = strip_colour(text);
+    stripped.split('\n').map(crate::text::one_line).collect::<Vec<_>>().join("\n")
+}
+
+fn strip_colour(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -746,6 +753,13 @@ pub fn json(report: &PlanReport) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tool_text_cannot_move_the_cursor() {
+        let text = strip_ansi("boom\r    all good, policy passed\n\u{1b}[31mred\u{1b}[0m \u{9b}2J\u{7}");
+        assert_eq!(text, "boom\\r    all good, policy passed\nred \\u{9b}2J\\u{7}");
+    }
+
     use super::*;
 
     fn change(address: &str, resource_type: &str, action: Action, stateful: bool) -> ResourceChange {
