@@ -213,7 +213,8 @@ impl<'a> AccountRun<'a> {
     /// keeps in its data folder between runs unless the tree brings its own.
     pub fn init(&mut self) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "init");
-        let needs_providers = self.restore_lock_file()?;
+        let requirements = Requirements::of(&self.dirs.work);
+        let needs_providers = self.restore_lock_file(&requirements)?;
         let mut env = Vec::new();
         let cache = self.project.file.providers.cache_dir(&self.project.root).filter(|_| needs_providers);
         if let Some(cache) = cache.as_deref().and_then(ProviderCache::shared) {
@@ -221,7 +222,7 @@ impl<'a> AccountRun<'a> {
             self.progress.phase(&self.account.name, "providers");
             let config = self.dirs.data.join("stamp.terraformrc");
             let prepared = cache
-                .prepare(&self.dirs.work, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
+                .prepare(&self.dirs.work, &requirements, &config, &self.terraform.path, &self.log, Some(self.lock.fd()))
                 .map_err(|e| RunError::Providers(e.to_string()))?;
             if let Some(warning) = &prepared.warning {
                 self.progress.warning(warning);
@@ -263,15 +264,14 @@ impl<'a> AccountRun<'a> {
     /// Puts the lock file `init` starts from into the work folder: the tree's own, or the one
     /// kept from the account's last `init` (see [`providers::starting_lock`]). `false` when the
     /// tree needs no provider.
-    fn restore_lock_file(&self) -> Result<bool, RunError> {
-        let requirements = Requirements::of(&self.dirs.work);
+    fn restore_lock_file(&self, requirements: &Requirements) -> Result<bool, RunError> {
         let lock = self.dirs.work.join(providers::LOCK_FILE);
         let tree = fs_err::read_to_string(&lock).ok();
         if requirements.providers.is_empty() && tree.is_none() {
             return Ok(false);
         }
         let kept = fs_err::read_to_string(self.kept_lock_file()).ok();
-        match providers::starting_lock(tree.as_deref(), kept.as_deref(), &requirements) {
+        match providers::starting_lock(tree.as_deref(), kept.as_deref(), requirements) {
             Some(text) if tree.as_deref() != Some(text.as_str()) => {
                 fs_err::write(&lock, text).map_err(RunError::io("cannot restore the dependency lock file"))?;
             }

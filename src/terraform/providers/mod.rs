@@ -29,29 +29,26 @@ use std::sync::{Arc, Mutex, OnceLock};
 use hcl::{Body, Expression, ObjectKey, Structure};
 
 pub use self::cli_config::UserConfig;
-pub use self::lock::{LOCK_FILE, Pinned, allows, h1, locked, starting_lock};
+pub use self::lock::{LOCK_FILE, starting_lock};
+use self::lock::{Pinned, h1, locked};
 use super::process::{Invocation, Log};
 
 /// The registry a provider source without a host comes from.
 const DEFAULT_HOST: &str = "registry.terraform.io";
 
 /// What an account's root module asks for: normalised provider sources (`HOST/NAMESPACE/TYPE`)
-/// with their version constraints.
+/// with their version constraints. A file or entry that cannot be read adds nothing: what it
+/// needs is then installed by `init` from the user's own sources, as without the cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requirements {
     pub providers: BTreeMap<String, String>,
-    /// Some `.tf` file could not be read as HCL: the requirements may be incomplete.
-    pub incomplete: bool,
 }
 
 impl Requirements {
     /// The `required_providers` of every `*.tf` file directly in `dir`.
     pub fn of(dir: &Path) -> Self {
         let mut out = Self::default();
-        let Ok(entries) = fs_err::read_dir(dir) else {
-            out.incomplete = true;
-            return out;
-        };
+        let Ok(entries) = fs_err::read_dir(dir) else { return out };
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -59,9 +56,8 @@ impl Requirements {
             .collect();
         files.sort();
         for file in files {
-            match fs_err::read_to_string(&file).ok().and_then(|text| hcl::parse(&text).ok()) {
-                Some(body) => out.add(&body),
-                None => out.incomplete = true,
+            if let Some(body) = fs_err::read_to_string(&file).ok().and_then(|text| hcl::parse(&text).ok()) {
+                out.add(&body);
             }
         }
         out
@@ -94,10 +90,7 @@ impl Requirements {
                     }
                     // The legacy form `aws = ">= 5.0"`.
                     Expression::String(version) => (local.to_string(), version.clone()),
-                    _ => {
-                        self.incomplete = true;
-                        continue;
-                    }
+                    _ => continue,
                 };
                 let entry = self.providers.entry(normalise(&source)).or_default();
                 if !version.is_empty() {
@@ -238,19 +231,19 @@ impl ProviderCache {
             .collect()
     }
 
-    /// Makes sure the mirror holds what the root module in `work` needs, as its lock file names
-    /// it (installing what it lacks once), then writes `config` (a CLI configuration for
+    /// Makes sure the mirror holds what the root module in `work` needs (`requirements`), as its
+    /// lock file names it (installing what it lacks once), then writes `config` (a CLI configuration for
     /// `init`) and says how to use it. `terraform` is the binary; `log` the account's log;
     /// `hold` the account's lock.
     pub fn prepare(
         &self,
         work: &Path,
+        requirements: &Requirements,
         config: &Path,
         terraform: &Path,
         log: &Log,
         hold: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> Result<Prepared, CacheError> {
-        let requirements = Requirements::of(work);
         let lock_path = work.join(LOCK_FILE);
         if requirements.providers.is_empty() && !lock_path.is_file() {
             return Ok(Prepared::default());
@@ -486,6 +479,6 @@ mod tests {
         let found = Requirements::of(dir.path());
         assert_eq!(found.providers["registry.terraform.io/hashicorp/aws"], "~> 6.0");
         assert_eq!(found.providers["registry.terraform.io/hashicorp/null"], ">= 3");
-        assert!(found.incomplete, "b.tf is not HCL");
+        assert_eq!(found.providers.len(), 2, "b.tf, not HCL, adds nothing");
     }
 }
