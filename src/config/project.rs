@@ -571,16 +571,7 @@ impl Project {
             ))));
         };
         let mut value = value;
-        let hooks = match value.as_object_mut().and_then(|m| m.remove("hooks")) {
-            Some(hooks) => Some(serde_json::from_value(hooks).map_err(|e| {
-                let pos = positions.key("/hooks").expect("present key has a position");
-                Box::new(
-                    Diagnostic::error("account.hooks", format!("invalid `hooks`: {e}"))
-                        .at(Location::new(&display, pos.line, pos.column)),
-                )
-            })?),
-            None => None,
-        };
+        let hooks = take_key(&mut value, "hooks", (&positions, &display), "account.hooks", None)?;
         let (policies, policy_waivers) = account_policies(&mut value, &positions, &display)?;
         let map = value.as_object().expect("checked above");
         let name = match map.get("name") {
@@ -831,6 +822,28 @@ fn check_keys(file: &str, doc: &Document, known: &[&str]) -> Result<(), Box<Diag
     Ok(())
 }
 
+/// Takes a key Stamp reads itself (`hooks:`, `policies:`, `policy_waivers:`) out of an account's
+/// config, so the schema never sees it, as a `T`; an invalid value is an error (`code`) at the
+/// key's place, with `hint` when there is one.
+fn take_key<T: serde::de::DeserializeOwned>(
+    value: &mut Value,
+    key: &str,
+    (positions, display): (&yaml::Positions, &str),
+    code: &'static str,
+    hint: Option<&str>,
+) -> Result<Option<T>, Box<Diagnostic>> {
+    let Some(found) = value.as_object_mut().and_then(|m| m.remove(key)) else { return Ok(None) };
+    serde_json::from_value(found).map(Some).map_err(|e| {
+        let pos = positions.key(&format!("/{key}")).map_or((1, 1), |p| (p.line, p.column));
+        let diagnostic =
+            Diagnostic::error(code, format!("invalid `{key}`: {e}")).at(Location::new(display, pos.0, pos.1));
+        Box::new(match hint {
+            Some(hint) => diagnostic.hint(hint),
+            None => diagnostic,
+        })
+    })
+}
+
 /// Takes an account file's `policies:` and `policy_waivers:` out of its config (the schema
 /// never sees them). A waiver must say why: one without a `reason` is an error at its place.
 fn account_policies(
@@ -843,27 +856,22 @@ fn account_policies(
         let pos = positions.key(pointer).map_or((1, 1), |p| (p.line, p.column));
         Location::new(display, pos.0, pos.1)
     };
-    let Some(map) = value.as_object_mut() else { return Ok((Vec::new(), Vec::new())) };
-    let policies = match map.remove(POLICIES_KEY) {
-        Some(policies) => serde_json::from_value(policies).map_err(|e| {
-            Box::new(
-                Diagnostic::error("account.policies", format!("invalid `{POLICIES_KEY}`: {e}"))
-                    .at(at(&format!("/{POLICIES_KEY}")))
-                    .hint("see docs/authoring.md, \"Policy checks\""),
-            )
-        })?,
-        None => Vec::new(),
-    };
-    let waivers: Vec<super::policies::Waiver> = match map.remove(WAIVERS_KEY) {
-        Some(waivers) => serde_json::from_value(waivers).map_err(|e| {
-            Box::new(
-                Diagnostic::error("account.policy-waivers", format!("invalid `{WAIVERS_KEY}`: {e}"))
-                    .at(at(&format!("/{WAIVERS_KEY}")))
-                    .hint("each waiver is `{id: CHECK_ID, reason: why it is acceptable}`, optionally with `resource` and `policy`"),
-            )
-        })?,
-        None => Vec::new(),
-    };
+    let policies = take_key(
+        value,
+        POLICIES_KEY,
+        (positions, display),
+        "account.policies",
+        Some("see docs/authoring.md, \"Policy checks\""),
+    )?
+    .unwrap_or_default();
+    let waivers: Vec<super::policies::Waiver> = take_key(
+        value,
+        WAIVERS_KEY,
+        (positions, display),
+        "account.policy-waivers",
+        Some("each waiver is `{id: CHECK_ID, reason: why it is acceptable}`, optionally with `resource` and `policy`"),
+    )?
+    .unwrap_or_default();
     for (index, waiver) in waivers.iter().enumerate() {
         let place = format!("/{WAIVERS_KEY}/{index}");
         if waiver.id.trim().is_empty() {
