@@ -80,7 +80,7 @@ pub enum PlanFormat {
 /// -detailed-exitcode`: 0 no changes, 2 changes, 1 error or failed policy checks.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  stamp plan local-staging\n  stamp plan --all -j 8 --format markdown > plan.md\n  stamp plan production --out production.plan   # then: stamp apply --plan production.plan"
+    after_help = "Examples:\n  stamp plan local-staging\n  stamp plan --all -j 8 --format markdown > plan.md\n  stamp plan production --out production.plan   # then: stamp apply --plan production.plan\n\nPolicy checks (`policies:`) run after each plan: a finding no waiver covers makes `plan` exit 1\nand refuses `apply`. Providers are installed once per run into Stamp's provider cache\n(~/.cache/stamp/providers; STAMP_PROVIDER_CACHE=DIR, or off)."
 )]
 pub struct PlanArgs {
     #[command(flatten)]
