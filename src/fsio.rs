@@ -90,17 +90,45 @@ pub fn append_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// `dir` in one step: the two are exchanged where the system can (Linux), so at every moment
 /// `dir` is the old folder or the new one; the old one is then removed.
 pub fn replace_dir(staging: &Path, dir: &Path) -> io::Result<()> {
-    let folder = parent(dir);
+    let old = swap_in(staging, dir)?;
+    sync_dir(&parent(dir))?;
+    match old {
+        Some(old) => fs_err::remove_dir_all(old),
+        None => Ok(()),
+    }
+}
+
+/// Moves `staging` to `dir` in one step, as [`replace_dir`] does, without syncing: the folder
+/// then holding the old `dir` (the `staging` path), if there was one, is returned, to be removed
+/// once the caller has synced `dir`'s folder.
+pub fn swap_in(staging: &Path, dir: &Path) -> io::Result<Option<PathBuf>> {
     if dir.exists() {
         exchange(staging, dir)?;
-        sync_dir(&folder)?;
-        // `staging` now holds the old folder.
-        fs_err::remove_dir_all(staging)?;
+        Ok(Some(staging.to_path_buf()))
     } else {
         fs_err::rename(staging, dir)?;
-        sync_dir(&folder)?;
+        Ok(None)
     }
-    Ok(())
+}
+
+/// Makes every write to the file system holding `path` durable, all at once (`syncfs` on
+/// Linux; elsewhere every file and folder under `path` is synced).
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let folder = fs_err::File::open(path)?;
+        nix::unistd::syncfs(folder.file()).map_err(|errno| {
+            io::Error::new(io::Error::from(errno).kind(), format!("cannot sync `{}`: {errno}", path.display()))
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for entry in walkdir::WalkDir::new(path) {
+            let entry = entry.map_err(io::Error::other)?;
+            fs_err::File::open(entry.path())?.file().sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -721,13 +721,16 @@ impl Project {
 
 /// The YAML files (regular files, not links) under `dir`, sorted, each read where it is.
 pub fn account_files_in(dir: &Path) -> Vec<AccountFile> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+    // Each folder's entries sorted by name, folders walked depth first: the files come in the
+    // order of their paths (compared component by component), without sorting whole paths.
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
         .map(walkdir::DirEntry::into_path)
         .collect();
-    files.sort();
+    debug_assert!(files.is_sorted());
     files.into_iter().map(|path| AccountFile { read_from: path.clone(), path }).collect()
 }
 

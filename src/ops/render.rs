@@ -10,6 +10,7 @@ use crate::config::Account;
 use crate::config::catalog::Entry;
 use crate::diagnostics::{self, Diagnostic, Location, Sources};
 use crate::render::Tree;
+use crate::render::tree::Batch;
 
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -87,7 +88,9 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
         }
         None => false,
     };
-    // Each tree is written as soon as it is rendered, so memory stays flat however many accounts.
+    // Each tree is staged on disk as soon as it is rendered, so memory stays flat however many
+    // accounts; all are made durable and moved into place at the end.
+    let batch = Batch::default();
     let write = |account: &Account, dir: &Path, tree: Tree| {
         let digest = tree.disk_digest();
         if let Some(files) = on_disk(&account.name, dir, &digest) {
@@ -95,16 +98,9 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             return Ok(None);
         }
         let marker = marker(&account.name);
-        tree.write_atomically(dir, &marker).map_err(|e| {
-            Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
-                .at(Location::file_only(&account.display))
-                .for_account(&account.name)
-        })?;
-        if let Some(stats) = Tree::stats_on_disk(dir) {
-            let remembered = crate::cache::Key::new("tree").field(&digest).field(&marker).finish();
-            memo.tree_seen(dir, &remembered, &stats);
-        }
-        done(&account.name, dir, tree.files.len(), false);
+        let tag =
+            Staged { account: account.name.clone(), display: account.display.clone(), digest, files: tree.files.len() };
+        tree.stage(dir, &marker, &batch, tag).map_err(|e| write_error(&account.name, &account.display, dir, &e))?;
         Ok(None)
     };
     let reuse = check::Reuse { out_dir: &out_dir_named, accept: &accept };
@@ -126,6 +122,20 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             };
         }
     };
+    // The staged trees, made durable together and moved into place.
+    for (staged, dir, result) in batch.commit() {
+        match result {
+            Ok(()) => {
+                if let Some(stats) = Tree::stats_on_disk(&dir) {
+                    let remembered =
+                        crate::cache::Key::new("tree").field(&staged.digest).field(marker(&staged.account)).finish();
+                    memo.tree_seen(&dir, &remembered, &stats);
+                }
+                done(&staged.account, &dir, staged.files, false);
+            }
+            Err(e) => diagnostics.push(write_error(&staged.account, &staged.display, &dir, &e)),
+        }
+    }
     let project = &workspace.project;
     let mut written = written.into_inner().expect("written lock");
     written.sort_by(|a, b| a.account.cmp(&b.account));
@@ -133,6 +143,20 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     let removed = if options.all { remove_gone(workspace, &parent, &mut diagnostics) } else { Vec::new() };
     diagnostics::sort(&mut diagnostics);
     RenderReport { written, removed, diagnostics, sources: project.sources.clone() }
+}
+
+/// A tree staged for writing, as [`render`] tags it.
+struct Staged {
+    account: String,
+    display: String,
+    digest: String,
+    files: usize,
+}
+
+fn write_error(account: &str, display: &str, dir: &Path, e: &crate::render::tree::WriteError) -> Diagnostic {
+    Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
+        .at(Location::file_only(display))
+        .for_account(account)
 }
 
 /// The text of the marker in a tree `stamp render` wrote for `account`: it names the account,

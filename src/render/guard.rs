@@ -145,6 +145,14 @@ fn verify(text: &str, spans: &mut [Span]) -> Result<(), Misplaced> {
             }
             break;
         }
+        // A run of plain text stops where a span starts or ends, so both fall between steps.
+        lexer.limit = open
+            .map(|(index, _)| spans[index].end)
+            .into_iter()
+            .chain(spans.get(next).map(|s| s.start))
+            .filter(|&boundary| boundary > at)
+            .min()
+            .unwrap_or(usize::MAX);
         let Some(step) = lexer.next() else { break };
         let straddles = |pos: usize| pos > step.start && pos < step.end;
         let straddling = open

@@ -6,7 +6,10 @@
 //! The text is cut into *atoms*: one character, or one indivisible sequence (`\n`, `\u00e9`,
 //! `$${`, `${`, a heredoc's closing line). A value is safe where it covers whole atoms of a
 //! string's plain text; a value boundary that falls inside an atom means the value and its
-//! neighbour ran together into syntax.
+//! neighbour ran together into syntax. A run of plain ASCII characters of one kind (string
+//! text, comment text, an identifier, spaces) comes as one [`Step`] of one-character atoms,
+//! never past the [`Lexer::limit`] its caller sets, so a boundary the caller checks is always
+//! between steps.
 
 /// What a position of the text is inside of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +41,14 @@ pub enum Atom {
 }
 
 /// An open construct.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Frame {
     Quoted,
     /// `${ }` or `%{ }`.
     Template,
     Heredoc {
-        marker: String,
+        /// Where its marker is in the text (start and end byte).
+        marker: (usize, usize),
     },
     /// `(`, `[` or `{` in code.
     Bracket,
@@ -90,7 +94,8 @@ pub struct Lexer<'t> {
     bytes: &'t [u8],
     at: usize,
     stack: Vec<Frame>,
-    /// Characters that take no part in the syntax (the output guard's markers).
+    /// Characters that take no part in the syntax (the output guard's markers). Asked only of
+    /// characters outside ASCII: ASCII is all syntax.
     skip: fn(char) -> bool,
     /// Line state for the formatter.
     line: Line,
@@ -98,6 +103,8 @@ pub struct Lexer<'t> {
     code_seen: bool,
     brackets_before_assign: i32,
     lines: Vec<Line>,
+    /// Where a run of plain characters stops at the latest (see the module's documentation).
+    pub limit: usize,
 }
 
 impl<'t> Lexer<'t> {
@@ -113,6 +120,7 @@ impl<'t> Lexer<'t> {
             code_seen: false,
             brackets_before_assign: 0,
             lines: Vec::new(),
+            limit: usize::MAX,
         };
         lexer.start_line();
         lexer
@@ -179,6 +187,17 @@ impl<'t> Lexer<'t> {
         Step { start, end: self.at, atom, depth: self.stack.len(), min_depth: min_depth.min(self.stack.len()) }
     }
 
+    /// The length of the run of characters from the cursor (whose first character the caller
+    /// found `plain`) that are `plain`, up to the limit.
+    fn run(&self, plain: impl Fn(u8) -> bool) -> usize {
+        let end = self.limit.min(self.bytes.len());
+        let mut at = self.at + 1;
+        while at < end && plain(self.bytes[at]) {
+            at += 1;
+        }
+        at - self.at
+    }
+
     /// The width in bytes of the character at the cursor.
     fn char_len(&self) -> usize {
         self.rest().chars().next().map_or(1, char::len_utf8)
@@ -205,14 +224,16 @@ impl Iterator for Lexer<'_> {
     type Item = Step;
 
     fn next(&mut self) -> Option<Step> {
-        let c = self.rest().chars().next()?;
+        // One character per call: ASCII (nearly all of a rendered file) without decoding.
+        let byte = *self.bytes.get(self.at)?;
+        let c = if byte.is_ascii() { char::from(byte) } else { self.rest().chars().next()? };
         let depth = self.stack.len();
         if self.at == self.line_start
-            && let Some(Frame::Heredoc { marker }) = self.stack.last()
+            && let Some(&Frame::Heredoc { marker: (start, end) }) = self.stack.last()
         {
             let line = self.rest().split('\n').next().unwrap_or("");
             // As HCL reads it: spaces or tabs, the marker, spaces or tabs (or a CR).
-            if line.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t', '\r']) == marker {
+            if line.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t', '\r']) == &self.text[start..end] {
                 // The heredoc's closing line is one atom.
                 self.stack.pop();
                 return Some(self.step(line.len(), Atom::Code, depth - 1));
@@ -229,7 +250,7 @@ impl Iterator for Lexer<'_> {
             self.start_line();
             return Some(step);
         }
-        if (self.skip)(c) {
+        if !byte.is_ascii() && (self.skip)(c) {
             return Some(self.step(c.len_utf8(), Atom::Code, depth));
         }
         Some(match self.stack.last() {
@@ -237,16 +258,49 @@ impl Iterator for Lexer<'_> {
                 if self.rest().starts_with("*/") {
                     self.stack.pop();
                     self.step(2, Atom::BlockComment, depth - 1)
+                } else if byte != b'*' && byte.is_ascii() {
+                    let len = self.run(|b| b.is_ascii() && !matches!(b, b'*' | b'\n'));
+                    self.step(len, Atom::BlockComment, depth)
                 } else {
                     self.step(self.char_len(), Atom::BlockComment, depth)
                 }
             }
+            Some(Frame::LineComment) if byte.is_ascii() => {
+                let len = self.run(|b| b.is_ascii() && b != b'\n');
+                self.step(len, Atom::LineComment, depth)
+            }
             Some(Frame::LineComment) => self.step(c.len_utf8(), Atom::LineComment, depth),
+            Some(Frame::Quoted) if is_plain_string(byte) => {
+                let len = self.run(is_plain_string);
+                self.step(len, Atom::StringText, depth)
+            }
             Some(Frame::Quoted) => self.in_quoted(c, depth),
+            Some(Frame::Heredoc { .. }) if is_plain_heredoc(byte) => {
+                let len = self.run(is_plain_heredoc);
+                self.step(len, Atom::HeredocText, depth)
+            }
             Some(Frame::Heredoc { .. }) => self.in_heredoc(depth),
+            _ if byte.is_ascii_alphanumeric() || byte == b'_' => {
+                let len = self.run(|b| b.is_ascii_alphanumeric() || b == b'_');
+                self.code(len)
+            }
+            _ if byte == b' ' => {
+                let len = self.run(|b| b == b' ');
+                self.step(len, Atom::Code, depth)
+            }
             _ => self.code_char(c, depth),
         })
     }
+}
+
+/// A character of a quoted string's plain text that nothing after it can change.
+fn is_plain_string(byte: u8) -> bool {
+    byte.is_ascii() && !matches!(byte, b'"' | b'\\' | b'$' | b'%' | b'\n')
+}
+
+/// A character of a heredoc's plain text that nothing after it can change.
+fn is_plain_heredoc(byte: u8) -> bool {
+    byte.is_ascii() && !matches!(byte, b'$' | b'%' | b'\n')
 }
 
 impl Lexer<'_> {
@@ -309,7 +363,8 @@ impl Lexer<'_> {
                 self.step(2, Atom::BlockComment, depth)
             }
             '<' if next == Some(b'<') && heredoc_marker(self.rest()).is_some() => {
-                let marker = heredoc_marker(self.rest()).unwrap_or_default();
+                let (start, end) = heredoc_marker(self.rest()).unwrap_or_default();
+                let marker = (self.at + start, self.at + end);
                 // The opener runs to the end of its line; the body starts on the next.
                 let len = self.rest().find('\n').unwrap_or(self.rest().len());
                 self.open(Frame::Heredoc { marker }, len, 0)
@@ -360,9 +415,10 @@ impl Lexer<'_> {
     }
 }
 
-/// `<<EOT` or `<<-EOT` at the end of a line: the marker, an HCL identifier (a Unicode
-/// identifier start or `_`, then identifier characters or `-`, as in `END-SCRIPT`).
-fn heredoc_marker(rest: &str) -> Option<String> {
+/// `<<EOT` or `<<-EOT` at the end of a line: where the marker is in `rest` (start and end
+/// byte), an HCL identifier (a Unicode identifier start or `_`, then identifier characters or
+/// `-`, as in `END-SCRIPT`).
+fn heredoc_marker(rest: &str) -> Option<(usize, usize)> {
     let line = rest.split('\n').next().unwrap_or(rest);
     let after = line.strip_prefix("<<")?;
     let after = after.strip_prefix('-').unwrap_or(after);
@@ -371,10 +427,12 @@ fn heredoc_marker(rest: &str) -> Option<String> {
     let first = chars.next()?;
     let valid = (unicode_ident::is_xid_start(first) || first == '_')
         && chars.all(|c| unicode_ident::is_xid_continue(c) || c == '-');
-    valid.then(|| marker.to_string())
+    let start = line.len() - after.len();
+    valid.then_some((start, start + marker.len()))
 }
 
-/// Scans `text` for the formatter; characters for which `skip` is true take no part.
+/// Scans `text` for the formatter; characters for which `skip` is true (never ASCII ones: they
+/// are not asked) take no part.
 pub fn scan(text: &str, skip: fn(char) -> bool) -> Scan {
     Lexer::new(text, skip).into_scan()
 }
@@ -445,7 +503,22 @@ mod tests {
         let text = "\"a\\\"b\\u00e9$${x}$$$${y}\"";
         let strings: Vec<&str> =
             atoms(text).into_iter().filter(|(_, a)| *a == Atom::StringText).map(|(t, _)| t).collect();
-        assert_eq!(strings, ["a", "\\\"", "b", "\\u00e9", "$${", "x", "}", "$", "$", "$${", "y", "}"]);
+        // Plain characters side by side come as one run (`x}`).
+        assert_eq!(strings, ["a", "\\\"", "b", "\\u00e9", "$${", "x}", "$", "$", "$${", "y}"]);
+    }
+
+    #[test]
+    fn runs_of_plain_text_stop_at_the_limit() {
+        // Every atom of this text is one character: whatever the limit, a step ends there.
+        let text = "name = \"abc-def\" # note\n  y = x\n";
+        let plain: Vec<usize> = Lexer::new(text, |_| false).map(|s| s.end).collect();
+        assert!(plain.len() < text.len(), "runs come as one step: {plain:?}");
+        for limit in 1..text.len() {
+            let mut lexer = Lexer::new(text, |_| false);
+            lexer.limit = limit;
+            let ends: Vec<usize> = std::iter::from_fn(|| lexer.next()).map(|s| s.end).collect();
+            assert!(ends.contains(&limit), "limit {limit}: {ends:?}");
+        }
     }
 
     #[test]

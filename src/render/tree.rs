@@ -125,27 +125,153 @@ impl Tree {
     /// or the new one, never half of either. A `.terraform` folder from an earlier `init` is
     /// carried over.
     pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
-        if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
-            return Err(WriteError::NotOurs(dir.to_path_buf()));
+        let staging = self.write_staging(dir, marker_text, true)?;
+        let old = install(staging.path(), dir)?;
+        // The staging folder is now the tree (or, after an exchange, the old one).
+        let _ = staging.keep();
+        crate::fsio::sync_dir(&parent_of(dir))?;
+        if let Some(old) = old {
+            fs_err::remove_dir_all(old)?;
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs_err::create_dir_all(parent)?;
-        let staging = tempfile::Builder::new().prefix(".stamp-new-").tempdir_in(parent)?;
+        Ok(())
+    }
+
+    /// Writes the tree into a staging folder next to `dir`, to be moved into place by
+    /// [`Batch::commit`] with the other trees of `batch`. Its files are not synced one by one:
+    /// the commit syncs the file system once for all of them.
+    pub fn stage<T>(&self, dir: &Path, marker_text: &str, batch: &Batch<T>, tag: T) -> Result<(), WriteError> {
+        let staging = self.write_staging(dir, marker_text, !cfg!(target_os = "linux"))?;
+        batch.staged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Staged {
+            tag,
+            staging,
+            dir: dir.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    /// The tree written into a new temporary folder next to `dir` (removed when dropped), each
+    /// file synced when `sync` says so.
+    fn write_staging(&self, dir: &Path, marker_text: &str, sync: bool) -> Result<tempfile::TempDir, WriteError> {
+        refuse_foreign(dir)?;
+        let parent = parent_of(dir);
+        fs_err::create_dir_all(&parent)?;
+        let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(&parent)?;
         for (path, file) in &self.files {
             let target = staging.path().join(path);
             if let Some(folder) = target.parent() {
                 fs_err::create_dir_all(folder)?;
             }
-            write_synced(&target, &file.content)?;
+            write_file(&target, &file.content, sync)?;
             set_mode(&target, file.executable)?;
         }
-        write_synced(&staging.path().join(MARKER), marker_text.as_bytes())?;
-        let old_terraform = dir.join(".terraform");
-        if old_terraform.is_dir() {
-            fs_err::rename(&old_terraform, staging.path().join(".terraform"))?;
+        write_file(&staging.path().join(MARKER), marker_text.as_bytes(), sync)?;
+        Ok(staging)
+    }
+}
+
+/// The name every staging folder starts with.
+pub const STAGING_PREFIX: &str = ".stamp-new-";
+
+/// Refuses to replace a folder Stamp did not write (one with files and no marker).
+fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
+    if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
+        return Err(WriteError::NotOurs(dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+fn parent_of(dir: &Path) -> PathBuf {
+    dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// Moves the complete tree at `staging` to `dir` (carrying `dir`'s `.terraform` over) in one
+/// step; the folder then holding the old tree, if there was one, is returned to be removed once
+/// the move is durable. Nothing is synced.
+fn install(staging: &Path, dir: &Path) -> Result<Option<PathBuf>, WriteError> {
+    refuse_foreign(dir)?;
+    let old_terraform = dir.join(".terraform");
+    let carried = old_terraform.is_dir();
+    if carried {
+        fs_err::rename(&old_terraform, staging.join(".terraform"))?;
+    }
+    crate::fsio::swap_in(staging, dir).map_err(|e| {
+        // The tree stays as it was, `.terraform` included.
+        if carried {
+            let _ = fs_err::rename(staging.join(".terraform"), &old_terraform);
         }
-        crate::fsio::replace_dir(&staging.keep(), dir)?;
-        Ok(())
+        WriteError::Io(e)
+    })
+}
+
+/// Trees written together, each tagged with a `T` of the caller's: each is staged
+/// ([`Tree::stage`]), then all are moved into place by one [`Batch::commit`]. Writing
+/// thousands of trees, this syncs the file system once instead of every file.
+#[derive(Debug)]
+pub struct Batch<T> {
+    staged: std::sync::Mutex<Vec<Staged<T>>>,
+}
+
+#[derive(Debug)]
+struct Staged<T> {
+    tag: T,
+    staging: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Self { staged: std::sync::Mutex::new(Vec::new()) }
+    }
+}
+
+impl<T> Batch<T> {
+    /// Makes every staged tree durable (one sync of each file system they are on), moves each
+    /// into place as [`Tree::write_atomically`] does, syncs the folders they are in, then removes
+    /// the old trees. Each tree's own outcome is returned with its tag and folder; a tree that
+    /// fails leaves its folder as it was.
+    pub fn commit(self) -> Vec<(T, PathBuf, Result<(), WriteError>)> {
+        let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| parent_of(&s.dir)).collect();
+        let synced: BTreeMap<PathBuf, Result<(), String>> = parents
+            .into_iter()
+            .map(|parent| {
+                let result = crate::fsio::sync_filesystem(&parent).map_err(|e| e.to_string());
+                (parent, result)
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(staged.len());
+        let mut old_trees = Vec::new();
+        for Staged { tag, staging, dir } in staged {
+            let installed = match &synced[&parent_of(&dir)] {
+                Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
+                Ok(()) => install(staging.path(), &dir),
+            };
+            match installed {
+                Ok(old) => {
+                    let _ = staging.keep();
+                    old_trees.extend(old);
+                    outcomes.push((tag, dir, Ok(())));
+                }
+                Err(e) => outcomes.push((tag, dir, Err(e))),
+            }
+        }
+        // The moves are made durable before any old tree is removed.
+        let folders: std::collections::BTreeSet<PathBuf> =
+            outcomes.iter().filter(|(_, _, r)| r.is_ok()).map(|(_, dir, _)| parent_of(dir)).collect();
+        for folder in folders {
+            if let Err(e) = crate::fsio::sync_dir(&folder) {
+                let message = format!("cannot sync `{}`: {e}", folder.display());
+                for (_, dir, result) in &mut outcomes {
+                    if result.is_ok() && parent_of(dir) == folder {
+                        *result = Err(WriteError::Io(io::Error::other(message.clone())));
+                    }
+                }
+            }
+        }
+        for old in old_trees {
+            let _ = fs_err::remove_dir_all(old);
+        }
+        outcomes
     }
 }
 
@@ -169,12 +295,12 @@ fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Writes a new file and syncs it, so the folder it is in can be swapped in durably.
-fn write_synced(path: &Path, content: &[u8]) -> io::Result<()> {
+/// Writes a new file, synced when `sync` says so (else the caller syncs the file system).
+fn write_file(path: &Path, content: &[u8], sync: bool) -> io::Result<()> {
     use std::io::Write as _;
     let mut file = fs_err::File::create(path)?;
     file.write_all(content)?;
-    file.file().sync_all()
+    if sync { file.file().sync_all() } else { Ok(()) }
 }
 
 #[cfg(unix)]
@@ -225,6 +351,48 @@ mod tests {
         assert!(dir.join(".terraform").is_dir());
         let leftovers: Vec<_> = fs_err::read_dir(dir.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no staging folders left behind");
+    }
+
+    #[test]
+    fn a_batch_moves_every_staged_tree_in_at_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        tree(&[("old.tf", "old")]).write_atomically(&out.join("a"), "a").unwrap();
+        fs_err::create_dir_all(out.join("a/.terraform")).unwrap();
+        fs_err::create_dir_all(out.join("foreign")).unwrap();
+        fs_err::write(out.join("foreign/precious.txt"), "x").unwrap();
+        let batch = Batch::default();
+        tree(&[("new.tf", "new"), ("scripts/run.sh", "#!/bin/sh\n")]).stage(&out.join("a"), "a", &batch, 'a').unwrap();
+        tree(&[("b.tf", "b")]).stage(&out.join("b"), "b", &batch, 'b').unwrap();
+        // Staged, nothing moved yet: the old tree is whole, the new one not there.
+        assert!(out.join("a/old.tf").exists() && !out.join("b").exists());
+        assert!(matches!(
+            tree(&[("c.tf", "c")]).stage(&out.join("foreign"), "f", &batch, 'f'),
+            Err(WriteError::NotOurs(_))
+        ));
+        let outcomes = batch.commit();
+        assert_eq!(
+            outcomes.iter().map(|(tag, _, r)| (*tag, r.is_ok())).collect::<Vec<_>>(),
+            [('a', true), ('b', true)]
+        );
+        assert_eq!(fs_err::read_to_string(out.join("a/new.tf")).unwrap(), "new");
+        assert!(!out.join("a/old.tf").exists());
+        assert!(out.join("a/.terraform").is_dir(), "Terraform's folder is carried over");
+        assert_eq!(fs_err::read_to_string(out.join("b/.stamp-rendered")).unwrap(), "b");
+        assert!(out.join("foreign/precious.txt").exists());
+        let mut left: Vec<String> =
+            fs_err::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["a", "b", "foreign"], "no staging folder or old tree left behind");
+    }
+
+    #[test]
+    fn a_batch_dropped_before_its_commit_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let batch = Batch::default();
+        tree(&[("a.tf", "a")]).stage(&tmp.path().join("a"), "a", &batch, ()).unwrap();
+        drop(batch);
+        assert_eq!(fs_err::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]
