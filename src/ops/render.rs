@@ -125,8 +125,8 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // The staged trees, made durable together and moved into place.
     for (staged, dir, result) in batch.commit() {
         match result {
-            Ok(()) => {
-                if let Some(stats) = Tree::stats_on_disk(&dir) {
+            Ok(stats) => {
+                if let Some(stats) = stats {
                     let remembered =
                         crate::cache::Key::new("tree").field(&staged.digest).field(marker(&staged.account)).finish();
                     memo.tree_seen(&dir, &remembered, &stats);

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::config::catalog::Stat;
+
 /// One file of a rendered tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeFile {
@@ -70,11 +72,11 @@ impl Tree {
     }
 
     /// The `stat` of every file of the tree Stamp wrote to `dir` (see [`Tree::digest_on_disk`]).
-    pub fn stats_on_disk(dir: &Path) -> Option<Vec<(String, crate::config::catalog::Stat)>> {
+    pub fn stats_on_disk(dir: &Path) -> Option<Stats> {
         // The same files as `files_on_disk`, each `stat` taken relative to its open folder
         // (`DirEntry::metadata`), not by walking its whole path again: for thousands of trees
         // that is most of the time.
-        fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, crate::config::catalog::Stat)>) -> Option<()> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Stats) -> Option<()> {
             for entry in fs_err::read_dir(dir).ok()? {
                 let entry = entry.ok()?;
                 let name = entry.file_name().into_string().ok()?;
@@ -86,7 +88,7 @@ impl Tree {
                 if kind.is_dir() {
                     walk(&entry.path(), &relative, out)?;
                 } else if kind.is_file() {
-                    out.push((relative, entry.metadata().ok().as_ref().and_then(crate::config::catalog::Stat::of)?));
+                    out.push((relative, entry.metadata().ok().as_ref().and_then(Stat::of)?));
                 } else {
                     return None;
                 }
@@ -125,7 +127,7 @@ impl Tree {
     /// or the new one, never half of either. A `.terraform` folder from an earlier `init` is
     /// carried over.
     pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
-        let staging = self.write_staging(dir, marker_text, true)?;
+        let (staging, _) = self.write_staging(dir, marker_text, true)?;
         let old = install(staging.path(), dir)?;
         // The staging folder is now the tree (or, after an exchange, the old one).
         let _ = staging.keep();
@@ -140,32 +142,49 @@ impl Tree {
     /// [`Batch::commit`] with the other trees of `batch`. Its files are not synced one by one:
     /// the commit syncs the file system once for all of them.
     pub fn stage<T>(&self, dir: &Path, marker_text: &str, batch: &Batch<T>, tag: T) -> Result<(), WriteError> {
-        let staging = self.write_staging(dir, marker_text, !cfg!(target_os = "linux"))?;
+        let (staging, stats) = self.write_staging(dir, marker_text, !cfg!(target_os = "linux"))?;
         batch.staged.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Staged {
             tag,
             staging,
             dir: dir.to_path_buf(),
+            stats,
         });
         Ok(())
     }
 
     /// The tree written into a new temporary folder next to `dir` (removed when dropped), each
-    /// file synced when `sync` says so.
-    fn write_staging(&self, dir: &Path, marker_text: &str, sync: bool) -> Result<tempfile::TempDir, WriteError> {
+    /// file synced when `sync` says so, and the `stat` of its files as [`Tree::stats_on_disk`]
+    /// gives them (moving the folder changes none).
+    fn write_staging(
+        &self,
+        dir: &Path,
+        marker_text: &str,
+        sync: bool,
+    ) -> Result<(tempfile::TempDir, Option<Stats>), WriteError> {
         refuse_foreign(dir)?;
         let parent = parent_of(dir);
         fs_err::create_dir_all(&parent)?;
         let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(&parent)?;
+        // Each folder is made once (thousands of trees: the calls add up).
+        let mut folders = std::collections::BTreeSet::new();
+        let mut stats = Vec::with_capacity(self.files.len() + 1);
         for (path, file) in &self.files {
             let target = staging.path().join(path);
-            if let Some(folder) = target.parent() {
-                fs_err::create_dir_all(folder)?;
+            if let Some((folder, _)) = path.rsplit_once('/')
+                && folders.insert(folder)
+            {
+                fs_err::create_dir_all(staging.path().join(folder))?;
             }
-            write_file(&target, &file.content, sync)?;
-            set_mode(&target, file.executable)?;
+            stats.push(write_file(&target, &file.content, file.executable, sync)?.map(|stat| (path.clone(), stat)));
         }
-        write_file(&staging.path().join(MARKER), marker_text.as_bytes(), sync)?;
-        Ok(staging)
+        let marker = write_file(&staging.path().join(MARKER), marker_text.as_bytes(), false, sync)?;
+        stats.push(marker.map(|stat| (MARKER.to_string(), stat)));
+        // Without a `stat` (not on Unix), none.
+        let mut stats: Option<Stats> = stats.into_iter().collect();
+        if let Some(stats) = &mut stats {
+            stats.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok((staging, stats))
     }
 }
 
@@ -216,7 +235,15 @@ struct Staged<T> {
     tag: T,
     staging: tempfile::TempDir,
     dir: PathBuf,
+    stats: Option<Stats>,
 }
+
+/// The `stat` of each file of a tree on disk, by relative path, sorted.
+pub type Stats = Vec<(String, Stat)>;
+
+/// What became of one tree of a [`Batch`]: in place, with the `stat` of its files, or not
+/// written.
+pub type Committed<T> = (T, PathBuf, Result<Option<Stats>, WriteError>);
 
 impl<T> Default for Batch<T> {
     fn default() -> Self {
@@ -229,7 +256,7 @@ impl<T> Batch<T> {
     /// into place as [`Tree::write_atomically`] does, syncs the folders they are in, then removes
     /// the old trees. Each tree's own outcome is returned with its tag and folder; a tree that
     /// fails leaves its folder as it was.
-    pub fn commit(self) -> Vec<(T, PathBuf, Result<(), WriteError>)> {
+    pub fn commit(self) -> Vec<Committed<T>> {
         let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| parent_of(&s.dir)).collect();
         let synced: BTreeMap<PathBuf, Result<(), String>> = parents
@@ -241,7 +268,7 @@ impl<T> Batch<T> {
             .collect();
         let mut outcomes = Vec::with_capacity(staged.len());
         let mut old_trees = Vec::new();
-        for Staged { tag, staging, dir } in staged {
+        for Staged { tag, staging, dir, stats } in staged {
             let installed = match &synced[&parent_of(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
                 Ok(()) => install(staging.path(), &dir),
@@ -250,7 +277,7 @@ impl<T> Batch<T> {
                 Ok(old) => {
                     let _ = staging.keep();
                     old_trees.extend(old);
-                    outcomes.push((tag, dir, Ok(())));
+                    outcomes.push((tag, dir, Ok(stats)));
                 }
                 Err(e) => outcomes.push((tag, dir, Err(e))),
             }
@@ -295,23 +322,29 @@ fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Writes a new file, synced when `sync` says so (else the caller syncs the file system).
-fn write_file(path: &Path, content: &[u8], sync: bool) -> io::Result<()> {
+/// Writes a new file with its mode (set on the open file, whatever the umask), synced when
+/// `sync` says so (else the caller syncs the file system).
+fn write_file(path: &Path, content: &[u8], executable: bool, sync: bool) -> io::Result<Option<Stat>> {
     use std::io::Write as _;
     let mut file = fs_err::File::create(path)?;
     file.write_all(content)?;
-    if sync { file.file().sync_all() } else { Ok(()) }
+    set_mode(&file, executable)?;
+    if sync {
+        file.file().sync_all()?;
+    }
+    // Its `stat` now is the one it keeps: nothing writes to it after.
+    Ok(Stat::of(&file.metadata()?))
 }
 
 #[cfg(unix)]
-fn set_mode(path: &Path, executable: bool) -> io::Result<()> {
+fn set_mode(file: &fs_err::File, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = if executable { 0o755 } else { 0o644 };
-    fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(not(unix))]
-fn set_mode(_: &Path, _: bool) -> io::Result<()> {
+fn set_mode(_: &fs_err::File, _: bool) -> io::Result<()> {
     Ok(())
 }
 
@@ -375,6 +408,10 @@ mod tests {
             outcomes.iter().map(|(tag, _, r)| (*tag, r.is_ok())).collect::<Vec<_>>(),
             [('a', true), ('b', true)]
         );
+        for (_, dir, result) in &outcomes {
+            // The `stat` taken while writing is the one the cache later compares with.
+            assert_eq!(result.as_ref().unwrap(), &Tree::stats_on_disk(dir), "{}", dir.display());
+        }
         assert_eq!(fs_err::read_to_string(out.join("a/new.tf")).unwrap(), "new");
         assert!(!out.join("a/old.tf").exists());
         assert!(out.join("a/.terraform").is_dir(), "Terraform's folder is carried over");
