@@ -239,17 +239,19 @@ pub fn cross_check(
     map.visit_body(body);
     map.texts.sort_by_key(|(r, _)| r.start);
     map.tokens.sort_by_key(|r| r.start);
+    map.nodes.sort_unstable();
+    map.text_points.sort_unstable();
     for span in spans {
         let range = span.start + offset..span.end + offset;
         let agrees = match span.context {
             Context::QuotedString => {
                 map.text_at(&range).is_some_and(|heredoc| !heredoc)
-                    || (range.is_empty() && map.text_points.contains(&range.start))
+                    || (range.is_empty() && map.text_points.binary_search(&range.start).is_ok())
             }
             // In a comment, no part of the parsed file may be under it.
             Context::LineComment => map.token_overlapping(&range).is_none() && map.text_at(&range).is_none(),
             // A literal, number or boolean is one whole expression (it may hold strings).
-            _ => map.nodes.contains(&(range.start, range.end)) && map.text_at(&range).is_none(),
+            _ => map.nodes.binary_search(&(range.start, range.end)).is_ok() && map.text_at(&range).is_none(),
         };
         if !agrees {
             return Err(misplaced(text, range.start, DISAGREE));
@@ -272,18 +274,19 @@ struct Map {
     /// Identifiers, numbers, whole plain strings, the literal parts of templates: they never
     /// overlap.
     tokens: Vec<Range<usize>>,
-    /// Where each expression (and object key, block label, legacy index) starts and ends.
-    nodes: std::collections::HashSet<(usize, usize)>,
+    /// Where each expression (and object key, block label, legacy index) starts and ends;
+    /// sorted once the file is visited.
+    nodes: Vec<(usize, usize)>,
     /// Positions inside quoted templates between their parts (`"${a}|${b}"` at `|`), where an
-    /// empty string value may be.
-    text_points: std::collections::HashSet<usize>,
+    /// empty string value may be; sorted once the file is visited.
+    text_points: Vec<usize>,
     in_heredoc: bool,
 }
 
 impl Map {
     fn token(&mut self, span: Option<Range<usize>>) {
         if let Some(span) = span {
-            self.nodes.insert((span.start, span.end));
+            self.nodes.push((span.start, span.end));
             self.tokens.push(span);
         }
     }
@@ -306,13 +309,13 @@ impl Map {
 impl hcl_edit::visit::Visit for Map {
     fn visit_expr(&mut self, node: &hcl_edit::expr::Expression) {
         if let Some(span) = hcl_edit::Span::span(node) {
-            self.nodes.insert((span.start, span.end));
+            self.nodes.push((span.start, span.end));
         }
         hcl_edit::visit::visit_expr(self, node);
     }
     fn visit_block_label(&mut self, node: &hcl_edit::structure::BlockLabel) {
         if let Some(span) = hcl_edit::Span::span(node) {
-            self.nodes.insert((span.start, span.end));
+            self.nodes.push((span.start, span.end));
         }
         hcl_edit::visit::visit_block_label(self, node);
     }
