@@ -86,19 +86,31 @@ struct GitState {
 }
 
 fn git_commit(root: &Path) -> Option<GitState> {
-    let run = |args: &[&str]| {
+    // Both questions are asked at once: each `git` takes a few milliseconds to start.
+    let start = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
             .arg(root)
             .args(args)
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()
+    };
+    let finish = |child: Option<std::process::Child>| {
+        child?
+            .wait_with_output()
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let head = run(&["log", "-1", "--format=%h %ct", "--abbrev=12", "HEAD"])?;
+    let head = start(&["log", "-1", "--format=%h %ct", "--abbrev=12", "HEAD"]);
+    let status = start(&["status", "--porcelain", "--untracked-files=no", "--", "."]);
+    let (head, status) = (finish(head), finish(status));
+    let head = head?;
     let (commit, time) = head.split_once(' ')?;
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", "."]).is_some_and(|s| !s.is_empty());
+    let dirty = status.is_some_and(|s| !s.is_empty());
     Some(GitState { commit: commit.to_string(), time: time.parse().ok()?, dirty })
 }
 

@@ -1,7 +1,7 @@
 //! Checks that need every account at once: unique names, account ids and DNS zones, and no two
 //! accounts whose networks overlap.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use ipnet::Ipv4Net;
@@ -23,9 +23,18 @@ const CIDR: &str = "/network/cidr";
 /// Conflicting pairs are found by grouping equal values and sweeping sorted networks, so this
 /// stays fast for thousands of accounts.
 pub fn check(accounts: &[Entry], only: Option<&BTreeSet<String>>) -> Vec<Diagnostic> {
+    check_pairs(accounts, &conflicting_pairs(accounts), only)
+}
+
+/// [`check`], given the [`conflicting_pairs`] of `accounts`.
+pub fn check_pairs(
+    accounts: &[Entry],
+    pairs: &BTreeSet<(usize, usize)>,
+    only: Option<&BTreeSet<String>>,
+) -> Vec<Diagnostic> {
     let wanted = |a: &Entry| only.is_none_or(|names| names.contains(&a.display));
     let mut out = Vec::new();
-    for (later, earlier) in conflicting_pairs(accounts) {
+    for &(later, earlier) in pairs {
         let (later, earlier) = (&accounts[later], &accounts[earlier]);
         let subjects: Vec<(&Entry, &Entry)> = match only {
             None => vec![(later, earlier)],
@@ -45,15 +54,16 @@ pub fn check(accounts: &[Entry], only: Option<&BTreeSet<String>>) -> Vec<Diagnos
 pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
     let mut pairs = BTreeSet::new();
     for (pointer, ..) in UNIQUE {
-        let mut by_value: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, account) in accounts.iter().enumerate() {
-            if let Some(fact) = account.fact(pointer) {
-                by_value.entry(fact.value.as_str()).or_default().push(i);
-            }
-        }
-        for group in by_value.values().filter(|g| g.len() > 1) {
-            for (n, &later) in group.iter().enumerate() {
-                pairs.extend(group[..n].iter().map(|&earlier| (later, earlier)));
+        // Sorted by value (then position): equal values side by side.
+        let mut values: Vec<(&str, usize)> = accounts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, account)| Some((account.fact(pointer)?.value.as_str(), i)))
+            .collect();
+        values.sort_unstable();
+        for group in values.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            for (n, &(_, later)) in group.iter().enumerate() {
+                pairs.extend(group[..n].iter().map(|&(_, earlier)| (later, earlier)));
             }
         }
     }
