@@ -227,7 +227,9 @@ const INDEX: &str = "index";
 pub struct Memo {
     cache: Cache,
     started: i64,
-    found: Index,
+    /// The index as read by a thread of its own (while the project is read), until it is needed.
+    reading: Mutex<Option<std::thread::JoinHandle<Index>>>,
+    found: std::sync::OnceLock<Index>,
     kept: Mutex<Index>,
     found_trees: std::sync::OnceLock<Trees>,
     kept_trees: Mutex<Trees>,
@@ -238,11 +240,16 @@ impl Memo {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let found = cache.read(INDEX, INDEX).unwrap_or_default();
+        let reader = cache.clone();
+        let reading = std::thread::Builder::new()
+            .name("stamp-cache-index".into())
+            .spawn(move || reader.read(INDEX, INDEX).unwrap_or_default())
+            .ok();
         Self {
             cache,
             started,
-            found,
+            reading: Mutex::new(reading),
+            found: std::sync::OnceLock::new(),
             kept: Mutex::new(Index::default()),
             found_trees: std::sync::OnceLock::new(),
             kept_trees: Mutex::new(Trees::new()),
@@ -253,6 +260,15 @@ impl Memo {
         self.cache.is_on()
     }
 
+    /// The index the run found.
+    fn found(&self) -> &Index {
+        self.found.get_or_init(|| {
+            let reading = self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            // Without a thread (none could start) or when it failed: read here, or start empty.
+            reading.and_then(|r| r.join().ok()).unwrap_or_else(|| self.cache.read(INDEX, INDEX).unwrap_or_default())
+        })
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, Index> {
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -260,7 +276,7 @@ impl Memo {
     /// The content digest of the file at `path`, if the cache knows it from its `stat`.
     pub fn known_content(&self, path: &Path, stat: Option<Stat>) -> Option<&str> {
         let stat = stat?;
-        let record = self.found.files.get(path.to_str()?)?;
+        let record = self.found().files.get(path.to_str()?)?;
         // A record from the future (a clock set back, or a hand-made file) is not trusted.
         let trusted = record.read_at <= self.started && record.stat.settled_before(record.read_at);
         (record.stat == stat && trusted).then_some(record.content.as_str())
@@ -274,7 +290,7 @@ impl Memo {
         // A record taken too close to the file's last change is taken again, so it can become
         // one the next run trusts.
         if let Some(found) = self
-            .found
+            .found()
             .files
             .get(&path)
             .filter(|f| f.stat == stat && f.content == content && f.stat.settled_before(f.read_at))
@@ -286,26 +302,30 @@ impl Memo {
 
     /// The summary of a loaded file, by its load key.
     pub fn summary(&self, load_key: &str) -> Option<Summary> {
-        self.found.loads.get(load_key).and_then(|r| r.summary.clone())
+        self.found().loads.get(load_key).and_then(|r| r.summary.clone())
     }
 
     /// Remembers the files and loads a run met (all at once: the runs's threads do not wait
-    /// for each other file by file).
-    pub fn keep(&self, files: Vec<(String, FileRecord)>, loads: Vec<(String, Summary)>) {
+    /// for each other file by file); a load without a summary is one whose summary the cache
+    /// already holds.
+    pub fn keep(&self, files: Vec<(String, FileRecord)>, loads: Vec<(String, Option<Summary>)>) {
         if !self.is_on() {
             return;
         }
         let mut kept = self.kept();
         kept.files.extend(files);
         for (key, summary) in loads {
-            kept.loads.entry(key).or_default().summary = Some(summary);
+            let record = kept.loads.entry(key).or_default();
+            if summary.is_some() {
+                record.summary = summary;
+            }
         }
     }
 
     /// The digest of the tree a clean check of this load gave under `result_key`.
     pub fn result(&self, load_key: &str, result_key: &str) -> Option<String> {
         let find = |record: &LoadRecord| record.results.iter().find(|(k, _)| k == result_key).map(|(_, d)| d.clone());
-        if let Some(found) = self.found.loads.get(load_key).and_then(find) {
+        if let Some(found) = self.found().loads.get(load_key).and_then(find) {
             return Some(found);
         }
         self.kept().loads.get(load_key).and_then(find)
@@ -372,7 +392,7 @@ impl Memo {
         }
         let mut kept = self.kept();
         for (key, record) in &mut kept.loads {
-            let Some(found) = self.found.loads.get(key) else { continue };
+            let Some(found) = self.found().loads.get(key) else { continue };
             if record.summary.is_none() {
                 record.summary.clone_from(&found.summary);
             }
@@ -384,7 +404,7 @@ impl Memo {
         }
         kept.loads.retain(|_, r| r.summary.is_some());
         self.save_trees()?;
-        if *kept == self.found {
+        if *kept == *self.found() {
             return Ok(());
         }
         self.cache.write(INDEX, INDEX, &*kept)

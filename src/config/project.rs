@@ -286,7 +286,7 @@ struct Loaded {
 }
 
 /// A file's record for the cache (by path) and its load's summary (by load key).
-type Remembered = (Option<(String, FileRecord)>, (String, Summary));
+type Remembered = (Option<(String, FileRecord)>, (String, Option<Summary>));
 
 impl Project {
     /// The nearest folder holding `stamp.yaml`, from `start` upwards.
@@ -420,7 +420,8 @@ impl Project {
             ledger_damage: Vec::new(),
         };
         if !whole && let Some(summary) = self.memo.summary(&load_key) {
-            let memo = Some((record, (load_key.clone(), summary.clone())));
+            // The cache holds this summary already.
+            let memo = Some((record, (load_key.clone(), None)));
             return Loaded { entry: Some(entry(summary)), account: None, problem: None, memo };
         }
         let text = match text {
@@ -433,7 +434,7 @@ impl Project {
         match self.account_from_text(&file.path, &display, &text) {
             Ok(account) => {
                 let summary = Summary::of(&account);
-                let memo = Some((record, (load_key.clone(), summary.clone())));
+                let memo = Some((record, (load_key.clone(), Some(summary.clone()))));
                 Loaded { entry: Some(entry(summary)), account: whole.then_some(account), problem: None, memo }
             }
             Err(d) => failed(d),
