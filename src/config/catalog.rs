@@ -194,18 +194,19 @@ type Trees = BTreeMap<String, TreeRecord>;
 const TREES: &str = "trees";
 
 fn stats_key(stats: &[(String, Stat)]) -> (String, i64) {
+    // One field per file: its name, then its `stat` as fixed-width numbers.
     let mut key = crate::cache::Key::new("stats");
     let mut changed = i64::MIN;
+    let mut bytes = Vec::with_capacity(64);
     for (name, stat) in stats {
-        key = key
-            .field(name)
-            .field(stat.len.to_le_bytes())
-            .field(stat.mtime.0.to_le_bytes())
-            .field(stat.mtime.1.to_le_bytes())
-            .field(stat.ctime.0.to_le_bytes())
-            .field(stat.ctime.1.to_le_bytes())
-            .field(stat.ino.to_le_bytes())
-            .field(stat.dev.to_le_bytes());
+        bytes.clear();
+        for number in [stat.len, stat.ino, stat.dev] {
+            bytes.extend_from_slice(&number.to_le_bytes());
+        }
+        for number in [stat.mtime.0, stat.mtime.1, stat.ctime.0, stat.ctime.1] {
+            bytes.extend_from_slice(&number.to_le_bytes());
+        }
+        key = key.field(name).field(&bytes);
         changed = changed.max(stat.ctime.0).max(stat.mtime.0);
     }
     (key.finish(), changed)
