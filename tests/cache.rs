@@ -518,3 +518,63 @@ fn affected_reads_revisions_whose_files_a_checkout_converts_or_that_reach_outsid
     fs_err::write(&qa, fs_err::read_to_string(&qa).unwrap().replace("desired_size: 2", "desired_size: 5")).unwrap();
     assert_eq!(run(&["affected", "--since", "HEAD"]).success().stdout, "qa\n");
 }
+
+/// `render --all` stages every tree, makes them durable at once, then moves each into place: a
+/// run killed at any moment leaves each account's tree whole, the old one or the new one (never
+/// half of each, never missing), and the next run finishes the work.
+#[test]
+fn a_killed_render_leaves_every_tree_old_or_new() {
+    let project = Project::example();
+    for i in 0..24_u8 {
+        project.add_local_copy(&format!("copy-{i:02}"), 100 + i, "qa");
+    }
+    let render = |version: &str, out: &str| {
+        project.stamp(["render", "--all", "--out", out]).env("STAMP_VERSION", version).run().success();
+    };
+    let trees = |out: &str| -> std::collections::BTreeMap<String, String> {
+        fs_err::read_dir(project.path().join(out))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| (e.file_name().into_string().unwrap(), tree_text(&e.path())))
+            .collect()
+    };
+    // What each tree holds before and after: the version stamped in differs.
+    render("1.0.0", "old");
+    render("2.0.0", "new");
+    let (old, new) = (trees("old"), trees("new"));
+    assert_eq!(old.len(), 34);
+    // `u64::MAX`: when the first tree is moved in.
+    for delay_ms in [0_u64, 50, 100, 200, 300, u64::MAX, u64::MAX, u64::MAX] {
+        render("1.0.0", "out");
+        assert_eq!(trees("out"), old);
+        let mut child = project.stamp(["render", "--all", "--out", "out"]).env("STAMP_VERSION", "2.0.0").spawn();
+        if delay_ms == u64::MAX {
+            // Killed as soon as the first tree is moved in: in the middle of the moves.
+            let inodes = || -> Vec<u64> {
+                use std::os::unix::fs::MetadataExt;
+                old.keys()
+                    .map(|a| fs_err::metadata(project.path().join("out").join(a)).map_or(0, |m| m.ino()))
+                    .collect()
+            };
+            let before = inodes();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while inodes() == before && child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {}
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let found = trees("out");
+        assert_eq!(found.keys().collect::<Vec<_>>(), old.keys().collect::<Vec<_>>(), "after {delay_ms} ms");
+        for (account, tree) in &found {
+            assert!(
+                *tree == old[account] || *tree == new[account],
+                "`{account}` is neither its old nor its new tree after a kill at {delay_ms} ms"
+            );
+        }
+        // The next run finishes the work.
+        render("2.0.0", "out");
+        assert_eq!(trees("out"), new, "after a kill at {delay_ms} ms and a new run");
+    }
+}
