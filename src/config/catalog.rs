@@ -9,7 +9,9 @@
 //! for reading it only when it was taken more than a second before the run that recorded it
 //! (as git does), so an edit within the same clock tick is never missed.
 
-use std::collections::BTreeMap;
+// Hash maps: a cache file is looked up by long keys (paths, digests) thousands of times a
+// run, and its order does not matter (it is never shown).
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -189,7 +191,7 @@ struct TreeRecord {
 
 /// The rendered trees the cache knows, by folder: a file of its own, read only by the
 /// commands that write trees.
-type Trees = BTreeMap<String, TreeRecord>;
+type Trees = HashMap<String, TreeRecord>;
 
 const TREES: &str = "trees";
 
@@ -215,9 +217,9 @@ fn stats_key(stats: &[(String, Stat)]) -> (String, i64) {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Index {
     /// By the file's path.
-    files: BTreeMap<String, FileRecord>,
+    files: HashMap<String, FileRecord>,
     /// By load key.
-    loads: BTreeMap<String, LoadRecord>,
+    loads: HashMap<String, LoadRecord>,
 }
 
 const INDEX: &str = "index";
