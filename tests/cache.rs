@@ -573,8 +573,14 @@ fn a_killed_render_leaves_every_tree_old_or_new() {
                 "`{account}` is neither its old nor its new tree after a kill at {delay_ms} ms"
             );
         }
-        // The next run finishes the work.
+        // The next run finishes the work, and removes what the killed one left.
         render("2.0.0", "out");
         assert_eq!(trees("out"), new, "after a kill at {delay_ms} ms and a new run");
+        let left: Vec<String> = fs_err::read_dir(project.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "staging folders left after a kill at {delay_ms} ms: {left:?}");
     }
 }

@@ -138,6 +138,11 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     }
     let project = &workspace.project;
     let mut written = written.into_inner().expect("written lock");
+    // What a killed run left beside the trees (written now or already there).
+    let folders: std::collections::BTreeSet<&Path> = written.iter().filter_map(|w| w.dir.parent()).collect();
+    for folder in folders {
+        crate::render::tree::sweep_staging(folder);
+    }
     written.sort_by(|a, b| a.account.cmp(&b.account));
     let parent = out.unwrap_or_else(|| project.root.join("build"));
     let removed = if options.all { remove_gone(workspace, &parent, &mut diagnostics) } else { Vec::new() };

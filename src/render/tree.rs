@@ -164,7 +164,9 @@ impl Tree {
         refuse_foreign(dir)?;
         let parent = parent_of(dir);
         fs_err::create_dir_all(&parent)?;
-        let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(&parent)?;
+        // Named with this process's id, so a run after this one was killed can tell it is gone.
+        let prefix = format!("{STAGING_PREFIX}{}-", std::process::id());
+        let staging = tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent)?;
         // Each folder is made once (thousands of trees: the calls add up).
         let mut folders = std::collections::BTreeSet::new();
         let mut stats = Vec::with_capacity(self.files.len() + 1);
@@ -188,8 +190,38 @@ impl Tree {
     }
 }
 
-/// The name every staging folder starts with.
+/// The name every staging folder starts with (then the id of the process writing it).
 pub const STAGING_PREFIX: &str = ".stamp-new-";
+
+/// Removes the staging folders in `parent` left by runs that were killed (their process is
+/// gone): a staging folder of a run still going, here or in another checkout, is left alone.
+pub fn sweep_staging(parent: &Path) {
+    let Ok(entries) = fs_err::read_dir(parent) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) =
+            name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)).and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && entry.file_type().is_ok_and(|t| t.is_dir()) && !process_alive(pid) {
+            let _ = fs_err::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether a process of this id runs (one of another user counts: it may be writing).
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return true };
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+#[cfg(not(unix))]
+fn process_alive(_: u32) -> bool {
+    true
+}
 
 /// Refuses to replace a folder Stamp did not write (one with files and no marker).
 fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
@@ -421,6 +453,37 @@ mod tests {
             fs_err::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, ["a", "b", "foreign"], "no staging folder or old tree left behind");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn only_staging_folders_of_gone_processes_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let own = std::process::id();
+        for name in [
+            format!("{STAGING_PREFIX}{gone_pid}-abc"),
+            format!("{STAGING_PREFIX}{own}-abc"),
+            format!("{STAGING_PREFIX}1-abc"),
+            format!("{STAGING_PREFIX}x-abc"),
+            "account".to_string(),
+        ] {
+            fs_err::create_dir_all(tmp.path().join(name).join("sub")).unwrap();
+        }
+        sweep_staging(tmp.path());
+        let mut left: Vec<String> =
+            fs_err::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut expected = vec![
+            format!("{STAGING_PREFIX}{own}-abc"),
+            format!("{STAGING_PREFIX}1-abc"),
+            format!("{STAGING_PREFIX}x-abc"),
+            "account".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]
