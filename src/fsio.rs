@@ -111,24 +111,13 @@ pub fn swap_in(staging: &Path, dir: &Path) -> io::Result<Option<PathBuf>> {
     }
 }
 
-/// Makes every write to the file system holding `path` durable, all at once (`syncfs` on
-/// Linux; elsewhere every file and folder under `path` is synced).
+/// Makes every write to the file system holding `path` durable, all at once (`syncfs`).
+#[cfg(target_os = "linux")]
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        let folder = fs_err::File::open(path)?;
-        nix::unistd::syncfs(folder.file()).map_err(|errno| {
-            io::Error::new(io::Error::from(errno).kind(), format!("cannot sync `{}`: {errno}", path.display()))
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        for entry in walkdir::WalkDir::new(path) {
-            let entry = entry.map_err(io::Error::other)?;
-            fs_err::File::open(entry.path())?.file().sync_all()?;
-        }
-        Ok(())
-    }
+    let folder = fs_err::File::open(path)?;
+    nix::unistd::syncfs(folder.file()).map_err(|errno| {
+        io::Error::new(io::Error::from(errno).kind(), format!("cannot sync `{}`: {errno}", path.display()))
+    })
 }
 
 #[cfg(target_os = "linux")]

@@ -164,8 +164,9 @@ impl Tree {
         refuse_foreign(dir)?;
         let parent = parent_of(dir);
         fs_err::create_dir_all(&parent)?;
-        // Named with this process's id, so a run after this one was killed can tell it is gone.
-        let prefix = format!("{STAGING_PREFIX}{}-", std::process::id());
+        // Named with this machine and process, so a run after this one was killed can tell it
+        // is gone.
+        let prefix = format!("{STAGING_PREFIX}{}-{}-", host_tag().unwrap_or("any"), std::process::id());
         let staging = tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent)?;
         // Each folder is made once (thousands of trees: the calls add up).
         let mut folders = std::collections::BTreeSet::new();
@@ -190,23 +191,47 @@ impl Tree {
     }
 }
 
-/// The name every staging folder starts with (then the id of the process writing it).
+/// The name every staging folder starts with (then [`host_tag`] and the id of the process
+/// writing it).
 pub const STAGING_PREFIX: &str = ".stamp-new-";
 
-/// Removes the staging folders in `parent` left by runs that were killed (their process is
-/// gone): a staging folder of a run still going, here or in another checkout, is left alone.
+/// Which processes a process id names here: this boot of this kernel and this process id
+/// namespace (containers on one host have their own), as a short digest; `None` where that
+/// cannot be told (not Linux), and then no staging folder is ever swept.
+fn host_tag() -> Option<&'static str> {
+    static TAG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let boot = fs_err::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let namespace = fs_err::read_link("/proc/self/ns/pid").ok()?;
+        let digest = crate::cache::Key::new("host").field(boot.trim()).field(namespace.to_str()?).finish();
+        Some(digest[..12].to_string())
+    })
+    .as_deref()
+}
+
+/// Removes the staging folders in `parent` left by runs that were killed: written on this
+/// machine (see [`host_tag`]) by a process that is gone. A folder of a run still going, of
+/// another machine or container sharing the folder, or holding a `.terraform` folder (a
+/// killed move may have left the only copy there) is left alone.
 pub fn sweep_staging(parent: &Path) {
+    let Some(tag) = host_tag() else { return };
     let Ok(entries) = fs_err::read_dir(parent) else { return };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
-        let Some(pid) =
-            name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)).and_then(|rest| rest.split('-').next())
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)).and_then(|n| n.strip_prefix(tag))
         else {
             continue;
         };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
-        if pid != std::process::id() && entry.file_type().is_ok_and(|t| t.is_dir()) && !process_alive(pid) {
-            let _ = fs_err::remove_dir_all(entry.path());
+        let Some(Ok(pid)) = rest.strip_prefix('-').and_then(|r| r.split('-').next()).map(str::parse::<u32>) else {
+            continue;
+        };
+        let path = entry.path();
+        if pid != std::process::id()
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && !path.join(".terraform").exists()
+            && !process_alive(pid)
+        {
+            let _ = fs_err::remove_dir_all(path);
         }
     }
 }
@@ -294,7 +319,11 @@ impl<T> Batch<T> {
         let synced: BTreeMap<PathBuf, Result<(), String>> = parents
             .into_iter()
             .map(|parent| {
+                // Elsewhere than Linux, each file was synced as it was written.
+                #[cfg(target_os = "linux")]
                 let result = crate::fsio::sync_filesystem(&parent).map_err(|e| e.to_string());
+                #[cfg(not(target_os = "linux"))]
+                let result = Ok(());
                 (parent, result)
             })
             .collect();
@@ -314,20 +343,23 @@ impl<T> Batch<T> {
                 Err(e) => outcomes.push((tag, dir, Err(e))),
             }
         }
-        // The moves are made durable before any old tree is removed.
+        // The moves are made durable before any old tree is removed; where that fails, the old
+        // trees stay (in staging folders beside the new ones).
         let folders: std::collections::BTreeSet<PathBuf> =
             outcomes.iter().filter(|(_, _, r)| r.is_ok()).map(|(_, dir, _)| parent_of(dir)).collect();
+        let mut unsynced = std::collections::BTreeSet::new();
         for folder in folders {
             if let Err(e) = crate::fsio::sync_dir(&folder) {
-                let message = format!("cannot sync `{}`: {e}", folder.display());
+                let message = format!("moved in, but cannot make `{}` durable: {e}", folder.display());
                 for (_, dir, result) in &mut outcomes {
                     if result.is_ok() && parent_of(dir) == folder {
                         *result = Err(WriteError::Io(io::Error::other(message.clone())));
                     }
                 }
+                unsynced.insert(folder);
             }
         }
-        for old in old_trees {
+        for old in old_trees.into_iter().filter(|old| !unsynced.contains(&parent_of(old))) {
             let _ = fs_err::remove_dir_all(old);
         }
         outcomes
@@ -456,32 +488,34 @@ mod tests {
     }
 
     #[test]
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     fn only_staging_folders_of_gone_processes_are_swept() {
         let tmp = tempfile::tempdir().unwrap();
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let gone_pid = gone.id();
         gone.wait().unwrap();
         let own = std::process::id();
-        for name in [
-            format!("{STAGING_PREFIX}{gone_pid}-abc"),
-            format!("{STAGING_PREFIX}{own}-abc"),
-            format!("{STAGING_PREFIX}1-abc"),
-            format!("{STAGING_PREFIX}x-abc"),
+        let tag = host_tag().unwrap();
+        let kept = [
+            // A killed move left a tree's `.terraform` in this one.
+            format!("{STAGING_PREFIX}{tag}-{gone_pid}-def"),
+            format!("{STAGING_PREFIX}{tag}-{own}-abc"),
+            format!("{STAGING_PREFIX}{tag}-1-abc"),
+            format!("{STAGING_PREFIX}{tag}-x-abc"),
+            // Another machine's or container's.
+            format!("{STAGING_PREFIX}0123456789ab-{gone_pid}-abc"),
+            format!("{STAGING_PREFIX}{gone_pid}"),
             "account".to_string(),
-        ] {
+        ];
+        for name in kept.iter().chain([&format!("{STAGING_PREFIX}{tag}-{gone_pid}-abc")]) {
             fs_err::create_dir_all(tmp.path().join(name).join("sub")).unwrap();
         }
+        fs_err::create_dir_all(tmp.path().join(&kept[0]).join(".terraform")).unwrap();
         sweep_staging(tmp.path());
         let mut left: Vec<String> =
             fs_err::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
-        let mut expected = vec![
-            format!("{STAGING_PREFIX}{own}-abc"),
-            format!("{STAGING_PREFIX}1-abc"),
-            format!("{STAGING_PREFIX}x-abc"),
-            "account".to_string(),
-        ];
+        let mut expected = kept.to_vec();
         expected.sort();
         assert_eq!(left, expected);
     }
