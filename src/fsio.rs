@@ -157,7 +157,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The folder of `path` (`.` for a bare file name).
-fn parent(path: &Path) -> PathBuf {
+pub fn parent(path: &Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 

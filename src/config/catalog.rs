@@ -244,10 +244,15 @@ impl Memo {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let reader = cache.clone();
-        let reading = std::thread::Builder::new()
-            .name("stamp-cache-index".into())
-            .spawn(move || reader.read(INDEX, INDEX).unwrap_or_default())
-            .ok();
+        let reading = cache
+            .is_on()
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("stamp-cache-index".into())
+                    .spawn(move || reader.read(INDEX, INDEX).unwrap_or_default())
+                    .ok()
+            })
+            .flatten();
         Self {
             cache,
             started,

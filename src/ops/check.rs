@@ -174,7 +174,7 @@ pub fn validate_and_render<'w>(
     // rendered (to report their own problems too) but never handed on, so nothing is written
     // for either until the conflict is resolved.
     let pairs = cross_account::conflicting_pairs(&project.catalog);
-    let conflicts = cross_account::check_pairs(&project.catalog, &pairs, selected.as_ref());
+    let conflicts = cross_account::check(&project.catalog, &pairs, selected.as_ref());
     let blocked: BTreeSet<&str> = pairs
         .into_iter()
         .flat_map(|(a, b)| [project.catalog[a].display.as_str(), project.catalog[b].display.as_str()])

@@ -128,10 +128,16 @@ impl Tree {
     /// carried over.
     pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
         let (staging, _) = self.write_staging(dir, marker_text, true)?;
-        let old = install(staging.path(), dir)?;
+        let old = match install(staging.path(), dir) {
+            Ok(old) => old,
+            Err(e) => {
+                discard(staging);
+                return Err(e);
+            }
+        };
         // The staging folder is now the tree (or, after an exchange, the old one).
         let _ = staging.keep();
-        crate::fsio::sync_dir(&parent_of(dir))?;
+        crate::fsio::sync_dir(&crate::fsio::parent(dir))?;
         if let Some(old) = old {
             fs_err::remove_dir_all(old)?;
         }
@@ -162,7 +168,7 @@ impl Tree {
         sync: bool,
     ) -> Result<(tempfile::TempDir, Option<Stats>), WriteError> {
         refuse_foreign(dir)?;
-        let parent = parent_of(dir);
+        let parent = crate::fsio::parent(dir);
         fs_err::create_dir_all(&parent)?;
         // Named with this machine and process, so a run after this one was killed can tell it
         // is gone.
@@ -256,10 +262,6 @@ fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-fn parent_of(dir: &Path) -> PathBuf {
-    dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
-}
-
 /// Moves the complete tree at `staging` to `dir` (carrying `dir`'s `.terraform` over) in one
 /// step; the folder then holding the old tree, if there was one, is returned to be removed once
 /// the move is durable. Nothing is synced.
@@ -277,6 +279,14 @@ fn install(staging: &Path, dir: &Path) -> Result<Option<PathBuf>, WriteError> {
         }
         WriteError::Io(e)
     })
+}
+
+/// Drops a staging folder whose tree was not moved in, unless it holds a `.terraform` folder
+/// that could not be put back: then it stays, and the sweep leaves it alone.
+fn discard(staging: tempfile::TempDir) {
+    if staging.path().join(".terraform").exists() {
+        let _ = staging.keep();
+    }
 }
 
 /// Trees written together, each tagged with a `T` of the caller's: each is staged
@@ -315,7 +325,7 @@ impl<T> Batch<T> {
     /// fails leaves its folder as it was.
     pub fn commit(self) -> Vec<Committed<T>> {
         let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| parent_of(&s.dir)).collect();
+        let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| crate::fsio::parent(&s.dir)).collect();
         let synced: BTreeMap<PathBuf, Result<(), String>> = parents
             .into_iter()
             .map(|parent| {
@@ -330,7 +340,7 @@ impl<T> Batch<T> {
         let mut outcomes = Vec::with_capacity(staged.len());
         let mut old_trees = Vec::new();
         for Staged { tag, staging, dir, stats } in staged {
-            let installed = match &synced[&parent_of(&dir)] {
+            let installed = match &synced[&crate::fsio::parent(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
                 Ok(()) => install(staging.path(), &dir),
             };
@@ -340,26 +350,29 @@ impl<T> Batch<T> {
                     old_trees.extend(old);
                     outcomes.push((tag, dir, Ok(stats)));
                 }
-                Err(e) => outcomes.push((tag, dir, Err(e))),
+                Err(e) => {
+                    discard(staging);
+                    outcomes.push((tag, dir, Err(e)));
+                }
             }
         }
         // The moves are made durable before any old tree is removed; where that fails, the old
         // trees stay (in staging folders beside the new ones).
         let folders: std::collections::BTreeSet<PathBuf> =
-            outcomes.iter().filter(|(_, _, r)| r.is_ok()).map(|(_, dir, _)| parent_of(dir)).collect();
+            outcomes.iter().filter(|(_, _, r)| r.is_ok()).map(|(_, dir, _)| crate::fsio::parent(dir)).collect();
         let mut unsynced = std::collections::BTreeSet::new();
         for folder in folders {
             if let Err(e) = crate::fsio::sync_dir(&folder) {
                 let message = format!("moved in, but cannot make `{}` durable: {e}", folder.display());
                 for (_, dir, result) in &mut outcomes {
-                    if result.is_ok() && parent_of(dir) == folder {
+                    if result.is_ok() && crate::fsio::parent(dir) == folder {
                         *result = Err(WriteError::Io(io::Error::other(message.clone())));
                     }
                 }
                 unsynced.insert(folder);
             }
         }
-        for old in old_trees.into_iter().filter(|old| !unsynced.contains(&parent_of(old))) {
+        for old in old_trees.into_iter().filter(|old| !unsynced.contains(&crate::fsio::parent(old))) {
             let _ = fs_err::remove_dir_all(old);
         }
         outcomes

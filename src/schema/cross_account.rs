@@ -18,20 +18,10 @@ const UNIQUE: &[(&str, &str, &str)] = &[
 
 const CIDR: &str = "/network/cidr";
 
-/// Problems between accounts. Each conflict is reported once, on the account that sorts later,
-/// unless `only` names the accounts being checked: then it is reported on each of those.
-/// Conflicting pairs are found by grouping equal values and sweeping sorted networks, so this
-/// stays fast for thousands of accounts.
-pub fn check(accounts: &[Entry], only: Option<&BTreeSet<String>>) -> Vec<Diagnostic> {
-    check_pairs(accounts, &conflicting_pairs(accounts), only)
-}
-
-/// [`check`], given the [`conflicting_pairs`] of `accounts`.
-pub fn check_pairs(
-    accounts: &[Entry],
-    pairs: &BTreeSet<(usize, usize)>,
-    only: Option<&BTreeSet<String>>,
-) -> Vec<Diagnostic> {
+/// Problems between accounts, given their [`conflicting_pairs`]. Each conflict is reported
+/// once, on the account that sorts later, unless `only` names the accounts being checked: then
+/// it is reported on each of those.
+pub fn check(accounts: &[Entry], pairs: &BTreeSet<(usize, usize)>, only: Option<&BTreeSet<String>>) -> Vec<Diagnostic> {
     let wanted = |a: &Entry| only.is_none_or(|names| names.contains(&a.display));
     let mut out = Vec::new();
     for &(later, earlier) in pairs {
@@ -50,7 +40,8 @@ pub fn check_pairs(
 }
 
 /// Index pairs `(later, earlier)` of accounts that share a unique value or whose networks
-/// overlap, each pair once.
+/// overlap, each pair once: found by grouping equal values and sweeping sorted networks, so
+/// this stays fast for thousands of accounts.
 pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
     let mut pairs = BTreeSet::new();
     for (pointer, ..) in UNIQUE {
