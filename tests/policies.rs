@@ -332,10 +332,14 @@ fn a_plan_policys_output_stays_out_of_logs_and_reports() {
     let project = Project::local();
     let text = project.read(ARCHETYPE);
     let leak = "import os, sys; t = open(os.environ['STAMP_PLAN_JSON']).read(); print(t[:400]); sys.stderr.write(t[:400]); sys.exit(1)";
+    // Valid JSON of the wrong shape: the parser's error would quote the plan's text.
+    let misshapen =
+        "import os, json; t = open(os.environ['STAMP_PLAN_JSON']).read(); print(json.dumps({'runs': t[:400]}))";
     project.write(
         ARCHETYPE,
         &format!(
-            "{text}\npolicies:\n  - name: leaky\n    on: plan\n    run: [python3, -c, \"{leak}\"]\n    format: sarif\n"
+            "{text}\npolicies:\n  - name: leaky\n    on: plan\n    run: [python3, -c, \"{leak}\"]\n    format: sarif\n  \
+             - name: misshapen\n    on: plan\n    run: [python3, -c, \"{misshapen}\"]\n    format: sarif\n"
         ),
     );
     for format in ["json", "text", "markdown"] {
@@ -344,6 +348,7 @@ fn a_plan_policys_output_stays_out_of_logs_and_reports() {
             assert!(!printed.contains("format_version"), "{format}: the plan's JSON reached the report:\n{printed}");
         }
         assert!(out.stdout.contains("leaky") && out.stdout.contains("not shown"), "{format}: {}", out.stdout);
+        assert!(out.stdout.contains("misshapen"), "{format}: {}", out.stdout);
     }
     let log = project.read(".stamp/logs/local-staging.log");
     assert!(!log.contains("format_version"), "the plan's JSON reached the log:\n{log}");

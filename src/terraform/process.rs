@@ -191,10 +191,12 @@ impl Invocation<'_> {
         };
         // Readers of their own (not scoped): a process the command left behind outside its
         // group may hold the pipes open long after it exited, and is not waited for.
-        let (sender, pieces) = std::sync::mpsc::channel();
+        let (sender, pieces) = std::sync::mpsc::sync_channel(PIECES_WAITING);
         let out_sender = sender.clone();
-        std::thread::spawn(move || pump(stdout, Stream::Out, &out_sender));
-        std::thread::spawn(move || pump(stderr, Stream::Err, &sender));
+        // A line of stdout may be as long as all of the stdout kept (plus one byte: a cut shows).
+        let stdout_line = self.max_output.saturating_add(1);
+        std::thread::spawn(move || pump(stdout, Stream::Out, stdout_line, &out_sender));
+        std::thread::spawn(move || pump(stderr, Stream::Err, MAX_LINE, &sender));
         let mut output = Output::default();
         let mut timed_out = false;
         let mut stop_sent: Option<Instant> = None;
@@ -203,8 +205,10 @@ impl Invocation<'_> {
             match pieces.recv_timeout(Duration::from_millis(20)) {
                 Ok(piece) => {
                     output.take(piece, self, log);
-                    // Read everything already there before looking at the command again.
-                    while let Ok(piece) = pieces.try_recv() {
+                    // Read what is already there before looking at the command again (at most
+                    // what can wait: a command that never stops printing is still watched).
+                    for _ in 0..PIECES_WAITING {
+                        let Ok(piece) = pieces.try_recv() else { break };
                         output.take(piece, self, log);
                     }
                 }
@@ -282,8 +286,18 @@ fn exited(pid: u32) -> bool {
 /// read and dropped, so the command is never stuck writing.
 pub const MAX_OUTPUT: usize = 256 << 20;
 
-/// The longest line kept (in the log, in stderr): the rest of a longer line is dropped.
+/// The longest line of stderr kept, and of any line written to the log: the rest of a longer
+/// line is dropped. (A line of stdout is kept whole up to the invocation's `max_output`:
+/// `terraform show -json` prints the whole plan as one line.)
 const MAX_LINE: usize = 64 << 10;
+
+/// The most one command writes to the log (beyond it, one line says the rest was left out), so
+/// a command that never stops printing cannot fill the disk.
+const MAX_LOGGED: usize = 64 << 20;
+
+/// How many pieces of output may wait to be taken: a command writing faster than Stamp takes
+/// them waits, instead of filling memory.
+const PIECES_WAITING: usize = 1024;
 
 /// How long Stamp reads a command's output after it exited.
 pub const OUTPUT_GRACE: Duration = Duration::from_secs(2);
@@ -308,13 +322,15 @@ struct Output {
     stdout: String,
     stderr: std::collections::VecDeque<String>,
     truncated: bool,
+    /// Bytes written to the log so far.
+    logged: usize,
     /// Streams not yet at their end.
     open: u8,
 }
 
 impl Default for Output {
     fn default() -> Self {
-        Self { stdout: String::new(), stderr: std::collections::VecDeque::new(), truncated: false, open: 2 }
+        Self { stdout: String::new(), stderr: std::collections::VecDeque::new(), truncated: false, logged: 0, open: 2 }
     }
 }
 
@@ -324,9 +340,10 @@ impl Output {
             Piece::End => self.open = self.open.saturating_sub(1),
             Piece::Line(Stream::Out, text) => {
                 if invocation.log_stdout && !self.truncated {
-                    log.line(&text);
+                    self.log(log, "", &text);
                 }
-                if self.stdout.len() + text.len() < invocation.max_output {
+                // Once cut, nothing more is kept: the output is whole up to the cut.
+                if !self.truncated && self.stdout.len() + text.len() < invocation.max_output {
                     self.stdout.push_str(&text);
                     self.stdout.push('\n');
                 } else if !self.truncated {
@@ -336,7 +353,7 @@ impl Output {
             }
             Piece::Line(Stream::Err, text) => {
                 if invocation.log_stderr {
-                    log.line(&format!("stderr: {text}"));
+                    self.log(log, "stderr: ", &text);
                 }
                 if self.stderr.len() == STDERR_LINES {
                     self.stderr.pop_front();
@@ -347,10 +364,31 @@ impl Output {
     }
 }
 
-/// Reads a child's output line by line and sends each line (cut at [`MAX_LINE`]) to `to`.
+impl Output {
+    /// Writes a line to the log: cut at [`MAX_LINE`], and nothing past [`MAX_LOGGED`] in all.
+    fn log(&mut self, log: &Log, prefix: &str, text: &str) {
+        if self.logged > MAX_LOGGED {
+            return;
+        }
+        let mut end = text.len().min(MAX_LINE);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.logged += prefix.len() + end;
+        if self.logged > MAX_LOGGED {
+            log.line(&format!("# log cut: the command wrote over {} MiB", MAX_LOGGED >> 20));
+        } else if end < text.len() {
+            log.line(&format!("{prefix}{} [line cut]", &text[..end]));
+        } else {
+            log.line(&format!("{prefix}{text}"));
+        }
+    }
+}
+
+/// Reads a child's output line by line and sends each line (cut at `max_line` bytes) to `to`.
 /// Output is read as bytes: text that is not UTF-8 is shown with replacement characters, and
 /// the reader never stops early (which would leave the command writing into a closed pipe).
-fn pump(mut stream: impl Read, which: Stream, to: &std::sync::mpsc::Sender<Piece>) {
+fn pump(mut stream: impl Read, which: Stream, max_line: usize, to: &std::sync::mpsc::SyncSender<Piece>) {
     let mut buffer = vec![0u8; 64 << 10];
     let mut line: Vec<u8> = Vec::new();
     let mut cut = false;
@@ -374,7 +412,7 @@ fn pump(mut stream: impl Read, which: Stream, to: &std::sync::mpsc::Sender<Piece
                 Some((b'\n', body)) => (body, true),
                 _ => (chunk, false),
             };
-            let room = MAX_LINE.saturating_sub(line.len());
+            let room = max_line.saturating_sub(line.len());
             line.extend_from_slice(&body[..body.len().min(room)]);
             cut |= body.len() > room;
             if ends {
@@ -388,4 +426,63 @@ fn pump(mut stream: impl Read, which: Stream, to: &std::sync::mpsc::Sender<Piece
         send(&line, cut);
     }
     let _ = to.send(Piece::End);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str, dir: &Path) -> Invocation<'static> {
+        Invocation {
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            cwd: Box::leak(dir.to_path_buf().into_boxed_path()),
+            env: Vec::new(),
+            timeout: Some(Duration::from_secs(60)),
+            grace: Duration::from_secs(1),
+            log_stdout: true,
+            log_stderr: true,
+            max_output: MAX_OUTPUT,
+            hold: None,
+        }
+    }
+
+    #[test]
+    fn a_long_line_of_stdout_comes_back_whole() {
+        // `terraform show -json` prints the whole plan as one line.
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("log")).unwrap();
+        let finished = sh("head -c 300000 /dev/zero | tr '\\0' x; echo; echo after", dir.path()).run(&log).unwrap();
+        assert!(!finished.truncated);
+        assert_eq!(finished.stdout, format!("{}\nafter\n", "x".repeat(300_000)));
+        // The log holds the line cut, not whole.
+        let logged = fs_err::read_to_string(dir.path().join("log")).unwrap();
+        assert!(logged.contains("[line cut]") && logged.len() < 100_000, "{} bytes logged", logged.len());
+    }
+
+    #[test]
+    fn stdout_past_the_cap_is_cut_at_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("log")).unwrap();
+        let mut invocation =
+            sh("for i in 1 2 3; do head -c 900 /dev/zero | tr '\\0' a; echo; done; echo b", dir.path());
+        invocation.max_output = 2000;
+        let finished = invocation.run(&log).unwrap();
+        assert!(finished.truncated);
+        // Two whole lines, then nothing: not the short line after the cut.
+        assert_eq!(finished.stdout, format!("{0}\n{0}\n", "a".repeat(900)));
+    }
+
+    #[test]
+    fn a_command_flooding_stderr_neither_fills_the_log_nor_hides_its_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("log")).unwrap();
+        // About 70 MB of stderr (lines of 1,000 bytes), then exit 3.
+        let finished =
+            sh("yes \"$(printf '%01000d' 0)\" | head -c 70000000 >&2; exit 3", dir.path()).run(&log).unwrap();
+        assert_eq!(finished.code, Some(3));
+        let logged = fs_err::metadata(dir.path().join("log")).unwrap().len();
+        assert!(logged <= (MAX_LOGGED + (1 << 20)) as u64, "{logged} bytes logged");
+        assert!(fs_err::read_to_string(dir.path().join("log")).unwrap().contains("# log cut"));
+    }
 }
