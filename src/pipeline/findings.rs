@@ -583,14 +583,24 @@ mod tests {
     fn checkov_output_that_checked_nothing_is_never_a_pass() {
         // What checkov prints when it found nothing to check (or a `.checkov.yaml` skipped
         // every check), an empty list, reports without a summary, and counts that disagree.
-        for nothing in [
-            r#"{"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0, "checkov_version": "3.3.30"}"#,
-            "[]",
-            r#"{"results": {}}"#,
-            r#"{"results": {"passed_checks": []}, "summary": {"failed": 4, "resource_count": 3}}"#,
-            r#"{"results": {"failed_checks": []}, "summary": {"failed": 0, "resource_count": 0}}"#,
+        for (nothing, why) in [
+            (
+                r#"{"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0, "resource_count": 0, "checkov_version": "3.3.30"}"#,
+                "checked no resource",
+            ),
+            ("[]", "printed no report"),
+            (r#"{"results": {}}"#, "checked no resource"),
+            (
+                r#"{"results": {"passed_checks": []}, "summary": {"failed": 4, "resource_count": 3}}"#,
+                "counts 4 failed checks but lists 0",
+            ),
+            (
+                r#"{"results": {"failed_checks": []}, "summary": {"failed": 0, "resource_count": 0}}"#,
+                "checked no resource",
+            ),
         ] {
-            assert!(parse(FindingFormat::Checkov, nothing).is_err(), "{nothing} passed");
+            let error = parse(FindingFormat::Checkov, nothing).unwrap_err();
+            assert!(error.contains(why), "{nothing}: {error}");
         }
     }
 
