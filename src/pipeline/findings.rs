@@ -150,8 +150,8 @@ struct CheckovResult {
 }
 
 fn checkov(text: &str) -> Result<Vec<Finding>, String> {
-    let output: CheckovOutput =
-        serde_json::from_str(text.trim()).map_err(|e| format!("its output is not checkov's JSON report: {e}"))?;
+    let output: CheckovOutput = serde_json::from_str(text.trim())
+        .map_err(|e| format!("its output is not checkov's JSON report ({})", unread(&e)))?;
     let reports = match output {
         CheckovOutput::Many(reports) => reports,
         CheckovOutput::One(report) => vec![report],
@@ -367,7 +367,8 @@ struct SarifSuppression {
 /// SARIF results are findings unless they say they are not: `kind` other than `fail` (or
 /// `open`, `review`), or `level` `note` or `none`.
 fn sarif(text: &str) -> Result<Vec<Finding>, String> {
-    let sarif: Sarif = serde_json::from_str(text.trim()).map_err(|e| format!("its output is not SARIF: {e}"))?;
+    let sarif: Sarif =
+        serde_json::from_str(text.trim()).map_err(|e| format!("its output is not SARIF ({})", unread(&e)))?;
     if sarif.runs.is_empty() {
         return Err("its SARIF holds no run: nothing was checked".into());
     }
@@ -440,6 +441,19 @@ fn sarif(text: &str) -> Result<Vec<Finding>, String> {
         }
     }
     Ok(findings)
+}
+
+/// Why a tool's output could not be read, and where, without quoting any of it: a JSON
+/// parser's own message quotes what it read, and a plan policy's output may hold the plan's
+/// values.
+fn unread(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Eof => "JSON cut short",
+        serde_json::error::Category::Data => "JSON of another shape",
+        serde_json::error::Category::Io => "not readable",
+    };
+    format!("{what} at line {}, column {}", e.line(), e.column())
 }
 
 #[cfg(test)]

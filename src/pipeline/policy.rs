@@ -124,8 +124,6 @@ pub fn run(
     let mut found = match findings::parse(policy.format, &finished.stdout) {
         Ok(found) => found,
         Err(reason) => {
-            // A parse error may quote what it read (a plan's value, for a plan policy).
-            let reason = quoted(reason);
             let mut message = format!("`{}` (format `{format}`): {reason}", command.display());
             if !finished.success() {
                 message = format!("`{}` exited with {code}, and {reason}", command.display());
