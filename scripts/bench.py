@@ -171,6 +171,17 @@ def cache_benchmarks(stamp: str, project: Path, n: int) -> None:
     row("check (warm, one account changed)", ["check"])
     row("render --all (warm, one account changed)", ["render", "--all", "--out", out], "(one tree rewritten)")
     row("affected --since HEAD (warm, one account)", ["affected", "--since", "HEAD"])
+    # Commands that name accounts load only those (the others come from the catalog). Their
+    # Terraform is a stand-in that fails at once (`false`): only Stamp's own part is measured.
+    stand_in = ["--terraform", shutil.which("false") or "/bin/false"]
+    other = next(p for p in sorted((project / "fixtures/accounts").glob("service-platform-*.yaml"))
+                 if p not in (account, first)).stem
+    for label, args, ok in [("apply ONE (up to Terraform, a stand-in)", ["apply", one, *stand_in], (1,)),
+                            ("destroy ONE (up to Terraform, a stand-in)", ["destroy", one, *stand_in], (1,)),
+                            ("drift ONE (up to Terraform, a stand-in)", ["drift", one, *stand_in], (0,)),
+                            ("clone ONE OTHER (up to the ledger)", ["clone", one, other, *stand_in], (1,)),
+                            ("reap --dry-run", ["reap", "--dry-run"], (0,))]:
+        row(label, args, ok=ok)
     blueprint.write_text(blueprint.read_text() + "# a comment\n")
     os.sync()
     wall, peak = run(stamp, ["affected", "--since", "HEAD"], project)

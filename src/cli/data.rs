@@ -45,6 +45,13 @@ pub struct CloneArgs {
     terraform: super::TerraformArg,
 }
 
+impl CloneArgs {
+    /// SOURCE and TARGET: the accounts loaded whole.
+    pub(super) fn accounts(&self) -> Vec<String> {
+        vec![self.source.clone(), self.target.clone()]
+    }
+}
+
 pub fn clone(workspace: &Workspace, args: &CloneArgs, out: &Output) -> ExitStatus {
     let options = CopyOptions {
         source: args.source.clone(),
@@ -88,6 +95,13 @@ pub struct SyncArgs {
     format: Format,
     #[command(flatten)]
     terraform: super::TerraformArg,
+}
+
+impl SyncArgs {
+    /// SOURCE and TARGET: the accounts loaded whole.
+    pub(super) fn accounts(&self) -> Vec<String> {
+        vec![self.source.clone(), self.target.clone()]
+    }
 }
 
 pub fn sync(workspace: &Workspace, args: &SyncArgs, out: &Output) -> ExitStatus {
@@ -137,6 +151,13 @@ pub struct MigrateArgs {
     format: Format,
     #[command(flatten)]
     terraform: super::TerraformArg,
+}
+
+impl MigrateArgs {
+    /// The account migrated: the only one loaded whole.
+    pub(super) fn account(&self) -> &str {
+        &self.account
+    }
 }
 
 pub fn migrate(workspace: &Workspace, args: &MigrateArgs, out: &Output) -> ExitStatus {
@@ -207,6 +228,14 @@ struct PlaygroundNewArgs {
     auto_approve: bool,
     #[command(flatten)]
     terraform: super::TerraformArg,
+}
+
+impl PlaygroundArgs {
+    /// The account copied: the only one loaded whole.
+    pub(super) fn loads_only(&self) -> Vec<String> {
+        let PlaygroundCommand::New(args) = &self.command;
+        vec![args.from.clone()]
+    }
 }
 
 pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output) -> ExitStatus {

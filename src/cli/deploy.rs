@@ -43,9 +43,10 @@ impl Target {
         &self.accounts
     }
 
-    /// The named accounts, when only those are needed (no `--all`, no artifact).
-    pub(super) fn named_only(&self) -> Option<&[String]> {
-        (!self.accounts.is_empty() && !self.all && self.artifact.is_none()).then_some(self.accounts.as_slice())
+    /// The accounts to load whole: the named ones (an artifact's account is read when the
+    /// artifact is opened); `None` with `--all`.
+    pub(super) fn loads_only(&self) -> Option<&[String]> {
+        (!self.all).then_some(self.accounts.as_slice())
     }
 
     /// Names no account at all (a usage error).
@@ -440,6 +441,14 @@ pub struct DriftArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     terraform: super::TerraformArg,
+}
+
+impl DriftArgs {
+    /// The named accounts and the reference; `None` (every account) when none is named.
+    pub(super) fn loads_only(&self) -> Option<Vec<String>> {
+        let reference = self.reference.clone().unwrap_or_else(|| crate::ops::drift::DEFAULT_REFERENCE.to_string());
+        (!self.accounts.is_empty()).then(|| self.accounts.iter().cloned().chain([reference]).collect())
+    }
 }
 
 pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatus {

@@ -120,11 +120,21 @@ impl Command {
             Self::Check(args) => Some(args.accounts.clone()),
             Self::Render(args) => Some(args.accounts.clone()),
             Self::Affected(_) | Self::List(_) | Self::Schema(_) | Self::History(_) | Self::Store(_) => Some(Vec::new()),
-            Self::Output(args) => args.target.named_only().map(<[String]>::to_vec),
+            Self::Output(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Diff(args) => Some(args.accounts()),
-            Self::Plan(args) => args.target.named_only().map(<[String]>::to_vec),
+            Self::Plan(args) => args.target.loads_only().map(<[String]>::to_vec),
+            Self::Apply(args) => args.target.loads_only().map(<[String]>::to_vec),
+            Self::Destroy(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Build(args) => args.named_only().map(<[String]>::to_vec),
-            _ => None,
+            Self::Drift(args) => args.loads_only(),
+            // The accounts of the promotion's stages, and the ephemeral ones, are read whole
+            // from the catalog when needed.
+            Self::Promote(_) | Self::Reap(_) => Some(Vec::new()),
+            Self::Clone(args) => Some(args.accounts()),
+            Self::Sync(args) => Some(args.accounts()),
+            Self::Migrate(args) => Some(vec![args.account().to_string()]),
+            Self::Playground(args) => Some(args.loads_only()),
+            Self::Init(_) | Self::Doctor(_) | Self::Verify(_) => None,
         }
     }
 
@@ -213,12 +223,12 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
         files: None,
     };
     let status = run_command(cli, out, &root, options);
-    if let Err(problem) = memo.save() {
-        out.detail(&problem);
+    // The project (which shares the cache) is gone: the cache is this run's alone to save.
+    match std::sync::Arc::try_unwrap(memo).map(crate::config::catalog::Memo::save) {
+        Ok(Ok(())) => {}
+        Ok(Err(problem)) => out.detail(&problem),
+        Err(_) => out.detail("the build cache is still in use: not saved"),
     }
-    // Plain data (the cache's index), freed by the process's exit: dropping it entry by entry
-    // takes longer than the rest of a one-account check of a large organisation.
-    std::mem::forget(memo);
     status
 }
 

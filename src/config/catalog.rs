@@ -13,7 +13,8 @@
 // run, and its order does not matter (it is never shown).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,7 +98,8 @@ pub struct Entry {
     pub content: String,
     /// The cache key of what loading the file gives.
     pub load_key: String,
-    pub summary: Summary,
+    /// Shared with the cache's index that held it.
+    pub summary: Arc<Summary>,
     /// From the ledger, as for [`Account::annotate`].
     pub slot: Slot,
     pub created_at: Option<String>,
@@ -157,6 +159,35 @@ impl Stat {
     }
 }
 
+/// Whether this run met a record of the index it found (used its file or load): the index it
+/// leaves keeps only what it met. Never written, and no part of the record's value.
+#[derive(Debug, Default)]
+struct Met(AtomicBool);
+
+impl Met {
+    fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for Met {
+    fn clone(&self) -> Self {
+        Self(AtomicBool::new(self.is_set()))
+    }
+}
+
+impl PartialEq for Met {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Met {}
+
 /// What the cache knows of a file: its content digest, and the `stat` that stands in for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
@@ -164,13 +195,17 @@ pub struct FileRecord {
     content: String,
     /// When the run that read the file started (seconds since the epoch).
     read_at: i64,
+    #[serde(skip)]
+    met: Met,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LoadRecord {
-    summary: Option<Summary>,
+    summary: Option<Arc<Summary>>,
     /// `(result key, tree digest)` of the latest clean results, newest first.
     results: Vec<(String, String)>,
+    #[serde(skip)]
+    met: Met,
 }
 
 /// How many results are kept per loaded file: a check, a plan's work folder and both sides of
@@ -291,42 +326,44 @@ impl Memo {
     }
 
     /// What to remember of a file whose content digest is `content` (read now, or known from
-    /// its `stat`), to hand to [`Memo::keep`].
+    /// its `stat`), to hand to [`Memo::keep`]; `None` when the index holds it already (or the
+    /// cache is off).
     pub fn file_record(&self, path: &Path, stat: Option<Stat>, content: &str) -> Option<(String, FileRecord)> {
-        let path = path.to_str()?.to_string();
+        let path = path.to_str()?;
         let stat = stat.filter(|_| self.is_on())?;
         // A record taken too close to the file's last change is taken again, so it can become
         // one the next run trusts.
         if let Some(found) = self
             .found()
             .files
-            .get(&path)
+            .get(path)
             .filter(|f| f.stat == stat && f.content == content && f.stat.settled_before(f.read_at))
         {
-            return Some((path, found.clone()));
+            found.met.mark();
+            return None;
         }
-        Some((path, FileRecord { stat, content: content.to_string(), read_at: self.started }))
+        let record = FileRecord { stat, content: content.to_string(), read_at: self.started, met: Met::default() };
+        Some((path.to_string(), record))
     }
 
     /// The summary of a loaded file, by its load key.
-    pub fn summary(&self, load_key: &str) -> Option<Summary> {
-        self.found().loads.get(load_key).and_then(|r| r.summary.clone())
+    pub fn summary(&self, load_key: &str) -> Option<Arc<Summary>> {
+        let record = self.found().loads.get(load_key)?;
+        let summary = record.summary.clone()?;
+        record.met.mark();
+        Some(summary)
     }
 
-    /// Remembers the files and loads a run met (all at once: the runs's threads do not wait
-    /// for each other file by file); a load without a summary is one whose summary the cache
-    /// already holds.
-    pub fn keep(&self, files: Vec<(String, FileRecord)>, loads: Vec<(String, Option<Summary>)>) {
-        if !self.is_on() {
+    /// Remembers the new files and loads a run met (all at once: the runs's threads do not
+    /// wait for each other file by file); those the index holds already were marked as met.
+    pub fn keep(&self, files: Vec<(String, FileRecord)>, loads: Vec<(String, Arc<Summary>)>) {
+        if !self.is_on() || (files.is_empty() && loads.is_empty()) {
             return;
         }
         let mut kept = self.kept();
         kept.files.extend(files);
         for (key, summary) in loads {
-            let record = kept.loads.entry(key).or_default();
-            if summary.is_some() {
-                record.summary = summary;
-            }
+            kept.loads.entry(key).or_default().summary = Some(summary);
         }
     }
 
@@ -380,48 +417,173 @@ impl Memo {
     }
 
     /// Writes the trees this run met, with those it did not (a `check` between two renders
-    /// writes none), when they changed.
-    fn save_trees(&self) -> Result<(), String> {
-        let kept = std::mem::take(&mut *self.kept_trees.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    /// writes none), when they changed: into the trees it found, in place.
+    fn save_trees(cache: &Cache, found: Option<Trees>, kept: Trees) -> Result<(), String> {
         if kept.is_empty() {
             return Ok(());
         }
-        let mut trees = self.found_trees().clone();
-        let before = trees.clone();
-        trees.extend(kept);
-        if trees == before { Ok(()) } else { self.cache.write(TREES, TREES, &trees) }
+        let mut trees = found.or_else(|| cache.read(TREES, TREES)).unwrap_or_default();
+        let mut changed = false;
+        for (dir, record) in kept {
+            if trees.get(&dir) != Some(&record) {
+                trees.insert(dir, record);
+                changed = true;
+            }
+        }
+        let written = if changed { cache.write(TREES, TREES, &trees) } else { Ok(()) };
+        // Plain data, freed by the process's exit (see `save`).
+        std::mem::forget(trees);
+        written
     }
 
-    /// Writes what this run met as the index, when it differs from what it found. A load the
-    /// run met keeps the results it had.
-    pub fn save(&self) -> Result<(), String> {
+    /// Writes what this run met as the index, when it differs from what it found: the found
+    /// index is updated in place (no copy of thousands of records), keeping what the run met
+    /// with its new records and results; a load keeps the results it had.
+    pub fn save(self) -> Result<(), String> {
         if !self.is_on() {
             return Ok(());
         }
-        let mut kept = self.kept();
-        for (key, record) in &mut kept.loads {
-            let Some(found) = self.found().loads.get(key) else { continue };
-            if record.summary.is_none() {
-                record.summary.clone_from(&found.summary);
-            }
-            for result in &found.results {
-                if record.results.len() < RESULTS_KEPT && !record.results.iter().any(|(k, _)| *k == result.0) {
-                    record.results.push(result.clone());
+        let kept_trees = self.kept_trees.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self::save_trees(&self.cache, self.found_trees.into_inner(), kept_trees)?;
+        let kept = self.kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Not read when the run met no file (every record it keeps is new).
+        let mut index = self.found.into_inner().unwrap_or_default();
+        let changed = index.update(kept);
+        let written = if changed { self.cache.write(INDEX, INDEX, &index) } else { Ok(()) };
+        // Plain data, freed by the process's exit: dropping it entry by entry takes longer than
+        // the rest of a one-account check of a large organisation.
+        std::mem::forget(index);
+        written
+    }
+}
+
+impl Index {
+    /// Makes this (found) index the one a run leaves: what the run met, with what it `kept`
+    /// (new records; new results first). Whether anything changed.
+    fn update(&mut self, kept: Index) -> bool {
+        let mut changed = false;
+        for (path, record) in kept.files {
+            match self.files.get(&path) {
+                Some(old) if *old == record => old.met.mark(),
+                _ => {
+                    record.met.mark();
+                    self.files.insert(path, record);
+                    changed = true;
                 }
             }
         }
-        kept.loads.retain(|_, r| r.summary.is_some());
-        self.save_trees()?;
-        if *kept == *self.found() {
-            return Ok(());
+        for (key, new) in kept.loads {
+            let Some(record) = self.loads.get_mut(&key) else {
+                // A load the index did not hold is kept only with its summary.
+                if new.summary.is_some() {
+                    new.met.mark();
+                    self.loads.insert(key, new);
+                    changed = true;
+                }
+                continue;
+            };
+            record.met.mark();
+            if new.summary.is_some() && new.summary != record.summary {
+                record.summary = new.summary;
+                changed = true;
+            }
+            if !new.results.is_empty() {
+                let mut results = new.results;
+                for result in &record.results {
+                    if results.len() < RESULTS_KEPT && !results.iter().any(|(k, _)| *k == result.0) {
+                        results.push(result.clone());
+                    }
+                }
+                changed |= results != record.results;
+                record.results = results;
+            }
         }
-        self.cache.write(INDEX, INDEX, &*kept)
+        let before = (self.files.len(), self.loads.len());
+        self.files.retain(|_, r| r.met.is_set());
+        self.loads.retain(|_, r| r.met.is_set() && r.summary.is_some());
+        changed || before != (self.files.len(), self.loads.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(name: &str) -> Summary {
+        Summary {
+            name: name.into(),
+            archetype: "a".into(),
+            environment: "e".into(),
+            region: None,
+            protected: false,
+            ephemeral: false,
+            created_at: None,
+            facts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_index_a_run_leaves_holds_what_it_met_and_is_rewritten_only_when_it_changed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), true);
+        let index_file = dir.path().join(crate::cache::DIR).join(INDEX);
+        let inode = || fs_err::metadata(&index_file).unwrap().ino();
+        // Files last changed long ago: their `stat` is trusted.
+        let stat = |ino| Stat { len: 1, mtime: (100, 0), ctime: (100, 0), ino, dev: 1 };
+        let (a, b) = (Path::new("/p/a.yaml"), Path::new("/p/b.yaml"));
+
+        // A first run reads both files and checks `a`.
+        let memo = Memo::new(cache.clone());
+        let files: Vec<_> = [(a, 1, "ca"), (b, 2, "cb")]
+            .iter()
+            .filter_map(|&(p, ino, c)| memo.file_record(p, Some(stat(ino)), c))
+            .collect();
+        assert_eq!(files.len(), 2, "both are new");
+        memo.keep(files, vec![("la".into(), Arc::new(summary("a"))), ("lb".into(), Arc::new(summary("b")))]);
+        memo.checked("la", "r1", "d1");
+        memo.save().unwrap();
+        let first = inode();
+
+        // A run that meets everything and adds nothing leaves the index as it is.
+        let memo = Memo::new(cache.clone());
+        assert_eq!(memo.known_content(a, Some(stat(1))), Some("ca"));
+        assert!(memo.file_record(a, Some(stat(1)), "ca").is_none(), "known already");
+        assert!(memo.file_record(b, Some(stat(2)), "cb").is_none());
+        assert_eq!(memo.summary("la").as_deref(), Some(&summary("a")));
+        assert_eq!(memo.summary("lb").as_deref(), Some(&summary("b")));
+        memo.keep(Vec::new(), Vec::new());
+        memo.save().unwrap();
+        assert_eq!(inode(), first, "not rewritten");
+
+        // `b` is gone: only `a` is met; a new result comes first, the older one stays.
+        let memo = Memo::new(cache.clone());
+        assert!(memo.file_record(a, Some(stat(1)), "ca").is_none());
+        assert!(memo.summary("la").is_some());
+        memo.checked("la", "r2", "d2");
+        memo.save().unwrap();
+        assert_ne!(inode(), first, "rewritten");
+        let memo = Memo::new(cache.clone());
+        assert_eq!(memo.known_content(b, Some(stat(2))), None, "the record of a file not met is dropped");
+        assert_eq!(memo.summary("lb"), None, "and its load");
+        assert_eq!(memo.result("la", "r1").as_deref(), Some("d1"));
+        assert_eq!(memo.result("la", "r2").as_deref(), Some("d2"));
+        assert_eq!(memo.found().loads["la"].results[0].0, "r2", "newest first");
+
+        // `a` changed: its new record replaces the old one; a result for a load the index does
+        // not hold (no summary) is not kept.
+        assert!(memo.known_content(a, Some(stat(3))).is_none());
+        let files: Vec<_> = memo.file_record(a, Some(stat(3)), "ca2").into_iter().collect();
+        assert_eq!(files.len(), 1);
+        memo.keep(files, vec![("la2".into(), Arc::new(summary("a")))]);
+        memo.checked("unknown", "r", "d");
+        memo.save().unwrap();
+        let memo = Memo::new(cache);
+        assert_eq!(memo.known_content(a, Some(stat(3))), Some("ca2"));
+        assert_eq!(memo.summary("la2").as_deref(), Some(&summary("a")));
+        assert_eq!(memo.summary("la"), None, "not met");
+        assert!(!memo.found().loads.contains_key("unknown"));
+    }
 
     #[test]
     fn a_stat_taken_within_a_second_of_its_read_is_not_trusted() {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -285,8 +286,9 @@ struct Loaded {
     memo: Option<Remembered>,
 }
 
-/// A file's record for the cache (by path) and its load's summary (by load key).
-type Remembered = (Option<(String, FileRecord)>, (String, Option<Summary>));
+/// A file's record for the cache (by path) and its load's summary (by load key), each when
+/// the cache does not hold it already.
+type Remembered = (Option<(String, FileRecord)>, Option<(String, Arc<Summary>)>);
 
 impl Project {
     /// The nearest folder holding `stamp.yaml`, from `start` upwards.
@@ -333,7 +335,7 @@ impl Project {
             diagnostics.extend(problem);
             if let Some((file, load)) = memo {
                 files.extend(file);
-                loads.push(load);
+                loads.extend(load);
             }
         }
         project.memo.keep(files, loads);
@@ -408,7 +410,7 @@ impl Project {
         };
         let record = self.memo.file_record(&file.read_from, stat, &content);
         let load_key = self.load_key(&display, &content);
-        let entry = |summary: Summary| Entry {
+        let entry = |summary: Arc<Summary>| Entry {
             display: display.clone(),
             path: file.path.clone(),
             read_from: file.read_from.clone(),
@@ -421,7 +423,7 @@ impl Project {
         };
         if !whole && let Some(summary) = self.memo.summary(&load_key) {
             // The cache holds this summary already.
-            let memo = Some((record, (load_key.clone(), None)));
+            let memo = Some((record, None));
             return Loaded { entry: Some(entry(summary)), account: None, problem: None, memo };
         }
         let text = match text {
@@ -433,8 +435,8 @@ impl Project {
         };
         match self.account_from_text(&file.path, &display, &text) {
             Ok(account) => {
-                let summary = Summary::of(&account);
-                let memo = Some((record, (load_key.clone(), Some(summary.clone()))));
+                let summary = Arc::new(Summary::of(&account));
+                let memo = Some((record, Some((load_key.clone(), summary.clone()))));
                 Loaded { entry: Some(entry(summary)), account: whole.then_some(account), problem: None, memo }
             }
             Err(d) => failed(d),
@@ -482,7 +484,7 @@ impl Project {
             read_from: path.to_path_buf(),
             load_key: self.load_key(&account.display, &content),
             content,
-            summary: Summary::of(&account),
+            summary: Arc::new(Summary::of(&account)),
             slot: account.slot,
             created_at: account.created_at.clone(),
             ledger_damage: Vec::new(),

@@ -15,6 +15,7 @@ use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployReport, Ses
 use super::drift::{ParityIssue, parity};
 use super::environments::{Environments, Live, StepError};
 use super::revision::Revision;
+use crate::config::project::{LoadOptions, Scope};
 use crate::config::{Account, Project};
 use crate::diagnostics::Report;
 use crate::pipeline::account::{Dirs, Progress};
@@ -203,7 +204,7 @@ pub fn clone(
     let _locks = lock_pair(workspace, source, target)?;
     let project = &workspace.project;
     let deployed = deployed_version(workspace.store.as_ref(), source)?;
-    let (_revision, then) = workspace_at(workspace, &deployed)?;
+    let (_revision, then) = workspace_at(workspace, &deployed, &target.name)?;
     let checked = render_at(&then, &target.name, &deployed)?;
     let session = Session::new(checked, options.terraform.as_deref())?;
     let apply = ApplyOptions { confirm: options.confirm.clone(), ..ApplyOptions::default() };
@@ -275,8 +276,12 @@ fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion,
 
 /// The project with its config as it is now but the archetypes and blueprints of the commit
 /// `version` was built from (checked out in the returned revision, which must outlive
-/// rendering), running in this project's folders with its store.
-fn workspace_at(workspace: &Workspace, version: &BuildVersion) -> Result<(Revision, Workspace), CopyError> {
+/// rendering), running in this project's folders with its store; `target` is loaded whole.
+fn workspace_at(
+    workspace: &Workspace,
+    version: &BuildVersion,
+    target: &str,
+) -> Result<(Revision, Workspace), CopyError> {
     let (project, store) = (&workspace.project, Arc::clone(&workspace.store));
     let revision = Revision::checkout(&project.root, &version.commit).map_err(CopyError::Revision)?;
     // The target's config is today's; only the blueprint version is the source's.
@@ -286,7 +291,10 @@ fn workspace_at(workspace: &Workspace, version: &BuildVersion) -> Result<(Revisi
         fs_err::remove_dir_all(&accounts).map_err(copy_failed)?;
     }
     copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(copy_failed)?;
-    let (mut then, diagnostics) = Project::load(&revision.root)?;
+    // Only the target is loaded whole; the other accounts are known by their summaries.
+    let only = [target.to_string()];
+    let options = LoadOptions { scope: Scope::Only(&only), ..LoadOptions::default() };
+    let (mut then, diagnostics) = Project::load_with(&revision.root, options)?;
     // Blueprints are read from the checkout; runs, state and the ledger stay in this project.
     then.file.blueprints = revision.root.join(&then.file.blueprints);
     then.root.clone_from(&project.root);

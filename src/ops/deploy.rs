@@ -1,7 +1,6 @@
 //! `stamp plan`, `apply` and `destroy`: each selected account is validated and rendered, then
 //! planned by Terraform in its own work folder (in parallel, `-j N`), under its own lock.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -176,8 +175,9 @@ impl<'w> Session<'w> {
                 named: named.clone(),
             });
         }
-        let Some(account) = workspace.project.accounts.iter().find(|a| a.name == manifest.account) else {
-            return Err(DeployError::ArtifactAccountUnknown(manifest.account.clone()));
+        let account = match workspace.project.entry(&manifest.account) {
+            Some(entry) if entry.name() == manifest.account => workspace.whole(&manifest.account)?,
+            _ => return Err(DeployError::ArtifactAccountUnknown(manifest.account.clone())),
         };
         let built_for = manifest.slot.unwrap_or_default();
         if built_for != account.slot {
@@ -193,7 +193,7 @@ impl<'w> Session<'w> {
             commit: manifest.commit.clone(),
             dirty: manifest.dirty,
         };
-        let trees = vec![(Cow::Borrowed(account), Some(artifact.tree()))];
+        let trees = vec![(account, Some(artifact.tree()))];
         let terraform = locate(options.terraform.as_deref())?;
         Ok(Self {
             checked: Checked { workspace, version, trees, checked: 1, diagnostics: Vec::new() },

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::Workspace;
 use super::check::{Selection, VersionSpec, render_one, validate_and_render};
 use super::revision::Revision;
+use crate::config::project::Scope;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::pipeline::AccountRun;
@@ -88,10 +89,13 @@ fn fail(message: String) -> Report {
     Report::new(vec![Diagnostic::error("drift", message)], Sources::default())
 }
 
+/// The account production-like accounts are compared with when no `--reference` is given.
+pub const DEFAULT_REFERENCE: &str = "production";
+
 pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport, Report> {
     let keep_all = Mutex::new(BTreeMap::new());
     let keep = |a: &Account, _: &Path, tree: Tree| {
-        keep_all.lock().expect("trees lock").insert(a.name.clone(), tree);
+        keep_all.lock().expect("trees lock").insert(a.name.clone(), (a.clone(), tree));
         Ok(None)
     };
     let work = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
@@ -114,15 +118,14 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
     let reference_name = options
         .reference
         .clone()
-        .or_else(|| project.accounts.iter().any(|a| a.name == "production").then(|| "production".into()));
-    let reference = reference_name.as_ref().and_then(|r| project.accounts.iter().find(|a| &a.name == r));
-    if let (Some(name), None) = (&options.reference, reference) {
+        .or_else(|| project.catalog.iter().any(|e| e.name() == DEFAULT_REFERENCE).then(|| DEFAULT_REFERENCE.into()));
+    let reference = reference_name.as_ref().and_then(|r| workspace.whole(r).ok());
+    if let (Some(name), None) = (&options.reference, &reference) {
         return Err(fail(format!("unknown reference account `{name}`")));
     }
     let current = checked.version.environment_version();
     let mut accounts = Vec::new();
-    for (name, tree) in &trees {
-        let account = project.accounts.iter().find(|a| &a.name == name).expect("rendered account exists");
+    for (name, (account, tree)) in &trees {
         progress.phase(name, "drift");
         let mut entry = AccountDrift {
             account: name.clone(),
@@ -135,6 +138,7 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
             live_drift: None,
             drifted: Vec::new(),
             parity: reference
+                .as_deref()
                 .filter(|r| r.name != *name && r.archetype == account.archetype)
                 .map(|r| parity(project, r, account))
                 .unwrap_or_default(),
@@ -194,7 +198,8 @@ fn live(
     let rebuilt = Revision::checkout(&project.root, &commit).and_then(|revision| {
         // Rendered for its work folder inside the checkout: relative paths (local state) come
         // out as deployed. The checkout has no ledger: the live slot is this project's.
-        let then = workspace.at_revision(&revision.root).map_err(|r| r.messages())?;
+        let only = [account.name.clone()];
+        let then = workspace.at_revision(&revision.root, Scope::Only(&only)).map_err(|r| r.messages())?;
         render_one(&then, &account.name, account.slot, VersionSpec::Exact(deployed))
             .map_err(|r| format!("{} (at {commit})", r.messages()))
     });

@@ -292,10 +292,11 @@ impl Workspace {
     }
 
     /// The project as it was at a git revision checked out in `root` (its archetypes,
-    /// blueprints and accounts), with this project's state: the live slots are those of the
-    /// store.
-    pub fn at_revision(&self, root: &Path) -> Result<Self, Report> {
-        let (project, diagnostics) = Project::load(root)?;
+    /// blueprints and accounts; `scope` says which accounts are loaded whole), with this
+    /// project's state: the live slots are those of the store.
+    pub fn at_revision(&self, root: &Path, scope: crate::config::project::Scope<'_>) -> Result<Self, Report> {
+        let options = crate::config::project::LoadOptions { scope, ..crate::config::project::LoadOptions::default() };
+        let (project, diagnostics) = Project::load_with(root, options)?;
         Self::with_store(project, diagnostics, Arc::clone(&self.store))
     }
 
@@ -318,6 +319,23 @@ impl Workspace {
     /// The project's account `name` (or file), or the error saying it is unknown.
     pub fn account(&self, name: &str) -> Result<&Account, Report> {
         self.project.account(name).ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))
+    }
+
+    /// The account `name` (or file) whole: loaded with the project, or read now from its
+    /// catalog entry (a command that names accounts loads only those, see
+    /// `Command::loads_only`); the error saying it is unknown or does not load.
+    pub fn whole(&self, name: &str) -> Result<std::borrow::Cow<'_, Account>, Report> {
+        if let Some(account) = self.project.account(name) {
+            return Ok(std::borrow::Cow::Borrowed(account));
+        }
+        let entry = self
+            .project
+            .entry(name)
+            .ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))?;
+        self.project
+            .load_entry(entry)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|d| Report::new(vec![*d], self.project.sources.clone()))
     }
 
     /// The accounts folder's file named after account `name` (`<name>.yaml`, `.yml`), when

@@ -146,7 +146,7 @@ pub fn new(
     if !crate::config::project::valid_account_name(&options.name) {
         return Err(PlaygroundError::InvalidName(options.name.clone()));
     }
-    if project.account(&options.name).is_some() {
+    if project.entry(&options.name).is_some() {
         return Err(PlaygroundError::AccountExists(options.name.clone()));
     }
 
@@ -171,10 +171,13 @@ pub fn new(
             .map(|n| n.prefix_len())
             .ok_or_else(|| PlaygroundError::NoNetwork(source.name.clone()))?,
     };
-    let cidr = allocate(settings.cidr_pool, prefix, &project.accounts).map_err(PlaygroundError::Allocation)?;
+    // Networks and zones in use, from the catalog (every account, none loaded whole).
+    let used =
+        |pointer: &'static str| project.catalog.iter().filter_map(move |e| e.fact(pointer)).map(|f| f.value.as_str());
+    let cidr = allocate(settings.cidr_pool, prefix, used("/network/cidr")).map_err(PlaygroundError::Allocation)?;
     let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.')).to_ascii_lowercase();
     let same = |other: &str| other.trim_end_matches('.').eq_ignore_ascii_case(&zone);
-    if project.accounts.iter().any(|a| a.str_at("/dns/zone").is_some_and(same)) {
+    if used("/dns/zone").any(same) {
         return Err(PlaygroundError::Allocation(format!("zone `{zone}` is used by another account already")));
     }
     let config = playground_config(source, options, &cidr.to_string(), &zone, &format_time(created));
@@ -284,8 +287,12 @@ fn remove_pointer(value: &mut Value, pointer: &str) {
 }
 
 /// The first network of `prefix` bits in `pool` that overlaps no account's `network.cidr`.
-fn allocate(pool: ipnet::Ipv4Net, prefix: u8, accounts: &[Account]) -> Result<ipnet::Ipv4Net, String> {
-    let taken: Vec<ipnet::Ipv4Net> = accounts.iter().filter_map(|a| a.str_at("/network/cidr")?.parse().ok()).collect();
+fn allocate<'a>(
+    pool: ipnet::Ipv4Net,
+    prefix: u8,
+    taken: impl Iterator<Item = &'a str>,
+) -> Result<ipnet::Ipv4Net, String> {
+    let taken: Vec<ipnet::Ipv4Net> = taken.filter_map(|cidr| cidr.parse().ok()).collect();
     let overlaps = |a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
     pool.subnets(prefix)
         .map_err(|_| format!("a /{prefix} network does not fit in the pool {pool}"))?
@@ -386,7 +393,26 @@ pub fn reap(
         removed_files: Vec::new(),
         warnings: workspace.warning_lines(),
     };
-    for account in &project.accounts {
+    for entry in &project.catalog {
+        if !entry.summary.ephemeral {
+            report.not_ephemeral += 1;
+            continue;
+        }
+        // Only ephemeral accounts are read whole.
+        let account = match workspace.whole(entry.name()) {
+            Ok(account) => account,
+            Err(problem) => {
+                report.accounts.push(Reaped {
+                    account: entry.name().to_string(),
+                    owner: String::new(),
+                    expires_at: None,
+                    action: ReapAction::Invalid,
+                    reason: format!("{} (in `{}`)", crate::text::one_line(&problem.messages()), entry.display),
+                });
+                continue;
+            }
+        };
+        let account = account.as_ref();
         let lifetime = match Lifetime::of(account) {
             Ok(Some(lifetime)) => lifetime,
             Ok(None) => {
@@ -461,9 +487,9 @@ pub fn reap(
             }
             None => {
                 entry.action = ReapAction::Destroyed;
-                let account = project.account(name).expect("chosen above");
-                if is_playground_file(&account.path) && fs_err::remove_file(&account.path).is_ok() {
-                    report.removed_files.push(account.display.clone());
+                let entry = project.catalog.iter().find(|e| e.name() == name).expect("chosen above");
+                if is_playground_file(&entry.path) && fs_err::remove_file(&entry.path).is_ok() {
+                    report.removed_files.push(entry.display.clone());
                 }
             }
         }
@@ -509,8 +535,14 @@ mod tests {
     #[test]
     fn allocation_skips_networks_in_use() {
         let pool: ipnet::Ipv4Net = "10.200.0.0/22".parse().unwrap();
-        assert_eq!(allocate(pool, 24, &[]).unwrap().to_string(), "10.200.0.0/24");
-        let err = allocate(pool, 16, &[]).unwrap_err();
+        assert_eq!(allocate(pool, 24, std::iter::empty()).unwrap().to_string(), "10.200.0.0/24");
+        // A wider network in use covers several candidates; an unparsable value takes none.
+        let used = ["10.200.0.0/23", "not a network", "10.200.3.0/24"];
+        assert_eq!(allocate(pool, 24, used.into_iter()).unwrap().to_string(), "10.200.2.0/24");
+        let full = ["10.200.0.0/22"];
+        let err = allocate(pool, 24, full.into_iter()).unwrap_err();
+        assert!(err.contains("no free /24"), "{err}");
+        let err = allocate(pool, 16, std::iter::empty()).unwrap_err();
         assert!(err.contains("does not fit"), "{err}");
     }
 }

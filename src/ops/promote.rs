@@ -38,6 +38,9 @@ pub enum PromoteError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    /// An account of a stage that does not load.
+    #[error(transparent)]
+    Invalid(#[from] crate::diagnostics::Report),
 }
 
 impl super::error::OpError for PromoteError {
@@ -53,6 +56,7 @@ impl super::error::OpError for PromoteError {
         match self {
             Self::Build(e) => Some(e),
             Self::Deploy(e) => Some(e),
+            Self::Invalid(report) => Some(report),
             _ => None,
         }
     }
@@ -84,7 +88,13 @@ pub fn promote(
         return Err(PromoteError::Dirty);
     }
     for earlier in &chain[..stage] {
-        let accounts: Vec<_> = project.accounts.iter().filter(|a| a.environment() == earlier).collect();
+        // Read whole from the catalog: only the stages' accounts, not the whole fleet.
+        let accounts = project
+            .catalog
+            .iter()
+            .filter(|e| e.summary.environment == *earlier)
+            .map(|e| workspace.whole(e.name()))
+            .collect::<Result<Vec<_>, _>>()?;
         if accounts.is_empty() {
             return Err(PromoteError::EarlierStageEmpty { stage: earlier.clone(), version: options.version.clone() });
         }
@@ -111,7 +121,7 @@ pub fn promote(
         }
     }
     let targets: Vec<String> =
-        project.accounts.iter().filter(|a| a.environment() == options.to).map(|a| a.name.clone()).collect();
+        project.catalog.iter().filter(|e| e.summary.environment == options.to).map(|e| e.name().to_string()).collect();
     if targets.is_empty() {
         return Err(PromoteError::TargetEmpty(options.to.clone()));
     }
