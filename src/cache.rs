@@ -25,7 +25,7 @@ pub const NO_CACHE_ENV: &str = "STAMP_NO_CACHE";
 const MAX_BYTES: u64 = 256 << 20;
 
 /// Bumped whenever what is cached, or how keys are made, changes.
-const FORMAT: &str = "1";
+const FORMAT: &str = "2";
 
 /// Where cache files are read and written; `None`: the cache is off.
 #[derive(Debug, Clone, Default)]

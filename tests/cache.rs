@@ -246,7 +246,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
     let expected = check(&["--no-cache"]).run().snapshot();
     assert_eq!(check(&[]).run().snapshot(), expected);
     let good = index(&project);
-    assert!(good.starts_with(b"stamp-cache/1 index "));
+    assert!(good.starts_with(b"stamp-cache/2 index "));
     let path = project.path().join(".stamp/cache/index");
     let header_end = good.iter().position(|&b| b == b'\n').unwrap();
     let damaged: Vec<(&str, Vec<u8>)> = vec![
@@ -259,7 +259,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
             bytes
         }),
         ("another Stamp's", {
-            let mut bytes = b"stamp-cache/1 index 0.0.1+1.2\n".to_vec();
+            let mut bytes = b"stamp-cache/2 index 0.0.1+1.2\n".to_vec();
             bytes.extend_from_slice(&good[header_end + 1..]);
             bytes
         }),
@@ -270,7 +270,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
         assert_eq!(check(&[]).run().snapshot(), expected, "with {what} index");
         // Rebuilt whole: the next run finds everything in it and leaves it as it is.
         let rebuilt = index(&project);
-        assert!(rebuilt.starts_with(b"stamp-cache/1 index "), "the {what} index is rebuilt");
+        assert!(rebuilt.starts_with(b"stamp-cache/2 index "), "the {what} index is rebuilt");
         assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
         assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");
     }

@@ -476,6 +476,53 @@ fn a_playground_copies_no_secret() {
 }
 
 #[test]
+fn a_sensitive_network_is_still_taken() {
+    // Sensitive values stay out of the account summaries the allocation reads: the accounts
+    // holding them are read whole, so no two playgrounds get one network or zone.
+    let project = Project::example();
+    project.mark_sensitive("network");
+    project.mark_sensitive("dns");
+    let new = |name: &str| {
+        project
+            .stamp([
+                "playground",
+                "new",
+                name,
+                "--from",
+                "local-staging",
+                "--owner",
+                "ana",
+                "--ttl",
+                "8h",
+                "--no-apply",
+            ])
+            .run()
+            .success()
+    };
+    new("try-3");
+    new("try-4");
+    let cidr = |name: &str| {
+        let written = project.read(&format!("fixtures/accounts/playgrounds/{name}.yaml"));
+        let line = written.lines().find(|l| l.trim_start().starts_with("cidr:")).map(str::to_string);
+        line.unwrap_or_else(|| panic!("no network in {written}"))
+    };
+    assert_ne!(cidr("try-3"), cidr("try-4"));
+    // A zone taken by an account whose zone is sensitive is refused.
+    let zone = project.read("fixtures/accounts/playgrounds/try-3.yaml");
+    assert!(zone.contains("zone: try-3."), "{zone}");
+    fs_err::rename(
+        project.path().join("fixtures/accounts/playgrounds/try-3.yaml"),
+        project.path().join("fixtures/accounts/playgrounds/other.yaml"),
+    )
+    .unwrap();
+    let out = project
+        .stamp(["playground", "new", "try-3", "--from", "local-staging", "--owner", "ana", "--ttl", "8h", "--no-apply"])
+        .run()
+        .failure(1);
+    assert!(out.stderr.contains("is used by another account"), "{}", out.stderr);
+}
+
+#[test]
 fn playground_arguments_cannot_become_yaml() {
     let project = Project::example();
     for owner in ["ana\nhooks: {post_deploy: [{name: pwn, run: id}]}\n#", "ana: {hooks: x}", "*alias", "'ana'\n"] {

@@ -50,6 +50,9 @@ pub struct Summary {
     /// The config's own `created_at`.
     pub created_at: Option<String>,
     pub facts: Vec<Fact>,
+    /// The compared values the account has but that are sensitive, so not among `facts`
+    /// (their pointers only): whoever needs them reads the account whole.
+    pub withheld: Vec<String>,
 }
 
 impl Summary {
@@ -63,6 +66,11 @@ impl Summary {
                 Some(Fact { pointer: pointer.into(), value, at, own: account.own.pointer(pointer).is_some() })
             })
             .collect();
+        let withheld = FACT_POINTERS
+            .iter()
+            .filter(|p| account.is_sensitive(p) && account.effective.pointer(p).is_some())
+            .map(|&p| p.to_string())
+            .collect();
         Self {
             name: account.name.clone(),
             archetype: account.archetype.clone(),
@@ -72,6 +80,7 @@ impl Summary {
             ephemeral: account.is_ephemeral(),
             created_at: own_created_at(&account.effective),
             facts,
+            withheld,
         }
     }
 }
@@ -443,10 +452,12 @@ impl Memo {
         if !self.is_on() {
             return Ok(());
         }
+        // The index found, read now if the run never asked for it (a run without file
+        // `stat`s): its results and summaries are kept for the loads the run met.
+        self.found();
         let kept_trees = self.kept_trees.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         Self::save_trees(&self.cache, self.found_trees.into_inner(), kept_trees)?;
         let kept = self.kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Not read when the run met no file (every record it keeps is new).
         let mut index = self.found.into_inner().unwrap_or_default();
         let changed = index.update(kept);
         let written = if changed { self.cache.write(INDEX, INDEX, &index) } else { Ok(()) };
@@ -519,6 +530,7 @@ mod tests {
             ephemeral: false,
             created_at: None,
             facts: Vec::new(),
+            withheld: Vec::new(),
         }
     }
 

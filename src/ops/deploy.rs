@@ -175,10 +175,10 @@ impl<'w> Session<'w> {
                 named: named.clone(),
             });
         }
-        let account = match workspace.project.entry(&manifest.account) {
-            Some(entry) if entry.name() == manifest.account => workspace.whole(&manifest.account)?,
-            _ => return Err(DeployError::ArtifactAccountUnknown(manifest.account.clone())),
+        let Some(entry) = workspace.project.catalog.iter().find(|e| e.name() == manifest.account) else {
+            return Err(DeployError::ArtifactAccountUnknown(manifest.account.clone()));
         };
+        let account = workspace.whole(entry)?;
         let built_for = manifest.slot.unwrap_or_default();
         if built_for != account.slot {
             return Err(DeployError::ArtifactSlot {

@@ -119,7 +119,11 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         .reference
         .clone()
         .or_else(|| project.catalog.iter().any(|e| e.name() == DEFAULT_REFERENCE).then(|| DEFAULT_REFERENCE.into()));
-    let reference = reference_name.as_ref().and_then(|r| workspace.whole(r).ok());
+    let reference = reference_name
+        .as_ref()
+        .and_then(|r| project.catalog.iter().find(|e| e.name() == r))
+        .map(|e| workspace.whole(e))
+        .transpose()?;
     if let (Some(name), None) = (&options.reference, &reference) {
         return Err(fail(format!("unknown reference account `{name}`")));
     }

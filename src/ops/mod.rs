@@ -321,17 +321,13 @@ impl Workspace {
         self.project.account(name).ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))
     }
 
-    /// The account `name` (or file) whole: loaded with the project, or read now from its
-    /// catalog entry (a command that names accounts loads only those, see
-    /// `Command::loads_only`); the error saying it is unknown or does not load.
-    pub fn whole(&self, name: &str) -> Result<std::borrow::Cow<'_, Account>, Report> {
-        if let Some(account) = self.project.account(name) {
+    /// The account of a catalog entry whole: loaded with the project, or read now from its
+    /// file (a command that names accounts loads only those, see `Command::loads_only`); the
+    /// error saying it does not load.
+    pub fn whole(&self, entry: &crate::config::catalog::Entry) -> Result<std::borrow::Cow<'_, Account>, Report> {
+        if let Some(account) = self.project.accounts.iter().find(|a| a.display == entry.display) {
             return Ok(std::borrow::Cow::Borrowed(account));
         }
-        let entry = self
-            .project
-            .entry(name)
-            .ok_or_else(|| Report::new(vec![self.unknown_account(name)], Sources::default()))?;
         self.project
             .load_entry(entry)
             .map(std::borrow::Cow::Owned)

@@ -171,9 +171,18 @@ pub fn new(
             .map(|n| n.prefix_len())
             .ok_or_else(|| PlaygroundError::NoNetwork(source.name.clone()))?,
     };
-    // Networks and zones in use, from the catalog (every account, none loaded whole).
-    let used =
-        |pointer: &'static str| project.catalog.iter().filter_map(move |e| e.fact(pointer)).map(|f| f.value.as_str());
+    // Networks and zones in use, from the catalog; an account whose network or zone is
+    // sensitive (not among its summary's facts) is read whole.
+    let withheld = project
+        .catalog
+        .iter()
+        .filter(|e| e.summary.withheld.iter().any(|p| p == "/network/cidr" || p == "/dns/zone"))
+        .map(|e| workspace.whole(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let used = |pointer: &'static str| {
+        let known = project.catalog.iter().filter_map(move |e| e.fact(pointer)).map(|f| f.value.as_str());
+        known.chain(withheld.iter().filter_map(move |a| a.str_at(pointer)))
+    };
     let cidr = allocate(settings.cidr_pool, prefix, used("/network/cidr")).map_err(PlaygroundError::Allocation)?;
     let zone = format!("{}.{}", options.name, settings.zone_suffix.trim_matches('.')).to_ascii_lowercase();
     let same = |other: &str| other.trim_end_matches('.').eq_ignore_ascii_case(&zone);
@@ -399,7 +408,7 @@ pub fn reap(
             continue;
         }
         // Only ephemeral accounts are read whole.
-        let account = match workspace.whole(entry.name()) {
+        let account = match workspace.whole(entry) {
             Ok(account) => account,
             Err(problem) => {
                 report.accounts.push(Reaped {

@@ -93,7 +93,7 @@ pub fn promote(
             .catalog
             .iter()
             .filter(|e| e.summary.environment == *earlier)
-            .map(|e| workspace.whole(e.name()))
+            .map(|e| workspace.whole(e))
             .collect::<Result<Vec<_>, _>>()?;
         if accounts.is_empty() {
             return Err(PromoteError::EarlierStageEmpty { stage: earlier.clone(), version: options.version.clone() });
