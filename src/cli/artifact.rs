@@ -42,9 +42,10 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    /// The named accounts, when only those are needed (no `--all`).
-    pub(super) fn named_only(&self) -> Option<&[String]> {
-        (!self.accounts.is_empty() && !self.all).then_some(self.accounts.as_slice())
+    /// The accounts to load whole: the named ones (with `--all`, each account is read from
+    /// the catalog as its turn comes).
+    pub(super) fn loads_only(&self) -> &[String] {
+        if self.all { &[] } else { &self.accounts }
     }
 }
 

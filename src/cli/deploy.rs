@@ -444,10 +444,11 @@ pub struct DriftArgs {
 }
 
 impl DriftArgs {
-    /// The named accounts and the reference; `None` (every account) when none is named.
-    pub(super) fn loads_only(&self) -> Option<Vec<String>> {
+    /// The named accounts and the reference (with no account named, every account is read
+    /// from the catalog one at a time).
+    pub(super) fn loads_only(&self) -> Vec<String> {
         let reference = self.reference.clone().unwrap_or_else(|| crate::ops::drift::DEFAULT_REFERENCE.to_string());
-        (!self.accounts.is_empty()).then(|| self.accounts.iter().cloned().chain([reference]).collect())
+        self.accounts.iter().cloned().chain([reference]).collect()
     }
 }
 

@@ -125,8 +125,8 @@ impl Command {
             Self::Plan(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Apply(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Destroy(args) => args.target.loads_only().map(<[String]>::to_vec),
-            Self::Build(args) => args.named_only().map(<[String]>::to_vec),
-            Self::Drift(args) => args.loads_only(),
+            Self::Build(args) => Some(args.loads_only().to_vec()),
+            Self::Drift(args) => Some(args.loads_only()),
             // The accounts of the promotion's stages, and the ephemeral ones, are read whole
             // from the catalog when needed.
             Self::Promote(_) | Self::Reap(_) => Some(Vec::new()),

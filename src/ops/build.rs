@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::Workspace;
-use super::check::{Selection, VersionSpec, keep, validate_and_render};
+use super::check::{Selection, VersionSpec, validate_and_render};
 use crate::artifact::{self, ArtifactInput};
 use crate::config::Account;
 use crate::diagnostics::Report;
@@ -69,6 +70,8 @@ pub enum BuildError {
     Artifact(#[from] artifact::ArtifactError),
     #[error("cannot create git tag `{tag}`: {reason}")]
     Tag { tag: String, reason: String },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] rayon::ThreadPoolBuildError),
 }
 
 impl From<Report> for BuildError {
@@ -104,8 +107,11 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     }
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    let selection = Selection::of(&accounts);
+    // Every selected account is checked first: nothing is built when one has errors.
+    let drop_tree = |_: &Account, _: &Path, _: crate::render::Tree| Ok(None);
     let version = VersionSpec::Release(options.version.as_deref());
-    let checked = validate_and_render(workspace, Selection::of(&accounts), version, &out_dir, &keep, None)?;
+    let checked = validate_and_render(workspace, selection, version, &out_dir, &drop_tree, None)?;
     let project = &workspace.project;
     if checked.has_errors() {
         return Err(BuildError::Invalid(checked.report()));
@@ -118,38 +124,89 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         return Err(BuildError::NoTerraform);
     }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
-    let mut built = Vec::new();
-    for (account, tree) in &checked.trees {
-        let Some(tree) = tree else { continue };
-        let archetype = &project.archetypes[&account.archetype];
-        let config = crate::schema::redact::redacted(account);
+    // Then each artifact is built as its tree comes, one account at a time (until one fails),
+    // so a fleet's accounts and trees are never all held at once.
+    let shared = Shared { version, terraform_version: terraform_version.as_deref(), dist: &dist };
+    let built = Mutex::new(Vec::new());
+    let failure = Mutex::new(None);
+    let make = |account: &Account, _: &Path, tree: crate::render::Tree| {
+        let mut failure = failure.lock().expect("build lock");
+        if failure.is_some() {
+            return Ok(None);
+        }
         let planned = match (&terraform, options.plan) {
-            (Ok(terraform), true) => Some(plan_files(project, account, tree, terraform)?),
+            (Ok(terraform), true) => match plan_files(project, account, &tree, terraform) {
+                Ok(plan) => Some(plan),
+                Err(e) => {
+                    *failure = Some(e);
+                    return Ok(None);
+                }
+            },
             _ => None,
         };
-        let input = ArtifactInput {
-            account: &account.name,
-            archetype: &archetype.name,
-            blueprint: &archetype.file.blueprint,
-            environment: account.environment(),
-            version,
-            terraform_version: terraform_version.as_deref(),
-            tree,
-            slot: account.slot,
-            config: &config,
-            plan: planned.as_deref(),
-        };
-        let bytes = artifact::build(&input);
-        let path = dist.join(artifact::file_name(&account.name, &version.version));
-        artifact::write(&path, &bytes).map_err(|source| BuildError::Write { path: path.clone(), source })?;
-        let opened = artifact::open(&path)?;
-        let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
-        if let Some(tag) = &tag {
-            create_tag(&project.root, tag, &opened.manifest.digest)?;
+        match build_one(workspace, options, &shared, account, &tree, planned.as_deref()) {
+            Ok(one) => built.lock().expect("build lock").push(one),
+            Err(e) => *failure = Some(e),
         }
-        built.push(Built { account: account.name.clone(), path, digest: opened.manifest.digest.clone(), tag });
+        Ok(None)
+    };
+    let one_at_a_time = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(BuildError::Thread)?;
+    let exact = VersionSpec::Exact(version.clone());
+    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, exact, &out_dir, &make, None))?;
+    if let Some(failure) = failure.into_inner().expect("build lock") {
+        return Err(failure);
     }
+    // An account file changed since the first pass.
+    if ran.has_errors() {
+        return Err(BuildError::Invalid(ran.report()));
+    }
+    let mut built = built.into_inner().expect("build lock");
+    built.sort_by(|a, b| a.account.cmp(&b.account));
     Ok(built)
+}
+
+/// What every artifact of one build shares.
+struct Shared<'a> {
+    version: &'a crate::version::BuildVersion,
+    terraform_version: Option<&'a str>,
+    /// The folder artifacts are written to.
+    dist: &'a Path,
+}
+
+/// Writes, verifies and (with `--tag`) tags the artifact of one account.
+fn build_one(
+    workspace: &Workspace,
+    options: &BuildOptions,
+    shared: &Shared<'_>,
+    account: &Account,
+    tree: &crate::render::Tree,
+    planned: Option<&[u8]>,
+) -> Result<Built, BuildError> {
+    let Shared { version, terraform_version, dist } = *shared;
+    let project = &workspace.project;
+    let archetype = &project.archetypes[&account.archetype];
+    let config = crate::schema::redact::redacted(account);
+    let input = ArtifactInput {
+        account: &account.name,
+        archetype: &archetype.name,
+        blueprint: &archetype.file.blueprint,
+        environment: account.environment(),
+        version,
+        terraform_version,
+        tree,
+        slot: account.slot,
+        config: &config,
+        plan: planned,
+    };
+    let bytes = artifact::build(&input);
+    let path = dist.join(artifact::file_name(&account.name, &version.version));
+    artifact::write(&path, &bytes).map_err(|source| BuildError::Write { path: path.clone(), source })?;
+    let opened = artifact::open(&path)?;
+    let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
+    if let Some(tag) = &tag {
+        create_tag(&project.root, tag, &opened.manifest.digest)?;
+    }
+    Ok(Built { account: account.name.clone(), path, digest: opened.manifest.digest.clone(), tag })
 }
 
 /// `git tag -a <account>/<version>` on the current commit, so the source can be traced to its

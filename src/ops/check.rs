@@ -43,9 +43,9 @@ impl CheckReport {
 pub struct Checked<'w> {
     pub workspace: &'w Workspace,
     pub version: BuildVersion,
-    /// Each selected account (in the slot it was rendered for), with its tree when it
-    /// rendered cleanly; empty with [`Reuse`], whose callers use each tree as it comes and
-    /// need not hold thousands of accounts.
+    /// Each selected account (in the slot it was rendered for) whose tree was kept, or that
+    /// has problems; an account whose tree the consumer used as it came is not held, so
+    /// thousands of accounts never sit in memory at once.
     pub trees: Vec<(Cow<'w, Account>, Option<Tree>)>,
     /// How many selected accounts were checked (rendered, or stood in for by the cache).
     pub checked: usize,
@@ -239,9 +239,7 @@ pub fn validate_and_render<'w>(
         })
         .map(|outcome| match outcome {
             // The caller used the tree as it came: the account need not be kept.
-            Outcome::Rendered(_, tree, problems) if reuse.is_some() && tree.is_none() && problems.is_empty() => {
-                Outcome::Done
-            }
+            Outcome::Rendered(_, tree, problems) if tree.is_none() && problems.is_empty() => Outcome::Done,
             outcome => outcome,
         })
         .collect();

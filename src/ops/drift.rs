@@ -2,7 +2,6 @@
 //! infrastructure still matches what was deployed, and how production-like accounts differ
 //! from their reference in ways their archetype does not allow.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -93,20 +92,11 @@ fn fail(message: String) -> Report {
 pub const DEFAULT_REFERENCE: &str = "production";
 
 pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progress) -> Result<DriftReport, Report> {
-    let keep_all = Mutex::new(BTreeMap::new());
-    let keep = |a: &Account, _: &Path, tree: Tree| {
-        keep_all.lock().expect("trees lock").insert(a.name.clone(), (a.clone(), tree));
-        Ok(None)
-    };
+    // Every selected account is checked first: nothing runs when one has errors.
     let work = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
-    let checked = validate_and_render(
-        workspace,
-        Selection::of(&options.accounts),
-        VersionSpec::Release(None),
-        &work,
-        &keep,
-        None,
-    )?;
+    let selection = Selection::of(&options.accounts);
+    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
+    let checked = validate_and_render(workspace, selection, VersionSpec::Release(None), &work, &drop_tree, None)?;
     let project = &workspace.project;
     if checked.has_errors() {
         return Err(checked.report());
@@ -114,7 +104,6 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
     let terraform = Terraform::locate(options.terraform.as_deref()).map_err(|e| {
         Report::new(vec![Diagnostic::error("terraform.missing", e.to_string()).hint(INSTALL_HINT)], Sources::default())
     })?;
-    let trees = keep_all.into_inner().expect("trees lock");
     let reference_name = options
         .reference
         .clone()
@@ -128,8 +117,11 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         return Err(fail(format!("unknown reference account `{name}`")));
     }
     let current = checked.version.environment_version();
-    let mut accounts = Vec::new();
-    for (name, (account, tree)) in &trees {
+    // Then each account's live state is read as its tree comes, one account at a time, so a
+    // fleet's accounts and trees are never all held at once.
+    let found = Mutex::new(Vec::new());
+    let run = |account: &Account, _: &Path, tree: Tree| {
+        let name = &account.name;
         progress.phase(name, "drift");
         let mut entry = AccountDrift {
             account: name.clone(),
@@ -149,10 +141,23 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
             notes: Vec::new(),
             state_read: false,
         };
-        live(workspace, account, tree, &terraform, progress, &mut entry);
+        live(workspace, account, &tree, &terraform, progress, &mut entry);
         progress.account_done(name);
-        accounts.push(entry);
+        found.lock().expect("drift lock").push(entry);
+        Ok(None)
+    };
+    let one_at_a_time = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| fail(format!("cannot start a thread: {e}")))?;
+    let version = VersionSpec::Exact(checked.version.clone());
+    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, version, &work, &run, None))?;
+    // An account file changed since the first pass.
+    if ran.has_errors() {
+        return Err(ran.report());
     }
+    let mut accounts = found.into_inner().expect("drift lock");
+    accounts.sort_by(|a, b| a.account.cmp(&b.account));
     Ok(DriftReport { reference: reference.map(|r| r.name.clone()), accounts })
 }
 
