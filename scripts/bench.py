@@ -5,7 +5,9 @@
    own names, account ids, networks, zones and buckets), then times `stamp check` and
    `stamp render --all` on them: wall time, accounts per second, peak memory (max RSS).
    On the largest organisation, the build cache: each command cold (empty cache) and warm
-   (after one account file, then one blueprint file, changed), side by side with `--no-cache`.
+   (after one account file, then one blueprint file, changed), side by side with `--no-cache`;
+   then the commands that name accounts (`apply`, `destroy`, `drift` of one account, with a
+   stand-in Terraform that fails at once, `clone`, `reap --dry-run`) and `build --all`.
 2. Stamp's overhead around Terraform: `stamp plan` of a local-platform account against the
    same `terraform init` + `terraform plan` run by hand on its rendered tree (medians).
 3. Planning 20 local-platform accounts with `-j 1` and `-j 4`.
@@ -180,7 +182,9 @@ def cache_benchmarks(stamp: str, project: Path, n: int) -> None:
                             ("destroy ONE (up to Terraform, a stand-in)", ["destroy", one, *stand_in], (1,)),
                             ("drift ONE (up to Terraform, a stand-in)", ["drift", one, *stand_in], (0,)),
                             ("clone ONE OTHER (up to the ledger)", ["clone", one, other, *stand_in], (1,)),
-                            ("reap --dry-run", ["reap", "--dry-run"], (0,))]:
+                            ("reap --dry-run", ["reap", "--dry-run"], (0,)),
+                            (f"build --all ({n:,} artifacts)", ["build", "--all", "--out", str(project.parent / "dist")],
+                             (0,))]:
         row(label, args, ok=ok)
     blueprint.write_text(blueprint.read_text() + "# a comment\n")
     os.sync()
