@@ -29,6 +29,40 @@ fn builds_are_reproducible_and_verify() {
 }
 
 #[test]
+fn build_all_puts_every_artifact_in_place_or_none() {
+    let project = Project::example();
+    let dist = project.path().join("dist");
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = match fs_err::read_dir(&dist) {
+            Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    };
+    // An account that does not validate: nothing is built, nothing is left half-way.
+    let qa = "fixtures/accounts/qa.yaml";
+    let text = project.read(qa);
+    project.write(qa, &text.replace("azs: 2", "azs: 1"));
+    let out = project.stamp(["build", "--all", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stderr.contains("qa.yaml"), "{}", out.stderr);
+    assert!(names().is_empty(), "{:?}", names());
+    // Every account valid: one artifact each, and no staging folder.
+    project.write(qa, &text);
+    let out = project.stamp(["build", "--all", "--version", "1.0.0"]).run().success();
+    let accounts = fs_err::read_dir(project.path().join("fixtures/accounts"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_string_lossy().strip_suffix(".yaml").map(str::to_string))
+        .count();
+    let built = names();
+    assert_eq!(built.len(), accounts, "{built:?}\n{}", out.stdout);
+    assert!(built.iter().all(|n| n.ends_with("-1.0.0.tar.gz")), "{built:?}");
+    for name in &built {
+        project.stamp(["verify", &format!("dist/{name}")]).run().success();
+    }
+}
+
+#[test]
 fn version_file_and_tag() {
     let project = Project::local();
     project.write("VERSION", "2.3.4\n");

@@ -122,7 +122,8 @@ impl Command {
             Self::Affected(_) | Self::List(_) | Self::Schema(_) | Self::History(_) | Self::Store(_) => Some(Vec::new()),
             Self::Output(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Diff(args) => Some(args.accounts()),
-            Self::Plan(args) => args.target.loads_only().map(<[String]>::to_vec),
+            // `plan --all` reads each account from the catalog as its turn comes.
+            Self::Plan(args) => Some(args.target.accounts().to_vec()),
             Self::Apply(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Destroy(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Build(args) => Some(args.loads_only().to_vec()),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -70,8 +70,6 @@ pub enum BuildError {
     Artifact(#[from] artifact::ArtifactError),
     #[error("cannot create git tag `{tag}`: {reason}")]
     Tag { tag: String, reason: String },
-    #[error("cannot start a thread: {0}")]
-    Thread(#[source] rayon::ThreadPoolBuildError),
 }
 
 impl From<Report> for BuildError {
@@ -106,62 +104,69 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         return Err(BuildError::NoAccounts);
     }
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
-    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
-    let selection = Selection::of(&accounts);
-    // Every selected account is checked first: nothing is built when one has errors.
-    let drop_tree = |_: &Account, _: &Path, _: crate::render::Tree| Ok(None);
-    let version = VersionSpec::Release(options.version.as_deref());
-    let checked = validate_and_render(workspace, selection, version, &out_dir, &drop_tree, None)?;
     let project = &workspace.project;
-    if checked.has_errors() {
-        return Err(BuildError::Invalid(checked.report()));
-    }
-    let version = &checked.version;
+    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
+    let version = crate::version::BuildVersion::resolve(options.version.as_deref(), &project.root);
     let cwd = std::env::current_dir().unwrap_or_default();
     let dist = options.out.as_ref().map_or_else(|| project.root.join("dist"), |o| cwd.join(o));
     let terraform = crate::terraform::Terraform::locate(options.terraform.as_deref());
-    if options.plan && terraform.is_err() {
-        return Err(BuildError::NoTerraform);
-    }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
-    // Then each artifact is built as its tree comes, one account at a time (until one fails),
-    // so a fleet's accounts and trees are never all held at once.
-    let shared = Shared { version, terraform_version: terraform_version.as_deref(), dist: &dist };
-    let built = Mutex::new(Vec::new());
+    let planner = match (&terraform, options.plan) {
+        (Ok(terraform), true) => Some(terraform),
+        _ => None,
+    };
+    // Each artifact is built as its tree comes, into a staging folder beside the others: a
+    // fleet's accounts and trees are never all held, and nothing is in `dist` (or tagged)
+    // unless every selected account checked out and built.
+    let shared = Shared { version: &version, terraform_version: terraform_version.as_deref() };
+    let staging: OnceLock<std::io::Result<tempfile::TempDir>> = OnceLock::new();
+    let staged = Mutex::new(Vec::new());
     let failure = Mutex::new(None);
     let make = |account: &Account, _: &Path, tree: crate::render::Tree| {
-        let mut failure = failure.lock().expect("build lock");
-        if failure.is_some() {
+        if options.plan && planner.is_none() || failure.lock().expect("build lock").is_some() {
             return Ok(None);
         }
-        let planned = match (&terraform, options.plan) {
-            (Ok(terraform), true) => match plan_files(project, account, &tree, terraform) {
-                Ok(plan) => Some(plan),
-                Err(e) => {
-                    *failure = Some(e);
-                    return Ok(None);
-                }
-            },
-            _ => None,
+        let folder = staging.get_or_init(|| {
+            fs_err::create_dir_all(&dist)?;
+            tempfile::Builder::new().prefix(".stamp-build-").tempdir_in(&dist)
+        });
+        let built = match folder {
+            Ok(folder) => stage_one(project, &shared, planner, account, &tree, folder.path()),
+            Err(e) => {
+                Err(BuildError::Write { path: dist.clone(), source: std::io::Error::new(e.kind(), e.to_string()) })
+            }
         };
-        match build_one(workspace, options, &shared, account, &tree, planned.as_deref()) {
-            Ok(one) => built.lock().expect("build lock").push(one),
-            Err(e) => *failure = Some(e),
+        match built {
+            Ok(path) => staged.lock().expect("build lock").push((account.name.clone(), path)),
+            Err(e) => *failure.lock().expect("build lock") = Some(e),
         }
         Ok(None)
     };
-    let one_at_a_time = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(BuildError::Thread)?;
     let exact = VersionSpec::Exact(version.clone());
-    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, exact, &out_dir, &make, None))?;
+    let checked = validate_and_render(workspace, Selection::of(&accounts), exact, &out_dir, &make, None)?;
+    if checked.has_errors() {
+        return Err(BuildError::Invalid(checked.report()));
+    }
+    if options.plan && planner.is_none() {
+        return Err(BuildError::NoTerraform);
+    }
     if let Some(failure) = failure.into_inner().expect("build lock") {
         return Err(failure);
     }
-    // An account file changed since the first pass.
-    if ran.has_errors() {
-        return Err(BuildError::Invalid(ran.report()));
+    let mut staged = staged.into_inner().expect("build lock");
+    staged.sort();
+    let mut built = Vec::new();
+    for (account, from) in staged {
+        let path = dist.join(artifact::file_name(&account, &version.version));
+        fs_err::rename(&from, &path).map_err(|source| BuildError::Write { path: path.clone(), source })?;
+        crate::fsio::sync_dir(&dist).map_err(|source| BuildError::Write { path: dist.clone(), source })?;
+        let opened = artifact::open(&path)?;
+        let tag = options.tag.then(|| format!("{account}/{}", version.version));
+        if let Some(tag) = &tag {
+            create_tag(&project.root, tag, &opened.manifest.digest)?;
+        }
+        built.push(Built { account, path, digest: opened.manifest.digest.clone(), tag });
     }
-    let mut built = built.into_inner().expect("build lock");
-    built.sort_by(|a, b| a.account.cmp(&b.account));
     Ok(built)
 }
 
@@ -169,21 +174,19 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
 struct Shared<'a> {
     version: &'a crate::version::BuildVersion,
     terraform_version: Option<&'a str>,
-    /// The folder artifacts are written to.
-    dist: &'a Path,
 }
 
-/// Writes, verifies and (with `--tag`) tags the artifact of one account.
-fn build_one(
-    workspace: &Workspace,
-    options: &BuildOptions,
+/// Plans (with `--plan`) and writes the artifact of one account into `folder`; its path.
+fn stage_one(
+    project: &crate::config::Project,
     shared: &Shared<'_>,
+    planner: Option<&crate::terraform::Terraform>,
     account: &Account,
     tree: &crate::render::Tree,
-    planned: Option<&[u8]>,
-) -> Result<Built, BuildError> {
-    let Shared { version, terraform_version, dist } = *shared;
-    let project = &workspace.project;
+    folder: &Path,
+) -> Result<PathBuf, BuildError> {
+    let Shared { version, terraform_version } = *shared;
+    let planned = planner.map(|terraform| plan_files(project, account, tree, terraform)).transpose()?;
     let archetype = &project.archetypes[&account.archetype];
     let config = crate::schema::redact::redacted(account);
     let input = ArtifactInput {
@@ -196,17 +199,12 @@ fn build_one(
         tree,
         slot: account.slot,
         config: &config,
-        plan: planned,
+        plan: planned.as_deref(),
     };
-    let bytes = artifact::build(&input);
-    let path = dist.join(artifact::file_name(&account.name, &version.version));
-    artifact::write(&path, &bytes).map_err(|source| BuildError::Write { path: path.clone(), source })?;
-    let opened = artifact::open(&path)?;
-    let tag = options.tag.then(|| format!("{}/{}", account.name, version.version));
-    if let Some(tag) = &tag {
-        create_tag(&project.root, tag, &opened.manifest.digest)?;
-    }
-    Ok(Built { account: account.name.clone(), path, digest: opened.manifest.digest.clone(), tag })
+    let path = folder.join(artifact::file_name(&account.name, &version.version));
+    artifact::write(&path, &artifact::build(&input))
+        .map_err(|source| BuildError::Write { path: path.clone(), source })?;
+    Ok(path)
 }
 
 /// `git tag -a <account>/<version>` on the current commit, so the source can be traced to its

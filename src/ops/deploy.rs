@@ -292,72 +292,132 @@ fn plan_all<'a>(
     stage: Stage,
     progress: &'a dyn Progress,
 ) -> Vec<Planned<'a>> {
-    let version = session.checked.version.environment_version();
-    let project = session.project();
+    let context = PlanContext {
+        project: session.project(),
+        terraform: &session.terraform,
+        store: session.store(),
+        by_migration: session.by_migration,
+        version: session.checked.version.environment_version(),
+        stage,
+        progress,
+    };
     let targets = session.targets();
     progress.start(targets.len());
-    with_jobs(options.jobs, || {
-        targets
-            .par_iter()
-            .map(|(account, tree)| {
-                let start = Instant::now();
-                let digest = tree.digest();
-                if interrupted() {
-                    let error = RunError::Interrupted("nothing".into());
-                    return Planned {
-                        run: None,
-                        plan: account_plan(account, &version, failed(&error), None, 0),
-                        tree_digest: digest,
-                    };
-                }
-                // A run that changes the account holds its lock in a shared store too, and checks
-                // under it that no migration started meanwhile.
-                let changes = (stage != Stage::Preview).then(|| session.store());
-                let started =
-                    AccountRun::start(project, account, &session.terraform, progress, changes).and_then(|run| {
-                        let check = changes.filter(|_| !session.by_migration);
-                        match check.and_then(|store| super::moved_on(store, account)) {
-                            Some(problem) => Err(RunError::Refused(problem)),
-                            None => Ok(run),
-                        }
-                    });
-                let mut run = match started {
-                    Ok(run) => run,
-                    Err(e) => {
-                        return Planned {
-                            run: None,
-                            plan: account_plan(account, &version, failed(&e), None, 0),
-                            tree_digest: digest,
-                        };
-                    }
-                };
-                // Pre-deploy hooks run in this run's freshly written tree, before anything is
-                // planned.
-                let outcome = match run.write_tree(tree) {
-                    Err(e) => failed(&e),
-                    Ok(()) => match (stage == Stage::Deploy).then(|| pre_deploy(&mut run, &version)).flatten() {
-                        Some(hook_failure) => hook_failure,
-                        None => match run.init().and_then(|()| run.plan(stage == Stage::Destroy)) {
-                            Ok(summary) => PlanOutcome::Planned { summary },
-                            Err(e) => failed(&e),
-                        },
-                    },
-                };
-                // Policies check what would be applied: the tree, and the plan.
-                let policies = if stage != Stage::Destroy && matches!(outcome, PlanOutcome::Planned { .. }) {
-                    run.run_policies(&version)
-                } else {
-                    Vec::new()
-                };
-                let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-                progress.phase(&account.name, "planned");
-                progress.account_done(&account.name);
-                let mut plan = account_plan(account, &version, outcome, Some(&run), elapsed);
-                plan.policies = policies;
-                Planned { run: Some(run), plan, tree_digest: digest }
-            })
-            .collect()
-    })
+    with_jobs(options.jobs, || targets.par_iter().map(|(account, tree)| plan_one(&context, account, tree)).collect())
+}
+
+/// What every account's plan of one run shares.
+struct PlanContext<'a> {
+    project: &'a Project,
+    terraform: &'a Terraform,
+    store: &'a dyn crate::store::Store,
+    /// Run by a migration (or a data copy), which changes accounts under way itself.
+    by_migration: bool,
+    version: String,
+    stage: Stage,
+    progress: &'a dyn Progress,
+}
+
+/// Starts, prepares and plans one account.
+fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) -> Planned<'a> {
+    let PlanContext { project, terraform, store, by_migration, ref version, stage, progress } = *context;
+    let start = Instant::now();
+    let digest = tree.digest();
+    if interrupted() {
+        let error = RunError::Interrupted("nothing".into());
+        return Planned {
+            run: None,
+            plan: account_plan(account, version, failed(&error), None, 0),
+            tree_digest: digest,
+        };
+    }
+    // A run that changes the account holds its lock in a shared store too, and checks under it
+    // that no migration started meanwhile.
+    let changes = (stage != Stage::Preview).then_some(store);
+    let started = AccountRun::start(project, account, terraform, progress, changes).and_then(|run| {
+        let check = changes.filter(|_| !by_migration);
+        match check.and_then(|store| super::moved_on(store, account)) {
+            Some(problem) => Err(RunError::Refused(problem)),
+            None => Ok(run),
+        }
+    });
+    let mut run = match started {
+        Ok(run) => run,
+        Err(e) => {
+            return Planned {
+                run: None,
+                plan: account_plan(account, version, failed(&e), None, 0),
+                tree_digest: digest,
+            };
+        }
+    };
+    // Pre-deploy hooks run in this run's freshly written tree, before anything is planned.
+    let outcome = match run.write_tree(tree) {
+        Err(e) => failed(&e),
+        Ok(()) => match (stage == Stage::Deploy).then(|| pre_deploy(&mut run, version)).flatten() {
+            Some(hook_failure) => hook_failure,
+            None => match run.init().and_then(|()| run.plan(stage == Stage::Destroy)) {
+                Ok(summary) => PlanOutcome::Planned { summary },
+                Err(e) => failed(&e),
+            },
+        },
+    };
+    // Policies check what would be applied: the tree, and the plan.
+    let policies = if stage != Stage::Destroy && matches!(outcome, PlanOutcome::Planned { .. }) {
+        run.run_policies(version)
+    } else {
+        Vec::new()
+    };
+    let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    progress.phase(&account.name, "planned");
+    progress.account_done(&account.name);
+    let mut plan = account_plan(account, version, outcome, Some(&run), elapsed);
+    plan.policies = policies;
+    Planned { run: Some(run), plan, tree_digest: digest }
+}
+
+/// `stamp plan --all`: every account is checked first (nothing is planned when one has
+/// errors), then each is planned as its tree comes (`--jobs` at once) and let go, so a
+/// fleet's accounts and trees are never all held.
+fn plan_every_account(
+    workspace: &Workspace,
+    options: &DeployOptions,
+    progress: &dyn Progress,
+) -> Result<PlanReport, DeployError> {
+    let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
+    let every = Selection::of(&[]);
+    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
+    let release = VersionSpec::Release(options.version.as_deref());
+    let checked = validate_and_render(workspace, every, release, &work_dir, &drop_tree, None)?;
+    if checked.has_errors() {
+        return Err(DeployError::Invalid(checked.report()));
+    }
+    let terraform = locate(options.terraform.as_deref())?;
+    let context = PlanContext {
+        project: &workspace.project,
+        terraform: &terraform,
+        store: workspace.store.as_ref(),
+        by_migration: false,
+        version: checked.version.environment_version(),
+        stage: Stage::Preview,
+        progress,
+    };
+    progress.start(checked.checked);
+    let plans = std::sync::Mutex::new(Vec::new());
+    let plan = |account: &Account, _: &Path, tree: Tree| {
+        let planned = plan_one(&context, account, &tree);
+        plans.lock().expect("plans lock").push(planned.plan);
+        Ok(None)
+    };
+    let exact = VersionSpec::Exact(checked.version.clone());
+    let ran = with_jobs(options.jobs, || validate_and_render(workspace, every, exact, &work_dir, &plan, None))?;
+    // An account file changed since the first pass.
+    if ran.has_errors() {
+        return Err(DeployError::Invalid(ran.report()));
+    }
+    let mut accounts = plans.into_inner().expect("plans lock");
+    accounts.sort_by(|a, b| a.account.cmp(&b.account));
+    Ok(PlanReport { operation: "plan".into(), accounts, warnings: super::warning_lines(&checked.diagnostics) })
 }
 
 /// Runs the pre-deploy hooks; the failed outcome if one fails.
@@ -381,6 +441,9 @@ pub fn plan(
     const ONE: &str = "`--out` saves the plan of exactly one account";
     if save.is_some() && (options.all || options.accounts.len() != 1) {
         return Err(DeployError::Usage(ONE));
+    }
+    if options.all && options.artifact.is_none() {
+        return plan_every_account(workspace, options, progress);
     }
     let session = Session::open(workspace, options)?;
     let mut planned = plan_all(&session, options, Stage::Preview, progress);

@@ -189,7 +189,8 @@ fn render_side(
 ) -> Result<Side, DiffError> {
     let kept = Mutex::new(None);
     let keep = |a: &Account, _: &Path, tree: Tree| {
-        *kept.lock().expect("kept lock") = Some((a.name.clone(), tree));
+        // Rendering refuses sensitive values, so the rendered files hold none.
+        *kept.lock().expect("kept lock") = Some((a.name.clone(), crate::schema::redact::redacted(a), tree));
         Ok(None)
     };
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
@@ -198,16 +199,8 @@ fn render_side(
     if checked.has_errors() {
         return Err(DiffError::Invalid(checked.report()));
     }
-    let (name, tree) =
+    let (name, config, tree) =
         kept.into_inner().expect("kept lock").ok_or_else(|| DiffError::NotRendered(account.to_string()))?;
-    let found = checked
-        .trees
-        .iter()
-        .map(|(a, _)| a.as_ref())
-        .find(|a| a.name == name)
-        .ok_or_else(|| DiffError::NotRendered(account.to_string()))?;
-    // Rendering refuses sensitive values, so the rendered files hold none.
-    let config = crate::schema::redact::redacted(found);
     let files = text_files(&tree);
     Ok(Side {
         label: format!("{name} ({origin})"),
