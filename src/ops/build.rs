@@ -70,6 +70,8 @@ pub enum BuildError {
     Artifact(#[from] artifact::ArtifactError),
     #[error("cannot create git tag `{tag}`: {reason}")]
     Tag { tag: String, reason: String },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] rayon::ThreadPoolBuildError),
 }
 
 impl From<Report> for BuildError {
@@ -104,31 +106,54 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         return Err(BuildError::NoAccounts);
     }
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
+    let selection = Selection::of(&accounts);
     let project = &workspace.project;
     let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
     let version = crate::version::BuildVersion::resolve(options.version.as_deref(), &project.root);
+    // Every selected account is checked first: nothing is planned or built when one has errors.
+    let names = Mutex::new(Vec::new());
+    let note = |a: &Account, _: &Path, _: crate::render::Tree| {
+        names.lock().expect("build lock").push(a.name.clone());
+        Ok(None)
+    };
+    let checked =
+        validate_and_render(workspace, selection, VersionSpec::Exact(version.clone()), &out_dir, &note, None)?;
+    if checked.has_errors() {
+        return Err(BuildError::Invalid(checked.report()));
+    }
     let cwd = std::env::current_dir().unwrap_or_default();
     let dist = options.out.as_ref().map_or_else(|| project.root.join("dist"), |o| cwd.join(o));
     let terraform = crate::terraform::Terraform::locate(options.terraform.as_deref());
+    if options.plan && terraform.is_err() {
+        return Err(BuildError::NoTerraform);
+    }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
-    let planner = match (&terraform, options.plan) {
-        (Ok(terraform), true) => Some(terraform),
-        _ => None,
-    };
-    // Each artifact is built as its tree comes, into a staging folder beside the others: a
-    // fleet's accounts and trees are never all held, and nothing is in `dist` (or tagged)
-    // unless every selected account checked out and built.
+    // Versions are immutable: a tag that exists already is refused before anything is built.
+    if options.tag {
+        let existing = existing_tags(&project.root)?;
+        let mut names = names.into_inner().expect("build lock");
+        names.sort();
+        if let Some(tag) = names.iter().map(|n| format!("{n}/{}", version.version)).find(|t| existing.contains(t)) {
+            return Err(BuildError::Tag { tag, reason: "it exists already (versions are immutable)".into() });
+        }
+    }
+    // Then each artifact is built as its tree comes, one account at a time (until one fails),
+    // into a staging folder in `dist`: a fleet's accounts and trees are never all held, and
+    // nothing is in `dist` until every selected account built.
+    let planner = terraform.as_ref().ok().filter(|_| options.plan);
     let shared = Shared { version: &version, terraform_version: terraform_version.as_deref() };
     let staging: OnceLock<std::io::Result<tempfile::TempDir>> = OnceLock::new();
     let staged = Mutex::new(Vec::new());
     let failure = Mutex::new(None);
     let make = |account: &Account, _: &Path, tree: crate::render::Tree| {
-        if options.plan && planner.is_none() || failure.lock().expect("build lock").is_some() {
+        if failure.lock().expect("build lock").is_some() {
             return Ok(None);
         }
         let folder = staging.get_or_init(|| {
             fs_err::create_dir_all(&dist)?;
-            tempfile::Builder::new().prefix(".stamp-build-").tempdir_in(&dist)
+            // Left by builds that were killed.
+            crate::render::tree::sweep_staging(&dist);
+            crate::render::tree::staging_dir_in(&dist)
         });
         let built = match folder {
             Ok(folder) => stage_one(project, &shared, planner, account, &tree, folder.path()),
@@ -142,16 +167,15 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         }
         Ok(None)
     };
+    let one_at_a_time = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(BuildError::Thread)?;
     let exact = VersionSpec::Exact(version.clone());
-    let checked = validate_and_render(workspace, Selection::of(&accounts), exact, &out_dir, &make, None)?;
-    if checked.has_errors() {
-        return Err(BuildError::Invalid(checked.report()));
-    }
-    if options.plan && planner.is_none() {
-        return Err(BuildError::NoTerraform);
-    }
+    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, exact, &out_dir, &make, None))?;
     if let Some(failure) = failure.into_inner().expect("build lock") {
         return Err(failure);
+    }
+    // An account file changed since the first pass.
+    if ran.has_errors() {
+        return Err(BuildError::Invalid(ran.report()));
     }
     let mut staged = staged.into_inner().expect("build lock");
     staged.sort();
@@ -168,6 +192,21 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         built.push(Built { account, path, digest: opened.manifest.digest.clone(), tag });
     }
     Ok(built)
+}
+
+/// The project's git tags.
+fn existing_tags(root: &Path) -> Result<std::collections::BTreeSet<String>, BuildError> {
+    let failed = |reason: String| BuildError::Tag { tag: "*".into(), reason };
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["tag", "--list"])
+        .output()
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
 }
 
 /// What every artifact of one build shares.

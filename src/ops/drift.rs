@@ -117,8 +117,8 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         return Err(fail(format!("unknown reference account `{name}`")));
     }
     let current = checked.version.environment_version();
-    // Then each account's live state is read as its tree comes (as many at once as rayon runs
-    // renders), so a fleet's accounts and trees are never all held at once.
+    // Then each account's live state is read as its tree comes, one account at a time, so a
+    // fleet's accounts and trees are never all held at once.
     let found = Mutex::new(Vec::new());
     let run = |account: &Account, _: &Path, tree: Tree| {
         let name = &account.name;
@@ -146,8 +146,12 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         found.lock().expect("drift lock").push(entry);
         Ok(None)
     };
+    let one_at_a_time = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| fail(format!("cannot start a thread: {e}")))?;
     let version = VersionSpec::Exact(checked.version.clone());
-    let ran = validate_and_render(workspace, selection, version, &work, &run, None)?;
+    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, version, &work, &run, None))?;
     // An account file changed since the first pass (drift changes nothing: what ran is
     // only not reported).
     if ran.has_errors() {

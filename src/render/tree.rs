@@ -170,10 +170,7 @@ impl Tree {
         refuse_foreign(dir)?;
         let parent = crate::fsio::parent(dir);
         fs_err::create_dir_all(&parent)?;
-        // Named with this machine and process, so a run after this one was killed can tell it
-        // is gone.
-        let prefix = format!("{STAGING_PREFIX}{}-{}-", host_tag().unwrap_or("any"), std::process::id());
-        let staging = tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent)?;
+        let staging = staging_dir_in(&parent)?;
         // Each folder is made once (thousands of trees: the calls add up).
         let mut folders = std::collections::BTreeSet::new();
         let mut stats = Vec::with_capacity(self.files.len() + 1);
@@ -200,6 +197,13 @@ impl Tree {
 /// The name every staging folder starts with (then [`host_tag`] and the id of the process
 /// writing it).
 pub const STAGING_PREFIX: &str = ".stamp-new-";
+
+/// A new staging folder in `parent`, named with this machine and process, so a run after this
+/// one was killed can tell it is gone (see [`sweep_staging`]).
+pub fn staging_dir_in(parent: &Path) -> std::io::Result<tempfile::TempDir> {
+    let prefix = format!("{STAGING_PREFIX}{}-{}-", host_tag().unwrap_or("any"), std::process::id());
+    tempfile::Builder::new().prefix(&prefix).tempdir_in(parent)
+}
 
 /// Which processes a process id names here: this boot of this kernel and this process id
 /// namespace (containers on one host have their own), as a short digest; `None` where that
