@@ -63,6 +63,15 @@ fn build_all_puts_every_artifact_in_place_or_none() {
 }
 
 #[test]
+fn build_tag_without_a_commit_builds_nothing() {
+    let project = Project::example();
+    project.git(&["init", "-q"]);
+    let out = project.stamp(["build", "--all", "--version", "1.0.0", "--tag"]).run().failure(1);
+    assert!(out.stderr.contains("there is no commit to tag"), "{}", out.stderr);
+    assert!(!project.path().join("dist").exists(), "nothing is built");
+}
+
+#[test]
 fn version_file_and_tag() {
     let project = Project::local();
     project.write("VERSION", "2.3.4\n");

@@ -179,34 +179,51 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     }
     let mut staged = staged.into_inner().expect("build lock");
     staged.sort();
+    // Every artifact is moved in (and verified where it lies) before any is tagged.
     let mut built = Vec::new();
     for (account, from) in staged {
         let path = dist.join(artifact::file_name(&account, &version.version));
         fs_err::rename(&from, &path).map_err(|source| BuildError::Write { path: path.clone(), source })?;
-        crate::fsio::sync_dir(&dist).map_err(|source| BuildError::Write { path: dist.clone(), source })?;
-        let opened = artifact::open(&path)?;
-        let tag = options.tag.then(|| format!("{account}/{}", version.version));
-        if let Some(tag) = &tag {
-            create_tag(&project.root, tag, &opened.manifest.digest)?;
+        built.push(Built { account, path, digest: String::new(), tag: None });
+    }
+    crate::fsio::sync_dir(&dist).map_err(|source| BuildError::Write { path: dist.clone(), source })?;
+    for one in &mut built {
+        one.digest = artifact::open(&one.path)?.manifest.digest;
+    }
+    if options.tag {
+        for one in &mut built {
+            let tag = format!("{}/{}", one.account, version.version);
+            create_tag(&project.root, &tag, &one.digest)?;
+            one.tag = Some(tag);
         }
-        built.push(Built { account, path, digest: opened.manifest.digest.clone(), tag });
     }
     Ok(built)
 }
 
-/// The project's git tags.
+/// The project's git tags, once there is a commit to tag.
 fn existing_tags(root: &Path) -> Result<std::collections::BTreeSet<String>, BuildError> {
-    let failed = |reason: String| BuildError::Tag { tag: "*".into(), reason };
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["tag", "--list"])
-        .output()
-        .map_err(|e| failed(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
+    let git = |args: &[&str]| -> Result<String, BuildError> {
+        let failed = |reason: String| BuildError::Tag { tag: "<account>/<version>".into(), reason };
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .map_err(|e| failed(format!("cannot run git: {e}")))?;
+        if !out.status.success() {
+            return Err(failed(crate::text::one_line(String::from_utf8_lossy(&out.stderr).trim()).into_owned()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    git(&["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| match e {
+        BuildError::Tag { tag, reason } => {
+            BuildError::Tag { tag, reason: format!("there is no commit to tag ({reason})") }
+        }
+        other => other,
+    })?;
+    // One tag per line, whatever the user's `column` settings.
+    let tags = git(&["for-each-ref", "--format=%(refname:strip=2)", "refs/tags"])?;
+    Ok(tags.lines().map(str::to_string).collect())
 }
 
 /// What every artifact of one build shares.
