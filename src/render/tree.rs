@@ -127,6 +127,9 @@ impl Tree {
     /// or the new one, never half of either. A `.terraform` folder from an earlier `init` is
     /// carried over.
     pub fn write_atomically(&self, dir: &Path, marker_text: &str) -> Result<(), WriteError> {
+        // Left beside it by runs that were killed (once per folder and process: a work folder's
+        // parent holds every account's).
+        sweep_staging_once(&crate::fsio::parent(dir));
         let (staging, _) = self.write_staging(dir, marker_text, true)?;
         let old = match install(staging.path(), dir) {
             Ok(old) => old,
@@ -243,6 +246,16 @@ pub fn sweep_staging(parent: &Path) {
         {
             let _ = fs_err::remove_dir_all(path);
         }
+    }
+}
+
+/// [`sweep_staging`], the first time this process writes into `parent`.
+fn sweep_staging_once(parent: &Path) {
+    static SWEPT: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let first = SWEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(parent.to_path_buf());
+    if first {
+        sweep_staging(parent);
     }
 }
 
@@ -535,6 +548,22 @@ mod tests {
         let mut expected = kept.to_vec();
         expected.sort();
         assert_eq!(left, expected);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_tree_written_in_place_sweeps_what_killed_runs_left_beside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let left_behind = tmp.path().join(format!("{STAGING_PREFIX}{}-{gone_pid}-abc", host_tag().unwrap()));
+        fs_err::create_dir_all(left_behind.join("sub")).unwrap();
+        tree(&[("main.tf", "a")]).write_atomically(&tmp.path().join("account"), "m").unwrap();
+        let mut left: Vec<String> =
+            fs_err::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["account"]);
     }
 
     #[test]
