@@ -457,6 +457,23 @@ pub fn is_executable(_: &std::fs::Metadata) -> bool {
 mod tests {
     use super::*;
 
+    /// The id of a process that has ended.
+    #[cfg(target_os = "linux")]
+    fn gone_pid() -> u32 {
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        pid
+    }
+
+    /// The names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs_err::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
     fn tree(files: &[(&str, &str)]) -> Tree {
         Tree {
             files: files
@@ -511,9 +528,7 @@ mod tests {
         assert!(out.join("a/.terraform").is_dir(), "Terraform's folder is carried over");
         assert_eq!(fs_err::read_to_string(out.join("b/.stamp-rendered")).unwrap(), "b");
         assert!(out.join("foreign/precious.txt").exists());
-        let mut left: Vec<String> =
-            fs_err::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
+        let left = names_in(&out);
         assert_eq!(left, ["a", "b", "foreign"], "no staging folder or old tree left behind");
     }
 
@@ -521,9 +536,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn only_staging_folders_of_gone_processes_are_swept() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut gone = std::process::Command::new("true").spawn().unwrap();
-        let gone_pid = gone.id();
-        gone.wait().unwrap();
+        let gone_pid = gone_pid();
         let own = std::process::id();
         let tag = host_tag().unwrap();
         let kept = [
@@ -542,9 +555,7 @@ mod tests {
         }
         fs_err::create_dir_all(tmp.path().join(&kept[0]).join(".terraform")).unwrap();
         sweep_staging(tmp.path());
-        let mut left: Vec<String> =
-            fs_err::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
+        let left = names_in(tmp.path());
         let mut expected = kept.to_vec();
         expected.sort();
         assert_eq!(left, expected);
@@ -554,15 +565,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     fn a_tree_written_in_place_sweeps_what_killed_runs_left_beside_it() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut gone = std::process::Command::new("true").spawn().unwrap();
-        let gone_pid = gone.id();
-        gone.wait().unwrap();
+        let gone_pid = gone_pid();
         let left_behind = tmp.path().join(format!("{STAGING_PREFIX}{}-{gone_pid}-abc", host_tag().unwrap()));
         fs_err::create_dir_all(left_behind.join("sub")).unwrap();
         tree(&[("main.tf", "a")]).write_atomically(&tmp.path().join("account"), "m").unwrap();
-        let mut left: Vec<String> =
-            fs_err::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
+        let left = names_in(tmp.path());
         assert_eq!(left, ["account"]);
     }
 
