@@ -12,7 +12,9 @@ use crate::report::artifact::{built_text, verified_text};
 /// root module, the effective config (sensitive values redacted) and a manifest of digests.
 ///
 /// The version comes from `--version`, else the project's `VERSION` file, else the development
-/// version. Building the same inputs twice gives byte-identical archives.
+/// version. Building the same inputs twice gives byte-identical archives. Every selected
+/// account is checked first; the artifacts appear in the output folder only once all of them
+/// built, and with `--tag` a tag that exists already is refused before anything is built.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp build production --version 1.4.0\n  stamp build --all --out dist/\n  stamp build production --version 1.4.0 --tag   # also tags the commit production/1.4.0"

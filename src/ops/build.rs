@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::Workspace;
-use super::check::{Selection, VersionSpec, validate_and_render};
+use super::check::{Selection, VersionSpec, default_out_dir, validate_and_render, with_jobs};
 use crate::artifact::{self, ArtifactInput};
 use crate::config::Account;
 use crate::diagnostics::Report;
@@ -70,8 +70,6 @@ pub enum BuildError {
     Artifact(#[from] artifact::ArtifactError),
     #[error("cannot create git tag `{tag}`: {reason}")]
     Tag { tag: String, reason: String },
-    #[error("cannot start a thread: {0}")]
-    Thread(#[source] rayon::ThreadPoolBuildError),
 }
 
 impl From<Report> for BuildError {
@@ -108,7 +106,6 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     let accounts = if options.all { Vec::new() } else { options.accounts.clone() };
     let selection = Selection::of(&accounts);
     let project = &workspace.project;
-    let out_dir = |w: &Workspace, a: &Account| w.project.root.join("build").join(&a.name);
     let version = crate::version::BuildVersion::resolve(options.version.as_deref(), &project.root);
     // Every selected account is checked first: nothing is planned or built when one has errors.
     let names = Mutex::new(Vec::new());
@@ -116,8 +113,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         names.lock().expect("build lock").push(a.name.clone());
         Ok(None)
     };
-    let checked =
-        validate_and_render(workspace, selection, VersionSpec::Exact(version.clone()), &out_dir, &note, None)?;
+    let exact = || VersionSpec::Exact(version.clone());
+    let checked = validate_and_render(workspace, selection, exact(), &default_out_dir, &note, None)?;
     if checked.has_errors() {
         return Err(BuildError::Invalid(checked.report()));
     }
@@ -128,48 +125,40 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         return Err(BuildError::NoTerraform);
     }
     let terraform_version = terraform.as_ref().ok().and_then(|t| t.version().ok()).map(|v| v.text);
+    let names = names.into_inner().expect("build lock");
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     // Versions are immutable: a tag that exists already is refused before anything is built.
     if options.tag {
         let existing = existing_tags(&project.root)?;
-        let mut names = names.into_inner().expect("build lock");
-        names.sort();
         if let Some(tag) = names.iter().map(|n| format!("{n}/{}", version.version)).find(|t| existing.contains(t)) {
             return Err(BuildError::Tag { tag, reason: "it exists already (versions are immutable)".into() });
         }
     }
     // Then each artifact is built as its tree comes, one account at a time (until one fails),
-    // into a staging folder in `dist`: a fleet's accounts and trees are never all held, and
-    // nothing is in `dist` until every selected account built.
+    // into a staging folder in `dist` (named so that the next build sweeps it after a kill): a
+    // fleet's accounts and trees are never all held, and nothing is in `dist` until every
+    // selected account built.
+    let write_failed = |source| BuildError::Write { path: dist.clone(), source };
+    fs_err::create_dir_all(&dist).map_err(write_failed)?;
+    crate::render::tree::sweep_staging(&dist);
+    let staging = crate::render::tree::staging_dir_in(&dist).map_err(write_failed)?;
     let planner = terraform.as_ref().ok().filter(|_| options.plan);
     let shared = Shared { version: &version, terraform_version: terraform_version.as_deref() };
-    let staging: OnceLock<std::io::Result<tempfile::TempDir>> = OnceLock::new();
     let staged = Mutex::new(Vec::new());
     let failure = Mutex::new(None);
     let make = |account: &Account, _: &Path, tree: crate::render::Tree| {
         if failure.lock().expect("build lock").is_some() {
             return Ok(None);
         }
-        let folder = staging.get_or_init(|| {
-            fs_err::create_dir_all(&dist)?;
-            // Left by builds that were killed.
-            crate::render::tree::sweep_staging(&dist);
-            crate::render::tree::staging_dir_in(&dist)
-        });
-        let built = match folder {
-            Ok(folder) => stage_one(project, &shared, planner, account, &tree, folder.path()),
-            Err(e) => {
-                Err(BuildError::Write { path: dist.clone(), source: std::io::Error::new(e.kind(), e.to_string()) })
-            }
-        };
-        match built {
+        match stage_one(project, &shared, planner, account, &tree, staging.path()) {
             Ok(path) => staged.lock().expect("build lock").push((account.name.clone(), path)),
             Err(e) => *failure.lock().expect("build lock") = Some(e),
         }
         Ok(None)
     };
-    let one_at_a_time = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(BuildError::Thread)?;
-    let exact = VersionSpec::Exact(version.clone());
-    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, exact, &out_dir, &make, None))?;
+    let ran = with_jobs(1, || validate_and_render(workspace, selection, exact(), &default_out_dir, &make, None))?;
     if let Some(failure) = failure.into_inner().expect("build lock") {
         return Err(failure);
     }
@@ -186,7 +175,7 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
         fs_err::rename(&from, &path).map_err(|source| BuildError::Write { path: path.clone(), source })?;
         built.push(Built { account, path, digest: String::new(), tag: None });
     }
-    crate::fsio::sync_dir(&dist).map_err(|source| BuildError::Write { path: dist.clone(), source })?;
+    crate::fsio::sync_dir(&dist).map_err(write_failed)?;
     for one in &mut built {
         one.digest = artifact::open(&one.path)?.manifest.digest;
     }
@@ -202,27 +191,11 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
 
 /// The project's git tags, once there is a commit to tag.
 fn existing_tags(root: &Path) -> Result<std::collections::BTreeSet<String>, BuildError> {
-    let git = |args: &[&str]| -> Result<String, BuildError> {
-        let failed = |reason: String| BuildError::Tag { tag: "<account>/<version>".into(), reason };
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .output()
-            .map_err(|e| failed(format!("cannot run git: {e}")))?;
-        if !out.status.success() {
-            return Err(failed(crate::text::one_line(String::from_utf8_lossy(&out.stderr).trim()).into_owned()));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    git(&["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| match e {
-        BuildError::Tag { tag, reason } => {
-            BuildError::Tag { tag, reason: format!("there is no commit to tag ({reason})") }
-        }
-        other => other,
-    })?;
+    let failed = |reason: String| BuildError::Tag { tag: "<account>/<version>".into(), reason };
+    let git = |args: &[&str]| super::revision::git(root, args).map_err(|e| crate::text::one_line(&e).into_owned());
+    git(&["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| failed(format!("there is no commit to tag ({e})")))?;
     // One tag per line, whatever the user's `column` settings.
-    let tags = git(&["for-each-ref", "--format=%(refname:strip=2)", "refs/tags"])?;
+    let tags = git(&["for-each-ref", "--format=%(refname:strip=2)", "refs/tags"]).map_err(failed)?;
     Ok(tags.lines().map(str::to_string).collect())
 }
 

@@ -82,6 +82,24 @@ pub fn keep(_: &Account, _: &Path, tree: Tree) -> Result<Option<Tree>, Diagnosti
     Ok(Some(tree))
 }
 
+/// Drops every tree (a pass that only checks).
+pub fn discard(_: &Account, _: &Path, _: Tree) -> Result<Option<Tree>, Diagnostic> {
+    Ok(None)
+}
+
+/// Runs `work` with `jobs` accounts at once (at most [`MAX_JOBS`]): a `validate_and_render`
+/// inside it hands that many trees on at a time. When the system refuses that many threads,
+/// with rayon's shared pool instead.
+pub fn with_jobs<T: Send>(jobs: usize, work: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().num_threads(jobs.clamp(1, MAX_JOBS)).build() {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
+/// More accounts at once than this would only wait on each other (and on the cloud's limits).
+const MAX_JOBS: usize = 256;
+
 /// Lets the cache stand in for validating and rendering an account again: when the cache
 /// holds a clean check of exactly the account's inputs, `accept` gets its catalog entry, the
 /// folder it would be written to and the digest of its tree, and says whether that is all the
@@ -296,7 +314,6 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
 }
 
 pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
-    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
     let out_dir = |w: &Workspace, name: &str| w.project.root.join("build").join(name);
     let reuse = Reuse { out_dir: &out_dir, accept: &|_, _, _| true };
     let version = options
@@ -311,7 +328,7 @@ pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
         Selection::of(&options.accounts),
         VersionSpec::Release(options.version.as_deref()),
         &default_out_dir,
-        if options.policies { &with_policies } else { &drop_tree },
+        if options.policies { &with_policies } else { &discard },
         (!options.policies).then_some(&reuse),
     ) {
         Ok(checked) => CheckReport {

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Workspace;
-use super::check::{Checked, Selection, VersionSpec, validate_and_render};
+use super::check::{Checked, Selection, VersionSpec, discard, validate_and_render, with_jobs};
 use crate::config::{Account, Project};
 use crate::diagnostics::Report;
 use crate::ledger::{Operation, Outcome};
@@ -231,18 +231,6 @@ impl<'w> Session<'w> {
     }
 }
 
-/// Runs `work` with `jobs` accounts at once (at most [`MAX_JOBS`]); when the system refuses
-/// that many threads, with rayon's shared pool instead.
-fn with_jobs<T: Send>(jobs: usize, work: impl FnOnce() -> T + Send) -> T {
-    match rayon::ThreadPoolBuilder::new().num_threads(jobs.clamp(1, MAX_JOBS)).build() {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
-    }
-}
-
-/// More accounts at once than this would only wait on each other (and on the cloud's limits).
-const MAX_JOBS: usize = 256;
-
 /// A started run with its plan.
 struct Planned<'a> {
     run: Option<AccountRun<'a>>,
@@ -386,9 +374,8 @@ fn plan_every_account(
 ) -> Result<PlanReport, DeployError> {
     let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
     let every = Selection::of(&[]);
-    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
     let release = VersionSpec::Release(options.version.as_deref());
-    let checked = validate_and_render(workspace, every, release, &work_dir, &drop_tree, None)?;
+    let checked = validate_and_render(workspace, every, release, &work_dir, &discard, None)?;
     if checked.has_errors() {
         return Err(DeployError::Invalid(checked.report()));
     }

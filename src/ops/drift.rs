@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
-use super::check::{Selection, VersionSpec, render_one, validate_and_render};
+use super::check::{Selection, VersionSpec, discard, render_one, validate_and_render, with_jobs};
 use super::revision::Revision;
 use crate::config::project::Scope;
 use crate::config::{Account, Project};
@@ -95,8 +95,7 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
     // Every selected account is checked first: nothing runs when one has errors.
     let work = |w: &Workspace, a: &Account| crate::pipeline::Dirs::new(&w.project, a).work;
     let selection = Selection::of(&options.accounts);
-    let drop_tree = |_: &Account, _: &Path, _: Tree| Ok(None);
-    let checked = validate_and_render(workspace, selection, VersionSpec::Release(None), &work, &drop_tree, None)?;
+    let checked = validate_and_render(workspace, selection, VersionSpec::Release(None), &work, &discard, None)?;
     let project = &workspace.project;
     if checked.has_errors() {
         return Err(checked.report());
@@ -146,12 +145,8 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
         found.lock().expect("drift lock").push(entry);
         Ok(None)
     };
-    let one_at_a_time = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .map_err(|e| fail(format!("cannot start a thread: {e}")))?;
     let version = VersionSpec::Exact(checked.version.clone());
-    let ran = one_at_a_time.install(|| validate_and_render(workspace, selection, version, &work, &run, None))?;
+    let ran = with_jobs(1, || validate_and_render(workspace, selection, version, &work, &run, None))?;
     // An account file changed since the first pass (drift changes nothing: what ran is
     // only not reported).
     if ran.has_errors() {

@@ -17,7 +17,8 @@ pub struct Revision {
     _dir: tempfile::TempDir,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+/// `git -C dir ARGS`: its output (trimmed), or its error output.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
