@@ -80,9 +80,16 @@ fn version_file_and_tag() {
     assert!(out.stderr.contains("tagged `local-prod/2.3.4`"), "{}", out.stderr);
     assert!(project.path().join("dist/local-prod-2.3.4.tar.gz").is_file());
     assert_eq!(project.git(&["tag", "--list"]), "local-prod/2.3.4");
-    // A second tag of the same version is refused: versions are immutable.
+    // A second tag of the same version is refused, before anything is built: versions are
+    // immutable.
+    let inode = || {
+        use std::os::unix::fs::MetadataExt;
+        fs_err::metadata(project.path().join("dist/local-prod-2.3.4.tar.gz")).unwrap().ino()
+    };
+    let built = inode();
     let again = project.stamp(["build", "local-prod", "--tag"]).run().failure(1);
     assert!(again.stderr.contains("cannot create git tag `local-prod/2.3.4`"), "{}", again.stderr);
+    assert_eq!(inode(), built, "the artifact was not written again");
 }
 
 #[test]
