@@ -519,3 +519,56 @@ fn a_new_plan_that_goes_beyond_the_approved_one_stops() {
     );
     assert!(!project.env_dir("local-staging").exists(), "something was applied after the stop");
 }
+
+/// `apply --all` and `destroy --all` plan every account, let each lock go once its plan is
+/// made, and apply each from that very plan file after approval: an account another run
+/// planned meanwhile, or whose files changed, is refused, and the others are applied. The
+/// interleaving comes from a pre-deploy hook of the last account, which runs after the
+/// others were planned (one account at a time, by name).
+#[test]
+fn apply_all_applies_only_what_is_still_as_planned() {
+    let project = Project::local();
+    for other in ["data-dev", "data-prod", "demo", "loadtest", "production", "qa", "staging"] {
+        fs_err::remove_file(project.path().join(format!("fixtures/accounts/{other}.yaml"))).unwrap();
+    }
+    let stamp = env!("CARGO_BIN_EXE_stamp");
+    let root = project.path().display();
+    append(
+        &project,
+        "local-staging",
+        &format!(
+            "hooks:\n  pre_deploy:\n    - name: meanwhile\n      run: >-\n        cd {root} && sed -i 's/replicas: 3/replicas: 2/' fixtures/accounts/local-prod.yaml &&\n        {{ {stamp} --quiet plan local-qa --version 2.0.0 >/dev/null; test $? -eq 2; }}\n"
+        ),
+    );
+    let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0", "-j", "1"]).run().failure(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("local-staging: applied"), "{text}");
+    assert!(text.contains("account `local-qa` was planned again by another run since this one planned it"), "{text}");
+    assert!(text.contains("account `local-prod` no longer checks cleanly"), "{text}");
+    assert!(text.contains("fixtures/accounts/local-prod.yaml` changed while Stamp was reading it"), "{text}");
+    assert!(project.env_dir("local-staging").is_dir(), "local-staging was not applied");
+    for refused in ["local-prod", "local-qa"] {
+        assert!(!project.env_dir(refused).exists(), "{refused} was applied from a plan that moved");
+    }
+    let history = project.tf(["history", "local-staging"]).run().success();
+    assert!(history.stdout.contains("apply"), "{}", history.stdout);
+
+    // Without the hook, everything is as planned.
+    let text = project.read("fixtures/accounts/local-staging.yaml");
+    project.write("fixtures/accounts/local-staging.yaml", &text[..text.find("hooks:").unwrap()]);
+    project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0"]).run().success();
+    for account in ["local-prod", "local-qa", "local-staging"] {
+        assert!(project.env_dir(account).is_dir(), "{account} was not applied");
+    }
+    let refused = project.tf(["destroy", "--all", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
+    assert!(refused.stderr.contains("account `local-prod` is protected"), "{}", refused.stderr);
+    assert!(project.env_dir("local-qa").is_dir(), "a refused destroy destroyed something");
+    let destroyed = project
+        .tf(["destroy", "--all", "--auto-approve", "--version", "1.0.0", "--confirm", "local-prod"])
+        .run()
+        .success();
+    for account in ["local-prod", "local-qa", "local-staging"] {
+        assert!(destroyed.stdout.contains(&format!("{account}: destroyed")), "{}", destroyed.stdout);
+        assert!(!project.env_dir(account).exists(), "{account} was not destroyed");
+    }
+}

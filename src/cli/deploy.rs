@@ -43,12 +43,6 @@ impl Target {
         &self.accounts
     }
 
-    /// The accounts to load whole: the named ones (an artifact's account is read when the
-    /// artifact is opened); `None` with `--all`.
-    pub(super) fn loads_only(&self) -> Option<&[String]> {
-        (!self.all).then_some(self.accounts.as_slice())
-    }
-
     /// Names no account at all (a usage error).
     fn is_empty(&self) -> bool {
         self.accounts.is_empty() && !self.all && self.artifact.is_none()

@@ -120,12 +120,10 @@ impl Command {
             Self::Check(args) => Some(args.accounts.clone()),
             Self::Render(args) => Some(args.accounts.clone()),
             Self::Affected(_) | Self::List(_) | Self::Schema(_) | Self::History(_) | Self::Store(_) => Some(Vec::new()),
-            Self::Output(args) => args.target.loads_only().map(<[String]>::to_vec),
             Self::Diff(args) => Some(args.accounts()),
-            // `plan --all` reads each account from the catalog as its turn comes.
-            Self::Plan(args) => Some(args.target.accounts().to_vec()),
-            Self::Apply(args) => args.target.loads_only().map(<[String]>::to_vec),
-            Self::Destroy(args) => args.target.loads_only().map(<[String]>::to_vec),
+            // With `--all`, each account is read from the catalog as its turn comes (an
+            // artifact's account when the artifact is opened).
+            Self::Plan(_) | Self::Apply(_) | Self::Destroy(_) | Self::Output(_) => Some(self.account_args().to_vec()),
             Self::Build(args) => Some(args.loads_only().to_vec()),
             Self::Drift(args) => Some(args.loads_only()),
             // The accounts of the promotion's stages, and the ephemeral ones, are read whole

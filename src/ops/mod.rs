@@ -73,9 +73,14 @@ impl Warnings for store::HistoryReport {
 
 /// Warnings as one line each: `file:line: message`.
 pub fn warning_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
+    diagnostic_lines(diagnostics, crate::diagnostics::Severity::Warning)
+}
+
+/// The diagnostics of one severity as one line each: `file:line: message`.
+pub fn diagnostic_lines(diagnostics: &[Diagnostic], severity: crate::diagnostics::Severity) -> Vec<String> {
     diagnostics
         .iter()
-        .filter(|d| d.severity == crate::diagnostics::Severity::Warning)
+        .filter(|d| d.severity == severity)
         .map(|d| match &d.location {
             Some(l) if l.line > 0 => format!("{}:{}: {}", l.file, l.line, d.message),
             Some(l) => format!("{}: {}", l.file, d.message),

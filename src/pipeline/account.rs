@@ -189,6 +189,20 @@ impl<'a> AccountRun<'a> {
         self.init()
     }
 
+    /// Writes the account's rendered tree again for the plan an earlier run of this account
+    /// made (and initialised the data folder for), with the dependency lock file that run's
+    /// `init` kept: Terraform checks a saved plan against both when it applies it.
+    pub fn restore_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
+        self.write_tree(tree)?;
+        self.restore_lock_file(&Requirements::of(&self.dirs.work)).map(|_| ())
+    }
+
+    /// The sha256 of the account's Terraform plan file: which plan it is.
+    pub fn plan_file_digest(&self) -> Result<String, RunError> {
+        let bytes = fs_err::read(&self.dirs.plan_file).map_err(RunError::io("cannot read the plan file"))?;
+        Ok(crate::artifact::sha256_hex(&bytes))
+    }
+
     /// Writes the account's rendered tree into its work folder (where its hooks run).
     pub fn write_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "render");

@@ -23,6 +23,8 @@ use crate::terraform::binary::INSTALL_HINT;
 use crate::terraform::plan::PlanSummary;
 use crate::terraform::process::interrupted;
 
+mod pinned;
+
 /// Options shared by plan, apply and destroy.
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
@@ -538,6 +540,9 @@ pub fn apply(
             .map_err(|e| saved_plan(format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
         deploy.accounts = vec![saved.account];
     }
+    if options.saved_plan.is_none() && deploy.artifact.is_none() {
+        return pinned::apply_or_destroy(workspace, options, Stage::Deploy, approver, progress);
+    }
     let session = Session::open(workspace, &deploy)?;
     session.refuse_during_migration()?;
     apply_session(&session, options, approver, progress)
@@ -714,6 +719,9 @@ pub fn destroy(
     approver: &dyn Approver,
     progress: &dyn Progress,
 ) -> Result<DeployReport, DeployError> {
+    if options.deploy.artifact.is_none() {
+        return pinned::apply_or_destroy(workspace, options, Stage::Destroy, approver, progress);
+    }
     let session = Session::open(workspace, &options.deploy)?;
     session.refuse_during_migration()?;
     Ok(destroy_session(&session, options, approver, progress))
@@ -750,24 +758,27 @@ pub(crate) fn destroy_session(
     if anything && let Err(refusal) = approver.approve(&report) {
         return DeployReport::refused(report, refusal);
     }
-    let results = for_each_planned(&mut planned, options.deploy.jobs, |run, summary| {
-        let mut result = AccountResult::new(&run.account.name);
-        if summary.has_changes() {
-            match run.apply_approved("destroy", summary, true) {
-                Ok(recovered) => {
-                    result.applied = true;
-                    result.recovered = recovered;
-                }
-                Err(e) => result.error = Some(e.explain()),
-            }
-        }
-        result
-    });
+    let results = for_each_planned(&mut planned, options.deploy.jobs, destroy_one);
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
     let mut warnings = session.warnings();
     warnings.extend(record(session, Operation::Destroy, &results, &digests));
     DeployReport { plan: report, refused: None, results, warnings }
+}
+
+/// Destroys what the approved plan destroys.
+fn destroy_one(run: &mut AccountRun<'_>, summary: &PlanSummary) -> AccountResult {
+    let mut result = AccountResult::new(&run.account.name);
+    if summary.has_changes() {
+        match run.apply_approved("destroy", summary, true) {
+            Ok(recovered) => {
+                result.applied = true;
+                result.recovered = recovered;
+            }
+            Err(e) => result.error = Some(e.explain()),
+        }
+    }
+    result
 }
 
 /// A saved plan: `stamp plan ACCOUNT --out FILE`, applied later by `stamp apply --plan FILE`.
@@ -935,47 +946,56 @@ fn record(
     results: &[AccountResult],
     digests: &BTreeMap<String, String>,
 ) -> Vec<String> {
-    let mut warnings = Vec::new();
     let project = session.project();
-    let version = &session.checked.version;
-    for result in results {
-        // The account as this session ran it (a migration's build runs it in its new slot).
-        let ran = session.checked.trees.iter().map(|(a, _)| a.as_ref()).find(|a| a.name == result.account);
-        let Some(account) = ran.or_else(|| project.accounts.iter().find(|a| a.name == result.account)) else {
-            continue;
-        };
-        let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == HookKind::SmokeTest).collect();
-        let smoke_tests_passed = (!smoke.is_empty()).then(|| smoke.iter().all(|h| h.passed));
-        let outcome = match (&result.error, smoke_tests_passed) {
-            (Some(_), _) => Outcome::Failed,
-            (None, Some(false)) => Outcome::SmokeFailed,
-            _ if !result.succeeded() => Outcome::Failed,
-            _ => Outcome::Succeeded,
-        };
-        let entry = crate::ledger::Record {
-            time: crate::ledger::now(),
-            account: account.name.clone(),
-            environment: account.environment().to_string(),
-            operation,
-            outcome,
-            smoke_tests_passed,
-            version: version.version.clone(),
-            environment_version: version.environment_version(),
-            commit: version.commit.clone(),
-            digest: digests.get(&account.name).cloned().unwrap_or_default(),
-            who: crate::ledger::who(),
-            slot: (account.slot != crate::config::Slot::Blue).then_some(account.slot),
-            created_at: account.is_ephemeral().then(|| {
-                account
-                    .created_at
-                    .clone()
-                    .unwrap_or_else(|| crate::ephemeral::format_time(crate::ephemeral::run_started()))
-            }),
-        };
-        // A ledger that cannot be written must not hide that the deployment happened.
-        if let Err(e) = session.store().append(&entry) {
-            warnings.push(format!("cannot record the {operation} of `{}` in the ledger: {e}", account.name));
-        }
-    }
-    warnings
+    results
+        .iter()
+        .filter_map(|result| {
+            // The account as this session ran it (a migration's build runs it in its new slot).
+            let ran = session.checked.trees.iter().map(|(a, _)| a.as_ref()).find(|a| a.name == result.account);
+            let account = ran.or_else(|| project.accounts.iter().find(|a| a.name == result.account))?;
+            let digest = digests.get(&account.name).map_or("", String::as_str);
+            record_one(session.store(), &session.checked.version, operation, account, result, digest)
+        })
+        .collect()
+}
+
+/// Writes one account's outcome to the deployment ledger; a warning when that fails.
+fn record_one(
+    store: &dyn crate::store::Store,
+    version: &crate::version::BuildVersion,
+    operation: Operation,
+    account: &Account,
+    result: &AccountResult,
+    digest: &str,
+) -> Option<String> {
+    let smoke: Vec<&HookResult> = result.hooks.iter().filter(|h| h.kind == HookKind::SmokeTest).collect();
+    let smoke_tests_passed = (!smoke.is_empty()).then(|| smoke.iter().all(|h| h.passed));
+    let outcome = match (&result.error, smoke_tests_passed) {
+        (Some(_), _) => Outcome::Failed,
+        (None, Some(false)) => Outcome::SmokeFailed,
+        _ if !result.succeeded() => Outcome::Failed,
+        _ => Outcome::Succeeded,
+    };
+    let entry = crate::ledger::Record {
+        time: crate::ledger::now(),
+        account: account.name.clone(),
+        environment: account.environment().to_string(),
+        operation,
+        outcome,
+        smoke_tests_passed,
+        version: version.version.clone(),
+        environment_version: version.environment_version(),
+        commit: version.commit.clone(),
+        digest: digest.to_string(),
+        who: crate::ledger::who(),
+        slot: (account.slot != crate::config::Slot::Blue).then_some(account.slot),
+        created_at: account.is_ephemeral().then(|| {
+            account.created_at.clone().unwrap_or_else(|| crate::ephemeral::format_time(crate::ephemeral::run_started()))
+        }),
+    };
+    // A ledger that cannot be written must not hide that the deployment happened.
+    store
+        .append(&entry)
+        .err()
+        .map(|e| format!("cannot record the {operation} of `{}` in the ledger: {e}", account.name))
 }

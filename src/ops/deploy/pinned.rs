@@ -1,0 +1,282 @@
+//! `stamp apply` and `destroy` of the working tree's accounts, in three passes over them, so a
+//! fleet's accounts, trees and locks are never all held at once:
+//!
+//! 1. every selected account is checked (nothing is planned when one has errors, is in the
+//!    middle of a migration, or is protected and not confirmed for `destroy`);
+//! 2. each is planned as its tree comes (`--jobs` at once) under its lock, which is let go
+//!    once the plan is made: what is kept is the plan's summary and what pins it (the digest
+//!    of the tree and of the Terraform plan file);
+//! 3. after protection, policies and approval, each planned account is rendered again and, under
+//!    its lock, applied from that same plan file, or refused when anything moved since: its
+//!    files render differently, another run planned it (the plan file is not the one approved)
+//!    or a migration started; Terraform itself refuses the plan when the state changed (a
+//!    stale plan). Each outcome goes to the ledger as it is known.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::{
+    AccountResult, ApplyOptions, Approver, DeployError, DeployReport, PlanContext, Stage, deploy_one, destroy_one,
+    locate, plan_one, policy_refusal, protection, record_one,
+};
+use crate::config::Account;
+use crate::ledger::Operation;
+use crate::ops::Workspace;
+use crate::ops::check::{Selection, VersionSpec, validate_and_render, with_jobs};
+use crate::ops::plan_report::{AccountPlan, PlanOutcome, PlanReport};
+use crate::pipeline::AccountRun;
+use crate::pipeline::account::{Dirs, Progress};
+use crate::render::Tree;
+use crate::terraform::plan::PlanSummary;
+use crate::terraform::process::interrupted;
+
+/// What planning one account leaves for applying it once its run (and lock) is let go.
+struct Pin {
+    tree_digest: String,
+    /// The sha256 of the Terraform plan file the plan was read from: the account is applied
+    /// only while its plan file is still that one, never a plan another run made meanwhile.
+    plan_file: String,
+}
+
+/// What the checking pass learnt of the selected accounts.
+#[derive(Default)]
+struct Facts {
+    protected: Vec<String>,
+    /// Accounts in the middle of a migration (or with a damaged history), with the problem.
+    held: Vec<(String, String)>,
+}
+
+/// `apply` (`Stage::Deploy`) or `destroy` (`Stage::Destroy`) of the named accounts, or of
+/// every account with `--all`, rendered from the working tree.
+pub(super) fn apply_or_destroy(
+    workspace: &Workspace,
+    options: &ApplyOptions,
+    stage: Stage,
+    approver: &dyn Approver,
+    progress: &dyn Progress,
+) -> Result<DeployReport, DeployError> {
+    let deploy = &options.deploy;
+    if deploy.accounts.is_empty() && !deploy.all {
+        return Err(DeployError::Usage("name the accounts, or pass `--all`"));
+    }
+    let named = if deploy.all { Vec::new() } else { deploy.accounts.clone() };
+    let selection = Selection::of(&named);
+    let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
+    let store = workspace.store.as_ref();
+
+    // 1. Check.
+    let facts = Mutex::new(Facts::default());
+    let learn = |account: &Account, _: &Path, _: Tree| {
+        let held = crate::ops::history_problem(store, account);
+        let mut facts = facts.lock().expect("facts lock");
+        if account.is_protected() {
+            facts.protected.push(account.name.clone());
+        }
+        if let Some(problem) = held {
+            facts.held.push((account.name.clone(), problem));
+        }
+        Ok(None)
+    };
+    let release = VersionSpec::Release(deploy.version.as_deref());
+    let checked = validate_and_render(workspace, selection, release, &work_dir, &learn, None)?;
+    if checked.has_errors() {
+        return Err(DeployError::Invalid(checked.report()));
+    }
+    let terraform = locate(deploy.terraform.as_deref())?;
+    let Facts { mut protected, mut held } = facts.into_inner().expect("facts lock");
+    held.sort();
+    if let Some((_, problem)) = held.into_iter().next() {
+        return Err(DeployError::UnderMigration(problem));
+    }
+    let mut warnings = crate::ops::warning_lines(&checked.diagnostics);
+    let operation = if stage == Stage::Destroy { "destroy" } else { "plan" };
+    let plan_report =
+        |accounts: Vec<AccountPlan>| PlanReport { operation: operation.into(), accounts, warnings: Vec::new() };
+    protected.sort();
+    let confirmed = |name: &&String| options.confirm.as_deref() == Some(name.as_str());
+    if stage == Stage::Destroy
+        && let Some(name) = protected.iter().find(|name| !confirmed(name))
+    {
+        let refusal =
+            format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
+        return Ok(DeployReport::refused(plan_report(Vec::new()), refusal));
+    }
+
+    // 2. Plan.
+    let context = PlanContext {
+        project: &workspace.project,
+        terraform: &terraform,
+        store,
+        by_migration: false,
+        version: checked.version.environment_version(),
+        stage,
+        progress,
+    };
+    progress.start(checked.checked);
+    let planned = Mutex::new(Vec::new());
+    let plan = |account: &Account, _: &Path, tree: Tree| {
+        let one = pin(plan_one(&context, account, &tree));
+        planned.lock().expect("plans lock").push(one);
+        Ok(None)
+    };
+    let exact = || VersionSpec::Exact(checked.version.clone());
+    let ran = with_jobs(deploy.jobs, || validate_and_render(workspace, selection, exact(), &work_dir, &plan, None))?;
+    // An account file changed since the first pass: nothing was changed yet.
+    if ran.has_errors() {
+        return Err(DeployError::Invalid(ran.report()));
+    }
+    let mut planned = planned.into_inner().expect("plans lock");
+    planned.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    let (plans, pins): (Vec<AccountPlan>, Vec<Option<Pin>>) = planned.into_iter().unzip();
+    let report = plan_report(plans);
+
+    // Protection, policies and approval, from the plans.
+    let refusal = match stage {
+        Stage::Destroy => None,
+        _ => protection(&report, options.confirm.as_deref(), false).or_else(|| policy_refusal(&report)),
+    };
+    if let Some(refusal) = refusal {
+        return Ok(DeployReport::refused(report, refusal));
+    }
+    let anything = report.accounts.iter().any(
+        |a| matches!(&a.outcome, PlanOutcome::Planned { summary } if stage != Stage::Destroy || summary.has_changes()),
+    );
+    if anything && let Err(refusal) = approver.approve(&report) {
+        return Ok(DeployReport::refused(report, refusal));
+    }
+
+    // 3. Apply what was approved.
+    let approved: BTreeMap<&str, (&PlanSummary, &Pin)> = report
+        .accounts
+        .iter()
+        .zip(&pins)
+        .filter_map(|(plan, pin)| match (&plan.outcome, pin) {
+            (PlanOutcome::Planned { summary }, Some(pin)) => Some((plan.account.as_str(), (summary, pin))),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<String> = approved.keys().map(|name| (*name).to_string()).collect();
+    let done = Mutex::new(Vec::new());
+    let mut problems = Vec::new();
+    if !names.is_empty() {
+        let version = &checked.version;
+        let environment_version = version.environment_version();
+        let act = |account: &Account, _: &Path, tree: Tree| {
+            let Some(&(summary, pin)) = approved.get(account.name.as_str()) else { return Ok(None) };
+            let (result, retries) = apply_pinned(&context, account, &tree, pin, summary, &|run, summary| match stage {
+                Stage::Destroy => destroy_one(run, summary),
+                _ => deploy_one(run, summary, &environment_version, options),
+            });
+            let ledger = if stage == Stage::Destroy { Operation::Destroy } else { Operation::Apply };
+            let warning = record_one(store, version, ledger, account, &result, &pin.tree_digest);
+            done.lock().expect("results lock").push((result, retries, warning));
+            Ok(None)
+        };
+        let selected = Selection::of(&names);
+        // Accounts that no longer check cleanly (a file changed since the first pass) are not
+        // handed on: they get no result from the pass, and are refused below with its errors.
+        let again = with_jobs(deploy.jobs, || validate_and_render(workspace, selected, exact(), &work_dir, &act, None));
+        problems = match again {
+            Ok(checked) => checked.diagnostics,
+            Err(report) => report.diagnostics,
+        };
+    }
+    let mut done = done.into_inner().expect("results lock");
+    let mut report = report;
+    let mut results = Vec::new();
+    let reached: Vec<String> = done.iter().map(|(result, ..)| result.account.clone()).collect();
+    for name in names.iter().filter(|name| !reached.contains(name)) {
+        // Its own errors (in its file), and those of no file.
+        let file = workspace.project.catalog.iter().find(|e| e.name() == name).map(|e| e.display.as_str());
+        let own: Vec<_> = problems
+            .iter()
+            .filter(|d| d.location.as_ref().is_none_or(|l| Some(l.file.as_str()) == file))
+            .cloned()
+            .collect();
+        let errors = crate::ops::diagnostic_lines(&own, crate::diagnostics::Severity::Error);
+        let mut result = AccountResult::new(name);
+        result.error = Some(format!(
+            "account `{name}` no longer checks cleanly (something changed since it was planned): nothing was changed; {}",
+            if errors.is_empty() { format!("see `stamp check {name}`") } else { errors.join("; ") }
+        ));
+        done.push((result, BTreeMap::new(), None));
+    }
+    done.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    for (result, retries, warning) in done {
+        if let Some(plan) = report.accounts.iter_mut().find(|p| p.account == result.account) {
+            for (category, count) in retries {
+                *plan.retries.entry(category).or_default() += count;
+            }
+        }
+        warnings.extend(warning);
+        results.push(result);
+    }
+    Ok(DeployReport { plan: report, refused: None, results, warnings })
+}
+
+/// An account's plan, and what pins it when it was made cleanly; its run (and lock) ends here.
+fn pin(planned: super::Planned<'_>) -> (AccountPlan, Option<Pin>) {
+    let super::Planned { run, mut plan, tree_digest } = planned;
+    let pin = match (&plan.outcome, &run) {
+        (PlanOutcome::Planned { .. }, Some(run)) => match run.plan_file_digest() {
+            Ok(plan_file) => Some(Pin { tree_digest, plan_file }),
+            Err(e) => {
+                plan.outcome = super::failed(&e);
+                None
+            }
+        },
+        _ => None,
+    };
+    (plan, pin)
+}
+
+/// Applies (or destroys) one account from the plan file it was planned into, under its lock
+/// again, when nothing moved since; the retries its run made.
+fn apply_pinned(
+    context: &PlanContext<'_>,
+    account: &Account,
+    tree: &Tree,
+    pin: &Pin,
+    summary: &PlanSummary,
+    act: &(dyn Fn(&mut AccountRun<'_>, &PlanSummary) -> AccountResult + Sync),
+) -> (AccountResult, BTreeMap<String, u32>) {
+    let refused = |error: String| {
+        let mut result = AccountResult::new(&account.name);
+        result.error = Some(error);
+        (result, BTreeMap::new())
+    };
+    let again = "nothing was changed; plan it again";
+    if interrupted() {
+        return refused("interrupted: nothing was changed".into());
+    }
+    if tree.digest() != pin.tree_digest {
+        return refused(format!(
+            "account `{}` renders differently than when it was planned (its files changed meanwhile): {again}",
+            account.name
+        ));
+    }
+    let mut run =
+        match AccountRun::start(context.project, account, context.terraform, context.progress, Some(context.store)) {
+            Ok(run) => run,
+            Err(e) => return refused(e.explain()),
+        };
+    if let Some(problem) = crate::ops::moved_on(context.store, account) {
+        return refused(problem);
+    }
+    match run.plan_file_digest() {
+        Ok(digest) if digest == pin.plan_file => {}
+        Ok(_) => {
+            return refused(format!(
+                "account `{}` was planned again by another run since this one planned it: {again}",
+                account.name
+            ));
+        }
+        Err(e) => return refused(e.explain()),
+    }
+    if let Err(e) = run.restore_tree(tree) {
+        return refused(e.explain());
+    }
+    let result = act(&mut run, summary);
+    (result, std::mem::take(&mut run.retries))
+}
