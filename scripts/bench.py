@@ -183,6 +183,10 @@ def cache_benchmarks(stamp: str, project: Path, n: int) -> None:
                             ("drift ONE (up to Terraform, a stand-in)", ["drift", one, *stand_in], (0,)),
                             ("clone ONE OTHER (up to the ledger)", ["clone", one, other, *stand_in], (1,)),
                             ("reap --dry-run", ["reap", "--dry-run"], (0,)),
+                            # Every account's run fails at its first Terraform call: nothing is
+                            # approved or applied, but every account is checked and planned.
+                            ("apply --all (up to Terraform, a stand-in)",
+                             ["apply", "--all", "-j", "8", "--auto-approve", *stand_in], (1,)),
                             (f"build --all ({n:,} artifacts)", ["build", "--all", "--out", str(project.parent / "dist")],
                              (0,))]:
         row(label, args, ok=ok)

@@ -543,19 +543,42 @@ fn apply_all_applies_only_what_is_still_as_planned() {
     let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0", "-j", "1"]).run().failure(1);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains("local-staging: applied"), "{text}");
-    assert!(text.contains("account `local-qa` was planned again by another run since this one planned it"), "{text}");
+    assert!(text.contains("account `local-qa`: another run used its work folder since this one planned it"), "{text}");
     assert!(text.contains("account `local-prod` no longer checks cleanly"), "{text}");
     assert!(text.contains("fixtures/accounts/local-prod.yaml` changed while Stamp was reading it"), "{text}");
     assert!(project.env_dir("local-staging").is_dir(), "local-staging was not applied");
     for refused in ["local-prod", "local-qa"] {
         assert!(!project.env_dir(refused).exists(), "{refused} was applied from a plan that moved");
     }
+    // local-staging was applied from the plan file of its planning run: the run that applied
+    // it neither planned nor initialised again.
+    let log = project.read(".stamp/logs/local-staging.log");
+    let last_run = &log[log.rfind("# ---- stamp").unwrap()..];
+    assert!(last_run.contains(" apply ") && !last_run.contains(" plan ") && !last_run.contains(" init "), "{last_run}");
     let history = project.tf(["history", "local-staging"]).run().success();
     assert!(history.stdout.contains("apply"), "{}", history.stdout);
+    // Refused accounts were never tried, and nothing was recorded for them.
+    let history = project.tf(["history", "local-qa"]).run().failure(1);
+    assert!(history.stderr.contains("no records of `local-qa`"), "{}", history.stderr);
+
+    // A blueprint changed while the plans waited: every account renders differently.
+    let text = project.read("fixtures/accounts/local-staging.yaml");
+    let without_hook = &text[..text.find("hooks:").unwrap()];
+    project.write(
+        "fixtures/accounts/local-staging.yaml",
+        &format!(
+            "{without_hook}hooks:\n  pre_deploy:\n    - name: meanwhile\n      run: cd {root} && echo '# changed' >> blueprints/local-platform/main.tf.j2\n"
+        ),
+    );
+    let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
+    for account in ["local-prod", "local-qa", "local-staging"] {
+        let refusal = format!("account `{account}` renders differently than when it was planned");
+        assert!(out.stdout.contains(&refusal), "{account}: {}", out.stdout);
+    }
+    assert!(!project.env_dir("local-qa").exists(), "local-qa was applied from a plan that moved");
 
     // Without the hook, everything is as planned.
-    let text = project.read("fixtures/accounts/local-staging.yaml");
-    project.write("fixtures/accounts/local-staging.yaml", &text[..text.find("hooks:").unwrap()]);
+    project.write("fixtures/accounts/local-staging.yaml", without_hook);
     project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0"]).run().success();
     for account in ["local-prod", "local-qa", "local-staging"] {
         assert!(project.env_dir(account).is_dir(), "{account} was not applied");

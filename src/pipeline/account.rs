@@ -25,6 +25,10 @@ const LOCK_TIMEOUT: &str = "-lock-timeout=60s";
 /// The plan as JSON for plan policies, in the account's data folder while they run.
 const PLAN_JSON: &str = "stamp-plan.json";
 
+/// What a run that planned the account leaves in its work folder for the run that applies the
+/// plan after approval (see [`AccountRun::leave_token`]).
+const TOKEN: &str = ".stamp-planned";
+
 /// Where an account's runs keep their files, under `.stamp/` in the project.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -189,18 +193,32 @@ impl<'a> AccountRun<'a> {
         self.init()
     }
 
-    /// Writes the account's rendered tree again for the plan an earlier run of this account
-    /// made (and initialised the data folder for), with the dependency lock file that run's
-    /// `init` kept: Terraform checks a saved plan against both when it applies it.
-    pub fn restore_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
-        self.write_tree(tree)?;
-        self.restore_lock_file(&Requirements::of(&self.dirs.work)).map(|_| ())
-    }
-
     /// The sha256 of the account's Terraform plan file: which plan it is.
     pub fn plan_file_digest(&self) -> Result<String, RunError> {
         let bytes = fs_err::read(&self.dirs.plan_file).map_err(RunError::io("cannot read the plan file"))?;
         Ok(crate::artifact::sha256_hex(&bytes))
+    }
+
+    /// Leaves `token` in the work folder, for [`AccountRun::take_token`] of a later run: every
+    /// run that writes the work folder replaces it whole, token and all, so finding the token
+    /// again says no run used the folder (its tree, what its hooks left, its lock file and
+    /// `init`) in between.
+    pub fn leave_token(&self, token: &str) -> Result<(), RunError> {
+        fs_err::write(self.dirs.work.join(TOKEN), token).map_err(RunError::io("cannot write to the work folder"))
+    }
+
+    /// Whether the work folder still holds `token` (which is removed).
+    pub fn take_token(&self, token: &str) -> Result<bool, RunError> {
+        let path = self.dirs.work.join(TOKEN);
+        match fs_err::read_to_string(&path) {
+            Ok(found) if found == token => {
+                fs_err::remove_file(&path).map_err(RunError::io("cannot write to the work folder"))?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(RunError::io("cannot read the work folder")(e)),
+        }
     }
 
     /// Writes the account's rendered tree into its work folder (where its hooks run).

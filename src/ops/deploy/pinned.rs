@@ -34,9 +34,23 @@ use crate::terraform::process::interrupted;
 /// What planning one account leaves for applying it once its run (and lock) is let go.
 struct Pin {
     tree_digest: String,
+    /// Left in the work folder: the account is applied only while the folder is the one this
+    /// run planned in (its tree, what pre-deploy hooks left there, its `init`), untouched by
+    /// any other run since.
+    token: String,
     /// The sha256 of the Terraform plan file the plan was read from: the account is applied
     /// only while its plan file is still that one, never a plan another run made meanwhile.
     plan_file: String,
+    state: PlannedState,
+}
+
+/// The state a plan was made against: another machine's apply meanwhile makes the plan stale,
+/// which Terraform does not notice in every version when there was no state yet.
+enum PlannedState {
+    /// The plan changes nothing: nothing of it is applied.
+    Unused,
+    /// The state's `[lineage, serial]` (`None`: no state yet).
+    At(Option<(String, u64)>),
 }
 
 /// What the checking pass learnt of the selected accounts.
@@ -121,15 +135,24 @@ pub(super) fn apply_or_destroy(
         Ok(None)
     };
     let exact = || VersionSpec::Exact(checked.version.clone());
-    let ran = with_jobs(deploy.jobs, || validate_and_render(workspace, selection, exact(), &work_dir, &plan, None))?;
-    // An account file changed since the first pass: nothing was changed yet.
-    if ran.has_errors() {
-        return Err(DeployError::Invalid(ran.report()));
-    }
+    let ran = with_jobs(deploy.jobs, || validate_and_render(workspace, selection, exact(), &work_dir, &plan, None));
     let mut planned = planned.into_inner().expect("plans lock");
     planned.sort_by(|a, b| a.0.account.cmp(&b.0.account));
     let (plans, pins): (Vec<AccountPlan>, Vec<Option<Pin>>) = planned.into_iter().unzip();
     let report = plan_report(plans);
+    // A file changed since the first pass: the plans made (and hooks run) are shown, and
+    // nothing is applied.
+    let changed = match ran {
+        Ok(ran) if ran.has_errors() => Some(ran.diagnostics),
+        Ok(_) => None,
+        Err(report) => Some(report.diagnostics),
+    };
+    if let Some(problems) = changed {
+        let errors = crate::ops::diagnostic_lines(&problems, crate::diagnostics::Severity::Error);
+        let refusal =
+            format!("something changed while the accounts were planned: {}; nothing was applied", errors.join("; "));
+        return Ok(DeployReport::refused(report, refusal));
+    }
 
     // Protection, policies and approval, from the plans.
     let refusal = match stage {
@@ -160,17 +183,20 @@ pub(super) fn apply_or_destroy(
     let done = Mutex::new(Vec::new());
     let mut problems = Vec::new();
     if !names.is_empty() {
-        let version = &checked.version;
-        let environment_version = version.environment_version();
-        let act = |account: &Account, _: &Path, tree: Tree| {
-            let Some(&(summary, pin)) = approved.get(account.name.as_str()) else { return Ok(None) };
-            let (result, retries) = apply_pinned(&context, account, &tree, pin, summary, &|run, summary| match stage {
+        let environment_version = checked.version.environment_version();
+        let applying = Applying {
+            context: &context,
+            version: &checked.version,
+            operation: if stage == Stage::Destroy { Operation::Destroy } else { Operation::Apply },
+            act: &|run, summary| match stage {
                 Stage::Destroy => destroy_one(run, summary),
                 _ => deploy_one(run, summary, &environment_version, options),
-            });
-            let ledger = if stage == Stage::Destroy { Operation::Destroy } else { Operation::Apply };
-            let warning = record_one(store, version, ledger, account, &result, &pin.tree_digest);
-            done.lock().expect("results lock").push((result, retries, warning));
+            },
+        };
+        let act = |account: &Account, _: &Path, tree: Tree| {
+            let Some(&(summary, pin)) = approved.get(account.name.as_str()) else { return Ok(None) };
+            let applied = applying.one(account, &tree, pin, summary);
+            done.lock().expect("results lock").push(applied);
             Ok(None)
         };
         let selected = Selection::of(&names);
@@ -185,8 +211,8 @@ pub(super) fn apply_or_destroy(
     let mut done = done.into_inner().expect("results lock");
     let mut report = report;
     let mut results = Vec::new();
-    let reached: Vec<String> = done.iter().map(|(result, ..)| result.account.clone()).collect();
-    for name in names.iter().filter(|name| !reached.contains(name)) {
+    let reached: std::collections::BTreeSet<String> = done.iter().map(|(result, ..)| result.account.clone()).collect();
+    for name in names.iter().filter(|name| !reached.contains(*name)) {
         // Its own errors (in its file), and those of no file.
         let file = workspace.project.catalog.iter().find(|e| e.name() == name).map(|e| e.display.as_str());
         let own: Vec<_> = problems
@@ -204,9 +230,9 @@ pub(super) fn apply_or_destroy(
     }
     done.sort_by(|a, b| a.0.account.cmp(&b.0.account));
     for (result, retries, warning) in done {
-        if let Some(plan) = report.accounts.iter_mut().find(|p| p.account == result.account) {
+        if let Ok(at) = report.accounts.binary_search_by(|p| p.account.cmp(&result.account)) {
             for (category, count) in retries {
-                *plan.retries.entry(category).or_default() += count;
+                *report.accounts[at].retries.entry(category).or_default() += count;
             }
         }
         warnings.extend(warning);
@@ -218,65 +244,108 @@ pub(super) fn apply_or_destroy(
 /// An account's plan, and what pins it when it was made cleanly; its run (and lock) ends here.
 fn pin(planned: super::Planned<'_>) -> (AccountPlan, Option<Pin>) {
     let super::Planned { run, mut plan, tree_digest } = planned;
-    let pin = match (&plan.outcome, &run) {
-        (PlanOutcome::Planned { .. }, Some(run)) => match run.plan_file_digest() {
-            Ok(plan_file) => Some(Pin { tree_digest, plan_file }),
-            Err(e) => {
-                plan.outcome = super::failed(&e);
-                None
-            }
-        },
-        _ => None,
-    };
-    (plan, pin)
+    let (PlanOutcome::Planned { summary }, Some(mut run)) = (&plan.outcome, run) else { return (plan, None) };
+    let token = token(&run.account.name);
+    let pinned = run.leave_token(&token).and_then(|()| {
+        let plan_file = run.plan_file_digest()?;
+        let state = if summary.has_changes() { PlannedState::At(run.state_version()?) } else { PlannedState::Unused };
+        Ok(Pin { tree_digest, token, plan_file, state })
+    });
+    match pinned {
+        Ok(pin) => (plan, Some(pin)),
+        Err(e) => {
+            plan.outcome = super::failed(&e);
+            (plan, None)
+        }
+    }
 }
 
-/// Applies (or destroys) one account from the plan file it was planned into, under its lock
-/// again, when nothing moved since; the retries its run made.
-fn apply_pinned(
-    context: &PlanContext<'_>,
-    account: &Account,
-    tree: &Tree,
-    pin: &Pin,
-    summary: &PlanSummary,
-    act: &(dyn Fn(&mut AccountRun<'_>, &PlanSummary) -> AccountResult + Sync),
-) -> (AccountResult, BTreeMap<String, u32>) {
-    let refused = |error: String| {
-        let mut result = AccountResult::new(&account.name);
-        result.error = Some(error);
-        (result, BTreeMap::new())
-    };
-    let again = "nothing was changed; plan it again";
-    if interrupted() {
-        return refused("interrupted: nothing was changed".into());
-    }
-    if tree.digest() != pin.tree_digest {
-        return refused(format!(
-            "account `{}` renders differently than when it was planned (its files changed meanwhile): {again}",
-            account.name
-        ));
-    }
-    let mut run =
-        match AccountRun::start(context.project, account, context.terraform, context.progress, Some(context.store)) {
+/// A value no other run leaves: this process, the time and a count.
+fn token(account: &str) -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!(
+        "planned by stamp pid {} at {}.{:09} ({count}) for {account}\n",
+        std::process::id(),
+        since.as_secs(),
+        since.subsec_nanos()
+    )
+}
+
+/// What applying every approved account shares.
+struct Applying<'a> {
+    context: &'a PlanContext<'a>,
+    version: &'a crate::version::BuildVersion,
+    operation: Operation,
+    act: &'a (dyn Fn(&mut AccountRun<'_>, &PlanSummary) -> AccountResult + Sync),
+}
+
+impl Applying<'_> {
+    /// Applies (or destroys) one account from the plan file it was planned into, under its
+    /// lock again, when nothing moved since: its result, the retries its run made, and a
+    /// warning when its ledger record could not be written. Refused accounts (nothing was
+    /// tried) are not recorded.
+    fn one(
+        &self,
+        account: &Account,
+        tree: &Tree,
+        pin: &Pin,
+        summary: &PlanSummary,
+    ) -> (AccountResult, BTreeMap<String, u32>, Option<String>) {
+        let context = self.context;
+        let refused = |error: String| {
+            let mut result = AccountResult::new(&account.name);
+            result.error = Some(error);
+            (result, BTreeMap::new(), None)
+        };
+        let again = "nothing was changed; plan it again";
+        let name = &account.name;
+        if interrupted() {
+            return refused("interrupted: nothing was changed".into());
+        }
+        if tree.digest() != pin.tree_digest {
+            return refused(format!(
+                "account `{name}` renders differently than when it was planned (a file changed meanwhile): {again}"
+            ));
+        }
+        let started =
+            AccountRun::start(context.project, account, context.terraform, context.progress, Some(context.store));
+        let mut run = match started {
             Ok(run) => run,
             Err(e) => return refused(e.explain()),
         };
-    if let Some(problem) = crate::ops::moved_on(context.store, account) {
-        return refused(problem);
-    }
-    match run.plan_file_digest() {
-        Ok(digest) if digest == pin.plan_file => {}
-        Ok(_) => {
-            return refused(format!(
-                "account `{}` was planned again by another run since this one planned it: {again}",
-                account.name
-            ));
+        if let Some(problem) = crate::ops::moved_on(context.store, account) {
+            return refused(problem);
         }
-        Err(e) => return refused(e.explain()),
+        let moved = || -> Result<Option<&str>, crate::pipeline::RunError> {
+            if !run.take_token(&pin.token)? {
+                return Ok(Some("another run used its work folder since this one planned it"));
+            }
+            if run.plan_file_digest()? != pin.plan_file {
+                return Ok(Some("another run planned it again since this one did"));
+            }
+            Ok(None)
+        };
+        match moved() {
+            Ok(None) => {}
+            Ok(Some(what)) => return refused(format!("account `{name}`: {what}: {again}")),
+            Err(e) => return refused(e.explain()),
+        }
+        if let PlannedState::At(state) = &pin.state {
+            match run.state_version() {
+                Ok(now) if now == *state => {}
+                Ok(_) => {
+                    return refused(format!("the state of account `{name}` changed since it was planned: {again}"));
+                }
+                Err(e) => return refused(e.explain()),
+            }
+        }
+        let result = (self.act)(&mut run, summary);
+        // Recorded while the account is still held, so no run that reads the ledger (which slot
+        // is live, when an ephemeral account was made) starts before it.
+        let warning = record_one(context.store, self.version, self.operation, account, &result, &pin.tree_digest);
+        let retries = std::mem::take(&mut run.retries);
+        (result, retries, warning)
     }
-    if let Err(e) = run.restore_tree(tree) {
-        return refused(e.explain());
-    }
-    let result = act(&mut run, summary);
-    (result, std::mem::take(&mut run.retries))
 }
