@@ -521,34 +521,65 @@ fn a_new_plan_that_goes_beyond_the_approved_one_stops() {
 }
 
 /// `apply --all` and `destroy --all` plan every account, let each lock go once its plan is
-/// made, and apply each from that very plan file after approval: an account another run
-/// planned meanwhile, or whose files changed, is refused, and the others are applied. The
-/// interleaving comes from a pre-deploy hook of the last account, which runs after the
-/// others were planned (one account at a time, by name).
+/// made, and apply each from that very plan, in that very work folder, after approval: an
+/// account whose files changed, that another run held meanwhile, whose plan file was replaced
+/// or whose state moved on is refused, and the others are applied. The interleaving comes from
+/// a pre-deploy hook of the last account, which runs after the others were planned (one
+/// account at a time, by name).
 #[test]
 fn apply_all_applies_only_what_is_still_as_planned() {
     let project = Project::local();
     for other in ["data-dev", "data-prod", "demo", "loadtest", "production", "qa", "staging"] {
         fs_err::remove_file(project.path().join(format!("fixtures/accounts/{other}.yaml"))).unwrap();
     }
+    project.add_local_copy("local-a", 43, "dev");
+    project.add_local_copy("local-b", 44, "dev");
+    let every = ["local-a", "local-b", "local-prod", "local-qa", "local-staging"];
+    let root = project.path().display().to_string();
+    let hook = |account: &str, script: &str| {
+        let path = format!("fixtures/accounts/{account}.yaml");
+        let text = project.read(&path);
+        let text = text.find("hooks:").map_or(text.as_str(), |at| &text[..at]).to_string();
+        if !script.is_empty() {
+            write_executable(&project.path().join("meanwhile.sh"), &format!("#!/bin/sh\nset -e\ncd {root}\n{script}"));
+        }
+        let hooks = if script.is_empty() {
+            String::new()
+        } else {
+            format!("hooks:\n  pre_deploy:\n    - {{ name: meanwhile, run: {root}/meanwhile.sh }}\n")
+        };
+        project.write(&path, &format!("{text}{hooks}"));
+    };
     let stamp = env!("CARGO_BIN_EXE_stamp");
-    let root = project.path().display();
-    append(
-        &project,
+    let state = r#"{"version":4,"terraform_version":"1.15.5","serial":7,"lineage":"3f1b2c4d-0000-4000-8000-000000000007","outputs":{},"resources":[],"check_results":null}"#;
+    hook(
         "local-staging",
         &format!(
-            "hooks:\n  pre_deploy:\n    - name: meanwhile\n      run: >-\n        cd {root} && sed -i 's/replicas: 3/replicas: 2/' fixtures/accounts/local-prod.yaml &&\n        {{ {stamp} --quiet plan local-qa --version 2.0.0 >/dev/null; test $? -eq 2; }}\n"
+            "sed -i 's/replicas: 3/replicas: 2/' fixtures/accounts/local-prod.yaml\n\
+             {stamp} --quiet output local-qa >/dev/null 2>&1 || true\n\
+             cp .stamp/data/local-prod/stamp.tfplan .stamp/data/local-a/stamp.tfplan\n\
+             mkdir -p .stamp/state/local-b\n\
+             printf '%s' '{state}' > .stamp/state/local-b/terraform.tfstate\n"
         ),
     );
     let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0", "-j", "1"]).run().failure(1);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains("local-staging: applied"), "{text}");
-    assert!(text.contains("account `local-qa`: another run used its work folder since this one planned it"), "{text}");
-    assert!(text.contains("account `local-prod` no longer checks cleanly"), "{text}");
-    assert!(text.contains("fixtures/accounts/local-prod.yaml` changed while Stamp was reading it"), "{text}");
+    for refusal in [
+        "account `local-a`: its plan file is not the one planned",
+        "the state of account `local-b` changed since it was planned",
+        "account `local-prod` no longer checks cleanly",
+        "fixtures/accounts/local-prod.yaml` changed while Stamp was reading it",
+        "account `local-qa`: another run held it since this one planned it",
+    ] {
+        assert!(text.contains(refusal), "{refusal}:\n{text}");
+    }
     assert!(project.env_dir("local-staging").is_dir(), "local-staging was not applied");
-    for refused in ["local-prod", "local-qa"] {
+    for refused in ["local-a", "local-b", "local-prod", "local-qa"] {
         assert!(!project.env_dir(refused).exists(), "{refused} was applied from a plan that moved");
+        // Refused accounts were never tried, and nothing was recorded for them.
+        let history = project.tf(["history", refused]).run().failure(1);
+        assert!(history.stderr.contains(&format!("no records of `{refused}`")), "{}", history.stderr);
     }
     // local-staging was applied from the plan file of its planning run: the run that applied
     // it neither planned nor initialised again.
@@ -557,30 +588,31 @@ fn apply_all_applies_only_what_is_still_as_planned() {
     assert!(last_run.contains(" apply ") && !last_run.contains(" plan ") && !last_run.contains(" init "), "{last_run}");
     let history = project.tf(["history", "local-staging"]).run().success();
     assert!(history.stdout.contains("apply"), "{}", history.stdout);
-    // Refused accounts were never tried, and nothing was recorded for them.
-    let history = project.tf(["history", "local-qa"]).run().failure(1);
-    assert!(history.stderr.contains("no records of `local-qa`"), "{}", history.stderr);
+    fs_err::remove_file(project.path().join(".stamp/state/local-b/terraform.tfstate")).unwrap();
 
     // A blueprint changed while the plans waited: every account renders differently.
-    let text = project.read("fixtures/accounts/local-staging.yaml");
-    let without_hook = &text[..text.find("hooks:").unwrap()];
-    project.write(
-        "fixtures/accounts/local-staging.yaml",
-        &format!(
-            "{without_hook}hooks:\n  pre_deploy:\n    - name: meanwhile\n      run: cd {root} && echo '# changed' >> blueprints/local-platform/main.tf.j2\n"
-        ),
-    );
+    hook("local-staging", "echo '# changed' >> blueprints/local-platform/main.tf.j2\n");
     let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
-    for account in ["local-prod", "local-qa", "local-staging"] {
+    for account in every {
         let refusal = format!("account `{account}` renders differently than when it was planned");
         assert!(out.stdout.contains(&refusal), "{account}: {}", out.stdout);
     }
     assert!(!project.env_dir("local-qa").exists(), "local-qa was applied from a plan that moved");
 
+    // An account file changed before its account was planned: the plans made are shown, and
+    // nothing is applied.
+    hook("local-staging", "");
+    hook("local-a", "echo '# changed' >> fixtures/accounts/local-qa.yaml\n");
+    let out = project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0", "-j", "1"]).run().failure(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("something changed while the accounts were planned"), "{text}");
+    assert!(text.contains("local-a (dev, archetype local-platform): 5 to add"), "{text}");
+    assert!(!project.env_dir("local-a").exists(), "local-a was applied although the run was refused");
+
     // Without the hook, everything is as planned.
-    project.write("fixtures/accounts/local-staging.yaml", without_hook);
+    hook("local-a", "");
     project.tf(["apply", "--all", "--auto-approve", "--version", "1.0.0"]).run().success();
-    for account in ["local-prod", "local-qa", "local-staging"] {
+    for account in every {
         assert!(project.env_dir(account).is_dir(), "{account} was not applied");
     }
     let refused = project.tf(["destroy", "--all", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
@@ -590,7 +622,7 @@ fn apply_all_applies_only_what_is_still_as_planned() {
         .tf(["destroy", "--all", "--auto-approve", "--version", "1.0.0", "--confirm", "local-prod"])
         .run()
         .success();
-    for account in ["local-prod", "local-qa", "local-staging"] {
+    for account in every {
         assert!(destroyed.stdout.contains(&format!("{account}: destroyed")), "{}", destroyed.stdout);
         assert!(!project.env_dir(account).exists(), "{account} was not destroyed");
     }

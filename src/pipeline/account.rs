@@ -29,6 +29,19 @@ const PLAN_JSON: &str = "stamp-plan.json";
 /// plan after approval (see [`AccountRun::leave_token`]).
 const TOKEN: &str = ".stamp-planned";
 
+/// Takes away the token a run left in the work folder `work` (see [`AccountRun::leave_token`]).
+fn take_token(work: &Path) -> Result<Option<String>, RunError> {
+    let path = work.join(TOKEN);
+    match fs_err::read(&path) {
+        Ok(token) => {
+            fs_err::remove_file(&path).map_err(RunError::io("cannot remove the token of an earlier run"))?;
+            Ok(Some(String::from_utf8_lossy(&token).into_owned()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RunError::io("cannot read the token of an earlier run")(e)),
+    }
+}
+
 /// Where an account's runs keep their files, under `.stamp/` in the project.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -147,6 +160,9 @@ pub struct AccountRun<'a> {
     lock: AccountLock,
     /// The account's lock in a shared store, for runs that change it.
     _shared: Option<crate::store::StoreLock>,
+    /// What the last run that held the account's lock left in its work folder for this one
+    /// ([`AccountRun::leave_token`]); every run takes it away.
+    found_token: Option<String>,
 }
 
 impl<'a> AccountRun<'a> {
@@ -171,6 +187,7 @@ impl<'a> AccountRun<'a> {
         let log = Log::open(&dirs.log).map_err(RunError::io("cannot open the log"))?;
         let retry = RetryPolicy::new(&archetype.file.retry)
             .map_err(|source| RunError::RetryPattern { archetype: archetype.name.clone(), source })?;
+        let found_token = take_token(&dirs.work)?;
         log.line(&format!("\n# ---- stamp {} run for `{}`", env!("CARGO_PKG_VERSION"), account.name));
         Ok(Self {
             project,
@@ -184,6 +201,7 @@ impl<'a> AccountRun<'a> {
             retries: BTreeMap::new(),
             lock,
             _shared: shared,
+            found_token,
         })
     }
 
@@ -199,26 +217,17 @@ impl<'a> AccountRun<'a> {
         Ok(crate::artifact::sha256_hex(&bytes))
     }
 
-    /// Leaves `token` in the work folder, for [`AccountRun::take_token`] of a later run: every
-    /// run that writes the work folder replaces it whole, token and all, so finding the token
-    /// again says no run used the folder (its tree, what its hooks left, its lock file and
-    /// `init`) in between.
+    /// Leaves `token` in the work folder for the next run that takes the account's lock, which
+    /// takes it away ([`AccountRun::found_token`]): a run that finds the token it left knows no
+    /// other run held the account in between (its work folder, plan file and Terraform data
+    /// are as it left them).
     pub fn leave_token(&self, token: &str) -> Result<(), RunError> {
         fs_err::write(self.dirs.work.join(TOKEN), token).map_err(RunError::io("cannot write to the work folder"))
     }
 
-    /// Whether the work folder still holds `token` (which is removed).
-    pub fn take_token(&self, token: &str) -> Result<bool, RunError> {
-        let path = self.dirs.work.join(TOKEN);
-        match fs_err::read_to_string(&path) {
-            Ok(found) if found == token => {
-                fs_err::remove_file(&path).map_err(RunError::io("cannot write to the work folder"))?;
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(RunError::io("cannot read the work folder")(e)),
-        }
+    /// The token the last run that held the account's lock left, if it left one.
+    pub fn found_token(&self) -> Option<&str> {
+        self.found_token.as_deref()
     }
 
     /// Writes the account's rendered tree into its work folder (where its hooks run).
@@ -420,10 +429,14 @@ impl<'a> AccountRun<'a> {
     /// `terraform state pull`: the state's lineage and serial (`None` without state).
     pub fn state_version(&mut self) -> Result<Option<(String, u64)>, RunError> {
         let finished = self.terraform(&["state", "pull"], &[0])?;
-        let state: serde_json::Value = match serde_json::from_str(&finished.stdout) {
-            Ok(state) => state,
-            Err(_) => return Ok(None),
-        };
+        if finished.stdout.trim().is_empty() && !finished.truncated {
+            return Ok(None);
+        }
+        // Output that is cut or not a state is never taken for "no state".
+        let state: serde_json::Value = serde_json::from_str(&finished.stdout)
+            .ok()
+            .filter(|_| !finished.truncated)
+            .ok_or_else(|| RunError::Refused("`terraform state pull` printed something else than a state".into()))?;
         let lineage = state.get("lineage").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let serial = state.get("serial").and_then(serde_json::Value::as_u64).unwrap_or_default();
         Ok(Some((lineage, serial)))

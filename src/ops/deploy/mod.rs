@@ -238,6 +238,9 @@ struct Planned<'a> {
     run: Option<AccountRun<'a>>,
     plan: AccountPlan,
     tree_digest: String,
+    /// The state's `[lineage, serial]` read just before a plan that changes the account was
+    /// made (`None`: no state yet, or a preview).
+    state: Option<(String, u64)>,
 }
 
 fn account_plan(
@@ -290,6 +293,7 @@ fn plan_all<'a>(
         version: session.checked.version.environment_version(),
         stage,
         progress,
+        read_state: false,
     };
     let targets = session.targets();
     progress.start(targets.len());
@@ -306,11 +310,13 @@ struct PlanContext<'a> {
     version: String,
     stage: Stage,
     progress: &'a dyn Progress,
+    /// Read each account's state version just before planning it ([`Planned::state`]).
+    read_state: bool,
 }
 
 /// Starts, prepares and plans one account.
 fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) -> Planned<'a> {
-    let PlanContext { project, terraform, store, by_migration, ref version, stage, progress } = *context;
+    let PlanContext { project, terraform, store, by_migration, ref version, stage, progress, .. } = *context;
     let start = Instant::now();
     let digest = tree.digest();
     if interrupted() {
@@ -319,6 +325,7 @@ fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) ->
             run: None,
             plan: account_plan(account, version, failed(&error), None, 0),
             tree_digest: digest,
+            state: None,
         };
     }
     // A run that changes the account holds its lock in a shared store too, and checks under it
@@ -338,18 +345,29 @@ fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) ->
                 run: None,
                 plan: account_plan(account, version, failed(&e), None, 0),
                 tree_digest: digest,
+                state: None,
             };
         }
     };
     // Pre-deploy hooks run in this run's freshly written tree, before anything is planned.
+    let mut state = None;
     let outcome = match run.write_tree(tree) {
         Err(e) => failed(&e),
         Ok(()) => match (stage == Stage::Deploy).then(|| pre_deploy(&mut run, version)).flatten() {
             Some(hook_failure) => hook_failure,
-            None => match run.init().and_then(|()| run.plan(stage == Stage::Destroy)) {
-                Ok(summary) => PlanOutcome::Planned { summary },
-                Err(e) => failed(&e),
-            },
+            None => {
+                let planned = run.init().and_then(|()| {
+                    // Read before planning: a plan is never made against a state newer than this.
+                    if context.read_state {
+                        state = run.state_version()?;
+                    }
+                    run.plan(stage == Stage::Destroy)
+                });
+                match planned {
+                    Ok(summary) => PlanOutcome::Planned { summary },
+                    Err(e) => failed(&e),
+                }
+            }
         },
     };
     // Policies check what would be applied: the tree, and the plan.
@@ -363,7 +381,7 @@ fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) ->
     progress.account_done(&account.name);
     let mut plan = account_plan(account, version, outcome, Some(&run), elapsed);
     plan.policies = policies;
-    Planned { run: Some(run), plan, tree_digest: digest }
+    Planned { run: Some(run), plan, tree_digest: digest, state }
 }
 
 /// `stamp plan --all`: every account is checked first (nothing is planned when one has
@@ -390,6 +408,7 @@ fn plan_every_account(
         version: checked.version.environment_version(),
         stage: Stage::Preview,
         progress,
+        read_state: false,
     };
     progress.start(checked.checked);
     let plans = std::sync::Mutex::new(Vec::new());
@@ -871,7 +890,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let policies = run.run_policies(&saved.environment_version);
     let mut plan = account_plan(account, &saved.environment_version, PlanOutcome::Planned { summary }, Some(&run), 0);
     plan.policies = policies;
-    Ok(Planned { run: Some(run), plan, tree_digest: digest })
+    Ok(Planned { run: Some(run), plan, tree_digest: digest, state: None })
 }
 
 /// `stamp output`: the `stamp` metadata output of the account's live state.

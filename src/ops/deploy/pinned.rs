@@ -41,16 +41,11 @@ struct Pin {
     /// The sha256 of the Terraform plan file the plan was read from: the account is applied
     /// only while its plan file is still that one, never a plan another run made meanwhile.
     plan_file: String,
-    state: PlannedState,
-}
-
-/// The state a plan was made against: another machine's apply meanwhile makes the plan stale,
-/// which Terraform does not notice in every version when there was no state yet.
-enum PlannedState {
-    /// The plan changes nothing: nothing of it is applied.
-    Unused,
-    /// The state's `[lineage, serial]` (`None`: no state yet).
-    At(Option<(String, u64)>),
+    /// The state's `[lineage, serial]` (`None`: no state yet) the plan was made against: the
+    /// account is applied (or its hooks run, or its outcome recorded) only while the state is
+    /// that one. Another machine's apply meanwhile makes the plan stale, which Terraform does
+    /// not notice in every version when there was no state yet.
+    state: Option<(String, u64)>,
 }
 
 /// What the checking pass learnt of the selected accounts.
@@ -104,6 +99,10 @@ pub(super) fn apply_or_destroy(
         return Err(DeployError::UnderMigration(problem));
     }
     let mut warnings = crate::ops::warning_lines(&checked.diagnostics);
+    let refused = |report: PlanReport, refusal: String| DeployReport {
+        warnings: warnings.clone(),
+        ..DeployReport::refused(report, refusal)
+    };
     let operation = if stage == Stage::Destroy { "destroy" } else { "plan" };
     let plan_report =
         |accounts: Vec<AccountPlan>| PlanReport { operation: operation.into(), accounts, warnings: Vec::new() };
@@ -114,7 +113,7 @@ pub(super) fn apply_or_destroy(
     {
         let refusal =
             format!("account `{name}` is protected: destroying it needs `--confirm {name}`; nothing was destroyed");
-        return Ok(DeployReport::refused(plan_report(Vec::new()), refusal));
+        return Ok(refused(plan_report(Vec::new()), refusal));
     }
 
     // 2. Plan.
@@ -126,6 +125,7 @@ pub(super) fn apply_or_destroy(
         version: checked.version.environment_version(),
         stage,
         progress,
+        read_state: true,
     };
     progress.start(checked.checked);
     let planned = Mutex::new(Vec::new());
@@ -151,7 +151,7 @@ pub(super) fn apply_or_destroy(
         let errors = crate::ops::diagnostic_lines(&problems, crate::diagnostics::Severity::Error);
         let refusal =
             format!("something changed while the accounts were planned: {}; nothing was applied", errors.join("; "));
-        return Ok(DeployReport::refused(report, refusal));
+        return Ok(refused(report, refusal));
     }
 
     // Protection, policies and approval, from the plans.
@@ -160,13 +160,13 @@ pub(super) fn apply_or_destroy(
         _ => protection(&report, options.confirm.as_deref(), false).or_else(|| policy_refusal(&report)),
     };
     if let Some(refusal) = refusal {
-        return Ok(DeployReport::refused(report, refusal));
+        return Ok(refused(report, refusal));
     }
     let anything = report.accounts.iter().any(
         |a| matches!(&a.outcome, PlanOutcome::Planned { summary } if stage != Stage::Destroy || summary.has_changes()),
     );
     if anything && let Err(refusal) = approver.approve(&report) {
-        return Ok(DeployReport::refused(report, refusal));
+        return Ok(refused(report, refusal));
     }
 
     // 3. Apply what was approved.
@@ -243,12 +243,11 @@ pub(super) fn apply_or_destroy(
 
 /// An account's plan, and what pins it when it was made cleanly; its run (and lock) ends here.
 fn pin(planned: super::Planned<'_>) -> (AccountPlan, Option<Pin>) {
-    let super::Planned { run, mut plan, tree_digest } = planned;
-    let (PlanOutcome::Planned { summary }, Some(mut run)) = (&plan.outcome, run) else { return (plan, None) };
+    let super::Planned { run, mut plan, tree_digest, state } = planned;
+    let (PlanOutcome::Planned { .. }, Some(run)) = (&plan.outcome, run) else { return (plan, None) };
     let token = token(&run.account.name);
     let pinned = run.leave_token(&token).and_then(|()| {
         let plan_file = run.plan_file_digest()?;
-        let state = if summary.has_changes() { PlannedState::At(run.state_version()?) } else { PlannedState::Unused };
         Ok(Pin { tree_digest, token, plan_file, state })
     });
     match pinned {
@@ -318,28 +317,18 @@ impl Applying<'_> {
         if let Some(problem) = crate::ops::moved_on(context.store, account) {
             return refused(problem);
         }
-        let moved = || -> Result<Option<&str>, crate::pipeline::RunError> {
-            if !run.take_token(&pin.token)? {
-                return Ok(Some("another run used its work folder since this one planned it"));
-            }
-            if run.plan_file_digest()? != pin.plan_file {
-                return Ok(Some("another run planned it again since this one did"));
-            }
-            Ok(None)
-        };
-        match moved() {
-            Ok(None) => {}
-            Ok(Some(what)) => return refused(format!("account `{name}`: {what}: {again}")),
+        if run.found_token() != Some(pin.token.as_str()) {
+            return refused(format!("account `{name}`: another run held it since this one planned it: {again}"));
+        }
+        match run.plan_file_digest() {
+            Ok(digest) if digest == pin.plan_file => {}
+            Ok(_) => return refused(format!("account `{name}`: its plan file is not the one planned: {again}")),
             Err(e) => return refused(e.explain()),
         }
-        if let PlannedState::At(state) = &pin.state {
-            match run.state_version() {
-                Ok(now) if now == *state => {}
-                Ok(_) => {
-                    return refused(format!("the state of account `{name}` changed since it was planned: {again}"));
-                }
-                Err(e) => return refused(e.explain()),
-            }
+        match run.state_version() {
+            Ok(now) if now == pin.state => {}
+            Ok(_) => return refused(format!("the state of account `{name}` changed since it was planned: {again}")),
+            Err(e) => return refused(e.explain()),
         }
         let result = (self.act)(&mut run, summary);
         // Recorded while the account is still held, so no run that reads the ledger (which slot
