@@ -259,6 +259,8 @@ pub enum Scope<'a> {
 pub struct AccountFile {
     pub path: PathBuf,
     pub read_from: PathBuf,
+    /// Its `stat`, when taken already (else it is taken when the file is scanned).
+    pub stat: Option<Stat>,
 }
 
 /// How to load a project.
@@ -399,7 +401,7 @@ impl Project {
     fn scan(&self, file: &AccountFile, whole: bool) -> Loaded {
         let display = self.display(&file.path);
         let failed = |d: Box<Diagnostic>| Loaded { entry: None, account: None, problem: Some(*d), memo: None };
-        let stat = fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of);
+        let stat = file.stat.or_else(|| fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of));
         let known = if whole { None } else { self.memo.known_content(&file.read_from, stat) };
         let (content, text) = match known {
             Some(content) => (content.to_string(), None),
@@ -722,19 +724,33 @@ impl Project {
     }
 }
 
-/// The YAML files (regular files, not links) under `dir`, sorted, each read where it is.
+/// The YAML files (regular files, not links) under `dir`, sorted, each read where it is, with
+/// its `stat`.
 pub fn account_files_in(dir: &Path) -> Vec<AccountFile> {
     // Each folder's entries sorted by name, folders walked depth first: the files come in the
     // order of their paths (compared component by component), without sorting whole paths.
-    let files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && is_yaml(e.path()))
-        .map(walkdir::DirEntry::into_path)
-        .collect();
-    debug_assert!(files.is_sorted());
-    files.into_iter().map(|path| AccountFile { read_from: path.clone(), path }).collect()
+    // Each file's `stat` is taken relative to its open folder (`DirEntry::metadata`), not by
+    // walking its whole path again: for thousands of accounts that is most of the time.
+    fn walk(dir: &Path, files: &mut Vec<AccountFile>) {
+        let Ok(entries) = fs_err::read_dir(dir) else { return };
+        let mut entries: Vec<(std::ffi::OsString, fs_err::DirEntry)> =
+            entries.filter_map(Result::ok).map(|e| (e.file_name(), e)).collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, entry) in entries {
+            let Ok(kind) = entry.file_type() else { continue };
+            let path = entry.path();
+            if kind.is_dir() {
+                walk(&path, files);
+            } else if kind.is_file() && is_yaml(&path) {
+                let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
+                files.push(AccountFile { read_from: path.clone(), path, stat });
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
+    files
 }
 
 pub fn is_yaml(path: &Path) -> bool {

@@ -223,7 +223,11 @@ impl Snapshot {
                 if !unchanged {
                     wanted.push(file);
                 }
-                accounts.push(crate::config::project::AccountFile { path: root.join(&file.path), read_from });
+                accounts.push(crate::config::project::AccountFile {
+                    path: root.join(&file.path),
+                    read_from,
+                    stat: None,
+                });
             }
         }
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
