@@ -29,17 +29,35 @@ const PLAN_JSON: &str = "stamp-plan.json";
 /// plan after approval (see [`AccountRun::leave_token`]).
 const TOKEN: &str = ".stamp-planned";
 
+/// The most a token can be: anything larger in its place is not one.
+const MAX_TOKEN: u64 = 4096;
+
 /// Takes away the token a run left in the work folder `work` (see [`AccountRun::leave_token`]).
+/// Only a small regular file can be a token: whatever else is in its place (a link, a pipe, a
+/// folder, a huge file) is taken away unread, and counts as no token.
 fn take_token(work: &Path) -> Result<Option<String>, RunError> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Read as _;
     let path = work.join(TOKEN);
-    match fs_err::read(&path) {
-        Ok(token) => {
-            fs_err::remove_file(&path).map_err(RunError::io("cannot remove the token of an earlier run"))?;
-            Ok(Some(String::from_utf8_lossy(&token).into_owned()))
+    let meta = match fs_err::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RunError::io("cannot read the token of an earlier run")(e)),
+    };
+    // Opened without following a link or waiting on a pipe; what is read is what was opened.
+    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+    let token = fs_err::OpenOptions::new().read(true).custom_flags(flags).open(&path).ok().and_then(|file| {
+        let opened = file.metadata().ok()?;
+        if !opened.is_file() || opened.len() > MAX_TOKEN {
+            return None;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(RunError::io("cannot read the token of an earlier run")(e)),
-    }
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKEN).read_to_end(&mut bytes).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    let removed = if meta.is_dir() { fs_err::remove_dir_all(&path) } else { fs_err::remove_file(&path) };
+    removed.map_err(RunError::io("cannot remove the token of an earlier run"))?;
+    Ok(token)
 }
 
 /// Where an account's runs keep their files, under `.stamp/` in the project.
@@ -675,5 +693,33 @@ struct PlanJsonFile {
 impl Drop for PlanJsonFile {
     fn drop(&mut self) {
         let _ = fs_err::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_read_once_and_nothing_else_is_taken_for_one() {
+        let work = tempfile::tempdir().unwrap();
+        let token = work.path().join(TOKEN);
+        fs_err::write(&token, "planned by stamp pid 1\n").unwrap();
+        assert_eq!(take_token(work.path()).unwrap().as_deref(), Some("planned by stamp pid 1\n"));
+        assert!(!token.exists(), "a token is taken away");
+        assert_eq!(take_token(work.path()).unwrap(), None, "and found once only");
+        // Hostile things in its place are taken away unread: none blocks, fills memory or
+        // counts as a token.
+        let big = fs_err::File::create(&token).unwrap();
+        big.set_len(MAX_TOKEN * 1024 * 1024).unwrap();
+        drop(big);
+        assert_eq!(take_token(work.path()).unwrap(), None, "a huge file");
+        std::os::unix::fs::symlink("/dev/zero", &token).unwrap();
+        assert_eq!(take_token(work.path()).unwrap(), None, "a link");
+        nix::unistd::mkfifo(&token, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(take_token(work.path()).unwrap(), None, "a pipe nobody writes to");
+        fs_err::create_dir_all(token.join("inside")).unwrap();
+        assert_eq!(take_token(work.path()).unwrap(), None, "a folder");
+        assert!(fs_err::symlink_metadata(&token).is_err(), "each was taken away");
     }
 }
