@@ -78,15 +78,16 @@ pub fn warning_lines(diagnostics: &[Diagnostic]) -> Vec<String> {
 
 /// The diagnostics of one severity as one line each: `file:line: message`.
 pub fn diagnostic_lines(diagnostics: &[Diagnostic], severity: crate::diagnostics::Severity) -> Vec<String> {
-    diagnostics
-        .iter()
-        .filter(|d| d.severity == severity)
-        .map(|d| match &d.location {
-            Some(l) if l.line > 0 => format!("{}:{}: {}", l.file, l.line, d.message),
-            Some(l) => format!("{}: {}", l.file, d.message),
-            None => d.message.clone(),
-        })
-        .collect()
+    diagnostics.iter().filter(|d| d.severity == severity).map(diagnostic_line).collect()
+}
+
+/// A diagnostic as one line: `file:line: message`.
+pub fn diagnostic_line(d: &Diagnostic) -> String {
+    match &d.location {
+        Some(l) if l.line > 0 => format!("{}:{}: {}", l.file, l.line, d.message),
+        Some(l) => format!("{}: {}", l.file, d.message),
+        None => d.message.clone(),
+    }
 }
 
 /// Each damaged record of an account's ledger, as a warning at its place: every command that

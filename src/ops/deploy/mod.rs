@@ -410,22 +410,41 @@ fn plan_every_account(
         progress,
         read_state: false,
     };
-    progress.start(checked.checked);
-    let plans = std::sync::Mutex::new(Vec::new());
-    let plan = |account: &Account, _: &Path, tree: Tree| {
-        let planned = plan_one(&context, account, &tree);
-        plans.lock().expect("plans lock").push(planned.plan);
-        Ok(None)
-    };
-    let exact = VersionSpec::Exact(checked.version.clone());
-    let ran = with_jobs(options.jobs, || validate_and_render(workspace, every, exact, &work_dir, &plan, None))?;
+    let (plans, ran) = plan_each(workspace, every, &context, &checked, options.jobs, &|planned| (planned.plan, ()));
     // An account file changed since the first pass.
+    let ran = ran?;
     if ran.has_errors() {
         return Err(DeployError::Invalid(ran.report()));
     }
-    let mut accounts = plans.into_inner().expect("plans lock");
-    accounts.sort_by(|a, b| a.account.cmp(&b.account));
+    let accounts = plans.into_iter().map(|(plan, ())| plan).collect();
     Ok(PlanReport { operation: "plan".into(), accounts, warnings: super::warning_lines(&checked.diagnostics) })
+}
+
+/// Plans each selected account (in its work folder) as its tree comes, `jobs` at once, once a
+/// checking pass (`checked`) found them clean: `keep` makes each plan into what is kept of it,
+/// while its run still holds the account. Sorted by account, with the pass's own check: errors
+/// there mean a file changed since the checking pass.
+fn plan_each<'w, T: Send>(
+    workspace: &'w Workspace,
+    selection: Selection<'_>,
+    context: &PlanContext<'_>,
+    checked: &Checked<'_>,
+    jobs: usize,
+    keep: &(dyn Fn(Planned<'_>) -> (AccountPlan, T) + Sync),
+) -> (Vec<(AccountPlan, T)>, Result<Checked<'w>, Report>) {
+    let work_dir = |w: &Workspace, a: &Account| Dirs::new(&w.project, a).work;
+    context.progress.start(checked.checked);
+    let kept = std::sync::Mutex::new(Vec::new());
+    let plan = |account: &Account, _: &Path, tree: Tree| {
+        let one = keep(plan_one(context, account, &tree));
+        kept.lock().expect("plans lock").push(one);
+        Ok(None)
+    };
+    let exact = VersionSpec::Exact(checked.version.clone());
+    let ran = with_jobs(jobs, || validate_and_render(workspace, selection, exact, &work_dir, &plan, None));
+    let mut kept = kept.into_inner().expect("plans lock");
+    kept.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    (kept, ran)
 }
 
 /// Runs the pre-deploy hooks; the failed outcome if one fails.

@@ -4,13 +4,12 @@
 //! 1. every selected account is checked (nothing is planned when one has errors, is in the
 //!    middle of a migration, or is protected and not confirmed for `destroy`);
 //! 2. each is planned as its tree comes (`--jobs` at once) under its lock, which is let go
-//!    once the plan is made: what is kept is the plan's summary and what pins it (the digest
-//!    of the tree and of the Terraform plan file);
+//!    once the plan is made: what is kept is the plan's summary and what pins it ([`Pin`]);
 //! 3. after protection, policies and approval, each planned account is rendered again and, under
-//!    its lock, applied from that same plan file, or refused when anything moved since: its
-//!    files render differently, another run planned it (the plan file is not the one approved)
-//!    or a migration started; Terraform itself refuses the plan when the state changed (a
-//!    stale plan). Each outcome goes to the ledger as it is known.
+//!    its lock again, applied from that same plan file in that same work folder, or refused
+//!    when anything moved since: it renders differently, another run held it, its plan file was
+//!    replaced, its state moved on or a migration started. Each outcome goes to the ledger as
+//!    it is known, while the account is still held.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +17,7 @@ use std::sync::Mutex;
 
 use super::{
     AccountResult, ApplyOptions, Approver, DeployError, DeployReport, PlanContext, Stage, deploy_one, destroy_one,
-    locate, plan_one, policy_refusal, protection, record_one,
+    locate, plan_each, policy_refusal, protection, record_one,
 };
 use crate::config::Account;
 use crate::ledger::Operation;
@@ -34,9 +33,9 @@ use crate::terraform::process::interrupted;
 /// What planning one account leaves for applying it once its run (and lock) is let go.
 struct Pin {
     tree_digest: String,
-    /// Left in the work folder: the account is applied only while the folder is the one this
-    /// run planned in (its tree, what pre-deploy hooks left there, its `init`), untouched by
-    /// any other run since.
+    /// Left in the work folder, where the next run that takes the account's lock takes it
+    /// away: the account is applied only when no other run held it since (its work folder, what
+    /// pre-deploy hooks left there, its plan file and `init` are as this run left them).
     token: String,
     /// The sha256 of the Terraform plan file the plan was read from: the account is applied
     /// only while its plan file is still that one, never a plan another run made meanwhile.
@@ -127,17 +126,7 @@ pub(super) fn apply_or_destroy(
         progress,
         read_state: true,
     };
-    progress.start(checked.checked);
-    let planned = Mutex::new(Vec::new());
-    let plan = |account: &Account, _: &Path, tree: Tree| {
-        let one = pin(plan_one(&context, account, &tree));
-        planned.lock().expect("plans lock").push(one);
-        Ok(None)
-    };
-    let exact = || VersionSpec::Exact(checked.version.clone());
-    let ran = with_jobs(deploy.jobs, || validate_and_render(workspace, selection, exact(), &work_dir, &plan, None));
-    let mut planned = planned.into_inner().expect("plans lock");
-    planned.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    let (planned, ran) = plan_each(workspace, selection, &context, &checked, deploy.jobs, &pin);
     let (plans, pins): (Vec<AccountPlan>, Vec<Option<Pin>>) = planned.into_iter().unzip();
     let report = plan_report(plans);
     // A file changed since the first pass: the plans made (and hooks run) are shown, and
@@ -202,7 +191,8 @@ pub(super) fn apply_or_destroy(
         let selected = Selection::of(&names);
         // Accounts that no longer check cleanly (a file changed since the first pass) are not
         // handed on: they get no result from the pass, and are refused below with its errors.
-        let again = with_jobs(deploy.jobs, || validate_and_render(workspace, selected, exact(), &work_dir, &act, None));
+        let exact = VersionSpec::Exact(checked.version.clone());
+        let again = with_jobs(deploy.jobs, || validate_and_render(workspace, selected, exact, &work_dir, &act, None));
         problems = match again {
             Ok(checked) => checked.diagnostics,
             Err(report) => report.diagnostics,
@@ -212,15 +202,16 @@ pub(super) fn apply_or_destroy(
     let mut report = report;
     let mut results = Vec::new();
     let reached: std::collections::BTreeSet<String> = done.iter().map(|(result, ..)| result.account.clone()).collect();
+    // Each refused account is told its own errors (in its file), and those of no file.
+    let mut errors_in: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
+    for d in problems.iter().filter(|d| d.severity == crate::diagnostics::Severity::Error) {
+        errors_in.entry(d.location.as_ref().map(|l| l.file.as_str())).or_default().push(crate::ops::diagnostic_line(d));
+    }
+    let files: BTreeMap<&str, &str> =
+        workspace.project.catalog.iter().map(|e| (e.name(), e.display.as_str())).collect();
     for name in names.iter().filter(|name| !reached.contains(*name)) {
-        // Its own errors (in its file), and those of no file.
-        let file = workspace.project.catalog.iter().find(|e| e.name() == name).map(|e| e.display.as_str());
-        let own: Vec<_> = problems
-            .iter()
-            .filter(|d| d.location.as_ref().is_none_or(|l| Some(l.file.as_str()) == file))
-            .cloned()
-            .collect();
-        let errors = crate::ops::diagnostic_lines(&own, crate::diagnostics::Severity::Error);
+        let own = files.get(name.as_str()).and_then(|file| errors_in.get(&Some(*file)));
+        let errors: Vec<&str> = errors_in.get(&None).into_iter().chain(own).flatten().map(String::as_str).collect();
         let mut result = AccountResult::new(name);
         result.error = Some(format!(
             "account `{name}` no longer checks cleanly (something changed since it was planned): nothing was changed; {}",
