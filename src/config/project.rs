@@ -375,7 +375,12 @@ impl Project {
                 self.sources.clone(),
             ));
         }
-        Ok(account_files_in(&accounts_dir))
+        account_files_in(&accounts_dir).map_err(|e| {
+            let reason = crate::diagnostics::error_chain(&e);
+            let problem = Diagnostic::error("project.accounts", format!("cannot read the account files: {reason}"))
+                .at(Location::file_only(PROJECT_FILE));
+            Report::new(vec![problem], self.sources.clone())
+        })
     }
 
     /// The cache key of what an account's loading depends on besides its file: Stamp,
@@ -725,32 +730,32 @@ impl Project {
 }
 
 /// The YAML files (regular files, not links) under `dir`, sorted, each read where it is, with
-/// its `stat`.
-pub fn account_files_in(dir: &Path) -> Vec<AccountFile> {
+/// its `stat`; a folder that cannot be read is an error (never a folder without accounts).
+pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     // Each folder's entries sorted by name, folders walked depth first: the files come in the
     // order of their paths (compared component by component), without sorting whole paths.
     // Each file's `stat` is taken relative to its open folder (`DirEntry::metadata`), not by
     // walking its whole path again: for thousands of accounts that is most of the time.
-    fn walk(dir: &Path, files: &mut Vec<AccountFile>) {
-        let Ok(entries) = fs_err::read_dir(dir) else { return };
+    fn walk(dir: &Path, files: &mut Vec<AccountFile>) -> std::io::Result<()> {
         let mut entries: Vec<(std::ffi::OsString, fs_err::DirEntry)> =
-            entries.filter_map(Result::ok).map(|e| (e.file_name(), e)).collect();
+            fs_err::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (_, entry) in entries {
-            let Ok(kind) = entry.file_type() else { continue };
+            let kind = entry.file_type()?;
             let path = entry.path();
             if kind.is_dir() {
-                walk(&path, files);
+                walk(&path, files)?;
             } else if kind.is_file() && is_yaml(&path) {
                 let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
                 files.push(AccountFile { read_from: path.clone(), path, stat });
             }
         }
+        Ok(())
     }
     let mut files = Vec::new();
-    walk(dir, &mut files);
+    walk(dir, &mut files)?;
     debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
-    files
+    Ok(files)
 }
 
 pub fn is_yaml(path: &Path) -> bool {
@@ -914,4 +919,30 @@ fn account_policies(
         }
     }
     Ok((policies, waivers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder of account files that cannot be read (here: its path is longer than the system
+    /// allows, so only a walk relative to its parent could reach it) is an error naming it, not
+    /// a folder without accounts: the accounts in it would silently drop out of every command.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn an_unreadable_accounts_folder_is_an_error() {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::{Mode, mkdirat};
+        let root = tempfile::tempdir().unwrap();
+        fs_err::write(root.path().join("top.yaml"), "archetype: x\n").unwrap();
+        let name = "d".repeat(200);
+        let mut dir = fs_err::File::open(root.path()).unwrap().into_file().into();
+        for _ in 0..30 {
+            mkdirat(&dir, name.as_str(), Mode::S_IRWXU).unwrap();
+            dir = openat(&dir, name.as_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        }
+        let error = account_files_in(root.path()).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidFilename, "{error}");
+        assert!(crate::diagnostics::error_chain(&error).contains(&name), "the folder is named: {error}");
+    }
 }

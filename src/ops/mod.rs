@@ -264,7 +264,16 @@ impl Workspace {
     pub fn add_new_files(&mut self, dir: &Path) {
         let known: BTreeSet<PathBuf> =
             self.project.catalog.iter().filter_map(|e| fs_err::canonicalize(&e.path).ok()).collect();
-        let files: Vec<String> = crate::config::project::account_files_in(dir)
+        let found = match crate::config::project::account_files_in(dir) {
+            Ok(found) => found,
+            Err(e) => {
+                let reason = crate::diagnostics::error_chain(&e);
+                self.diagnostics
+                    .push(Diagnostic::error("project.accounts", format!("cannot read account files: {reason}")));
+                return;
+            }
+        };
+        let files: Vec<String> = found
             .into_iter()
             .filter(|f| fs_err::canonicalize(&f.path).is_ok_and(|c| !known.contains(&c)))
             .map(|f| f.path.display().to_string())

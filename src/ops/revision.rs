@@ -131,7 +131,8 @@ impl Snapshot {
         let revision = Revision::checkout(project_root, rev)?;
         let settings = crate::config::project::read_settings(&revision.root)
             .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
-        let accounts = crate::config::project::account_files_in(&revision.root.join(&settings.accounts));
+        let accounts = crate::config::project::account_files_in(&revision.root.join(&settings.accounts))
+            .map_err(|e| format!("the account files at `{rev}`: {}", crate::diagnostics::error_chain(&e)))?;
         Ok(Self {
             commit: revision.commit.clone(),
             root: revision.root.clone(),
