@@ -625,13 +625,14 @@ pub(crate) fn apply_session(
     }
     let digests: BTreeMap<String, String> =
         planned.iter().map(|p| (p.plan.account.clone(), p.tree_digest.clone())).collect();
+    // Recorded while the runs still hold their accounts.
+    let mut warnings = session.warnings();
+    warnings.extend(record(session, Operation::Apply, &results, &digests));
     let plan = PlanReport {
         operation: "plan".into(),
         accounts: planned.into_iter().map(|p| p.plan).collect(),
         warnings: Vec::new(),
     };
-    let mut warnings = session.warnings();
-    warnings.extend(record(session, Operation::Apply, &results, &digests));
     Ok(DeployReport { plan, refused: None, results, warnings })
 }
 
