@@ -157,7 +157,10 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
 /// account is refused unless `--confirm <account>` names it. When a smoke test of an
 /// `ephemeral: true` account fails, what was created is destroyed unless `--keep-on-failure`.
 /// When an account's policy checks fail (a finding not waived in its `policy_waivers:`, or a
-/// policy that failed to run), nothing is applied.
+/// policy that failed to run), nothing is applied. Accounts are not held while the plans wait
+/// for approval (except with `--plan` or `--artifact`): an account that another run used, or
+/// whose state or files changed, meanwhile is refused ("plan it again") and the others are
+/// applied.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp apply local-staging\n  stamp apply local-staging --auto-approve\n  stamp apply --plan production.plan\n  stamp apply production --confirm production   # a plan that replaces a database"
