@@ -737,8 +737,13 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     // Each file's `stat` is taken relative to its open folder (`DirEntry::metadata`), not by
     // walking its whole path again: for thousands of accounts that is most of the time.
     fn walk(dir: &Path, files: &mut Vec<AccountFile>) -> std::io::Result<()> {
+        let entries = match fs_err::read_dir(dir) {
+            // A folder that is not there (any more) holds no accounts.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            entries => entries?,
+        };
         let mut entries: Vec<(std::ffi::OsString, fs_err::DirEntry)> =
-            fs_err::read_dir(dir)?.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
+            entries.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (_, entry) in entries {
             let kind = entry.file_type()?;
