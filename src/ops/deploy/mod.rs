@@ -314,6 +314,9 @@ struct PlanContext<'a> {
     read_state: bool,
 }
 
+/// How many plans are made of an account whose state changes while it is planned.
+const STATE_TRIES: usize = 3;
+
 /// Starts, prepares and plans one account.
 fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) -> Planned<'a> {
     let PlanContext { project, terraform, store, by_migration, ref version, stage, progress, .. } = *context;
@@ -357,11 +360,25 @@ fn plan_one<'a>(context: &PlanContext<'a>, account: &'a Account, tree: &Tree) ->
             Some(hook_failure) => hook_failure,
             None => {
                 let planned = run.init().and_then(|()| {
-                    // Read before planning: a plan is never made against a state newer than this.
-                    if context.read_state {
-                        state = run.state_version()?;
+                    if !context.read_state {
+                        return run.plan(stage == Stage::Destroy);
                     }
-                    run.plan(stage == Stage::Destroy)
+                    // Read before and after planning, until the state held still for a whole
+                    // plan: the plan was made against that state (another machine's apply
+                    // meanwhile plans the account again rather than refusing it later).
+                    for _ in 0..STATE_TRIES {
+                        let before = run.state_version()?;
+                        let summary = run.plan(stage == Stage::Destroy)?;
+                        let after = run.state_version()?;
+                        if before == after {
+                            state = after;
+                            return Ok(summary);
+                        }
+                    }
+                    Err(RunError::Refused(
+                        "the state kept changing while the account was planned (another run is applying it): plan it again"
+                            .into(),
+                    ))
                 });
                 match planned {
                     Ok(summary) => PlanOutcome::Planned { summary },
