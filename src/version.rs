@@ -47,27 +47,44 @@ impl BuildVersion {
     /// started (outside git: one run, one version, however long it takes).
     /// The commit (and whether the tree is dirty) comes from git.
     pub fn resolve(explicit: Option<&str>, project_root: &Path) -> Self {
-        let git = git_commit(project_root);
-        let from_file = fs_err::read_to_string(project_root.join(VERSION_FILE)).ok();
-        let explicit = explicit.or_else(|| from_file.as_deref().map(str::trim).filter(|v| !v.is_empty()));
-        let version = explicit.map_or_else(
-            || {
-                let epoch = std::env::var("SOURCE_DATE_EPOCH")
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .or_else(|| git.as_ref().map(|g| g.time));
-                let at = epoch
-                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-                    .unwrap_or_else(|| OffsetDateTime::from(crate::ephemeral::run_started()));
-                development_version(at)
-            },
-            str::to_string,
-        );
+        let git = git_state(project_root);
+        let version = release(explicit, project_root).unwrap_or_else(|| {
+            let epoch = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .or_else(|| git.as_ref().map(|g| g.time));
+            let at = epoch
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or_else(|| OffsetDateTime::from(crate::ephemeral::run_started()));
+            development_version(at)
+        });
         match git {
             Some(git) => Self { version, commit: git.commit, dirty: git.dirty },
             None => Self { version, commit: "none".to_string(), dirty: false },
         }
     }
+
+    /// The version stamped in by a run for which it cannot matter (a check whose templates do
+    /// not read it): the release version given or in the `VERSION` file, so a malformed one
+    /// is still reported, else a fixed one; git is not asked.
+    pub fn unread(explicit: Option<&str>, project_root: &Path) -> Self {
+        let version = release(explicit, project_root).unwrap_or_else(|| Self::placeholder().version);
+        Self { version, ..Self::placeholder() }
+    }
+
+    /// A fixed, well-formed version, for trees whose version nothing reads.
+    pub fn placeholder() -> Self {
+        Self { version: "0.0.0".to_string(), commit: "none".to_string(), dirty: false }
+    }
+}
+
+/// The release version: `explicit`, else the project's `VERSION` file when it has one.
+fn release(explicit: Option<&str>, project_root: &Path) -> Option<String> {
+    if let Some(explicit) = explicit {
+        return Some(explicit.to_string());
+    }
+    let from_file = fs_err::read_to_string(project_root.join(VERSION_FILE)).ok()?;
+    Some(from_file.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 /// `0.0.YYDDD.SSSSS`: two-digit year, day of the year and second of the day (UTC), so an
@@ -76,6 +93,42 @@ pub fn development_version(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     let seconds = u32::from(at.hour()) * 3600 + u32::from(at.minute()) * 60 + u32::from(at.second());
     format!("0.0.{:02}{:03}.{seconds:05}", at.year().rem_euclid(100), at.ordinal())
+}
+
+/// The git state of a project asked for ahead (see [`prefetch`]), with the folder asked
+/// about.
+type Prefetch = (std::path::PathBuf, std::thread::JoinHandle<Option<GitState>>);
+
+static PREFETCH: std::sync::Mutex<Option<Prefetch>> = std::sync::Mutex::new(None);
+
+/// Asks git about the project at `root` on a thread of its own, for the next
+/// [`BuildVersion::resolve`] of that project to take: git's walk over the work tree runs while
+/// the project is read rather than after it. Only the first `resolve` takes it (a later one
+/// asks git again, as the tree may have changed meanwhile).
+pub fn prefetch(root: &Path) {
+    let Ok(root) = fs_err::canonicalize(root) else { return };
+    let asked = root.clone();
+    let thread = std::thread::Builder::new().name("stamp-git".into()).spawn(move || git_commit(&asked));
+    if let Ok(thread) = thread {
+        *PREFETCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((root, thread));
+    }
+}
+
+/// The git state of the project at `root` (`None`: outside git): the prefetched one when it
+/// was asked for, else git is asked now.
+fn git_state(root: &Path) -> Option<GitState> {
+    let prefetched = {
+        let mut prefetch = PREFETCH.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same = prefetch
+            .as_ref()
+            .is_some_and(|(asked, _)| fs_err::canonicalize(root).ok().as_deref() == Some(asked.as_path()));
+        if same { prefetch.take() } else { None }
+    };
+    match prefetched.map(|(_, thread)| thread.join()) {
+        Some(Ok(state)) => state,
+        // None asked for, or its thread failed.
+        _ => git_commit(root),
+    }
 }
 
 struct GitState {

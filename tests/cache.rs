@@ -230,9 +230,24 @@ fn cached_runs_equal_uncached_runs_after_random_edits() {
     }
 }
 
-/// The cache index of the project, as bytes.
-fn index(project: &Project) -> Vec<u8> {
-    fs_err::read(project.path().join(".stamp/cache/index")).unwrap()
+/// A way to damage a cache file: its bytes from the good ones.
+type Damage = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
+/// The files of the project's cache index (its shards), with their bytes.
+fn index(project: &Project) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let dir = project.path().join(".stamp/cache");
+    let mut shards: Vec<(std::path::PathBuf, Vec<u8>)> = fs_err::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("index-")))
+        .map(|path| {
+            let bytes = fs_err::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    shards.sort();
+    assert!(!shards.is_empty(), "an index is written");
+    shards
 }
 
 #[test]
@@ -246,31 +261,43 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
     let expected = check(&["--no-cache"]).run().snapshot();
     assert_eq!(check(&[]).run().snapshot(), expected);
     let good = index(&project);
-    assert!(good.starts_with(b"stamp-cache/2 index "));
-    let path = project.path().join(".stamp/cache/index");
-    let header_end = good.iter().position(|&b| b == b'\n').unwrap();
-    let damaged: Vec<(&str, Vec<u8>)> = vec![
-        ("empty", Vec::new()),
-        ("torn", good[..good.len() / 2].to_vec()),
-        ("a flipped byte", {
-            let mut bytes = good.clone();
-            let last = bytes.len() - 2;
-            bytes[last] ^= 1;
-            bytes
-        }),
-        ("another Stamp's", {
-            let mut bytes = b"stamp-cache/2 index 0.0.1+1.2\n".to_vec();
-            bytes.extend_from_slice(&good[header_end + 1..]);
-            bytes
-        }),
-        ("not a cache", b"{\"files\": {}, \"loads\": {}}".to_vec()),
+    for (_, bytes) in &good {
+        assert!(bytes.starts_with(b"stamp-cache/3 index "));
+    }
+    let damaged: Vec<(&str, Damage)> = vec![
+        ("empty", Box::new(|_| Vec::new())),
+        ("torn", Box::new(|good| good[..good.len() / 2].to_vec())),
+        (
+            "a flipped byte",
+            Box::new(|good| {
+                let mut bytes = good.to_vec();
+                let last = bytes.len() - 2;
+                bytes[last] ^= 1;
+                bytes
+            }),
+        ),
+        (
+            "another Stamp's",
+            Box::new(|good| {
+                let header_end = good.iter().position(|&b| b == b'\n').unwrap();
+                let mut bytes = b"stamp-cache/3 index 0.0.1+1.2\n".to_vec();
+                bytes.extend_from_slice(&good[header_end + 1..]);
+                bytes
+            }),
+        ),
+        ("not a cache", Box::new(|_| b"{\"files\": {}, \"loads\": {}}".to_vec())),
     ];
-    for (what, bytes) in damaged {
-        fs_err::write(&path, &bytes).unwrap();
+    for (what, damage) in damaged {
+        // Every file of the index damaged alike.
+        for (path, bytes) in &good {
+            fs_err::write(path, damage(bytes)).unwrap();
+        }
         assert_eq!(check(&[]).run().snapshot(), expected, "with {what} index");
         // Rebuilt whole: the next run finds everything in it and leaves it as it is.
         let rebuilt = index(&project);
-        assert!(rebuilt.starts_with(b"stamp-cache/2 index "), "the {what} index is rebuilt");
+        for (_, bytes) in &rebuilt {
+            assert!(bytes.starts_with(b"stamp-cache/3 index "), "the {what} index is rebuilt");
+        }
         assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
         assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");
     }
@@ -326,7 +353,7 @@ fn another_stamp_build_does_not_use_the_cache_of_this_one() {
     let after = index(&project);
     let header =
         |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
-    assert_ne!(header(&after), header(&before), "the rebuilt Stamp wrote its own index");
+    assert_ne!(header(&after[0].1), header(&before[0].1), "the rebuilt Stamp wrote its own index");
 }
 
 #[test]
@@ -583,4 +610,45 @@ fn a_killed_render_leaves_every_tree_old_or_new() {
             .collect();
         assert!(left.is_empty(), "staging folders left after a kill at {delay_ms} ms: {left:?}");
     }
+}
+
+/// `check` asks git for the commit (which stamps every tree) only when a template reads the
+/// version: otherwise the version cannot change what it finds, so a new commit leaves its cache
+/// warm. A template that reads it is checked with the real version. The `git` on PATH is a
+/// wrapper (named as such) that logs each call before running the real one.
+#[test]
+fn check_asks_git_only_when_a_template_reads_the_version() {
+    let project = Project::example();
+    project.commit_all("first");
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+    let bin = project.path().join("wrapper-bin");
+    let log = project.path().join("git-calls.log");
+    common::write_executable(
+        &bin.join("git"),
+        &format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let calls = || {
+        let text = fs_err::read_to_string(&log).unwrap_or_default();
+        let _ = fs_err::remove_file(&log);
+        text
+    };
+    let check = |version: &str| project.stamp(["check"]).env("PATH", &path).env("STAMP_VERSION", version);
+
+    check("1.0.0").run().success();
+    assert_eq!(calls(), "", "no template reads the version");
+    project.stamp(["render", "--all"]).env("PATH", &path).run().success();
+    assert!(calls().contains("status"), "render stamps the commit in (and the wrapper logs)");
+
+    // A template that reads the version, and breaks the HCL for one of them.
+    let template = "blueprints/service-platform/cluster.tf.j2";
+    let text = project.read(template);
+    project.write(template, &format!("{text}{{% if stamp.version == \"6.6.6\" %}}}}{{% endif %}}\n"));
+    check("1.0.0").run().success();
+    assert!(calls().contains("status"), "the version is read: git is asked");
+    let broken = check("6.6.6").run().failure(1);
+    assert!(broken.stderr.contains("rendered file is not valid HCL"), "{}", broken.stderr);
+    let uncached = project.stamp(["--no-cache", "check"]).env("PATH", &path).env("STAMP_VERSION", "6.6.6").run();
+    assert_eq!(broken.snapshot(), uncached.snapshot());
 }

@@ -29,7 +29,10 @@ pub struct Args {
     /// Report format: `text` (diagnostics on stderr) or `json` (on stdout).
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).
+    /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS). Without
+    /// `--policies`, only a blueprint whose templates read `stamp.version`, `stamp.commit` or
+    /// `stamp.environment_version` is rendered with it (and git asked for the commit): for the
+    /// others, the version cannot change what `check` finds.
     #[arg(long = "version", value_name = "VERSION", env = "STAMP_VERSION")]
     release: Option<String>,
     /// Also run the archetypes' and accounts' `on: tree` policies (checkov, ...) on each
@@ -37,6 +40,12 @@ pub struct Args {
     /// run, is an error. `on: plan` policies run with `stamp plan`.
     #[arg(long)]
     policies: bool,
+}
+
+impl Args {
+    pub(super) fn policies(&self) -> bool {
+        self.policies
+    }
 }
 
 pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {

@@ -113,6 +113,29 @@ impl Command {
         }
     }
 
+    /// Whether the command renders the working tree, and so stamps in the version git gives
+    /// (`check` only with `--policies`: else only when a template reads the version).
+    fn stamps_version(&self) -> bool {
+        if let Self::Check(args) = self {
+            return args.policies();
+        }
+        matches!(
+            self,
+            Self::Render(_)
+                | Self::Plan(_)
+                | Self::Apply(_)
+                | Self::Destroy(_)
+                | Self::Drift(_)
+                | Self::Build(_)
+                | Self::Promote(_)
+                | Self::Clone(_)
+                | Self::Sync(_)
+                | Self::Migrate(_)
+                | Self::Playground(_)
+                | Self::Diff(_)
+        )
+    }
+
     /// The accounts to load whole, for the commands that load only those they work on (the
     /// others are known from the catalog, mostly from the cache); `None`: every account.
     fn loads_only(&self) -> Option<Vec<String>> {
@@ -214,6 +237,9 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
+    if cli.command.stamps_version() {
+        crate::version::prefetch(&root);
+    }
     let memo = std::sync::Arc::new(crate::config::catalog::Memo::new(crate::cache::Cache::open(&root, !cli.no_cache)));
     let only = cli.command.loads_only();
     let options = crate::config::project::LoadOptions {

@@ -29,12 +29,41 @@ pub const FACT_POINTERS: &[&str] = &["/name", "/account_id", "/dns/zone", "/netw
 /// One compared value of an account (never a sensitive one) and where it is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
-    pub pointer: String,
+    /// One of [`FACT_POINTERS`] (kept as its place among them).
+    #[serde(with = "fact_pointer")]
+    pub pointer: Pointer,
     pub value: String,
     /// Line, column and end column (0: unknown) of the value, or of its closest ancestor.
     pub at: Option<(usize, usize, usize)>,
     /// Whether the account file itself sets it (not the defaults).
     pub own: bool,
+}
+
+/// One of [`FACT_POINTERS`] (a name of its own, so serde does not take it for text borrowed
+/// from what it reads).
+pub type Pointer = &'static str;
+
+/// A fact's pointer as its place in [`FACT_POINTERS`]: thousands of summaries share them.
+mod fact_pointer {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::FACT_POINTERS;
+
+    pub fn serialize<S: Serializer>(pointer: &&'static str, serializer: S) -> Result<S::Ok, S::Error> {
+        let at = FACT_POINTERS
+            .iter()
+            .position(|p| p == pointer)
+            .ok_or_else(|| serde::ser::Error::custom(format!("`{pointer}` is not a fact's pointer")))?;
+        serializer.serialize_u8(u8::try_from(at).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<&'static str, D::Error> {
+        let at = u8::deserialize(deserializer)?;
+        FACT_POINTERS
+            .get(usize::from(at))
+            .copied()
+            .ok_or_else(|| serde::de::Error::custom(format!("no fact's pointer at {at}")))
+    }
 }
 
 /// What the project needs to know of an account it does not load.
@@ -63,7 +92,7 @@ impl Summary {
             .filter_map(|&pointer| {
                 let value = account.str_at(pointer)?.to_string();
                 let at = account.positions.value(pointer).map(|p| (p.line, p.column, p.end_column.unwrap_or(0)));
-                Some(Fact { pointer: pointer.into(), value, at, own: account.own.pointer(pointer).is_some() })
+                Some(Fact { pointer, value, at, own: account.own.pointer(pointer).is_some() })
             })
             .collect();
         let withheld = FACT_POINTERS
@@ -211,10 +240,50 @@ pub struct FileRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct LoadRecord {
     summary: Option<Arc<Summary>>,
-    /// `(result key, tree digest)` of the latest clean results, newest first.
-    results: Vec<(String, String)>,
+    /// `(result key, tree digest)` of the latest clean results, newest first, as [`Results`].
+    results: Results,
     #[serde(skip)]
     met: Met,
+}
+
+/// Results as one text of `key digest` lines (both hex): an index decodes it with one
+/// allocation, where most loads' results are never looked at by a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Results(String);
+
+impl Results {
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.lines().filter_map(|line| line.split_once(' '))
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, digest)| digest.to_string())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// These results first, then those of `older` they do not hold, up to [`RESULTS_KEPT`].
+    fn then<'a>(&'a self, older: &'a Self) -> Self {
+        let mut kept: Vec<(&str, &str)> = Vec::new();
+        for (key, digest) in self.iter().chain(older.iter()) {
+            if kept.len() < RESULTS_KEPT && !kept.iter().any(|(k, _)| *k == key) {
+                kept.push((key, digest));
+            }
+        }
+        Self(kept.iter().fold(String::new(), |mut text, (key, digest)| {
+            use std::fmt::Write as _;
+            let _ = writeln!(text, "{key} {digest}");
+            text
+        }))
+    }
+
+    fn one(key: &str, digest: &str) -> Self {
+        debug_assert!(!format!("{key}{digest}").contains([' ', '\n']), "results are hex");
+        Self(format!("{key} {digest}\n"))
+    }
 }
 
 /// How many results are kept per loaded file: a check, a plan's work folder and both sides of
@@ -258,15 +327,76 @@ fn stats_key(stats: &[(String, Stat)]) -> (String, i64) {
     (key.finish(), changed)
 }
 
+/// Records of files and loads: one shard of the index, or what a run adds to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Index {
+struct Records {
     /// By the file's path.
     files: HashMap<String, FileRecord>,
     /// By load key.
     loads: HashMap<String, LoadRecord>,
 }
 
+/// The index, in [`SHARDS`] files of its own, each record in the one its key falls in: a run
+/// that changes a few records rewrites a few small files, not one of every account's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Index {
+    shards: Vec<Records>,
+    /// The shards whose file was missing, damaged or another Stamp's: each is written by the
+    /// run, even empty, so no file of another Stamp stays behind.
+    unread: Vec<bool>,
+}
+
+const SHARDS: usize = 16;
+
 const INDEX: &str = "index";
+
+/// The shard a key (a path or a load key) falls in: the same in every run of one Stamp (whose
+/// cache no other Stamp reads).
+fn shard_of(key: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0)
+}
+
+fn shard_file(shard: usize) -> String {
+    format!("{INDEX}-{shard:02}")
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self { shards: vec![Records::default(); SHARDS], unread: vec![true; SHARDS] }
+    }
+}
+
+impl Index {
+    /// Every shard the cache holds; one that is missing or damaged is empty.
+    fn read(cache: &Cache) -> Self {
+        let read: Vec<Option<Records>> = (0..SHARDS).map(|s| cache.read(&shard_file(s), INDEX)).collect();
+        Self {
+            unread: read.iter().map(Option::is_none).collect(),
+            shards: read.into_iter().map(Option::unwrap_or_default).collect(),
+        }
+    }
+
+    /// Writes the shards marked in `changed`.
+    fn write(&self, cache: &Cache, changed: &[bool]) -> Result<(), String> {
+        let mut written = Ok(());
+        for (s, shard) in self.shards.iter().enumerate().filter(|(s, _)| changed[*s]) {
+            let result = cache.write(&shard_file(s), INDEX, shard);
+            written = written.and(result);
+        }
+        written
+    }
+
+    fn file(&self, path: &str) -> Option<&FileRecord> {
+        self.shards[shard_of(path)].files.get(path)
+    }
+
+    fn load(&self, key: &str) -> Option<&LoadRecord> {
+        self.shards[shard_of(key)].loads.get(key)
+    }
+}
 
 /// The cache as one run uses it: the index the run found, and the one it leaves (only what
 /// it met, so entries of deleted files and replaced content go).
@@ -277,7 +407,7 @@ pub struct Memo {
     /// The index as read by a thread of its own (while the project is read), until it is needed.
     reading: Mutex<Option<std::thread::JoinHandle<Index>>>,
     found: std::sync::OnceLock<Index>,
-    kept: Mutex<Index>,
+    kept: Mutex<Records>,
     found_trees: std::sync::OnceLock<Trees>,
     kept_trees: Mutex<Trees>,
 }
@@ -291,10 +421,7 @@ impl Memo {
         let reading = cache
             .is_on()
             .then(|| {
-                std::thread::Builder::new()
-                    .name("stamp-cache-index".into())
-                    .spawn(move || reader.read(INDEX, INDEX).unwrap_or_default())
-                    .ok()
+                std::thread::Builder::new().name("stamp-cache-index".into()).spawn(move || Index::read(&reader)).ok()
             })
             .flatten();
         Self {
@@ -302,7 +429,7 @@ impl Memo {
             started,
             reading: Mutex::new(reading),
             found: std::sync::OnceLock::new(),
-            kept: Mutex::new(Index::default()),
+            kept: Mutex::new(Records::default()),
             found_trees: std::sync::OnceLock::new(),
             kept_trees: Mutex::new(Trees::new()),
         }
@@ -317,18 +444,18 @@ impl Memo {
         self.found.get_or_init(|| {
             let reading = self.reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             // Without a thread (none could start) or when it failed: read here, or start empty.
-            reading.and_then(|r| r.join().ok()).unwrap_or_else(|| self.cache.read(INDEX, INDEX).unwrap_or_default())
+            reading.and_then(|r| r.join().ok()).unwrap_or_else(|| Index::read(&self.cache))
         })
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, Index> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Records> {
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The content digest of the file at `path`, if the cache knows it from its `stat`.
     pub fn known_content(&self, path: &Path, stat: Option<Stat>) -> Option<&str> {
         let stat = stat?;
-        let record = self.found().files.get(path.to_str()?)?;
+        let record = self.found().file(path.to_str()?)?;
         // A record from the future (a clock set back, or a hand-made file) is not trusted.
         let trusted = record.read_at <= self.started && record.stat.settled_before(record.read_at);
         (record.stat == stat && trusted).then_some(record.content.as_str())
@@ -344,8 +471,7 @@ impl Memo {
         // one the next run trusts.
         if let Some(found) = self
             .found()
-            .files
-            .get(path)
+            .file(path)
             .filter(|f| f.stat == stat && f.content == content && f.stat.settled_before(f.read_at))
         {
             found.met.mark();
@@ -357,7 +483,7 @@ impl Memo {
 
     /// The summary of a loaded file, by its load key.
     pub fn summary(&self, load_key: &str) -> Option<Arc<Summary>> {
-        let record = self.found().loads.get(load_key)?;
+        let record = self.found().load(load_key)?;
         let summary = record.summary.clone()?;
         record.met.mark();
         Some(summary)
@@ -378,8 +504,8 @@ impl Memo {
 
     /// The digest of the tree a clean check of this load gave under `result_key`.
     pub fn result(&self, load_key: &str, result_key: &str) -> Option<String> {
-        let find = |record: &LoadRecord| record.results.iter().find(|(k, _)| k == result_key).map(|(_, d)| d.clone());
-        if let Some(found) = self.found().loads.get(load_key).and_then(find) {
+        let find = |record: &LoadRecord| record.results.get(result_key);
+        if let Some(found) = self.found().load(load_key).and_then(find) {
             return Some(found);
         }
         self.kept().loads.get(load_key).and_then(find)
@@ -392,9 +518,7 @@ impl Memo {
         }
         let mut kept = self.kept();
         let record = kept.loads.entry(load_key.to_string()).or_default();
-        record.results.retain(|(k, _)| k != result_key);
-        record.results.insert(0, (result_key.to_string(), digest.to_string()));
-        record.results.truncate(RESULTS_KEPT);
+        record.results = Results::one(result_key, digest).then(&record.results);
     }
 
     fn found_trees(&self) -> &Trees {
@@ -460,7 +584,7 @@ impl Memo {
         let kept = self.kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut index = self.found.into_inner().unwrap_or_default();
         let changed = index.update(kept);
-        let written = if changed { self.cache.write(INDEX, INDEX, &index) } else { Ok(()) };
+        let written = index.write(&self.cache, &changed);
         // Plain data, freed by the process's exit: dropping it entry by entry takes longer than
         // the rest of a one-account check of a large organisation.
         std::mem::forget(index);
@@ -470,49 +594,51 @@ impl Memo {
 
 impl Index {
     /// Makes this (found) index the one a run leaves: what the run met, with what it `kept`
-    /// (new records; new results first). Whether anything changed.
-    fn update(&mut self, kept: Index) -> bool {
-        let mut changed = false;
+    /// (new records; new results first). Which shards changed.
+    fn update(&mut self, kept: Records) -> Vec<bool> {
+        let mut changed = self.unread.clone();
         for (path, record) in kept.files {
-            match self.files.get(&path) {
+            let s = shard_of(&path);
+            let files = &mut self.shards[s].files;
+            match files.get(&path) {
                 Some(old) if *old == record => old.met.mark(),
                 _ => {
                     record.met.mark();
-                    self.files.insert(path, record);
-                    changed = true;
+                    files.insert(path, record);
+                    changed[s] = true;
                 }
             }
         }
         for (key, new) in kept.loads {
-            let Some(record) = self.loads.get_mut(&key) else {
+            let s = shard_of(&key);
+            let loads = &mut self.shards[s].loads;
+            let Some(record) = loads.get_mut(&key) else {
                 // A load the index did not hold is kept only with its summary.
                 if new.summary.is_some() {
                     new.met.mark();
-                    self.loads.insert(key, new);
-                    changed = true;
+                    loads.insert(key, new);
+                    changed[s] = true;
                 }
                 continue;
             };
             record.met.mark();
             if new.summary.is_some() && new.summary != record.summary {
                 record.summary = new.summary;
-                changed = true;
+                changed[s] = true;
             }
             if !new.results.is_empty() {
-                let mut results = new.results;
-                for result in &record.results {
-                    if results.len() < RESULTS_KEPT && !results.iter().any(|(k, _)| *k == result.0) {
-                        results.push(result.clone());
-                    }
-                }
-                changed |= results != record.results;
+                let results = new.results.then(&record.results);
+                changed[s] |= results != record.results;
                 record.results = results;
             }
         }
-        let before = (self.files.len(), self.loads.len());
-        self.files.retain(|_, r| r.met.is_set());
-        self.loads.retain(|_, r| r.met.is_set() && r.summary.is_some());
-        changed || before != (self.files.len(), self.loads.len())
+        for (shard, changed) in self.shards.iter_mut().zip(&mut changed) {
+            let before = (shard.files.len(), shard.loads.len());
+            shard.files.retain(|_, r| r.met.is_set());
+            shard.loads.retain(|_, r| r.met.is_set() && r.summary.is_some());
+            *changed |= before != (shard.files.len(), shard.loads.len());
+        }
+        changed
     }
 }
 
@@ -539,8 +665,10 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path(), true);
-        let index_file = dir.path().join(crate::cache::DIR).join(INDEX);
-        let inode = || fs_err::metadata(&index_file).unwrap().ino();
+        let index_dir = dir.path().join(crate::cache::DIR);
+        let inode = || -> Vec<Option<u64>> {
+            (0..SHARDS).map(|s| fs_err::metadata(index_dir.join(shard_file(s))).ok().map(|m| m.ino())).collect()
+        };
         // Files last changed long ago: their `stat` is trusted.
         let stat = |ino| Stat { len: 1, mtime: (100, 0), ctime: (100, 0), ino, dev: 1 };
         let (a, b) = (Path::new("/p/a.yaml"), Path::new("/p/b.yaml"));
@@ -574,13 +702,19 @@ mod tests {
         assert!(memo.summary("la").is_some());
         memo.checked("la", "r2", "d2");
         memo.save().unwrap();
-        assert_ne!(inode(), first, "rewritten");
+        let now = inode();
+        assert_ne!(now, first, "rewritten");
+        // Only the shards of the changed records: `la`'s new result, `b` and `lb` gone.
+        let touched = [shard_of("la"), shard_of("/p/b.yaml"), shard_of("lb")];
+        for s in (0..SHARDS).filter(|s| !touched.contains(s)) {
+            assert_eq!(now[s], first[s], "shard {s} is not rewritten");
+        }
         let memo = Memo::new(cache.clone());
         assert_eq!(memo.known_content(b, Some(stat(2))), None, "the record of a file not met is dropped");
         assert_eq!(memo.summary("lb"), None, "and its load");
         assert_eq!(memo.result("la", "r1").as_deref(), Some("d1"));
         assert_eq!(memo.result("la", "r2").as_deref(), Some("d2"));
-        assert_eq!(memo.found().loads["la"].results[0].0, "r2", "newest first");
+        assert_eq!(memo.found().load("la").unwrap().results.iter().next(), Some(("r2", "d2")), "newest first");
 
         // `a` changed: its new record replaces the old one; a result for a load the index does
         // not hold (no summary) is not kept.
@@ -594,7 +728,19 @@ mod tests {
         assert_eq!(memo.known_content(a, Some(stat(3))), Some("ca2"));
         assert_eq!(memo.summary("la2").as_deref(), Some(&summary("a")));
         assert_eq!(memo.summary("la"), None, "not met");
-        assert!(!memo.found().loads.contains_key("unknown"));
+        assert!(memo.found().load("unknown").is_none());
+    }
+
+    #[test]
+    fn results_keep_the_newest_of_each_key_up_to_their_limit() {
+        let mut results = Results::default();
+        for i in 0..10 {
+            results = Results::one(&format!("k{}", i % 7), &format!("d{i}")).then(&results);
+        }
+        let kept: Vec<(&str, &str)> = results.iter().collect();
+        assert_eq!(kept, [("k2", "d9"), ("k1", "d8"), ("k0", "d7"), ("k6", "d6"), ("k5", "d5"), ("k4", "d4")]);
+        assert_eq!(results.get("k0").as_deref(), Some("d7"));
+        assert_eq!(results.get("k3"), None, "older than the newest six");
     }
 
     #[test]

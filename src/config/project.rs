@@ -331,6 +331,7 @@ impl Project {
         let whole = matches!(options.scope, Scope::All);
         let loaded: Vec<Loaded> = files.par_iter().map(|f| project.scan(f, whole)).collect();
         let (mut files, mut loads) = (Vec::new(), Vec::new());
+        project.catalog.reserve(loaded.len());
         for Loaded { entry, account, problem, memo } in loaded {
             project.catalog.extend(entry);
             project.accounts.extend(account);
@@ -735,8 +736,9 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     // Each folder's entries sorted by name, folders walked depth first: the files come in the
     // order of their paths (compared component by component), without sorting whole paths.
     // Each file's `stat` is taken relative to its open folder (`DirEntry::metadata`), not by
-    // walking its whole path again: for thousands of accounts that is most of the time.
-    fn walk(dir: &Path, files: &mut Vec<AccountFile>) -> std::io::Result<()> {
+    // walking its whole path again, and on every core: for thousands of accounts that is most
+    // of the time.
+    fn walk(dir: &Path, files: &mut Vec<(PathBuf, fs_err::DirEntry)>) -> std::io::Result<()> {
         let entries = match fs_err::read_dir(dir) {
             // A folder that is not there (any more) holds no accounts.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -751,15 +753,21 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
             if kind.is_dir() {
                 walk(&path, files)?;
             } else if kind.is_file() && is_yaml(&path) {
-                let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
-                files.push(AccountFile { read_from: path.clone(), path, stat });
+                files.push((path, entry));
             }
         }
         Ok(())
     }
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
-    debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    debug_assert!(found.is_sorted_by(|a, b| a.0 <= b.0));
+    let files = found
+        .into_par_iter()
+        .map(|(path, entry)| {
+            let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
+            AccountFile { read_from: path.clone(), path, stat }
+        })
+        .collect();
     Ok(files)
 }
 

@@ -71,6 +71,10 @@ pub enum VersionSpec<'a> {
     Release(Option<&'a str>),
     /// Exactly this (e.g. for a project checked out at a git revision).
     Exact(BuildVersion),
+    /// As `Release`, for a check whose trees are dropped: when no template reads the version
+    /// (see [`Renderer::reads_version`]), nothing the check finds depends on it, so git is not
+    /// asked and the trees get [`BuildVersion::unread`].
+    Unread(Option<&'a str>),
 }
 
 /// What to do with each rendered tree, as soon as it is rendered: keep it (`Ok(Some)`), or use
@@ -149,6 +153,10 @@ fn result_key(project: &Project, renderer_key: &str, entry: &Entry, slot: Slot, 
         .finish()
 }
 
+/// Up to how many selected accounts their conflicts are found by comparing each with every
+/// account, rather than by grouping all values.
+const FEW: usize = 32;
+
 /// Validates and renders the selected accounts (in parallel). `out_dir_of` gives the folder
 /// an account would be written to; `consume` gets each rendered tree. With `reuse`, an
 /// account whose clean check the cache holds is not rendered when `reuse` accepts it.
@@ -166,32 +174,47 @@ pub fn validate_and_render<'w>(
         let (selected, problems) = workspace.resolve(selection.accounts);
         (Some(selected), problems)
     };
-    let version = match version {
-        VersionSpec::Release(release) => BuildVersion::resolve(release, &workspace.project.root),
-        VersionSpec::Exact(version) => version,
-    };
-    if let Err(problem) = crate::version::validate(&version.version) {
-        return Err(Report::new(
-            vec![Diagnostic::error("version.invalid", problem)],
-            workspace.project.sources.clone(),
-        ));
-    }
     let project = &workspace.project;
     let targets: Vec<&Entry> =
         project.catalog.iter().filter(|e| selected.as_ref().is_none_or(|s| s.contains(&e.display))).collect();
     // Only the archetypes and blueprints the selected accounts use are compiled.
     let used: BTreeSet<&str> = targets.iter().map(|e| e.summary.archetype.as_str()).collect();
     let only = selected.is_some().then_some(&used);
+    let unread = match &version {
+        VersionSpec::Unread(release) => Some(BuildVersion::unread(*release, &project.root)),
+        _ => None,
+    };
+    let (renderer, blueprint_diagnostics) =
+        Renderer::new(project, unread.clone().unwrap_or_else(BuildVersion::placeholder), only);
+    let version = match version {
+        VersionSpec::Release(release) => BuildVersion::resolve(release, &project.root),
+        VersionSpec::Exact(version) => version,
+        VersionSpec::Unread(release) if renderer.reads_version() => BuildVersion::resolve(release, &project.root),
+        VersionSpec::Unread(_) => unread.unwrap_or_else(BuildVersion::placeholder),
+    };
+    let renderer = renderer.with_version(version.clone());
+    if let Err(problem) = crate::version::validate(&version.version) {
+        return Err(Report::new(
+            vec![Diagnostic::error("version.invalid", problem)],
+            workspace.project.sources.clone(),
+        ));
+    }
     let (validators, compiled) = Validators::compile(project, only);
     found.extend(compiled);
-    let (renderer, blueprint_diagnostics) = Renderer::new(project, version.clone(), only);
     found.extend(blueprint_diagnostics);
     let renderer_keys: BTreeMap<&str, Option<String>> =
         used.iter().map(|&archetype| (archetype, renderer.key(archetype))).collect();
     // Conflicts between accounts are known before rendering: both accounts of a conflict are
     // rendered (to report their own problems too) but never handed on, so nothing is written
     // for either until the conflict is resolved.
-    let pairs = cross_account::conflicting_pairs(&project.catalog);
+    // Only the conflicts of the selected accounts are reported, and only they are blocked.
+    let pairs = match &selected {
+        Some(selected) if selected.len() <= FEW => {
+            let subjects = project.catalog.iter().enumerate().filter(|(_, e)| selected.contains(&e.display));
+            cross_account::conflicting_pairs_with(&project.catalog, &subjects.map(|(i, _)| i).collect())
+        }
+        _ => cross_account::conflicting_pairs(&project.catalog),
+    };
     let conflicts = cross_account::check(&project.catalog, &pairs, selected.as_ref());
     let blocked: BTreeSet<&str> = pairs
         .into_iter()
@@ -326,7 +349,11 @@ pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
     match validate_and_render(
         workspace,
         Selection::of(&options.accounts),
-        VersionSpec::Release(options.version.as_deref()),
+        if options.policies {
+            VersionSpec::Release(options.version.as_deref())
+        } else {
+            VersionSpec::Unread(options.version.as_deref())
+        },
         &default_out_dir,
         if options.policies { &with_policies } else { &discard },
         (!options.policies).then_some(&reuse),

@@ -34,6 +34,8 @@ pub struct Blueprint {
     pub verbatim: Vec<(String, TreeFile)>,
     /// sha256 over every file's path and content.
     pub digest: String,
+    /// Whether a template may read the version stamped in (see [`reads_version`]).
+    pub reads_version: bool,
 }
 
 impl Blueprint {
@@ -51,6 +53,7 @@ impl Blueprint {
 
         let mut templates = Vec::new();
         let mut verbatim = Vec::new();
+        let mut reads_version = false;
         let mut hasher = Sha256::new();
         let walker = walkdir::WalkDir::new(dir).sort_by_file_name().follow_links(false);
         for entry in walker.into_iter().filter_entry(|e| e.file_name() != ".terraform") {
@@ -129,6 +132,7 @@ impl Blueprint {
                     continue;
                 }
                 sources.add(file_display.clone(), source.as_str());
+                reads_version |= self::reads_version(&source);
                 if let Err(e) = env.add_template_owned(relative.clone(), source.clone()) {
                     diagnostics.push(template_error(&e, &display, (&relative, &source)));
                     continue;
@@ -150,10 +154,45 @@ impl Blueprint {
         }
         let digest = format!("{:x}", hasher.finalize());
         let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
-        let blueprint =
-            Self { name: name.to_string(), dir: dir.to_path_buf(), display, env, templates, verbatim, digest };
+        let blueprint = Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            display,
+            env,
+            templates,
+            verbatim,
+            digest,
+            reads_version,
+        };
         (if failed { None } else { Some(blueprint) }, diagnostics)
     }
+}
+
+/// The fields of `stamp.*` that do not depend on the version stamped in.
+const UNVERSIONED: &[&str] = &["account", "slot", "instance", "environment", "archetype", "blueprint"];
+
+/// Whether a template's source may read the version stamped in (`stamp.version`,
+/// `stamp.commit`, `stamp.environment_version`, `stamp` as a whole, or the context through
+/// `debug()`). Told from minijinja's own tokens, so it errs towards yes: the variable `stamp`
+/// may only be followed by `.` and one of [`UNVERSIONED`]; text outside tags does not count.
+pub fn reads_version(source: &str) -> bool {
+    use minijinja::machinery::{Token, tokenize};
+    let mut tokens = tokenize(source, false, minijinja::syntax::SyntaxConfig::default());
+    let mut after_dot = false;
+    while let Some(token) = tokens.next() {
+        let Ok((token, _)) = token else { return true };
+        match token {
+            Token::Ident("debug") => return true,
+            // `x.stamp` is an attribute, not the variable.
+            Token::Ident("stamp") if !after_dot => match (tokens.next(), tokens.next()) {
+                (Some(Ok((Token::Dot, _))), Some(Ok((Token::Ident(field), _)))) if UNVERSIONED.contains(&field) => {}
+                _ => return true,
+            },
+            _ => {}
+        }
+        after_dot = matches!(token, Token::Dot);
+    }
+    false
 }
 
 /// The template environment every blueprint is compiled in: strict about undefined values,
@@ -331,4 +370,40 @@ pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallbac
         d = d.hint("the account config has no such value; guard optional keys with `{% if x is defined %}` or use `| default(...)`");
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_version;
+
+    #[test]
+    fn a_template_reads_the_version_unless_it_names_only_unversioned_fields() {
+        for unversioned in [
+            "name = \"{{ stamp.instance }}\"",
+            "{% if stamp.slot == \"green\" %}-green{% endif %}{{ stamp . account }}",
+            "{{ stamp.environment }}{{ stamp.archetype }}{{ stamp.blueprint }}",
+            "resource \"x\" \"stamp_y\" { a = timestamp() }\n# made by stamp, see stamp.version",
+            "{{ config.stamp_version }}{{ config.stamp.version }}{# stamp.version #}",
+            "{% raw %}{{ stamp.version }}{% endraw %}",
+        ] {
+            assert!(!reads_version(unversioned), "{unversioned}");
+        }
+        for reading in [
+            "{{ stamp.version }}",
+            "{{ stamp.commit }}",
+            "{{ stamp.environment_version }}",
+            "{{ stamp.instances }}",
+            "{{ stamp['version'] }}",
+            "{% set s = stamp %}{{ s.version }}",
+            "{{ stamp|items }}",
+            "{% include stamp.version ~ '.j2' %}",
+            "{{ m(stamp) }}",
+            "{{ debug() }}",
+            "{{ stamp }}",
+            "{{ '}}' ~ stamp.version }}",
+            "{% set stamp = {'account': 1} %}",
+        ] {
+            assert!(reads_version(reading), "{reading}");
+        }
+    }
 }

@@ -111,6 +111,18 @@ impl<'p> Renderer<'p> {
         &self.version
     }
 
+    /// The same blueprints, stamping `version` in.
+    #[must_use]
+    pub fn with_version(self, version: BuildVersion) -> Self {
+        Self { version, ..self }
+    }
+
+    /// Whether a template of a compiled blueprint may read the version stamped in: if none
+    /// does, the version changes only Stamp's own files, where it is always well-formed.
+    pub fn reads_version(&self) -> bool {
+        self.blueprints.values().flatten().any(|b| b.reads_version)
+    }
+
     /// The cache key of what rendering an account of `archetype` depends on besides the
     /// account: the version stamped in and the compiled blueprint (`None`: it did not compile).
     pub fn key(&self, archetype: &str) -> Option<String> {

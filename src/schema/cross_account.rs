@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use ipnet::Ipv4Net;
+use rayon::prelude::*;
 
 use crate::config::catalog::Entry;
 use crate::diagnostics::{Diagnostic, Location};
@@ -75,6 +76,29 @@ pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
     pairs
 }
 
+/// The [`conflicting_pairs`] that hold one of the accounts at `subjects` (indices): each of
+/// those compared with every account, which for a few accounts is cheaper than grouping all.
+pub fn conflicting_pairs_with(accounts: &[Entry], subjects: &BTreeSet<usize>) -> BTreeSet<(usize, usize)> {
+    let interval = |a: &Entry| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast())));
+    let intervals: Vec<Option<(u32, u32)>> = accounts.par_iter().map(interval).collect();
+    let mut pairs = BTreeSet::new();
+    for &s in subjects {
+        let subject = &accounts[s];
+        let values: Vec<(&str, &str)> =
+            UNIQUE.iter().filter_map(|(p, ..)| Some((*p, subject.fact(p)?.value.as_str()))).collect();
+        let conflicting: Vec<usize> = (0..accounts.len())
+            .into_par_iter()
+            .filter(|&i| {
+                let shared = values.iter().any(|&(p, v)| accounts[i].fact(p).is_some_and(|f| f.value == v));
+                let overlap = matches!((intervals[s], intervals[i]), (Some(a), Some(b)) if a.0 <= b.1 && b.0 <= a.1);
+                i != s && (shared || overlap)
+            })
+            .collect();
+        pairs.extend(conflicting.into_iter().map(|i| (i.max(s), i.min(s))));
+    }
+    pairs
+}
+
 fn conflicts(subject: &Entry, other: &Entry) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     // A sensitive value is not among an entry's facts: it takes part in no comparison, since a
@@ -133,5 +157,71 @@ fn where_is(account: &Entry, pointer: &str) -> String {
             format!("`{}:{line}:{column}`", account.display)
         }
         _ => format!("`{}`", account.display),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::catalog::{Fact, Summary};
+
+    fn entry(name: &str, facts: &[(&'static str, String)]) -> Entry {
+        let fact =
+            |(pointer, value): &(&'static str, String)| Fact { pointer, value: value.clone(), at: None, own: true };
+        Entry {
+            display: format!("accounts/{name}.yaml"),
+            path: format!("accounts/{name}.yaml").into(),
+            read_from: format!("accounts/{name}.yaml").into(),
+            content: String::new(),
+            load_key: String::new(),
+            summary: Arc::new(Summary {
+                name: name.to_string(),
+                archetype: "a".into(),
+                environment: "e".into(),
+                region: None,
+                protected: false,
+                ephemeral: false,
+                created_at: None,
+                facts: facts.iter().map(fact).collect(),
+                withheld: Vec::new(),
+            }),
+            slot: crate::config::Slot::Blue,
+            created_at: None,
+            ledger_damage: Vec::new(),
+        }
+    }
+
+    proptest! {
+        /// The pairs of a few accounts are those of the whole catalog that hold one of them.
+        #[test]
+        fn pairs_with_a_few_accounts_are_those_of_all_that_hold_them(
+            accounts in proptest::collection::vec((0..6u8, 0..4u8, proptest::option::of((0..4u8, 22..26u8))), 1..24),
+            picks in proptest::collection::btree_set(0..24usize, 0..4),
+        ) {
+            let entries: Vec<Entry> = accounts
+                .iter()
+                .enumerate()
+                .map(|(i, (name, id, net))| {
+                    let mut facts = vec![("/name", format!("n{name}")), ("/account_id", format!("{id}"))];
+                    if i % 3 == 0 {
+                        facts.push(("/dns/zone", format!("z{id}.example")));
+                    }
+                    if let Some((third, bits)) = net {
+                        facts.push(("/network/cidr", format!("10.0.{}.0/{bits}", third * 2)));
+                    }
+                    entry(&format!("a{i}"), &facts)
+                })
+                .collect();
+            let subjects: BTreeSet<usize> = picks.into_iter().filter(|&p| p < entries.len()).collect();
+            let all: BTreeSet<(usize, usize)> = conflicting_pairs(&entries)
+                .into_iter()
+                .filter(|(a, b)| subjects.contains(a) || subjects.contains(b))
+                .collect();
+            prop_assert_eq!(conflicting_pairs_with(&entries, &subjects), all);
+        }
     }
 }
