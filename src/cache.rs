@@ -62,6 +62,13 @@ impl Cache {
         postcard::from_bytes(body).ok()
     }
 
+    /// Removes the cache file `name` (one no Stamp writes any more), if it is there.
+    pub fn remove(&self, name: &str) {
+        if let Some(dir) = &self.dir {
+            let _ = fs_err::remove_file(dir.join(name));
+        }
+    }
+
     /// Writes `value` as the cache file `name`, atomically. A cache that cannot be written is
     /// no error (the next run computes again): the reason is returned for `--verbose`.
     pub fn write<T: Serialize>(&self, name: &str, kind: &str, value: &T) -> Result<(), String> {

@@ -159,7 +159,9 @@ fn git_commit(root: &Path) -> Option<GitState> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let head = start(&["log", "-1", "--format=%h %ct", "--abbrev=12", "HEAD"]);
-    let status = start(&["status", "--porcelain", "--untracked-files=no", "--", "."]);
+    // Without optional locks: a `status` that outlives a run (one whose answer was asked for
+    // ahead and never taken) never holds the index's lock against the user's next git command.
+    let status = start(&["--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", "."]);
     let (head, status) = (finish(head), finish(status));
     let head = head?;
     let (commit, time) = head.split_once(' ')?;
@@ -196,6 +198,40 @@ mod tests {
         let first = BuildVersion::resolve(None, outside.path());
         std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(BuildVersion::resolve(None, outside.path()), first, "a second later, the same run");
+    }
+
+    /// A git repository with one commit of one file; its short commit.
+    fn repository(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        git(&["init", "-q"]);
+        fs_err::write(dir.path().join("f"), text).unwrap();
+        git(&["add", "f"]);
+        git(&["commit", "-qm", "m"]);
+        let commit = git(&["log", "-1", "--format=%h", "--abbrev=12"]);
+        (dir, commit)
+    }
+
+    #[test]
+    fn a_prefetched_answer_serves_only_its_own_project_and_only_once() {
+        let (a, a_commit) = repository("a");
+        let (b, b_commit) = repository("b");
+        prefetch(a.path());
+        assert_eq!(BuildVersion::resolve(Some("1.0.0"), b.path()).commit, b_commit, "another project asks git");
+        let first = BuildVersion::resolve(Some("1.0.0"), a.path());
+        assert_eq!((first.commit.as_str(), first.dirty), (a_commit.as_str(), false));
+        // Taken: a later resolve sees the tree as it is then.
+        fs_err::write(a.path().join("f"), "changed").unwrap();
+        assert!(BuildVersion::resolve(Some("1.0.0"), a.path()).dirty);
     }
 
     #[test]

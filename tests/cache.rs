@@ -652,3 +652,52 @@ fn check_asks_git_only_when_a_template_reads_the_version() {
     let uncached = project.stamp(["--no-cache", "check"]).env("PATH", &path).env("STAMP_VERSION", "6.6.6").run();
     assert_eq!(broken.snapshot(), uncached.snapshot());
 }
+
+/// Rendered files are `0644` (`0755` when executable) whatever the umask: a file the umask would
+/// take bits of gets its mode set again.
+#[test]
+fn rendered_files_have_their_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = Project::example();
+    for (umask, out) in [("077", "strict"), ("022", "usual"), ("000", "open")] {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" render --all --out {out}"))
+            .arg(env!("CARGO_BIN_EXE_stamp"))
+            .current_dir(project.path())
+            .env("STAMP_VERSION", "1.0.0")
+            .status()
+            .unwrap();
+        assert!(status.success(), "umask {umask}");
+        let mode =
+            |path: &str| fs_err::metadata(project.path().join(out).join(path)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("qa/scripts/data-stats.sh"), 0o755, "umask {umask}");
+        assert_eq!(mode("qa/cluster.tf"), 0o644, "umask {umask}");
+        assert_eq!(mode("qa/.stamp-rendered"), 0o644, "umask {umask}");
+    }
+}
+
+/// Account files in many folders are listed with a few files open at once: a folder is closed
+/// before the next is read, so a low open-file limit is no limit on the number of folders.
+#[test]
+fn accounts_in_many_folders_need_few_open_files() {
+    let project = Project::example();
+    let staging = project.read(&format!("{ACCOUNTS}/local-staging.yaml"));
+    for n in 0..150 {
+        let text = staging
+            .replace("10.41.0.0/16", &format!("10.{}.{}.0/24", 100 + n / 200, n % 200))
+            .replace("staging.local.acme.internal", &format!("t{n}.local.acme.internal"));
+        project.write(&format!("{ACCOUNTS}/team-{n:03}/acct-{n:03}.yaml"), &text);
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 48 && exec \"$0\" list --format json")
+        .arg(env!("CARGO_BIN_EXE_stamp"))
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = listed.to_string();
+    assert!(names.contains("acct-000") && names.contains("acct-149"), "{names}");
+}

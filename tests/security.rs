@@ -663,3 +663,21 @@ fn no_diagnostic_shows_a_sensitive_value() {
         assert!(all.contains(expected), "{expected} missing:\n{all}");
     }
 }
+
+/// A secret that happens to equal Stamp's own text (here the commit stamped in) is not taken
+/// for a leak: the search leaves the version and commit out, so `check` (which does not ask git
+/// when no template reads the version) and `render` agree.
+#[test]
+fn a_secret_equal_to_the_commit_is_no_leak() {
+    let project = Project::example();
+    project.mark_sensitive("owner");
+    project.commit_all("first");
+    let commit = project.git(&["rev-parse", "--short=12", "HEAD"]);
+    let file = "fixtures/accounts/local-staging.yaml";
+    project
+        .write(file, &project.read(file).replace("owner: platform-team@acme.example", &format!("owner: \"{commit}\"")));
+    project.stamp(["check", "local-staging"]).env("STAMP_VERSION", "1.0.0").run().success();
+    project.stamp(["render", "local-staging", "--out", "out"]).env("STAMP_VERSION", "1.0.0").run().success();
+    let tree = common::tree_text(&project.path().join("out"));
+    assert!(tree.contains(&commit), "the commit is stamped in");
+}

@@ -113,8 +113,10 @@ impl Command {
         }
     }
 
-    /// Whether the command renders the working tree, and so stamps in the version git gives
-    /// (`check` only with `--policies`: else only when a template reads the version).
+    /// Whether the command renders the working tree as soon as the project is loaded, and so
+    /// stamps in the version git gives then (`check` only with `--policies`: else only when a
+    /// template reads the version). Commands that render later (a migration, a clone, after
+    /// their data steps) ask git when they do.
     fn stamps_version(&self) -> bool {
         if let Self::Check(args) = self {
             return args.policies();
@@ -128,10 +130,6 @@ impl Command {
                 | Self::Drift(_)
                 | Self::Build(_)
                 | Self::Promote(_)
-                | Self::Clone(_)
-                | Self::Sync(_)
-                | Self::Migrate(_)
-                | Self::Playground(_)
                 | Self::Diff(_)
         )
     }

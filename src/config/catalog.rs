@@ -280,9 +280,10 @@ impl Results {
         }))
     }
 
-    fn one(key: &str, digest: &str) -> Self {
-        debug_assert!(!format!("{key}{digest}").contains([' ', '\n']), "results are hex");
-        Self(format!("{key} {digest}\n"))
+    /// One result; `None` for a key or digest that could not be read back (not hex).
+    fn one(key: &str, digest: &str) -> Option<Self> {
+        let hex = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex(key) && hex(digest)).then(|| Self(format!("{key} {digest}\n")))
     }
 }
 
@@ -350,13 +351,13 @@ const SHARDS: usize = 16;
 
 const INDEX: &str = "index";
 
-/// The shard a key (a path or a load key) falls in: the same in every run of one Stamp (whose
-/// cache no other Stamp reads).
+/// The shard a key (a path or a load key) falls in: the same in every run of every Stamp.
 fn shard_of(key: &str) -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    key.hash(&mut hasher);
-    usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0)
+    // FNV-1a: defined by its constants, so stable where `std`'s hashers promise nothing.
+    let hash = key
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    usize::try_from(hash % SHARDS as u64).unwrap_or(0)
 }
 
 fn shard_file(shard: usize) -> String {
@@ -381,6 +382,10 @@ impl Index {
 
     /// Writes the shards marked in `changed`.
     fn write(&self, cache: &Cache, changed: &[bool]) -> Result<(), String> {
+        if changed.iter().any(|&c| c) {
+            // The whole index of earlier Stamps, in one file.
+            cache.remove(INDEX);
+        }
         let mut written = Ok(());
         for (s, shard) in self.shards.iter().enumerate().filter(|(s, _)| changed[*s]) {
             let result = cache.write(&shard_file(s), INDEX, shard);
@@ -518,7 +523,9 @@ impl Memo {
         }
         let mut kept = self.kept();
         let record = kept.loads.entry(load_key.to_string()).or_default();
-        record.results = Results::one(result_key, digest).then(&record.results);
+        if let Some(result) = Results::one(result_key, digest) {
+            record.results = result.then(&record.results);
+        }
     }
 
     fn found_trees(&self) -> &Trees {
@@ -681,7 +688,7 @@ mod tests {
             .collect();
         assert_eq!(files.len(), 2, "both are new");
         memo.keep(files, vec![("la".into(), Arc::new(summary("a"))), ("lb".into(), Arc::new(summary("b")))]);
-        memo.checked("la", "r1", "d1");
+        memo.checked("la", "e1", "d1");
         memo.save().unwrap();
         let first = inode();
 
@@ -700,7 +707,7 @@ mod tests {
         let memo = Memo::new(cache.clone());
         assert!(memo.file_record(a, Some(stat(1)), "ca").is_none());
         assert!(memo.summary("la").is_some());
-        memo.checked("la", "r2", "d2");
+        memo.checked("la", "e2", "d2");
         memo.save().unwrap();
         let now = inode();
         assert_ne!(now, first, "rewritten");
@@ -712,9 +719,9 @@ mod tests {
         let memo = Memo::new(cache.clone());
         assert_eq!(memo.known_content(b, Some(stat(2))), None, "the record of a file not met is dropped");
         assert_eq!(memo.summary("lb"), None, "and its load");
-        assert_eq!(memo.result("la", "r1").as_deref(), Some("d1"));
-        assert_eq!(memo.result("la", "r2").as_deref(), Some("d2"));
-        assert_eq!(memo.found().load("la").unwrap().results.iter().next(), Some(("r2", "d2")), "newest first");
+        assert_eq!(memo.result("la", "e1").as_deref(), Some("d1"));
+        assert_eq!(memo.result("la", "e2").as_deref(), Some("d2"));
+        assert_eq!(memo.found().load("la").unwrap().results.iter().next(), Some(("e2", "d2")), "newest first");
 
         // `a` changed: its new record replaces the old one; a result for a load the index does
         // not hold (no summary) is not kept.
@@ -722,7 +729,7 @@ mod tests {
         let files: Vec<_> = memo.file_record(a, Some(stat(3)), "ca2").into_iter().collect();
         assert_eq!(files.len(), 1);
         memo.keep(files, vec![("la2".into(), Arc::new(summary("a")))]);
-        memo.checked("unknown", "r", "d");
+        memo.checked("unknown", "e", "d");
         memo.save().unwrap();
         let memo = Memo::new(cache);
         assert_eq!(memo.known_content(a, Some(stat(3))), Some("ca2"));
@@ -735,12 +742,13 @@ mod tests {
     fn results_keep_the_newest_of_each_key_up_to_their_limit() {
         let mut results = Results::default();
         for i in 0..10 {
-            results = Results::one(&format!("k{}", i % 7), &format!("d{i}")).then(&results);
+            results = Results::one(&format!("a{}", i % 7), &format!("d{i}")).unwrap().then(&results);
         }
         let kept: Vec<(&str, &str)> = results.iter().collect();
-        assert_eq!(kept, [("k2", "d9"), ("k1", "d8"), ("k0", "d7"), ("k6", "d6"), ("k5", "d5"), ("k4", "d4")]);
-        assert_eq!(results.get("k0").as_deref(), Some("d7"));
-        assert_eq!(results.get("k3"), None, "older than the newest six");
+        assert_eq!(kept, [("a2", "d9"), ("a1", "d8"), ("a0", "d7"), ("a6", "d6"), ("a5", "d5"), ("a4", "d4")]);
+        assert_eq!(results.get("a0").as_deref(), Some("d7"));
+        assert_eq!(results.get("a3"), None, "older than the newest six");
+        assert!(Results::one("a b", "d").is_none() && Results::one("a", "d\nz").is_none(), "not hex");
     }
 
     #[test]

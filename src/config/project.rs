@@ -736,9 +736,9 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     // Each folder's entries sorted by name, folders walked depth first: the files come in the
     // order of their paths (compared component by component), without sorting whole paths.
     // Each file's `stat` is taken relative to its open folder (`DirEntry::metadata`), not by
-    // walking its whole path again, and on every core: for thousands of accounts that is most
-    // of the time.
-    fn walk(dir: &Path, files: &mut Vec<(PathBuf, fs_err::DirEntry)>) -> std::io::Result<()> {
+    // walking its whole path again, on every core, before the walk leaves the folder (each
+    // entry keeps its folder open): for thousands of accounts that is most of the time.
+    fn walk(dir: &Path, files: &mut Vec<AccountFile>) -> std::io::Result<()> {
         let entries = match fs_err::read_dir(dir) {
             // A folder that is not there (any more) holds no accounts.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -747,27 +747,38 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
         let mut entries: Vec<(std::ffi::OsString, fs_err::DirEntry)> =
             entries.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (_, entry) in entries {
-            let kind = entry.file_type()?;
+        let kinds: Vec<std::fs::FileType> = entries.iter().map(|(_, e)| e.file_type()).collect::<Result<_, _>>()?;
+        let stats: Vec<Option<Stat>> = entries
+            .par_iter()
+            .zip(&kinds)
+            .map(|((_, entry), kind)| {
+                (kind.is_file() && is_yaml(&entry.path())).then(|| entry.metadata().ok().as_ref().and_then(Stat::of))?
+            })
+            .collect();
+        let subfolders: Vec<PathBuf> =
+            entries.iter().zip(&kinds).filter(|(_, k)| k.is_dir()).map(|(e, _)| e.1.path()).collect();
+        let mut yaml: Vec<AccountFile> = Vec::new();
+        for (((_, entry), kind), stat) in entries.into_iter().zip(&kinds).zip(stats) {
             let path = entry.path();
-            if kind.is_dir() {
-                walk(&path, files)?;
-            } else if kind.is_file() && is_yaml(&path) {
-                files.push((path, entry));
+            if kind.is_file() && is_yaml(&path) {
+                yaml.push(AccountFile { read_from: path.clone(), path, stat });
             }
         }
+        // The folder is closed before its subfolders are walked; files and subfolders merge
+        // in the order of their names.
+        let mut yaml = yaml.into_iter().peekable();
+        for folder in subfolders {
+            while let Some(file) = yaml.next_if(|f| f.path < folder) {
+                files.push(file);
+            }
+            walk(&folder, files)?;
+        }
+        files.extend(yaml);
         Ok(())
     }
-    let mut found = Vec::new();
-    walk(dir, &mut found)?;
-    debug_assert!(found.is_sorted_by(|a, b| a.0 <= b.0));
-    let files = found
-        .into_par_iter()
-        .map(|(path, entry)| {
-            let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
-            AccountFile { read_from: path.clone(), path, stat }
-        })
-        .collect();
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
     Ok(files)
 }
 

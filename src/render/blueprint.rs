@@ -385,6 +385,7 @@ mod tests {
             "resource \"x\" \"stamp_y\" { a = timestamp() }\n# made by stamp, see stamp.version",
             "{{ config.stamp_version }}{{ config.stamp.version }}{# stamp.version #}",
             "{% raw %}{{ stamp.version }}{% endraw %}",
+            "{{ stamp.account.stamp }}{{- stamp . slot -}}",
         ] {
             assert!(!reads_version(unversioned), "{unversioned}");
         }
@@ -402,6 +403,11 @@ mod tests {
             "{{ stamp }}",
             "{{ '}}' ~ stamp.version }}",
             "{% set stamp = {'account': 1} %}",
+            "{{- stamp.version -}}",
+            "{{ stamp\n  .\n  version }}",
+            "{% for k in stamp %}{{ k }}{% endfor %}",
+            "{% with s = stamp %}{{ s.account }}{% endwith %}",
+            "{{ stamp.account.stamp }}{{ stamp.version }}",
         ] {
             assert!(reads_version(reading), "{reading}");
         }

@@ -158,6 +158,7 @@ impl Tree {
             dir: dir.to_path_buf(),
             stats,
         });
+        batch.flusher.staged(&crate::fsio::parent(dir));
         Ok(())
     }
 
@@ -312,6 +313,61 @@ fn discard(staging: tempfile::TempDir) {
 #[derive(Debug)]
 pub struct Batch<T> {
     staged: std::sync::Mutex<Vec<Staged<T>>>,
+    /// Writes back what is staged while more is being rendered (see [`Flusher`]).
+    flusher: Flusher,
+}
+
+/// Starts writing staged trees to disk while the run renders more, so the sync of the commit
+/// has little left to write: every [`Flusher::EVERY`] trees, a thread of its own syncs their
+/// file system (what is being written then is synced too, or by the next). Only the commit's
+/// sync counts for durability; these only move the disk's work earlier, when it is idle.
+#[derive(Debug, Default)]
+struct Flusher {
+    staged: std::sync::atomic::AtomicUsize,
+    thread: std::sync::Mutex<Option<(std::sync::mpsc::Sender<PathBuf>, std::thread::JoinHandle<()>)>>,
+}
+
+impl Flusher {
+    /// About 1,700 files: a few MB to write back at a time.
+    const EVERY: usize = 100;
+
+    /// One more tree is staged in `parent`.
+    fn staged(&self, parent: &Path) {
+        let staged = self.staged.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if !cfg!(target_os = "linux") || !staged.is_multiple_of(Self::EVERY) {
+            return;
+        }
+        let mut thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if thread.is_none() {
+            let (send, receive) = std::sync::mpsc::channel::<PathBuf>();
+            let spawned = std::thread::Builder::new().name("stamp-writeback".into()).spawn(move || {
+                while let Ok(mut parent) = receive.recv() {
+                    // Asked again while it synced: once for all of them.
+                    while let Ok(later) = receive.try_recv() {
+                        parent = later;
+                    }
+                    #[cfg(target_os = "linux")]
+                    let _ = crate::fsio::sync_filesystem(&parent);
+                }
+            });
+            match spawned {
+                Ok(spawned) => *thread = Some((send, spawned)),
+                Err(_) => return,
+            }
+        }
+        if let Some((send, _)) = thread.as_ref() {
+            let _ = send.send(parent.to_path_buf());
+        }
+    }
+
+    /// Waits for the sync under way, if any: the commit's own follows.
+    fn finish(self) {
+        let thread = self.thread.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((send, thread)) = thread {
+            drop(send);
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -331,7 +387,7 @@ pub type Committed<T> = (T, PathBuf, Result<Option<Stats>, WriteError>);
 
 impl<T> Default for Batch<T> {
     fn default() -> Self {
-        Self { staged: std::sync::Mutex::new(Vec::new()) }
+        Self { staged: std::sync::Mutex::new(Vec::new()), flusher: Flusher::default() }
     }
 }
 
@@ -341,6 +397,7 @@ impl<T> Batch<T> {
     /// the old trees. Each tree's own outcome is returned with its tag and folder; a tree that
     /// fails leaves its folder as it was.
     pub fn commit(self) -> Vec<Committed<T>> {
+        self.flusher.finish();
         let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| crate::fsio::parent(&s.dir)).collect();
         let synced: BTreeMap<PathBuf, Result<(), String>> = parents
@@ -416,18 +473,33 @@ fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Writes a new file with its mode (set on the open file, whatever the umask), synced when
-/// `sync` says so (else the caller syncs the file system).
+/// Writes a new file with its mode (whatever the umask: set again on the open file when the
+/// umask would take bits of it), synced when `sync` says so (else the caller syncs the file
+/// system).
 fn write_file(path: &Path, content: &[u8], executable: bool, sync: bool) -> io::Result<Option<Stat>> {
     use std::io::Write as _;
-    let mut file = fs_err::File::create(path)?;
+    let mut file = create_new(path, executable)?;
     file.write_all(content)?;
-    set_mode(&file, executable)?;
+    if !crate::fsio::umask_keeps(if executable { 0o755 } else { 0o644 }) {
+        set_mode(&file, executable)?;
+    }
     if sync {
         file.file().sync_all()?;
     }
     // Its `stat` now is the one it keeps: nothing writes to it after.
     Ok(Stat::of(&file.metadata()?))
+}
+
+/// A file that was not there, created with its mode (less the umask).
+#[cfg(unix)]
+fn create_new(path: &Path, executable: bool) -> io::Result<fs_err::File> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    fs_err::OpenOptions::new().write(true).create_new(true).mode(if executable { 0o755 } else { 0o644 }).open(path)
+}
+
+#[cfg(not(unix))]
+fn create_new(path: &Path, _: bool) -> io::Result<fs_err::File> {
+    fs_err::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(unix)]
