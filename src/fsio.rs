@@ -111,18 +111,6 @@ pub fn swap_in(staging: &Path, dir: &Path) -> io::Result<Option<PathBuf>> {
     }
 }
 
-/// Whether files created with `mode` get it whole: the process's umask (read once, from
-/// `/proc/self/status`) takes none of its bits. `false` where it cannot be told.
-pub fn umask_keeps(mode: u32) -> bool {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    let umask = UMASK.get_or_init(|| {
-        let status = fs_err::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-        u32::from_str_radix(line.trim(), 8).ok()
-    });
-    umask.is_some_and(|umask| umask & mode == 0)
-}
-
 /// Makes every write to the file system holding `path` durable, all at once (`syncfs`).
 #[cfg(target_os = "linux")]
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {

@@ -145,6 +145,10 @@ fn git_commit(root: &Path) -> Option<GitState> {
             .arg("-C")
             .arg(root)
             .args(args)
+            // A `status` that outlives a run (one whose answer was asked for ahead and never
+            // taken) never holds the index's lock against the user's next git command (the
+            // variable, not `--no-optional-locks`, which git before 2.15 refuses).
+            .env("GIT_OPTIONAL_LOCKS", "0")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -159,13 +163,12 @@ fn git_commit(root: &Path) -> Option<GitState> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let head = start(&["log", "-1", "--format=%h %ct", "--abbrev=12", "HEAD"]);
-    // Without optional locks: a `status` that outlives a run (one whose answer was asked for
-    // ahead and never taken) never holds the index's lock against the user's next git command.
-    let status = start(&["--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", "."]);
+    let status = start(&["status", "--porcelain", "--untracked-files=no", "--", "."]);
     let (head, status) = (finish(head), finish(status));
     let head = head?;
     let (commit, time) = head.split_once(' ')?;
-    let dirty = status.is_some_and(|s| !s.is_empty());
+    // A tree git could not tell clean is taken for dirty.
+    let dirty = status.is_none_or(|s| !s.is_empty());
     Some(GitState { commit: commit.to_string(), time: time.parse().ok()?, dirty })
 }
 

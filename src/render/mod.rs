@@ -477,9 +477,6 @@ impl Serialize for Masked<'_> {
     }
 }
 
-/// A sensitive (`writeOnly`) config value written into rendered Terraform would reach state
-/// files, artifacts, diffs and logs in clear: refused. Templates cannot read one (see
-/// [`Masked`]); this catches one written by Stamp's own generated files (tags, provider).
 /// What [`leaked_secrets`] looks for: each sensitive value long enough to tell, raw and
 /// escaped (as it appears inside an HCL string).
 fn secret_needles(account: &Account) -> Vec<String> {
@@ -493,6 +490,9 @@ fn secret_needles(account: &Account) -> Vec<String> {
         .collect()
 }
 
+/// A sensitive (`writeOnly`) config value written into rendered Terraform would reach state
+/// files, artifacts, diffs and logs in clear: refused. Templates cannot read one (see
+/// [`Masked`]); this catches one written by Stamp's own generated files (tags, provider).
 fn leaked_secrets(account: &Account, needles: &[String], files: &BTreeMap<String, Arc<[u8]>>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (path, content) in files {

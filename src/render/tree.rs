@@ -319,13 +319,17 @@ pub struct Batch<T> {
 
 /// Starts writing staged trees to disk while the run renders more, so the sync of the commit
 /// has little left to write: every [`Flusher::EVERY`] trees, a thread of its own syncs their
-/// file system (what is being written then is synced too, or by the next). Only the commit's
-/// sync counts for durability; these only move the disk's work earlier, when it is idle.
+/// file system (what is being written then is synced too, or by the next). They move the
+/// disk's work earlier, when it is idle; an error one of them meets is the commit's error
+/// (the kernel reports a write-back error to one sync only).
 #[derive(Debug, Default)]
 struct Flusher {
     staged: std::sync::atomic::AtomicUsize,
-    thread: std::sync::Mutex<Option<(std::sync::mpsc::Sender<PathBuf>, std::thread::JoinHandle<()>)>>,
+    thread: std::sync::Mutex<Option<Writeback>>,
 }
+
+/// The write-back thread: where to ask it to sync, and its first error when it ends.
+type Writeback = (std::sync::mpsc::Sender<PathBuf>, std::thread::JoinHandle<Option<String>>);
 
 impl Flusher {
     /// About 1,700 files: a few MB to write back at a time.
@@ -341,14 +345,18 @@ impl Flusher {
         if thread.is_none() {
             let (send, receive) = std::sync::mpsc::channel::<PathBuf>();
             let spawned = std::thread::Builder::new().name("stamp-writeback".into()).spawn(move || {
+                let mut failed = None;
                 while let Ok(mut parent) = receive.recv() {
                     // Asked again while it synced: once for all of them.
                     while let Ok(later) = receive.try_recv() {
                         parent = later;
                     }
                     #[cfg(target_os = "linux")]
-                    let _ = crate::fsio::sync_filesystem(&parent);
+                    if let Err(e) = crate::fsio::sync_filesystem(&parent) {
+                        failed.get_or_insert(e.to_string());
+                    }
                 }
+                failed
             });
             match spawned {
                 Ok(spawned) => *thread = Some((send, spawned)),
@@ -360,13 +368,13 @@ impl Flusher {
         }
     }
 
-    /// Waits for the sync under way, if any: the commit's own follows.
-    fn finish(self) {
+    /// Waits for the sync under way, if any (the commit's own follows): the first error one
+    /// of them met.
+    fn finish(self) -> Option<String> {
         let thread = self.thread.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((send, thread)) = thread {
-            drop(send);
-            let _ = thread.join();
-        }
+        let (send, thread) = thread?;
+        drop(send);
+        thread.join().unwrap_or_else(|_| Some("the write-back thread failed".to_string()))
     }
 }
 
@@ -397,7 +405,7 @@ impl<T> Batch<T> {
     /// the old trees. Each tree's own outcome is returned with its tag and folder; a tree that
     /// fails leaves its folder as it was.
     pub fn commit(self) -> Vec<Committed<T>> {
-        self.flusher.finish();
+        let written_back = self.flusher.finish();
         let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| crate::fsio::parent(&s.dir)).collect();
         let synced: BTreeMap<PathBuf, Result<(), String>> = parents
@@ -405,7 +413,10 @@ impl<T> Batch<T> {
             .map(|parent| {
                 // Elsewhere than Linux, each file was synced as it was written.
                 #[cfg(target_os = "linux")]
-                let result = crate::fsio::sync_filesystem(&parent).map_err(|e| e.to_string());
+                let result = match &written_back {
+                    Some(failed) => Err(failed.clone()),
+                    None => crate::fsio::sync_filesystem(&parent).map_err(|e| e.to_string()),
+                };
                 #[cfg(not(target_os = "linux"))]
                 let result = Ok(());
                 (parent, result)
@@ -473,21 +484,23 @@ fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// Writes a new file with its mode (whatever the umask: set again on the open file when the
-/// umask would take bits of it), synced when `sync` says so (else the caller syncs the file
-/// system).
+/// Writes a new file with its mode (whatever the umask or a default ACL: set again on the open
+/// file when it was created with another), synced when `sync` says so (else the caller syncs
+/// the file system).
 fn write_file(path: &Path, content: &[u8], executable: bool, sync: bool) -> io::Result<Option<Stat>> {
     use std::io::Write as _;
     let mut file = create_new(path, executable)?;
     file.write_all(content)?;
-    if !crate::fsio::umask_keeps(if executable { 0o755 } else { 0o644 }) {
+    let mut metadata = file.metadata()?;
+    if !has_mode(&metadata, executable) {
         set_mode(&file, executable)?;
+        metadata = file.metadata()?;
     }
     if sync {
         file.file().sync_all()?;
     }
-    // Its `stat` now is the one it keeps: nothing writes to it after.
-    Ok(Stat::of(&file.metadata()?))
+    // Its `stat` now is the one it keeps: nothing writes to it after (a sync changes none).
+    Ok(Stat::of(&metadata))
 }
 
 /// A file that was not there, created with its mode (less the umask).
@@ -500,6 +513,17 @@ fn create_new(path: &Path, executable: bool) -> io::Result<fs_err::File> {
 #[cfg(not(unix))]
 fn create_new(path: &Path, _: bool) -> io::Result<fs_err::File> {
     fs_err::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(unix)]
+fn has_mode(metadata: &std::fs::Metadata, executable: bool) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o7777 == if executable { 0o755 } else { 0o644 }
+}
+
+#[cfg(not(unix))]
+fn has_mode(_: &std::fs::Metadata, _: bool) -> bool {
+    true
 }
 
 #[cfg(unix)]
