@@ -72,7 +72,8 @@ impl BuildVersion {
         Self { version, ..Self::placeholder() }
     }
 
-    /// A fixed, well-formed version, for trees whose version nothing reads.
+    /// A fixed, well-formed version, for trees whose version nothing reads (a check's) or that
+    /// are only compared (both sides of `affected`).
     pub fn placeholder() -> Self {
         Self { version: "0.0.0".to_string(), commit: "none".to_string(), dirty: false }
     }
@@ -230,11 +231,16 @@ mod tests {
         let (b, b_commit) = repository("b");
         prefetch(a.path());
         assert_eq!(BuildVersion::resolve(Some("1.0.0"), b.path()).commit, b_commit, "another project asks git");
+        // Once git has answered, `a` stops being a repository: only the answer asked for ahead
+        // still knows its commit.
+        let answered = || PREFETCH.lock().unwrap().as_ref().is_none_or(|(_, thread)| thread.is_finished());
+        while !answered() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fs_err::rename(a.path().join(".git"), a.path().join("git-away")).unwrap();
         let first = BuildVersion::resolve(Some("1.0.0"), a.path());
-        assert_eq!((first.commit.as_str(), first.dirty), (a_commit.as_str(), false));
-        // Taken: a later resolve sees the tree as it is then.
-        fs_err::write(a.path().join("f"), "changed").unwrap();
-        assert!(BuildVersion::resolve(Some("1.0.0"), a.path()).dirty);
+        assert_eq!((first.commit.as_str(), first.dirty), (a_commit.as_str(), false), "the answer asked ahead");
+        assert_eq!(BuildVersion::resolve(Some("1.0.0"), a.path()).commit, "none", "taken once: git is asked again");
     }
 
     #[test]

@@ -85,6 +85,22 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// A summary of an account named `name` with these facts and nothing else (for tests).
+    #[cfg(test)]
+    pub(crate) fn with_facts(name: &str, facts: Vec<Fact>) -> Self {
+        Self {
+            name: name.into(),
+            archetype: "a".into(),
+            environment: "e".into(),
+            region: None,
+            protected: false,
+            ephemeral: false,
+            created_at: None,
+            facts,
+            withheld: Vec::new(),
+        }
+    }
+
     pub fn of(account: &Account) -> Self {
         let facts = FACT_POINTERS
             .iter()
@@ -654,17 +670,7 @@ mod tests {
     use super::*;
 
     fn summary(name: &str) -> Summary {
-        Summary {
-            name: name.into(),
-            archetype: "a".into(),
-            environment: "e".into(),
-            region: None,
-            protected: false,
-            ephemeral: false,
-            created_at: None,
-            facts: Vec::new(),
-            withheld: Vec::new(),
-        }
+        Summary::with_facts(name, Vec::new())
     }
 
     #[test]

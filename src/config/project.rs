@@ -748,24 +748,22 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
             entries.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let kinds: Vec<std::fs::FileType> = entries.iter().map(|(_, e)| e.file_type()).collect::<Result<_, _>>()?;
-        let stats: Vec<Option<Stat>> = entries
+        let yaml: Vec<AccountFile> = entries
             .par_iter()
             .zip(&kinds)
-            .map(|((_, entry), kind)| {
-                (kind.is_file() && is_yaml(&entry.path())).then(|| entry.metadata().ok().as_ref().and_then(Stat::of))?
+            .filter_map(|((_, entry), kind)| {
+                let path = entry.path();
+                (kind.is_file() && is_yaml(&path)).then(|| {
+                    let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
+                    AccountFile { read_from: path.clone(), path, stat }
+                })
             })
             .collect();
         let subfolders: Vec<PathBuf> =
             entries.iter().zip(&kinds).filter(|(_, k)| k.is_dir()).map(|(e, _)| e.1.path()).collect();
-        let mut yaml: Vec<AccountFile> = Vec::new();
-        for (((_, entry), kind), stat) in entries.into_iter().zip(&kinds).zip(stats) {
-            let path = entry.path();
-            if kind.is_file() && is_yaml(&path) {
-                yaml.push(AccountFile { read_from: path.clone(), path, stat });
-            }
-        }
         // The folder is closed before its subfolders are walked; files and subfolders merge
         // in the order of their names.
+        drop(entries);
         let mut yaml = yaml.into_iter().peekable();
         for folder in subfolders {
             while let Some(file) = yaml.next_if(|f| f.path < folder) {

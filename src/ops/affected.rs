@@ -47,7 +47,7 @@ pub struct Affected {
 
 /// Both sides are rendered with this version, so only real changes make outputs differ.
 fn neutral_version() -> BuildVersion {
-    BuildVersion { version: "0.0.0".into(), commit: "compare".into(), dirty: false }
+    BuildVersion::placeholder()
 }
 
 /// What each account's rendering depends on (by name): the cache key of its load and of

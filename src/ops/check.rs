@@ -180,17 +180,14 @@ pub fn validate_and_render<'w>(
     // Only the archetypes and blueprints the selected accounts use are compiled.
     let used: BTreeSet<&str> = targets.iter().map(|e| e.summary.archetype.as_str()).collect();
     let only = selected.is_some().then_some(&used);
-    let unread = match &version {
-        VersionSpec::Unread(release) => Some(BuildVersion::unread(*release, &project.root)),
-        _ => None,
-    };
-    let (renderer, blueprint_diagnostics) =
-        Renderer::new(project, unread.clone().unwrap_or_else(BuildVersion::placeholder), only);
+    // The blueprints are compiled first: whether their templates read the version decides
+    // how an `Unread` one is found.
+    let (renderer, blueprint_diagnostics) = Renderer::new(project, BuildVersion::placeholder(), only);
     let version = match version {
         VersionSpec::Release(release) => BuildVersion::resolve(release, &project.root),
         VersionSpec::Exact(version) => version,
         VersionSpec::Unread(release) if renderer.reads_version() => BuildVersion::resolve(release, &project.root),
-        VersionSpec::Unread(_) => unread.unwrap_or_else(BuildVersion::placeholder),
+        VersionSpec::Unread(release) => BuildVersion::unread(release, &project.root),
     };
     let renderer = renderer.with_version(version.clone());
     if let Err(problem) = crate::version::validate(&version.version) {
