@@ -262,7 +262,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
     assert_eq!(check(&[]).run().snapshot(), expected);
     let good = index(&project);
     for (_, bytes) in &good {
-        assert!(bytes.starts_with(b"stamp-cache/3 index "));
+        assert!(bytes.starts_with(b"stamp-cache/4 index "));
     }
     let damaged: Vec<(&str, Damage)> = vec![
         ("empty", Box::new(|_| Vec::new())),
@@ -280,12 +280,29 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
             "another Stamp's",
             Box::new(|good| {
                 let header_end = good.iter().position(|&b| b == b'\n').unwrap();
-                let mut bytes = b"stamp-cache/3 index 0.0.1+1.2\n".to_vec();
+                let mut bytes = b"stamp-cache/4 index 0.0.1+1.2\n".to_vec();
                 bytes.extend_from_slice(&good[header_end + 1..]);
                 bytes
             }),
         ),
         ("not a cache", Box::new(|_| b"{\"files\": {}, \"loads\": {}}".to_vec())),
+        (
+            "one byte longer",
+            Box::new(|good| {
+                let mut bytes = good.to_vec();
+                bytes.push(0);
+                bytes
+            }),
+        ),
+        (
+            "two bytes swapped",
+            Box::new(|good| {
+                let mut bytes = good.to_vec();
+                let last = bytes.len() - 1;
+                bytes.swap(last - 7, last);
+                bytes
+            }),
+        ),
     ];
     for (what, damage) in damaged {
         // Every file of the index damaged alike.
@@ -296,7 +313,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
         // Rebuilt whole: the next run finds everything in it and leaves it as it is.
         let rebuilt = index(&project);
         for (_, bytes) in &rebuilt {
-            assert!(bytes.starts_with(b"stamp-cache/3 index "), "the {what} index is rebuilt");
+            assert!(bytes.starts_with(b"stamp-cache/4 index "), "the {what} index is rebuilt");
         }
         assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
         assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");

@@ -363,7 +363,7 @@ struct Index {
     unread: Vec<bool>,
 }
 
-const SHARDS: usize = 16;
+const SHARDS: usize = 64;
 
 const INDEX: &str = "index";
 
@@ -473,13 +473,17 @@ impl Memo {
         self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The content digest of the file at `path`, if the cache knows it from its `stat`.
+    /// The content digest of the file at `path`, if the cache knows it from its `stat` (the
+    /// record is then met: [`Memo::file_record`] has nothing to add).
     pub fn known_content(&self, path: &Path, stat: Option<Stat>) -> Option<&str> {
         let stat = stat?;
         let record = self.found().file(path.to_str()?)?;
         // A record from the future (a clock set back, or a hand-made file) is not trusted.
         let trusted = record.read_at <= self.started && record.stat.settled_before(record.read_at);
-        (record.stat == stat && trusted).then_some(record.content.as_str())
+        (record.stat == stat && trusted).then(|| {
+            record.met.mark();
+            record.content.as_str()
+        })
     }
 
     /// What to remember of a file whose content digest is `content` (read now, or known from

@@ -239,9 +239,9 @@ pub struct Project {
     pub sources: Sources,
     /// The cache this run reads and fills (shared with the project at a git revision).
     pub memo: std::sync::Arc<Memo>,
-    /// The cache key of `stamp.yaml` and the archetypes: what loading an account depends on
-    /// besides its own file.
-    pub digest: String,
+    /// The beginning of every account's load key: `stamp.yaml` and the archetypes, what
+    /// loading an account depends on besides its own file.
+    load_keys: Key,
 }
 
 /// Which accounts [`Project::load_with`] loads whole.
@@ -320,16 +320,16 @@ impl Project {
             catalog: Vec::new(),
             sources,
             memo: options.memo,
-            digest: String::new(),
+            load_keys: Key::new("load"),
         };
         let mut diagnostics = project.load_archetypes();
-        project.digest = project.digest_of(&project_text);
+        project.load_keys = Key::new("load").field(project.digest_of(&project_text));
         let files = match options.files {
             Some(files) => files,
             None => project.account_files()?,
         };
         let whole = matches!(options.scope, Scope::All);
-        let loaded: Vec<Loaded> = files.par_iter().map(|f| project.scan(f, whole)).collect();
+        let loaded: Vec<Loaded> = files.into_par_iter().map(|f| project.scan(f, whole)).collect();
         let (mut files, mut loads) = (Vec::new(), Vec::new());
         project.catalog.reserve(loaded.len());
         for Loaded { entry, account, problem, memo } in loaded {
@@ -404,40 +404,50 @@ impl Project {
 
     /// Reads one account file for the catalog: its summary from the cache when the cache knows
     /// its content, else by loading it (kept whole when `whole`).
-    fn scan(&self, file: &AccountFile, whole: bool) -> Loaded {
+    fn scan(&self, file: AccountFile, whole: bool) -> Loaded {
         let display = self.display(&file.path);
         let failed = |d: Box<Diagnostic>| Loaded { entry: None, account: None, problem: Some(*d), memo: None };
         let stat = file.stat.or_else(|| fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of));
         let known = if whole { None } else { self.memo.known_content(&file.read_from, stat) };
-        let (content, text) = match known {
-            Some(content) => (content.to_string(), None),
+        let (content, text, record) = match known {
+            // Its record is in the index already.
+            Some(content) => (content.to_string(), None, None),
             None => match read(&file.read_from, &display) {
-                Ok(text) => (crate::cache::content_digest(text.as_bytes()), Some(text)),
+                Ok(text) => {
+                    let content = crate::cache::content_digest(text.as_bytes());
+                    let record = self.memo.file_record(&file.read_from, stat, &content);
+                    (content, Some(text), record)
+                }
                 Err(d) => return failed(d),
             },
         };
-        let record = self.memo.file_record(&file.read_from, stat, &content);
         let load_key = self.load_key(&display, &content);
-        let entry = |summary: Arc<Summary>| Entry {
-            display: display.clone(),
-            path: file.path.clone(),
-            read_from: file.read_from.clone(),
-            content: content.clone(),
-            load_key: load_key.clone(),
-            summary,
-            slot: super::Slot::Blue,
-            created_at: None,
-            ledger_damage: Vec::new(),
-        };
-        if !whole && let Some(summary) = self.memo.summary(&load_key) {
+        let summary = if whole { None } else { self.memo.summary(&load_key) };
+        let entry =
+            |file: AccountFile, display: String, content: String, load_key: String, summary: Arc<Summary>| Entry {
+                display,
+                path: file.path,
+                read_from: file.read_from,
+                content,
+                load_key,
+                summary,
+                slot: super::Slot::Blue,
+                created_at: None,
+                ledger_damage: Vec::new(),
+            };
+        if let Some(summary) = summary {
             // The cache holds this summary already.
             let memo = Some((record, None));
-            return Loaded { entry: Some(entry(summary)), account: None, problem: None, memo };
+            let entry = entry(file, display, content, load_key, summary);
+            return Loaded { entry: Some(entry), account: None, problem: None, memo };
         }
         let text = match text {
             Some(text) => text,
+            // Known by its `stat`, whose summary is not: read, it must hold that content (its
+            // summary is kept under that content's key).
             None => match read(&file.read_from, &display) {
-                Ok(text) => text,
+                Ok(text) if crate::cache::content_digest(text.as_bytes()) == content => text,
+                Ok(_) => return failed(Box::new(changed_while_read(&display))),
                 Err(d) => return failed(d),
             },
         };
@@ -445,14 +455,15 @@ impl Project {
             Ok(account) => {
                 let summary = Arc::new(Summary::of(&account));
                 let memo = Some((record, Some((load_key.clone(), summary.clone()))));
-                Loaded { entry: Some(entry(summary)), account: whole.then_some(account), problem: None, memo }
+                let entry = entry(file, display, content, load_key, summary);
+                Loaded { entry: Some(entry), account: whole.then_some(account), problem: None, memo }
             }
             Err(d) => failed(d),
         }
     }
 
     fn load_key(&self, display: &str, content: &str) -> String {
-        Key::new("load").field(&self.digest).field(display).field(content).finish()
+        self.load_keys.clone().field(display).field(content).finish()
     }
 
     /// Loads the account of a catalog entry whole, with the entry's ledger facts. Its file must
@@ -460,11 +471,7 @@ impl Project {
     pub fn load_entry(&self, entry: &Entry) -> Result<Account, Box<Diagnostic>> {
         let text = read(&entry.read_from, &entry.display)?;
         if crate::cache::content_digest(text.as_bytes()) != entry.content {
-            return Err(Box::new(
-                Diagnostic::error("account.changed", format!("`{}` changed while Stamp was reading it", entry.display))
-                    .at(Location::file_only(&entry.display))
-                    .hint("run the command again"),
-            ));
+            return Err(Box::new(changed_while_read(&entry.display)));
         }
         let mut account = self.account_from_text(&entry.path, &entry.display, &text)?;
         account.slot = entry.slot;
@@ -712,8 +719,8 @@ impl Project {
 
     /// A path as shown to the user: relative to the project root when inside it.
     pub fn display(&self, path: &Path) -> String {
-        let path = path.strip_prefix(&self.root).unwrap_or(path);
-        path.to_string_lossy().replace('\\', "/")
+        let path = path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy();
+        if path.contains('\\') { path.replace('\\', "/") } else { path.into_owned() }
     }
 
     /// Finds an account by name, or by the path of its YAML file.
@@ -746,7 +753,7 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
         };
         let mut entries: Vec<(std::ffi::OsString, fs_err::DirEntry)> =
             entries.map(|e| e.map(|e| (e.file_name(), e))).collect::<Result<_, _>>()?;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let kinds: Vec<std::fs::FileType> = entries.iter().map(|(_, e)| e.file_type()).collect::<Result<_, _>>()?;
         let yaml: Vec<AccountFile> = entries
             .par_iter()
@@ -778,6 +785,13 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     walk(dir, &mut files)?;
     debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
     Ok(files)
+}
+
+/// An account file whose content is not what Stamp read of it moments before.
+fn changed_while_read(display: &str) -> Diagnostic {
+    Diagnostic::error("account.changed", format!("`{display}` changed while Stamp was reading it"))
+        .at(Location::file_only(display))
+        .hint("run the command again")
 }
 
 pub fn is_yaml(path: &Path) -> bool {

@@ -80,18 +80,19 @@ pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
 /// those compared with every account, which for a few accounts is cheaper than grouping all.
 pub fn conflicting_pairs_with(accounts: &[Entry], subjects: &BTreeSet<usize>) -> BTreeSet<(usize, usize)> {
     let interval = |a: &Entry| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast())));
-    let intervals: Vec<Option<(u32, u32)>> = accounts.par_iter().map(interval).collect();
     let mut pairs = BTreeSet::new();
     for &s in subjects {
         let subject = &accounts[s];
         let values: Vec<(&str, &str)> =
             UNIQUE.iter().filter_map(|(p, ..)| Some((*p, subject.fact(p)?.value.as_str()))).collect();
+        let network = interval(subject);
         let conflicting: Vec<usize> = (0..accounts.len())
             .into_par_iter()
             .filter(|&i| {
-                let shared = values.iter().any(|&(p, v)| accounts[i].fact(p).is_some_and(|f| f.value == v));
-                let overlap = matches!((intervals[s], intervals[i]), (Some(a), Some(b)) if a.0 <= b.1 && b.0 <= a.1);
-                i != s && (shared || overlap)
+                let other = &accounts[i];
+                let shared = || values.iter().any(|&(p, v)| other.fact(p).is_some_and(|f| f.value == v));
+                let overlap = || matches!((network, interval(other)), (Some(a), Some(b)) if a.0 <= b.1 && b.0 <= a.1);
+                i != s && (shared() || overlap())
             })
             .collect();
         pairs.extend(conflicting.into_iter().map(|i| (i.max(s), i.min(s))));
