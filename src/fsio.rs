@@ -156,6 +156,41 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// `path` as it resolves on disk, component by component: each link followed and each `..`
+/// taken from where the path has led so far, as the kernel does; a part that does not exist
+/// yet (so holds no link) is taken as written.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut resolved = PathBuf::new();
+    let cwd;
+    let path = if path.is_relative() {
+        cwd = std::env::current_dir().unwrap_or_default().join(path);
+        &cwd
+    } else {
+        path
+    };
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Prefix(_) | Component::RootDir | Component::Normal(_) => {
+                resolved.push(component);
+                if let Ok(found) = fs_err::canonicalize(&resolved) {
+                    resolved = found;
+                }
+            }
+        }
+    }
+    resolved
+}
+
+/// Whether `path` is `dir` or inside it, as both resolve on disk ([`resolved`]).
+pub fn is_within(path: &Path, dir: &Path) -> bool {
+    resolved(path).starts_with(resolved(dir))
+}
+
 /// The folder of `path` (`.` for a bare file name).
 pub fn parent(path: &Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
@@ -164,6 +199,21 @@ pub fn parent(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_resolve_as_the_kernel_follows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs_err::canonicalize(dir.path()).unwrap();
+        fs_err::create_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("link")).unwrap();
+        // `..` after a link is the parent of where the link leads.
+        assert_eq!(resolved(&root.join("link/..")), root.join("a"));
+        assert_eq!(resolved(&root.join("link/new/../c")), root.join("a/b/c"));
+        assert_eq!(resolved(&root.join("./x/./y/..")), root.join("x"));
+        assert!(is_within(&root.join("link/z"), &root.join("a")));
+        assert!(!is_within(&root.join("ab"), &root.join("a")), "a name that only begins like it");
+        assert!(!is_within(&root.join("a/../.."), &root));
+    }
 
     #[test]
     fn writes_replace_whole_files_with_the_mode_asked_for() {

@@ -134,6 +134,36 @@ fn render_refuses_to_overwrite_a_foreign_folder() {
 }
 
 #[test]
+fn render_never_writes_into_stamps_own_folder() {
+    let project = Project::example();
+    // A work folder as `plan` leaves it: a tree Stamp wrote (its marker) and what a hook left.
+    project.stamp(["render", "qa", "--out", "qa-out"]).run().success();
+    fs_err::create_dir_all(project.path().join(".stamp/work")).unwrap();
+    fs_err::rename(project.path().join("qa-out"), project.path().join(".stamp/work/qa")).unwrap();
+    project.write(".stamp/work/qa/hook-output.txt", "left by a pre-deploy hook\n");
+    let before = tree_text(&project.path().join(".stamp/work"));
+    std::os::unix::fs::symlink(project.path().join(".stamp/work"), project.path().join("work-link")).unwrap();
+    let tries: [&[&str]; 6] = [
+        &["render", "qa", "--out", ".stamp/work/qa"],
+        &["render", "--all", "--out", ".stamp/work"],
+        &["render", "--all", "--out", ".stamp"],
+        &["render", "--all", "--out", "nowhere/../.stamp/work"],
+        &["render", "qa", "--out", "work-link/qa"],
+        &["render", "--all", "--out", "work-link/new/.."],
+    ];
+    for args in tries {
+        let out = project.stamp(args).run().failure(1);
+        assert!(out.stderr.contains("inside Stamp's own folder `.stamp/`"), "{args:?}: {}", out.stderr);
+    }
+    // From inside it, too.
+    let out = Run::new(&project.path().join(".stamp")).args(["render", "--all", "--out", "."]).run().failure(1);
+    assert!(out.stderr.contains("inside Stamp's own folder"), "{}", out.stderr);
+    assert_eq!(tree_text(&project.path().join(".stamp/work")), before, "the work folder is as it was");
+    // A folder whose name only begins like it is the user's.
+    project.stamp(["render", "qa", "--out", ".stamp-qa"]).run().success();
+}
+
+#[test]
 fn failed_render_leaves_previous_tree_untouched() {
     let project = Project::example();
     project.stamp(["render", "local-staging", "--version", "1.0.0"]).run().success();

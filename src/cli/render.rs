@@ -28,7 +28,8 @@ pub struct Args {
     /// Render every account (in parallel).
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
-    /// Where to write: the root module for one account, else one folder per account in it.
+    /// Where to write: the root module for one account, else one folder per account in it
+    /// (never inside the project's `.stamp/`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).

@@ -52,6 +52,25 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     let out = options.out.as_ref().map(|o| cwd.join(o));
+    // Stamp's own folder holds the work folders plan and apply run Terraform in (each under
+    // its account's lock, with what hooks left there), state, ledger and cache: a render
+    // there would replace them.
+    let own = workspace.project.root.join(".stamp");
+    if let Some(given) =
+        options.out.as_ref().filter(|_| out.as_ref().is_some_and(|out| crate::fsio::is_within(out, &own)))
+    {
+        let d = Diagnostic::error(
+            "render.out",
+            format!("`--out {}` is inside Stamp's own folder `.stamp/`", given.display()),
+        )
+        .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
+        return RenderReport {
+            written: Vec::new(),
+            removed: Vec::new(),
+            diagnostics: vec![d],
+            sources: Sources::default(),
+        };
+    }
     let single = options.accounts.len() == 1 && !options.all;
     let out_dir_named = |workspace: &Workspace, name: &str| match &out {
         Some(out) if single => out.clone(),
