@@ -388,3 +388,39 @@ fn a_policy_cannot_hang_stamp_or_flood_it() {
     assert!(error(0).contains("left a process holding its output open"), "{report:#}");
     assert!(error(1).contains("printed more than 32 MiB"), "{report:#}");
 }
+
+#[test]
+fn a_plan_file_changed_after_terraform_wrote_it_is_never_applied() {
+    let project = Project::local();
+    let plan_file = project.path().join(".stamp/data/local-staging/stamp.tfplan");
+    // A saved plan, made before anything tampers with plan files.
+    // (Exit 2: it has changes.)
+    tf(&project, ["plan", "local-staging", "--out", "saved.json"]).run().failure(2);
+    // A plan policy (a stand-in printing SARIF without findings) that also appends a byte to
+    // the plan file it was given to check.
+    let tamper = format!(
+        "#!/usr/bin/env python3\nimport json\nopen({:?}, 'ab').write(b'\\0')\nprint(json.dumps({{'version': '2.1.0', 'runs': [{{'tool': {{'driver': {{'name': 'tamper'}}}}, 'results': []}}]}}))\n",
+        plan_file.display().to_string()
+    );
+    let script = project.path().join("policies/tamper.py");
+    write_executable(&script, &tamper);
+    append(
+        &project,
+        ARCHETYPE,
+        &format!("policies:\n  - name: tamper\n    on: plan\n    run: [{}]\n    format: sarif\n", script.display()),
+    );
+    let refused = "is not the one Terraform wrote when it was planned";
+    // Planned, pinned and applied in a later run; planned and saved; a saved plan applied.
+    for args in [
+        vec!["apply", "local-staging", "--auto-approve"],
+        vec!["plan", "local-staging", "--out", "again.json"],
+        vec!["apply", "--plan", "saved.json", "--auto-approve"],
+    ] {
+        let out = project.tf(&args).env("STAMP_VERSION", "1.0.0").run();
+        assert_ne!(out.code, 0, "{args:?}");
+        let said = format!("{}{}", out.stdout, out.stderr);
+        assert!(said.contains(refused), "{args:?}: {said}");
+        assert!(!project.env_dir("local-staging").exists(), "{args:?} applied a plan no one saw");
+    }
+    assert!(!project.path().join("again.json").exists());
+}

@@ -181,6 +181,9 @@ pub struct AccountRun<'a> {
     /// What the last run that held the account's lock left in its work folder for this one
     /// ([`AccountRun::leave_token`]); every run takes it away.
     found_token: Option<String>,
+    /// The digest of the plan file as Terraform wrote it in this run, or as this run took it
+    /// over (pinned, or saved): what was shown, checked and approved. Nothing else is applied.
+    planned: Option<String>,
 }
 
 impl<'a> AccountRun<'a> {
@@ -220,6 +223,7 @@ impl<'a> AccountRun<'a> {
             lock,
             _shared: shared,
             found_token,
+            planned: None,
         })
     }
 
@@ -362,13 +366,40 @@ impl<'a> AccountRun<'a> {
         if destroy {
             args.push("-destroy");
         }
+        self.planned = None;
         let finished = self.terraform(&args, &[0, 2])?;
+        self.planned = Some(self.plan_file_digest()?);
         let archetype = self.archetype;
         Ok(PlanSummary::from_ui_stream(&finished.stdout, &|t, a| archetype.is_stateful(t, a)))
     }
 
-    /// Applies the account's plan file.
+    /// Takes over the plan file now in the work folder (pinned by an earlier run, or saved),
+    /// whose digest is `digest`, as this run's plan.
+    pub fn adopt_plan_file(&mut self, digest: String) {
+        self.planned = Some(digest);
+    }
+
+    /// The digest of the plan file this run planned (or adopted), if any.
+    pub fn planned(&self) -> Option<&str> {
+        self.planned.as_deref()
+    }
+
+    /// The digest of the plan file, when it is still the one this run planned (or adopted):
+    /// a policy command, a hook or anything else that replaced or changed it since is refused.
+    pub fn plan_file_as_planned(&self) -> Result<String, RunError> {
+        let now = self.plan_file_digest()?;
+        if self.planned.as_deref() == Some(now.as_str()) {
+            return Ok(now);
+        }
+        Err(RunError::Refused(format!(
+            "the plan file of account `{}` is not the one Terraform wrote when it was planned (it changed since): nothing was applied; plan it again",
+            self.account.name
+        )))
+    }
+
+    /// Applies the account's plan file, only while it is the one this run planned.
     pub fn apply(&mut self, what: &str) -> Result<(), RunError> {
+        self.plan_file_as_planned()?;
         self.progress.phase(&self.account.name, what);
         let plan_file = self.dirs.plan_file.display().to_string();
         self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0], &[]).map(|_| ())

@@ -862,6 +862,12 @@ fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path)
     use base64::Engine as _;
     let state = run.state_version().map_err(|e| e.explain())?;
     let bytes = fs_err::read(&run.dirs.plan_file).map_err(|e| e.to_string())?;
+    // The plan Terraform wrote, unchanged by the policies that ran on it since.
+    if run.planned() != Some(crate::artifact::sha256_hex(&bytes).as_str()) {
+        return Err(
+            "the plan file is not the one Terraform wrote when it was planned (it changed since): plan it again".into(),
+        );
+    }
     let saved = SavedPlan {
         format: SAVED_PLAN_FORMAT.into(),
         account: run.account.name.clone(),
@@ -917,7 +923,8 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&saved.plan_file)
         .map_err(|e| format!("corrupt plan file: {e}"))?;
-    fs_err::write(&run.dirs.plan_file, bytes).map_err(|e| e.to_string())?;
+    fs_err::write(&run.dirs.plan_file, &bytes).map_err(|e| e.to_string())?;
+    run.adopt_plan_file(crate::artifact::sha256_hex(&bytes));
     // What the plan will do, from Terraform's reading of the plan file itself: protection and
     // the approval prompt are decided from this.
     let json = run.plan_json().map_err(|e| format!("cannot read the saved plan: {}", e.explain()))?;

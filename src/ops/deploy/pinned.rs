@@ -238,7 +238,8 @@ fn pin(planned: super::Planned<'_>) -> (AccountPlan, Option<Pin>) {
     let (PlanOutcome::Planned { .. }, Some(run)) = (&plan.outcome, run) else { return (plan, None) };
     let token = token(&run.account.name);
     let pinned = run.leave_token(&token).and_then(|()| {
-        let plan_file = run.plan_file_digest()?;
+        // The plan Terraform wrote, unchanged by the policies that ran on it since.
+        let plan_file = run.plan_file_as_planned()?;
         Ok(Pin { tree_digest, token, plan_file, state })
     });
     match pinned {
@@ -312,7 +313,7 @@ impl Applying<'_> {
             return refused(format!("account `{name}`: another run held it since this one planned it: {again}"));
         }
         match run.plan_file_digest() {
-            Ok(digest) if digest == pin.plan_file => {}
+            Ok(digest) if digest == pin.plan_file => run.adopt_plan_file(digest),
             Ok(_) => return refused(format!("account `{name}`: its plan file is not the one planned: {again}")),
             Err(e) => return refused(e.explain()),
         }
