@@ -158,6 +158,18 @@ fn render_never_writes_into_stamps_own_folder() {
     // From inside it, too.
     let out = Run::new(&project.path().join(".stamp")).args(["render", "--all", "--out", "."]).run().failure(1);
     assert!(out.stderr.contains("inside Stamp's own folder"), "{}", out.stderr);
+    // The default `build/`, when a link into it was committed in its place.
+    std::os::unix::fs::symlink(project.path().join(".stamp/work"), project.path().join("build")).unwrap();
+    for args in [&["render", "qa"][..], &["render", "--all"]] {
+        let out = project.stamp(args).run().failure(1);
+        assert!(out.stderr.contains("the output folder `build` leads inside Stamp's own folder"), "{}", out.stderr);
+    }
+    fs_err::remove_file(project.path().join("build")).unwrap();
+    // One account's folder a link to its work folder: that tree is not written through it.
+    fs_err::create_dir_all(project.path().join("trees")).unwrap();
+    std::os::unix::fs::symlink(project.path().join(".stamp/work/qa"), project.path().join("trees/qa")).unwrap();
+    let out = project.stamp(["render", "--all", "--out", "trees"]).run().failure(1);
+    assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
     assert_eq!(tree_text(&project.path().join(".stamp/work")), before, "the work folder is as it was");
     // A folder whose name only begins like it is the user's.
     project.stamp(["render", "qa", "--out", ".stamp-qa"]).run().success();

@@ -497,6 +497,48 @@ fn a_transient_apply_failure_is_planned_again_and_finished() {
     project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
 }
 
+/// Failure injection: the fake `terraform` above that throttles mid-apply, and a plan policy
+/// (a stand-in printing SARIF) that passes the first plan and finds a problem in any later one:
+/// the new plan made after the transient error is checked by the policies too, and not applied.
+#[test]
+fn a_new_plan_after_a_transient_failure_must_pass_the_policies() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-throttles-mid-apply");
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = apply ] && [ ! -f \"{marker}\" ]; then\n  touch \"{marker}\"\n  \"{real}\" apply -input=false -auto-approve -target=terraform_data.env_dir >/dev/null 2>&1\n  echo 'Error: creating thing: ThrottlingException: Rate exceeded' >&2\n  exit 1\nfi\nexec \"{real}\" \"$@\"\n",
+            marker = project.path().join("throttled-once").display(),
+            real = common::terraform().display()
+        ),
+    );
+    let policy = project.path().join("policies/second-plan-fails.py");
+    write_executable(
+        &policy,
+        &format!(
+            "#!/usr/bin/env python3\nimport json, os\nseen = {seen:?}\nresults = []\nif os.path.exists(seen):\n    results = [{{'ruleId': 'LATER_PLAN', 'level': 'error', 'message': {{'text': 'a later plan'}}}}]\nopen(seen, 'w').close()\nprint(json.dumps({{'version': '2.1.0', 'runs': [{{'tool': {{'driver': {{'name': 'p'}}}}, 'results': results}}]}}))\n",
+            seen = project.path().join("policy-saw-a-plan").display().to_string()
+        ),
+    );
+    let archetype = "archetypes/local-platform/archetype.yaml";
+    let text = project.read(archetype);
+    project.write(
+        archetype,
+        &format!(
+            "{text}\npolicies:\n  - name: later\n    on: plan\n    run: [{}]\n    format: sarif\n",
+            policy.display()
+        ),
+    );
+    let out = project
+        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
+        .args([&fake])
+        .run()
+        .failure(1);
+    assert!(out.stdout.contains("the new plan does not pass the policies"), "{}", out.stdout);
+    assert!(out.stdout.contains("LATER_PLAN"), "{}", out.stdout);
+    assert!(!project.env_dir("local-staging").join("data.sqlite").exists(), "the new plan was applied");
+}
+
 /// Failure injection: a fake `terraform` whose first `apply` fails with a throttling error and
 /// leaves behind a change nobody approved (a new resource in the work folder).
 #[test]

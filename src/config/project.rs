@@ -441,13 +441,21 @@ impl Project {
             let entry = entry(file, display, content, load_key, summary);
             return Loaded { entry: Some(entry), account: None, problem: None, memo };
         }
-        let text = match text {
-            Some(text) => text,
-            // Known by its `stat`, whose summary is not: read, it must hold that content (its
-            // summary is kept under that content's key).
+        let (content, text, record, load_key) = match text {
+            Some(text) => (content, text, record, load_key),
+            // Known by its `stat`, its summary not: read now, its summary is kept under the key
+            // of what was read (a record whose `stat` matched other content is replaced).
             None => match read(&file.read_from, &display) {
-                Ok(text) if crate::cache::content_digest(text.as_bytes()) == content => text,
-                Ok(_) => return failed(Box::new(changed_while_read(&display))),
+                Ok(text) => {
+                    let read = crate::cache::content_digest(text.as_bytes());
+                    if read == content {
+                        (content, text, record, load_key)
+                    } else {
+                        let record = self.memo.file_record(&file.read_from, stat, &read);
+                        let load_key = self.load_key(&display, &read);
+                        (read, text, record, load_key)
+                    }
+                }
                 Err(d) => return failed(d),
             },
         };
@@ -960,6 +968,43 @@ fn account_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache record whose `stat` is the file's but whose content is not (a hand-made or
+    /// foreign index, times a file system does not keep): the file is read, loads as it
+    /// reads, and its record is replaced, as without the cache.
+    #[test]
+    fn a_record_that_names_other_content_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        let example = crate::starter::Example::LocalPlatform;
+        let options = crate::ops::init::InitOptions { dir: root.clone(), example };
+        crate::ops::init::init(&options).unwrap();
+        let root = fs_err::canonicalize(&root).unwrap();
+        let file = root.join(format!("accounts/{}.yaml", example.account()));
+        // Older than a second when the record is taken: a record the next run trusts.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let stat = Stat::of(&fs_err::metadata(&file).unwrap());
+        let memo = Memo::new(Cache::open(&root, true));
+        let bogus = "0".repeat(64);
+        let record = memo.file_record(&file, stat, &bogus).expect("a new record");
+        memo.keep(vec![record], Vec::new());
+        memo.save().unwrap();
+        let load = || {
+            let memo = Arc::new(Memo::new(Cache::open(&root, true)));
+            let options = LoadOptions { scope: Scope::Only(&[]), memo: Arc::clone(&memo), files: None };
+            let (project, diagnostics) = Project::load_with(&root, options).unwrap();
+            assert!(diagnostics.is_empty(), "{diagnostics:?}");
+            let content = project.catalog[0].content.clone();
+            drop(project);
+            Arc::try_unwrap(memo).unwrap().save().unwrap();
+            content
+        };
+        let digest = crate::cache::content_digest(&fs_err::read(&file).unwrap());
+        assert_eq!(load(), digest);
+        // The record now names what the file holds.
+        let memo = Memo::new(Cache::open(&root, true));
+        assert_eq!(memo.known_content(&file, stat), Some(digest.as_str()));
+    }
 
     /// A folder of account files that cannot be read (here: its path is longer than the system
     /// allows, so only a walk relative to its parent could reach it) is an error naming it, not

@@ -54,16 +54,18 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     let out = options.out.as_ref().map(|o| cwd.join(o));
     // Stamp's own folder holds the work folders plan and apply run Terraform in (each under
     // its account's lock, with what hooks left there), state, ledger and cache: a render
-    // there would replace them.
+    // there would replace them. Checked where the trees go, the default `build/` too (a link
+    // committed in its place); a link in place of one account's folder is refused when its
+    // tree is written.
     let own = workspace.project.root.join(".stamp");
-    if let Some(given) =
-        options.out.as_ref().filter(|_| out.as_ref().is_some_and(|out| crate::fsio::is_within(out, &own)))
-    {
-        let d = Diagnostic::error(
-            "render.out",
-            format!("`--out {}` is inside Stamp's own folder `.stamp/`", given.display()),
-        )
-        .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
+    let base = out.clone().unwrap_or_else(|| workspace.project.root.join("build"));
+    if crate::fsio::is_within(&base, &own) {
+        let given = match &options.out {
+            Some(given) => format!("`--out {}` is", given.display()),
+            None => "the output folder `build` leads".to_string(),
+        };
+        let d = Diagnostic::error("render.out", format!("{given} inside Stamp's own folder `.stamp/`"))
+            .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
         return RenderReport {
             written: Vec::new(),
             removed: Vec::new(),

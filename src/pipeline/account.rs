@@ -410,11 +410,15 @@ impl<'a> AccountRun<'a> {
     /// it applied and the plan stale: then the account is planned again, and applied again when
     /// the new plan only finishes what was approved ([`PlanSummary::beyond`]), as often as the
     /// retry policy allows. Returns a note for each recovery.
+    ///
+    /// `policies` (the environment version) when the account's policies check what it applies:
+    /// they check each new plan too, and one they do not pass is not applied.
     pub fn apply_approved(
         &mut self,
         what: &str,
         approved: &PlanSummary,
         destroy: bool,
+        policies: Option<&str>,
     ) -> Result<Vec<String>, RunError> {
         let mut notes = Vec::new();
         let mut attempt = 1;
@@ -446,6 +450,17 @@ impl<'a> AccountRun<'a> {
                     "{what} failed with a transient error ({}), and a new plan goes beyond what was approved: {beyond}; nothing more was applied: review it with `stamp plan`",
                     transient.category
                 )));
+            }
+            if let Some(version) = policies {
+                let problems: Vec<String> =
+                    self.run_policies(version).iter().filter_map(super::policy::PolicyResult::problem).collect();
+                if !problems.is_empty() {
+                    return Err(RunError::Refused(format!(
+                        "{what} failed with a transient error ({}), and the new plan does not pass the policies: {}; nothing more was applied: review it with `stamp plan`",
+                        transient.category,
+                        problems.join("; ")
+                    )));
+                }
             }
             notes.push(format!(
                 "{what} failed with a transient error ({}); planned again: {} change(s) left, all approved; applied those",

@@ -29,6 +29,8 @@ pub const MARKER: &str = ".stamp-rendered";
 pub enum WriteError {
     #[error("`{0}` exists and was not written by Stamp (no `{MARKER}` file); refusing to replace it")]
     NotOurs(PathBuf),
+    #[error("`{0}` is a symbolic link; Stamp replaces only folders it wrote, never through a link")]
+    Link(PathBuf),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -274,6 +276,11 @@ fn process_alive(_: u32) -> bool {
 
 /// Refuses to replace a folder Stamp did not write (one with files and no marker).
 fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
+    // What it leads to (a work folder, say) would lose its `.terraform` and be judged by its
+    // marker, while the link itself is replaced.
+    if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(WriteError::Link(dir.to_path_buf()));
+    }
     if dir.exists() && !dir.join(MARKER).is_file() && fs_err::read_dir(dir)?.next().is_some() {
         return Err(WriteError::NotOurs(dir.to_path_buf()));
     }

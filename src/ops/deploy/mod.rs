@@ -681,7 +681,7 @@ fn for_each_planned<'a>(
 fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, options: &ApplyOptions) -> AccountResult {
     let mut result = AccountResult::new(&run.account.name);
     if summary.has_changes() {
-        match run.apply_approved("apply", summary, false) {
+        match run.apply_approved("apply", summary, false, Some(version)) {
             Ok(recovered) => result.recovered = recovered,
             Err(e) => {
                 result.error = Some(e.explain());
@@ -714,7 +714,7 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
         result.cleanup = Some(if options.keep_on_failure {
             "kept for inspection (--keep-on-failure)".to_string()
         } else {
-            match run.plan(true).and_then(|cleanup| run.apply_approved("destroy (cleanup)", &cleanup, true)) {
+            match run.plan(true).and_then(|cleanup| run.apply_approved("destroy (cleanup)", &cleanup, true, None)) {
                 Ok(_) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
                 Err(e) => format!("cleanup failed: {}", e.explain()),
             }
@@ -826,7 +826,7 @@ pub(crate) fn destroy_session(
 fn destroy_one(run: &mut AccountRun<'_>, summary: &PlanSummary) -> AccountResult {
     let mut result = AccountResult::new(&run.account.name);
     if summary.has_changes() {
-        match run.apply_approved("destroy", summary, true) {
+        match run.apply_approved("destroy", summary, true, None) {
             Ok(recovered) => {
                 result.applied = true;
                 result.recovered = recovered;
