@@ -318,6 +318,24 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
         assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
         assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");
     }
+    // One damaged shard among good ones: only it is rebuilt, the others are left as they are.
+    let good = index(&project);
+    let (damaged_path, damaged_bytes) = good.iter().find(|(_, bytes)| bytes.len() > 200).expect("a shard with records");
+    let mut bytes = damaged_bytes.clone();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    fs_err::write(damaged_path, &bytes).unwrap();
+    assert_eq!(check(&[]).run().snapshot(), expected, "with one damaged shard");
+    for ((path, before), (_, after)) in good.iter().zip(&index(&project)) {
+        if path == damaged_path {
+            assert!(after.starts_with(b"stamp-cache/4 index ") && *after != bytes, "the damaged shard is rebuilt");
+        } else {
+            assert_eq!(before, after, "`{}` was rewritten", path.display());
+        }
+    }
+    let rebuilt = index(&project);
+    assert_eq!(check(&[]).run().snapshot(), expected);
+    assert!(index(&project) == rebuilt, "the index rebuilt after one damaged shard is complete");
     // An account that breaks after a clean cached check: its new content gets new keys.
     project.write(
         &format!("{ACCOUNTS}/qa.yaml"),
