@@ -176,6 +176,25 @@ fn render_never_writes_into_stamps_own_folder() {
 }
 
 #[test]
+fn files_the_user_names_never_go_into_stamps_own_folder() {
+    let project = Project::example();
+    project.write(".stamp/ledger/qa.jsonl", "");
+    let tries: [&[&str]; 5] = [
+        &["plan", "qa", "--out", ".stamp/ledger/qa.jsonl"],
+        &["plan", "qa", "--format", "markdown", "--report-file", ".stamp/ledger/qa.jsonl"],
+        &["drift", "qa", "--out", ".stamp/ledger/qa.jsonl"],
+        &["build", "qa", "--version", "1.0.0", "--out", ".stamp/ledger"],
+        &["plan", "qa", "--out", "nowhere/../.stamp/data/qa/stamp.tfplan"],
+    ];
+    for args in tries {
+        let out = project.stamp(args).run().failure(1);
+        assert!(out.stderr.contains("inside Stamp's own folder `.stamp/`"), "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(project.read(".stamp/ledger/qa.jsonl"), "", "the ledger is as it was");
+    assert_eq!(fs_err::read_dir(project.path().join(".stamp/ledger")).unwrap().count(), 1);
+}
+
+#[test]
 fn failed_render_leaves_previous_tree_untouched() {
     let project = Project::example();
     project.stamp(["render", "local-staging", "--version", "1.0.0"]).run().success();

@@ -52,6 +52,12 @@ impl BuildArgs {
 }
 
 pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
+    if let Some(problem) =
+        args.out.as_ref().and_then(|path| crate::ops::outside_own_folder(&workspace.project.root, path, "--out").err())
+    {
+        out.error(&problem);
+        return ExitStatus::Failure;
+    }
     if args.accounts.is_empty() && !args.all {
         out.error("name the accounts to build, or pass `--all`");
         return ExitStatus::Usage;

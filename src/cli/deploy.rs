@@ -98,6 +98,14 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     if args.target.is_empty() && args.affected_since.is_none() {
         return no_target(out, "plan");
     }
+    let root = &workspace.project.root;
+    let written = args.out.iter().map(|path| (path.clone(), "--out"));
+    for (path, option) in written.chain([(root.join(&args.report_file), "--report-file")]) {
+        if let Err(problem) = crate::ops::outside_own_folder(root, &path, option) {
+            out.error(&problem);
+            return ExitStatus::Failure;
+        }
+    }
     let mut options = args.target.options();
     if let Some(since) = &args.affected_since {
         match crate::ops::affected::affected(workspace, since) {
@@ -128,7 +136,7 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
             let written = full_path
                 .parent()
                 .map_or(Ok(()), fs_err::create_dir_all)
-                .and_then(|()| fs_err::write(&full_path, &full));
+                .and_then(|()| crate::fsio::write_atomic(&full_path, full.as_bytes()));
             let shown = args.report_file.display().to_string();
             out.report(&plan_report::markdown(&report, MARKDOWN_LIMIT, written.is_ok().then_some(shown.as_str())));
         }
@@ -451,6 +459,12 @@ impl DriftArgs {
 
 pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatus {
     use crate::report::drift as formats;
+    if let Some(problem) =
+        args.out.as_ref().and_then(|path| crate::ops::outside_own_folder(&workspace.project.root, path, "--out").err())
+    {
+        out.error(&problem);
+        return ExitStatus::Failure;
+    }
     let options = crate::ops::drift::DriftOptions {
         accounts: args.accounts.clone(),
         reference: args.reference.clone(),

@@ -133,6 +133,20 @@ pub fn migration_under_way(store: &dyn Store, account: &str) -> Option<String> {
     }
 }
 
+/// Refuses a path the user named for Stamp to write (`--out`, `--report-file`) inside the
+/// project's `.stamp/` (its state, ledger, locks, work folders and cache), except its
+/// `reports/` folder: a slip of the keyboard must not replace a ledger or a plan file.
+pub fn outside_own_folder(root: &Path, path: &Path, option: &str) -> Result<(), String> {
+    let own = root.join(".stamp");
+    if crate::fsio::is_within(path, &own) && !crate::fsio::is_within(path, &own.join("reports")) {
+        return Err(format!(
+            "`{option} {}` is inside Stamp's own folder `.stamp/` (its state, ledger, locks, work folders and cache): write it elsewhere",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Checked once the account's lock is held (the project was loaded before): a migration
 /// started, or one finished and moved the account to its other slot, since. As a refusal.
 pub fn moved_on(store: &dyn Store, account: &Account) -> Option<String> {
