@@ -192,6 +192,28 @@ fn files_the_user_names_never_go_into_stamps_own_folder() {
     }
     assert_eq!(project.read(".stamp/ledger/qa.jsonl"), "", "the ledger is as it was");
     assert_eq!(fs_err::read_dir(project.path().join(".stamp/ledger")).unwrap().count(), 1);
+    // A link left inside `.stamp/` that leads elsewhere: the write would replace the link.
+    std::os::unix::fs::symlink(project.path().join("elsewhere"), project.path().join(".stamp/x")).unwrap();
+    let out = project.stamp(["drift", "qa", "--out", ".stamp/x"]).run().failure(1);
+    assert!(out.stderr.contains("inside Stamp's own folder"), "{}", out.stderr);
+    // `.stamp/reports/` is for reports only while it is a folder of its own.
+    std::os::unix::fs::symlink(project.path().join(".stamp"), project.path().join(".stamp/reports")).unwrap();
+    let out = project
+        .stamp(["plan", "qa", "--format", "markdown", "--report-file", ".stamp/reports/ledger/qa.jsonl"])
+        .run()
+        .failure(1);
+    assert!(out.stderr.contains("`--report-file .stamp/reports/ledger/qa.jsonl` is inside"), "{}", out.stderr);
+    // The default `dist/`, a link into it committed in its place.
+    std::os::unix::fs::symlink(project.path().join(".stamp/ledger"), project.path().join("dist")).unwrap();
+    let out = project.stamp(["build", "qa", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stderr.contains("the output folder `dist` leads inside"), "{}", out.stderr);
+    // The ledger where `stamp.yaml` puts it, outside `.stamp/`.
+    let settings = project.read("stamp.yaml");
+    project.write("stamp.yaml", &format!("{settings}\nledger: shared/ledger\n"));
+    project.write("shared/ledger/qa.jsonl", "");
+    let out = project.stamp(["drift", "qa", "--out", "shared/ledger/qa.jsonl"]).run().failure(1);
+    assert!(out.stderr.contains("inside the ledger folder `shared/ledger`"), "{}", out.stderr);
+    assert_eq!(project.read("shared/ledger/qa.jsonl"), "");
 }
 
 #[test]

@@ -52,10 +52,14 @@ impl BuildArgs {
 }
 
 pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
-    if let Some(problem) =
-        args.out.as_ref().and_then(|path| crate::ops::outside_own_folder(&workspace.project.root, path, "--out").err())
-    {
-        out.error(&problem);
+    // Artifacts are staged and written into the folder, the default `dist/` too.
+    let dist = args.out.clone().unwrap_or_else(|| workspace.project.root.join("dist"));
+    if let Some(own) = crate::ops::own_folder_holding(&workspace.project, &dist, crate::ops::Written::Into) {
+        let given = match &args.out {
+            Some(given) => format!("`--out {}` is", given.display()),
+            None => "the output folder `dist` leads".to_string(),
+        };
+        out.error(&format!("{given} inside {own}: write the artifacts elsewhere"));
         return ExitStatus::Failure;
     }
     if args.accounts.is_empty() && !args.all {

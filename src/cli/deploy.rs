@@ -98,11 +98,13 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     if args.target.is_empty() && args.affected_since.is_none() {
         return no_target(out, "plan");
     }
-    let root = &workspace.project.root;
-    let written = args.out.iter().map(|path| (path.clone(), "--out"));
-    for (path, option) in written.chain([(root.join(&args.report_file), "--report-file")]) {
-        if let Err(problem) = crate::ops::outside_own_folder(root, &path, option) {
-            out.error(&problem);
+    let project = &workspace.project;
+    let report = (args.format == PlanFormat::Markdown).then(|| project.root.join(&args.report_file));
+    let named = [(args.out.as_ref(), args.out.clone(), "--out"), (Some(&args.report_file), report, "--report-file")];
+    for (given, path, option) in named {
+        let own = path.and_then(|path| crate::ops::own_folder_holding(project, &path, crate::ops::Written::Entry));
+        if let (Some(given), Some(own)) = (given, own) {
+            out.error(&format!("`{option} {}` is inside {own}: write it elsewhere", given.display()));
             return ExitStatus::Failure;
         }
     }
@@ -459,9 +461,9 @@ impl DriftArgs {
 
 pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatus {
     use crate::report::drift as formats;
-    if let Some(problem) =
-        args.out.as_ref().and_then(|path| crate::ops::outside_own_folder(&workspace.project.root, path, "--out").err())
-    {
+    if let Some(problem) = args.out.as_ref().and_then(|path| {
+        crate::ops::outside_own_folder(&workspace.project, path, "--out", crate::ops::Written::Entry).err()
+    }) {
         out.error(&problem);
         return ExitStatus::Failure;
     }

@@ -133,18 +133,64 @@ pub fn migration_under_way(store: &dyn Store, account: &str) -> Option<String> {
     }
 }
 
-/// Refuses a path the user named for Stamp to write (`--out`, `--report-file`) inside the
-/// project's `.stamp/` (its state, ledger, locks, work folders and cache), except its
-/// `reports/` folder: a slip of the keyboard must not replace a ledger or a plan file.
-pub fn outside_own_folder(root: &Path, path: &Path, option: &str) -> Result<(), String> {
-    let own = root.join(".stamp");
-    if crate::fsio::is_within(path, &own) && !crate::fsio::is_within(path, &own.join("reports")) {
-        return Err(format!(
-            "`{option} {}` is inside Stamp's own folder `.stamp/` (its state, ledger, locks, work folders and cache): write it elsewhere",
-            path.display()
-        ));
+/// How Stamp writes a path the user named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A file (or one tree's folder) put in place by a rename: a link there is replaced, not
+    /// followed, so only its folder is resolved.
+    Entry,
+    /// A folder written into: followed to where it leads.
+    Into,
+}
+
+/// The folder of Stamp's own that `path` (as `written`) lies in, described, if any: the
+/// project's `.stamp/` (state, ledger, locks, work folders, cache; not its `reports/`, unless
+/// that is a link elsewhere), and the ledger, local state, snapshot and provider cache folders
+/// `stamp.yaml` names. A slip of the keyboard must not replace a ledger or a plan file.
+pub fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Written) -> Option<String> {
+    use crate::fsio::resolved;
+    let target = match (written, path.file_name(), path.parent()) {
+        (Written::Entry, Some(name), Some(parent)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            resolved(parent).join(name)
+        }
+        _ => resolved(path),
+    };
+    let root = &project.root;
+    let own = resolved(&root.join(".stamp"));
+    let reports = own.join("reports");
+    if target.starts_with(&own) && !(target.starts_with(&reports) && resolved(&reports) == reports) {
+        return Some("Stamp's own folder `.stamp/`".to_string());
     }
-    Ok(())
+    let file = &project.file;
+    let configured = [
+        ("the ledger folder", Some(root.join(&file.ledger))),
+        ("the local state folder", Some(root.join(&file.state.local.dir))),
+        ("the snapshot folder", Some(root.join(&file.snapshots))),
+        ("the provider cache", file.providers.cache_dir(root)),
+    ];
+    // A folder that holds the whole project (`ledger: .`, say) is no folder of Stamp's alone.
+    let root = resolved(root);
+    configured.into_iter().find_map(|(what, dir)| {
+        let dir = dir?;
+        let resolved = resolved(&dir);
+        (target.starts_with(&resolved) && !root.starts_with(&resolved))
+            .then(|| format!("{what} `{}`", project.display(&dir)))
+    })
+}
+
+/// Refuses a path the user named with `option` for Stamp to write inside a folder of its
+/// own ([`own_folder_holding`]).
+pub fn outside_own_folder(
+    project: &crate::config::Project,
+    path: &Path,
+    option: &str,
+    written: Written,
+) -> Result<(), String> {
+    match own_folder_holding(project, path, written) {
+        Some(own) => Err(format!("`{option} {}` is inside {own}: write it elsewhere", path.display())),
+        None => Ok(()),
+    }
 }
 
 /// Checked once the account's lock is held (the project was loaded before): a migration

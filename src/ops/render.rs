@@ -57,14 +57,13 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // there would replace them. Checked where the trees go, the default `build/` too (a link
     // committed in its place); a link in place of one account's folder is refused when its
     // tree is written.
-    let own = workspace.project.root.join(".stamp");
     let base = out.clone().unwrap_or_else(|| workspace.project.root.join("build"));
-    if crate::fsio::is_within(&base, &own) {
+    if let Some(own) = super::own_folder_holding(&workspace.project, &base, super::Written::Into) {
         let given = match &options.out {
             Some(given) => format!("`--out {}` is", given.display()),
             None => "the output folder `build` leads".to_string(),
         };
-        let d = Diagnostic::error("render.out", format!("{given} inside Stamp's own folder `.stamp/`"))
+        let d = Diagnostic::error("render.out", format!("{given} inside {own}"))
             .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
         return RenderReport {
             written: Vec::new(),
