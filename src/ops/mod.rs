@@ -159,7 +159,9 @@ pub fn own_folder_holding(project: &crate::config::Project, path: &Path, written
     let root = &project.root;
     let own = resolved(&root.join(".stamp"));
     let reports = own.join("reports");
-    if target.starts_with(&own) && !(target.starts_with(&reports) && resolved(&reports) == reports) {
+    // `reports/` only while it is a folder of its own, not a link elsewhere.
+    let in_reports = resolved(&reports) == reports && holds(&reports, &target);
+    if holds(&own, &target) && !in_reports {
         return Some("Stamp's own folder `.stamp/`".to_string());
     }
     let file = &project.file;
@@ -173,10 +175,25 @@ pub fn own_folder_holding(project: &crate::config::Project, path: &Path, written
     let root = resolved(root);
     configured.into_iter().find_map(|(what, dir)| {
         let dir = dir?;
-        let resolved = resolved(&dir);
-        (target.starts_with(&resolved) && !root.starts_with(&resolved))
-            .then(|| format!("{what} `{}`", project.display(&dir)))
+        (holds(&dir, &target) && !holds(&dir, &root)).then(|| format!("{what} `{}`", project.display(&dir)))
     })
+}
+
+/// Whether the folder `dir` holds `target` (a resolved path): by its path, or, where it
+/// exists, by being the very folder (device and inode) one of `target`'s folders is, which a
+/// bind mount or a case-insensitive file system reaches by another name.
+fn holds(dir: &Path, target: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let identity = |path: &Path| fs_err::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        if let Some(folder) = identity(dir)
+            && target.ancestors().any(|a| identity(a) == Some(folder))
+        {
+            return true;
+        }
+    }
+    target.starts_with(crate::fsio::resolved(dir))
 }
 
 /// Refuses a path the user named with `option` for Stamp to write inside a folder of its
