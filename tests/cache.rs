@@ -295,11 +295,12 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
             }),
         ),
         (
-            "two bytes swapped",
+            "two different bytes swapped",
             Box::new(|good| {
                 let mut bytes = good.to_vec();
                 let last = bytes.len() - 1;
-                bytes.swap(last - 7, last);
+                let other = (0..last).rev().find(|&i| bytes[i] != bytes[last]).unwrap();
+                bytes.swap(other, last);
                 bytes
             }),
         ),

@@ -469,9 +469,7 @@ fn a_killed_runs_hook_keeps_the_account_locked_until_it_ends() {
 /// Failure injection: a fake `terraform` whose first `apply` creates one resource for real,
 /// then fails with a throttling error, as a cloud API does when many resources are created at
 /// once; every other call is the real Terraform.
-#[test]
-fn a_transient_apply_failure_is_planned_again_and_finished() {
-    let project = Project::local();
+fn throttles_mid_apply(project: &Project) -> std::path::PathBuf {
     let fake = project.path().join("fake-terraform-throttles-mid-apply");
     write_executable(
         &fake,
@@ -481,6 +479,14 @@ fn a_transient_apply_failure_is_planned_again_and_finished() {
             real = common::terraform().display()
         ),
     );
+    fake
+}
+
+/// The fake above: the rest is planned again and applied.
+#[test]
+fn a_transient_apply_failure_is_planned_again_and_finished() {
+    let project = Project::local();
+    let fake = throttles_mid_apply(&project);
     let out = project
         .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
         .args([&fake])
@@ -497,21 +503,13 @@ fn a_transient_apply_failure_is_planned_again_and_finished() {
     project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().success();
 }
 
-/// Failure injection: the fake `terraform` above that throttles mid-apply, and a plan policy
+/// Failure injection: the fake `terraform` that throttles mid-apply, and a plan policy
 /// (a stand-in printing SARIF) that passes the first plan and finds a problem in any later one:
 /// the new plan made after the transient error is checked by the policies too, and not applied.
 #[test]
 fn a_new_plan_after_a_transient_failure_must_pass_the_policies() {
     let project = Project::local();
-    let fake = project.path().join("fake-terraform-throttles-mid-apply");
-    write_executable(
-        &fake,
-        &format!(
-            "#!/bin/sh\nif [ \"$1\" = apply ] && [ ! -f \"{marker}\" ]; then\n  touch \"{marker}\"\n  \"{real}\" apply -input=false -auto-approve -target=terraform_data.env_dir >/dev/null 2>&1\n  echo 'Error: creating thing: ThrottlingException: Rate exceeded' >&2\n  exit 1\nfi\nexec \"{real}\" \"$@\"\n",
-            marker = project.path().join("throttled-once").display(),
-            real = common::terraform().display()
-        ),
-    );
+    let fake = throttles_mid_apply(&project);
     let policy = project.path().join("policies/second-plan-fails.py");
     write_executable(
         &policy,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::Output;
 use super::exit::ExitStatus;
-use crate::ops::Workspace;
 use crate::ops::build::{BuildOptions, build, verify};
+use crate::ops::{Named, Workspace, Written};
 use crate::report::artifact::{built_text, verified_text};
 
 /// Build versioned, reproducible artifacts: `dist/<account>-<version>.tar.gz` with the rendered
@@ -54,12 +54,9 @@ impl BuildArgs {
 pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
     // Artifacts are staged and written into the folder, the default `dist/` too.
     let dist = args.out.clone().unwrap_or_else(|| workspace.project.root.join("dist"));
-    if let Some(own) = crate::ops::own_folder_holding(&workspace.project, &dist, crate::ops::Written::Into) {
-        let given = match &args.out {
-            Some(given) => format!("`--out {}` is", given.display()),
-            None => "the output folder `dist` leads".to_string(),
-        };
-        out.error(&format!("{given} inside {own}: write the artifacts elsewhere"));
+    let named = args.out.as_deref().map_or(Named::Default("dist"), |out| Named::Given("--out", out));
+    if let Err(problem) = crate::ops::outside_own_folder(&workspace.project, &dist, named, Written::Into) {
+        out.error(&format!("{problem}: write the artifacts elsewhere"));
         return ExitStatus::Failure;
     }
     if args.accounts.is_empty() && !args.all {

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::Output;
 use super::exit::ExitStatus;
 use super::progress::Shown;
-use crate::ops::Workspace;
 use crate::ops::deploy::{self, ApplyOptions, Approver, DeployOptions, DeployReport};
+use crate::ops::{Named, Workspace, Written};
 use crate::report::deploy as deploy_report;
 use crate::report::plan::{self as plan_report, PlanReport};
 
@@ -98,13 +98,14 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     if args.target.is_empty() && args.affected_since.is_none() {
         return no_target(out, "plan");
     }
+    // What it writes where the user says: the saved plan, and the markdown report's full text.
     let project = &workspace.project;
-    let report = (args.format == PlanFormat::Markdown).then(|| project.root.join(&args.report_file));
-    let named = [(args.out.as_ref(), args.out.clone(), "--out"), (Some(&args.report_file), report, "--report-file")];
-    for (given, path, option) in named {
-        let own = path.and_then(|path| crate::ops::own_folder_holding(project, &path, crate::ops::Written::Entry));
-        if let (Some(given), Some(own)) = (given, own) {
-            out.error(&format!("`{option} {}` is inside {own}: write it elsewhere", given.display()));
+    let saved = args.out.as_deref().map(|out| (out.to_path_buf(), Named::Given("--out", out)));
+    let report = (args.format == PlanFormat::Markdown)
+        .then(|| (project.root.join(&args.report_file), Named::Given("--report-file", &args.report_file)));
+    for (path, named) in saved.into_iter().chain(report) {
+        if let Err(problem) = crate::ops::outside_own_folder(project, &path, named, Written::Entry) {
+            out.error(&format!("{problem}: write it elsewhere"));
             return ExitStatus::Failure;
         }
     }
@@ -461,10 +462,11 @@ impl DriftArgs {
 
 pub fn drift(workspace: &Workspace, args: &DriftArgs, out: &Output) -> ExitStatus {
     use crate::report::drift as formats;
-    if let Some(problem) = args.out.as_ref().and_then(|path| {
-        crate::ops::outside_own_folder(&workspace.project, path, "--out", crate::ops::Written::Entry).err()
-    }) {
-        out.error(&problem);
+    if let Some(path) = &args.out
+        && let Err(problem) =
+            crate::ops::outside_own_folder(&workspace.project, path, Named::Given("--out", path), Written::Entry)
+    {
+        out.error(&format!("{problem}: write it elsewhere"));
         return ExitStatus::Failure;
     }
     let options = crate::ops::drift::DriftOptions {

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "accounts")]
     all: bool,
     /// Where to write: the root module for one account, else one folder per account in it
-    /// (never inside the project's `.stamp/`).
+    /// (never inside Stamp's own folders: `.stamp/`, the ledger, state and snapshots).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Release version to stamp (default: the development version 0.0.YYDDD.SSSSS).

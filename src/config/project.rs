@@ -406,67 +406,37 @@ impl Project {
     /// its content, else by loading it (kept whole when `whole`).
     fn scan(&self, file: AccountFile, whole: bool) -> Loaded {
         let display = self.display(&file.path);
-        let failed = |d: Box<Diagnostic>| Loaded { entry: None, account: None, problem: Some(*d), memo: None };
         let stat = file.stat.or_else(|| fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of));
-        let known = if whole { None } else { self.memo.known_content(&file.read_from, stat) };
-        let (content, text, record) = match known {
-            // Its record is in the index already.
-            Some(content) => (content.to_string(), None, None),
-            None => match read(&file.read_from, &display) {
-                Ok(text) => {
-                    let content = crate::cache::content_digest(text.as_bytes());
-                    let record = self.memo.file_record(&file.read_from, stat, &content);
-                    (content, Some(text), record)
-                }
-                Err(d) => return failed(d),
-            },
+        let cached = |file: AccountFile, display: String, content: String, load_key: String, summary, record| {
+            let entry = scanned(file, display, content, load_key, summary);
+            Loaded { entry: Some(entry), account: None, problem: None, memo: Some((record, None)) }
         };
-        let load_key = self.load_key(&display, &content);
-        let summary = if whole { None } else { self.memo.summary(&load_key) };
-        let entry =
-            |file: AccountFile, display: String, content: String, load_key: String, summary: Arc<Summary>| Entry {
-                display,
-                path: file.path,
-                read_from: file.read_from,
-                content,
-                load_key,
-                summary,
-                slot: super::Slot::Blue,
-                created_at: None,
-                ledger_damage: Vec::new(),
-            };
-        if let Some(summary) = summary {
-            // The cache holds this summary already.
-            let memo = Some((record, None));
-            let entry = entry(file, display, content, load_key, summary);
-            return Loaded { entry: Some(entry), account: None, problem: None, memo };
+        // Known by its `stat`, with its summary: nothing to read (its record is in the index).
+        if !whole && let Some(content) = self.memo.known_content(&file.read_from, stat) {
+            let load_key = self.load_key(&display, content);
+            if let Some(summary) = self.memo.summary(&load_key) {
+                return cached(file, display, content.to_string(), load_key, summary, None);
+            }
         }
-        let (content, text, record, load_key) = match text {
-            Some(text) => (content, text, record, load_key),
-            // Known by its `stat`, its summary not: read now, its summary is kept under the key
-            // of what was read (a record whose `stat` matched other content is replaced).
-            None => match read(&file.read_from, &display) {
-                Ok(text) => {
-                    let read = crate::cache::content_digest(text.as_bytes());
-                    if read == content {
-                        (content, text, record, load_key)
-                    } else {
-                        let record = self.memo.file_record(&file.read_from, stat, &read);
-                        let load_key = self.load_key(&display, &read);
-                        (read, text, record, load_key)
-                    }
-                }
-                Err(d) => return failed(d),
-            },
+        // Read: what it holds decides its keys (and replaces a record of other content).
+        let text = match read(&file.read_from, &display) {
+            Ok(text) => text,
+            Err(d) => return Loaded { entry: None, account: None, problem: Some(*d), memo: None },
         };
+        let content = crate::cache::content_digest(text.as_bytes());
+        let record = self.memo.file_record(&file.read_from, stat, &content);
+        let load_key = self.load_key(&display, &content);
+        if !whole && let Some(summary) = self.memo.summary(&load_key) {
+            return cached(file, display, content, load_key, summary, record);
+        }
         match self.account_from_text(&file.path, &display, &text) {
             Ok(account) => {
                 let summary = Arc::new(Summary::of(&account));
                 let memo = Some((record, Some((load_key.clone(), summary.clone()))));
-                let entry = entry(file, display, content, load_key, summary);
+                let entry = scanned(file, display, content, load_key, summary);
                 Loaded { entry: Some(entry), account: whole.then_some(account), problem: None, memo }
             }
-            Err(d) => failed(d),
+            Err(d) => Loaded { entry: None, account: None, problem: Some(*d), memo: None },
         }
     }
 
@@ -793,6 +763,21 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     walk(dir, &mut files)?;
     debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
     Ok(files)
+}
+
+/// The catalog entry of a scanned account file (its ledger facts come later).
+fn scanned(file: AccountFile, display: String, content: String, load_key: String, summary: Arc<Summary>) -> Entry {
+    Entry {
+        display,
+        path: file.path,
+        read_from: file.read_from,
+        content,
+        load_key,
+        summary,
+        slot: super::Slot::Blue,
+        created_at: None,
+        ledger_damage: Vec::new(),
+    }
 }
 
 /// An account file whose content is not what Stamp read of it moments before.

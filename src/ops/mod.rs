@@ -147,7 +147,7 @@ pub enum Written {
 /// project's `.stamp/` (state, ledger, locks, work folders, cache; not its `reports/`, unless
 /// that is a link elsewhere), and the ledger, local state, snapshot and provider cache folders
 /// `stamp.yaml` names. A slip of the keyboard must not replace a ledger or a plan file.
-pub fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Written) -> Option<String> {
+fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Written) -> Option<String> {
     use crate::fsio::resolved;
     let target = match (written, path.file_name(), path.parent()) {
         (Written::Entry, Some(name), Some(parent)) => {
@@ -196,18 +196,27 @@ fn holds(dir: &Path, target: &Path) -> bool {
     target.starts_with(crate::fsio::resolved(dir))
 }
 
-/// Refuses a path the user named with `option` for Stamp to write inside a folder of its
-/// own ([`own_folder_holding`]).
+/// What the user named for a command to write: an option and its value as typed, or the
+/// name of the default folder used without it.
+#[derive(Debug, Clone, Copy)]
+pub enum Named<'a> {
+    Given(&'a str, &'a Path),
+    Default(&'a str),
+}
+
+/// Refuses `path` (where `named` leads, written as `written`) inside a folder of Stamp's own
+/// ([`own_folder_holding`]), saying so in the user's words.
 pub fn outside_own_folder(
     project: &crate::config::Project,
     path: &Path,
-    option: &str,
+    named: Named<'_>,
     written: Written,
 ) -> Result<(), String> {
-    match own_folder_holding(project, path, written) {
-        Some(own) => Err(format!("`{option} {}` is inside {own}: write it elsewhere", path.display())),
-        None => Ok(()),
-    }
+    let Some(own) = own_folder_holding(project, path, written) else { return Ok(()) };
+    Err(match named {
+        Named::Given(option, value) => format!("`{option} {}` is inside {own}", value.display()),
+        Named::Default(folder) => format!("the output folder `{folder}` leads inside {own}"),
+    })
 }
 
 /// Checked once the account's lock is held (the project was loaded before): a migration

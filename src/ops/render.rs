@@ -58,12 +58,9 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // committed in its place); a link in place of one account's folder is refused when its
     // tree is written.
     let base = out.clone().unwrap_or_else(|| workspace.project.root.join("build"));
-    if let Some(own) = super::own_folder_holding(&workspace.project, &base, super::Written::Into) {
-        let given = match &options.out {
-            Some(given) => format!("`--out {}` is", given.display()),
-            None => "the output folder `build` leads".to_string(),
-        };
-        let d = Diagnostic::error("render.out", format!("{given} inside {own}"))
+    let named = options.out.as_deref().map_or(super::Named::Default("build"), |out| super::Named::Given("--out", out));
+    if let Err(problem) = super::outside_own_folder(&workspace.project, &base, named, super::Written::Into) {
+        let d = Diagnostic::error("render.out", problem)
             .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
         return RenderReport {
             written: Vec::new(),

@@ -379,17 +379,14 @@ impl<'a> AccountRun<'a> {
         self.planned = Some(digest);
     }
 
-    /// The digest of the plan file this run planned (or adopted), if any.
-    pub fn planned(&self) -> Option<&str> {
-        self.planned.as_deref()
-    }
-
-    /// The digest of the plan file, when it is still the one this run planned (or adopted):
-    /// a policy command, a hook or anything else that replaced or changed it since is refused.
-    pub fn plan_file_as_planned(&self) -> Result<String, RunError> {
-        let now = self.plan_file_digest()?;
-        if self.planned.as_deref() == Some(now.as_str()) {
-            return Ok(now);
+    /// The plan file's digest and bytes (read once), when it is still the one this run planned
+    /// (or adopted): a policy command, a hook or anything else that replaced or changed it
+    /// since is refused.
+    pub fn plan_file_as_planned(&self) -> Result<(String, Vec<u8>), RunError> {
+        let bytes = fs_err::read(&self.dirs.plan_file).map_err(RunError::io("cannot read the plan file"))?;
+        let digest = crate::artifact::sha256_hex(&bytes);
+        if self.planned.as_deref() == Some(digest.as_str()) {
+            return Ok((digest, bytes));
         }
         Err(RunError::Refused(format!(
             "the plan file of account `{}` is not the one Terraform wrote when it was planned (it changed since): nothing was applied; plan it again",

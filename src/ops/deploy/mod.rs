@@ -861,13 +861,8 @@ const SAVED_PLAN_FORMAT_1: &str = "stamp-plan/1";
 fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path) -> Result<(), String> {
     use base64::Engine as _;
     let state = run.state_version().map_err(|e| e.explain())?;
-    let bytes = fs_err::read(&run.dirs.plan_file).map_err(|e| e.to_string())?;
     // The plan Terraform wrote, unchanged by the policies that ran on it since.
-    if run.planned() != Some(crate::artifact::sha256_hex(&bytes).as_str()) {
-        return Err(
-            "the plan file is not the one Terraform wrote when it was planned (it changed since): plan it again".into(),
-        );
-    }
+    let (_, bytes) = run.plan_file_as_planned().map_err(|e| e.explain())?;
     let saved = SavedPlan {
         format: SAVED_PLAN_FORMAT.into(),
         account: run.account.name.clone(),

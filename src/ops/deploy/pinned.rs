@@ -239,7 +239,7 @@ fn pin(planned: super::Planned<'_>) -> (AccountPlan, Option<Pin>) {
     let token = token(&run.account.name);
     let pinned = run.leave_token(&token).and_then(|()| {
         // The plan Terraform wrote, unchanged by the policies that ran on it since.
-        let plan_file = run.plan_file_as_planned()?;
+        let (plan_file, _) = run.plan_file_as_planned()?;
         Ok(Pin { tree_digest, token, plan_file, state })
     });
     match pinned {
