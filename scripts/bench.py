@@ -90,8 +90,13 @@ def make_org(n: int, where: Path) -> Path:
     return project
 
 
+# The CPU seconds (user, kernel) of the latest `run`.
+last_cpu = (0.0, 0.0)
+
+
 def run(stamp: str, args: list, cwd: Path, ok=(0,)) -> tuple:
     """Wall seconds and peak RSS (MiB) of one stamp run; fails loudly on another exit code."""
+    global last_cpu
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen([stamp, "--quiet", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
@@ -102,6 +107,7 @@ def run(stamp: str, args: list, cwd: Path, ok=(0,)) -> tuple:
         if code not in ok:
             err.seek(0)
             sys.exit(f"stamp {' '.join(args)} failed ({code}):\n{err.read().decode()[-3000:]}")
+    last_cpu = (usage.ru_utime, usage.ru_stime)
     return wall, usage.ru_maxrss / 1024
 
 
@@ -155,9 +161,12 @@ def cache_benchmarks(stamp: str, project: Path, n: int) -> None:
         shutil.rmtree(cache, ignore_errors=True)
         os.sync()
         wall, peak = run(stamp, args, project)
+        # Where the time goes on a cold run: rendering (user) or the file system (kernel).
+        user, kernel = last_cpu
         os.sync()
         plain, plain_peak = run(stamp, ["--no-cache", *plain_args], project)
-        print(f"{n:>8}  {label:<44} {wall:>6.2f}s {peak:>5.0f} MiB   {plain:>6.2f}s {plain_peak:>5.0f} MiB", flush=True)
+        print(f"{n:>8}  {label:<44} {wall:>6.2f}s {peak:>5.0f} MiB   {plain:>6.2f}s {plain_peak:>5.0f} MiB"
+              f"  (CPU, cached: {user:.1f}s user, {kernel:.1f}s kernel)", flush=True)
     # Warm: work under way (the working tree already differs from the commit: the first
     # uncommitted change stamps `-dirty` into every account's version, so every account's
     # output changes once), every command ran once, then one more account file changes.

@@ -656,21 +656,9 @@ fn a_killed_render_leaves_every_tree_old_or_new() {
 fn check_asks_git_only_when_a_template_reads_the_version() {
     let project = Project::example();
     project.commit_all("first");
-    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
-    let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
-    let bin = project.path().join("wrapper-bin");
-    let log = project.path().join("git-calls.log");
-    common::write_executable(
-        &bin.join("git"),
-        &format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()),
-    );
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let calls = || {
-        let text = fs_err::read_to_string(&log).unwrap_or_default();
-        let _ = fs_err::remove_file(&log);
-        text
-    };
-    let check = |version: &str| project.stamp(["check"]).env("PATH", &path).env("STAMP_VERSION", version);
+    let git = common::GitLog::new(&project);
+    let (path, calls) = (&git.path, || git.calls());
+    let check = |version: &str| project.stamp(["check"]).env("PATH", path).env("STAMP_VERSION", version);
 
     // Files changed within a second of a run are read again by the next: these are older.
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -683,7 +671,7 @@ fn check_asks_git_only_when_a_template_reads_the_version() {
     check("1.0.0").run().success();
     assert!(index(&project) == before, "the cache stayed warm across a commit");
     let _ = calls();
-    project.stamp(["render", "--all"]).env("PATH", &path).run().success();
+    project.stamp(["render", "--all"]).env("PATH", path).run().success();
     assert!(calls().contains("status"), "render stamps the commit in (and the wrapper logs)");
 
     // A template that reads the version, and breaks the HCL for one of them.
@@ -694,7 +682,7 @@ fn check_asks_git_only_when_a_template_reads_the_version() {
     assert!(calls().contains("status"), "the version is read: git is asked");
     let broken = check("6.6.6").run().failure(1);
     assert!(broken.stderr.contains("rendered file is not valid HCL"), "{}", broken.stderr);
-    let uncached = project.stamp(["--no-cache", "check"]).env("PATH", &path).env("STAMP_VERSION", "6.6.6").run();
+    let uncached = project.stamp(["--no-cache", "check"]).env("PATH", path).env("STAMP_VERSION", "6.6.6").run();
     assert_eq!(broken.snapshot(), uncached.snapshot());
 }
 

@@ -32,10 +32,17 @@ fn drifted_project() -> Project {
 #[test]
 fn drift_reports_versions_behind_live_drift_and_parity() {
     let project = drifted_project();
+    let git = common::GitLog::new(&project);
     let json = project
         .tf(["drift", "local-staging", "local-prod", "--reference", "local-prod", "--format", "json"])
+        .env("PATH", &git.path)
         .run()
         .success();
+    // Both accounts were deployed from the first commit: it is read once, from git's objects,
+    // not extracted whole for each account.
+    let calls = git.calls();
+    assert_eq!(calls.lines().filter(|c| c.contains(" ls-tree ")).count(), 1, "{calls}");
+    assert!(!calls.lines().any(|c| c.contains(" archive ")), "{calls}");
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let by_name =
         |name: &str| report["accounts"].as_array().unwrap().iter().find(|a| a["account"] == name).unwrap().clone();

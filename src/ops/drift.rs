@@ -2,16 +2,17 @@
 //! infrastructure still matches what was deployed, and how production-like accounts differ
 //! from their reference in ways their archetype does not allow.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Workspace;
 use super::check::{Selection, VersionSpec, discard, render_one, validate_and_render, with_jobs};
-use super::revision::Revision;
+use super::revision::Snapshot;
 use crate::config::project::Scope;
 use crate::config::{Account, Project};
 use crate::diagnostics::{Diagnostic, Report, Sources};
@@ -119,6 +120,7 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
     // Then each account's live state is read as its tree comes, one account at a time, so a
     // fleet's accounts and trees are never all held at once.
     let found = Mutex::new(Vec::new());
+    let revisions = Revisions::new(workspace);
     let run = |account: &Account, _: &Path, tree: Tree| {
         let name = &account.name;
         progress.phase(name, "drift");
@@ -140,7 +142,7 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
             notes: Vec::new(),
             state_read: false,
         };
-        live(workspace, account, &tree, &terraform, progress, &mut entry);
+        live(workspace, &revisions, account, &tree, &terraform, progress, &mut entry);
         progress.account_done(name);
         found.lock().expect("drift lock").push(entry);
         Ok(None)
@@ -157,9 +159,48 @@ pub fn drift(workspace: &Workspace, options: &DriftOptions, progress: &dyn Progr
     Ok(DriftReport { reference: reference.map(|r| r.name.clone()), accounts })
 }
 
+/// The project at the commits a drift run rebuilds: each read once from git's objects (see
+/// [`Snapshot`]), with this run's cache, and shared by the accounts deployed from it, so a
+/// rebuild costs what changed since its commit, not a read of every account.
+struct Revisions<'w> {
+    now: &'w Workspace,
+    /// The latest commits read, the most recently used first.
+    read: Mutex<VecDeque<(String, Arc<Read>)>>,
+}
+
+/// A commit's project (its snapshot kept while it is used), or why it could not be read.
+type Read = Result<(Snapshot, Workspace), String>;
+
+/// How many commits' projects a drift run keeps: accounts are mostly deployed from a few.
+const REVISIONS_KEPT: usize = 4;
+
+impl<'w> Revisions<'w> {
+    fn new(now: &'w Workspace) -> Self {
+        Self { now, read: Mutex::new(VecDeque::new()) }
+    }
+
+    /// The project at `commit`: read now, or kept from an earlier account.
+    fn at(&self, commit: &str) -> Arc<Read> {
+        let mut read = self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = read.iter().position(|(c, _)| c == commit) {
+            let found = read.remove(at).expect("found above");
+            read.push_front(found);
+            return Arc::clone(&read[0].1);
+        }
+        let project = Snapshot::take(&self.now.project.root, commit).and_then(|snapshot| {
+            let then = self.now.at_snapshot(&snapshot, Scope::Only(&[])).map_err(|r| r.messages())?;
+            Ok((snapshot, then))
+        });
+        read.truncate(REVISIONS_KEPT - 1);
+        read.push_front((commit.to_string(), Arc::new(project)));
+        Arc::clone(&read[0].1)
+    }
+}
+
 /// Deployed version, commits behind, and live drift of one account.
 fn live(
     workspace: &Workspace,
+    revisions: &Revisions<'_>,
     account: &Account,
     tree: &Tree,
     terraform: &Terraform,
@@ -200,14 +241,13 @@ fn live(
     }
     // Rebuild exactly what was deployed (builds are reproducible) and plan it.
     let deployed = BuildVersion { version, commit: commit.clone(), dirty: false };
-    let rebuilt = Revision::checkout(&project.root, &commit).and_then(|revision| {
-        // Rendered for its work folder inside the checkout: relative paths (local state) come
-        // out as deployed. The checkout has no ledger: the live slot is this project's.
-        let only = [account.name.clone()];
-        let then = workspace.at_revision(&revision.root, Scope::Only(&only)).map_err(|r| r.messages())?;
-        render_one(&then, &account.name, account.slot, VersionSpec::Exact(deployed))
-            .map_err(|r| format!("{} (at {commit})", r.messages()))
-    });
+    // Rendered for its work folder inside the revision's folder: relative paths (local state)
+    // come out as deployed. The revision has no ledger: the live slot is this project's.
+    let rebuilt = match &*revisions.at(&commit) {
+        Ok((_, then)) => render_one(then, &account.name, account.slot, VersionSpec::Exact(deployed))
+            .map_err(|r| format!("{} (at {commit})", r.messages())),
+        Err(e) => Err(e.clone()),
+    };
     match rebuilt {
         Err(e) => entry.notes.push(format!("cannot rebuild the deployed version: {e}")),
         Ok(tree) => match run.prepare(&tree).and_then(|()| run.plan(false)) {

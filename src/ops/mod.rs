@@ -392,15 +392,6 @@ impl Workspace {
         (selected, problems)
     }
 
-    /// The project as it was at a git revision checked out in `root` (its archetypes,
-    /// blueprints and accounts; `scope` says which accounts are loaded whole), with this
-    /// project's state: the live slots are those of the store.
-    pub fn at_revision(&self, root: &Path, scope: crate::config::project::Scope<'_>) -> Result<Self, Report> {
-        let options = crate::config::project::LoadOptions { scope, ..crate::config::project::LoadOptions::default() };
-        let (project, diagnostics) = Project::load_with(root, options)?;
-        Self::with_store(project, diagnostics, Arc::clone(&self.store))
-    }
-
     /// The project at a git revision, read without a checkout (see [`revision::Snapshot`]), with
     /// this project's state and cache: `scope` says which accounts are loaded whole.
     pub fn at_snapshot(

@@ -263,6 +263,35 @@ pub fn write_executable(path: &Path, text: &str) {
     fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// A `git` that logs each call's arguments (a line each) before running the real one: put
+/// first on `PATH` to see what Stamp asks git.
+pub struct GitLog {
+    /// `PATH` with the logging `git` first.
+    pub path: String,
+    log: PathBuf,
+}
+
+impl GitLog {
+    pub fn new(project: &Project) -> Self {
+        let real = Command::new("sh").args(["-c", "command -v git"]).output().unwrap();
+        let real = String::from_utf8(real.stdout).unwrap().trim().to_string();
+        let bin = project.path().join("wrapper-bin");
+        let log = project.path().join("git-calls.log");
+        write_executable(
+            &bin.join("git"),
+            &format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{real}' \"$@\"\n", log.display()),
+        );
+        Self { path: format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()), log }
+    }
+
+    /// The calls logged since the last time, and a fresh log.
+    pub fn calls(&self) -> String {
+        let text = fs_err::read_to_string(&self.log).unwrap_or_default();
+        let _ = fs_err::remove_file(&self.log);
+        text
+    }
+}
+
 impl Project {
     /// Runs git in the project (for tests of revisions, tags and drift).
     pub fn git(&self, args: &[&str]) -> String {
