@@ -8,7 +8,7 @@
 //! whoever can write the cache could write any digest too; what an entry says is keyed by
 //! SHA-256 digests of what it depends on. Files
 //! are written under a temporary name and renamed, so a concurrent run reads the old file or
-//! the new one, never half of either.
+//! the new one, never half of either; runs that save at once take turns under a lock.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,15 @@ const MAX_BYTES: u64 = 256 << 20;
 
 /// Bumped whenever what is cached, or how keys are made, changes.
 const FORMAT: &str = "4";
+
+/// The file runs lock while they save (see [`Cache::locked`]).
+const LOCK: &str = "lock";
+
+/// How long a run waits for another's save before it saves without the lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Which file a cache file is (device and inode), `None` when there is none.
+pub type Version = Option<(u64, u64)>;
 
 /// Where cache files are read and written; `None`: the cache is off.
 #[derive(Debug, Clone, Default)]
@@ -55,14 +64,57 @@ impl Cache {
     /// The cache file `name` as written by [`Cache::write`] with the same `kind`, or `None`
     /// when it is missing, damaged, of another kind or format, or the cache is off.
     pub fn read<T: DeserializeOwned>(&self, name: &str, kind: &str) -> Option<T> {
-        let path = self.dir.as_ref()?.join(name);
+        self.read_versioned(name, kind).0
+    }
+
+    /// [`Cache::read`], and the version of the file it read (see [`Cache::version`]).
+    pub fn read_versioned<T: DeserializeOwned>(&self, name: &str, kind: &str) -> (Option<T>, Version) {
+        use std::io::Read as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let Some(mut file) = self.dir.as_ref().and_then(|dir| fs_err::File::open(dir.join(name)).ok()) else {
+            return (None, None);
+        };
+        let Ok(meta) = file.metadata() else { return (None, None) };
+        let version = Some((meta.dev(), meta.ino()));
         // Far beyond any fleet's index (10,000 accounts: about 5 MB): not read at all.
-        if fs_err::metadata(&path).ok()?.len() > MAX_BYTES {
-            return None;
+        let mut bytes = Vec::new();
+        if meta.len() > MAX_BYTES || file.read_to_end(&mut bytes).is_err() {
+            return (None, version);
         }
-        let bytes = fs_err::read(&path).ok()?;
-        let body = unframe(&bytes, kind)?;
-        postcard::from_bytes(body).ok()
+        (unframe(&bytes, kind).and_then(|body| postcard::from_bytes(body).ok()), version)
+    }
+
+    /// Which file `name` is now: every write makes a new one (renamed into place), so a
+    /// version that differs from the one a run read means another run wrote it since.
+    pub fn version(&self, name: &str) -> Version {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = fs_err::metadata(self.dir.as_ref()?.join(name)).ok()?;
+        Some((meta.dev(), meta.ino()))
+    }
+
+    /// Runs `save` holding the cache's lock, so runs that save at once take turns (each can
+    /// then take in what the other saved). Without a lock to take (the cache is off, or its
+    /// file system has none), `save` runs all the same.
+    pub fn locked<R>(&self, save: impl FnOnce() -> R) -> R {
+        let lock = self.dir.as_ref().and_then(|dir| {
+            fs_err::create_dir_all(dir).ok()?;
+            let file =
+                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK)).ok()?;
+            // A save takes milliseconds: a lock held far longer is held by a stopped run.
+            let deadline = std::time::Instant::now() + LOCK_WAIT;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => return Some(file),
+                    Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(_) => return None,
+                }
+            }
+        });
+        let saved = save();
+        drop(lock);
+        saved
     }
 
     /// Removes the cache file `name` (one no Stamp writes any more), if it is there.

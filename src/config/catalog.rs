@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Account;
-use crate::cache::Cache;
+use crate::cache::{Cache, Version};
 use crate::ledger::{Damage, History, Slot};
 
 /// The values that must differ between accounts (the checks between accounts compare them).
@@ -361,6 +361,8 @@ struct Index {
     /// The shards whose file was missing, damaged or another Stamp's: each is written by the
     /// run, even empty, so no file of another Stamp stays behind.
     unread: Vec<bool>,
+    /// Which file each shard was read from.
+    versions: Vec<Version>,
 }
 
 const SHARDS: usize = 64;
@@ -382,17 +384,45 @@ fn shard_file(shard: usize) -> String {
 
 impl Default for Index {
     fn default() -> Self {
-        Self { shards: vec![Records::default(); SHARDS], unread: vec![true; SHARDS] }
+        Self { shards: vec![Records::default(); SHARDS], unread: vec![true; SHARDS], versions: vec![None; SHARDS] }
     }
 }
 
 impl Index {
     /// Every shard the cache holds; one that is missing or damaged is empty.
     fn read(cache: &Cache) -> Self {
-        let read: Vec<Option<Records>> = (0..SHARDS).map(|s| cache.read(&shard_file(s), INDEX)).collect();
-        Self {
-            unread: read.iter().map(Option::is_none).collect(),
-            shards: read.into_iter().map(Option::unwrap_or_default).collect(),
+        let mut index = Self::default();
+        for s in 0..SHARDS {
+            let (read, version) = cache.read_versioned(&shard_file(s), INDEX);
+            index.unread[s] = read.is_none();
+            index.shards[s] = read.unwrap_or_default();
+            index.versions[s] = version;
+        }
+        index
+    }
+
+    /// Takes in, for the shards this run rewrites, the records another run saved since this
+    /// one read them (while this run holds the cache's lock): runs that save at once keep
+    /// each other's records, this run's first.
+    fn take_in_saved(&mut self, cache: &Cache, changed: &[bool]) {
+        for s in (0..SHARDS).filter(|&s| changed[s]) {
+            if cache.version(&shard_file(s)) == self.versions[s] {
+                continue;
+            }
+            let Some(saved) = cache.read::<Records>(&shard_file(s), INDEX) else { continue };
+            let shard = &mut self.shards[s];
+            for (path, record) in saved.files {
+                shard.files.entry(path).or_insert(record);
+            }
+            for (key, record) in saved.loads {
+                match shard.loads.get_mut(&key) {
+                    Some(mine) => mine.results = mine.results.then(&record.results),
+                    None if record.summary.is_some() => {
+                        shard.loads.insert(key, record);
+                    }
+                    None => {}
+                }
+            }
         }
     }
 
@@ -429,7 +459,8 @@ pub struct Memo {
     reading: Mutex<Option<std::thread::JoinHandle<Index>>>,
     found: std::sync::OnceLock<Index>,
     kept: Mutex<Records>,
-    found_trees: std::sync::OnceLock<Trees>,
+    /// The trees the run found, and which file they were read from.
+    found_trees: std::sync::OnceLock<(Trees, Version)>,
     kept_trees: Mutex<Trees>,
 }
 
@@ -549,7 +580,11 @@ impl Memo {
     }
 
     fn found_trees(&self) -> &Trees {
-        self.found_trees.get_or_init(|| self.cache.read(TREES, TREES).unwrap_or_default())
+        let (trees, _) = self.found_trees.get_or_init(|| {
+            let (trees, version) = self.cache.read_versioned(TREES, TREES);
+            (trees.unwrap_or_default(), version)
+        });
+        trees
     }
 
     /// Whether the folder `dir`, whose files have `stats`, holds what the cache saw it hold:
@@ -577,12 +612,19 @@ impl Memo {
     }
 
     /// Writes the trees this run met, with those it did not (a `check` between two renders
-    /// writes none), when they changed: into the trees it found, in place.
-    fn save_trees(cache: &Cache, found: Option<Trees>, kept: Trees) -> Result<(), String> {
+    /// writes none), when they changed: into the trees it found, in place, or into those
+    /// another run saved since (while this run holds the cache's lock).
+    fn save_trees(cache: &Cache, found: Option<(Trees, Version)>, kept: Trees) -> Result<(), String> {
         if kept.is_empty() {
             return Ok(());
         }
-        let mut trees = found.or_else(|| cache.read(TREES, TREES)).unwrap_or_default();
+        let mut trees = match found {
+            Some((trees, version)) if cache.version(TREES) == version => trees,
+            found => {
+                std::mem::forget(found);
+                cache.read(TREES, TREES).unwrap_or_default()
+            }
+        };
         let mut changed = false;
         for (dir, record) in kept {
             if trees.get(&dir) != Some(&record) {
@@ -607,11 +649,17 @@ impl Memo {
         // `stat`s): its results and summaries are kept for the loads the run met.
         self.found();
         let kept_trees = self.kept_trees.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::save_trees(&self.cache, self.found_trees.into_inner(), kept_trees)?;
+        let found_trees = self.found_trees.into_inner();
         let kept = self.kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut index = self.found.into_inner().unwrap_or_default();
         let changed = index.update(kept);
-        let written = index.write(&self.cache, &changed);
+        // Runs that save at once take turns, each taking in what the other saved.
+        let cache = &self.cache;
+        let written = cache.locked(|| {
+            Self::save_trees(cache, found_trees, kept_trees)?;
+            index.take_in_saved(cache, &changed);
+            index.write(cache, &changed)
+        });
         // Plain data, freed by the process's exit: dropping it entry by entry takes longer than
         // the rest of a one-account check of a large organisation.
         std::mem::forget(index);
@@ -746,6 +794,40 @@ mod tests {
         assert_eq!(memo.summary("la2").as_deref(), Some(&summary("a")));
         assert_eq!(memo.summary("la"), None, "not met");
         assert!(memo.found().load("unknown").is_none());
+    }
+
+    #[test]
+    fn runs_that_save_at_once_keep_each_others_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), true);
+        let stat = |ino| Stat { len: 1, mtime: (100, 0), ctime: (100, 0), ino, dev: 1 };
+        let (a, b) = (Path::new("/p/a.yaml"), Path::new("/p/b.yaml"));
+        let tree = |name: &str| Path::new("/p/build").join(name);
+        let stats = |ino| vec![(".stamp-rendered".to_string(), stat(ino))];
+        // Both runs read the cache before either saves; each meets a file and a tree of its own.
+        let runs = [(a, 1, "a", "da"), (b, 2, "b", "db")].map(|(path, ino, name, digest)| {
+            let memo = Memo::new(cache.clone());
+            memo.found();
+            memo.found_trees();
+            memo.keep(
+                memo.file_record(path, Some(stat(ino)), &format!("c{name}")).into_iter().collect(),
+                vec![(format!("l{name}"), Arc::new(summary(name)))],
+            );
+            memo.checked(&format!("l{name}"), "0a", digest);
+            memo.tree_seen(&tree(name), digest, &stats(ino));
+            memo
+        });
+        for memo in runs {
+            memo.save().unwrap();
+        }
+        let next = Memo::new(cache.clone());
+        assert_eq!(next.known_content(a, Some(stat(1))), Some("ca"));
+        assert_eq!(next.known_content(b, Some(stat(2))), Some("cb"));
+        for (name, digest) in [("a", "da"), ("b", "db")] {
+            assert_eq!(next.summary(&format!("l{name}")).unwrap().name, name);
+            assert_eq!(next.result(&format!("l{name}"), "0a").as_deref(), Some(digest));
+            assert!(next.found_trees().contains_key(tree(name).to_str().unwrap()), "{name}");
+        }
     }
 
     #[test]
