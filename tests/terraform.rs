@@ -535,6 +535,23 @@ fn a_new_plan_after_a_transient_failure_must_pass_the_policies() {
     assert!(out.stdout.contains("the new plan does not pass the policies"), "{}", out.stdout);
     assert!(out.stdout.contains("LATER_PLAN"), "{}", out.stdout);
     assert!(!project.env_dir("local-staging").join("data.sqlite").exists(), "the new plan was applied");
+
+    // Waived, the finding lets the new plan through, and the note of the recovery says so.
+    let _ = fs_err::remove_file(project.path().join("policy-saw-a-plan"));
+    let _ = fs_err::remove_file(project.path().join("throttled-once"));
+    let account = "fixtures/accounts/local-staging.yaml";
+    let text = project.read(account);
+    project.write(account, &format!("{text}\npolicy_waivers:\n  - id: LATER_PLAN\n    reason: Seen and accepted.\n"));
+    let out = project
+        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
+        .args([&fake])
+        .run()
+        .success();
+    assert!(
+        out.stdout.contains("all approved, passed the policies (1 waived finding: `LATER_PLAN`); applied those"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Failure injection: a fake `terraform` whose first `apply` fails with a throttling error and

@@ -448,9 +448,17 @@ impl<'a> AccountRun<'a> {
                     transient.category
                 )));
             }
+            // What the policies said of the new plan, for the note: its waived findings too.
+            let mut passed = String::new();
             if let Some(version) = policies {
-                let problems: Vec<String> =
-                    self.run_policies(version).iter().filter_map(super::policy::PolicyResult::problem).collect();
+                let results = self.run_policies(version);
+                if interrupted() {
+                    return Err(RunError::Refused(format!(
+                        "{what} failed with a transient error ({}), and the run was interrupted while the policies checked the new plan: nothing more was applied",
+                        transient.category
+                    )));
+                }
+                let problems: Vec<String> = results.iter().filter_map(super::policy::PolicyResult::problem).collect();
                 if !problems.is_empty() {
                     return Err(RunError::Refused(format!(
                         "{what} failed with a transient error ({}), and the new plan does not pass the policies: {}; nothing more was applied: review it with `stamp plan`",
@@ -458,9 +466,10 @@ impl<'a> AccountRun<'a> {
                         problems.join("; ")
                     )));
                 }
+                passed = format!(", passed the policies{}", super::policy::waived_note(&results));
             }
             notes.push(format!(
-                "{what} failed with a transient error ({}); planned again: {} change(s) left, all approved; applied those",
+                "{what} failed with a transient error ({}); planned again: {} change(s) left, all approved{passed}; applied those",
                 transient.category,
                 replanned.changes.iter().filter(|c| c.action != crate::terraform::plan::Action::Read).count()
             ));

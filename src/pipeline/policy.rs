@@ -57,16 +57,32 @@ impl PolicyResult {
             return Some(format!("policy `{}` failed: {}", self.name, error.lines().next().unwrap_or_default()));
         }
         let count = self.blocking().count();
-        // Each id once, in the order found: one check failing on many resources is one fix.
-        let mut ids: Vec<String> = Vec::new();
-        for finding in self.blocking() {
-            let id = format!("`{}`", crate::text::one_line(&finding.id));
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
         let noun = if count == 1 { "finding" } else { "findings" };
-        (count > 0).then(|| format!("policy `{}` has {count} unwaived {noun} ({})", self.name, ids.join(", ")))
+        (count > 0).then(|| format!("policy `{}` has {count} unwaived {noun} ({})", self.name, ids(self.blocking())))
+    }
+}
+
+/// The ids of `findings`, each once, in the order found (one check failing on many resources
+/// is one fix): `` `A`, `B` ``.
+fn ids<'a>(findings: impl Iterator<Item = &'a Finding>) -> String {
+    let mut ids: Vec<String> = Vec::new();
+    for finding in findings {
+        let id = format!("`{}`", crate::text::one_line(&finding.id));
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids.join(", ")
+}
+
+/// The waived findings of `results`, for a note: ` (2 waived findings: `A`, `B`)`, or
+/// nothing when there are none.
+pub fn waived_note(results: &[PolicyResult]) -> String {
+    let waived = || results.iter().flat_map(PolicyResult::waived);
+    match waived().count() {
+        0 => String::new(),
+        1 => format!(" (1 waived finding: {})", ids(waived())),
+        n => format!(" ({n} waived findings: {})", ids(waived())),
     }
 }
 
