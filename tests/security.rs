@@ -6,6 +6,11 @@ mod common;
 use common::{Project, console, terraform_command};
 
 /// A minimal project whose schema accepts any strings, so hostile values reach the templates.
+/// `stamp check` of [`permissive_project`], which must fail.
+fn check_refused(template: &str, account: &str) -> common::Output {
+    permissive_project(template, account).stamp(["check"]).run().failure(1)
+}
+
 fn permissive_project(template: &str, account: &str) -> Project {
     let project = Project { dir: tempfile::tempdir().unwrap() };
     project
@@ -54,24 +59,21 @@ fn hostile_values_stay_values() {
 #[test]
 fn string_printed_outside_quotes_is_refused() {
     let template = "locals {\n  a = 1\n  b = {{ config.name_value }}\n}\n";
-    let project = permissive_project(template, &account_with("abspath(path.root)"));
-    let out = project.stamp(["check"]).run().failure(1);
+    let out = check_refused(template, &account_with("abspath(path.root)"));
     snapshot!(out.snapshot());
 }
 
 #[test]
 fn list_printed_inside_a_string_is_refused() {
     let template = "locals {\n  a = \"{{ config.list }}\"\n}\n";
-    let project = permissive_project(template, &account_with("x"));
-    let out = project.stamp(["check"]).run().failure(1);
+    let out = check_refused(template, &account_with("x"));
     assert!(out.stderr.contains("printed inside a string"), "{}", out.stderr);
 }
 
 #[test]
 fn string_printed_inside_interpolation_is_refused() {
     let template = "locals {\n  a = \"${ {{ config.name_value }} }\"\n}\n";
-    let project = permissive_project(template, &account_with("var.secret"));
-    let out = project.stamp(["check"]).run().failure(1);
+    let out = check_refused(template, &account_with("var.secret"));
     assert!(out.stderr.contains("outside a quoted string"), "{}", out.stderr);
 }
 
@@ -79,8 +81,7 @@ fn string_printed_inside_interpolation_is_refused() {
 fn templates_cannot_include_files_outside_their_blueprint() {
     for include in ["../../stamp.yaml", "/etc/passwd", "../open/main.tf.j2"] {
         let template = format!("locals {{\n  a = 1\n}}\n{{% include \"{include}\" %}}\n");
-        let project = permissive_project(&template, &account_with("x"));
-        let out = project.stamp(["check"]).run().failure(1);
+        let out = check_refused(&template, &account_with("x"));
         assert!(out.stderr.contains("templates can only include files of their own blueprint"), "{}", out.stderr);
         assert!(!out.stderr.contains("accounts:"), "content of an outside file leaked:\n{}", out.stderr);
     }
@@ -127,8 +128,7 @@ fn null_values_are_not_printed_silently() {
 fn filters_that_print_text_as_it_is_are_not_available() {
     for filter in ["safe", "tojson", "escape"] {
         let template = format!("locals {{\n  a = \"{{{{ config.name_value | {filter} }}}}\"\n}}\n");
-        let project = permissive_project(&template, &account_with(HOSTILE));
-        let out = project.stamp(["check"]).run().failure(1);
+        let out = check_refused(&template, &account_with(HOSTILE));
         assert!(
             out.stderr.contains(&format!("filter {filter} is unknown")),
             "`{filter}` is available:\n{}",
@@ -292,8 +292,7 @@ fn template_text_that_would_join_a_value_into_syntax_is_refused() {
     ] {
         let template = format!("locals {{\n  a = {text}\n}}\n");
         let value = serde_json::to_string(value).unwrap();
-        let project = permissive_project(&template, &format!("archetype: open\nx: {value}\n"));
-        let out = project.stamp(["check"]).run().failure(1);
+        let out = check_refused(&template, &format!("archetype: open\nx: {value}\n"));
         assert!(out.stderr.contains("runs together with the text beside it"), "{text}:\n{}", out.stderr);
     }
 }
@@ -325,8 +324,7 @@ fn pieces_of_a_literal_are_never_printed_raw() {
     ] {
         let template =
             format!("{{% set x %}}{{{{ config.x }}}}{{% endset %}}locals {{\n  y = {{{{ x | {strip} }}}}\n}}\n");
-        let project = permissive_project(&template, "archetype: open\nx: abspath(path.root)\n");
-        let out = project.stamp(["check"]).run().failure(1);
+        let out = check_refused(&template, "archetype: open\nx: abspath(path.root)\n");
         assert!(out.stderr.contains("printed outside a quoted string"), "{strip}:\n{}", out.stderr);
     }
 }
@@ -361,8 +359,7 @@ fn template_mistakes_are_errors_never_crashes() {
             "l: [1, 2]\nn: 9223372036854775807\n",
         ),
     ] {
-        let project = permissive_project(template, &format!("archetype: open\n{values}"));
-        let out = project.stamp(["check"]).run().failure(1);
+        let out = check_refused(template, &format!("archetype: open\n{values}"));
         assert!(out.stderr.contains("takes a count of at most 10000"), "{template}:\n{}", out.stderr);
     }
     // A loop without end runs out of fuel.
@@ -373,8 +370,7 @@ fn template_mistakes_are_errors_never_crashes() {
     let out = project.stamp(["check"]).run().failure(1);
     assert!(out.stderr.contains("fuel"), "{}", out.stderr);
     // Reserved characters in a template.
-    let project = permissive_project("locals {\n  x = \"\u{e000}\"\n}\n", "archetype: open\n");
-    let out = project.stamp(["check"]).run().failure(1);
+    let out = check_refused("locals {\n  x = \"\u{e000}\"\n}\n", "archetype: open\n");
     assert!(out.stderr.contains("holds a character Stamp reserves"), "{}", out.stderr);
 }
 

@@ -482,16 +482,20 @@ fn throttles_mid_apply(project: &Project) -> std::path::PathBuf {
     fake
 }
 
+/// `stamp apply local-staging --auto-approve` (version 1.0.0) with the Terraform at `terraform`.
+fn apply_staging_through(project: &Project, terraform: &std::path::Path) -> common::Output {
+    project
+        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
+        .args([terraform])
+        .run()
+}
+
 /// The fake above: the rest is planned again and applied.
 #[test]
 fn a_transient_apply_failure_is_planned_again_and_finished() {
     let project = Project::local();
     let fake = throttles_mid_apply(&project);
-    let out = project
-        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
-        .args([&fake])
-        .run()
-        .success();
+    let out = apply_staging_through(&project, &fake).success();
     assert!(
         out.stdout.contains(
             "recovered: apply failed with a transient error (throttling); planned again: 4 change(s) left, all approved"
@@ -527,11 +531,7 @@ fn a_new_plan_after_a_transient_failure_must_pass_the_policies() {
             policy.display()
         ),
     );
-    let out = project
-        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
-        .args([&fake])
-        .run()
-        .failure(1);
+    let out = apply_staging_through(&project, &fake).failure(1);
     assert!(out.stdout.contains("the new plan does not pass the policies"), "{}", out.stdout);
     assert!(out.stdout.contains("LATER_PLAN"), "{}", out.stdout);
     assert!(!project.env_dir("local-staging").join("data.sqlite").exists(), "the new plan was applied");
@@ -542,11 +542,7 @@ fn a_new_plan_after_a_transient_failure_must_pass_the_policies() {
     let account = "fixtures/accounts/local-staging.yaml";
     let text = project.read(account);
     project.write(account, &format!("{text}\npolicy_waivers:\n  - id: LATER_PLAN\n    reason: Seen and accepted.\n"));
-    let out = project
-        .tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"])
-        .args([&fake])
-        .run()
-        .success();
+    let out = apply_staging_through(&project, &fake).success();
     assert!(
         out.stdout.contains("all approved, passed the policies (1 waived finding: `LATER_PLAN`); applied those"),
         "{}",
