@@ -88,10 +88,14 @@ fn clone_with_data_then_sync() {
     let missing = project.tf(["clone", "local-staging", "local-nowhere"]).run().failure(1);
     assert!(missing.stderr.contains("needs its own config"), "{}", missing.stderr);
 
+    let git = common::GitLog::new(&project);
     let clone = project
         .tf(["clone", "local-staging", "local-qa", "--data", "--auto-approve", "--format", "json"])
+        .env("PATH", &git.path)
         .run()
         .success();
+    // The deployed commit's blueprints come from git's objects: no revision is extracted whole.
+    assert!(!git.calls().lines().any(|c| c.contains(" archive ")), "the revision was extracted whole");
     let report: serde_json::Value = serde_json::from_str(&clone.stdout).unwrap();
     assert_eq!(report["version"], format!("1.2.0+{}", &deployed[..12]));
     let rendered = project.read(".stamp/work/local-qa/main.tf");
@@ -377,4 +381,23 @@ fn migration_whose_new_version_does_not_render_stops_and_shows_where() {
     let rollback = project.tf(["migrate", "local-staging", "--rollback", "--auto-approve"]).run().success();
     assert!(rollback.stdout.contains("rolled back"), "{}", rollback.stdout);
     assert_eq!(counts(&database(&project, "local-staging")), before);
+}
+
+/// The account files may live outside the project (`accounts:` an absolute path or one with
+/// `..`): a clone reads them where they are and never writes or removes anything there.
+#[test]
+fn a_clone_leaves_an_accounts_folder_outside_the_project_alone() {
+    let project = Project::local();
+    let outside = tempfile::tempdir().unwrap();
+    let accounts = outside.path().join("accounts");
+    fs_err::rename(project.path().join("fixtures/accounts"), &accounts).unwrap();
+    let settings =
+        project.read("stamp.yaml").replace("accounts: fixtures/accounts", &format!("accounts: {}", accounts.display()));
+    project.write("stamp.yaml", &settings);
+    project.commit_all("initial");
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
+    let before = common::tree_text(&accounts);
+    project.tf(["clone", "local-staging", "local-qa", "--auto-approve"]).run().success();
+    assert_eq!(common::tree_text(&accounts), before, "the accounts folder changed");
+    assert!(project.read(".stamp/work/local-qa/dns.tf").contains("\"qa.local.acme.internal\""));
 }

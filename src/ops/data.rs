@@ -3,7 +3,7 @@
 //! SOURCE's data is copied by the archetype's data hooks: snapshot SOURCE, keep a snapshot of
 //! TARGET's own data, take TARGET offline, restore, scrub, bring it back, compare statistics.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -14,8 +14,8 @@ use super::check::{Checked, Selection, VersionSpec, validate_and_render};
 use super::deploy::{self, ApplyOptions, Approver, DeployError, DeployReport, Session};
 use super::drift::{ParityIssue, parity};
 use super::environments::{Environments, Live, StepError};
-use super::revision::Revision;
-use crate::config::project::{LoadOptions, Scope};
+use super::revision::Snapshot;
+use crate::config::project::{AccountFile, LoadOptions, Scope, account_files_in};
 use crate::config::{Account, Project};
 use crate::diagnostics::Report;
 use crate::pipeline::account::{Dirs, Progress};
@@ -116,8 +116,8 @@ pub enum CopyError {
     /// The blueprint version the source runs could not be checked out.
     #[error("{0}")]
     Revision(String),
-    #[error("cannot copy the account configs into the checkout `{}`: {source}", path.display())]
-    CopyConfigs {
+    #[error("cannot read the account files in `{}`: {source}", path.display())]
+    Accounts {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -274,31 +274,37 @@ fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion,
     Ok(BuildVersion { version: last.version.clone(), commit: last.commit.clone(), dirty: false })
 }
 
-/// The project with its config as it is now but the archetypes and blueprints of the commit
-/// `version` was built from (checked out in the returned revision, which must outlive
-/// rendering), running in this project's folders with its store; `target` is loaded whole.
+/// The project with its config as it is now but `stamp.yaml`, the archetypes and blueprints of
+/// the commit `version` was built from (read from git's objects into the returned snapshot,
+/// which must outlive rendering), running in this project's folders with its store and cache;
+/// `target` is loaded whole. Every account file is read where it is now (the others known by
+/// their summaries, from the cache): nothing is written where the accounts live, and the cost
+/// follows what changed since the commit, not the number of accounts.
 fn workspace_at(
     workspace: &Workspace,
     version: &BuildVersion,
     target: &str,
-) -> Result<(Revision, Workspace), CopyError> {
+) -> Result<(Snapshot, Workspace), CopyError> {
     let (project, store) = (&workspace.project, Arc::clone(&workspace.store));
-    let revision = Revision::checkout(&project.root, &version.commit).map_err(CopyError::Revision)?;
+    let snapshot = Snapshot::take(&project.root, &version.commit).map_err(CopyError::Revision)?;
     // The target's config is today's; only the blueprint version is the source's.
-    let accounts = revision.root.join(&project.file.accounts);
-    let copy_failed = |source| CopyError::CopyConfigs { path: accounts.clone(), source };
-    if accounts.exists() {
-        fs_err::remove_dir_all(&accounts).map_err(copy_failed)?;
-    }
-    copy_dir(&project.root.join(&project.file.accounts), &accounts).map_err(copy_failed)?;
-    // Only the target is loaded whole; the other accounts are known by their summaries.
+    let folder = project.root.join(&project.file.accounts);
+    let now = account_files_in(&folder).map_err(|source| CopyError::Accounts { path: folder.clone(), source })?;
+    let files = now
+        .into_iter()
+        .map(|file| AccountFile {
+            // In the revision's project where it is in this one (its name is shown the same).
+            path: file.path.strip_prefix(&project.root).map_or_else(|_| file.path.clone(), |p| snapshot.root.join(p)),
+            ..file
+        })
+        .collect();
     let only = [target.to_string()];
-    let options = LoadOptions { scope: Scope::Only(&only), ..LoadOptions::default() };
-    let (mut then, diagnostics) = Project::load_with(&revision.root, options)?;
-    // Blueprints are read from the checkout; runs, state and the ledger stay in this project.
-    then.file.blueprints = revision.root.join(&then.file.blueprints);
+    let options = LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files) };
+    let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
+    // Blueprints are read from the revision; runs, state and the ledger stay in this project.
+    then.file.blueprints = snapshot.root.join(&then.file.blueprints);
     then.root.clone_from(&project.root);
-    Ok((revision, Workspace::with_store(then, diagnostics, store)?))
+    Ok((snapshot, Workspace::with_store(then, diagnostics, store)?))
 }
 
 /// Renders `target` in `workspace` at exactly `version`, for its work folder.
@@ -313,19 +319,6 @@ fn render_at<'w>(workspace: &'w Workspace, target: &str, version: &BuildVersion)
         &super::check::keep,
         None,
     )
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let dest = to.join(entry.path().strip_prefix(from).expect("below its root"));
-        if entry.file_type().is_dir() {
-            fs_err::create_dir_all(&dest)?;
-        } else {
-            fs_err::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }
 
 /// Copies SOURCE's data into TARGET: snapshot TARGET (its own data is kept), snapshot SOURCE,
