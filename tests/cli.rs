@@ -117,8 +117,11 @@ fn render_is_deterministic() {
 #[test]
 fn render_replaces_its_own_output_atomically() {
     let project = Project::example();
+    let stale = "blueprints/service-platform/stale.tf";
+    project.write(stale, "# only in an older blueprint\n");
     project.stamp(["render", "qa", "--out", "qa-out", "--version", "1.0.0"]).run().success();
-    project.write("qa-out/stale.tf", "# left from an older blueprint\n");
+    assert!(project.path().join("qa-out/stale.tf").exists());
+    fs_err::remove_file(project.path().join(stale)).unwrap();
     project.stamp(["render", "qa", "--out", "qa-out", "--version", "1.0.1"]).run().success();
     assert!(!project.path().join("qa-out/stale.tf").exists());
     assert!(project.read("qa-out/stamp_metadata.tf").contains("1.0.1"));
@@ -131,6 +134,41 @@ fn render_refuses_to_overwrite_a_foreign_folder() {
     let out = project.stamp(["render", "qa", "--out", "precious"]).run().failure(1);
     assert!(out.stderr.contains("was not written by Stamp"), "{}", out.stderr);
     assert_eq!(project.read("precious/notes.txt"), "keep me\n");
+}
+
+/// A rendered tree's folder may hold what the user put there (their variables, a folder of
+/// notes): rendering again never removes it, and names what is in the way. Terraform's own
+/// `.terraform` and dependency lock file are carried over.
+#[test]
+fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
+    let project = Project::example();
+    let render = || project.stamp(["render", "qa", "--version", "1.0.0"]).run();
+    render().success();
+    // Files made in the same clock tick as the tree's marker could not be told from Stamp's.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    project.write("build/qa/terraform.tfvars", "x = 1\n");
+    project.write("build/qa/notes/todo.md", "mine\n");
+    project.write("build/qa/.terraform.lock.hcl", "# the lock file `terraform init` wrote\n");
+    project.write("build/qa/.terraform/providers/marker", "installed\n");
+    let account = "fixtures/accounts/qa.yaml";
+    project.write(account, &project.read(account).replace("CostCenter:", "Team: qa\n  CostCenter:"));
+    let before = common::tree_text(&project.path().join("build/qa"));
+
+    let refused = render().failure(1);
+    assert!(
+        refused.stderr.contains("holds what Stamp did not write, which rendering would remove"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("`notes`, `terraform.tfvars`"), "{}", refused.stderr);
+    assert_eq!(common::tree_text(&project.path().join("build/qa")), before, "nothing was changed");
+
+    fs_err::remove_file(project.path().join("build/qa/terraform.tfvars")).unwrap();
+    fs_err::remove_dir_all(project.path().join("build/qa/notes")).unwrap();
+    render().success();
+    assert!(common::tree_text(&project.path().join("build/qa")).contains("Team"), "the tree was rendered anew");
+    assert_eq!(project.read("build/qa/.terraform.lock.hcl"), "# the lock file `terraform init` wrote\n");
+    assert_eq!(project.read("build/qa/.terraform/providers/marker"), "installed\n");
 }
 
 #[test]

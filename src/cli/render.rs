@@ -15,8 +15,10 @@ use crate::ops::render::{RenderOptions, render};
 ///
 /// A tree already on disk byte for byte as it would be written is left untouched (its files
 /// keep their times), and with `--all` the trees Stamp wrote for accounts that no longer exist
-/// are removed (folders without Stamp's `.stamp-rendered` marker never are). With the build
-/// cache (`.stamp/cache/`), unchanged accounts are not rendered again.
+/// are removed (folders without Stamp's `.stamp-rendered` marker never are). A tree's folder
+/// keeps Terraform's `.terraform/` and lock file; one holding files you added is not replaced
+/// (they are named). With the build cache (`.stamp/cache/`), unchanged accounts are not
+/// rendered again.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  stamp render production\n  stamp render production --out /tmp/production\n  stamp render --all\n  stamp render --all --out dist/rendered --version 1.4.0"

@@ -114,6 +114,10 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             done(&account.name, dir, files, true);
             return Ok(None);
         }
+        let foreign = tree.foreign_in(dir);
+        if !foreign.is_empty() {
+            return Err(foreign_error(&account.name, &account.display, dir, &foreign));
+        }
         let marker = marker(&account.name);
         let tag =
             Staged { account: account.name.clone(), display: account.display.clone(), digest, files: tree.files.len() };
@@ -179,6 +183,23 @@ fn write_error(account: &str, display: &str, dir: &Path, e: &crate::render::tree
     Diagnostic::error("render.write", format!("cannot write `{}`: {e}", dir.display()))
         .at(Location::file_only(display))
         .for_account(account)
+}
+
+/// A tree folder holding files Stamp did not write, which writing the tree would remove.
+fn foreign_error(account: &str, display: &str, dir: &Path, foreign: &[String]) -> Diagnostic {
+    const SHOWN: usize = 5;
+    let mut listed: Vec<String> =
+        foreign.iter().take(SHOWN).map(|f| format!("`{}`", crate::text::one_line(f))).collect();
+    if foreign.len() > SHOWN {
+        listed.push(format!("and {} more", foreign.len() - SHOWN));
+    }
+    Diagnostic::error(
+        "render.foreign",
+        format!("`{}` holds what Stamp did not write, which rendering would remove: {}", dir.display(), listed.join(", ")),
+    )
+    .at(Location::file_only(display))
+    .hint("move those files elsewhere (or remove the folder), then render again; Terraform's `.terraform` and lock file are kept")
+    .for_account(account)
 }
 
 /// The text of the marker in a tree `stamp render` wrote for `account`: it names the account,

@@ -73,6 +73,47 @@ impl Tree {
         files.iter().any(|(relative, _)| relative == MARKER).then_some(files)
     }
 
+    /// What the folder `dir`, a tree Stamp rendered, holds that this tree would not replace and
+    /// that Stamp did not write: entries changed after its marker was written (and that are
+    /// not files of this tree), or that are neither files nor folders, besides Terraform's own
+    /// files (carried over). Replacing the folder would lose them. Their paths, relative to
+    /// `dir`.
+    pub fn foreign_in(&self, dir: &Path) -> Vec<String> {
+        // A link is refused whatever it leads to (see `refuse_foreign`).
+        if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            return Vec::new();
+        }
+        let Ok(written) = fs_err::metadata(dir.join(MARKER)).and_then(|m| m.modified()) else { return Vec::new() };
+        let folders: std::collections::BTreeSet<&str> =
+            self.files.keys().filter_map(|path| path.rsplit_once('/').map(|(folder, _)| folder)).collect();
+        let walk = walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !(e.depth() == 1 && KEPT_RENDERED.iter().any(|k| e.file_name() == *k)));
+        let mut foreign = Vec::new();
+        for entry in walk {
+            let Ok(entry) = entry else { continue };
+            let Some(relative) = entry.path().strip_prefix(dir).ok().and_then(Path::to_str) else { continue };
+            let relative = relative.replace('\\', "/");
+            let kind = entry.file_type();
+            let changed = entry.metadata().ok().and_then(|m| m.modified().ok()).is_none_or(|m| m > written);
+            let theirs = if kind.is_dir() {
+                changed && !folders.contains(relative.as_str())
+            } else if kind.is_file() {
+                changed && relative != MARKER && !self.files.contains_key(&relative)
+            } else {
+                true
+            };
+            if theirs {
+                foreign.push(relative);
+            }
+        }
+        // A folder of theirs stands for what is in it.
+        foreign.dedup_by(|inner, outer| inner.starts_with(&format!("{outer}/")));
+        foreign
+    }
+
     /// The `stat` of every file of the tree Stamp wrote to `dir` (see [`Tree::digest_on_disk`]).
     pub fn stats_on_disk(dir: &Path) -> Option<Stats> {
         // The same files as `files_on_disk`, each `stat` taken relative to its open folder
@@ -133,7 +174,7 @@ impl Tree {
         // parent holds every account's).
         sweep_staging_once(&crate::fsio::parent(dir));
         let (staging, _) = self.write_staging(dir, marker_text, true)?;
-        let old = match install(staging.path(), dir) {
+        let old = match install(staging.path(), dir, KEPT) {
             Ok(old) => old,
             Err(e) => {
                 discard(staging);
@@ -287,29 +328,46 @@ fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Moves the complete tree at `staging` to `dir` (carrying `dir`'s `.terraform` over) in one
-/// step; the folder then holding the old tree, if there was one, is returned to be removed once
-/// the move is durable. Nothing is synced.
-fn install(staging: &Path, dir: &Path) -> Result<Option<PathBuf>, WriteError> {
+/// What a folder keeps of Terraform's own files when Stamp replaces its tree: the providers
+/// and modules `terraform init` installed there.
+const KEPT: &[&str] = &[".terraform"];
+
+/// The same for a tree rendered for the user to run Terraform in (`stamp render`): also the
+/// dependency lock file `terraform init` wrote there, unless the new tree brings its own.
+const KEPT_RENDERED: &[&str] = &[".terraform", crate::terraform::providers::LOCK_FILE];
+
+/// Moves the complete tree at `staging` to `dir` (carrying over what `dir` holds of `kept`) in
+/// one step; the folder then holding the old tree, if there was one, is returned to be removed
+/// once the move is durable. Nothing is synced.
+fn install(staging: &Path, dir: &Path, kept: &[&str]) -> Result<Option<PathBuf>, WriteError> {
     refuse_foreign(dir)?;
-    let old_terraform = dir.join(".terraform");
-    let carried = old_terraform.is_dir();
-    if carried {
-        fs_err::rename(&old_terraform, staging.join(".terraform"))?;
+    let mut carried = Vec::new();
+    let put_back = |carried: &[&&str]| {
+        for name in carried {
+            let _ = fs_err::rename(staging.join(name), dir.join(name));
+        }
+    };
+    for name in kept {
+        let old = dir.join(name);
+        if old.symlink_metadata().is_ok() && staging.join(name).symlink_metadata().is_err() {
+            if let Err(e) = fs_err::rename(&old, staging.join(name)) {
+                put_back(&carried);
+                return Err(e.into());
+            }
+            carried.push(name);
+        }
     }
     crate::fsio::swap_in(staging, dir).map_err(|e| {
-        // The tree stays as it was, `.terraform` included.
-        if carried {
-            let _ = fs_err::rename(staging.join(".terraform"), &old_terraform);
-        }
+        // The tree stays as it was, with what was carried.
+        put_back(&carried);
         WriteError::Io(e)
     })
 }
 
-/// Drops a staging folder whose tree was not moved in, unless it holds a `.terraform` folder
-/// that could not be put back: then it stays, and the sweep leaves it alone.
+/// Drops a staging folder whose tree was not moved in, unless it holds what was carried over
+/// and could not be put back: then it stays, and the sweep leaves it alone.
 fn discard(staging: tempfile::TempDir) {
-    if staging.path().join(".terraform").exists() {
+    if KEPT_RENDERED.iter().any(|name| staging.path().join(name).symlink_metadata().is_ok()) {
         let _ = staging.keep();
     }
 }
@@ -434,7 +492,7 @@ impl<T> Batch<T> {
         for Staged { tag, staging, dir, stats } in staged {
             let installed = match &synced[&crate::fsio::parent(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
-                Ok(()) => install(staging.path(), &dir),
+                Ok(()) => install(staging.path(), &dir, KEPT_RENDERED),
             };
             match installed {
                 Ok(old) => {
