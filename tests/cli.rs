@@ -171,6 +171,26 @@ fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
     assert_eq!(project.read("build/qa/.terraform/providers/marker"), "installed\n");
 }
 
+/// Every plan replaces an account's work folder whole: the folders `stamp.yaml` gives Stamp's
+/// state, ledger and snapshots may not lie there.
+#[test]
+fn stamps_own_folders_cannot_be_put_where_work_folders_are_replaced() {
+    let project = Project::example();
+    let settings = project.read("stamp.yaml");
+    for (key, edited) in [
+        ("state.local.dir", settings.replace("dir: .stamp/state", "dir: .stamp/work")),
+        ("snapshots", format!("{settings}\nsnapshots: .stamp/work/local-staging/snapshots\n")),
+        ("ledger", format!("{settings}\nledger: .stamp/./work/../work/ledger\n")),
+    ] {
+        project.write("stamp.yaml", &edited);
+        let out = project.stamp(["check", "qa"]).run().failure(1);
+        assert!(out.stderr.contains(&format!("`{key}` is `")), "{key}: {}", out.stderr);
+        assert!(out.stderr.contains("in `.stamp/work/`: every plan replaces"), "{key}: {}", out.stderr);
+    }
+    project.write("stamp.yaml", &settings);
+    project.stamp(["check", "qa"]).run().success();
+}
+
 #[test]
 fn render_never_writes_into_stamps_own_folder() {
     let project = Project::example();

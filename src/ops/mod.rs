@@ -179,6 +179,37 @@ fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Wr
     })
 }
 
+/// The folders `stamp.yaml` gives Stamp's ledger, local state, snapshots and provider cache
+/// that lie in `.stamp/work/`, each as an error: every plan replaces an account's work folder
+/// whole, so what they hold there would be lost.
+fn folders_in_work_folders(project: &crate::config::Project) -> Vec<Diagnostic> {
+    let (root, file) = (&project.root, &project.file);
+    let work = crate::fsio::resolved(&root.join(".stamp/work"));
+    let configured = [
+        ("ledger", Some(root.join(&file.ledger))),
+        ("state.local.dir", Some(root.join(&file.state.local.dir))),
+        ("snapshots", Some(root.join(&file.snapshots))),
+        ("providers.cache", file.providers.cache_dir(root)),
+    ];
+    configured
+        .into_iter()
+        .filter_map(|(key, dir)| {
+            let dir = dir?;
+            holds(&work, &crate::fsio::resolved(&dir)).then(|| {
+                Diagnostic::error(
+                    "project.folder",
+                    format!(
+                        "`{key}` is `{}`, in `.stamp/work/`: every plan replaces an account's work folder whole, and what is kept there would be lost",
+                        project.display(&dir)
+                    ),
+                )
+                .at(Location::file_only(crate::config::project::PROJECT_FILE))
+                .hint("keep it elsewhere: by default Stamp keeps its ledger, state and snapshots in `.stamp/ledger`, `.stamp/state` and `.stamp/snapshots`")
+            })
+        })
+        .collect()
+}
+
 /// Whether the folder `dir` holds `target` (a resolved path): by its path, or, where it
 /// exists, by being the very folder (device and inode) one of `target`'s folders is, which a
 /// bind mount or a case-insensitive file system reaches by another name.
@@ -285,6 +316,10 @@ impl Workspace {
             Report::new(vec![d], Sources::default())
         })?;
         let (project, diagnostics) = Project::load_with(&root, options)?;
+        let misplaced = folders_in_work_folders(&project);
+        if !misplaced.is_empty() {
+            return Err(Report::new(misplaced, project.sources.clone()));
+        }
         let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger)
             .map_err(|e| store_error(&e))?;
         Self::with_store(project, diagnostics, store)
