@@ -151,3 +151,22 @@ fn plan_only_the_affected_accounts() {
     assert!(out.stdout.contains("local-staging (staging"), "{}", out.stdout);
     assert!(!out.stdout.contains("local-prod"), "{}", out.stdout);
 }
+
+/// A folder `stamp.yaml` reaches with `..` out of the git repository is not in any revision:
+/// reading a revision refuses it rather than read whatever is at that place beside the
+/// temporary folder the revision is extracted to.
+#[test]
+fn a_revision_never_reads_a_folder_outside_the_repository() {
+    let project = Project::example();
+    let outside = tempfile::tempdir().unwrap();
+    fs_err::rename(project.path().join("blueprints"), outside.path().join("blueprints")).unwrap();
+    let name = outside.path().file_name().unwrap().to_str().unwrap();
+    let settings =
+        project.read("stamp.yaml").replace("blueprints: blueprints", &format!("blueprints: ../{name}/blueprints"));
+    project.write("stamp.yaml", &settings);
+    project.stamp(["check"]).run().success();
+    project.commit_all("blueprints beside the repository");
+    let out = project.stamp(["affected", "--since", "HEAD"]).run();
+    assert!(out.stderr.contains("leads outside the git repository"), "{}", out.stderr);
+    assert_ne!(out.code, 0);
+}

@@ -14,7 +14,8 @@ pub struct Revision {
     pub commit: String,
     /// The project root inside the checkout.
     pub root: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The temporary folder the revision is extracted to (the repository's top).
+    top: tempfile::TempDir,
 }
 
 /// `git -C dir ARGS`: its output (trimmed), or its error output.
@@ -63,7 +64,7 @@ impl Revision {
         if !root.join(crate::config::project::PROJECT_FILE).is_file() {
             return Err(format!("revision `{rev}` has no `stamp.yaml` in this project's folder"));
         }
-        Ok(Self { rev: rev.to_string(), commit, root, _dir: dir })
+        Ok(Self { rev: rev.to_string(), commit, root, top: dir })
     }
 
     /// The version a build of this revision carries (see [`build_version`]).
@@ -131,6 +132,21 @@ impl Snapshot {
         let revision = Revision::checkout(project_root, rev)?;
         let settings = crate::config::project::read_settings(&revision.root)
             .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
+        // A folder `..` leads out of the repository from is not in the revision; read in the
+        // temporary folder's place, it would be whatever is there (`/tmp/shared`).
+        let top = revision.top.path();
+        for (key, dir) in [
+            ("archetypes", &settings.archetypes),
+            ("blueprints", &settings.blueprints),
+            ("accounts", &settings.accounts),
+        ] {
+            if dir.is_relative() && !lexically(&revision.root.join(dir)).starts_with(top) {
+                return Err(format!(
+                    "`{key}: {}` in `stamp.yaml` at `{rev}` leads outside the git repository: what it held at that revision cannot be read",
+                    dir.display()
+                ));
+            }
+        }
         let accounts = crate::config::project::account_files_in(&revision.root.join(&settings.accounts))
             .map_err(|e| format!("the account files at `{rev}`: {}", crate::diagnostics::error_chain(&e)))?;
         Ok(Self {
@@ -234,6 +250,21 @@ impl Snapshot {
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
         Ok(Some(Self { commit: commit.to_string(), root, accounts, _dir: Some(dir), _checkout: None }))
     }
+}
+
+/// `path` with its `.` and `..` parts resolved by their names alone (no link followed).
+fn lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
