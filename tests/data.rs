@@ -401,3 +401,18 @@ fn a_clone_leaves_an_accounts_folder_outside_the_project_alone() {
     assert_eq!(common::tree_text(&accounts), before, "the accounts folder changed");
     assert!(project.read(".stamp/work/local-qa/dns.tf").contains("\"qa.local.acme.internal\""));
 }
+
+/// Only the blueprint version is the source's: where the target's state is kept (and its
+/// ledger, snapshots and providers) is what `stamp.yaml` says now, not at the source's commit.
+#[test]
+fn a_clone_keeps_its_state_where_stamp_yaml_says_now() {
+    let project = Project::local();
+    project.commit_all("initial");
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
+    let settings = project.read("stamp.yaml").replace("dir: .stamp/state", "dir: .stamp/state-moved");
+    project.write("stamp.yaml", &settings);
+    project.commit_all("the local state moves");
+    project.tf(["clone", "local-staging", "local-qa", "--auto-approve"]).run().success();
+    assert!(project.path().join(".stamp/state-moved/local-qa/terraform.tfstate").is_file());
+    assert!(!project.path().join(".stamp/state/local-qa").exists(), "the clone kept its state where it used to be");
+}

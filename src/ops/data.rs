@@ -274,7 +274,7 @@ fn deployed_version(store: &dyn Store, source: &Account) -> Result<BuildVersion,
     Ok(BuildVersion { version: last.version.clone(), commit: last.commit.clone(), dirty: false })
 }
 
-/// The project with its config as it is now but `stamp.yaml`, the archetypes and blueprints of
+/// The project with its config as it is now but the archetypes, blueprints and defaults of
 /// the commit `version` was built from (read from git's objects into the returned snapshot,
 /// which must outlive rendering), running in this project's folders with its store and cache;
 /// `target` is loaded whole. Every account file is read where it is now (the others known by
@@ -301,8 +301,13 @@ fn workspace_at(
     let only = [target.to_string()];
     let options = LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files) };
     let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
-    // Blueprints are read from the revision; runs, state and the ledger stay in this project.
-    then.file.blueprints = snapshot.root.join(&then.file.blueprints);
+    // Archetypes and blueprints (and the defaults the accounts were loaded with) are the
+    // revision's; runs, state, the ledger, snapshots and providers stay where this project
+    // keeps them now.
+    let revision = std::mem::replace(&mut then.file, project.file.clone());
+    then.file.archetypes = snapshot.root.join(&revision.archetypes);
+    then.file.blueprints = snapshot.root.join(&revision.blueprints);
+    then.file.defaults = revision.defaults;
     then.root.clone_from(&project.root);
     Ok((snapshot, Workspace::with_store(then, diagnostics, store)?))
 }
