@@ -202,3 +202,21 @@ fn promotion_needs_every_earlier_stage_to_have_passed() {
     let prod_ledger = project.read(".stamp/ledger/local-prod.jsonl");
     assert!(prod_ledger.contains("\"version\":\"1.0.0\""), "{prod_ledger}");
 }
+
+/// The deployed version is rebuilt from its commit, but planned against the state where
+/// `stamp.yaml` keeps it now (a local state's path is given at `init`; a backend block is
+/// rendered with today's settings): a state folder moved since is no drift.
+#[test]
+fn drift_plans_against_the_state_where_it_is_kept_now() {
+    let project = Project::local();
+    project.commit_all("first version");
+    project.tf(["apply", "local-prod", "--auto-approve"]).run().success();
+    fs_err::rename(project.path().join(".stamp/state"), project.path().join(".stamp/state-moved")).unwrap();
+    // As after `terraform init -migrate-state`: Terraform's record of the old backend is gone.
+    fs_err::remove_file(project.path().join(".stamp/data/local-prod/terraform.tfstate")).unwrap();
+    project.write("stamp.yaml", &project.read("stamp.yaml").replace("dir: .stamp/state", "dir: .stamp/state-moved"));
+    project.commit_all("the local state moves");
+    let json = project.tf(["drift", "local-prod", "--format", "json"]).run().success();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["accounts"][0]["live_drift"], false, "{}", json.stdout);
+}

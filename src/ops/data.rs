@@ -301,13 +301,12 @@ fn workspace_at(
     let only = [target.to_string()];
     let options = LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files) };
     let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
-    // Archetypes and blueprints (and the defaults the accounts were loaded with) are the
-    // revision's; runs, state, the ledger, snapshots and providers stay where this project
-    // keeps them now.
-    let revision = std::mem::replace(&mut then.file, project.file.clone());
-    then.file.archetypes = snapshot.root.join(&revision.archetypes);
-    then.file.blueprints = snapshot.root.join(&revision.blueprints);
-    then.file.defaults = revision.defaults;
+    // Runs, state, the ledger, snapshots and providers stay in this project.
+    super::keep_settings_of(project, &mut then);
+    // Every account file is read where it is now.
+    then.file.accounts.clone_from(&project.file.accounts);
+    then.file.archetypes = snapshot.root.join(&then.file.archetypes);
+    then.file.blueprints = snapshot.root.join(&then.file.blueprints);
     then.root.clone_from(&project.root);
     Ok((snapshot, Workspace::with_store(then, diagnostics, store)?))
 }

@@ -188,7 +188,9 @@ impl<'w> Revisions<'w> {
             return Arc::clone(&read[0].1);
         }
         let project = Snapshot::take(&self.now.project.root, commit).and_then(|snapshot| {
-            let then = self.now.at_snapshot(&snapshot, Scope::Only(&[])).map_err(|r| r.messages())?;
+            let mut then = self.now.at_snapshot(&snapshot, Scope::Only(&[])).map_err(|r| r.messages())?;
+            // The deployed tree is planned against the state where it is kept now.
+            super::keep_settings_of(&self.now.project, &mut then.project);
             Ok((snapshot, then))
         });
         read.truncate(REVISIONS_KEPT - 1);

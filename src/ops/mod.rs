@@ -179,6 +179,17 @@ fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Wr
     })
 }
 
+/// Makes `then` (the project at a git revision) keep its state, ledger, snapshots and
+/// providers where `now` (this project) keeps them today: only its archetypes, blueprints and
+/// the defaults its accounts were loaded with are the revision's.
+pub fn keep_settings_of(now: &crate::config::Project, then: &mut crate::config::Project) {
+    let revision = std::mem::replace(&mut then.file, now.file.clone());
+    then.file.archetypes = revision.archetypes;
+    then.file.blueprints = revision.blueprints;
+    then.file.accounts = revision.accounts;
+    then.file.defaults = revision.defaults;
+}
+
 /// The folders `stamp.yaml` gives Stamp's ledger, local state, snapshots and provider cache
 /// that lie in `.stamp/work/`, each as an error: every plan replaces an account's work folder
 /// whole, so what they hold there would be lost.
