@@ -170,3 +170,32 @@ fn a_revision_never_reads_a_folder_outside_the_repository() {
     assert!(out.stderr.contains("leads outside the git repository"), "{}", out.stderr);
     assert_ne!(out.code, 0);
 }
+
+/// A commit can hold a tree entry named `..` (made with git's plumbing; a checkout refuses
+/// it): reading that revision never writes outside its temporary folder.
+#[test]
+fn a_revision_with_dot_dot_in_its_tree_writes_nothing_outside() {
+    let project = Project::example();
+    project.commit_all("first");
+    let script = r#"set -e
+tab=$(printf '\t')
+blob=$(printf 'written outside\n' | git hash-object -w --stdin)
+t1=$(printf '100644 blob %s\tescaped\n' "$blob" | git mktree)
+t2=$(printf '040000 tree %s\t..\n' "$t1" | git mktree)
+t3=$( (git ls-tree HEAD:archetypes; printf '040000 tree %s\t..\n' "$t2") | git mktree)
+top=$( (git ls-tree HEAD | grep -v "${tab}archetypes\$"; printf '040000 tree %s\tarchetypes\n' "$t3") | git mktree)
+git -c user.name=t -c user.email=t@t commit-tree "$top" -p HEAD -m evil
+"#;
+    let out = std::process::Command::new("sh").args(["-c", script]).current_dir(project.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let evil = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let listed = project.git(&["ls-tree", "-r", "--name-only", &evil]);
+    assert!(listed.contains("archetypes/../../escaped"), "{listed}");
+    // Revisions are extracted into a temporary folder made here.
+    let tmp = project.path().join("tmp");
+    fs_err::create_dir_all(&tmp).unwrap();
+    let _ = project.stamp(["affected", "--since", &evil]).env("TMPDIR", &tmp).run();
+    let _ = project.stamp(["diff", &format!("qa@{evil}"), "qa"]).env("TMPDIR", &tmp).run();
+    assert!(!tmp.join("escaped").exists(), "a file was written outside the revision's folder");
+    assert!(!project.path().join("escaped").exists());
+}

@@ -185,6 +185,12 @@ impl Snapshot {
                 // A symbolic link or a submodule.
                 return Ok(None);
             }
+            // A name no checkout writes (`..`, made with plumbing), which extracting it here
+            // would write outside the temporary folder: `git archive` and `tar` are left to
+            // refuse it.
+            if !Path::new(path).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                return Ok(None);
+            }
             listed.push(Listed { mode: mode.to_string(), oid: oid.to_string(), path: PathBuf::from(path) });
         }
         let changed =
