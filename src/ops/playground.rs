@@ -198,9 +198,15 @@ pub fn new(
         options.ttl
     );
     let text = playground_file(&comment, &config).map_err(PlaygroundError::File)?;
-    // Written beside its final name and renamed: never a half-written account file.
-    crate::fsio::write_atomic(&path, text.as_bytes())
-        .map_err(|source| PlaygroundError::Write { path: path.clone(), source })?;
+    // Written beside its final name and linked into place: never a half-written account file,
+    // and never over one that appeared since it was looked for.
+    crate::fsio::create_atomic(&path, text.as_bytes(), crate::fsio::Mode::Shared).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            PlaygroundError::FileExists(project.display(&path))
+        } else {
+            PlaygroundError::Write { path: path.clone(), source }
+        }
+    })?;
     drop((lock, shared));
     let shown = project.display(&path);
     workspace.add_files(&[path.display().to_string()]);
