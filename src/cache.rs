@@ -36,8 +36,14 @@ const LOCK: &str = "lock";
 /// How long a run waits for another's save before it saves without the lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Which file a cache file is (device and inode), `None` when there is none.
-pub type Version = Option<(u64, u64)>;
+/// Which file a cache file is (device, inode, size, change time), `None` when there is none.
+pub type Version = Option<(u64, u64, u64, i64, i64)>;
+
+fn version_of(meta: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt as _;
+    // The inode alone could be one freed and given again to a file written since.
+    (meta.dev(), meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec())
+}
 
 /// Where cache files are read and written; `None`: the cache is off.
 #[derive(Debug, Clone, Default)]
@@ -70,12 +76,11 @@ impl Cache {
     /// [`Cache::read`], and the version of the file it read (see [`Cache::version`]).
     pub fn read_versioned<T: DeserializeOwned>(&self, name: &str, kind: &str) -> (Option<T>, Version) {
         use std::io::Read as _;
-        use std::os::unix::fs::MetadataExt as _;
         let Some(mut file) = self.dir.as_ref().and_then(|dir| fs_err::File::open(dir.join(name)).ok()) else {
             return (None, None);
         };
         let Ok(meta) = file.metadata() else { return (None, None) };
-        let version = Some((meta.dev(), meta.ino()));
+        let version = Some(version_of(&meta));
         // Far beyond any fleet's index (10,000 accounts: about 5 MB): not read at all.
         let mut bytes = Vec::new();
         if meta.len() > MAX_BYTES || file.read_to_end(&mut bytes).is_err() {
@@ -87,9 +92,7 @@ impl Cache {
     /// Which file `name` is now: every write makes a new one (renamed into place), so a
     /// version that differs from the one a run read means another run wrote it since.
     pub fn version(&self, name: &str) -> Version {
-        use std::os::unix::fs::MetadataExt as _;
-        let meta = fs_err::metadata(self.dir.as_ref()?.join(name)).ok()?;
-        Some((meta.dev(), meta.ino()))
+        Some(version_of(&fs_err::metadata(self.dir.as_ref()?.join(name)).ok()?))
     }
 
     /// Runs `save` holding the cache's lock, so runs that save at once take turns (each can

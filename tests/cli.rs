@@ -137,19 +137,24 @@ fn render_refuses_to_overwrite_a_foreign_folder() {
 }
 
 /// A rendered tree's folder may hold what the user put there (their variables, a folder of
-/// notes): rendering again never removes it, and names what is in the way. Terraform's own
-/// `.terraform` and dependency lock file are carried over.
+/// notes, a file moved in with an old time): rendering again never removes it, and names what
+/// is in the way. Terraform's own `.terraform` is carried over.
 #[test]
 fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
     let project = Project::example();
     let render = || project.stamp(["render", "qa", "--version", "1.0.0"]).run();
     render().success();
-    // Files made in the same clock tick as the tree's marker could not be told from Stamp's.
+    // Files changed in the same clock tick as the tree's marker could not be told from Stamp's.
     std::thread::sleep(std::time::Duration::from_millis(50));
     project.write("build/qa/terraform.tfvars", "x = 1\n");
     project.write("build/qa/notes/todo.md", "mine\n");
     project.write("build/qa/.terraform.lock.hcl", "# the lock file `terraform init` wrote\n");
     project.write("build/qa/.terraform/providers/marker", "installed\n");
+    // Moved in with an old time, as `mv`, `cp -p` and `tar` leave it.
+    let old = project.path().join("old-notes.md");
+    fs_err::write(&old, "older than the tree\n").unwrap();
+    fs_err::File::open(&old).unwrap().file().set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    fs_err::rename(&old, project.path().join("build/qa/old-notes.md")).unwrap();
     let account = "fixtures/accounts/qa.yaml";
     project.write(account, &project.read(account).replace("CostCenter:", "Team: qa\n  CostCenter:"));
     let before = common::tree_text(&project.path().join("build/qa"));
@@ -160,14 +165,17 @@ fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
         "{}",
         refused.stderr
     );
-    assert!(refused.stderr.contains("`notes`, `terraform.tfvars`"), "{}", refused.stderr);
+    for mine in ["`notes/todo.md`", "`old-notes.md`", "`terraform.tfvars`"] {
+        assert!(refused.stderr.contains(mine), "{mine}: {}", refused.stderr);
+    }
     assert_eq!(common::tree_text(&project.path().join("build/qa")), before, "nothing was changed");
 
-    fs_err::remove_file(project.path().join("build/qa/terraform.tfvars")).unwrap();
+    for mine in ["terraform.tfvars", "old-notes.md"] {
+        fs_err::remove_file(project.path().join("build/qa").join(mine)).unwrap();
+    }
     fs_err::remove_dir_all(project.path().join("build/qa/notes")).unwrap();
     render().success();
     assert!(common::tree_text(&project.path().join("build/qa")).contains("Team"), "the tree was rendered anew");
-    assert_eq!(project.read("build/qa/.terraform.lock.hcl"), "# the lock file `terraform init` wrote\n");
     assert_eq!(project.read("build/qa/.terraform/providers/marker"), "installed\n");
 }
 

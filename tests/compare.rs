@@ -169,6 +169,15 @@ fn a_revision_never_reads_a_folder_outside_the_repository() {
     let out = project.stamp(["affected", "--since", "HEAD"]).run();
     assert!(out.stderr.contains("leads outside the git repository"), "{}", out.stderr);
     assert_ne!(out.code, 0);
+
+    // The same through a link committed in the repository.
+    std::os::unix::fs::symlink(format!("../{name}/blueprints"), project.path().join("shared")).unwrap();
+    project.write("stamp.yaml", &settings.replace(&format!("blueprints: ../{name}/blueprints"), "blueprints: shared"));
+    project.stamp(["check"]).run().success();
+    project.commit_all("blueprints through a link");
+    let out = project.stamp(["affected", "--since", "HEAD"]).run();
+    assert!(out.stderr.contains("`blueprints: shared` in `stamp.yaml`"), "{}", out.stderr);
+    assert_ne!(out.code, 0);
 }
 
 /// A commit can hold a tree entry named `..` (made with git's plumbing; a checkout refuses

@@ -387,19 +387,26 @@ fn migration_whose_new_version_does_not_render_stops_and_shows_where() {
 /// `..`): a clone reads them where they are and never writes or removes anything there.
 #[test]
 fn a_clone_leaves_an_accounts_folder_outside_the_project_alone() {
-    let project = Project::local();
-    let outside = tempfile::tempdir().unwrap();
-    let accounts = outside.path().join("accounts");
-    fs_err::rename(project.path().join("fixtures/accounts"), &accounts).unwrap();
-    let settings =
-        project.read("stamp.yaml").replace("accounts: fixtures/accounts", &format!("accounts: {}", accounts.display()));
-    project.write("stamp.yaml", &settings);
-    project.commit_all("initial");
-    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
-    let before = common::tree_text(&accounts);
-    project.tf(["clone", "local-staging", "local-qa", "--auto-approve"]).run().success();
-    assert_eq!(common::tree_text(&accounts), before, "the accounts folder changed");
-    assert!(project.read(".stamp/work/local-qa/dns.tf").contains("\"qa.local.acme.internal\""));
+    for relative in [false, true] {
+        let project = Project::local();
+        let outside = tempfile::tempdir().unwrap();
+        let accounts = outside.path().join("accounts");
+        fs_err::rename(project.path().join("fixtures/accounts"), &accounts).unwrap();
+        let setting = if relative {
+            format!("../{}/accounts", outside.path().file_name().unwrap().to_str().unwrap())
+        } else {
+            accounts.display().to_string()
+        };
+        let settings =
+            project.read("stamp.yaml").replace("accounts: fixtures/accounts", &format!("accounts: {setting}"));
+        project.write("stamp.yaml", &settings);
+        project.commit_all("initial");
+        project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.2.0"]).run().success();
+        let before = common::tree_text(&accounts);
+        project.tf(["clone", "local-staging", "local-qa", "--auto-approve"]).run().success();
+        assert_eq!(common::tree_text(&accounts), before, "{setting}: the accounts folder changed");
+        assert!(project.read(".stamp/work/local-qa/dns.tf").contains("\"qa.local.acme.internal\""), "{setting}");
+    }
 }
 
 /// Only the blueprint version is the source's: where the target's state is kept (and its

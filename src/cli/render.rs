@@ -16,8 +16,8 @@ use crate::ops::render::{RenderOptions, render};
 /// A tree already on disk byte for byte as it would be written is left untouched (its files
 /// keep their times), and with `--all` the trees Stamp wrote for accounts that no longer exist
 /// are removed (folders without Stamp's `.stamp-rendered` marker never are). A tree's folder
-/// keeps Terraform's `.terraform/` and lock file; one holding files you added is not replaced
-/// (they are named). With the build cache (`.stamp/cache/`), unchanged accounts are not
+/// keeps Terraform's `.terraform/`; one holding files you added is not replaced (they are
+/// named). With the build cache (`.stamp/cache/`), unchanged accounts are not
 /// rendered again.
 #[derive(Debug, clap::Args)]
 #[command(

@@ -656,9 +656,9 @@ impl Memo {
         // Runs that save at once take turns, each taking in what the other saved.
         let cache = &self.cache;
         let written = cache.locked(|| {
-            Self::save_trees(cache, found_trees, kept_trees)?;
+            let trees = Self::save_trees(cache, found_trees, kept_trees);
             index.take_in_saved(cache, &changed);
-            index.write(cache, &changed)
+            trees.and(index.write(cache, &changed))
         });
         // Plain data, freed by the process's exit: dropping it entry by entry takes longer than
         // the rest of a one-account check of a large organisation.

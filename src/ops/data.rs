@@ -286,7 +286,7 @@ fn workspace_at(
     target: &str,
 ) -> Result<(Snapshot, Workspace), CopyError> {
     let (project, store) = (&workspace.project, Arc::clone(&workspace.store));
-    let snapshot = Snapshot::take(&project.root, &version.commit).map_err(CopyError::Revision)?;
+    let snapshot = Snapshot::without_accounts(&project.root, &version.commit).map_err(CopyError::Revision)?;
     // The target's config is today's; only the blueprint version is the source's.
     let folder = project.root.join(&project.file.accounts);
     let now = account_files_in(&folder).map_err(|source| CopyError::Accounts { path: folder.clone(), source })?;

@@ -195,10 +195,14 @@ fn foreign_error(account: &str, display: &str, dir: &Path, foreign: &[String]) -
     }
     Diagnostic::error(
         "render.foreign",
-        format!("`{}` holds what Stamp did not write, which rendering would remove: {}", dir.display(), listed.join(", ")),
+        format!(
+            "`{}` holds what Stamp did not write, which rendering would remove: {}",
+            dir.display(),
+            listed.join(", ")
+        ),
     )
     .at(Location::file_only(display))
-    .hint("move those files elsewhere (or remove the folder), then render again; Terraform's `.terraform` and lock file are kept")
+    .hint("move those files elsewhere (or remove the folder), then render again; Terraform's `.terraform` is kept")
     .for_account(account)
 }
 

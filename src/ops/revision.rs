@@ -117,42 +117,57 @@ impl Snapshot {
     /// (symbolic links, submodules, attributes that convert files, folders outside the
     /// project, names that are not UTF-8), the revision is extracted whole instead.
     pub fn take(project_root: &Path, rev: &str) -> Result<Self, String> {
+        Self::take_with(project_root, rev, true)
+    }
+
+    /// [`Snapshot::take`] for a caller that reads the account files where they are now: the
+    /// revision's own are neither listed nor needed (they may lie outside the repository).
+    pub fn without_accounts(project_root: &Path, rev: &str) -> Result<Self, String> {
+        Self::take_with(project_root, rev, false)
+    }
+
+    fn take_with(project_root: &Path, rev: &str, accounts: bool) -> Result<Self, String> {
         git(project_root, &["rev-parse", "--show-toplevel"])
             .map_err(|_| format!("`{}` is not in a git repository", project_root.display()))?;
         let commit = git(project_root, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
             .map_err(|_| format!("unknown git revision `{rev}`"))?;
-        match Self::from_objects(project_root, rev, &commit)? {
+        match Self::from_objects(project_root, rev, &commit, accounts)? {
             Some(snapshot) => Ok(snapshot),
-            None => Self::checked_out(project_root, rev),
+            None => Self::checked_out(project_root, rev, accounts),
         }
     }
 
-    /// The whole revision extracted (`git archive`), its account files read from there.
-    fn checked_out(project_root: &Path, rev: &str) -> Result<Self, String> {
+    /// The whole revision extracted (`git archive`), its account files (when `accounts`) read
+    /// from there.
+    fn checked_out(project_root: &Path, rev: &str, accounts: bool) -> Result<Self, String> {
         let revision = Revision::checkout(project_root, rev)?;
         let settings = crate::config::project::read_settings(&revision.root)
             .map_err(|d| format!("`stamp.yaml` at `{rev}`: {}", d.message))?;
-        // A folder `..` leads out of the repository from is not in the revision; read in the
-        // temporary folder's place, it would be whatever is there (`/tmp/shared`).
-        let top = revision.top.path();
-        for (key, dir) in [
-            ("archetypes", &settings.archetypes),
-            ("blueprints", &settings.blueprints),
-            ("accounts", &settings.accounts),
-        ] {
-            if dir.is_relative() && !lexically(&revision.root.join(dir)).starts_with(top) {
+        // A folder that leads out of the repository (by `..` or a link) is not in the revision;
+        // read in the temporary folder's place, it would be whatever is there (`/tmp/shared`).
+        let top = fs_err::canonicalize(revision.top.path()).map_err(|e| e.to_string())?;
+        let folders = [("archetypes", &settings.archetypes), ("blueprints", &settings.blueprints)];
+        let listed = [("accounts", &settings.accounts)];
+        for (key, dir) in folders.iter().chain(listed.iter().filter(|_| accounts)) {
+            let full = revision.root.join(dir);
+            let inside = fs_err::canonicalize(&full).unwrap_or_else(|_| lexically(&full)).starts_with(&top);
+            if dir.is_relative() && !inside {
                 return Err(format!(
                     "`{key}: {}` in `stamp.yaml` at `{rev}` leads outside the git repository: what it held at that revision cannot be read",
                     dir.display()
                 ));
             }
         }
-        let accounts = crate::config::project::account_files_in(&revision.root.join(&settings.accounts))
-            .map_err(|e| format!("the account files at `{rev}`: {}", crate::diagnostics::error_chain(&e)))?;
+        let files = if accounts {
+            crate::config::project::account_files_in(&revision.root.join(&settings.accounts))
+                .map_err(|e| format!("the account files at `{rev}`: {}", crate::diagnostics::error_chain(&e)))?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             commit: revision.commit.clone(),
             root: revision.root.clone(),
-            accounts,
+            accounts: files,
             _dir: None,
             _checkout: Some(revision),
         })
@@ -161,7 +176,7 @@ impl Snapshot {
     /// The revision from git's objects: only `stamp.yaml`, archetypes, blueprints and the
     /// account files that differ from the working tree are extracted. `None`: the repository
     /// holds something this way could read differently from a checkout.
-    fn from_objects(project_root: &Path, rev: &str, commit: &str) -> Result<Option<Self>, String> {
+    fn from_objects(project_root: &Path, rev: &str, commit: &str, accounts: bool) -> Result<Option<Self>, String> {
         // Attributes (line endings, filters) make a checkout differ from the stored objects.
         let attributes = git_bytes(project_root, &["ls-files", "-z", "--", ":(top,glob)**/.gitattributes"])?;
         let info = git(project_root, &["rev-parse", "--git-path", "info/attributes"]).unwrap_or_default();
@@ -228,15 +243,17 @@ impl Snapshot {
                 .collect()
         };
         // A folder outside the project (`../shared`) is not in this listing.
+        // Without `accounts`, the revision's account folder is not looked at.
+        let accounts_dir = if accounts { normal(&settings.accounts) } else { Some(PathBuf::from("\0")) };
         let (Some(archetypes), Some(blueprints), Some(accounts_dir)) =
-            (normal(&settings.archetypes), normal(&settings.blueprints), normal(&settings.accounts))
+            (normal(&settings.archetypes), normal(&settings.blueprints), accounts_dir)
         else {
             return Ok(None);
         };
         // The whole project when a folder is the project itself.
         let inside = |path: &Path, dir: &Path| path.starts_with(dir);
         let mut wanted = Vec::new();
-        let mut accounts = Vec::new();
+        let mut files = Vec::new();
         for file in &listed {
             if inside(&file.path, &archetypes) || inside(&file.path, &blueprints) {
                 wanted.push(file);
@@ -246,15 +263,11 @@ impl Snapshot {
                 if !unchanged {
                     wanted.push(file);
                 }
-                accounts.push(crate::config::project::AccountFile {
-                    path: root.join(&file.path),
-                    read_from,
-                    stat: None,
-                });
+                files.push(crate::config::project::AccountFile { path: root.join(&file.path), read_from, stat: None });
             }
         }
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;
-        Ok(Some(Self { commit: commit.to_string(), root, accounts, _dir: Some(dir), _checkout: None }))
+        Ok(Some(Self { commit: commit.to_string(), root, accounts: files, _dir: Some(dir), _checkout: None }))
     }
 }
 

@@ -466,7 +466,9 @@ impl<'a> AccountRun<'a> {
                         problems.join("; ")
                     )));
                 }
-                passed = format!(", passed the policies{}", super::policy::waived_note(&results));
+                if !results.is_empty() {
+                    passed = format!(", passed the policies{}", super::policy::waived_note(&results));
+                }
             }
             notes.push(format!(
                 "{what} failed with a transient error ({}); planned again: {} change(s) left, all approved{passed}; applied those",

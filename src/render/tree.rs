@@ -74,32 +74,48 @@ impl Tree {
     }
 
     /// What the folder `dir`, a tree Stamp rendered, holds that this tree would not replace and
-    /// that Stamp did not write: entries changed after its marker was written (and that are
-    /// not files of this tree), or that are neither files nor folders, besides Terraform's own
-    /// files (carried over). Replacing the folder would lose them. Their paths, relative to
-    /// `dir`.
+    /// that Stamp did not write: files (and empty folders) not of this tree whose inode changed
+    /// after the tree's marker was written (a file moved, copied or unpacked in, whatever times
+    /// it was given), entries that are neither files nor folders, and entries that cannot be
+    /// read or named, besides what Terraform itself writes. Replacing the folder would lose
+    /// them. Their paths, relative to `dir`.
     pub fn foreign_in(&self, dir: &Path) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt as _;
         // A link is refused whatever it leads to (see `refuse_foreign`).
         if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
             return Vec::new();
         }
-        let Ok(written) = fs_err::metadata(dir.join(MARKER)).and_then(|m| m.modified()) else { return Vec::new() };
+        let changed_at = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
+        let Ok(written) = fs_err::metadata(dir.join(MARKER)).map(|m| changed_at(&m)) else { return Vec::new() };
+        // Every folder of the tree's files, however deep.
         let folders: std::collections::BTreeSet<&str> =
-            self.files.keys().filter_map(|path| path.rsplit_once('/').map(|(folder, _)| folder)).collect();
+            self.files.keys().flat_map(|path| path.match_indices('/').map(move |(at, _)| &path[..at])).collect();
         let walk = walkdir::WalkDir::new(dir)
             .min_depth(1)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| !(e.depth() == 1 && KEPT_RENDERED.iter().any(|k| e.file_name() == *k)));
+            .filter_entry(|e| !(e.depth() == 1 && TERRAFORMS.iter().any(|k| e.file_name() == *k)));
         let mut foreign = Vec::new();
         for entry in walk {
-            let Ok(entry) = entry else { continue };
-            let Some(relative) = entry.path().strip_prefix(dir).ok().and_then(Path::to_str) else { continue };
-            let relative = relative.replace('\\', "/");
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e.path().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new("?"));
+                    foreign.push(format!("{} (cannot be read)", path.to_string_lossy()));
+                    continue;
+                }
+            };
+            let path = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            let Some(relative) = path.to_str().map(|r| r.replace('\\', "/")) else {
+                foreign.push(path.to_string_lossy().into_owned());
+                continue;
+            };
             let kind = entry.file_type();
-            let changed = entry.metadata().ok().and_then(|m| m.modified().ok()).is_none_or(|m| m > written);
+            let changed = entry.metadata().ok().is_none_or(|m| changed_at(&m) > written);
             let theirs = if kind.is_dir() {
-                changed && !folders.contains(relative.as_str())
+                // A folder is judged by what is in it; an empty one by itself.
+                let empty = fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none());
+                empty && changed && !folders.contains(relative.as_str())
             } else if kind.is_file() {
                 changed && relative != MARKER && !self.files.contains_key(&relative)
             } else {
@@ -109,8 +125,6 @@ impl Tree {
                 foreign.push(relative);
             }
         }
-        // A folder of theirs stands for what is in it.
-        foreign.dedup_by(|inner, outer| inner.starts_with(&format!("{outer}/")));
         foreign
     }
 
@@ -329,12 +343,14 @@ fn refuse_foreign(dir: &Path) -> Result<(), WriteError> {
 }
 
 /// What a folder keeps of Terraform's own files when Stamp replaces its tree: the providers
-/// and modules `terraform init` installed there.
+/// and modules `terraform init` installed there. (The dependency lock file `terraform init`
+/// writes is not kept: a tree may bring its own, and one kept beside a tree that does not
+/// would make every render of it a change.)
 const KEPT: &[&str] = &[".terraform"];
 
-/// The same for a tree rendered for the user to run Terraform in (`stamp render`): also the
-/// dependency lock file `terraform init` wrote there, unless the new tree brings its own.
-const KEPT_RENDERED: &[&str] = &[".terraform", crate::terraform::providers::LOCK_FILE];
+/// What Terraform itself writes into a root module: never the user's to lose by a render
+/// (`.terraform` is kept; the lock file, which `terraform init` writes again, is not).
+const TERRAFORMS: &[&str] = &[".terraform", crate::terraform::providers::LOCK_FILE];
 
 /// Moves the complete tree at `staging` to `dir` (carrying over what `dir` holds of `kept`) in
 /// one step; the folder then holding the old tree, if there was one, is returned to be removed
@@ -367,7 +383,7 @@ fn install(staging: &Path, dir: &Path, kept: &[&str]) -> Result<Option<PathBuf>,
 /// Drops a staging folder whose tree was not moved in, unless it holds what was carried over
 /// and could not be put back: then it stays, and the sweep leaves it alone.
 fn discard(staging: tempfile::TempDir) {
-    if KEPT_RENDERED.iter().any(|name| staging.path().join(name).symlink_metadata().is_ok()) {
+    if KEPT.iter().any(|name| staging.path().join(name).symlink_metadata().is_ok()) {
         let _ = staging.keep();
     }
 }
@@ -492,7 +508,7 @@ impl<T> Batch<T> {
         for Staged { tag, staging, dir, stats } in staged {
             let installed = match &synced[&crate::fsio::parent(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
-                Ok(()) => install(staging.path(), &dir, KEPT_RENDERED),
+                Ok(()) => install(staging.path(), &dir, KEPT),
             };
             match installed {
                 Ok(old) => {
