@@ -653,8 +653,13 @@ impl Memo {
         let kept = self.kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut index = self.found.into_inner().unwrap_or_default();
         let changed = index.update(kept);
-        // Runs that save at once take turns, each taking in what the other saved.
+        // Runs that save at once take turns, each taking in what the other saved; a run with
+        // nothing to write takes no lock (and makes no cache folder).
         let cache = &self.cache;
+        if kept_trees.is_empty() && !changed.contains(&true) {
+            std::mem::forget((index, found_trees));
+            return Ok(());
+        }
         let written = cache.locked(|| {
             let trees = Self::save_trees(cache, found_trees, kept_trees);
             index.take_in_saved(cache, &changed);

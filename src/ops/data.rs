@@ -301,10 +301,8 @@ fn workspace_at(
     let only = [target.to_string()];
     let options = LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files) };
     let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
-    // Runs, state, the ledger, snapshots and providers stay in this project.
+    // Runs, state, the ledger, snapshots, providers and the account files stay in this project.
     super::keep_settings_of(project, &mut then);
-    // Every account file is read where it is now.
-    then.file.accounts.clone_from(&project.file.accounts);
     then.file.archetypes = snapshot.root.join(&then.file.archetypes);
     then.file.blueprints = snapshot.root.join(&then.file.blueprints);
     then.root.clone_from(&project.root);

@@ -164,29 +164,33 @@ fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Wr
     if holds(&own, &target) && !in_reports {
         return Some("Stamp's own folder `.stamp/`".to_string());
     }
-    let file = &project.file;
-    let configured = [
-        ("the ledger folder", Some(root.join(&file.ledger))),
-        ("the local state folder", Some(root.join(&file.state.local.dir))),
-        ("the snapshot folder", Some(root.join(&file.snapshots))),
-        ("the provider cache", file.providers.cache_dir(root)),
-    ];
     // A folder that holds the whole project (`ledger: .`, say) is no folder of Stamp's alone.
     let root = resolved(root);
-    configured.into_iter().find_map(|(what, dir)| {
+    configured_folders(project).into_iter().find_map(|(_, what, dir)| {
         let dir = dir?;
         (holds(&dir, &target) && !holds(&dir, &root)).then(|| format!("{what} `{}`", project.display(&dir)))
     })
 }
 
-/// Makes `then` (the project at a git revision) keep its state, ledger, snapshots and
-/// providers where `now` (this project) keeps them today: only its archetypes, blueprints and
-/// the defaults its accounts were loaded with are the revision's.
+/// The folders `stamp.yaml` gives Stamp's own files: its key, what it is, and the folder
+/// (`None`: the provider cache is off).
+fn configured_folders(project: &crate::config::Project) -> [(&'static str, &'static str, Option<PathBuf>); 4] {
+    let (root, file) = (&project.root, &project.file);
+    [
+        ("ledger", "the ledger folder", Some(root.join(&file.ledger))),
+        ("state.local.dir", "the local state folder", Some(root.join(&file.state.local.dir))),
+        ("snapshots", "the snapshot folder", Some(root.join(&file.snapshots))),
+        ("providers.cache", "the provider cache", file.providers.cache_dir(root)),
+    ]
+}
+
+/// Makes `then` (the project at a git revision) keep its state, ledger, snapshots, providers
+/// and accounts folder where `now` (this project) keeps them today: only its archetypes,
+/// blueprints and the defaults its accounts were loaded with are the revision's.
 pub fn keep_settings_of(now: &crate::config::Project, then: &mut crate::config::Project) {
     let revision = std::mem::replace(&mut then.file, now.file.clone());
     then.file.archetypes = revision.archetypes;
     then.file.blueprints = revision.blueprints;
-    then.file.accounts = revision.accounts;
     then.file.defaults = revision.defaults;
 }
 
@@ -194,17 +198,10 @@ pub fn keep_settings_of(now: &crate::config::Project, then: &mut crate::config::
 /// that lie in `.stamp/work/`, each as an error: every plan replaces an account's work folder
 /// whole, so what they hold there would be lost.
 fn folders_in_work_folders(project: &crate::config::Project) -> Vec<Diagnostic> {
-    let (root, file) = (&project.root, &project.file);
-    let work = crate::fsio::resolved(&root.join(".stamp/work"));
-    let configured = [
-        ("ledger", Some(root.join(&file.ledger))),
-        ("state.local.dir", Some(root.join(&file.state.local.dir))),
-        ("snapshots", Some(root.join(&file.snapshots))),
-        ("providers.cache", file.providers.cache_dir(root)),
-    ];
-    configured
+    let work = crate::fsio::resolved(&project.root.join(".stamp/work"));
+    configured_folders(project)
         .into_iter()
-        .filter_map(|(key, dir)| {
+        .filter_map(|(key, _, dir)| {
             let dir = dir?;
             holds(&work, &crate::fsio::resolved(&dir)).then(|| {
                 Diagnostic::error(

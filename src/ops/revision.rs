@@ -149,9 +149,12 @@ impl Snapshot {
         let folders = [("archetypes", &settings.archetypes), ("blueprints", &settings.blueprints)];
         let listed = [("accounts", &settings.accounts)];
         for (key, dir) in folders.iter().chain(listed.iter().filter(|_| accounts)) {
+            // An absolute folder is the one there is today, in every revision.
+            if dir.is_absolute() {
+                continue;
+            }
             let full = revision.root.join(dir);
-            let inside = fs_err::canonicalize(&full).unwrap_or_else(|_| lexically(&full)).starts_with(&top);
-            if dir.is_relative() && !inside {
+            if !fs_err::canonicalize(&full).unwrap_or_else(|_| lexically(&full)).starts_with(&top) {
                 return Err(format!(
                     "`{key}: {}` in `stamp.yaml` at `{rev}` leads outside the git repository: what it held at that revision cannot be read",
                     dir.display()
@@ -242,14 +245,16 @@ impl Snapshot {
                 })
                 .collect()
         };
-        // A folder outside the project (`../shared`) is not in this listing.
-        // Without `accounts`, the revision's account folder is not looked at.
-        let accounts_dir = if accounts { normal(&settings.accounts) } else { Some(PathBuf::from("\0")) };
-        let (Some(archetypes), Some(blueprints), Some(accounts_dir)) =
-            (normal(&settings.archetypes), normal(&settings.blueprints), accounts_dir)
-        else {
+        // A folder outside the project (`../shared`) is not in this listing. Without
+        // `accounts`, the revision's account folder is not looked at.
+        let accounts_dir = if accounts { Some(normal(&settings.accounts)) } else { None };
+        let (Some(archetypes), Some(blueprints)) = (normal(&settings.archetypes), normal(&settings.blueprints)) else {
             return Ok(None);
         };
+        if accounts_dir == Some(None) {
+            return Ok(None);
+        }
+        let accounts_dir = accounts_dir.flatten();
         // The whole project when a folder is the project itself.
         let inside = |path: &Path, dir: &Path| path.starts_with(dir);
         let mut wanted = Vec::new();
@@ -257,7 +262,9 @@ impl Snapshot {
         for file in &listed {
             if inside(&file.path, &archetypes) || inside(&file.path, &blueprints) {
                 wanted.push(file);
-            } else if inside(&file.path, &accounts_dir) && crate::config::project::is_yaml(&file.path) {
+            } else if accounts_dir.as_ref().is_some_and(|dir| inside(&file.path, dir))
+                && crate::config::project::is_yaml(&file.path)
+            {
                 let unchanged = !changed.contains(&file.path) && project_root.join(&file.path).is_file();
                 let read_from = if unchanged { project_root.join(&file.path) } else { root.join(&file.path) };
                 if !unchanged {

@@ -81,12 +81,13 @@ impl Tree {
     /// them. Their paths, relative to `dir`.
     pub fn foreign_in(&self, dir: &Path) -> Vec<String> {
         use std::os::unix::fs::MetadataExt as _;
+        let changed_at = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
+        // No tree there yet (every tree of a first render): one `stat`.
+        let Ok(written) = fs_err::metadata(dir.join(MARKER)).map(|m| changed_at(&m)) else { return Vec::new() };
         // A link is refused whatever it leads to (see `refuse_foreign`).
         if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
             return Vec::new();
         }
-        let changed_at = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
-        let Ok(written) = fs_err::metadata(dir.join(MARKER)).map(|m| changed_at(&m)) else { return Vec::new() };
         // Every folder of the tree's files, however deep.
         let folders: std::collections::BTreeSet<&str> =
             self.files.keys().flat_map(|path| path.match_indices('/').map(move |(at, _)| &path[..at])).collect();
@@ -188,7 +189,7 @@ impl Tree {
         // parent holds every account's).
         sweep_staging_once(&crate::fsio::parent(dir));
         let (staging, _) = self.write_staging(dir, marker_text, true)?;
-        let old = match install(staging.path(), dir, KEPT) {
+        let old = match install(staging.path(), dir) {
             Ok(old) => old,
             Err(e) => {
                 discard(staging);
@@ -352,10 +353,10 @@ const KEPT: &[&str] = &[".terraform"];
 /// (`.terraform` is kept; the lock file, which `terraform init` writes again, is not).
 const TERRAFORMS: &[&str] = &[".terraform", crate::terraform::providers::LOCK_FILE];
 
-/// Moves the complete tree at `staging` to `dir` (carrying over what `dir` holds of `kept`) in
-/// one step; the folder then holding the old tree, if there was one, is returned to be removed
+/// Moves the complete tree at `staging` to `dir` (carrying over what `dir` holds of [`KEPT`])
+/// in one step; the folder then holding the old tree, if there was one, is returned to be removed
 /// once the move is durable. Nothing is synced.
-fn install(staging: &Path, dir: &Path, kept: &[&str]) -> Result<Option<PathBuf>, WriteError> {
+fn install(staging: &Path, dir: &Path) -> Result<Option<PathBuf>, WriteError> {
     refuse_foreign(dir)?;
     let mut carried = Vec::new();
     let put_back = |carried: &[&&str]| {
@@ -363,7 +364,7 @@ fn install(staging: &Path, dir: &Path, kept: &[&str]) -> Result<Option<PathBuf>,
             let _ = fs_err::rename(staging.join(name), dir.join(name));
         }
     };
-    for name in kept {
+    for name in KEPT {
         let old = dir.join(name);
         if old.symlink_metadata().is_ok() && staging.join(name).symlink_metadata().is_err() {
             if let Err(e) = fs_err::rename(&old, staging.join(name)) {
@@ -508,7 +509,7 @@ impl<T> Batch<T> {
         for Staged { tag, staging, dir, stats } in staged {
             let installed = match &synced[&crate::fsio::parent(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
-                Ok(()) => install(staging.path(), &dir, KEPT),
+                Ok(()) => install(staging.path(), &dir),
             };
             match installed {
                 Ok(old) => {
