@@ -15,6 +15,12 @@ pub fn check(text: &str) -> Result<(), HclError> {
     parse(text).map(|_| ())
 }
 
+/// Whether `text` is only comments and blank lines ending in a line break, as the parser reads
+/// it: whatever follows it is read as if it stood alone, shifted by its length.
+pub fn is_only_comments(text: &str) -> bool {
+    text.ends_with('\n') && parse(text).is_ok_and(|body| body.is_empty())
+}
+
 /// Parses `text` as an HCL body, keeping where each part is (for the output guard).
 pub fn parse(text: &str) -> Result<hcl_edit::structure::Body, HclError> {
     hcl_edit::parser::parse_body(text).map_err(|e| HclError {
@@ -85,6 +91,14 @@ fn push_fragment(out: &mut Vec<String>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_comments_are_told_from_anything_read_as_code() {
+        assert!(is_only_comments("# a\n# b `x` (y)\n\n"));
+        assert!(!is_only_comments("# a"), "what follows would join the comment");
+        assert!(!is_only_comments("# a\nb = 1\n"));
+        assert!(!is_only_comments("/* a\n"));
+    }
 
     #[test]
     fn reports_line_and_column() {

@@ -101,6 +101,34 @@ fn templates_can_include_their_own_files() {
 
 #[cfg(unix)]
 #[test]
+fn an_archetype_cannot_take_its_blueprint_from_outside_the_blueprints_folder() {
+    let outside = tempfile::tempdir().unwrap();
+    fs_err::write(outside.path().join("leak.tf"), "locals {\n  leaked = \"outside-the-project\"\n}\n").unwrap();
+    let project = permissive_project("locals {\n  a = 1\n}\n", "archetype: open\n");
+    let relative = format!("../../../../../../../../..{}", outside.path().display());
+    for blueprint in [outside.path().display().to_string(), relative, "..".into(), ".".into(), "open/../open".into()] {
+        project.write("archetypes/open/archetype.yaml", &format!("blueprint: {blueprint:?}\nprovider: none\n"));
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(
+            out.stderr.contains("must name a folder") && out.stderr.contains("archetype.yaml:1:12"),
+            "{blueprint}: {}",
+            out.stderr
+        );
+        project.stamp(["render", "--all", "--out", "out"]).run().failure(1);
+        assert!(!project.path().join("out").exists(), "{blueprint}");
+    }
+    // Nor through a link in the blueprints folder.
+    #[cfg(unix)]
+    {
+        project.write("archetypes/open/archetype.yaml", "blueprint: linked\nprovider: none\n");
+        std::os::unix::fs::symlink(outside.path(), project.path().join("blueprints/linked")).unwrap();
+        let out = project.stamp(["render", "--all", "--out", "out"]).run().failure(1);
+        assert!(out.stderr.contains("blueprint"), "{}", out.stderr);
+        assert!(!project.path().join("out").exists());
+    }
+}
+
+#[test]
 fn symlinks_in_a_blueprint_are_refused() {
     let project = permissive_project("locals {\n  a = 1\n}\n", &account_with("x"));
     std::os::unix::fs::symlink("/etc/passwd", project.path().join("blueprints/open/passwd.tf")).unwrap();
@@ -408,6 +436,13 @@ fn file_names_cannot_become_hcl() {
     let name = "x\nterraform {\n  required_version = \"< 1.0\"\n}\n#.yaml";
     project.write(&format!("accounts/{name}"), "archetype: open\nname: sneaky\n");
     project.stamp(["render", "sneaky", "--out", "out", "--version", "1.0.0"]).run().success();
+    // Rendered among accounts whose `main.tf` reads the same: the guard's check of that text,
+    // made once for all of them, holds under the hostile name's header too.
+    for i in 0..8 {
+        project.write(&format!("accounts/plain-{i}.yaml"), "archetype: open\n");
+    }
+    project.stamp(["render", "--all", "--out", "all", "--version", "1.0.0"]).run().success();
+    assert_eq!(project.read("all/sneaky/main.tf"), project.read("out/main.tf"));
     for file in ["main.tf", "stamp_backend.tf", "stamp_metadata.tf"] {
         let text = project.read(&format!("out/{file}"));
         let body: hcl::Body = hcl::from_str(&text).unwrap();

@@ -46,6 +46,13 @@ impl Args {
     pub(super) fn policies(&self) -> bool {
         self.policies
     }
+
+    /// A check of every account without policies begins while the project loads (see
+    /// [`crate::ops::check::Prerender`]).
+    pub(super) fn prerender(&self) -> Option<crate::ops::check::Prerender<'_>> {
+        (self.accounts.is_empty() && !self.policies)
+            .then_some(crate::ops::check::Prerender { version: self.release.as_deref() })
+    }
 }
 
 pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {

@@ -240,10 +240,15 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
     }
     let memo = std::sync::Arc::new(crate::config::catalog::Memo::new(crate::cache::Cache::open(&root, !cli.no_cache)));
     let only = cli.command.loads_only();
+    let prerender = match &cli.command {
+        Command::Check(args) => args.prerender(),
+        _ => None,
+    };
     let options = crate::config::project::LoadOptions {
         scope: only.as_deref().map_or(crate::config::project::Scope::All, crate::config::project::Scope::Only),
         memo: std::sync::Arc::clone(&memo),
         files: None,
+        prepare: prerender.as_ref().map(|p| p as &dyn crate::config::project::Prepare),
     };
     let status = run_command(cli, out, &root, options);
     // The project (which shares the cache) is gone: the cache is this run's alone to save.

@@ -271,13 +271,26 @@ pub struct LoadOptions<'a> {
     pub memo: std::sync::Arc<Memo>,
     /// The account files; `None`: the YAML files in the accounts folder.
     pub files: Option<Vec<AccountFile>>,
+    /// What to do with each account the catalog has to read whole (the cache did not know it).
+    pub prepare: Option<&'a dyn Prepare>,
 }
 
 impl Default for LoadOptions<'_> {
     fn default() -> Self {
-        Self { scope: Scope::All, memo: std::sync::Arc::new(Memo::new(Cache::off())), files: None }
+        Self { scope: Scope::All, memo: std::sync::Arc::new(Memo::new(Cache::off())), files: None, prepare: None }
     }
 }
+
+/// Work on each account that loading reads whole anyway, done while the account is at hand,
+/// so that it is not read and parsed a second time (a `check` of every account renders it
+/// there into the cache, see `ops::check::Prerender`).
+pub trait Prepare: Sync + std::fmt::Debug {
+    /// What to do with each such account of `project`, whose catalog is not filled yet.
+    fn begin<'p>(&'p self, project: &'p Project) -> Box<Prepared<'p>>;
+}
+
+/// What [`Prepare::begin`] does with each account it is handed, with its catalog entry.
+pub type Prepared<'p> = dyn Fn(&Entry, &Account) + Sync + 'p;
 
 /// What loading one account file gave.
 struct Loaded {
@@ -329,7 +342,9 @@ impl Project {
             None => project.account_files()?,
         };
         let whole = matches!(options.scope, Scope::All);
-        let loaded: Vec<Loaded> = files.into_par_iter().map(|f| project.scan(f, whole)).collect();
+        let prepare = options.prepare.map(|p| p.begin(&project));
+        let loaded: Vec<Loaded> = files.into_par_iter().map(|f| project.scan(f, whole, prepare.as_deref())).collect();
+        drop(prepare);
         let (mut files, mut loads) = (Vec::new(), Vec::new());
         project.catalog.reserve(loaded.len());
         for Loaded { entry, account, problem, memo } in loaded {
@@ -403,8 +418,8 @@ impl Project {
     }
 
     /// Reads one account file for the catalog: its summary from the cache when the cache knows
-    /// its content, else by loading it (kept whole when `whole`).
-    fn scan(&self, file: AccountFile, whole: bool) -> Loaded {
+    /// its content, else by loading it (kept whole when `whole`, handed to `prepare`).
+    fn scan(&self, file: AccountFile, whole: bool, prepare: Option<&Prepared<'_>>) -> Loaded {
         let display = self.display(&file.path);
         let stat = file.stat.or_else(|| fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of));
         let cached = |file: AccountFile, display: String, content: String, load_key: String, summary, record| {
@@ -434,6 +449,9 @@ impl Project {
                 let summary = Arc::new(Summary::of(&account));
                 let memo = Some((record, Some((load_key.clone(), summary.clone()))));
                 let entry = scanned(file, display, content, load_key, summary);
+                if let Some(prepare) = prepare {
+                    prepare(&entry, &account);
+                }
                 Loaded { entry: Some(entry), account: whole.then_some(account), problem: None, memo }
             }
             Err(d) => Loaded { entry: None, account: None, problem: Some(*d), memo: None },
@@ -505,8 +523,8 @@ impl Project {
     /// Parses and layers the text of the account file at `path` (shown as `display`).
     pub fn account_from_text(&self, path: &Path, display: &str, text: &str) -> Result<Account, Box<Diagnostic>> {
         // YAML breaks lines at a CR too: so do the snippets of diagnostics.
-        let text = &text.replace("\r\n", "\n").replace('\r', "\n");
-        self.sources.add(display, text.as_str());
+        let text = if text.contains('\r') { &text.replace("\r\n", "\n").replace('\r', "\n") } else { text };
+        self.sources.add(display, text);
         self.parse_account(path, display, text).inspect_err(|_| {
             // A file that could not be read as an account: which of its values are secrets is
             // not known. In a project that has any, none of its lines is shown.
@@ -557,6 +575,13 @@ impl Project {
             let known: Vec<String> = self.archetypes.keys().cloned().collect();
             let mut d = Diagnostic::error("account.unknown-archetype", format!("unknown archetype `{archetype}`"))
                 .at(Location::new(&display, pos.line, pos.column).with_end_column(pos.end_column.unwrap_or(0)));
+            let folder = self.root.join(&self.file.archetypes).join(&archetype);
+            if is_folder_name(&archetype) && folder.join("archetype.yaml").is_file() {
+                return Err(Box::new(d.hint(format!(
+                    "`{}` did not load: its own errors say why",
+                    self.display(&folder.join("archetype.yaml"))
+                ))));
+            }
             if let Some(near) = did_you_mean(&archetype, known.iter().map(String::as_str)) {
                 d = d.hint(format!("did you mean `{near}`?"));
             }
@@ -653,6 +678,18 @@ impl Project {
                     .at(Location::file_only(&display)),
             )
         })?;
+        if !is_folder_name(&file.blueprint) {
+            let pos =
+                positions.value("/blueprint").map_or((1, 1, 0), |p| (p.line, p.column, p.end_column.unwrap_or(0)));
+            return Err(Box::new(
+                Diagnostic::error(
+                    "archetype.blueprint",
+                    format!("`blueprint` must name a folder in `{}`, not a path", self.file.blueprints.display()),
+                )
+                .at(Location::new(&display, pos.0, pos.1).with_end_column(pos.2))
+                .hint("write the folder's name (`blueprint: service-platform`): a blueprint is read from the blueprints folder only"),
+            ));
+        }
         if let Err(e) = file.retry.check() {
             let pos = positions.value("/retry").map_or((1, 1), |p| (p.line, p.column));
             return Err(Box::new(
@@ -778,6 +815,12 @@ fn scanned(file: AccountFile, display: String, content: String, load_key: String
         created_at: None,
         ledger_damage: Vec::new(),
     }
+}
+
+/// Whether `name` names a folder inside another: one plain path component, no separator.
+fn is_folder_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None)) && !name.contains(['/', '\\'])
 }
 
 /// An account file whose content is not what Stamp read of it moments before.
@@ -976,7 +1019,7 @@ mod tests {
         memo.save().unwrap();
         let load = || {
             let memo = Arc::new(Memo::new(Cache::open(&root, true)));
-            let options = LoadOptions { scope: Scope::Only(&[]), memo: Arc::clone(&memo), files: None };
+            let options = LoadOptions { scope: Scope::Only(&[]), memo: Arc::clone(&memo), files: None, prepare: None };
             let (project, diagnostics) = Project::load_with(&root, options).unwrap();
             assert!(diagnostics.is_empty(), "{diagnostics:?}");
             let content = project.catalog[0].content.clone();

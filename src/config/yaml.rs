@@ -101,8 +101,18 @@ pub fn parse(file: &str, text: &str) -> Result<Document, Box<Diagnostic>> {
 
 /// A map or list being read, with the pointer of its node.
 enum Frame {
-    Map { map: Map<String, Value>, pointer: String, pos: Pos, key: Option<(String, Pos)> },
-    List { items: Vec<Value>, pointer: String, pos: Pos },
+    /// `key`: the key whose value comes next, where it is and its value's pointer.
+    Map {
+        map: Map<String, Value>,
+        pointer: String,
+        pos: Pos,
+        key: Option<(String, Pos, String)>,
+    },
+    List {
+        items: Vec<Value>,
+        pointer: String,
+        pos: Pos,
+    },
 }
 
 struct Loader<'f> {
@@ -191,7 +201,7 @@ impl Loader<'_> {
         match self.stack.last() {
             None => Ok(String::new()),
             Some(Frame::List { items, pointer, .. }) => Ok(format!("{pointer}/{}", items.len())),
-            Some(Frame::Map { pointer, key: Some((key, _)), .. }) => Ok(format!("{pointer}/{}", escape_pointer(key))),
+            Some(Frame::Map { key: Some((_, _, child)), .. }) => Ok(child.clone()),
             Some(Frame::Map { key: None, .. }) => {
                 Err(self.boxed("yaml.key", "mapping keys must be strings, not maps or lists", pos.line, pos.column))
             }
@@ -220,8 +230,8 @@ impl Loader<'_> {
             }
             other => other.to_string(),
         };
+        let child = format!("{pointer}/{}", escape_pointer(&name));
         if map.contains_key(&name) {
-            let child = format!("{pointer}/{}", escape_pointer(&name));
             let first = self.positions.keys.get(&child).map_or(0, |p| p.line);
             return Err(Box::new(
                 self.error_at("yaml.duplicate-key", format!("duplicate key `{name}`"), pos.line, pos.column)
@@ -229,7 +239,7 @@ impl Loader<'_> {
             ));
         }
         if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-            *key = Some((name, pos));
+            *key = Some((name, pos, child));
         }
         Ok(())
     }
@@ -248,9 +258,9 @@ impl Loader<'_> {
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some(Frame::List { items, .. }) => items.push(value),
-            Some(Frame::Map { map, pointer, key, .. }) => {
-                if let Some((name, key_pos)) = key.take() {
-                    self.positions.keys.insert(format!("{pointer}/{}", escape_pointer(&name)), key_pos);
+            Some(Frame::Map { map, key, .. }) => {
+                if let Some((name, key_pos, child)) = key.take() {
+                    self.positions.keys.insert(child, key_pos);
                     map.insert(name, value);
                 }
             }
@@ -316,8 +326,12 @@ fn pos_of(span: saphyr_parser::Span) -> Pos {
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).
-pub fn escape_pointer(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+pub fn escape_pointer(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        std::borrow::Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
+    } else {
+        std::borrow::Cow::Borrowed(segment)
+    }
 }
 
 /// `value` as a YAML document (saphyr's emitter; keys in the value's order).

@@ -77,6 +77,18 @@ pub enum VersionSpec<'a> {
     Unread(Option<&'a str>),
 }
 
+impl VersionSpec<'_> {
+    /// The version to stamp with `renderer`'s blueprints (compiled with a placeholder).
+    fn resolve(self, renderer: &Renderer<'_>, root: &Path) -> BuildVersion {
+        match self {
+            Self::Release(release) => BuildVersion::resolve(release, root),
+            Self::Exact(version) => version,
+            Self::Unread(release) if renderer.reads_version() => BuildVersion::resolve(release, root),
+            Self::Unread(release) => BuildVersion::unread(release, root),
+        }
+    }
+}
+
 /// What to do with each rendered tree, as soon as it is rendered: keep it (`Ok(Some)`), or use
 /// and drop it (`Ok(None)`), so thousands of accounts never sit in memory at once.
 pub type Consumer<'a> = dyn Fn(&Account, &Path, Tree) -> Result<Option<Tree>, Diagnostic> + Sync + 'a;
@@ -183,12 +195,7 @@ pub fn validate_and_render<'w>(
     // The blueprints are compiled first: whether their templates read the version decides
     // how an `Unread` one is found.
     let (renderer, blueprint_diagnostics) = Renderer::new(project, BuildVersion::placeholder(), only);
-    let version = match version {
-        VersionSpec::Release(release) => BuildVersion::resolve(release, &project.root),
-        VersionSpec::Exact(version) => version,
-        VersionSpec::Unread(release) if renderer.reads_version() => BuildVersion::resolve(release, &project.root),
-        VersionSpec::Unread(release) => BuildVersion::unread(release, &project.root),
-    };
+    let version = version.resolve(&renderer, &project.root);
     let renderer = renderer.with_version(version.clone());
     if let Err(problem) = crate::version::validate(&version.version) {
         return Err(Report::new(
@@ -333,8 +340,59 @@ pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::P
     workspace.project.root.join("build").join(&account.name)
 }
 
+/// Where `check` says an account would be written (its cache records depend on it).
+fn check_out_dir(project: &Project, name: &str) -> PathBuf {
+    project.root.join("build").join(name)
+}
+
+/// A `check` of every account, begun while the project loads: each account the cache does not
+/// know is validated and rendered as soon as it is read, and a clean result goes into the cache
+/// under the key `check` looks for (its live slot and creation time as an account the ledger
+/// has not seen has them). `check` then finds it there, and the account is read and parsed
+/// once. An account with problems, or whose ledger says otherwise, is checked again by
+/// `check`, which reports what it finds.
+#[derive(Debug)]
+pub struct Prerender<'a> {
+    /// The release version `check` is given.
+    pub version: Option<&'a str>,
+}
+
+impl crate::config::project::Prepare for Prerender<'_> {
+    fn begin<'p>(&'p self, project: &'p Project) -> Box<crate::config::project::Prepared<'p>> {
+        if !project.memo.is_on() {
+            return Box::new(|_, _| {});
+        }
+        let (renderer, _) = Renderer::new(project, BuildVersion::placeholder(), None);
+        let version = VersionSpec::Unread(self.version).resolve(&renderer, &project.root);
+        if crate::version::validate(&version.version).is_err() {
+            return Box::new(|_, _| {});
+        }
+        let renderer = renderer.with_version(version);
+        let (validators, _) = Validators::compile(project, None);
+        let renderer_keys: BTreeMap<&str, String> = project
+            .archetypes
+            .keys()
+            .filter_map(|archetype| Some((archetype.as_str(), renderer.key(archetype)?)))
+            .collect();
+        Box::new(move |entry, account| {
+            let Some(renderer_key) = renderer_keys.get(account.archetype.as_str()) else { return };
+            if entry.summary.ephemeral || entry.slot != Slot::Blue || entry.created_at.is_some() {
+                return;
+            }
+            if !validators.validate(project, account).is_empty() {
+                return;
+            }
+            let out_dir = check_out_dir(project, entry.name());
+            if let Ok(tree) = renderer.render(account, &out_dir) {
+                let key = result_key(project, renderer_key, entry, Slot::Blue, &out_dir);
+                project.memo.checked(&entry.load_key, &key, &tree.disk_digest());
+            }
+        })
+    }
+}
+
 pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
-    let out_dir = |w: &Workspace, name: &str| w.project.root.join("build").join(name);
+    let out_dir = |w: &Workspace, name: &str| check_out_dir(&w.project, name);
     let reuse = Reuse { out_dir: &out_dir, accept: &|_, _, _| true };
     let version = options
         .policies

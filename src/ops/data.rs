@@ -299,7 +299,8 @@ fn workspace_at(
         })
         .collect();
     let only = [target.to_string()];
-    let options = LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files) };
+    let options =
+        LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files), prepare: None };
     let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
     // Runs, state, the ledger, snapshots, providers and the account files stay in this project.
     super::keep_settings_of(project, &mut then);

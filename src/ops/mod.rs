@@ -446,6 +446,7 @@ impl Workspace {
             scope,
             memo: Arc::clone(&self.project.memo),
             files: Some(snapshot.accounts.clone()),
+            prepare: None,
         };
         let (project, diagnostics) = Project::load_with(&snapshot.root, options)?;
         Self::with_store(project, diagnostics, Arc::clone(&self.store))

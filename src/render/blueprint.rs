@@ -2,7 +2,7 @@
 //! minijinja environment, its verbatim files read and HCL-checked once.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use sha2::{Digest, Sha256};
@@ -20,6 +20,34 @@ pub struct Template {
     /// Output path: the name without `.j2`.
     pub output: String,
     pub source: Arc<str>,
+    /// The last text this template printed that passed the output guard.
+    pub last_checked: LastChecked,
+}
+
+/// The last text a template printed that passed the output guard, and what the guard made of
+/// it. Most templates print the same text for many accounts: that text is checked once.
+#[derive(Debug, Default)]
+pub struct LastChecked(Mutex<Option<Arc<Checked>>>);
+
+/// A template's printed text (values still marked) and its checked, formatted form.
+#[derive(Debug)]
+pub struct Checked {
+    pub printed: String,
+    pub text: String,
+}
+
+impl LastChecked {
+    /// The checked form of `printed`, when it is the text last kept.
+    pub fn of(&self, printed: &str) -> Option<Arc<Checked>> {
+        let last = self.0.lock().map_or(None, |last| last.clone())?;
+        (last.printed == printed).then_some(last)
+    }
+
+    pub fn keep(&self, checked: Checked) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(Arc::new(checked));
+        }
+    }
 }
 
 /// A loaded, compiled blueprint.
@@ -142,6 +170,7 @@ impl Blueprint {
                         name: relative.clone(),
                         output: output.to_string(),
                         source: source.into(),
+                        last_checked: LastChecked::default(),
                     });
                 }
             } else {
