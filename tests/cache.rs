@@ -734,3 +734,44 @@ fn accounts_in_many_folders_need_few_open_files() {
     let names = listed.to_string();
     assert!(names.contains("acct-000") && names.contains("acct-149"), "{names}");
 }
+
+/// A ledger line of `account`: an apply, or a switch to `slot`.
+fn ledger_line(account: &str, operation: &str, slot: &str) -> String {
+    let record = serde_json::json!({
+        "time": "2026-12-01T00:00:00Z", "account": account, "environment": "qa", "operation": operation,
+        "outcome": "succeeded", "version": "1.0.0", "environment_version": "1.0.0+none", "commit": "none",
+        "digest": "", "who": "ci", "slot": slot
+    });
+    format!("{record}\n")
+}
+
+/// A check of every account renders each account the cache does not know while loading reads
+/// it, in the slot the ledger says is live: the check itself renders none of them again (only
+/// the ephemeral one, whose tags follow the clock), and finds what a check without the cache
+/// finds, for an account the ledger moved to its green slot and one it gives a creation time.
+#[test]
+fn a_cold_check_of_every_account_renders_each_once_in_its_live_slot() {
+    use stamp::config::project::{LoadOptions, Scope};
+    let project = Project::example();
+    project.write(&format!("{ACCOUNTS}/ana-play.yaml"), EPHEMERAL);
+    project
+        .write(".stamp/ledger/qa.jsonl", &(ledger_line("qa", "apply", "blue") + &ledger_line("qa", "switch", "green")));
+    project.write(".stamp/ledger/production.jsonl", &ledger_line("production", "apply", "blue"));
+    let check = |cache: bool| {
+        let memo =
+            std::sync::Arc::new(stamp::config::catalog::Memo::new(stamp::cache::Cache::open(project.path(), cache)));
+        let prerender = stamp::ops::check::Prerender { version: Some("1.0.0") };
+        let options = LoadOptions { scope: Scope::Only(&[]), memo, files: None, prepare: Some(&prerender) };
+        let workspace = stamp::ops::Workspace::load_with(project.path(), options).unwrap();
+        assert!(workspace.project.catalog.iter().any(|e| e.name() == "qa" && e.slot == stamp::config::Slot::Green));
+        let options = stamp::ops::check::CheckOptions { version: Some("1.0.0".into()), ..Default::default() };
+        let report = stamp::ops::check::check(&workspace, &options);
+        let found: Vec<String> = report.diagnostics.iter().map(|d| format!("{d:?}")).collect();
+        (report.accounts_checked, report.accounts_rendered, found)
+    };
+    let (checked, rendered, found) = check(true);
+    let (plain_checked, plain_rendered, plain_found) = check(false);
+    assert_eq!((checked, &found), (plain_checked, &plain_found), "the same check with and without the cache");
+    assert_eq!(plain_rendered, plain_checked, "without the cache, every account is rendered by the check");
+    assert_eq!(rendered, 1, "with it, only the ephemeral account is rendered again");
+}

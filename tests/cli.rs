@@ -242,6 +242,36 @@ fn render_never_writes_into_stamps_own_folder() {
 }
 
 #[test]
+fn files_the_user_names_never_replace_the_projects_own_files() {
+    let project = Project::example();
+    let inputs = ["stamp.yaml", "fixtures/accounts/qa.yaml", "archetypes/local-platform/schema.json"];
+    let before: Vec<String> = inputs.iter().map(|f| project.read(f)).collect();
+    let blueprint = tree_text(&project.path().join("blueprints"));
+    let tries: [(&[&str], &str); 7] = [
+        (&["plan", "qa", "--out", "stamp.yaml"], "is the project file `stamp.yaml`"),
+        (&["plan", "qa", "--out", "nowhere/../stamp.yaml"], "is the project file `stamp.yaml`"),
+        (&["drift", "qa", "--out", "fixtures/accounts/qa.yaml"], "is the account file `fixtures/accounts/qa.yaml`"),
+        (
+            &["plan", "qa", "--format", "markdown", "--report-file", "archetypes/local-platform/schema.json"],
+            "is inside the archetypes folder `archetypes`",
+        ),
+        (&["render", "--all", "--out", "blueprints/local-platform"], "inside the blueprints folder `blueprints`"),
+        (&["render", "qa", "--out", "fixtures/accounts/trees"], "inside the accounts folder `fixtures/accounts`"),
+        (&["build", "qa", "--version", "1.0.0", "--out", "blueprints"], "inside the blueprints folder"),
+    ];
+    for (args, says) in tries {
+        let out = project.stamp(args).run().failure(1);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    let after: Vec<String> = inputs.iter().map(|f| project.read(f)).collect();
+    assert_eq!(after, before, "the project's files are as they were");
+    assert_eq!(tree_text(&project.path().join("blueprints")), blueprint, "the blueprints are as they were");
+    // A folder beside them, or named like one, is the user's to write.
+    project.stamp(["render", "qa", "--out", "blueprints-out"]).run().success();
+    project.stamp(["render", "qa", "--out", "stamp.yaml.d"]).run().success();
+}
+
+#[test]
 fn files_the_user_names_never_go_into_stamps_own_folder() {
     let project = Project::example();
     project.write(".stamp/ledger/qa.jsonl", "");

@@ -125,7 +125,19 @@ fn an_archetype_cannot_take_its_blueprint_from_outside_the_blueprints_folder() {
         let out = project.stamp(["render", "--all", "--out", "out"]).run().failure(1);
         assert!(out.stderr.contains("blueprint"), "{}", out.stderr);
         assert!(!project.path().join("out").exists());
+        // Or a link on the way to a blueprint in a folder of blueprints.
+        fs_err::create_dir_all(outside.path().join("inner")).unwrap();
+        fs_err::write(outside.path().join("inner/leak.tf"), "locals {\n  b = 1\n}\n").unwrap();
+        project.write("archetypes/open/archetype.yaml", "blueprint: linked/inner\nprovider: none\n");
+        let out = project.stamp(["render", "--all", "--out", "out"]).run().failure(1);
+        assert!(out.stderr.contains("leads out of `blueprints` through a link"), "{}", out.stderr);
+        assert!(!project.path().join("out").exists());
     }
+    // A blueprint in a folder of blueprints is the blueprints folder's own.
+    project.write("blueprints/aws/open/main.tf.j2", "locals {\n  nested = 1\n}\n");
+    project.write("archetypes/open/archetype.yaml", "blueprint: aws/open\nprovider: none\n");
+    project.stamp(["render", "--all", "--out", "out"]).run().success();
+    assert!(project.read("out/evil/main.tf").contains("nested = 1"));
 }
 
 #[test]

@@ -64,8 +64,12 @@ pub fn run(workspace: &Workspace, args: &Args, out: &Output) -> ExitStatus {
 
 /// The project did not load (a broken `stamp.yaml`): its diagnostics, as `check` reports.
 pub fn not_loaded(args: &Args, report: &crate::diagnostics::Report, out: &Output) -> ExitStatus {
-    let report =
-        CheckReport { accounts_checked: 0, diagnostics: report.diagnostics.clone(), sources: report.sources.clone() };
+    let report = CheckReport {
+        accounts_checked: 0,
+        accounts_rendered: 0,
+        diagnostics: report.diagnostics.clone(),
+        sources: report.sources.clone(),
+    };
     print(args, &report, out)
 }
 

@@ -576,7 +576,12 @@ impl Project {
             let mut d = Diagnostic::error("account.unknown-archetype", format!("unknown archetype `{archetype}`"))
                 .at(Location::new(&display, pos.line, pos.column).with_end_column(pos.end_column.unwrap_or(0)));
             let folder = self.root.join(&self.file.archetypes).join(&archetype);
-            if is_folder_name(&archetype) && folder.join("archetype.yaml").is_file() {
+            // Only the folder of exactly that name (not one a case-insensitive file system
+            // finds under another spelling).
+            let listed = fs_err::read_dir(folder.parent().unwrap_or(&folder)).is_ok_and(|mut names| {
+                names.any(|e| e.is_ok_and(|e| e.file_name().to_str() == Some(archetype.as_str())))
+            });
+            if is_folder_name(&archetype) && listed && folder.join("archetype.yaml").is_file() {
                 return Err(Box::new(d.hint(format!(
                     "`{}` did not load: its own errors say why",
                     self.display(&folder.join("archetype.yaml"))
@@ -684,7 +689,7 @@ impl Project {
             return Err(Box::new(
                 Diagnostic::error(
                     "archetype.blueprint",
-                    format!("`blueprint` must name a folder in `{}`, not a path", self.file.blueprints.display()),
+                    format!("`blueprint` must name a folder in `{}`, not a path out of it", self.file.blueprints.display()),
                 )
                 .at(Location::new(&display, pos.0, pos.1).with_end_column(pos.2))
                 .hint("write the folder's name (`blueprint: service-platform`): a blueprint is read from the blueprints folder only"),
@@ -817,10 +822,12 @@ fn scanned(file: AccountFile, display: String, content: String, load_key: String
     }
 }
 
-/// Whether `name` names a folder inside another: one plain path component, no separator.
+/// Whether `name` names a folder inside another: plain names (`aws/service`), never `.`,
+/// `..`, a root or a drive.
 fn is_folder_name(name: &str) -> bool {
-    let mut parts = Path::new(name).components();
-    matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None)) && !name.contains(['/', '\\'])
+    !name.is_empty()
+        && !name.contains('\\')
+        && Path::new(name).components().all(|part| matches!(part, std::path::Component::Normal(_)))
 }
 
 /// An account file whose content is not what Stamp read of it moments before.

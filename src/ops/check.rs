@@ -29,6 +29,8 @@ pub struct CheckOptions {
 /// What `check` found.
 pub struct CheckReport {
     pub accounts_checked: usize,
+    /// How many of them this check rendered itself (the others, the cache stood in for).
+    pub accounts_rendered: usize,
     pub diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
 }
@@ -49,6 +51,8 @@ pub struct Checked<'w> {
     pub trees: Vec<(Cow<'w, Account>, Option<Tree>)>,
     /// How many selected accounts were checked (rendered, or stood in for by the cache).
     pub checked: usize,
+    /// How many of them were rendered.
+    pub rendered: usize,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -229,6 +233,7 @@ pub fn validate_and_render<'w>(
         let _ = project.load_entry(entry);
     }
     let memo = &project.memo;
+    let rendered = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<Outcome<'w>> = targets
         .par_iter()
         .map(|&entry| {
@@ -263,6 +268,7 @@ pub fn validate_and_render<'w>(
                 return Outcome::Rendered(Box::new(account), None, problems);
             }
             let out_dir = out_dir_of(workspace, &account);
+            rendered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let tree = match renderer.render(&account, &out_dir) {
                 Ok(tree) => tree,
                 Err(problems) => return Outcome::Rendered(Box::new(account), None, problems),
@@ -310,7 +316,7 @@ pub fn validate_and_render<'w>(
     };
     diagnostics.extend(found);
     diagnostics::sort(&mut diagnostics);
-    Ok(Checked { workspace, version, trees, checked, diagnostics })
+    Ok(Checked { workspace, version, trees, checked, rendered: rendered.into_inner(), diagnostics })
 }
 
 /// Renders one account of `workspace`, in `slot`, for its work folder: the tree, or why not.
@@ -346,46 +352,75 @@ fn check_out_dir(project: &Project, name: &str) -> PathBuf {
 }
 
 /// A `check` of every account, begun while the project loads: each account the cache does not
-/// know is validated and rendered as soon as it is read, and a clean result goes into the cache
-/// under the key `check` looks for (its live slot and creation time as an account the ledger
-/// has not seen has them). `check` then finds it there, and the account is read and parsed
-/// once. An account with problems, or whose ledger says otherwise, is checked again by
-/// `check`, which reports what it finds.
+/// know is validated and rendered as soon as it is read, in the slot the ledger says is live,
+/// and a clean result goes into the cache under the key `check` looks for. `check` then finds
+/// it there, and the account is read and parsed once. An account with problems is checked
+/// again by `check`, which reports what it finds.
 #[derive(Debug)]
 pub struct Prerender<'a> {
     /// The release version `check` is given.
     pub version: Option<&'a str>,
 }
 
-impl crate::config::project::Prepare for Prerender<'_> {
-    fn begin<'p>(&'p self, project: &'p Project) -> Box<crate::config::project::Prepared<'p>> {
+/// What rendering ahead needs, made when the first account the cache does not know comes.
+struct Ahead<'p> {
+    renderer: Renderer<'p>,
+    validators: Validators,
+    renderer_keys: BTreeMap<&'p str, String>,
+    histories: BTreeMap<String, crate::ledger::History>,
+}
+
+impl<'p> Ahead<'p> {
+    /// `None` when `check` would not take what it gives: no cache, a version that is not valid,
+    /// a store that cannot be read.
+    fn new(project: &'p Project, version: Option<&str>) -> Option<Self> {
         if !project.memo.is_on() {
-            return Box::new(|_, _| {});
+            return None;
         }
         let (renderer, _) = Renderer::new(project, BuildVersion::placeholder(), None);
-        let version = VersionSpec::Unread(self.version).resolve(&renderer, &project.root);
-        if crate::version::validate(&version.version).is_err() {
-            return Box::new(|_, _| {});
-        }
+        let version = VersionSpec::Unread(version).resolve(&renderer, &project.root);
+        crate::version::validate(&version.version).ok()?;
         let renderer = renderer.with_version(version);
-        let (validators, _) = Validators::compile(project, None);
-        let renderer_keys: BTreeMap<&str, String> = project
+        let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger).ok()?;
+        let histories = store.histories(None).ok()?;
+        let renderer_keys = project
             .archetypes
             .keys()
             .filter_map(|archetype| Some((archetype.as_str(), renderer.key(archetype)?)))
             .collect();
+        let (validators, _) = Validators::compile(project, None);
+        Some(Self { renderer, validators, renderer_keys, histories })
+    }
+
+    fn render(&self, project: &Project, entry: &Entry, account: &Account) {
+        let Some(renderer_key) = self.renderer_keys.get(account.archetype.as_str()) else { return };
+        // An ephemeral account's tags depend on the clock: `check` always renders it.
+        if entry.summary.ephemeral {
+            return;
+        }
+        let mut entry = entry.clone();
+        entry.annotate(self.histories.get(entry.name()).unwrap_or(&crate::ledger::History::default()));
+        let account =
+            if account.slot == entry.slot { Cow::Borrowed(account) } else { Cow::Owned(account.in_slot(entry.slot)) };
+        if !self.validators.validate(project, &account).is_empty() {
+            return;
+        }
+        let out_dir = check_out_dir(project, entry.name());
+        if let Ok(tree) = self.renderer.render(&account, &out_dir) {
+            let key = result_key(project, renderer_key, &entry, entry.slot, &out_dir);
+            project.memo.checked(&entry.load_key, &key, &tree.disk_digest());
+        }
+    }
+}
+
+impl crate::config::project::Prepare for Prerender<'_> {
+    fn begin<'p>(&'p self, project: &'p Project) -> Box<crate::config::project::Prepared<'p>> {
+        // Made by the first thread that needs it while the other waits: nothing in it runs on
+        // rayon's pool, so a waiting thread is never handed another account meanwhile.
+        let ahead = std::sync::OnceLock::new();
         Box::new(move |entry, account| {
-            let Some(renderer_key) = renderer_keys.get(account.archetype.as_str()) else { return };
-            if entry.summary.ephemeral || entry.slot != Slot::Blue || entry.created_at.is_some() {
-                return;
-            }
-            if !validators.validate(project, account).is_empty() {
-                return;
-            }
-            let out_dir = check_out_dir(project, entry.name());
-            if let Ok(tree) = renderer.render(account, &out_dir) {
-                let key = result_key(project, renderer_key, entry, Slot::Blue, &out_dir);
-                project.memo.checked(&entry.load_key, &key, &tree.disk_digest());
+            if let Some(ahead) = ahead.get_or_init(|| Ahead::new(project, self.version)) {
+                ahead.render(project, entry, account);
             }
         })
     }
@@ -415,10 +450,13 @@ pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
     ) {
         Ok(checked) => CheckReport {
             accounts_checked: checked.checked,
+            accounts_rendered: checked.rendered,
             diagnostics: checked.diagnostics,
             sources: workspace.project.sources.clone(),
         },
-        Err(Report { diagnostics, sources }) => CheckReport { accounts_checked: 0, diagnostics, sources },
+        Err(Report { diagnostics, sources }) => {
+            CheckReport { accounts_checked: 0, accounts_rendered: 0, diagnostics, sources }
+        }
     }
 }
 

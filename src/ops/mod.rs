@@ -143,32 +143,25 @@ pub enum Written {
     Into,
 }
 
-/// The folder of Stamp's own that `path` (as `written`) lies in, described, if any: the
+/// The folder of Stamp's own that `target` (see [`target_of`]) lies in, described, if any: the
 /// project's `.stamp/` (state, ledger, locks, work folders, cache; not its `reports/`, unless
 /// that is a link elsewhere), and the ledger, local state, snapshot and provider cache folders
 /// `stamp.yaml` names. A slip of the keyboard must not replace a ledger or a plan file.
-fn own_folder_holding(project: &crate::config::Project, path: &Path, written: Written) -> Option<String> {
+fn own_folder_holding(project: &crate::config::Project, target: &Path) -> Option<String> {
     use crate::fsio::resolved;
-    let target = match (written, path.file_name(), path.parent()) {
-        (Written::Entry, Some(name), Some(parent)) => {
-            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-            resolved(parent).join(name)
-        }
-        _ => resolved(path),
-    };
     let root = &project.root;
     let own = resolved(&root.join(".stamp"));
     let reports = own.join("reports");
     // `reports/` only while it is a folder of its own, not a link elsewhere.
-    let in_reports = resolved(&reports) == reports && holds(&reports, &target);
-    if holds(&own, &target) && !in_reports {
+    let in_reports = resolved(&reports) == reports && holds(&reports, target);
+    if holds(&own, target) && !in_reports {
         return Some("Stamp's own folder `.stamp/`".to_string());
     }
     // A folder that holds the whole project (`ledger: .`, say) is no folder of Stamp's alone.
     let root = resolved(root);
     configured_folders(project).into_iter().find_map(|(_, what, dir)| {
         let dir = dir?;
-        (holds(&dir, &target) && !holds(&dir, &root)).then(|| format!("{what} `{}`", project.display(&dir)))
+        (holds(&dir, target) && !holds(&dir, &root)).then(|| format!("{what} `{}`", project.display(&dir)))
     })
 }
 
@@ -244,18 +237,63 @@ pub enum Named<'a> {
 }
 
 /// Refuses `path` (where `named` leads, written as `written`) inside a folder of Stamp's own
-/// ([`own_folder_holding`]), saying so in the user's words.
+/// ([`own_folder_holding`]) or in place of the project's own files ([`input_at`]), saying so
+/// in the user's words.
 pub fn outside_own_folder(
     project: &crate::config::Project,
     path: &Path,
     named: Named<'_>,
     written: Written,
 ) -> Result<(), String> {
-    let Some(own) = own_folder_holding(project, path, written) else { return Ok(()) };
+    let target = target_of(path, written);
+    if let Some(own) = own_folder_holding(project, &target) {
+        return Err(match named {
+            Named::Given(option, value) => format!("`{option} {}` is inside {own}", value.display()),
+            Named::Default(folder) => format!("the output folder `{folder}` leads inside {own}"),
+        });
+    }
+    let Some(input) = input_at(project, &target, written) else { return Ok(()) };
     Err(match named {
-        Named::Given(option, value) => format!("`{option} {}` is inside {own}", value.display()),
-        Named::Default(folder) => format!("the output folder `{folder}` leads inside {own}"),
+        Named::Given(option, value) => format!("`{option} {}` is {input}", value.display()),
+        Named::Default(folder) => format!("the output folder `{folder}` is {input}"),
     })
+}
+
+/// What writing `path` (as `written`) would change: the entry a rename replaces, resolved
+/// through links in its folder only, or the folder written into, followed to where it leads.
+fn target_of(path: &Path, written: Written) -> PathBuf {
+    use crate::fsio::resolved;
+    match (written, path.file_name(), path.parent()) {
+        (Written::Entry, Some(name), Some(parent)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            resolved(parent).join(name)
+        }
+        _ => resolved(path),
+    }
+}
+
+/// The project's own file or folder that writing `target` would replace or write into,
+/// described: `stamp.yaml`, an account file, or (inside) the folder of the accounts, the
+/// archetypes or the blueprints, unless that folder holds the whole project.
+fn input_at(project: &crate::config::Project, target: &Path, written: Written) -> Option<String> {
+    let root = &project.root;
+    if holds(&root.join(crate::config::project::PROJECT_FILE), target) {
+        return Some(format!("the project file `{}`", crate::config::project::PROJECT_FILE));
+    }
+    if written == Written::Entry
+        && let Some(entry) = project.catalog.iter().find(|e| holds(&e.path, target))
+    {
+        return Some(format!("the account file `{}`", entry.display));
+    }
+    let resolved_root = crate::fsio::resolved(root);
+    let file = &project.file;
+    [("accounts", &file.accounts), ("archetypes", &file.archetypes), ("blueprints", &file.blueprints)]
+        .into_iter()
+        .find_map(|(what, dir)| {
+            let dir = root.join(dir);
+            (holds(&dir, target) && !holds(&dir, &resolved_root))
+                .then(|| format!("inside the {what} folder `{}`", project.display(&dir)))
+        })
 }
 
 /// Checked once the account's lock is held (the project was loaded before): a migration

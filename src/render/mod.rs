@@ -77,6 +77,20 @@ impl<'p> Renderer<'p> {
                 continue;
             }
             let dir = project.blueprint_dir(name);
+            // A folder in the blueprints folder, not a link out of it on the way there.
+            let folder = project.root.join(&project.file.blueprints);
+            if let (Ok(found), Ok(folder)) = (fs_err::canonicalize(&dir), fs_err::canonicalize(&folder))
+                && !found.starts_with(&folder)
+            {
+                let pos = archetype.positions.value("/blueprint").map_or((1, 1), |p| (p.line, p.column));
+                diagnostics.push(
+                    Diagnostic::error("blueprint.outside", format!("blueprint `{name}` leads out of `{}` through a link", project.display(&folder)))
+                        .at(Location::new(&archetype.display, pos.0, pos.1))
+                        .hint("blueprints may only contain regular files, so rendering never reads outside the blueprints folder"),
+                );
+                blueprints.insert(name.clone(), None);
+                continue;
+            }
             let (blueprint, found) = Blueprint::load(name, &dir, project.display(&dir), &project.sources);
             diagnostics.extend(found.into_iter().map(|d| {
                 if d.location.is_some() {
@@ -216,7 +230,8 @@ impl<'p> Renderer<'p> {
             let head = header(&template_display);
             // The same printed text passed the guard for another account, under another
             // header: a header of comments only leaves it read the same.
-            if let Some(checked) = template.last_checked.of(&text).filter(|_| hcl_check::is_only_comments(&head)) {
+            let head_is_comments = hcl_check::is_only_comments(&head);
+            if let Some(checked) = template.last_checked.of(&text).filter(|_| head_is_comments) {
                 let text = format!("{head}{}", checked.text);
                 if !needles.is_empty() {
                     let text = format!("{}{}", scan_header(&template_display), checked.text);
@@ -255,7 +270,10 @@ impl<'p> Renderer<'p> {
                 diagnostics.push(misplaced(problem));
                 continue;
             }
-            template.last_checked.keep(blueprint::Checked { printed, text: guarded.text });
+            // Kept only as checked under a header of comments, as it is used.
+            if head_is_comments {
+                template.last_checked.keep(blueprint::Checked { printed, text: guarded.text });
+            }
             if !needles.is_empty() {
                 let text = format!("{}{}", scan_header(&template_display), &text[head.len()..]);
                 scanned.insert(template.output.clone(), text.into_bytes().into());

@@ -160,9 +160,10 @@ impl Store for FolderStore {
         // The folder is listed once, and only the files of accounts that were ever deployed
         // are read.
         let present = self.accounts()?;
+        let wanted: Option<std::collections::HashSet<&str>> = accounts.map(|a| a.iter().copied().collect());
         Ok(present
             .into_iter()
-            .filter(|name| accounts.is_none_or(|wanted| wanted.contains(&name.as_str())))
+            .filter(|name| wanted.as_ref().is_none_or(|wanted| wanted.contains(name.as_str())))
             .map(|name| {
                 let history = self.read_history(&name);
                 (name, history)

@@ -198,7 +198,7 @@ impl<'w> Session<'w> {
         let trees = vec![(account, Some(artifact.tree()))];
         let terraform = locate(options.terraform.as_deref())?;
         Ok(Self {
-            checked: Checked { workspace, version, trees, checked: 1, diagnostics: Vec::new() },
+            checked: Checked { workspace, version, trees, checked: 1, rendered: 0, diagnostics: Vec::new() },
             terraform,
             by_migration: false,
         })
