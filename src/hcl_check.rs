@@ -15,10 +15,11 @@ pub fn check(text: &str) -> Result<(), HclError> {
     parse(text).map(|_| ())
 }
 
-/// Whether `text` is only comments and blank lines ending in a line break, as the parser reads
-/// it: whatever follows it is read as if it stood alone, shifted by its length.
+/// Whether `text` is only `#` comments and blank lines, ending in a line break: whatever follows
+/// it is read as if it stood alone, shifted by its length. HCL ends a `#` comment at a line
+/// break (`\n`, or `\r` for the parser), so a `\r` anywhere makes this false.
 pub fn is_only_comments(text: &str) -> bool {
-    text.ends_with('\n') && parse(text).is_ok_and(|body| body.is_empty())
+    text.ends_with('\n') && !text.contains('\r') && text.lines().all(|line| line.is_empty() || line.starts_with('#'))
 }
 
 /// Parses `text` as an HCL body, keeping where each part is (for the output guard).
@@ -98,6 +99,12 @@ mod tests {
         assert!(!is_only_comments("# a"), "what follows would join the comment");
         assert!(!is_only_comments("# a\nb = 1\n"));
         assert!(!is_only_comments("/* a\n"));
+        assert!(!is_only_comments("# a\rb = 1\n"));
+        assert!(!is_only_comments(" # a\n"));
+        // What it accepts, the parser reads as nothing but comments.
+        for text in ["# a\n", "# a\n\n# b `c` \"d\" ${e} %{f}\n\n", "#\n"] {
+            assert!(is_only_comments(text) && parse(text).is_ok_and(|body| body.is_empty()), "{text:?}");
+        }
     }
 
     #[test]

@@ -138,6 +138,13 @@ fn an_archetype_cannot_take_its_blueprint_from_outside_the_blueprints_folder() {
     project.write("archetypes/open/archetype.yaml", "blueprint: aws/open\nprovider: none\n");
     project.stamp(["render", "--all", "--out", "out"]).run().success();
     assert!(project.read("out/evil/main.tf").contains("nested = 1"));
+    // But not one inside another: `aws` would render `aws/open`'s files as its own.
+    project
+        .write("archetypes/outer/archetype.yaml", "blueprint: aws\nprovider: none\n")
+        .write("archetypes/outer/schema.json", r#"{"type": "object"}"#)
+        .write("blueprints/aws/main.tf.j2", "locals {\n  outer = 1\n}\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("blueprint `aws` holds blueprint `aws/open`"), "{}", out.stderr);
 }
 
 #[test]

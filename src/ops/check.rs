@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -29,7 +30,7 @@ pub struct CheckOptions {
 /// What `check` found.
 pub struct CheckReport {
     pub accounts_checked: usize,
-    /// How many of them this check rendered itself (the others, the cache stood in for).
+    /// How many of them this check rendered itself (after they loaded and validated).
     pub accounts_rendered: usize,
     pub diagnostics: Vec<Diagnostic>,
     pub sources: Sources,
@@ -367,29 +368,34 @@ struct Ahead<'p> {
     renderer: Renderer<'p>,
     validators: Validators,
     renderer_keys: BTreeMap<&'p str, String>,
-    histories: BTreeMap<String, crate::ledger::History>,
+    /// The ledger, for each account's live slot: in a folder, one file per account, read for
+    /// the accounts rendered ahead only.
+    store: Arc<dyn crate::store::Store>,
 }
 
 impl<'p> Ahead<'p> {
-    /// `None` when `check` would not take what it gives: no cache, a version that is not valid,
-    /// a store that cannot be read.
+    /// `None` when `check` would not take what it gives (no cache, a version that is not
+    /// valid, a store that cannot be opened), or when asking the store account by account
+    /// would cost more than it saves (a shared store: a query each).
     fn new(project: &'p Project, version: Option<&str>) -> Option<Self> {
         if !project.memo.is_on() {
+            return None;
+        }
+        let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger).ok()?;
+        if store.is_shared() {
             return None;
         }
         let (renderer, _) = Renderer::new(project, BuildVersion::placeholder(), None);
         let version = VersionSpec::Unread(version).resolve(&renderer, &project.root);
         crate::version::validate(&version.version).ok()?;
         let renderer = renderer.with_version(version);
-        let store = crate::store::open(&project.file.store, &project.root, &project.file.ledger).ok()?;
-        let histories = store.histories(None).ok()?;
         let renderer_keys = project
             .archetypes
             .keys()
             .filter_map(|archetype| Some((archetype.as_str(), renderer.key(archetype)?)))
             .collect();
         let (validators, _) = Validators::compile(project, None);
-        Some(Self { renderer, validators, renderer_keys, histories })
+        Some(Self { renderer, validators, renderer_keys, store })
     }
 
     fn render(&self, project: &Project, entry: &Entry, account: &Account) {
@@ -398,8 +404,9 @@ impl<'p> Ahead<'p> {
         if entry.summary.ephemeral {
             return;
         }
+        let Ok(history) = self.store.history(entry.name()) else { return };
         let mut entry = entry.clone();
-        entry.annotate(self.histories.get(entry.name()).unwrap_or(&crate::ledger::History::default()));
+        entry.annotate(&history);
         let account =
             if account.slot == entry.slot { Cow::Borrowed(account) } else { Cow::Owned(account.in_slot(entry.slot)) };
         if !self.validators.validate(project, &account).is_empty() {

@@ -280,7 +280,9 @@ fn input_at(project: &crate::config::Project, target: &Path, written: Written) -
     if holds(&root.join(crate::config::project::PROJECT_FILE), target) {
         return Some(format!("the project file `{}`", crate::config::project::PROJECT_FILE));
     }
+    // An account file exists: only a target that is an existing file can be one.
     if written == Written::Entry
+        && fs_err::metadata(target).is_ok_and(|m| m.is_file())
         && let Some(entry) = project.catalog.iter().find(|e| holds(&e.path, target))
     {
         return Some(format!("the account file `{}`", entry.display));

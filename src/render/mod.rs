@@ -77,6 +77,22 @@ impl<'p> Renderer<'p> {
                 continue;
             }
             let dir = project.blueprint_dir(name);
+            // A blueprint holding another would render the other's files as its own.
+            let holding = project
+                .archetypes
+                .values()
+                .map(|a| &a.file.blueprint)
+                .find(|other| *other != name && std::path::Path::new(other.as_str()).starts_with(name.as_str()));
+            if let Some(other) = holding {
+                let pos = archetype.positions.value("/blueprint").map_or((1, 1), |p| (p.line, p.column));
+                diagnostics.push(
+                    Diagnostic::error("blueprint.nested", format!("blueprint `{name}` holds blueprint `{other}`"))
+                        .at(Location::new(&archetype.display, pos.0, pos.1))
+                        .hint("every file in a blueprint's folder is rendered: keep blueprints side by side, not one inside another"),
+                );
+                blueprints.insert(name.clone(), None);
+                continue;
+            }
             // A folder in the blueprints folder, not a link out of it on the way there.
             let folder = project.root.join(&project.file.blueprints);
             if let (Ok(found), Ok(folder)) = (fs_err::canonicalize(&dir), fs_err::canonicalize(&folder))
