@@ -114,6 +114,7 @@ fn an_archetype_cannot_take_its_blueprint_from_outside_the_blueprints_folder() {
             "{blueprint}: {}",
             out.stderr
         );
+        assert!(out.stderr.contains("`archetypes/open/archetype.yaml` did not load"), "{blueprint}: {}", out.stderr);
         project.stamp(["render", "--all", "--out", "out"]).run().failure(1);
         assert!(!project.path().join("out").exists(), "{blueprint}");
     }

@@ -231,6 +231,8 @@ pub struct Project {
     pub root: PathBuf,
     pub file: ProjectFile,
     pub archetypes: BTreeMap<String, Archetype>,
+    /// The archetype folders whose `archetype.yaml` did not load (their diagnostics say why).
+    unloaded_archetypes: std::collections::BTreeSet<String>,
     /// The loaded accounts, sorted by name: every account, or (loaded for a [`Scope::Only`])
     /// the named ones.
     pub accounts: Vec<Account>,
@@ -329,6 +331,7 @@ impl Project {
             root,
             file,
             archetypes: BTreeMap::new(),
+            unloaded_archetypes: std::collections::BTreeSet::new(),
             accounts: Vec::new(),
             catalog: Vec::new(),
             sources,
@@ -575,17 +578,11 @@ impl Project {
             let known: Vec<String> = self.archetypes.keys().cloned().collect();
             let mut d = Diagnostic::error("account.unknown-archetype", format!("unknown archetype `{archetype}`"))
                 .at(Location::new(&display, pos.line, pos.column).with_end_column(pos.end_column.unwrap_or(0)));
-            let folder = self.root.join(&self.file.archetypes).join(&archetype);
-            // Only the folder of exactly that name (not one a case-insensitive file system
-            // finds under another spelling).
-            let listed = fs_err::read_dir(folder.parent().unwrap_or(&folder)).is_ok_and(|mut names| {
-                names.any(|e| e.is_ok_and(|e| e.file_name().to_str() == Some(archetype.as_str())))
-            });
-            if is_folder_name(&archetype) && listed && folder.join("archetype.yaml").is_file() {
-                return Err(Box::new(d.hint(format!(
-                    "`{}` did not load: its own errors say why",
-                    self.display(&folder.join("archetype.yaml"))
-                ))));
+            if self.unloaded_archetypes.contains(&archetype) {
+                let file = self.root.join(&self.file.archetypes).join(&archetype).join("archetype.yaml");
+                return Err(Box::new(
+                    d.hint(format!("`{}` did not load: its own errors say why", self.display(&file))),
+                ));
             }
             if let Some(near) = did_you_mean(&archetype, known.iter().map(String::as_str)) {
                 d = d.hint(format!("did you mean `{near}`?"));
@@ -662,7 +659,11 @@ impl Project {
                 Ok(archetype) => {
                     self.archetypes.insert(archetype.name.clone(), archetype);
                 }
-                Err(d) => diagnostics.push(*d),
+                Err(d) => {
+                    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                    self.unloaded_archetypes.extend(name);
+                    diagnostics.push(*d);
+                }
             }
         }
         diagnostics

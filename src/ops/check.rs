@@ -197,20 +197,11 @@ pub fn validate_and_render<'w>(
     // Only the archetypes and blueprints the selected accounts use are compiled.
     let used: BTreeSet<&str> = targets.iter().map(|e| e.summary.archetype.as_str()).collect();
     let only = selected.is_some().then_some(&used);
-    // The blueprints are compiled first: whether their templates read the version decides
-    // how an `Unread` one is found.
-    let (renderer, blueprint_diagnostics) = Renderer::new(project, BuildVersion::placeholder(), only);
-    let version = version.resolve(&renderer, &project.root);
-    let renderer = renderer.with_version(version.clone());
-    if let Err(problem) = crate::version::validate(&version.version) {
-        return Err(Report::new(
-            vec![Diagnostic::error("version.invalid", problem)],
-            workspace.project.sources.clone(),
-        ));
-    }
-    let (validators, compiled) = Validators::compile(project, only);
+    let (Compiled { renderer, validators, version }, compiled) =
+        Compiled::new(project, only, version).map_err(|problem| {
+            Report::new(vec![Diagnostic::error("version.invalid", problem)], workspace.project.sources.clone())
+        })?;
     found.extend(compiled);
-    found.extend(blueprint_diagnostics);
     let renderer_keys: BTreeMap<&str, Option<String>> =
         used.iter().map(|&archetype| (archetype, renderer.key(archetype))).collect();
     // Conflicts between accounts are known before rendering: both accounts of a conflict are
@@ -344,12 +335,40 @@ pub fn render_one(
 
 /// The default folder an account renders to: `build/<account>` in the project.
 pub fn default_out_dir(workspace: &Workspace, account: &Account) -> std::path::PathBuf {
-    workspace.project.root.join("build").join(&account.name)
+    build_dir(&workspace.project, &account.name)
 }
 
-/// Where `check` says an account would be written (its cache records depend on it).
-fn check_out_dir(project: &Project, name: &str) -> PathBuf {
+/// `build/<account>` in the project: where `check` says an account would be written (its
+/// cache records depend on it).
+fn build_dir(project: &Project, name: &str) -> PathBuf {
     project.root.join("build").join(name)
+}
+
+/// The blueprints and schemas of the archetypes in `only` (all when `None`), compiled, and the
+/// version they stamp.
+struct Compiled<'p> {
+    renderer: Renderer<'p>,
+    validators: Validators,
+    version: BuildVersion,
+}
+
+impl<'p> Compiled<'p> {
+    /// With what compiling found; the error when the version is not one.
+    fn new(
+        project: &'p Project,
+        only: Option<&BTreeSet<&str>>,
+        version: VersionSpec<'_>,
+    ) -> Result<(Self, Vec<Diagnostic>), String> {
+        // The blueprints are compiled first: whether their templates read the version decides
+        // how an `Unread` one is found.
+        let (renderer, mut found) = Renderer::new(project, BuildVersion::placeholder(), only);
+        let version = version.resolve(&renderer, &project.root);
+        crate::version::validate(&version.version)?;
+        let renderer = renderer.with_version(version.clone());
+        let (validators, compiled) = Validators::compile(project, only);
+        found.splice(0..0, compiled);
+        Ok((Self { renderer, validators, version }, found))
+    }
 }
 
 /// A `check` of every account, begun while the project loads: each account the cache does not
@@ -385,16 +404,13 @@ impl<'p> Ahead<'p> {
         if store.is_shared() {
             return None;
         }
-        let (renderer, _) = Renderer::new(project, BuildVersion::placeholder(), None);
-        let version = VersionSpec::Unread(version).resolve(&renderer, &project.root);
-        crate::version::validate(&version.version).ok()?;
-        let renderer = renderer.with_version(version);
+        let (Compiled { renderer, validators, .. }, _) =
+            Compiled::new(project, None, VersionSpec::Unread(version)).ok()?;
         let renderer_keys = project
             .archetypes
             .keys()
             .filter_map(|archetype| Some((archetype.as_str(), renderer.key(archetype)?)))
             .collect();
-        let (validators, _) = Validators::compile(project, None);
         Some(Self { renderer, validators, renderer_keys, store })
     }
 
@@ -412,7 +428,7 @@ impl<'p> Ahead<'p> {
         if !self.validators.validate(project, &account).is_empty() {
             return;
         }
-        let out_dir = check_out_dir(project, entry.name());
+        let out_dir = build_dir(project, entry.name());
         if let Ok(tree) = self.renderer.render(&account, &out_dir) {
             let key = result_key(project, renderer_key, &entry, entry.slot, &out_dir);
             project.memo.checked(&entry.load_key, &key, &tree.disk_digest());
@@ -434,7 +450,7 @@ impl crate::config::project::Prepare for Prerender<'_> {
 }
 
 pub fn check(workspace: &Workspace, options: &CheckOptions) -> CheckReport {
-    let out_dir = |w: &Workspace, name: &str| check_out_dir(&w.project, name);
+    let out_dir = |w: &Workspace, name: &str| build_dir(&w.project, name);
     let reuse = Reuse { out_dir: &out_dir, accept: &|_, _, _| true };
     let version = options
         .policies

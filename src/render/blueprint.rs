@@ -27,23 +27,23 @@ pub struct Template {
 /// The last text a template printed that passed the output guard, and what the guard made of
 /// it. Most templates print the same text for many accounts: that text is checked once.
 #[derive(Debug, Default)]
-pub struct LastChecked(Mutex<Option<Arc<Checked>>>);
+pub struct LastChecked(Mutex<Option<Arc<CheckedText>>>);
 
 /// A template's printed text (values still marked) and its checked, formatted form.
 #[derive(Debug)]
-pub struct Checked {
+pub struct CheckedText {
     pub printed: String,
     pub text: String,
 }
 
 impl LastChecked {
     /// The checked form of `printed`, when it is the text last kept.
-    pub fn of(&self, printed: &str) -> Option<Arc<Checked>> {
+    pub fn of(&self, printed: &str) -> Option<Arc<CheckedText>> {
         let last = self.0.lock().map_or(None, |last| last.clone())?;
         (last.printed == printed).then_some(last)
     }
 
-    pub fn keep(&self, checked: Checked) {
+    pub fn keep(&self, checked: CheckedText) {
         if let Ok(mut last) = self.0.lock() {
             *last = Some(Arc::new(checked));
         }

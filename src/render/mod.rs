@@ -60,6 +60,7 @@ impl<'p> Renderer<'p> {
     ) -> (Self, Vec<Diagnostic>) {
         let mut blueprints = BTreeMap::new();
         let mut diagnostics = Vec::new();
+        let blueprints_folder = fs_err::canonicalize(project.root.join(&project.file.blueprints)).ok();
         for archetype in project.archetypes.values() {
             if only.is_some_and(|o| !o.contains(archetype.name.as_str())) {
                 continue;
@@ -77,33 +78,31 @@ impl<'p> Renderer<'p> {
                 continue;
             }
             let dir = project.blueprint_dir(name);
-            // A blueprint holding another would render the other's files as its own.
+            // A blueprint holding another would render the other's files as its own; one
+            // reached through a link out of the blueprints folder is not the project's.
             let holding = project
                 .archetypes
                 .values()
                 .map(|a| &a.file.blueprint)
                 .find(|other| *other != name && std::path::Path::new(other.as_str()).starts_with(name.as_str()));
-            if let Some(other) = holding {
-                let pos = archetype.positions.value("/blueprint").map_or((1, 1), |p| (p.line, p.column));
-                diagnostics.push(
+            let refusal = holding
+                .map(|other| {
                     Diagnostic::error("blueprint.nested", format!("blueprint `{name}` holds blueprint `{other}`"))
-                        .at(Location::new(&archetype.display, pos.0, pos.1))
-                        .hint("every file in a blueprint's folder is rendered: keep blueprints side by side, not one inside another"),
-                );
-                blueprints.insert(name.clone(), None);
-                continue;
-            }
-            // A folder in the blueprints folder, not a link out of it on the way there.
-            let folder = project.root.join(&project.file.blueprints);
-            if let (Ok(found), Ok(folder)) = (fs_err::canonicalize(&dir), fs_err::canonicalize(&folder))
-                && !found.starts_with(&folder)
-            {
+                        .hint("every file in a blueprint's folder is rendered: keep blueprints side by side, not one inside another")
+                })
+                .or_else(|| {
+                    let found = fs_err::canonicalize(&dir).ok()?;
+                    (!found.starts_with(blueprints_folder.as_ref()?)).then(|| {
+                        Diagnostic::error(
+                            "blueprint.outside",
+                            format!("blueprint `{name}` leads out of `{}` through a link", project.file.blueprints.display()),
+                        )
+                        .hint("blueprints may only contain regular files, so rendering never reads outside the blueprints folder")
+                    })
+                });
+            if let Some(refusal) = refusal {
                 let pos = archetype.positions.value("/blueprint").map_or((1, 1), |p| (p.line, p.column));
-                diagnostics.push(
-                    Diagnostic::error("blueprint.outside", format!("blueprint `{name}` leads out of `{}` through a link", project.display(&folder)))
-                        .at(Location::new(&archetype.display, pos.0, pos.1))
-                        .hint("blueprints may only contain regular files, so rendering never reads outside the blueprints folder"),
-                );
+                diagnostics.push(refusal.at(Location::new(&archetype.display, pos.0, pos.1)));
                 blueprints.insert(name.clone(), None);
                 continue;
             }
@@ -288,7 +287,7 @@ impl<'p> Renderer<'p> {
             }
             // Kept only as checked under a header of comments, as it is used.
             if head_is_comments {
-                template.last_checked.keep(blueprint::Checked { printed, text: guarded.text });
+                template.last_checked.keep(blueprint::CheckedText { printed, text: guarded.text });
             }
             if !needles.is_empty() {
                 let text = format!("{}{}", scan_header(&template_display), &text[head.len()..]);
