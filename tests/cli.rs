@@ -137,16 +137,17 @@ fn render_refuses_to_overwrite_a_foreign_folder() {
 }
 
 /// A rendered tree's folder may hold what the user put there (their variables, a folder of
-/// notes, a file moved in with an old time): rendering again never removes it, and names what
-/// is in the way. Terraform's own `.terraform` is carried over.
+/// notes, a file moved in with an old time, a file named like one the blueprint then gains),
+/// however soon after the render: rendering again never removes it, and names what is in the
+/// way. Terraform's own `.terraform` is carried over.
 #[test]
 fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
     let project = Project::example();
     let render = || project.stamp(["render", "qa", "--version", "1.0.0"]).run();
     render().success();
-    // Files changed in the same clock tick as the tree's marker could not be told from Stamp's.
-    std::thread::sleep(std::time::Duration::from_millis(50));
     project.write("build/qa/terraform.tfvars", "x = 1\n");
+    project.write("build/qa/extra.tf", "# mine\n");
+    project.write("blueprints/service-platform/extra.tf", "# the blueprint's\n");
     project.write("build/qa/notes/todo.md", "mine\n");
     project.write("build/qa/.terraform.lock.hcl", "# the lock file `terraform init` wrote\n");
     project.write("build/qa/.terraform/providers/marker", "installed\n");
@@ -165,16 +166,20 @@ fn rendering_again_never_removes_what_the_user_put_in_a_tree() {
         "{}",
         refused.stderr
     );
-    for mine in ["`notes/todo.md`", "`old-notes.md`", "`terraform.tfvars`"] {
+    for mine in ["`extra.tf`", "`notes/todo.md`", "`old-notes.md`", "`terraform.tfvars`"] {
         assert!(refused.stderr.contains(mine), "{mine}: {}", refused.stderr);
     }
     assert_eq!(common::tree_text(&project.path().join("build/qa")), before, "nothing was changed");
 
-    for mine in ["terraform.tfvars", "old-notes.md"] {
+    for mine in ["terraform.tfvars", "old-notes.md", "extra.tf"] {
         fs_err::remove_file(project.path().join("build/qa").join(mine)).unwrap();
     }
     fs_err::remove_dir_all(project.path().join("build/qa/notes")).unwrap();
     render().success();
+    assert!(
+        project.read("build/qa/extra.tf").ends_with("\n# the blueprint's\n"),
+        "the blueprint's file took its place"
+    );
     assert!(common::tree_text(&project.path().join("build/qa")).contains("Team"), "the tree was rendered anew");
     assert_eq!(project.read("build/qa/.terraform/providers/marker"), "installed\n");
 }

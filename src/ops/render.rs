@@ -114,10 +114,6 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             done(&account.name, dir, files, true);
             return Ok(None);
         }
-        let foreign = tree.foreign_in(dir);
-        if !foreign.is_empty() {
-            return Err(foreign_error(&account.name, &account.display, dir, &foreign));
-        }
         let marker = marker(&account.name);
         let tag =
             Staged { account: account.name.clone(), display: account.display.clone(), digest, files: tree.files.len() };
@@ -153,6 +149,9 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
                     memo.tree_seen(&dir, &remembered, &stats);
                 }
                 done(&staged.account, &dir, staged.files, false);
+            }
+            Err(crate::render::tree::WriteError::Foreign(_, foreign)) => {
+                diagnostics.push(foreign_error(&staged.account, &staged.display, &dir, &foreign));
             }
             Err(e) => diagnostics.push(write_error(&staged.account, &staged.display, &dir, &e)),
         }

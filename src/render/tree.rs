@@ -31,6 +31,9 @@ pub enum WriteError {
     NotOurs(PathBuf),
     #[error("`{0}` is a symbolic link; Stamp replaces only folders it wrote, never through a link")]
     Link(PathBuf),
+    /// What the folder holds that Stamp did not write (see [`foreign_in`]), relative to it.
+    #[error("`{}` holds what Stamp did not write, which replacing it would remove: {}", .0.display(), .1.join(", "))]
+    Foreign(PathBuf, Vec<String>),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -73,62 +76,6 @@ impl Tree {
         files.iter().any(|(relative, _)| relative == MARKER).then_some(files)
     }
 
-    /// What the folder `dir`, a tree Stamp rendered, holds that this tree would not replace and
-    /// that Stamp did not write: files (and empty folders) not of this tree whose inode changed
-    /// after the tree's marker was written (a file moved, copied or unpacked in, whatever times
-    /// it was given), entries that are neither files nor folders, and entries that cannot be
-    /// read or named, besides what Terraform itself writes. Replacing the folder would lose
-    /// them. Their paths, relative to `dir`.
-    pub fn foreign_in(&self, dir: &Path) -> Vec<String> {
-        use std::os::unix::fs::MetadataExt as _;
-        let changed_at = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
-        // No tree there yet (every tree of a first render): one `stat`.
-        let Ok(written) = fs_err::metadata(dir.join(MARKER)).map(|m| changed_at(&m)) else { return Vec::new() };
-        // A link is refused whatever it leads to (see `refuse_foreign`).
-        if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-            return Vec::new();
-        }
-        // Every folder of the tree's files, however deep.
-        let folders: std::collections::BTreeSet<&str> =
-            self.files.keys().flat_map(|path| path.match_indices('/').map(move |(at, _)| &path[..at])).collect();
-        let walk = walkdir::WalkDir::new(dir)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| !(e.depth() == 1 && TERRAFORMS.iter().any(|k| e.file_name() == *k)));
-        let mut foreign = Vec::new();
-        for entry in walk {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let path = e.path().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new("?"));
-                    foreign.push(format!("{} (cannot be read)", path.to_string_lossy()));
-                    continue;
-                }
-            };
-            let path = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-            let Some(relative) = path.to_str().map(|r| r.replace('\\', "/")) else {
-                foreign.push(path.to_string_lossy().into_owned());
-                continue;
-            };
-            let kind = entry.file_type();
-            let changed = entry.metadata().ok().is_none_or(|m| changed_at(&m) > written);
-            let theirs = if kind.is_dir() {
-                // A folder is judged by what is in it; an empty one by itself.
-                let empty = fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none());
-                empty && changed && !folders.contains(relative.as_str())
-            } else if kind.is_file() {
-                changed && relative != MARKER && !self.files.contains_key(&relative)
-            } else {
-                true
-            };
-            if theirs {
-                foreign.push(relative);
-            }
-        }
-        foreign
-    }
-
     /// The `stat` of every file of the tree Stamp wrote to `dir` (see [`Tree::digest_on_disk`]).
     pub fn stats_on_disk(dir: &Path) -> Option<Stats> {
         // The same files as `files_on_disk`, each `stat` taken relative to its open folder
@@ -164,10 +111,13 @@ impl Tree {
     /// is there (a symbolic link, another marker).
     pub fn digest_on_disk(dir: &Path, marker_text: &str) -> Option<(String, usize)> {
         let mut files = BTreeMap::new();
-        for (relative, path) in Self::files_on_disk(dir)? {
+        let found = Self::files_on_disk(dir)?;
+        // The marker lists the files it was written with: those found.
+        let marker = with_files(marker_text, found.iter().map(|(relative, _)| relative.as_str()));
+        for (relative, path) in found {
             let content = fs_err::read(&path).ok()?;
             if relative == MARKER {
-                if content != marker_text.as_bytes() {
+                if content != marker.as_bytes() {
                     return None;
                 }
             } else {
@@ -245,6 +195,7 @@ impl Tree {
             }
             stats.push(write_file(&target, &file.content, file.executable, sync)?.map(|stat| (path.clone(), stat)));
         }
+        let marker_text = with_files(marker_text, self.files.keys().map(String::as_str));
         let marker = write_file(&staging.path().join(MARKER), marker_text.as_bytes(), false, sync)?;
         stats.push(marker.map(|stat| (MARKER.to_string(), stat)));
         // Without a `stat` (not on Unix), none.
@@ -254,6 +205,97 @@ impl Tree {
         }
         Ok((staging, stats))
     }
+}
+
+/// The text of a tree's marker: `head`, the caller's, then the files of the tree (the marker
+/// left out), one JSON string a line, so that a later render can tell them from what was put
+/// beside them, however soon after.
+fn with_files<'a>(head: &str, files: impl Iterator<Item = &'a str>) -> String {
+    let mut text = head.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(FILES);
+    for path in files.filter(|path| *path != MARKER) {
+        text.push_str(&serde_json::Value::from(path).to_string());
+        text.push('\n');
+    }
+    text
+}
+
+/// Where a marker's list of files starts (after its head, which ends its line).
+const FILES: &str = "files:\n";
+
+/// The files a marker's text lists; `None` when it lists none (a marker of an older Stamp) or
+/// the list cannot be read.
+fn listed_in(marker: &str) -> Option<std::collections::BTreeSet<String>> {
+    let (_, list) = marker.split_once(&format!("\n{FILES}"))?;
+    list.lines().map(|line| serde_json::from_str::<String>(line).ok()).collect()
+}
+
+/// What the folder `dir`, a tree Stamp rendered, holds that Stamp did not write and that
+/// replacing it with a tree of the files `new` would lose: besides what Terraform itself
+/// writes there, files its marker does not list (put there after it, however soon), files of
+/// the old tree not in `new` whose inode changed after the marker was written (edited, or
+/// moved, copied or unpacked in, whatever times they were given), empty folders neither tree
+/// has, entries that are neither files nor folders, and entries that cannot be read or named.
+/// A marker of an older Stamp lists no files: then files not in `new` are judged by their
+/// inode's change alone. Their paths, relative to `dir`; none when there is no tree there.
+pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<String> {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt as _;
+    let changed_at = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
+    // No tree there yet (every tree of a first render): one `stat`.
+    let Ok(written) = fs_err::metadata(dir.join(MARKER)).map(|m| changed_at(&m)) else { return Vec::new() };
+    // A link is refused whatever it leads to (see `refuse_foreign`).
+    if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        return Vec::new();
+    }
+    let listed = fs_err::read_to_string(dir.join(MARKER)).ok().as_deref().and_then(listed_in);
+    // Every folder of a tree's files, however deep.
+    let folders_of = |paths: &mut dyn Iterator<Item = &str>| -> BTreeSet<String> {
+        paths.flat_map(|path| path.match_indices('/').map(move |(at, _)| path[..at].to_string())).collect()
+    };
+    let new_folders = folders_of(&mut new.iter().map(String::as_str));
+    let listed_folders = listed.as_ref().map(|listed| folders_of(&mut listed.iter().map(String::as_str)));
+    let walk = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !(e.depth() == 1 && TERRAFORMS.iter().any(|k| e.file_name() == *k)));
+    let mut foreign = Vec::new();
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e.path().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new("?"));
+                foreign.push(format!("{} (cannot be read)", path.to_string_lossy()));
+                continue;
+            }
+        };
+        let path = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let Some(relative) = path.to_str().map(|r| r.replace('\\', "/")) else {
+            foreign.push(path.to_string_lossy().into_owned());
+            continue;
+        };
+        let kind = entry.file_type();
+        let changed = entry.metadata().ok().is_none_or(|m| changed_at(&m) > written);
+        let theirs = if kind.is_dir() {
+            // A folder is judged by what is in it; an empty one by itself.
+            let empty = fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none());
+            let stamps = listed_folders.as_ref().is_some_and(|folders| folders.contains(&relative));
+            empty && !new_folders.contains(&relative) && (changed || (listed.is_some() && !stamps))
+        } else if kind.is_file() {
+            let unlisted = listed.as_ref().is_some_and(|listed| !listed.contains(&relative));
+            relative != MARKER && (unlisted || (changed && !new.contains(&relative)))
+        } else {
+            true
+        };
+        if theirs {
+            foreign.push(relative);
+        }
+    }
+    foreign
 }
 
 /// The name every staging folder starts with (then [`host_tag`] and the id of the process
@@ -509,7 +551,12 @@ impl<T> Batch<T> {
         for Staged { tag, staging, dir, stats } in staged {
             let installed = match &synced[&crate::fsio::parent(&dir)] {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
-                Ok(()) => install(staging.path(), &dir),
+                // What the folder holds is judged now, just before it is replaced, not when
+                // the tree was rendered: what was put there since is never lost.
+                Ok(()) => match foreign_in(&dir, &files_of(staging.path(), stats.as_ref())) {
+                    foreign if foreign.is_empty() => install(staging.path(), &dir),
+                    foreign => Err(WriteError::Foreign(dir.clone(), foreign)),
+                },
             };
             match installed {
                 Ok(old) => {
@@ -543,6 +590,14 @@ impl<T> Batch<T> {
             let _ = fs_err::remove_dir_all(old);
         }
         outcomes
+    }
+}
+
+/// The files of the tree staged at `staging`, from their `stat`s or else read from the folder.
+fn files_of(staging: &Path, stats: Option<&Stats>) -> std::collections::BTreeSet<String> {
+    match stats {
+        Some(stats) => stats.iter().map(|(path, _)| path.clone()).collect(),
+        None => Tree::files_on_disk(staging).unwrap_or_default().into_iter().map(|(path, _)| path).collect(),
     }
 }
 
@@ -704,10 +759,62 @@ mod tests {
         assert_eq!(fs_err::read_to_string(out.join("a/new.tf")).unwrap(), "new");
         assert!(!out.join("a/old.tf").exists());
         assert!(out.join("a/.terraform").is_dir(), "Terraform's folder is carried over");
-        assert_eq!(fs_err::read_to_string(out.join("b/.stamp-rendered")).unwrap(), "b");
+        assert_eq!(fs_err::read_to_string(out.join("b/.stamp-rendered")).unwrap(), "b\nfiles:\n\"b.tf\"\n");
         assert!(out.join("foreign/precious.txt").exists());
         let left = names_in(&out);
         assert_eq!(left, ["a", "b", "foreign"], "no staging folder or old tree left behind");
+    }
+
+    /// What is put in a tree's folder is judged when the new tree is moved in, not when it was
+    /// rendered (a `render --all` of thousands of trees takes seconds), and by the files the
+    /// marker lists, not by the clock: a file put there just after the marker, or named like a
+    /// file of the new tree, is the user's.
+    #[test]
+    fn what_the_user_puts_in_a_tree_while_or_just_after_it_is_written_is_never_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let commit_one = |dir: &Path, files: &[(&str, &str)], before_commit: &dyn Fn()| {
+            let batch = Batch::default();
+            tree(files).stage(dir, "head\n", &batch, ()).unwrap();
+            before_commit();
+            let ((), _, result) = batch.commit().pop().unwrap();
+            result
+        };
+        let nothing = || {};
+        for (case, mine, content) in [
+            ("put in while the new tree was staged", "mine.tfvars", None),
+            ("put in at once, in the clock tick of the marker", "notes/todo.md", None),
+            ("named like a file the new tree brings", "new.tf", Some("mine")),
+        ] {
+            let dir = tmp.path().join(case.replace(' ', "-"));
+            commit_one(&dir, &[("old.tf", "old"), ("sub/kept.tf", "k")], &nothing).unwrap();
+            let put = || {
+                fs_err::create_dir_all(dir.join(mine).parent().unwrap()).unwrap();
+                fs_err::write(dir.join(mine), content.unwrap_or("mine")).unwrap();
+            };
+            let new_tree = [("new.tf", "new"), ("sub/kept.tf", "k")];
+            let result = if case.starts_with("put in while") {
+                commit_one(&dir, &new_tree, &put)
+            } else {
+                put();
+                commit_one(&dir, &new_tree, &nothing)
+            };
+            match result {
+                Err(WriteError::Foreign(at, foreign)) => {
+                    assert_eq!(at, dir, "{case}");
+                    assert_eq!(foreign, [mine], "{case}");
+                }
+                other => panic!("{case}: {other:?}"),
+            }
+            assert_eq!(fs_err::read_to_string(dir.join(mine)).unwrap(), "mine", "{case}");
+            assert_eq!(fs_err::read_to_string(dir.join("old.tf")).unwrap(), "old", "{case}: the old tree stays");
+            assert!(names_in(tmp.path()).iter().all(|n| !n.starts_with(STAGING_PREFIX)), "{case}: nothing left beside");
+        }
+        // Without them, the tree is replaced, the files the old one had and the new one has not
+        // gone with it.
+        let dir = tmp.path().join("plain");
+        commit_one(&dir, &[("old.tf", "old"), ("sub/gone.tf", "g")], &nothing).unwrap();
+        commit_one(&dir, &[("new.tf", "new")], &nothing).unwrap();
+        assert_eq!(names_in(&dir), [".stamp-rendered", "new.tf"]);
     }
 
     #[test]
