@@ -55,6 +55,12 @@ fn plan_summaries_in_three_formats() {
         .failure(2);
     snapshot!("plan_markdown", markdown.stdout);
     assert!(project.path().join(".stamp/reports/plan.md").is_file());
+    // A report file the user names is where they say, from the folder they are in, as every
+    // path they give.
+    let args = ["plan", "local-staging", "--version", "1.0.0", "--format", "markdown", "--report-file", "out/plan.md"];
+    project.tf_in("ci", args).run().failure(2);
+    assert!(project.path().join("ci/out/plan.md").is_file());
+    assert!(!project.path().join("out").exists());
     let json =
         project.tf(["plan", "local-staging", "local-prod", "--version", "1.0.0", "--format", "json"]).run().failure(2);
     let mut value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();

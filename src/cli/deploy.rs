@@ -86,13 +86,17 @@ pub struct PlanArgs {
     /// Save the plan (one account) for `stamp apply --plan FILE`.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// Where the full markdown report goes when the comment is cut to fit.
-    #[arg(long, value_name = "FILE", default_value = ".stamp/reports/plan.md")]
-    report_file: PathBuf,
+    /// Where the full markdown report goes when the comment is cut to fit, relative to the
+    /// working folder like every path given [default: `.stamp/reports/plan.md` in the project].
+    #[arg(long, value_name = "FILE")]
+    report_file: Option<PathBuf>,
     /// Plan only the accounts whose rendered output changed since this git revision.
     #[arg(long, value_name = "REV", conflicts_with_all = ["accounts", "all"])]
     affected_since: Option<String>,
 }
+
+/// Where `plan --format markdown` writes its full report unless told: in the project.
+const REPORT_FILE: &str = ".stamp/reports/plan.md";
 
 pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus {
     if args.target.is_empty() && args.affected_since.is_none() {
@@ -101,8 +105,15 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     // What it writes where the user says: the saved plan, and the markdown report's full text.
     let project = &workspace.project;
     let saved = args.out.as_deref().map(|out| (out.to_path_buf(), Named::Given("--out", out)));
-    let report = (args.format == PlanFormat::Markdown)
-        .then(|| (project.root.join(&args.report_file), Named::Given("--report-file", &args.report_file)));
+    let report_file = args.report_file.as_deref();
+    let report_path = match report_file {
+        Some(given) => std::env::current_dir().unwrap_or_default().join(given),
+        None => project.root.join(REPORT_FILE),
+    };
+    let report = (args.format == PlanFormat::Markdown).then(|| {
+        let named = report_file.map_or(Named::Default(REPORT_FILE), |given| Named::Given("--report-file", given));
+        (report_path.clone(), named)
+    });
     for (path, named) in saved.into_iter().chain(report) {
         if let Err(problem) = crate::ops::outside_own_folder(project, &path, named, Written::Entry) {
             out.error(&format!("{problem}: write it elsewhere"));
@@ -134,13 +145,12 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
         PlanFormat::Text => out.report(&plan_report::text(&report)),
         PlanFormat::Json => out.report(&plan_report::json(&report)),
         PlanFormat::Markdown => {
-            let full_path = workspace.project.root.join(&args.report_file);
             let full = plan_report::markdown(&report, usize::MAX, None);
-            let written = full_path
+            let written = report_path
                 .parent()
                 .map_or(Ok(()), fs_err::create_dir_all)
-                .and_then(|()| crate::fsio::write_atomic(&full_path, full.as_bytes()));
-            let shown = args.report_file.display().to_string();
+                .and_then(|()| crate::fsio::write_atomic(&report_path, full.as_bytes()));
+            let shown = report_file.map_or_else(|| REPORT_FILE.to_string(), |given| given.display().to_string());
             out.report(&plan_report::markdown(&report, MARKDOWN_LIMIT, written.is_ok().then_some(shown.as_str())));
         }
     }

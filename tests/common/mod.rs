@@ -241,7 +241,18 @@ impl Project {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut run = Run::new(self.path()).env("STAMP_TERRAFORM", terraform()).env("STAMP_RETRY_DELAY", "10ms");
+        self.tf_in("", args)
+    }
+
+    /// [`Project::tf`] run in the project's folder `folder` (made if missing).
+    pub fn tf_in<I, S>(&self, folder: &str, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let cwd = self.path().join(folder);
+        fs_err::create_dir_all(&cwd).unwrap();
+        let mut run = Run::new(&cwd).env("STAMP_TERRAFORM", terraform()).env("STAMP_RETRY_DELAY", "10ms");
         let rc = repo().join(".tools/terraformrc");
         if rc.is_file() {
             run = run.env("TF_CLI_CONFIG_FILE", rc);
