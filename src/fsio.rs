@@ -71,6 +71,29 @@ fn write(path: &Path, bytes: &[u8], mode: Mode, replace: Replace) -> io::Result<
     sync_dir(&dir)
 }
 
+/// Makes `path` a folder only its owner may enter (`0700`), made if missing (its parents as
+/// well). A symbolic link in its place is refused: its mode would be set on what it leads
+/// to, and what is written into it would go there. The mode is set on the folder opened.
+#[cfg(unix)]
+pub fn private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    fs_err::create_dir_all(parent(path))?;
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(io::Error::new(e.kind(), format!("cannot create `{}`: {e}", path.display())));
+        }
+        _ => {}
+    }
+    let flags = (nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW).bits();
+    let dir = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        let is_link = fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let what = if is_link { "is a symbolic link, not a folder".to_string() } else { e.to_string() };
+        io::Error::new(e.kind(), format!("`{}` {what}", path.display()))
+    })?;
+    dir.set_permissions(std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot make `{}` private: {e}", path.display())))
+}
+
 /// Appends `bytes` to `path` in one write and syncs the file (and, when the append created it,
 /// its folder). Appends of one line each never interleave on a local file system.
 pub fn append_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -194,6 +217,34 @@ pub fn parent(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder made private is the folder named: made with its parents, an existing one's mode
+    /// narrowed, and a link in its place refused with what it leads to left as it was.
+    #[test]
+    fn a_private_folder_is_never_reached_through_a_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |path: &Path| fs_err::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let made = dir.path().join("data/made");
+        private_dir(&made).unwrap();
+        assert_eq!(mode(&made), 0o700);
+        let open = dir.path().join("data/open");
+        fs_err::create_dir_all(&open).unwrap();
+        fs_err::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
+        let elsewhere = dir.path().join("elsewhere");
+        fs_err::create_dir_all(&elsewhere).unwrap();
+        fs_err::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("data/link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let refused = private_dir(&link).unwrap_err();
+        assert!(refused.to_string().contains("is a symbolic link, not a folder"), "{refused}");
+        assert_eq!(mode(&elsewhere), 0o755);
+        let file = dir.path().join("data/file");
+        fs_err::write(&file, "x").unwrap();
+        assert!(private_dir(&file).is_err());
+    }
 
     #[test]
     fn paths_resolve_as_the_kernel_follows_them() {

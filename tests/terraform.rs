@@ -686,3 +686,21 @@ fn apply_all_applies_only_what_is_still_as_planned() {
         assert!(!project.env_dir(account).exists(), "{account} was not destroyed");
     }
 }
+
+/// The account's data folder (the saved plan, Terraform's data) is never reached through a
+/// link left in its place: its mode would be set, and the plan written, where the link leads.
+#[test]
+fn a_link_in_place_of_the_data_folder_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let project = Project::local();
+    let elsewhere = project.path().join("elsewhere");
+    fs_err::create_dir_all(&elsewhere).unwrap();
+    fs_err::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fs_err::create_dir_all(project.path().join(".stamp/data")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, project.path().join(".stamp/data/local-staging")).unwrap();
+    let out = project.tf(["plan", "local-staging", "--version", "1.0.0"]).run().failure(1);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("is a symbolic link, not a folder"), "{said}");
+    assert_eq!(fs_err::metadata(&elsewhere).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(fs_err::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written where the link leads");
+}

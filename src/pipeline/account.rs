@@ -244,7 +244,9 @@ impl<'a> AccountRun<'a> {
     /// other run held the account in between (its work folder, plan file and Terraform data
     /// are as it left them).
     pub fn leave_token(&self, token: &str) -> Result<(), RunError> {
-        fs_err::write(self.dirs.work.join(TOKEN), token).map_err(RunError::io("cannot write to the work folder"))
+        // Replaced, not written through: whatever a hook left in its place is not followed.
+        crate::fsio::write_atomic_with(&self.dirs.work.join(TOKEN), token.as_bytes(), crate::fsio::Mode::Private)
+            .map_err(RunError::io("cannot write to the work folder"))
     }
 
     /// The token the last run that held the account's lock left, if it left one.
@@ -257,11 +259,10 @@ impl<'a> AccountRun<'a> {
         self.progress.phase(&self.account.name, "render");
         let marker = format!("work folder of stamp for account {}\n", self.account.name);
         tree.write_atomically(&self.dirs.work, &marker).map_err(RunError::WorkFolder)?;
-        fs_err::create_dir_all(&self.dirs.data).map_err(RunError::io("cannot create the Terraform data folder"))?;
         // It holds the saved plan and, for plan policies, the plan as JSON: both carry the
-        // plan's values, so only the owner may enter it.
-        fs_err::set_permissions(&self.dirs.data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(RunError::io("cannot make the Terraform data folder private"))?;
+        // plan's values, so only the owner may enter it (and a link in its place, which would
+        // send them elsewhere, is refused).
+        crate::fsio::private_dir(&self.dirs.data).map_err(RunError::io("cannot make the Terraform data folder"))?;
         // A plan as JSON left by a run that was killed goes now.
         match fs_err::remove_file(self.dirs.data.join(PLAN_JSON)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
