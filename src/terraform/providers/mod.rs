@@ -320,7 +320,7 @@ impl ProviderCache {
         // that was killed.
         if let Ok(entries) = fs_err::read_dir(&self.root) {
             for entry in entries.filter_map(Result::ok) {
-                if entry.file_name().to_string_lossy().starts_with(".install-") {
+                if is_install_folder(&entry) {
                     let _ = fs_err::remove_dir_all(entry.path());
                 }
             }
@@ -341,8 +341,11 @@ impl ProviderCache {
         log: &Log,
         hold: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> Result<(), CacheError> {
-        let staging =
-            tempfile::Builder::new().prefix(".install-").tempdir_in(&self.root).map_err(io_error(&self.root))?;
+        let staging = tempfile::Builder::new()
+            .prefix(INSTALL_PREFIX)
+            .rand_bytes(INSTALL_SUFFIX)
+            .tempdir_in(&self.root)
+            .map_err(io_error(&self.root))?;
         log.line(&format!(
             "# provider cache: installing the providers of this root module into {}",
             self.mirror().display()
@@ -456,9 +459,56 @@ fn sync_files(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `entry`, in the cache's folder, is an install folder a killed run left: a folder
+/// (not a link) named as [`ProviderCache::install`] names them, holding nothing but what an
+/// install puts there. The cache may be set to a folder that holds other things (the project,
+/// a home folder): nothing else there is ever removed.
+fn is_install_folder(entry: &fs_err::DirEntry) -> bool {
+    const MADE: &[&str] = &["terraformrc", "data", "copy", "replaced"];
+    let name = entry.file_name();
+    let shaped = name
+        .to_str()
+        .and_then(|n| n.strip_prefix(INSTALL_PREFIX))
+        .is_some_and(|suffix| suffix.len() == INSTALL_SUFFIX && suffix.bytes().all(|b| b.is_ascii_alphanumeric()));
+    shaped
+        && entry.file_type().is_ok_and(|t| t.is_dir())
+        && fs_err::read_dir(entry.path()).is_ok_and(|inside| {
+            inside.into_iter().all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| MADE.contains(&n))))
+        })
+}
+
+/// How install folders are named: this prefix, then [`INSTALL_SUFFIX`] random letters and digits.
+const INSTALL_PREFIX: &str = ".install-";
+const INSTALL_SUFFIX: usize = 6;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache may be set to a folder that holds other things: taking its lock sweeps only the
+    /// install folders killed runs left, never a file or folder of the user's named like one.
+    #[test]
+    fn only_install_folders_killed_runs_left_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let left = root.join(".install-a1B2c3");
+        fs_err::create_dir_all(left.join("data/providers")).unwrap();
+        fs_err::write(left.join("terraformrc"), "").unwrap();
+        let empty = root.join(".install-zzzzzz");
+        fs_err::create_dir_all(&empty).unwrap();
+        let mine = [".install-notes", ".install-x1y2z3.bak", ".install-q1w2e3"];
+        fs_err::write(root.join(mine[0]), "mine").unwrap();
+        fs_err::create_dir_all(root.join(mine[1])).unwrap();
+        fs_err::create_dir_all(root.join(mine[2])).unwrap();
+        fs_err::write(root.join(mine[2]).join("todo.md"), "mine").unwrap();
+        let cache = ProviderCache::shared(root).unwrap();
+        let log = Log::open(&root.join("log")).unwrap();
+        drop(cache.lock_file(&log).unwrap());
+        assert!(!left.exists() && !empty.exists(), "what killed installs left is swept");
+        for name in mine {
+            assert!(root.join(name).exists(), "{name} is the user's");
+        }
+    }
 
     #[test]
     fn sources_are_normalised() {
