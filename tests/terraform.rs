@@ -704,3 +704,29 @@ fn a_link_in_place_of_the_data_folder_is_refused() {
     assert_eq!(fs_err::metadata(&elsewhere).unwrap().permissions().mode() & 0o7777, 0o755);
     assert_eq!(fs_err::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written where the link leads");
 }
+
+/// Failure injection: a fake `terraform` that, asked to show or apply a plan, first writes
+/// over the account's plan file (as anything else running as the user could, after Stamp
+/// checked the file and before Terraform opens it), then hands the call to the real
+/// Terraform. What Terraform shows and applies is still the plan that was checked: it reads
+/// those bytes, sealed, not the file again.
+#[test]
+fn terraform_applies_the_plan_that_was_checked_whatever_changes_its_file() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-overwrites-the-plan");
+    let plan_file = project.path().join(".stamp/data/local-staging/stamp.tfplan");
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\ncase \"$1\" in show|apply) printf 'not the plan' > \"{plan}\" ;; esac\nexec \"{real}\" \"$@\"\n",
+            plan = plan_file.display(),
+            real = common::terraform().display()
+        ),
+    );
+    let args = ["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"];
+    let out = project.tf(args).args([&fake]).run();
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("local-staging: applied"), "{said}");
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file(), "the checked plan was applied");
+    assert_eq!(fs_err::read_to_string(&plan_file).unwrap(), "not the plan", "the fake did write over it");
+}

@@ -1,6 +1,7 @@
 //! One account's run: its folders, its lock, and each Terraform step with retries.
 
 use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -14,7 +15,7 @@ use crate::diagnostics::Diagnostic;
 use crate::render::Tree;
 use crate::terraform::Terraform;
 use crate::terraform::plan::{self, PlanSummary};
-use crate::terraform::process::{Finished, Invocation, Log, interrupted};
+use crate::terraform::process::{Finished, Invocation, Log, SealedFile, interrupted};
 use crate::terraform::providers::{self, ProviderCache, Requirements};
 use crate::terraform::retry::RetryPolicy;
 
@@ -315,7 +316,7 @@ impl<'a> AccountRun<'a> {
             args.push(format!("-backend-config=path={}", relative.display()));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.terraform_with(&args, &[0], &env)?;
+        self.terraform_with(&args, &[0], &env, None)?;
         self.keep_lock_file(needs_providers)
     }
 
@@ -395,12 +396,24 @@ impl<'a> AccountRun<'a> {
         )))
     }
 
+    /// The plan file as Terraform is to read it: the bytes this run planned (see
+    /// [`Self::plan_file_as_planned`]), sealed ([`SealedFile`]), so that what Terraform shows
+    /// and applies is, byte for byte, the plan that was checked, whatever changes the file
+    /// meanwhile. Where files cannot be sealed, the plan file itself.
+    fn plan_to_read(&self) -> Result<(String, Option<SealedFile>), RunError> {
+        let (_, bytes) = self.plan_file_as_planned()?;
+        match SealedFile::new("stamp.tfplan", &bytes).map_err(RunError::io("cannot seal the plan in memory"))? {
+            Some(sealed) => Ok((sealed.path(), Some(sealed))),
+            None => Ok((self.dirs.plan_file.display().to_string(), None)),
+        }
+    }
+
     /// Applies the account's plan file, only while it is the one this run planned.
     pub fn apply(&mut self, what: &str) -> Result<(), RunError> {
-        self.plan_file_as_planned()?;
+        let (plan_file, sealed) = self.plan_to_read()?;
         self.progress.phase(&self.account.name, what);
-        let plan_file = self.dirs.plan_file.display().to_string();
-        self.terraform_once(&["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file], &[0], &[]).map(|_| ())
+        let args = ["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file];
+        self.terraform_once(&args, &[0], &[], sealed.as_ref().map(SealedFile::fd)).map(|_| ())
     }
 
     /// Applies the account's plan file, `approved` being what it was shown to do. A transient
@@ -479,10 +492,12 @@ impl<'a> AccountRun<'a> {
         }
     }
 
-    /// `terraform show -json` of the account's plan file.
+    /// `terraform show -json` of the account's plan file, while it is the one this run planned
+    /// (read as [`Self::apply`] reads it).
     pub fn plan_json(&mut self) -> Result<String, RunError> {
-        let plan_file = self.dirs.plan_file.display().to_string();
-        Ok(self.terraform(&["show", "-json", "-no-color", &plan_file], &[0])?.stdout)
+        let (plan_file, sealed) = self.plan_to_read()?;
+        let args = ["show", "-json", "-no-color", &plan_file];
+        Ok(self.terraform_with(&args, &[0], &[], sealed.as_ref().map(SealedFile::fd))?.stdout)
     }
 
     /// The root module's outputs (`terraform output -json`), values only.
@@ -640,14 +655,20 @@ impl<'a> AccountRun<'a> {
 
     /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.
     fn terraform(&mut self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
-        self.terraform_with(args, ok, &[])
+        self.terraform_with(args, ok, &[], None)
     }
 
     /// [`Self::terraform`] with `extra` variables in its environment.
-    fn terraform_with(&mut self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
+    fn terraform_with(
+        &mut self,
+        args: &[&str],
+        ok: &[i32],
+        extra: &[(String, String)],
+        read: Option<BorrowedFd<'_>>,
+    ) -> Result<Finished, RunError> {
         let mut attempt = 1;
         loop {
-            match self.terraform_once(args, ok, extra) {
+            match self.terraform_once(args, ok, extra, read) {
                 Ok(finished) => return Ok(finished),
                 Err(RunError::Terraform { command, code, details }) => {
                     let text = details.join("\n");
@@ -675,7 +696,13 @@ impl<'a> AccountRun<'a> {
         }
     }
 
-    fn terraform_once(&self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
+    fn terraform_once(
+        &self,
+        args: &[&str],
+        ok: &[i32],
+        extra: &[(String, String)],
+        read: Option<BorrowedFd<'_>>,
+    ) -> Result<Finished, RunError> {
         let mut env = self.terraform_env();
         env.extend_from_slice(extra);
         let invocation = Invocation {
@@ -689,6 +716,7 @@ impl<'a> AccountRun<'a> {
             log_stderr: true,
             max_output: crate::terraform::process::MAX_OUTPUT,
             hold: Some(self.lock.fd()),
+            read,
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));
         let finished = invocation.run(&self.log).map_err(|e| {

@@ -111,6 +111,51 @@ pub struct Invocation<'a> {
     /// A file descriptor every process of the command inherits, under the same number: the
     /// account's lock, held until the last of them exits.
     pub hold: Option<BorrowedFd<'a>>,
+    /// A file the command reads as `/dev/fd/N`, inherited under the same number (see
+    /// [`SealedFile`]).
+    pub read: Option<BorrowedFd<'a>>,
+}
+
+/// Bytes a command reads as a file that nothing can change while it runs: on Linux an
+/// in-memory file (`memfd`) sealed against writes and resizing, which the command inherits
+/// (see [`Invocation::read`]) and opens as `/dev/fd/N`.
+#[derive(Debug)]
+pub struct SealedFile {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl SealedFile {
+    /// The bytes sealed; `None` where the system has no such files (then the caller gives the
+    /// command the file on disk).
+    #[cfg(target_os = "linux")]
+    pub fn new(name: &str, bytes: &[u8]) -> std::io::Result<Option<Self>> {
+        use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+        use nix::sys::memfd::{MFdFlags, memfd_create};
+        use std::io::Write as _;
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(bytes)?;
+        let fd = std::os::fd::OwnedFd::from(file);
+        let seals = SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(seals))?;
+        Ok(Some(Self { fd }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn new(_: &str, _: &[u8]) -> std::io::Result<Option<Self>> {
+        Ok(None)
+    }
+
+    /// The path a command given [`SealedFile::fd`] reads it by.
+    pub fn path(&self) -> String {
+        use std::os::fd::AsRawFd as _;
+        format!("/dev/fd/{}", self.fd.as_raw_fd())
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.fd.as_fd()
+    }
 }
 
 /// How a command ended.
@@ -177,8 +222,18 @@ impl Invocation<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        if let Some(fd) = self.hold {
-            command_fds::CommandFdExt::preserved_fds(&mut command, vec![fd.try_clone_to_owned()?]);
+        // Each under its own number, which a path such as `/dev/fd/N` may name.
+        let mappings = self
+            .hold
+            .iter()
+            .chain(&self.read)
+            .map(|fd| {
+                use std::os::fd::AsRawFd as _;
+                Ok(command_fds::FdMapping { parent_fd: fd.try_clone_to_owned()?, child_fd: fd.as_raw_fd() })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        if !mappings.is_empty() {
+            command_fds::CommandFdExt::fd_mappings(&mut command, mappings).map_err(std::io::Error::other)?;
         }
         let mut child = command
             .spawn()
@@ -444,6 +499,7 @@ mod tests {
             log_stderr: true,
             max_output: MAX_OUTPUT,
             hold: None,
+            read: None,
         }
     }
 

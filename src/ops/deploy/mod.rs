@@ -918,7 +918,8 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&saved.plan_file)
         .map_err(|e| format!("corrupt plan file: {e}"))?;
-    fs_err::write(&run.dirs.plan_file, &bytes).map_err(|e| e.to_string())?;
+    crate::fsio::write_atomic_with(&run.dirs.plan_file, &bytes, crate::fsio::Mode::Private)
+        .map_err(|e| e.to_string())?;
     run.adopt_plan_file(crate::artifact::sha256_hex(&bytes));
     // What the plan will do, from Terraform's reading of the plan file itself: protection and
     // the approval prompt are decided from this.

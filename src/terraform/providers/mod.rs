@@ -374,6 +374,7 @@ impl ProviderCache {
             log_stderr: true,
             max_output: super::process::MAX_OUTPUT,
             hold,
+            read: None,
         };
         let finished = invocation.run(log).map_err(|e| CacheError::Install(e.to_string()))?;
         if !finished.success() {
