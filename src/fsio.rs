@@ -77,7 +77,10 @@ fn write(path: &Path, bytes: &[u8], mode: Mode, replace: Replace) -> io::Result<
 #[cfg(unix)]
 pub fn private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-    fs_err::create_dir_all(parent(path))?;
+    let parent = parent(path);
+    fs_err::create_dir_all(&parent).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot create `{}`: {}", parent.display(), crate::diagnostics::io_reason(&e)))
+    })?;
     match std::fs::DirBuilder::new().mode(0o700).create(path) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
             return Err(io::Error::new(e.kind(), format!("cannot create `{}`: {e}", path.display())));
@@ -87,7 +90,11 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
     let flags = (nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW).bits();
     let dir = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
         let is_link = fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let what = if is_link { "is a symbolic link, not a folder".to_string() } else { e.to_string() };
+        let what = if is_link {
+            "is a symbolic link, not a folder".to_string()
+        } else {
+            format!("cannot be opened as a folder: {e}")
+        };
         io::Error::new(e.kind(), format!("`{}` {what}", path.display()))
     })?;
     dir.set_permissions(std::fs::Permissions::from_mode(0o700))

@@ -473,20 +473,28 @@ fn render_all_removes_only_what_it_wrote_for_accounts_that_are_gone() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(project.path().join("build/qa").is_dir(), "{}", out.stderr);
     fs_err::write(&quality, text).unwrap();
-    // Gone for good: demo's tree (with a `.terraform` folder, which Stamp did not write) and
-    // staging's (only Stamp's files).
+    // Gone for good: demo's tree (with a `.terraform` folder, which Stamp did not write),
+    // loadtest's (with a file moved in at once, with an old time, as `mv`, `cp -p` and `tar`
+    // leave it) and staging's (only Stamp's files).
     fs_err::create_dir_all(project.path().join("build/demo/.terraform")).unwrap();
-    for gone in ["demo.yaml", "staging.yaml"] {
+    let old = project.path().join("old-notes.md");
+    fs_err::write(&old, "older than the tree\n").unwrap();
+    fs_err::File::open(&old).unwrap().file().set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    fs_err::rename(&old, project.path().join("build/loadtest/old-notes.md")).unwrap();
+    for gone in ["demo.yaml", "staging.yaml", "loadtest.yaml"] {
         fs_err::remove_file(project.path().join(ACCOUNTS).join(gone)).unwrap();
     }
     let out = render(&["--all"]).success();
     assert!(!project.path().join("build/staging").exists(), "{}", out.stderr);
     assert!(project.path().join("build/demo/.terraform").is_dir(), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("kept `") && out.stderr.contains("demo`: its account no longer exists"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(project.read("build/loadtest/old-notes.md"), "older than the tree\n");
+    for kept in ["demo", "loadtest"] {
+        assert!(
+            out.stderr.contains("kept `") && out.stderr.contains(&format!("{kept}`: its account no longer exists")),
+            "{kept}: {}",
+            out.stderr
+        );
+    }
     assert!(project.path().join("build/qa").is_dir());
     // Its marker names `production`, not `prod-hotfix`: not a tree of a gone account.
     assert!(project.read("build/prod-hotfix/.stamp-rendered").contains("account: production"));

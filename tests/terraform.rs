@@ -708,7 +708,8 @@ fn a_link_in_place_of_the_data_folder_is_refused() {
 /// Failure injection: a fake `terraform` that, asked to show or apply a plan, first writes
 /// over the account's plan file (as anything else running as the user could, after Stamp
 /// checked the file and before Terraform opens it), then hands the call to the real
-/// Terraform. What Terraform shows and applies is still the plan that was checked: it reads
+/// Terraform, closing every file it was given on the way (as a wrapper that starts Terraform
+/// anew does). What Terraform shows and applies is still the plan that was checked: it reads
 /// those bytes, sealed, not the file again.
 #[test]
 fn terraform_applies_the_plan_that_was_checked_whatever_changes_its_file() {
@@ -718,11 +719,17 @@ fn terraform_applies_the_plan_that_was_checked_whatever_changes_its_file() {
     write_executable(
         &fake,
         &format!(
-            "#!/bin/sh\ncase \"$1\" in show|apply) printf 'not the plan' > \"{plan}\" ;; esac\nexec \"{real}\" \"$@\"\n",
+            "#!/bin/bash\ncase \"$1\" in show|apply) printf 'not the plan' > \"{plan}\" ;; esac\n\
+             for fd in /proc/$$/fd/*; do n=${{fd##*/}}; [ \"$n\" -gt 2 ] && eval \"exec $n<&-\"; done\n\
+             exec \"{real}\" \"$@\"\n",
             plan = plan_file.display(),
             real = common::terraform().display()
         ),
     );
+    // `show -json`: the plan as JSON a build adds to the artifact.
+    let build = project.tf(["build", "local-staging", "--version", "1.0.0", "--plan", "--terraform"]).args([&fake]);
+    build.run().success();
+    assert_eq!(fs_err::read_to_string(&plan_file).unwrap(), "not the plan", "the fake did write over it");
     let args = ["apply", "local-staging", "--auto-approve", "--version", "1.0.0", "--terraform"];
     let out = project.tf(args).args([&fake]).run();
     let said = format!("{}{}", out.stdout, out.stderr);

@@ -140,7 +140,11 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
         }
     };
     // The staged trees, made durable together and moved into place.
-    for (staged, dir, result) in batch.commit() {
+    let committed = batch.commit();
+    for kept in committed.kept {
+        diagnostics.push(Diagnostic::warning("render.keep", kept));
+    }
+    for (staged, dir, result) in committed.trees {
         match result {
             Ok(stats) => {
                 if let Some(stats) = stats {
@@ -215,8 +219,8 @@ fn marker(account: &str) -> String {
 /// folder whose marker says it was written for the account of its name, when no account has
 /// that name and no account file (not even one that does not load) is named like it. Nothing
 /// is removed when an account file did not load (it may be the one), and a tree holding
-/// anything Stamp did not write (Terraform's `.terraform`, a file changed after the render) is
-/// kept, with a warning.
+/// anything Stamp did not write (Terraform's `.terraform`, a file its marker does not list or
+/// that changed after the render) is kept, with a warning.
 fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let project = &workspace.project;
     if workspace.diagnostics.iter().any(|d| d.severity == diagnostics::Severity::Error) {
@@ -248,14 +252,10 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
         if !ours {
             continue;
         }
-        let written = fs_err::metadata(&marker_file).and_then(|m| m.modified()).ok();
-        let foreign = walkdir::WalkDir::new(&dir).min_depth(1).into_iter().any(|e| {
-            e.map_or(true, |e| {
-                e.file_name() == ".terraform"
-                    || (!e.file_type().is_dir() && !e.file_type().is_file())
-                    || e.metadata().ok().and_then(|m| m.modified().ok()).zip(written).is_none_or(|(m, w)| m > w)
-            })
-        });
+        // Judged as a render judges a tree it replaces (by the files its marker lists), with
+        // no new tree to take anything's place; Terraform's `.terraform` is kept too.
+        let foreign = dir.join(".terraform").symlink_metadata().is_ok()
+            || !crate::render::tree::foreign_in(&dir, &std::collections::BTreeSet::new()).is_empty();
         if foreign {
             diagnostics.push(Diagnostic::warning(
                 "render.keep",

@@ -1,7 +1,6 @@
 //! One account's run: its folders, its lock, and each Terraform step with retries.
 
 use std::collections::BTreeMap;
-use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -316,7 +315,7 @@ impl<'a> AccountRun<'a> {
             args.push(format!("-backend-config=path={}", relative.display()));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.terraform_with(&args, &[0], &env, None)?;
+        self.terraform_with(&args, &[0], &env)?;
         self.keep_lock_file(needs_providers)
     }
 
@@ -369,6 +368,16 @@ impl<'a> AccountRun<'a> {
             args.push("-destroy");
         }
         self.planned = None;
+        // Hooks ran since the work folder was written: a link one left in place of the data
+        // folder or the plan file is not written through.
+        crate::fsio::private_dir(&self.dirs.data).map_err(RunError::io("cannot make the Terraform data folder"))?;
+        match fs_err::symlink_metadata(&self.dirs.plan_file) {
+            Ok(meta) if !meta.is_file() => {
+                fs_err::remove_file(&self.dirs.plan_file)
+                    .map_err(RunError::io("cannot remove what is in place of the plan file"))?;
+            }
+            _ => {}
+        }
         let finished = self.terraform(&args, &[0, 2])?;
         self.planned = Some(self.plan_file_digest()?);
         let archetype = self.archetype;
@@ -399,12 +408,36 @@ impl<'a> AccountRun<'a> {
     /// The plan file as Terraform is to read it: the bytes this run planned (see
     /// [`Self::plan_file_as_planned`]), sealed ([`SealedFile`]), so that what Terraform shows
     /// and applies is, byte for byte, the plan that was checked, whatever changes the file
-    /// meanwhile. Where files cannot be sealed, the plan file itself.
+    /// meanwhile. Where files cannot be sealed (not Linux, no `/proc`, `memfd_create` not
+    /// allowed), the plan file itself, checked just before.
     fn plan_to_read(&self) -> Result<(String, Option<SealedFile>), RunError> {
-        let (_, bytes) = self.plan_file_as_planned()?;
-        match SealedFile::new("stamp.tfplan", &bytes).map_err(RunError::io("cannot seal the plan in memory"))? {
-            Some(sealed) => Ok((sealed.path(), Some(sealed))),
-            None => Ok((self.dirs.plan_file.display().to_string(), None)),
+        let (digest, bytes) = self.plan_file_as_planned()?;
+        let plan_file = self.dirs.plan_file.display();
+        // For a `terraform` that cannot see this process's files (a wrapper running it in a
+        // container of its own): the plan file, checked just before.
+        if std::env::var_os("STAMP_PLAN_FROM_FILE").is_some_and(|v| v == "1") {
+            self.log.line(&format!("# STAMP_PLAN_FROM_FILE=1: Terraform reads `{plan_file}` (sha256 {digest})"));
+            return Ok((plan_file.to_string(), None));
+        }
+        match SealedFile::new("stamp.tfplan", &bytes) {
+            Ok(Some(sealed)) => {
+                let path = sealed.path();
+                self.log.line(&format!(
+                    "# Terraform reads `{plan_file}` (sha256 {digest}) as checked, sealed in memory: {path}"
+                ));
+                Ok((path, Some(sealed)))
+            }
+            Ok(None) => {
+                self.log
+                    .line(&format!("# nothing can be sealed here: Terraform reads `{plan_file}` (sha256 {digest})"));
+                Ok((plan_file.to_string(), None))
+            }
+            Err(e) => {
+                self.log.line(&format!(
+                    "# cannot seal `{plan_file}` in memory ({e}): Terraform reads it (sha256 {digest})"
+                ));
+                Ok((plan_file.to_string(), None))
+            }
         }
     }
 
@@ -413,7 +446,10 @@ impl<'a> AccountRun<'a> {
         let (plan_file, sealed) = self.plan_to_read()?;
         self.progress.phase(&self.account.name, what);
         let args = ["apply", "-input=false", "-json", LOCK_TIMEOUT, &plan_file];
-        self.terraform_once(&args, &[0], &[], sealed.as_ref().map(SealedFile::fd)).map(|_| ())
+        let applied = self.terraform_once(&args, &[0], &[]).map(|_| ());
+        // Open until Terraform is done with it.
+        drop(sealed);
+        applied
     }
 
     /// Applies the account's plan file, `approved` being what it was shown to do. A transient
@@ -497,7 +533,9 @@ impl<'a> AccountRun<'a> {
     pub fn plan_json(&mut self) -> Result<String, RunError> {
         let (plan_file, sealed) = self.plan_to_read()?;
         let args = ["show", "-json", "-no-color", &plan_file];
-        Ok(self.terraform_with(&args, &[0], &[], sealed.as_ref().map(SealedFile::fd))?.stdout)
+        let shown = self.terraform_with(&args, &[0], &[]);
+        drop(sealed);
+        Ok(shown?.stdout)
     }
 
     /// The root module's outputs (`terraform output -json`), values only.
@@ -615,6 +653,7 @@ impl<'a> AccountRun<'a> {
     fn write_plan_json(&mut self) -> Result<PlanJsonFile, String> {
         let json = self.plan_json().map_err(|e| format!("cannot read the plan as JSON: {}", e.explain()))?;
         let path = self.dirs.data.join(PLAN_JSON);
+        crate::fsio::private_dir(&self.dirs.data).map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
         crate::fsio::write_atomic_with(&path, json.as_bytes(), crate::fsio::Mode::Private)
             .map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
         Ok(PlanJsonFile { path })
@@ -655,20 +694,14 @@ impl<'a> AccountRun<'a> {
 
     /// Runs Terraform, retrying transient failures; `ok` lists the exit codes that mean success.
     fn terraform(&mut self, args: &[&str], ok: &[i32]) -> Result<Finished, RunError> {
-        self.terraform_with(args, ok, &[], None)
+        self.terraform_with(args, ok, &[])
     }
 
     /// [`Self::terraform`] with `extra` variables in its environment.
-    fn terraform_with(
-        &mut self,
-        args: &[&str],
-        ok: &[i32],
-        extra: &[(String, String)],
-        read: Option<BorrowedFd<'_>>,
-    ) -> Result<Finished, RunError> {
+    fn terraform_with(&mut self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
         let mut attempt = 1;
         loop {
-            match self.terraform_once(args, ok, extra, read) {
+            match self.terraform_once(args, ok, extra) {
                 Ok(finished) => return Ok(finished),
                 Err(RunError::Terraform { command, code, details }) => {
                     let text = details.join("\n");
@@ -696,13 +729,7 @@ impl<'a> AccountRun<'a> {
         }
     }
 
-    fn terraform_once(
-        &self,
-        args: &[&str],
-        ok: &[i32],
-        extra: &[(String, String)],
-        read: Option<BorrowedFd<'_>>,
-    ) -> Result<Finished, RunError> {
+    fn terraform_once(&self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
         let mut env = self.terraform_env();
         env.extend_from_slice(extra);
         let invocation = Invocation {
@@ -716,7 +743,6 @@ impl<'a> AccountRun<'a> {
             log_stderr: true,
             max_output: crate::terraform::process::MAX_OUTPUT,
             hold: Some(self.lock.fd()),
-            read,
         };
         let command = format!("terraform {}", args.first().unwrap_or(&""));
         let finished = invocation.run(&self.log).map_err(|e| {

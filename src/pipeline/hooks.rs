@@ -88,7 +88,6 @@ pub(crate) fn invocation<'a>(run: &'a Run, place: Place<'a>, env: &HookEnv, time
         log_stderr: true,
         max_output: crate::terraform::process::MAX_OUTPUT,
         hold: place.hold,
-        read: None,
     }
 }
 

@@ -32,7 +32,7 @@ pub enum WriteError {
     #[error("`{0}` is a symbolic link; Stamp replaces only folders it wrote, never through a link")]
     Link(PathBuf),
     /// What the folder holds that Stamp did not write (see [`foreign_in`]), relative to it.
-    #[error("`{}` holds what Stamp did not write, which replacing it would remove: {}", .0.display(), .1.join(", "))]
+    #[error("`{}` holds what Stamp did not write, which replacing it would remove: {}", .0.display(), .1.iter().map(|f| format!("`{}`", crate::text::one_line(f))).collect::<Vec<_>>().join(", "))]
     Foreign(PathBuf, Vec<String>),
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -69,7 +69,7 @@ impl Tree {
             if !entry.file_type().is_file() {
                 return None;
             }
-            let relative = entry.path().strip_prefix(dir).ok()?.to_str()?.replace('\\', "/");
+            let relative = slashed(entry.path().strip_prefix(dir).ok()?.to_str()?);
             files.push((relative, entry.into_path()));
         }
         files.sort();
@@ -217,20 +217,33 @@ fn with_files<'a>(head: &str, files: impl Iterator<Item = &'a str>) -> String {
     }
     text.push_str(FILES);
     for path in files.filter(|path| *path != MARKER) {
-        text.push_str(&serde_json::Value::from(path).to_string());
+        text.push_str(&serde_json::to_string(path).expect("text serialises"));
         text.push('\n');
     }
     text
 }
 
+/// A path relative to a tree, with `/` between its parts (on Unix, a `\` is part of a name:
+/// a file named `a\b` is not `a/b`).
+fn slashed(path: &str) -> String {
+    if cfg!(windows) { path.replace('\\', "/") } else { path.to_string() }
+}
+
 /// Where a marker's list of files starts (after its head, which ends its line).
 const FILES: &str = "files:\n";
 
-/// The files a marker's text lists; `None` when it lists none (a marker of an older Stamp) or
-/// the list cannot be read.
-fn listed_in(marker: &str) -> Option<std::collections::BTreeSet<String>> {
-    let (_, list) = marker.split_once(&format!("\n{FILES}"))?;
-    list.lines().map(|line| serde_json::from_str::<String>(line).ok()).collect()
+/// The files a marker's text lists: `None` when it lists none (a marker of an older Stamp);
+/// an error when its list cannot be read (a damaged marker).
+fn listed_in(marker: &str) -> Result<Option<std::collections::BTreeSet<String>>, ()> {
+    // The last: no line of the list reads `files:` (each is a JSON string).
+    let list = match marker.rsplit_once(&format!("\n{FILES}")) {
+        Some((_, list)) => list,
+        None => match marker.strip_prefix(FILES) {
+            Some(list) => list,
+            None => return Ok(None),
+        },
+    };
+    list.lines().map(|line| serde_json::from_str::<String>(line).map_err(|_| ())).collect::<Result<_, _>>().map(Some)
 }
 
 /// What the folder `dir`, a tree Stamp rendered, holds that Stamp did not write and that
@@ -239,8 +252,9 @@ fn listed_in(marker: &str) -> Option<std::collections::BTreeSet<String>> {
 /// the old tree not in `new` whose inode changed after the marker was written (edited, or
 /// moved, copied or unpacked in, whatever times they were given), empty folders neither tree
 /// has, entries that are neither files nor folders, and entries that cannot be read or named.
-/// A marker of an older Stamp lists no files: then files not in `new` are judged by their
-/// inode's change alone. Their paths, relative to `dir`; none when there is no tree there.
+/// A marker of an older Stamp lists no files: then any file whose inode changed after it was
+/// written is the user's; a marker whose list cannot be read is itself named. Their paths,
+/// relative to `dir`; none when there is no tree there.
 pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<String> {
     use std::collections::BTreeSet;
     use std::os::unix::fs::MetadataExt as _;
@@ -251,7 +265,9 @@ pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<S
     if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
         return Vec::new();
     }
-    let listed = fs_err::read_to_string(dir.join(MARKER)).ok().as_deref().and_then(listed_in);
+    let Ok(listed) = fs_err::read_to_string(dir.join(MARKER)).map_err(|_| ()).and_then(|text| listed_in(&text)) else {
+        return vec![format!("{MARKER} (its list of the files Stamp wrote cannot be read)")];
+    };
     // Every folder of a tree's files, however deep.
     let folders_of = |paths: &mut dyn Iterator<Item = &str>| -> BTreeSet<String> {
         paths.flat_map(|path| path.match_indices('/').map(move |(at, _)| path[..at].to_string())).collect()
@@ -274,20 +290,27 @@ pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<S
             }
         };
         let path = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-        let Some(relative) = path.to_str().map(|r| r.replace('\\', "/")) else {
+        let Some(relative) = path.to_str().map(slashed) else {
             foreign.push(path.to_string_lossy().into_owned());
             continue;
         };
         let kind = entry.file_type();
-        let changed = entry.metadata().ok().is_none_or(|m| changed_at(&m) > written);
+        // Asked only where the answer needs it: thousands of trees replaced at once.
+        let changed = || entry.metadata().ok().is_none_or(|m| changed_at(&m) > written);
         let theirs = if kind.is_dir() {
             // A folder is judged by what is in it; an empty one by itself.
-            let empty = fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none());
-            let stamps = listed_folders.as_ref().is_some_and(|folders| folders.contains(&relative));
-            empty && !new_folders.contains(&relative) && (changed || (listed.is_some() && !stamps))
+            !new_folders.contains(&relative)
+                && fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none())
+                && {
+                    let stamps = listed_folders.as_ref().is_some_and(|folders| folders.contains(&relative));
+                    (listed.is_some() && !stamps) || changed()
+                }
         } else if kind.is_file() {
-            let unlisted = listed.as_ref().is_some_and(|listed| !listed.contains(&relative));
-            relative != MARKER && (unlisted || (changed && !new.contains(&relative)))
+            relative != MARKER
+                && match &listed {
+                    Some(listed) => !listed.contains(&relative) || (!new.contains(&relative) && changed()),
+                    None => changed(),
+                }
         } else {
             true
         };
@@ -528,7 +551,7 @@ impl<T> Batch<T> {
     /// into place as [`Tree::write_atomically`] does, syncs the folders they are in, then removes
     /// the old trees. Each tree's own outcome is returned with its tag and folder; a tree that
     /// fails leaves its folder as it was.
-    pub fn commit(self) -> Vec<Committed<T>> {
+    pub fn commit(self) -> Commit<T> {
         let written_back = self.flusher.finish();
         let staged = self.staged.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let parents: std::collections::BTreeSet<PathBuf> = staged.iter().map(|s| crate::fsio::parent(&s.dir)).collect();
@@ -553,15 +576,24 @@ impl<T> Batch<T> {
                 Err(e) => Err(WriteError::Io(io::Error::other(format!("cannot sync the staged trees: {e}")))),
                 // What the folder holds is judged now, just before it is replaced, not when
                 // the tree was rendered: what was put there since is never lost.
-                Ok(()) => match foreign_in(&dir, &files_of(staging.path(), stats.as_ref())) {
-                    foreign if foreign.is_empty() => install(staging.path(), &dir),
-                    foreign => Err(WriteError::Foreign(dir.clone(), foreign)),
-                },
+                Ok(()) => {
+                    // No tree there yet (every tree of a first render): one `stat`.
+                    let foreign = if dir.join(MARKER).symlink_metadata().is_ok() {
+                        foreign_in(&dir, &files_of(staging.path(), stats.as_ref()))
+                    } else {
+                        Vec::new()
+                    };
+                    if foreign.is_empty() {
+                        install(staging.path(), &dir)
+                    } else {
+                        Err(WriteError::Foreign(dir.clone(), foreign))
+                    }
+                }
             };
             match installed {
                 Ok(old) => {
                     let _ = staging.keep();
-                    old_trees.extend(old);
+                    old_trees.extend(old.map(|old| (old, dir.clone())));
                     outcomes.push((tag, dir, Ok(stats)));
                 }
                 Err(e) => {
@@ -586,11 +618,62 @@ impl<T> Batch<T> {
                 unsynced.insert(folder);
             }
         }
-        for old in old_trees.into_iter().filter(|old| !unsynced.contains(&crate::fsio::parent(old))) {
-            let _ = fs_err::remove_dir_all(old);
-        }
-        outcomes
+        let kept = old_trees
+            .into_iter()
+            .filter(|(old, _)| !unsynced.contains(&crate::fsio::parent(old)))
+            .filter_map(|(old, dir)| retire(&old, &dir))
+            .collect();
+        Commit { trees: outcomes, kept }
     }
+}
+
+/// What a [`Batch::commit`] did: each tree's outcome, and what it kept of the old trees.
+#[derive(Debug)]
+pub struct Commit<T> {
+    pub trees: Vec<Committed<T>>,
+    /// A sentence for each old tree kept beside its folder: something was put in it while the
+    /// batch moved the new trees in.
+    pub kept: Vec<String>,
+}
+
+/// Removes `old`, the tree `dir` held until a new one was moved in, unless it holds what Stamp
+/// did not write (judged again: anything put in it since the folder was judged, through a
+/// shell or editor still in it, say). Then it is kept beside `dir`, under a name no sweep
+/// takes, and the sentence saying so is returned.
+fn retire(old: &Path, dir: &Path) -> Option<String> {
+    const SHOWN: usize = 5;
+    let new = fs_err::read_to_string(dir.join(MARKER))
+        .ok()
+        .and_then(|text| listed_in(&text).ok().flatten())
+        .unwrap_or_default();
+    let foreign = foreign_in(old, &new);
+    if foreign.is_empty() {
+        let _ = fs_err::remove_dir_all(old);
+        return None;
+    }
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let kept = (0..100)
+        .map(|n| crate::fsio::parent(dir).join(format!("{name}.kept-{seconds}-{n}")))
+        .find(|k| k.symlink_metadata().is_err() && fs_err::rename(old, k).is_ok());
+    let mut shown: Vec<String> =
+        foreign.iter().take(SHOWN).map(|f| format!("`{}`", crate::text::one_line(f))).collect();
+    if foreign.len() > SHOWN {
+        shown.push(format!("and {} more", foreign.len() - SHOWN));
+    }
+    let shown = shown.join(", ");
+    Some(match kept {
+        Some(kept) => format!(
+            "the tree `{}` replaced was kept as `{}`: it holds what was put in it while the new tree was moved in: {shown}",
+            dir.display(),
+            kept.display(),
+        ),
+        None => format!(
+            "the tree `{}` replaced was kept as `{}`: it holds what was put in it while the new tree was moved in: {shown} (move them out: the next render removes that folder)",
+            dir.display(),
+            old.display(),
+        ),
+    })
 }
 
 /// The files of the tree staged at `staging`, from their `stat`s or else read from the folder.
@@ -747,7 +830,7 @@ mod tests {
             tree(&[("c.tf", "c")]).stage(&out.join("foreign"), "f", &batch, 'f'),
             Err(WriteError::NotOurs(_))
         ));
-        let outcomes = batch.commit();
+        let outcomes = batch.commit().trees;
         assert_eq!(
             outcomes.iter().map(|(tag, _, r)| (*tag, r.is_ok())).collect::<Vec<_>>(),
             [('a', true), ('b', true)]
@@ -776,7 +859,7 @@ mod tests {
             let batch = Batch::default();
             tree(files).stage(dir, "head\n", &batch, ()).unwrap();
             before_commit();
-            let ((), _, result) = batch.commit().pop().unwrap();
+            let ((), _, result) = batch.commit().trees.pop().unwrap();
             result
         };
         let nothing = || {};
@@ -815,6 +898,42 @@ mod tests {
         commit_one(&dir, &[("old.tf", "old"), ("sub/gone.tf", "g")], &nothing).unwrap();
         commit_one(&dir, &[("new.tf", "new")], &nothing).unwrap();
         assert_eq!(names_in(&dir), [".stamp-rendered", "new.tf"]);
+    }
+
+    /// A marker's list reads back as written, whatever the names and whatever its head.
+    #[test]
+    fn a_marker_lists_every_name_as_it_is() {
+        let names = ["main.tf", "a \"quoted\" name.tf", "line\nbreak.tf", "back\\slash.tf", "ünïcode/ф.tf", "files:"];
+        for head in ["rendered by stamp\naccount: qa\n", "", "no newline", "files:\nfiles:\n"] {
+            let text = with_files(head, names.iter().copied().chain([MARKER]));
+            let listed = listed_in(&text).ok().flatten().unwrap_or_else(|| panic!("{head:?}: {text}"));
+            assert_eq!(listed, names.iter().map(|n| (*n).to_string()).collect(), "{head:?}");
+        }
+        assert_eq!(listed_in("rendered by stamp 0.1.0\naccount: qa\n"), Ok(None), "a marker of an older Stamp");
+        assert_eq!(listed_in("head\nfiles:\nnot json\n"), Err(()), "a damaged marker");
+    }
+
+    /// An old tree a batch moved out is judged again before it is removed: what was put in it
+    /// meanwhile (through a shell still in the folder) keeps it, under a name no sweep takes.
+    #[test]
+    fn an_old_tree_holding_what_was_put_in_it_meanwhile_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("qa");
+        tree(&[("main.tf", "new")]).write_atomically(&dir, "head\n").unwrap();
+        let plain = tmp.path().join(format!("{STAGING_PREFIX}plain"));
+        tree(&[("main.tf", "old"), ("gone.tf", "g")]).write_atomically(&plain, "head\n").unwrap();
+        assert_eq!(retire(&plain, &dir), None);
+        assert!(!plain.exists(), "an old tree of Stamp's files alone is removed");
+        let old = tmp.path().join(format!("{STAGING_PREFIX}old"));
+        tree(&[("main.tf", "old")]).write_atomically(&old, "head\n").unwrap();
+        fs_err::write(old.join("notes.md"), "mine").unwrap();
+        let said = retire(&old, &dir).unwrap();
+        assert!(said.contains("while the new tree was moved in: `notes.md`"), "{said}");
+        let kept: Vec<String> = names_in(tmp.path()).into_iter().filter(|n| n.starts_with("qa.kept-")).collect();
+        assert_eq!(kept.len(), 1, "{:?}", names_in(tmp.path()));
+        assert_eq!(fs_err::read_to_string(tmp.path().join(&kept[0]).join("notes.md")).unwrap(), "mine");
+        sweep_staging(tmp.path());
+        assert!(tmp.path().join(&kept[0]).join("notes.md").exists());
     }
 
     #[test]

@@ -111,14 +111,12 @@ pub struct Invocation<'a> {
     /// A file descriptor every process of the command inherits, under the same number: the
     /// account's lock, held until the last of them exits.
     pub hold: Option<BorrowedFd<'a>>,
-    /// A file the command reads as `/dev/fd/N`, inherited under the same number (see
-    /// [`SealedFile`]).
-    pub read: Option<BorrowedFd<'a>>,
 }
 
 /// Bytes a command reads as a file that nothing can change while it runs: on Linux an
-/// in-memory file (`memfd`) sealed against writes and resizing, which the command inherits
-/// (see [`Invocation::read`]) and opens as `/dev/fd/N`.
+/// in-memory file (`memfd`) sealed against writes and resizing, which the command opens by
+/// this process's `/proc/PID/fd/N` (it need not inherit anything: a wrapper that closes what
+/// it was given, or starts the command anew, passes the path on as it is).
 #[derive(Debug)]
 pub struct SealedFile {
     fd: std::os::fd::OwnedFd,
@@ -138,7 +136,16 @@ impl SealedFile {
         let fd = std::os::fd::OwnedFd::from(file);
         let seals = SealFlag::F_SEAL_WRITE | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&fd, FcntlArg::F_ADD_SEALS(seals))?;
-        Ok(Some(Self { fd }))
+        let sealed = Self { fd };
+        // Without `/proc` (a container may have none), or with one of another process id
+        // namespace, the path would lead nowhere, or elsewhere: it must be this very file.
+        let opened = nix::sys::stat::fstat(&sealed.fd)?;
+        let named = fs_err::metadata(sealed.path()).ok();
+        let same = named.is_some_and(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.dev() == opened.st_dev as u64 && m.ino() == opened.st_ino as u64
+        });
+        Ok(same.then_some(sealed))
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -146,15 +153,10 @@ impl SealedFile {
         Ok(None)
     }
 
-    /// The path a command given [`SealedFile::fd`] reads it by.
+    /// The path any process of this user reads it by, while this value lives.
     pub fn path(&self) -> String {
         use std::os::fd::AsRawFd as _;
-        format!("/dev/fd/{}", self.fd.as_raw_fd())
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd as _;
-        self.fd.as_fd()
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
     }
 }
 
@@ -222,18 +224,8 @@ impl Invocation<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // Each under its own number, which a path such as `/dev/fd/N` may name.
-        let mappings = self
-            .hold
-            .iter()
-            .chain(&self.read)
-            .map(|fd| {
-                use std::os::fd::AsRawFd as _;
-                Ok(command_fds::FdMapping { parent_fd: fd.try_clone_to_owned()?, child_fd: fd.as_raw_fd() })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        if !mappings.is_empty() {
-            command_fds::CommandFdExt::fd_mappings(&mut command, mappings).map_err(std::io::Error::other)?;
+        if let Some(fd) = self.hold {
+            command_fds::CommandFdExt::preserved_fds(&mut command, vec![fd.try_clone_to_owned()?]);
         }
         let mut child = command
             .spawn()
@@ -499,7 +491,6 @@ mod tests {
             log_stderr: true,
             max_output: MAX_OUTPUT,
             hold: None,
-            read: None,
         }
     }
 

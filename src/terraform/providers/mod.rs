@@ -346,6 +346,9 @@ impl ProviderCache {
             .rand_bytes(INSTALL_SUFFIX)
             .tempdir_in(&self.root)
             .map_err(io_error(&self.root))?;
+        let sign = staging.path().join(INSTALL_SIGN);
+        fs_err::write(&sign, "a provider install of Stamp's: removed when done, or by the next install after a kill\n")
+            .map_err(io_error(&sign))?;
         log.line(&format!(
             "# provider cache: installing the providers of this root module into {}",
             self.mirror().display()
@@ -374,7 +377,6 @@ impl ProviderCache {
             log_stderr: true,
             max_output: super::process::MAX_OUTPUT,
             hold,
-            read: None,
         };
         let finished = invocation.run(log).map_err(|e| CacheError::Install(e.to_string()))?;
         if !finished.success() {
@@ -461,22 +463,30 @@ fn sync_files(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Whether `entry`, in the cache's folder, is an install folder a killed run left: a folder
-/// (not a link) named as [`ProviderCache::install`] names them, holding nothing but what an
-/// install puts there. The cache may be set to a folder that holds other things (the project,
-/// a home folder): nothing else there is ever removed.
+/// (not a link) named as [`ProviderCache::install`] names them, empty or holding its
+/// [`INSTALL_SIGN`] and nothing but what an install puts there. The cache may be set to a
+/// folder that holds other things (the project, a home folder): nothing else there is ever
+/// removed.
 fn is_install_folder(entry: &fs_err::DirEntry) -> bool {
-    const MADE: &[&str] = &["terraformrc", "data", "copy", "replaced"];
+    const MADE: &[&str] = &[INSTALL_SIGN, "terraformrc", "data", "copy", "replaced"];
     let name = entry.file_name();
     let shaped = name
         .to_str()
         .and_then(|n| n.strip_prefix(INSTALL_PREFIX))
         .is_some_and(|suffix| suffix.len() == INSTALL_SUFFIX && suffix.bytes().all(|b| b.is_ascii_alphanumeric()));
-    shaped
-        && entry.file_type().is_ok_and(|t| t.is_dir())
-        && fs_err::read_dir(entry.path()).is_ok_and(|inside| {
-            inside.into_iter().all(|e| e.is_ok_and(|e| e.file_name().to_str().is_some_and(|n| MADE.contains(&n))))
-        })
+    if !shaped || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        return false;
+    }
+    let Ok(inside) = fs_err::read_dir(entry.path()) else { return false };
+    let names: Option<Vec<String>> = inside.map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    names.is_some_and(|names| {
+        names.is_empty()
+            || (names.iter().any(|n| n == INSTALL_SIGN) && names.iter().all(|n| MADE.contains(&n.as_str())))
+    })
 }
+
+/// The file every install folder holds from its start, so that a sweep takes no other.
+const INSTALL_SIGN: &str = ".stamp-install";
 
 /// How install folders are named: this prefix, then [`INSTALL_SUFFIX`] random letters and digits.
 const INSTALL_PREFIX: &str = ".install-";
@@ -495,13 +505,17 @@ mod tests {
         let left = root.join(".install-a1B2c3");
         fs_err::create_dir_all(left.join("data/providers")).unwrap();
         fs_err::write(left.join("terraformrc"), "").unwrap();
+        fs_err::write(left.join(INSTALL_SIGN), "").unwrap();
         let empty = root.join(".install-zzzzzz");
         fs_err::create_dir_all(&empty).unwrap();
-        let mine = [".install-notes", ".install-x1y2z3.bak", ".install-q1w2e3"];
+        let mine = [".install-notes", ".install-x1y2z3.bak", ".install-q1w2e3", ".install-r1t2y3"];
         fs_err::write(root.join(mine[0]), "mine").unwrap();
         fs_err::create_dir_all(root.join(mine[1])).unwrap();
         fs_err::create_dir_all(root.join(mine[2])).unwrap();
         fs_err::write(root.join(mine[2]).join("todo.md"), "mine").unwrap();
+        // Named and filled like an install, but not one of Stamp's (no sign).
+        fs_err::create_dir_all(root.join(mine[3]).join("data")).unwrap();
+        fs_err::write(root.join(mine[3]).join("data/mine.txt"), "mine").unwrap();
         let cache = ProviderCache::shared(root).unwrap();
         let log = Log::open(&root.join("log")).unwrap();
         drop(cache.lock_file(&log).unwrap());
