@@ -703,6 +703,31 @@ fn a_link_in_place_of_the_data_folder_is_refused() {
     assert!(said.contains("is a symbolic link, not a folder"), "{said}");
     assert_eq!(fs_err::metadata(&elsewhere).unwrap().permissions().mode() & 0o7777, 0o755);
     assert_eq!(fs_err::read_dir(&elsewhere).unwrap().count(), 0, "nothing was written where the link leads");
+
+    // A pre-deploy hook runs after the work folder is written, just before the plan: a link it
+    // leaves in place of the plan file is removed (Terraform's `plan -out` writes through it).
+    fs_err::remove_file(project.path().join(".stamp/data/local-staging")).unwrap();
+    let script = project.path().join("link-the-plan.sh");
+    let planned = elsewhere.join("planned");
+    let data = project.path().join(".stamp/data/local-staging");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\nln -sf '{}' '{}/stamp.tfplan' && touch '{}/hook-ran'\n",
+            planned.display(),
+            data.display(),
+            elsewhere.display()
+        ),
+    );
+    let account = "fixtures/accounts/local-staging.yaml";
+    let text = project.read(account);
+    let text = text.find("hooks:").map_or(text.as_str(), |at| &text[..at]).to_string();
+    project
+        .write(account, &format!("{text}hooks:\n  pre_deploy:\n    - {{ name: link, run: {} }}\n", script.display()));
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert!(elsewhere.join("hook-ran").exists(), "the hook ran");
+    assert!(!planned.exists(), "the plan was written where the link led");
+    assert!(fs_err::symlink_metadata(data.join("stamp.tfplan")).unwrap().is_file());
 }
 
 /// Failure injection: a fake `terraform` that, asked to show or apply a plan, first writes
