@@ -244,9 +244,8 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
     gone.sort();
     let mut removed = Vec::new();
     for (name, dir) in gone {
-        let marker_file = dir.join(crate::render::tree::MARKER);
         // Written by a Stamp that names the account (of any version: the line after the first).
-        let ours = fs_err::read_to_string(&marker_file).is_ok_and(|text| {
+        let ours = crate::render::tree::marker_text(&dir).is_some_and(|text| {
             text.starts_with("rendered by stamp ") && text.lines().nth(1) == marker(&name).lines().nth(1)
         });
         if !ours {

@@ -254,6 +254,12 @@ impl<'a> AccountRun<'a> {
         self.found_token.as_deref()
     }
 
+    /// The account's data folder, as it must be before anything is written into it: a folder
+    /// only its owner may enter, not a link (see [`crate::fsio::private_dir`]).
+    fn private_data(&self) -> Result<(), RunError> {
+        crate::fsio::private_dir(&self.dirs.data).map_err(RunError::io("cannot make the Terraform data folder"))
+    }
+
     /// Writes the account's rendered tree into its work folder (where its hooks run).
     pub fn write_tree(&mut self, tree: &Tree) -> Result<(), RunError> {
         self.progress.phase(&self.account.name, "render");
@@ -262,7 +268,7 @@ impl<'a> AccountRun<'a> {
         // It holds the saved plan and, for plan policies, the plan as JSON: both carry the
         // plan's values, so only the owner may enter it (and a link in its place, which would
         // send them elsewhere, is refused).
-        crate::fsio::private_dir(&self.dirs.data).map_err(RunError::io("cannot make the Terraform data folder"))?;
+        self.private_data()?;
         // A plan as JSON left by a run that was killed goes now.
         match fs_err::remove_file(self.dirs.data.join(PLAN_JSON)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -370,7 +376,7 @@ impl<'a> AccountRun<'a> {
         self.planned = None;
         // Hooks ran since the work folder was written: a link one left in place of the data
         // folder or the plan file is not written through.
-        crate::fsio::private_dir(&self.dirs.data).map_err(RunError::io("cannot make the Terraform data folder"))?;
+        self.private_data()?;
         match fs_err::symlink_metadata(&self.dirs.plan_file) {
             Ok(meta) if !meta.is_file() => {
                 fs_err::remove_file(&self.dirs.plan_file)
@@ -415,30 +421,25 @@ impl<'a> AccountRun<'a> {
         let plan_file = self.dirs.plan_file.display();
         // For a `terraform` that cannot see this process's files (a wrapper running it in a
         // container of its own): the plan file, checked just before.
-        if std::env::var_os("STAMP_PLAN_FROM_FILE").is_some_and(|v| v == "1") {
-            self.log.line(&format!("# STAMP_PLAN_FROM_FILE=1: Terraform reads `{plan_file}` (sha256 {digest})"));
-            return Ok((plan_file.to_string(), None));
-        }
-        match SealedFile::new("stamp.tfplan", &bytes) {
-            Ok(Some(sealed)) => {
-                let path = sealed.path();
-                self.log.line(&format!(
-                    "# Terraform reads `{plan_file}` (sha256 {digest}) as checked, sealed in memory: {path}"
-                ));
-                Ok((path, Some(sealed)))
+        let sealed = if std::env::var_os("STAMP_PLAN_FROM_FILE").is_some_and(|v| v == "1") {
+            Err("STAMP_PLAN_FROM_FILE=1".to_string())
+        } else {
+            match SealedFile::new("stamp.tfplan", &bytes) {
+                Ok(Some(sealed)) => Ok(sealed),
+                Ok(None) => Err("nothing can be sealed here".to_string()),
+                Err(e) => Err(format!("cannot seal it in memory: {e}")),
             }
-            Ok(None) => {
-                self.log
-                    .line(&format!("# nothing can be sealed here: Terraform reads `{plan_file}` (sha256 {digest})"));
-                Ok((plan_file.to_string(), None))
+        };
+        let (path, sealed) = match sealed {
+            Ok(sealed) => (sealed.path(), Some(sealed)),
+            Err(why) => {
+                self.log.line(&format!("# {why}: Terraform reads `{plan_file}` (sha256 {digest})"));
+                return Ok((plan_file.to_string(), None));
             }
-            Err(e) => {
-                self.log.line(&format!(
-                    "# cannot seal `{plan_file}` in memory ({e}): Terraform reads it (sha256 {digest})"
-                ));
-                Ok((plan_file.to_string(), None))
-            }
-        }
+        };
+        self.log
+            .line(&format!("# Terraform reads `{plan_file}` (sha256 {digest}) as checked, sealed in memory: {path}"));
+        Ok((path, sealed))
     }
 
     /// Applies the account's plan file, only while it is the one this run planned.
@@ -653,7 +654,7 @@ impl<'a> AccountRun<'a> {
     fn write_plan_json(&mut self) -> Result<PlanJsonFile, String> {
         let json = self.plan_json().map_err(|e| format!("cannot read the plan as JSON: {}", e.explain()))?;
         let path = self.dirs.data.join(PLAN_JSON);
-        crate::fsio::private_dir(&self.dirs.data).map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
+        self.private_data().map_err(|e| format!("cannot write the plan as JSON: {}", e.explain()))?;
         crate::fsio::write_atomic_with(&path, json.as_bytes(), crate::fsio::Mode::Private)
             .map_err(|e| format!("cannot write the plan as JSON: {e}"))?;
         Ok(PlanJsonFile { path })

@@ -229,6 +229,25 @@ fn slashed(path: &str) -> String {
     if cfg!(windows) { path.replace('\\', "/") } else { path.to_string() }
 }
 
+/// The text of the marker in `dir`: `None` when there is none, or it is not a plain file of
+/// text (a link, a device, anything larger than [`MAX_MARKER`]): a marker is read whole, so
+/// one made huge, or a link to `/dev/zero`, must not be.
+pub fn marker_text(dir: &Path) -> Option<String> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Read as _;
+    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+    let file = fs_err::OpenOptions::new().read(true).custom_flags(flags).open(dir.join(MARKER)).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_MARKER + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= MAX_MARKER).then_some(text)
+}
+
+/// The most a marker may hold: the names of a tree of a hundred thousand files.
+const MAX_MARKER: u64 = 16 << 20;
+
 /// Where a marker's list of files starts (after its head, which ends its line).
 const FILES: &str = "files:\n";
 
@@ -265,7 +284,7 @@ pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<S
     if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
         return Vec::new();
     }
-    let Ok(listed) = fs_err::read_to_string(dir.join(MARKER)).map_err(|_| ()).and_then(|text| listed_in(&text)) else {
+    let Ok(listed) = marker_text(dir).ok_or(()).and_then(|text| listed_in(&text)) else {
         return vec![format!("{MARKER} (its list of the files Stamp wrote cannot be read)")];
     };
     // Every folder of a tree's files, however deep.
@@ -642,10 +661,7 @@ pub struct Commit<T> {
 /// takes, and the sentence saying so is returned.
 fn retire(old: &Path, dir: &Path) -> Option<String> {
     const SHOWN: usize = 5;
-    let new = fs_err::read_to_string(dir.join(MARKER))
-        .ok()
-        .and_then(|text| listed_in(&text).ok().flatten())
-        .unwrap_or_default();
+    let new = marker_text(dir).and_then(|text| listed_in(&text).ok().flatten()).unwrap_or_default();
     let foreign = foreign_in(old, &new);
     if foreign.is_empty() {
         let _ = fs_err::remove_dir_all(old);
@@ -911,6 +927,27 @@ mod tests {
         }
         assert_eq!(listed_in("rendered by stamp 0.1.0\naccount: qa\n"), Ok(None), "a marker of an older Stamp");
         assert_eq!(listed_in("head\nfiles:\nnot json\n"), Err(()), "a damaged marker");
+    }
+
+    /// A marker is read whole: one that is a link (to `/dev/zero`, say) or larger than any
+    /// tree's list is not read, and the tree it marks is not replaced.
+    #[test]
+    fn a_hostile_marker_is_never_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("qa");
+        tree(&[("main.tf", "a")]).write_atomically(&dir, "head\n").unwrap();
+        assert!(marker_text(&dir).is_some_and(|text| text.ends_with("\"main.tf\"\n")));
+        let new = std::iter::once("main.tf".to_string()).collect();
+        assert_eq!(foreign_in(&dir, &new), Vec::<String>::new());
+        fs_err::remove_file(dir.join(MARKER)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join(MARKER)).unwrap();
+        assert_eq!(marker_text(&dir), None);
+        assert_eq!(foreign_in(&dir, &new), [format!("{MARKER} (its list of the files Stamp wrote cannot be read)")]);
+        fs_err::remove_file(dir.join(MARKER)).unwrap();
+        let huge = fs_err::File::create(dir.join(MARKER)).unwrap();
+        huge.set_len(MAX_MARKER + 1).unwrap();
+        assert_eq!(marker_text(&dir), None);
+        assert_eq!(foreign_in(&dir, &new).len(), 1);
     }
 
     /// An old tree a batch moved out is judged again before it is removed: what was put in it
