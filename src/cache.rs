@@ -76,14 +76,18 @@ impl Cache {
     /// [`Cache::read`], and the version of the file it read (see [`Cache::version`]).
     pub fn read_versioned<T: DeserializeOwned>(&self, name: &str, kind: &str) -> (Option<T>, Version) {
         use std::io::Read as _;
-        let Some(mut file) = self.dir.as_ref().and_then(|dir| fs_err::File::open(dir.join(name)).ok()) else {
+        let Some(file) = self.dir.as_ref().and_then(|dir| fs_err::File::open(dir.join(name)).ok()) else {
             return (None, None);
         };
         let Ok(meta) = file.metadata() else { return (None, None) };
         let version = Some(version_of(&meta));
         // Far beyond any fleet's index (10,000 accounts: about 5 MB): not read at all.
-        let mut bytes = Vec::new();
-        if meta.len() > MAX_BYTES || file.read_to_end(&mut bytes).is_err() {
+        if meta.len() > MAX_BYTES {
+            return (None, version);
+        }
+        // Sized once (one more byte to find the end), not grown by doubling: 64 shards.
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+        if file.take(MAX_BYTES).read_to_end(&mut bytes).is_err() {
             return (None, version);
         }
         (unframe(&bytes, kind).and_then(|body| postcard::from_bytes(body).ok()), version)

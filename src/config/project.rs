@@ -297,8 +297,9 @@ pub type Prepared<'p> = dyn Fn(&Entry, &Account) + Sync + 'p;
 /// What loading one account file gave.
 struct Loaded {
     entry: Option<Entry>,
-    account: Option<Account>,
-    problem: Option<Diagnostic>,
+    // Boxed: most loads have neither, and 10,000 inline would be 10 MB to write and move.
+    account: Option<Box<Account>>,
+    problem: Option<Box<Diagnostic>>,
     /// What the cache is to remember of the file and its load.
     memo: Option<Remembered>,
 }
@@ -352,8 +353,8 @@ impl Project {
         project.catalog.reserve(loaded.len());
         for Loaded { entry, account, problem, memo } in loaded {
             project.catalog.extend(entry);
-            project.accounts.extend(account);
-            diagnostics.extend(problem);
+            project.accounts.extend(account.map(|a| *a));
+            diagnostics.extend(problem.map(|d| *d));
             if let Some((file, load)) = memo {
                 files.extend(file);
                 loads.extend(load);
@@ -439,7 +440,7 @@ impl Project {
         // Read: what it holds decides its keys (and replaces a record of other content).
         let text = match read(&file.read_from, &display) {
             Ok(text) => text,
-            Err(d) => return Loaded { entry: None, account: None, problem: Some(*d), memo: None },
+            Err(d) => return Loaded { entry: None, account: None, problem: Some(d), memo: None },
         };
         let content = crate::cache::content_digest(text.as_bytes());
         let record = self.memo.file_record(&file.read_from, stat, &content);
@@ -455,9 +456,9 @@ impl Project {
                 if let Some(prepare) = prepare {
                     prepare(&entry, &account);
                 }
-                Loaded { entry: Some(entry), account: whole.then_some(account), problem: None, memo }
+                Loaded { entry: Some(entry), account: whole.then(|| Box::new(account)), problem: None, memo }
             }
-            Err(d) => Loaded { entry: None, account: None, problem: Some(*d), memo: None },
+            Err(d) => Loaded { entry: None, account: None, problem: Some(d), memo: None },
         }
     }
 
