@@ -502,6 +502,33 @@ fn render_all_removes_only_what_it_wrote_for_accounts_that_are_gone() {
 }
 
 #[test]
+fn render_all_never_removes_what_another_project_rendered_into_the_same_folder() {
+    let shared = tempfile::tempdir().unwrap();
+    let out = shared.path().to_str().unwrap();
+    let (first, second) = (Project::example(), Project::example());
+    let render =
+        |project: &Project| project.stamp(["render", "--all", "--out", out]).env("STAMP_VERSION", "1.0.0").run();
+    render(&first).success();
+    // The second project has no `staging`: the first's tree of it is not the second's to remove.
+    fs_err::remove_file(second.path().join(ACCOUNTS).join("staging.yaml")).unwrap();
+    // A tree an older Stamp wrote, whose marker names its account but no project, is kept and said.
+    let older = shared.path().join("retired");
+    fs_err::create_dir_all(&older).unwrap();
+    fs_err::write(older.join("main.tf"), "").unwrap();
+    fs_err::write(older.join(".stamp-rendered"), "rendered by stamp 0.1.0\naccount: retired\nfiles:\n\"main.tf\"\n")
+        .unwrap();
+    let run = render(&second).success();
+    assert!(shared.path().join("staging/stamp_backend.tf").is_file(), "{}", run.stderr);
+    assert!(!run.stderr.contains("staging`"), "another project's tree is none of this one's business: {}", run.stderr);
+    assert!(older.join("main.tf").is_file(), "{}", run.stderr);
+    assert!(run.stderr.contains("retired`: its account no longer exists, but an older Stamp"), "{}", run.stderr);
+    // The project that wrote it removes it once its account is gone.
+    fs_err::remove_file(first.path().join(ACCOUNTS).join("staging.yaml")).unwrap();
+    let run = render(&first).success();
+    assert!(!shared.path().join("staging").exists(), "{}", run.stderr);
+}
+
+#[test]
 fn a_changed_file_mode_reaches_the_tree_on_disk() {
     let project = Project::example();
     let render = || project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run().success();

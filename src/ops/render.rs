@@ -85,8 +85,9 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // A tree already on disk as it would be written is left alone, so its files keep their
     // times (and tools watching them see no change).
     let memo = &workspace.project.memo;
+    let marker_of = |account: &str| marker(&workspace.project.root, account);
     let on_disk = |account: &str, dir: &Path, digest: &str| {
-        let marker = marker(account);
+        let marker = marker_of(account);
         // The tree and its marker's text, as the cache remembers them.
         let remembered = crate::cache::Key::new("tree").field(digest).field(&marker).finish();
         let stats = Tree::stats_on_disk(dir)?;
@@ -114,7 +115,7 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             done(&account.name, dir, files, true);
             return Ok(None);
         }
-        let marker = marker(&account.name);
+        let marker = marker_of(&account.name);
         let tag =
             Staged { account: account.name.clone(), display: account.display.clone(), digest, files: tree.files.len() };
         tree.stage(dir, &marker, &batch, tag).map_err(|e| write_error(&account.name, &account.display, dir, &e))?;
@@ -149,7 +150,7 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
             Ok(stats) => {
                 if let Some(stats) = stats {
                     let remembered =
-                        crate::cache::Key::new("tree").field(&staged.digest).field(marker(&staged.account)).finish();
+                        crate::cache::Key::new("tree").field(&staged.digest).field(marker_of(&staged.account)).finish();
                     memo.tree_seen(&dir, &remembered, &stats);
                 }
                 done(&staged.account, &dir, staged.files, false);
@@ -209,10 +210,13 @@ fn foreign_error(account: &str, display: &str, dir: &Path, foreign: &[String]) -
     .for_account(account)
 }
 
-/// The text of the marker in a tree `stamp render` wrote for `account`: it names the account,
-/// so `--all` removes only trees written for an account that is gone.
-fn marker(account: &str) -> String {
-    format!("rendered by stamp {}\naccount: {account}\n", env!("CARGO_PKG_VERSION"))
+/// The text of the marker in a tree `stamp render` wrote for `account` of the project in
+/// `root`: it names both, so `--all` removes only trees this project wrote for an account it
+/// no longer has (never those another project rendered into the same `--out`). The project
+/// is named by a digest of its folder's path, which stays out of the tree.
+fn marker(root: &Path, account: &str) -> String {
+    let project = crate::cache::content_digest(root.as_os_str().as_encoded_bytes());
+    format!("rendered by stamp {}\naccount: {account}\nproject: {}\n", env!("CARGO_PKG_VERSION"), &project[..16])
 }
 
 /// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: a
@@ -244,11 +248,28 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
     gone.sort();
     let mut removed = Vec::new();
     for (name, dir) in gone {
-        // Written by a Stamp that names the account (of any version: the line after the first).
-        let ours = crate::render::tree::marker_text(&dir).is_some_and(|text| {
-            text.starts_with("rendered by stamp ") && text.lines().nth(1) == marker(&name).lines().nth(1)
-        });
-        if !ours {
+        // Written by this project for the account of its name, by a Stamp of any version: the
+        // lines after the first. One that names the account but no project is an older
+        // Stamp's, maybe another project's: kept, and said.
+        let Some(text) = crate::render::tree::marker_text(&dir).filter(|t| t.starts_with("rendered by stamp ")) else {
+            continue;
+        };
+        let expected = marker(&project.root, &name);
+        let (mut found, mut wanted) = (text.lines().skip(1), expected.lines().skip(1));
+        if found.next() != wanted.next() {
+            continue;
+        }
+        let project_line = found.next();
+        if project_line != wanted.next() {
+            if !project_line.is_some_and(|line| line.starts_with("project: ")) {
+                diagnostics.push(Diagnostic::warning(
+                    "render.keep",
+                    format!(
+                        "kept `{}`: its account no longer exists, but an older Stamp rendered it without naming its project, which may be another (remove it by hand)",
+                        dir.display()
+                    ),
+                ));
+            }
             continue;
         }
         // Judged as a render judges a tree it replaces (by the files its marker lists), with
