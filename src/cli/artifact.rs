@@ -54,7 +54,7 @@ impl BuildArgs {
 pub fn build_command(workspace: &Workspace, args: &BuildArgs, out: &Output) -> ExitStatus {
     // Artifacts are staged and written into the folder, the default `dist/` too.
     let dist = args.out.clone().unwrap_or_else(|| workspace.project.root.join("dist"));
-    let named = args.out.as_deref().map_or(Named::Default("dist"), |out| Named::Given("--out", out));
+    let named = args.out.as_deref().map_or(Named::Default("output folder", "dist"), |out| Named::Given("--out", out));
     if let Err(problem) = crate::ops::outside_own_folder(&workspace.project, &dist, named, Written::Into) {
         out.error(&format!("{problem}: write the artifacts elsewhere"));
         return ExitStatus::Failure;

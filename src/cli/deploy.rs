@@ -1,7 +1,7 @@
 //! `stamp plan`, `apply`, `destroy`, `output` and `doctor`: the commands that run Terraform.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Output;
@@ -111,7 +111,8 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
         None => project.root.join(REPORT_FILE),
     };
     let report = (args.format == PlanFormat::Markdown).then(|| {
-        let named = Named::Given("--report-file", report_file.unwrap_or(Path::new(REPORT_FILE)));
+        let named = report_file
+            .map_or(Named::Default("report file", REPORT_FILE), |given| Named::Given("--report-file", given));
         (report_path.clone(), named)
     });
     for (path, named) in saved.into_iter().chain(report) {

@@ -229,11 +229,12 @@ fn holds(dir: &Path, target: &Path) -> bool {
 }
 
 /// What the user named for a command to write: an option and its value as typed, or the
-/// name of the default folder used without it.
+/// default used without one, with what it is.
 #[derive(Debug, Clone, Copy)]
 pub enum Named<'a> {
     Given(&'a str, &'a Path),
-    Default(&'a str),
+    /// What it is (`output folder`) and the default the user did not change.
+    Default(&'a str, &'a str),
 }
 
 /// Refuses `path` (where `named` leads, written as `written`) inside a folder of Stamp's own
@@ -249,13 +250,13 @@ pub fn outside_own_folder(
     if let Some(own) = own_folder_holding(project, &target) {
         return Err(match named {
             Named::Given(option, value) => format!("`{option} {}` is inside {own}", value.display()),
-            Named::Default(folder) => format!("the output folder `{folder}` leads inside {own}"),
+            Named::Default(what, path) => format!("the {what} `{path}` leads inside {own}"),
         });
     }
     let Some(input) = input_at(project, &target, written) else { return Ok(()) };
     Err(match named {
         Named::Given(option, value) => format!("`{option} {}` is {input}", value.display()),
-        Named::Default(folder) => format!("the output folder `{folder}` is {input}"),
+        Named::Default(what, path) => format!("the {what} `{path}` is {input}"),
     })
 }
 

@@ -58,7 +58,10 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // committed in its place); a link in place of one account's folder is refused when its
     // tree is written.
     let base = out.clone().unwrap_or_else(|| workspace.project.root.join("build"));
-    let named = options.out.as_deref().map_or(super::Named::Default("build"), |out| super::Named::Given("--out", out));
+    let named = options
+        .out
+        .as_deref()
+        .map_or(super::Named::Default("output folder", "build"), |out| super::Named::Given("--out", out));
     if let Err(problem) = super::outside_own_folder(&workspace.project, &base, named, super::Written::Into) {
         let d = Diagnostic::error("render.out", problem)
             .hint("render to a folder of your own: `stamp plan` and `stamp apply` render into `.stamp/work/` themselves, under the account's lock");
