@@ -173,6 +173,51 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     fs_err::rename(&old, a)
 }
 
+/// Moves `file` into the folder `into` (made if missing) in one step, under its own name or,
+/// when that is taken, `<stem>-<n>.<ext>`: never over anything there. Both folders are synced.
+/// Returns where it now lies.
+pub fn move_into(file: &Path, into: &Path) -> io::Result<PathBuf> {
+    fs_err::create_dir_all(into)?;
+    let name =
+        Path::new(file.file_name().ok_or_else(|| io::Error::other(format!("`{}` names no file", file.display())))?);
+    let (stem, ext) = (name.file_stem().unwrap_or_default().to_string_lossy(), name.extension());
+    for n in 0..1000 {
+        let mut to = into.join(if n == 0 { name.to_path_buf() } else { PathBuf::from(format!("{stem}-{n}")) });
+        if let (Some(ext), true) = (ext, n > 0) {
+            to.set_extension(ext);
+        }
+        match rename_no_replace(file, &to) {
+            Ok(()) => {
+                sync_dir(&parent(file))?;
+                sync_dir(into)?;
+                return Ok(to);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!("`{}` holds too many files named like `{}`", into.display(), name.display())))
+}
+
+#[cfg(target_os = "linux")]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(|errno| {
+        io::Error::new(
+            io::Error::from(errno).kind(),
+            format!("cannot move `{}` to `{}`: {errno}", from.display(), to.display()),
+        )
+    })
+}
+
+/// Without a rename that refuses to replace: a hard link (which never does), then the old name
+/// removed.
+#[cfg(not(target_os = "linux"))]
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    fs_err::hard_link(from, to)?;
+    fs_err::remove_file(from)
+}
+
 /// Syncs a folder, so the renames and creations in it survive a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

@@ -522,10 +522,23 @@ fn render_all_never_removes_what_another_project_rendered_into_the_same_folder()
     assert!(!run.stderr.contains("staging`"), "another project's tree is none of this one's business: {}", run.stderr);
     assert!(older.join("main.tf").is_file(), "{}", run.stderr);
     assert!(run.stderr.contains("retired`: its account no longer exists, but an older Stamp"), "{}", run.stderr);
-    // The project that wrote it removes it once its account is gone.
+    // The project that wrote it removes it once its account is gone, however it is reached (here
+    // through a link to its folder, from a subfolder).
     fs_err::remove_file(first.path().join(ACCOUNTS).join("staging.yaml")).unwrap();
-    let run = render(&first).success();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("link-to-first");
+    std::os::unix::fs::symlink(first.path(), &link).unwrap();
+    let run = common::Run::new(&link.join(ACCOUNTS))
+        .args(["render", "--all", "--out", out])
+        .env("STAMP_VERSION", "1.0.0")
+        .run()
+        .success();
     assert!(!shared.path().join("staging").exists(), "{}", run.stderr);
+    // Inside the project, a tree's marker names no project: every checkout renders the same tree.
+    first.stamp(["render", "qa"]).env("STAMP_VERSION", "1.0.0").run().success();
+    assert!(first.read("build/qa/.stamp-rendered").starts_with("rendered by stamp "));
+    assert!(!first.read("build/qa/.stamp-rendered").contains("project:"));
+    assert!(fs_err::read_to_string(shared.path().join("qa/.stamp-rendered")).unwrap().contains("\nproject: "));
 }
 
 #[test]

@@ -307,6 +307,7 @@ fn files_the_user_names_never_go_into_stamps_own_folder() {
     // The default report file, named as the default (no option was given).
     let out = project.stamp(["plan", "qa", "--format", "markdown"]).run().failure(1);
     assert!(out.stderr.contains("the report file `.stamp/reports/plan.md` leads inside"), "{}", out.stderr);
+    assert!(out.stderr.contains("pass `--report-file FILE` to write it elsewhere"), "{}", out.stderr);
     // The default `dist/`, a link into it committed in its place.
     std::os::unix::fs::symlink(project.path().join(".stamp/ledger"), project.path().join("dist")).unwrap();
     let out = project.stamp(["build", "qa", "--version", "1.0.0"]).run().failure(1);

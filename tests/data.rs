@@ -332,16 +332,22 @@ fn playgrounds_are_tagged_and_reaped() {
     let refused = project.tf(["reap"]).env("STAMP_NOW", &tomorrow).run().failure(1);
     assert!(refused.stderr.contains("only `stamp reap --dry-run`"), "{}", refused.stderr);
 
-    // Now: play-old was created two hours ago (its file says when), so it has expired.
+    // Now: play-old was created two hours ago (its file says when, edited), so it has expired.
     let path = "fixtures/accounts/playgrounds/play-old.yaml";
     let created = project.read(path).lines().find(|l| l.starts_with("created_at:")).unwrap().to_string();
     let earlier = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(2 * 3600));
     project.write(path, &project.read(path).replace(&created, &format!("created_at: \"{earlier}\"")));
     let reap = project.tf(["reap"]).run().success();
     assert!(reap.stdout.contains("play-old: destroyed (expired"), "{}", reap.stdout);
-    assert!(reap.stdout.contains("removed fixtures/accounts/playgrounds/play-old.yaml"), "{}", reap.stdout);
+    // Its file was edited after `playground new` wrote it: moved out of the accounts, kept.
+    assert!(
+        reap.stdout.contains("kept fixtures/accounts/playgrounds/play-old.yaml as .stamp/reaped/play-old.yaml"),
+        "{}",
+        reap.stdout
+    );
     assert!(!project.env_dir("play-old").exists());
     assert!(!project.path().join(path).exists());
+    assert!(project.read(".stamp/reaped/play-old.yaml").contains(&earlier.to_string()), "the edit is kept");
     for kept in ["play-new", "guarded", "local-staging"] {
         assert!(project.env_dir(kept).exists(), "{kept} was reaped");
     }
@@ -351,6 +357,10 @@ fn playgrounds_are_tagged_and_reaped() {
     assert!(unconfirmed.stderr.contains("--confirm kill-switch"), "{}", unconfirmed.stderr);
     let kill = project.tf(["reap", "--all-ephemeral", "--confirm", "kill-switch"]).run().success();
     assert!(kill.stdout.contains("play-new: destroyed (kill switch"), "{}", kill.stdout);
+    // Its file is as `playground new` wrote it: removed.
+    assert!(kill.stdout.contains("removed fixtures/accounts/playgrounds/play-new.yaml"), "{}", kill.stdout);
+    assert!(!project.path().join("fixtures/accounts/playgrounds/play-new.yaml").exists());
+    assert!(!project.path().join(".stamp/reaped/play-new.yaml").exists());
     assert!(!project.env_dir("play-new").exists());
     assert!(project.env_dir("guarded").exists() && project.env_dir("local-staging").exists());
 }

@@ -268,7 +268,8 @@ pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output
 /// An account is reaped when it is `ephemeral: true`, deployed, not protected, and its
 /// creation time (`created_at`, else its first apply in the ledger) plus its `ttl` has passed.
 /// Protected and non-ephemeral accounts are never reaped. A reaped playground's file (written
-/// by `stamp playground new`) is deleted too. Runs unattended (e.g. hourly from CI);
+/// by `stamp playground new`) is deleted too, unless it was edited since: then it is moved to
+/// `.stamp/reaped/`, and the reap says where. Runs unattended (e.g. hourly from CI);
 /// `--dry-run` only reports. The kill switch `--all-ephemeral --confirm kill-switch` reaps every
 /// ephemeral account, expired or not. With `--dry-run`, `STAMP_NOW` (RFC 3339) sets the time to
 /// judge by (a real reap refuses it).

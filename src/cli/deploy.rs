@@ -117,7 +117,11 @@ pub fn plan(workspace: &Workspace, args: &PlanArgs, out: &Output) -> ExitStatus 
     });
     for (path, named) in saved.into_iter().chain(report) {
         if let Err(problem) = crate::ops::outside_own_folder(project, &path, named, Written::Entry) {
-            out.error(&format!("{problem}: write it elsewhere"));
+            let hint = match named {
+                Named::Default(..) => "pass `--report-file FILE` to write it elsewhere",
+                Named::Given(..) => "write it elsewhere",
+            };
+            out.error(&format!("{problem}: {hint}"));
             return ExitStatus::Failure;
         }
     }

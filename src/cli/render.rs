@@ -14,8 +14,9 @@ use crate::ops::render::{RenderOptions, render};
 /// tree. The output is plain, `terraform fmt`-clean Terraform that runs without Stamp.
 ///
 /// A tree already on disk byte for byte as it would be written is left untouched (its files
-/// keep their times), and with `--all` the trees Stamp wrote for accounts that no longer exist
-/// are removed (folders without Stamp's `.stamp-rendered` marker never are). A tree's folder
+/// keep their times), and with `--all` the trees this project wrote for accounts that no longer
+/// exist are removed (folders without Stamp's `.stamp-rendered` marker never are, nor, in an
+/// `--out` outside the project, trees another project wrote). A tree's folder
 /// keeps Terraform's `.terraform/`; one holding files you added is not replaced (they are
 /// named). With the build cache (`.stamp/cache/`), unchanged accounts are not
 /// rendered again.

@@ -20,6 +20,13 @@ use crate::pipeline::account::Progress;
 /// The first line of a playground's file: `reap` deletes only files that start with it.
 pub const HEADER: &str = "# Playground written by `stamp playground new`: reaped once expired.";
 
+/// The line after a playground file's comment: the SHA-256 of the text below it as written, so
+/// a reap removes the file only if nobody changed it (an edited one is kept).
+const WRITTEN_AS: &str = "# SHA-256 of what follows, as written (a reap keeps it if edited): ";
+
+/// Where a reap keeps a destroyed playground's file that was edited after it was written.
+pub const KEPT_DIR: &str = ".stamp/reaped";
+
 /// What `--confirm` must say for the kill switch.
 pub const KILL_SWITCH: &str = "kill-switch";
 
@@ -237,7 +244,9 @@ pub fn new(
 /// emitter. Read back before it is written: anything but exactly `config` (a value that became
 /// YAML syntax) is refused.
 fn playground_file(comment: &str, config: &Value) -> Result<String, String> {
-    let text = format!("{HEADER}\n# {}\n{}", crate::text::one_line(comment), crate::config::yaml::to_text(config));
+    let body = crate::config::yaml::to_text(config);
+    let digest = crate::cache::content_digest(body.as_bytes());
+    let text = format!("{HEADER}\n# {}\n{WRITTEN_AS}{digest}\n{body}", crate::text::one_line(comment));
     match crate::config::yaml::parse("playground", &text) {
         Ok(document) if &document.value == config && text.starts_with(&format!("{HEADER}\n")) => Ok(text),
         _ => Err("the playground's file would not read back as written: refusing to write it".into()),
@@ -368,8 +377,18 @@ pub struct ReapReport {
     pub not_ephemeral: usize,
     pub destroys: Vec<DeployReport>,
     pub removed_files: Vec<String>,
+    /// Destroyed playgrounds' files that were edited after they were written: moved out of the
+    /// accounts folder (so no longer accounts), never removed.
+    pub kept_files: Vec<KeptFile>,
     /// Problems found while loading (a damaged ledger record, ...), one line each.
     pub warnings: Vec<String>,
+}
+
+/// A destroyed playground's file kept because it was edited: where it was and where it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptFile {
+    pub file: String,
+    pub at: String,
 }
 
 impl ReapReport {
@@ -406,6 +425,7 @@ pub fn reap(
         not_ephemeral: 0,
         destroys: Vec::new(),
         removed_files: Vec::new(),
+        kept_files: Vec::new(),
         warnings: workspace.warning_lines(),
     };
     for entry in &project.catalog {
@@ -503,8 +523,19 @@ pub fn reap(
             None => {
                 entry.action = ReapAction::Destroyed;
                 let entry = project.catalog.iter().find(|e| e.name() == name).expect("chosen above");
-                if is_playground_file(&entry.path) && fs_err::remove_file(&entry.path).is_ok() {
-                    report.removed_files.push(entry.display.clone());
+                if is_playground_file(&entry.path) {
+                    match put_away(&project.root, &entry.path) {
+                        Ok(None) => report.removed_files.push(entry.display.clone()),
+                        Ok(Some(kept)) => {
+                            report
+                                .kept_files
+                                .push(KeptFile { file: entry.display.clone(), at: project.display(&kept) });
+                        }
+                        Err(e) => report.warnings.push(format!(
+                            "`{}` was destroyed, but its file cannot be put away: {e} (remove it by hand)",
+                            entry.display
+                        )),
+                    }
                 }
             }
         }
@@ -528,6 +559,34 @@ fn destroy_failure(result: &DeployReport, account: &str) -> Option<String> {
     })
 }
 
+/// A destroyed playground's file, moved out of the accounts folder into [`KEPT_DIR`] first (so
+/// what is written to it from then on goes elsewhere), then removed if it is as `playground
+/// new` wrote it; `Some(where)` when it was changed since, and kept there.
+fn put_away(root: &Path, path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let moved = crate::fsio::move_into(path, &root.join(KEPT_DIR))?;
+    let mut text = String::new();
+    let read = fs_err::File::open(&moved)
+        .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut text));
+    if read.is_ok() && as_written(&text) {
+        fs_err::remove_file(&moved)?;
+        crate::fsio::sync_dir(&root.join(KEPT_DIR))?;
+        return Ok(None);
+    }
+    Ok(Some(moved))
+}
+
+/// A playground file larger than this was not written by `playground new`.
+const MAX_FILE: u64 = 16 << 20;
+
+/// Whether `text` is a playground file as `playground new` wrote it: the digest on its third
+/// line is that of everything after that line.
+fn as_written(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix(HEADER).and_then(|t| t.strip_prefix('\n')) else { return false };
+    let Some((_comment, rest)) = rest.split_once('\n') else { return false };
+    let Some((line, body)) = rest.split_once('\n') else { return false };
+    line.strip_prefix(WRITTEN_AS) == Some(crate::cache::content_digest(body.as_bytes()).as_str())
+}
+
 fn is_playground_file(path: &Path) -> bool {
     fs_err::read_to_string(path).is_ok_and(|text| text.starts_with(HEADER))
 }
@@ -544,7 +603,47 @@ mod tests {
         let read = crate::config::yaml::parse("p.yaml", &text).unwrap().value;
         assert_eq!(read, config);
         assert!(read.get("hooks").is_none(), "{text}");
-        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 2, "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 3, "{text}");
+        assert!(as_written(&text), "{text}");
+    }
+
+    /// Only a file exactly as `playground new` wrote it is as written: any edit, below the
+    /// digest or of it, and a file without one (an older Stamp's), is not.
+    #[test]
+    fn a_playground_file_is_as_written_only_unchanged() {
+        let text = playground_file("for ana", &json!({"archetype": "x", "owner": "ana"})).unwrap();
+        assert!(as_written(&text));
+        for edited in [
+            format!("{text}# a note\n"),
+            text.replace("owner: ana", "owner: bob"),
+            text.replacen(WRITTEN_AS, "# ", 1),
+            text.replacen("for ana", "for ana and bob", 1).replacen(HEADER, "# x", 1),
+            format!("{HEADER}\n# for ana\narchetype: x\nowner: ana\n"),
+            String::new(),
+        ] {
+            assert!(!as_written(&edited), "{edited}");
+        }
+        // The comment line is not covered: what it says is in the body too.
+        assert!(as_written(&text.replacen("# for ana", "# for ana (note)", 1)));
+    }
+
+    #[test]
+    fn a_file_moved_into_a_folder_never_replaces_one_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let into = dir.path().join("kept");
+        for (n, content) in ["first", "second", "third"].iter().enumerate() {
+            let file = dir.path().join("play.yaml");
+            fs_err::write(&file, content).unwrap();
+            let moved = crate::fsio::move_into(&file, &into).unwrap();
+            let expected = if n == 0 { "play.yaml".to_string() } else { format!("play-{n}.yaml") };
+            assert_eq!(moved, into.join(expected));
+            assert!(!file.exists());
+        }
+        let mut names: Vec<String> =
+            fs_err::read_dir(&into).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["play-1.yaml", "play-2.yaml", "play.yaml"]);
+        assert_eq!(fs_err::read_to_string(into.join("play.yaml")).unwrap(), "first");
     }
 
     #[test]

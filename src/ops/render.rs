@@ -88,7 +88,8 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // A tree already on disk as it would be written is left alone, so its files keep their
     // times (and tools watching them see no change).
     let memo = &workspace.project.memo;
-    let marker_of = |account: &str| marker(&workspace.project.root, account);
+    let shared = shared_folder(&workspace.project.root, &base);
+    let marker_of = |account: &str| marker(&workspace.project.root, account, shared);
     let on_disk = |account: &str, dir: &Path, digest: &str| {
         let marker = marker_of(account);
         // The tree and its marker's text, as the cache remembers them.
@@ -173,7 +174,7 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     }
     written.sort_by(|a, b| a.account.cmp(&b.account));
     let parent = out.unwrap_or_else(|| project.root.join("build"));
-    let removed = if options.all { remove_gone(workspace, &parent, &mut diagnostics) } else { Vec::new() };
+    let removed = if options.all { remove_gone(workspace, &parent, shared, &mut diagnostics) } else { Vec::new() };
     diagnostics::sort(&mut diagnostics);
     RenderReport { written, removed, diagnostics, sources: project.sources.clone() }
 }
@@ -214,12 +215,24 @@ fn foreign_error(account: &str, display: &str, dir: &Path, foreign: &[String]) -
 }
 
 /// The text of the marker in a tree `stamp render` wrote for `account` of the project in
-/// `root`: it names both, so `--all` removes only trees this project wrote for an account it
-/// no longer has (never those another project rendered into the same `--out`). The project
-/// is named by a digest of its folder's path, which stays out of the tree.
-fn marker(root: &Path, account: &str) -> String {
-    let project = crate::cache::content_digest(root.as_os_str().as_encoded_bytes());
-    format!("rendered by stamp {}\naccount: {account}\nproject: {}\n", env!("CARGO_PKG_VERSION"), &project[..16])
+/// `root`. It names the account, so `--all` removes only trees written for an account that is
+/// gone; in a folder outside the project (`shared`), which other projects may render into
+/// too, it names the project as well (a digest of its folder's path), so `--all` removes only
+/// this project's. Inside the project (`build/`) it does not: the folder is the project's, and
+/// its trees are the same in every checkout of one commit.
+fn marker(root: &Path, account: &str, shared: bool) -> String {
+    let mut text = format!("rendered by stamp {}\naccount: {account}\n", env!("CARGO_PKG_VERSION"));
+    if shared {
+        let project = crate::cache::content_digest(root.as_os_str().as_encoded_bytes());
+        text.push_str(&format!("project: {}\n", &project[..16]));
+    }
+    text
+}
+
+/// Whether the trees under `base` lie outside the project in `root` (where other projects may
+/// render too), by where `base` leads on disk.
+fn shared_folder(root: &Path, base: &Path) -> bool {
+    !crate::fsio::resolved(base).starts_with(crate::fsio::resolved(root))
 }
 
 /// Removes the trees in `parent` that Stamp wrote for accounts that no longer exist: a
@@ -227,8 +240,9 @@ fn marker(root: &Path, account: &str) -> String {
 /// that name and no account file (not even one that does not load) is named like it. Nothing
 /// is removed when an account file did not load (it may be the one), and a tree holding
 /// anything Stamp did not write (Terraform's `.terraform`, a file its marker does not list or
-/// that changed after the render) is kept, with a warning.
-fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+/// that changed after the render) is kept, with a warning. Outside the project (`shared`),
+/// only trees whose marker names this project are removed.
+fn remove_gone(workspace: &Workspace, parent: &Path, shared: bool, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     let project = &workspace.project;
     if workspace.diagnostics.iter().any(|d| d.severity == diagnostics::Severity::Error) {
         return Vec::new();
@@ -251,19 +265,19 @@ fn remove_gone(workspace: &Workspace, parent: &Path, diagnostics: &mut Vec<Diagn
     gone.sort();
     let mut removed = Vec::new();
     for (name, dir) in gone {
-        // Written by this project for the account of its name, by a Stamp of any version: the
-        // lines after the first. One that names the account but no project is an older
-        // Stamp's, maybe another project's: kept, and said.
+        // Written for the account of its name, by a Stamp of any version: the lines after the
+        // first. Outside the project, by this project too; one there that names no project is
+        // an older Stamp's, maybe another project's: kept, and said.
         let Some(text) = crate::render::tree::marker_text(&dir).filter(|t| t.starts_with("rendered by stamp ")) else {
             continue;
         };
-        let expected = marker(&project.root, &name);
+        let expected = marker(&project.root, &name, shared);
         let (mut found, mut wanted) = (text.lines().skip(1), expected.lines().skip(1));
         if found.next() != wanted.next() {
             continue;
         }
         let project_line = found.next();
-        if project_line != wanted.next() {
+        if shared && project_line != wanted.next() {
             if !project_line.is_some_and(|line| line.starts_with("project: ")) {
                 diagnostics.push(Diagnostic::warning(
                     "render.keep",

@@ -920,7 +920,13 @@ mod tests {
     #[test]
     fn a_marker_lists_every_name_as_it_is() {
         let names = ["main.tf", "a \"quoted\" name.tf", "line\nbreak.tf", "back\\slash.tf", "ünïcode/ф.tf", "files:"];
-        for head in ["rendered by stamp\naccount: qa\n", "", "no newline", "files:\nfiles:\n"] {
+        for head in [
+            "rendered by stamp\naccount: qa\n",
+            "rendered by stamp\naccount: qa\nproject: 0123abcd\n",
+            "",
+            "no newline",
+            "files:\nfiles:\n",
+        ] {
             let text = with_files(head, names.iter().copied().chain([MARKER]));
             let listed = listed_in(&text).ok().flatten().unwrap_or_else(|| panic!("{head:?}: {text}"));
             assert_eq!(listed, names.iter().map(|n| (*n).to_string()).collect(), "{head:?}");

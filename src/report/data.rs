@@ -130,6 +130,10 @@ pub fn reap_text(report: &ReapReport) -> String {
     for file in &report.removed_files {
         let _ = writeln!(text, "removed {file}");
     }
+    for kept in &report.kept_files {
+        let _ =
+            writeln!(text, "kept {} as {}: it was changed after `stamp playground new` wrote it", kept.file, kept.at);
+    }
     let _ = writeln!(
         text,
         "{} ephemeral accounts: {} destroyed, {} to destroy; {} non-ephemeral accounts left alone",
