@@ -180,12 +180,17 @@ pub fn move_into(file: &Path, into: &Path) -> io::Result<PathBuf> {
     fs_err::create_dir_all(into)?;
     let name =
         Path::new(file.file_name().ok_or_else(|| io::Error::other(format!("`{}` names no file", file.display())))?);
-    let (stem, ext) = (name.file_stem().unwrap_or_default().to_string_lossy(), name.extension());
     for n in 0..1000 {
-        let mut to = into.join(if n == 0 { name.to_path_buf() } else { PathBuf::from(format!("{stem}-{n}")) });
-        if let (Some(ext), true) = (ext, n > 0) {
-            to.set_extension(ext);
+        // `ana.try.yaml`, then `ana.try-1.yaml`: the number goes before the last extension.
+        let mut numbered = name.file_stem().unwrap_or_default().to_os_string();
+        if n > 0 {
+            numbered.push(format!("-{n}"));
         }
+        if let Some(ext) = name.extension() {
+            numbered.push(".");
+            numbered.push(ext);
+        }
+        let to = into.join(numbered);
         match rename_no_replace(file, &to) {
             Ok(()) => {
                 sync_dir(&parent(file))?;
@@ -199,21 +204,27 @@ pub fn move_into(file: &Path, into: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other(format!("`{}` holds too many files named like `{}`", into.display(), name.display())))
 }
 
+/// A rename that never replaces `to`; where the file system does not offer one (NFS, some FUSE
+/// mounts: `EINVAL`), a hard link (which never replaces either), then the old name removed.
 #[cfg(target_os = "linux")]
 fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(|errno| {
-        io::Error::new(
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) => link_then_unlink(from, to),
+        Err(errno) => Err(io::Error::new(
             io::Error::from(errno).kind(),
             format!("cannot move `{}` to `{}`: {errno}", from.display(), to.display()),
-        )
-    })
+        )),
+    }
 }
 
-/// Without a rename that refuses to replace: a hard link (which never does), then the old name
-/// removed.
 #[cfg(not(target_os = "linux"))]
 fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    link_then_unlink(from, to)
+}
+
+fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
     fs_err::hard_link(from, to)?;
     fs_err::remove_file(from)
 }

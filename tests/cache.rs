@@ -539,6 +539,14 @@ fn render_all_never_removes_what_another_project_rendered_into_the_same_folder()
     assert!(first.read("build/qa/.stamp-rendered").starts_with("rendered by stamp "));
     assert!(!first.read("build/qa/.stamp-rendered").contains("project:"));
     assert!(fs_err::read_to_string(shared.path().join("qa/.stamp-rendered")).unwrap().contains("\nproject: "));
+    // A tree another project rendered into this project's own `build/` names that project: it
+    // is not this one's to remove either.
+    fs_err::remove_file(first.path().join(ACCOUNTS).join("loadtest.yaml")).unwrap();
+    let into_first = first.path().join("build/loadtest");
+    second.stamp(["render", "loadtest", "--out"]).args([&into_first]).env("STAMP_VERSION", "1.0.0").run().success();
+    let run = first.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run().success();
+    assert!(into_first.join("stamp_backend.tf").is_file(), "{}", run.stderr);
+    assert!(!run.stderr.contains("loadtest"), "{}", run.stderr);
 }
 
 #[test]

@@ -20,8 +20,8 @@ use crate::pipeline::account::Progress;
 /// The first line of a playground's file: `reap` deletes only files that start with it.
 pub const HEADER: &str = "# Playground written by `stamp playground new`: reaped once expired.";
 
-/// The line after a playground file's comment: the SHA-256 of the text below it as written, so
-/// a reap removes the file only if nobody changed it (an edited one is kept).
+/// A playground file's second line: the SHA-256 of everything below it as written, so a reap
+/// removes the file only if nobody changed it (an edited one is kept).
 const WRITTEN_AS: &str = "# SHA-256 of what follows, as written (a reap keeps it if edited): ";
 
 /// Where a reap keeps a destroyed playground's file that was edited after it was written.
@@ -244,9 +244,9 @@ pub fn new(
 /// emitter. Read back before it is written: anything but exactly `config` (a value that became
 /// YAML syntax) is refused.
 fn playground_file(comment: &str, config: &Value) -> Result<String, String> {
-    let body = crate::config::yaml::to_text(config);
-    let digest = crate::cache::content_digest(body.as_bytes());
-    let text = format!("{HEADER}\n# {}\n{WRITTEN_AS}{digest}\n{body}", crate::text::one_line(comment));
+    let below = format!("# {}\n{}", crate::text::one_line(comment), crate::config::yaml::to_text(config));
+    let digest = crate::cache::content_digest(below.as_bytes());
+    let text = format!("{HEADER}\n{WRITTEN_AS}{digest}\n{below}");
     match crate::config::yaml::parse("playground", &text) {
         Ok(document) if &document.value == config && text.starts_with(&format!("{HEADER}\n")) => Ok(text),
         _ => Err("the playground's file would not read back as written: refusing to write it".into()),
@@ -384,11 +384,12 @@ pub struct ReapReport {
     pub warnings: Vec<String>,
 }
 
-/// A destroyed playground's file kept because it was edited: where it was and where it is.
+/// A destroyed playground's file kept because it was edited: where it was, where it is, why.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeptFile {
     pub file: String,
     pub at: String,
+    pub why: String,
 }
 
 impl ReapReport {
@@ -525,15 +526,18 @@ pub fn reap(
                 let entry = project.catalog.iter().find(|e| e.name() == name).expect("chosen above");
                 if is_playground_file(&entry.path) {
                     match put_away(&project.root, &entry.path) {
-                        Ok(None) => report.removed_files.push(entry.display.clone()),
-                        Ok(Some(kept)) => {
-                            report
-                                .kept_files
-                                .push(KeptFile { file: entry.display.clone(), at: project.display(&kept) });
+                        Ok(PutAway::Removed) => report.removed_files.push(entry.display.clone()),
+                        Ok(PutAway::Kept { at, why }) => {
+                            report.kept_files.push(KeptFile {
+                                file: entry.display.clone(),
+                                at: project.display(&at),
+                                why,
+                            });
                         }
-                        Err(e) => report.warnings.push(format!(
-                            "`{}` was destroyed, but its file cannot be put away: {e} (remove it by hand)",
-                            entry.display
+                        Err((at, e)) => report.warnings.push(format!(
+                            "`{}` was destroyed, but its file `{}` cannot be removed: {e} (remove it by hand)",
+                            entry.display,
+                            project.display(&at)
                         )),
                     }
                 }
@@ -559,32 +563,66 @@ fn destroy_failure(result: &DeployReport, account: &str) -> Option<String> {
     })
 }
 
-/// A destroyed playground's file, moved out of the accounts folder into [`KEPT_DIR`] first (so
-/// what is written to it from then on goes elsewhere), then removed if it is as `playground
-/// new` wrote it; `Some(where)` when it was changed since, and kept there.
-fn put_away(root: &Path, path: &Path) -> std::io::Result<Option<PathBuf>> {
-    let moved = crate::fsio::move_into(path, &root.join(KEPT_DIR))?;
+/// What became of a destroyed playground's file.
+enum PutAway {
+    Removed,
+    /// Kept `at` (in [`KEPT_DIR`], or where it was when it could not be moved), for `why`.
+    Kept {
+        at: PathBuf,
+        why: String,
+    },
+}
+
+/// A destroyed playground's file: moved out of the accounts folder into [`KEPT_DIR`] first (so
+/// what is written to its old name from then on is a new file), then removed only if it is as
+/// `playground new` wrote it. Where it cannot be moved (`.stamp/reaped` is a link, or on
+/// another file system), it is judged where it is. An error says where the file is.
+fn put_away(root: &Path, path: &Path) -> Result<PutAway, (PathBuf, std::io::Error)> {
+    let kept_dir = root.join(KEPT_DIR);
+    let moved = crate::fsio::private_dir(&kept_dir).and_then(|()| crate::fsio::move_into(path, &kept_dir));
+    let (at, left) = match moved {
+        Ok(at) => (at, None),
+        Err(e) => (path.to_path_buf(), Some(e)),
+    };
     let mut text = String::new();
-    let read = fs_err::File::open(&moved)
+    let read = fs_err::File::open(&at)
         .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut text));
     if read.is_ok() && as_written(&text) {
-        fs_err::remove_file(&moved)?;
-        crate::fsio::sync_dir(&root.join(KEPT_DIR))?;
-        return Ok(None);
+        fs_err::remove_file(&at).map_err(|e| (at.clone(), e))?;
+        crate::fsio::sync_dir(&crate::fsio::parent(&at)).map_err(|e| (at.clone(), e))?;
+        return Ok(PutAway::Removed);
     }
-    Ok(Some(moved))
+    let mut why = if has_digest(&text) {
+        "it was changed after `stamp playground new` wrote it".to_string()
+    } else {
+        "it carries no digest of what `stamp playground new` wrote (an older Stamp's, or changed)".to_string()
+    };
+    if let Some(e) = left {
+        why.push_str(&format!("; left in place, as it cannot be moved into `{KEPT_DIR}`: {e}"));
+    }
+    Ok(PutAway::Kept { at, why })
 }
 
 /// A playground file larger than this was not written by `playground new`.
 const MAX_FILE: u64 = 16 << 20;
 
-/// Whether `text` is a playground file as `playground new` wrote it: the digest on its third
-/// line is that of everything after that line.
+/// Whether `text` is a playground file as `playground new` wrote it: its header, then the
+/// digest of everything after the digest's line.
 fn as_written(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix(HEADER).and_then(|t| t.strip_prefix('\n')) else { return false };
-    let Some((_comment, rest)) = rest.split_once('\n') else { return false };
-    let Some((line, body)) = rest.split_once('\n') else { return false };
-    line.strip_prefix(WRITTEN_AS) == Some(crate::cache::content_digest(body.as_bytes()).as_str())
+    let Some((digest, below)) = digest_line(text) else { return false };
+    digest == crate::cache::content_digest(below.as_bytes())
+}
+
+/// Whether `text` has a playground header and a digest line under it, whatever else.
+fn has_digest(text: &str) -> bool {
+    digest_line(text).is_some()
+}
+
+/// The digest a playground file's second line gives, and the text below that line.
+fn digest_line(text: &str) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix(HEADER)?.strip_prefix('\n')?;
+    let (line, below) = rest.split_once('\n')?;
+    Some((line.strip_prefix(WRITTEN_AS)?, below))
 }
 
 fn is_playground_file(path: &Path) -> bool {
@@ -617,32 +655,97 @@ mod tests {
             format!("{text}# a note\n"),
             text.replace("owner: ana", "owner: bob"),
             text.replacen(WRITTEN_AS, "# ", 1),
-            text.replacen("for ana", "for ana and bob", 1).replacen(HEADER, "# x", 1),
+            edited_header(&text),
             format!("{HEADER}\n# for ana\narchetype: x\nowner: ana\n"),
             String::new(),
         ] {
             assert!(!as_written(&edited), "{edited}");
         }
-        // The comment line is not covered: what it says is in the body too.
-        assert!(as_written(&text.replacen("# for ana", "# for ana (note)", 1)));
+        assert!(has_digest(&format!("{text}# a note\n")) && !has_digest(&edited_header(&text)));
+        // The comment line is covered too.
+        assert!(!as_written(&text.replacen("# for ana", "# for ana (note)", 1)));
+    }
+
+    #[test]
+    fn a_destroyed_playgrounds_file_goes_only_into_a_folder_of_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let (root, accounts) = (root.path(), root.path().join("accounts"));
+        fs_err::create_dir_all(&accounts).unwrap();
+        fs_err::create_dir_all(root.join(".stamp")).unwrap();
+        let text = playground_file("for ana", &json!({"archetype": "x", "owner": "ana"})).unwrap();
+        let file = |name: &str, content: &str| {
+            let path = accounts.join(name);
+            fs_err::write(&path, content).unwrap();
+            path
+        };
+        let files_in = |dir: &Path| fs_err::read_dir(dir).unwrap().count();
+        // `.stamp/reaped` is a link elsewhere: nothing goes there, each file is judged in place.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.join(KEPT_DIR)).unwrap();
+        let unchanged = file("a.yaml", &text);
+        assert!(matches!(put_away(root, &unchanged), Ok(PutAway::Removed)));
+        assert!(!unchanged.exists());
+        let edited = file("b.yaml", &format!("{text}# a note\n"));
+        match put_away(root, &edited) {
+            Ok(PutAway::Kept { at, why }) => assert!(at == edited && why.contains("left in place"), "{why}"),
+            _ => panic!("an edited file is kept"),
+        }
+        assert!(edited.exists());
+        assert_eq!(files_in(elsewhere.path()), 0);
+        // A folder of its own: each file is moved in, then removed if as written, else kept there.
+        fs_err::remove_file(root.join(KEPT_DIR)).unwrap();
+        let unchanged = file("c.yaml", &text);
+        assert!(matches!(put_away(root, &unchanged), Ok(PutAway::Removed)));
+        assert!(!unchanged.exists());
+        let older = file("d.yaml", &format!("{HEADER}\n# for ana\narchetype: x\n"));
+        match put_away(root, &older) {
+            Ok(PutAway::Kept { at, why }) => {
+                assert_eq!(at, root.join(KEPT_DIR).join("d.yaml"));
+                assert!(why.contains("no digest"), "{why}");
+            }
+            _ => panic!("a file without a digest is kept"),
+        }
+        assert!(!older.exists());
+        assert_eq!(files_in(&root.join(KEPT_DIR)), 1);
+    }
+
+    fn edited_header(text: &str) -> String {
+        text.replacen(HEADER, "# x", 1)
     }
 
     #[test]
     fn a_file_moved_into_a_folder_never_replaces_one_there() {
         let dir = tempfile::tempdir().unwrap();
         let into = dir.path().join("kept");
-        for (n, content) in ["first", "second", "third"].iter().enumerate() {
-            let file = dir.path().join("play.yaml");
-            fs_err::write(&file, content).unwrap();
-            let moved = crate::fsio::move_into(&file, &into).unwrap();
-            let expected = if n == 0 { "play.yaml".to_string() } else { format!("play-{n}.yaml") };
-            assert_eq!(moved, into.join(expected));
-            assert!(!file.exists());
+        for name in ["play.yaml", "ana.try.yaml", "no-extension"] {
+            for (n, content) in ["first", "second", "third"].iter().enumerate() {
+                let file = dir.path().join(name);
+                fs_err::write(&file, content).unwrap();
+                let moved = crate::fsio::move_into(&file, &into).unwrap();
+                let expected = match (n, name.rsplit_once('.')) {
+                    (0, _) => name.to_string(),
+                    (n, Some((stem, ext))) => format!("{stem}-{n}.{ext}"),
+                    (n, None) => format!("{name}-{n}"),
+                };
+                assert_eq!(moved, into.join(expected));
+                assert!(!file.exists());
+            }
         }
         let mut names: Vec<String> =
             fs_err::read_dir(&into).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, ["play-1.yaml", "play-2.yaml", "play.yaml"]);
+        let expected = [
+            "ana.try-1.yaml",
+            "ana.try-2.yaml",
+            "ana.try.yaml",
+            "no-extension",
+            "no-extension-1",
+            "no-extension-2",
+            "play-1.yaml",
+            "play-2.yaml",
+            "play.yaml",
+        ];
+        assert_eq!(names, expected);
         assert_eq!(fs_err::read_to_string(into.join("play.yaml")).unwrap(), "first");
     }
 

@@ -266,27 +266,31 @@ fn remove_gone(workspace: &Workspace, parent: &Path, shared: bool, diagnostics: 
     let mut removed = Vec::new();
     for (name, dir) in gone {
         // Written for the account of its name, by a Stamp of any version: the lines after the
-        // first. Outside the project, by this project too; one there that names no project is
-        // an older Stamp's, maybe another project's: kept, and said.
+        // first.
         let Some(text) = crate::render::tree::marker_text(&dir).filter(|t| t.starts_with("rendered by stamp ")) else {
             continue;
         };
-        let expected = marker(&project.root, &name, shared);
+        // This project's line, as a tree rendered outside it carries.
+        let expected = marker(&project.root, &name, true);
         let (mut found, mut wanted) = (text.lines().skip(1), expected.lines().skip(1));
         if found.next() != wanted.next() {
             continue;
         }
-        let project_line = found.next();
-        if shared && project_line != wanted.next() {
-            if !project_line.is_some_and(|line| line.starts_with("project: ")) {
-                diagnostics.push(Diagnostic::warning(
-                    "render.keep",
-                    format!(
-                        "kept `{}`: its account no longer exists, but an older Stamp rendered it without naming its project, which may be another (remove it by hand)",
-                        dir.display()
-                    ),
-                ));
-            }
+        let (project_line, ours) = (found.next().filter(|line| line.starts_with("project: ")), wanted.next());
+        // A tree naming another project is that project's, wherever it lies (one rendered
+        // into this project's folder from outside it too). One naming none is this project's
+        // in its own folder; outside it, an older Stamp's, maybe another project's.
+        if project_line.is_some_and(|line| Some(line) != ours) {
+            continue;
+        }
+        if shared && project_line.is_none() {
+            diagnostics.push(Diagnostic::warning(
+                "render.keep",
+                format!(
+                    "kept `{}`: its account no longer exists, but an older Stamp rendered it without naming its project, which may be another (remove it by hand)",
+                    dir.display()
+                ),
+            ));
             continue;
         }
         // Judged as a render judges a tree it replaces (by the files its marker lists), with

@@ -131,8 +131,11 @@ pub fn reap_text(report: &ReapReport) -> String {
         let _ = writeln!(text, "removed {file}");
     }
     for kept in &report.kept_files {
-        let _ =
-            writeln!(text, "kept {} as {}: it was changed after `stamp playground new` wrote it", kept.file, kept.at);
+        if kept.at == kept.file {
+            let _ = writeln!(text, "kept {}: {}", kept.file, kept.why);
+        } else {
+            let _ = writeln!(text, "kept {} as {}: {}", kept.file, kept.at, kept.why);
+        }
     }
     let _ = writeln!(
         text,
