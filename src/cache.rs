@@ -76,10 +76,10 @@ impl Cache {
     /// [`Cache::read`], and the version of the file it read (see [`Cache::version`]).
     pub fn read_versioned<T: DeserializeOwned>(&self, name: &str, kind: &str) -> (Option<T>, Version) {
         use std::io::Read as _;
-        let Some(file) = self.dir.as_ref().and_then(|dir| fs_err::File::open(dir.join(name)).ok()) else {
+        // A plain file only: a FIFO put in an entry's place must not hang the run.
+        let Some((file, meta)) = self.dir.as_ref().and_then(|dir| crate::fsio::open_plain(&dir.join(name)).ok()) else {
             return (None, None);
         };
-        let Ok(meta) = file.metadata() else { return (None, None) };
         let version = Some(version_of(&meta));
         // Far beyond any fleet's index (10,000 accounts: about 5 MB): not read at all.
         if meta.len() > MAX_BYTES {
@@ -262,6 +262,16 @@ mod tests {
         let huge = fs_err::File::create(&path).unwrap();
         huge.set_len(MAX_BYTES + 1).unwrap();
         assert_eq!(cache.read::<Vec<u32>>("x", "index"), None);
+        // Nor one that is not a plain file: a FIFO (no writer: reading it would wait for one),
+        // a link to one, a link to a good entry.
+        fs_err::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(cache.read::<Vec<u32>>("x", "index"), None);
+        cache.write("y", "index", &vec![1_u32]).unwrap();
+        for (link, to) in [("l1", "x"), ("l2", "y")] {
+            std::os::unix::fs::symlink(dir.path().join(to), dir.path().join(link)).unwrap();
+            assert_eq!(cache.read::<Vec<u32>>(link, "index"), None, "{link}");
+        }
     }
 
     #[test]

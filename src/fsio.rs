@@ -101,6 +101,33 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot make `{}` private: {e}", path.display())))
 }
 
+/// Opens the plain file at `path` to read it, with its metadata as opened. Anything else is an
+/// error: a symbolic link (its last step is not followed), a FIFO or a device (whose reading
+/// could block, or never end). Read it bounded (`Read::take`): a plain file may still be huge.
+#[cfg(unix)]
+pub fn open_plain(path: &Path) -> io::Result<(fs_err::File, std::fs::Metadata)> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking, so that opening a FIFO does not wait for a writer.
+    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+    let file = fs_err::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!("`{}` is not a plain file", path.display())));
+    }
+    Ok((file, meta))
+}
+
+/// The text of the plain file at `path` ([`open_plain`]), if it holds at most `max` bytes of
+/// UTF-8; `None` otherwise, or when it cannot be read.
+#[cfg(unix)]
+pub fn plain_text(path: &Path, max: u64) -> Option<String> {
+    use std::io::Read as _;
+    let (file, _) = open_plain(path).ok()?;
+    let mut text = String::new();
+    file.take(max.saturating_add(1)).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= max).then_some(text)
+}
+
 /// Appends `bytes` to `path` in one write and syncs the file (and, when the append created it,
 /// its folder). Appends of one line each never interleave on a local file system.
 pub fn append_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -204,10 +231,11 @@ pub fn move_into(file: &Path, into: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other(format!("`{}` holds too many files named like `{}`", into.display(), name.display())))
 }
 
-/// A rename that never replaces `to`; where the file system does not offer one (NFS, some FUSE
-/// mounts: `EINVAL`), a hard link (which never replaces either), then the old name removed.
+/// A rename that never replaces `to` (`AlreadyExists` when something is there); where the file
+/// system does not offer one (NFS, some FUSE mounts: `EINVAL`), a hard link (which never
+/// replaces either, and moves no folder), then the old name removed.
 #[cfg(target_os = "linux")]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
@@ -220,7 +248,7 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     link_then_unlink(from, to)
 }
 

@@ -728,6 +728,12 @@ fn a_link_in_place_of_the_data_folder_is_refused() {
     assert!(elsewhere.join("hook-ran").exists(), "the hook ran");
     assert!(!planned.exists(), "the plan was written where the link led");
     assert!(fs_err::symlink_metadata(data.join("stamp.tfplan")).unwrap().is_file());
+    // A second name (a hard link) of a file elsewhere is not written through either.
+    fs_err::write(&planned, "").unwrap();
+    write_executable(&script, &format!("#!/bin/sh\nln -f '{}' '{}/stamp.tfplan'\n", planned.display(), data.display()));
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    assert_eq!(fs_err::metadata(&planned).unwrap().len(), 0, "the plan was written into the file elsewhere");
+    assert!(fs_err::metadata(data.join("stamp.tfplan")).unwrap().len() > 0);
 }
 
 /// Failure injection: a fake `terraform` that, asked to show or apply a plan, first writes

@@ -584,10 +584,8 @@ fn put_away(root: &Path, path: &Path) -> Result<PutAway, (PathBuf, std::io::Erro
         Ok(at) => (at, None),
         Err(e) => (path.to_path_buf(), Some(e)),
     };
-    let mut text = String::new();
-    let read = fs_err::File::open(&at)
-        .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE), &mut text));
-    if read.is_ok() && as_written(&text) {
+    let text = read_playground(&at).unwrap_or_default();
+    if as_written(&text) {
         fs_err::remove_file(&at).map_err(|e| (at.clone(), e))?;
         crate::fsio::sync_dir(&crate::fsio::parent(&at)).map_err(|e| (at.clone(), e))?;
         return Ok(PutAway::Removed);
@@ -626,7 +624,13 @@ fn digest_line(text: &str) -> Option<(&str, &str)> {
 }
 
 fn is_playground_file(path: &Path) -> bool {
-    fs_err::read_to_string(path).is_ok_and(|text| text.starts_with(HEADER))
+    read_playground(path).is_some_and(|text| text.starts_with(HEADER))
+}
+
+/// The text of a playground's file: `None` unless it is a plain file (not a link, a FIFO or a
+/// device) of at most [`MAX_FILE`] bytes of text.
+fn read_playground(path: &Path) -> Option<String> {
+    crate::fsio::plain_text(path, MAX_FILE)
 }
 
 #[cfg(test)]
@@ -707,6 +711,14 @@ mod tests {
         }
         assert!(!older.exists());
         assert_eq!(files_in(&root.join(KEPT_DIR)), 1);
+        // Only a plain file is a playground's: a FIFO in its place (reading it would wait), or a
+        // link, is not read, so never put away.
+        let fifo = accounts.join("e.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(!is_playground_file(&fifo));
+        let link = accounts.join("f.yaml");
+        std::os::unix::fs::symlink(file("g.yaml", &text), &link).unwrap();
+        assert!(!is_playground_file(&link) && is_playground_file(&accounts.join("g.yaml")));
     }
 
     fn edited_header(text: &str) -> String {

@@ -375,14 +375,14 @@ impl<'a> AccountRun<'a> {
         }
         self.planned = None;
         // Hooks ran since the work folder was written: a link one left in place of the data
-        // folder or the plan file is not written through.
+        // folder is refused. Terraform's `plan -out` writes into what is at the plan file's
+        // name, so the last plan goes first: what a hook left there (a link, or a second name
+        // of a file elsewhere) is never written through.
         self.private_data()?;
-        match fs_err::symlink_metadata(&self.dirs.plan_file) {
-            Ok(meta) if !meta.is_file() => {
-                fs_err::remove_file(&self.dirs.plan_file)
-                    .map_err(RunError::io("cannot remove what is in place of the plan file"))?;
-            }
-            _ => {}
+        if let Err(e) = fs_err::remove_file(&self.dirs.plan_file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(RunError::io("cannot remove the last plan file")(e));
         }
         let finished = self.terraform(&args, &[0, 2])?;
         self.planned = Some(self.plan_file_digest()?);

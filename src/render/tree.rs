@@ -233,16 +233,7 @@ fn slashed(path: &str) -> String {
 /// text (a link, a device, anything larger than [`MAX_MARKER`]): a marker is read whole, so
 /// one made huge, or a link to `/dev/zero`, must not be.
 pub fn marker_text(dir: &Path) -> Option<String> {
-    use fs_err::os::unix::fs::OpenOptionsExt as _;
-    use std::io::Read as _;
-    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
-    let file = fs_err::OpenOptions::new().read(true).custom_flags(flags).open(dir.join(MARKER)).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(MAX_MARKER + 1).read_to_string(&mut text).ok()?;
-    (text.len() as u64 <= MAX_MARKER).then_some(text)
+    crate::fsio::plain_text(&dir.join(MARKER), MAX_MARKER)
 }
 
 /// The most a marker may hold: the names of a tree of a hundred thousand files.
@@ -671,7 +662,7 @@ fn retire(old: &Path, dir: &Path) -> Option<String> {
     let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let kept = (0..100)
         .map(|n| crate::fsio::parent(dir).join(format!("{name}.kept-{seconds}-{n}")))
-        .find(|k| k.symlink_metadata().is_err() && fs_err::rename(old, k).is_ok());
+        .find(|k| crate::fsio::rename_no_replace(old, k).is_ok());
     let mut shown: Vec<String> =
         foreign.iter().take(SHOWN).map(|f| format!("`{}`", crate::text::one_line(f))).collect();
     if foreign.len() > SHOWN {
@@ -952,6 +943,11 @@ mod tests {
         fs_err::remove_file(dir.join(MARKER)).unwrap();
         let huge = fs_err::File::create(dir.join(MARKER)).unwrap();
         huge.set_len(MAX_MARKER + 1).unwrap();
+        assert_eq!(marker_text(&dir), None);
+        assert_eq!(foreign_in(&dir, &new).len(), 1);
+        // A FIFO with no writer: opening or reading it would wait for one.
+        fs_err::remove_file(dir.join(MARKER)).unwrap();
+        nix::unistd::mkfifo(&dir.join(MARKER), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(marker_text(&dir), None);
         assert_eq!(foreign_in(&dir, &new).len(), 1);
     }
