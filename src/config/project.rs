@@ -809,7 +809,8 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     Ok(files)
 }
 
-/// The catalog entry of a scanned account file (its ledger facts come later).
+/// The catalog entry of a scanned account file, as for an account never deployed (its ledger
+/// facts, if it has any, come later: see [`Entry::annotate`]).
 fn scanned(file: AccountFile, display: String, content: String, load_key: String, summary: Arc<Summary>) -> Entry {
     Entry {
         display,
@@ -817,9 +818,9 @@ fn scanned(file: AccountFile, display: String, content: String, load_key: String
         read_from: file.read_from,
         content,
         load_key,
+        created_at: summary.created_at.clone(),
         summary,
         slot: super::Slot::Blue,
-        created_at: None,
         ledger_damage: Vec::new(),
     }
 }

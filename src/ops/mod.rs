@@ -387,9 +387,14 @@ impl Workspace {
         for account in &mut project.accounts {
             account.annotate(histories.get(&account.name).unwrap_or(&empty));
         }
-        for entry in &mut project.catalog {
-            entry.annotate(histories.get(entry.name()).unwrap_or(&empty));
-            diagnostics.extend(ledger_warnings(store.as_ref(), &entry.summary.name, &entry.ledger_damage));
+        // An entry is scanned as an account never deployed: only those with a history change
+        // (found by name in the catalog, which is sorted by name).
+        for (name, history) in &histories {
+            let from = project.catalog.partition_point(|e| e.name() < name.as_str());
+            for entry in project.catalog[from..].iter_mut().take_while(|e| e.name() == name) {
+                entry.annotate(history);
+                diagnostics.extend(ledger_warnings(store.as_ref(), &entry.summary.name, &entry.ledger_damage));
+            }
         }
         Ok(Self { project, store, diagnostics })
     }

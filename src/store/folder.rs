@@ -160,6 +160,9 @@ impl Store for FolderStore {
         // The folder is listed once, and only the files of accounts that were ever deployed
         // are read.
         let present = self.accounts()?;
+        if present.is_empty() {
+            return Ok(BTreeMap::new());
+        }
         let wanted: Option<std::collections::HashSet<&str>> = accounts.map(|a| a.iter().copied().collect());
         Ok(present
             .into_iter()
