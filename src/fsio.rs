@@ -200,11 +200,10 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     fs_err::rename(&old, a)
 }
 
-/// Moves `file` into the folder `into` (made if missing) in one step, under its own name or,
-/// when that is taken, `<stem>-<n>.<ext>`: never over anything there. Both folders are synced.
-/// Returns where it now lies.
+/// Moves `file` into the folder `into` (which must be there: the caller makes it, with the
+/// mode it needs) in one step, under its own name or, when that is taken, `<stem>-<n>.<ext>`:
+/// never over anything there. Both folders are synced. Returns where it now lies.
 pub fn move_into(file: &Path, into: &Path) -> io::Result<PathBuf> {
-    fs_err::create_dir_all(into)?;
     let name =
         Path::new(file.file_name().ok_or_else(|| io::Error::other(format!("`{}` names no file", file.display())))?);
     for n in 0..1000 {

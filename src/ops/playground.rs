@@ -584,16 +584,19 @@ fn put_away(root: &Path, path: &Path) -> Result<PutAway, (PathBuf, std::io::Erro
         Ok(at) => (at, None),
         Err(e) => (path.to_path_buf(), Some(e)),
     };
-    let text = read_playground(&at).unwrap_or_default();
-    if as_written(&text) {
+    let text = read_playground(&at);
+    if text.as_deref().is_some_and(as_written) {
         fs_err::remove_file(&at).map_err(|e| (at.clone(), e))?;
         crate::fsio::sync_dir(&crate::fsio::parent(&at)).map_err(|e| (at.clone(), e))?;
         return Ok(PutAway::Removed);
     }
-    let mut why = if has_digest(&text) {
-        "it was changed after `stamp playground new` wrote it".to_string()
-    } else {
-        "it carries no digest of what `stamp playground new` wrote (an older Stamp's, or changed)".to_string()
+    let mut why = match text.as_deref() {
+        None => "it is no longer a plain text file (a link or a device stands in its place, or it grew past 16 MiB)"
+            .to_string(),
+        Some(text) if has_digest(text) => "it was changed after `stamp playground new` wrote it".to_string(),
+        Some(_) => {
+            "it carries no digest of what `stamp playground new` wrote (an older Stamp's, or changed)".to_string()
+        }
     };
     if let Some(e) = left {
         why.push_str(&format!("; left in place, as it cannot be moved into `{KEPT_DIR}`: {e}"));
@@ -719,6 +722,16 @@ mod tests {
         let link = accounts.join("f.yaml");
         std::os::unix::fs::symlink(file("g.yaml", &text), &link).unwrap();
         assert!(!is_playground_file(&link) && is_playground_file(&accounts.join("g.yaml")));
+        // A link put in the file's place once the playground was found is moved aside, never
+        // followed: kept, saying why, and what it leads to is left as it is.
+        match put_away(root, &link) {
+            Ok(PutAway::Kept { at, why }) => {
+                assert_eq!(at, root.join(KEPT_DIR).join("f.yaml"));
+                assert!(why.contains("no longer a plain text file"), "{why}");
+            }
+            _ => panic!("a link is kept"),
+        }
+        assert_eq!(fs_err::read_to_string(accounts.join("g.yaml")).unwrap(), text);
     }
 
     fn edited_header(text: &str) -> String {
@@ -729,6 +742,7 @@ mod tests {
     fn a_file_moved_into_a_folder_never_replaces_one_there() {
         let dir = tempfile::tempdir().unwrap();
         let into = dir.path().join("kept");
+        crate::fsio::private_dir(&into).unwrap();
         for name in ["play.yaml", "ana.try.yaml", "no-extension"] {
             for (n, content) in ["first", "second", "third"].iter().enumerate() {
                 let file = dir.path().join(name);
