@@ -308,6 +308,43 @@ pub fn parent(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_file_moved_into_a_folder_never_replaces_one_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let into = dir.path().join("kept");
+        private_dir(&into).unwrap();
+        for name in ["play.yaml", "ana.try.yaml", "no-extension"] {
+            for (n, content) in ["first", "second", "third"].iter().enumerate() {
+                let file = dir.path().join(name);
+                fs_err::write(&file, content).unwrap();
+                let moved = move_into(&file, &into).unwrap();
+                let expected = match (n, name.rsplit_once('.')) {
+                    (0, _) => name.to_string(),
+                    (n, Some((stem, ext))) => format!("{stem}-{n}.{ext}"),
+                    (n, None) => format!("{name}-{n}"),
+                };
+                assert_eq!(moved, into.join(expected));
+                assert!(!file.exists());
+            }
+        }
+        let mut names: Vec<String> =
+            fs_err::read_dir(&into).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        let expected = [
+            "ana.try-1.yaml",
+            "ana.try-2.yaml",
+            "ana.try.yaml",
+            "no-extension",
+            "no-extension-1",
+            "no-extension-2",
+            "play-1.yaml",
+            "play-2.yaml",
+            "play.yaml",
+        ];
+        assert_eq!(names, expected);
+        assert_eq!(fs_err::read_to_string(into.join("play.yaml")).unwrap(), "first");
+    }
+
     /// A folder made private is the folder named: made with its parents, an existing one's mode
     /// narrowed, and a link in its place refused with what it leads to left as it was.
     #[test]

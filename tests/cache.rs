@@ -820,6 +820,16 @@ fn a_cold_check_of_every_account_renders_each_once_in_its_live_slot() {
         let options = LoadOptions { scope: Scope::Only(&[]), memo, files: None, prepare: Some(&prerender) };
         let workspace = stamp::ops::Workspace::load_with(project.path(), options).unwrap();
         assert!(workspace.project.catalog.iter().any(|e| e.name() == "qa" && e.slot == stamp::config::Slot::Green));
+        // Creation times: the config's own, else the first apply the ledger holds, else none.
+        let created = |name: &str| {
+            let entry = workspace.project.catalog.iter().find(|e| e.name() == name).unwrap();
+            (entry.created_at.clone(), workspace.project.load_entry(entry).unwrap().created_at)
+        };
+        let own = Some("2026-11-30T08:00:00Z".to_string());
+        assert_eq!(created("ana-play"), (own.clone(), own), "no history: the config's own");
+        let applied = Some("2026-12-01T00:00:00Z".to_string());
+        assert_eq!(created("production"), (applied.clone(), applied), "the ledger's first apply");
+        assert_eq!(created("staging"), (None, None), "neither");
         let options = stamp::ops::check::CheckOptions { version: Some("1.0.0".into()), ..Default::default() };
         let report = stamp::ops::check::check(&workspace, &options);
         let found: Vec<String> = report.diagnostics.iter().map(|d| format!("{d:?}")).collect();
