@@ -157,14 +157,18 @@ pub fn replace_dir(staging: &Path, dir: &Path) -> io::Result<()> {
 
 /// Moves `staging` to `dir` in one step, as [`replace_dir`] does, without syncing: the folder
 /// then holding the old `dir` (the `staging` path), if there was one, is returned, to be removed
-/// once the caller has synced `dir`'s folder.
+/// once the caller has synced `dir`'s folder. An empty `dir` is replaced by the rename itself
+/// (the kernel checks that it is empty as it replaces it): an old folder is returned only when
+/// it held something, so what is put in it afterwards can be told from what it held (see
+/// `render::tree::retire`).
 pub fn swap_in(staging: &Path, dir: &Path) -> io::Result<Option<PathBuf>> {
-    if dir.exists() {
-        exchange(staging, dir)?;
-        Ok(Some(staging.to_path_buf()))
-    } else {
-        fs_err::rename(staging, dir)?;
-        Ok(None)
+    match fs_err::rename(staging, dir) {
+        Ok(()) => Ok(None),
+        Err(e) if matches!(e.kind(), io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists) => {
+            exchange(staging, dir)?;
+            Ok(Some(staging.to_path_buf()))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -398,6 +402,22 @@ mod tests {
         assert_eq!(fs_err::read(&path).unwrap(), b"two");
         assert_eq!(fs_err::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs_err::read_dir(tmp.path().join("sub")).unwrap().count(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn an_empty_folder_is_replaced_and_one_that_holds_something_is_handed_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (staging, dir) = (tmp.path().join("staging"), tmp.path().join("dir"));
+        fs_err::create_dir(&staging).unwrap();
+        fs_err::write(staging.join("a"), "new").unwrap();
+        fs_err::create_dir(&dir).unwrap();
+        assert_eq!(swap_in(&staging, &dir).unwrap(), None, "an empty folder has nothing to judge");
+        assert!(!staging.exists());
+        fs_err::create_dir(&staging).unwrap();
+        fs_err::write(staging.join("a"), "newer").unwrap();
+        assert_eq!(swap_in(&staging, &dir).unwrap(), Some(staging.clone()));
+        assert_eq!(fs_err::read_to_string(staging.join("a")).unwrap(), "new");
+        assert_eq!(fs_err::read_to_string(dir.join("a")).unwrap(), "newer");
     }
 
     #[test]

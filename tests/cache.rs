@@ -502,6 +502,42 @@ fn render_all_removes_only_what_it_wrote_for_accounts_that_are_gone() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
+fn an_old_tree_a_killed_render_left_is_judged_before_the_next_render_sweeps_it() {
+    let project = Project::example();
+    let render = || project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run();
+    render().success();
+    // Killed after it moved qa's old tree out of its place (into its staging folder, named
+    // with this machine and the process) and before it removed it: a shell still in that tree
+    // wrote there since. The folder is named here, by another build of Stamp (this test's), as
+    // an older Stamp would have named it.
+    let build = project.path().join("build");
+    let staging = stamp::render::tree::staging_dir_in(&build).unwrap().keep();
+    fs_err::remove_dir(&staging).unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let name = staging.file_name().unwrap().to_str().unwrap();
+    let left = build.join(name.replace(&format!("-{}-", std::process::id()), &format!("-{pid}-")));
+    fs_err::rename(build.join("qa"), &left).unwrap();
+    fs_err::write(left.join("notes.md"), "mine\n").unwrap();
+    let out = render().success();
+    assert!(out.stderr.contains("qa` replaced was kept as `") && out.stderr.contains("`notes.md`"), "{}", out.stderr);
+    let kept: Vec<_> = fs_err::read_dir(&build)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("qa.kept-"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(fs_err::read_to_string(kept[0].join("notes.md")).unwrap(), "mine\n");
+    assert!(!left.exists() && build.join("qa/stamp_backend.tf").is_file());
+    // Kept for good: later renders neither take it nor say it again.
+    let out = render().success();
+    assert!(!out.stderr.contains("notes.md"), "{}", out.stderr);
+    assert!(kept[0].join("notes.md").is_file());
+}
+
+#[test]
 fn render_all_never_removes_what_another_project_rendered_into_the_same_folder() {
     let shared = tempfile::tempdir().unwrap();
     let out = shared.path().to_str().unwrap();

@@ -142,7 +142,8 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
     // selected account built.
     let write_failed = |source| BuildError::Write { path: dist.clone(), source };
     fs_err::create_dir_all(&dist).map_err(write_failed)?;
-    crate::render::tree::sweep_staging(&dist);
+    // Artifacts only: nothing there is a rendered tree, so nothing is kept.
+    let _ = crate::render::tree::sweep_staging(&dist);
     let staging = crate::render::tree::staging_dir_in(&dist).map_err(write_failed)?;
     let planner = terraform.as_ref().ok().filter(|_| options.plan);
     let shared = Shared { version: &version, terraform_version: terraform_version.as_deref() };

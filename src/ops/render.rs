@@ -170,7 +170,8 @@ pub fn render(workspace: &Workspace, options: &RenderOptions) -> RenderReport {
     // What a killed run left beside the trees (written now or already there).
     let folders: std::collections::BTreeSet<&Path> = written.iter().filter_map(|w| w.dir.parent()).collect();
     for folder in folders {
-        crate::render::tree::sweep_staging(folder);
+        let kept = crate::render::tree::sweep_staging(folder);
+        diagnostics.extend(kept.into_iter().map(|kept| Diagnostic::warning("render.keep", kept)));
     }
     written.sort_by(|a, b| a.account.cmp(&b.account));
     let parent = out.unwrap_or_else(|| project.root.join("build"));

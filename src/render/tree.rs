@@ -350,7 +350,9 @@ fn host_tag() -> Option<&'static str> {
     TAG.get_or_init(|| {
         let boot = fs_err::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
         let namespace = fs_err::read_link("/proc/self/ns/pid").ok()?;
-        let digest = crate::cache::Key::new("host").field(boot.trim()).field(namespace.to_str()?).finish();
+        // Not a cache key (which names the running Stamp): every Stamp, an older one too, must
+        // tell the folders of its own machine by the same name.
+        let digest = crate::cache::content_digest(format!("{}\0{}", boot.trim(), namespace.to_str()?).as_bytes());
         Some(digest[..12].to_string())
     })
     .as_deref()
@@ -360,9 +362,17 @@ fn host_tag() -> Option<&'static str> {
 /// machine (see [`host_tag`]) by a process that is gone. A folder of a run still going, of
 /// another machine or container sharing the folder, or holding a `.terraform` folder (a
 /// killed move may have left the only copy there) is left alone.
-pub fn sweep_staging(parent: &Path) {
-    let Some(tag) = host_tag() else { return };
-    let Ok(entries) = fs_err::read_dir(parent) else { return };
+///
+/// A folder with a marker may be an old tree the killed run had moved out of its place and
+/// not yet removed: a shell still in it (its working folder moved with it) may have written
+/// there since, for as long as no run swept it. It is judged as the run would have judged it
+/// (see [`retire`]) and kept beside its account's folder when it holds what Stamp did not
+/// write; a sentence for each one kept is returned.
+#[must_use = "what it kept is to be told"]
+pub fn sweep_staging(parent: &Path) -> Vec<String> {
+    let mut kept = Vec::new();
+    let Some(tag) = host_tag() else { return kept };
+    let Ok(entries) = fs_err::read_dir(parent) else { return kept };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)).and_then(|n| n.strip_prefix(tag))
@@ -378,9 +388,27 @@ pub fn sweep_staging(parent: &Path) {
             && !path.join(".terraform").exists()
             && !process_alive(pid)
         {
-            let _ = fs_err::remove_dir_all(path);
+            if path.join(MARKER).symlink_metadata().is_ok() {
+                let dir = parent.join(account_of(&path).unwrap_or_else(|| "tree".into()));
+                kept.extend(retire(&path, &dir, AFTER_STOPPED));
+            } else {
+                let _ = fs_err::remove_dir_all(path);
+            }
         }
     }
+    kept
+}
+
+/// The account a tree's marker names (`account: NAME`, as `stamp render` writes it), when it
+/// is a plain name: the folder of that name beside the tree is where it was rendered.
+fn account_of(tree: &Path) -> Option<String> {
+    let text = marker_text(tree)?;
+    let name = text.lines().find_map(|line| line.strip_prefix("account: "))?;
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 255
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    plain.then(|| name.to_string())
 }
 
 /// [`sweep_staging`], the first time this process writes into `parent`.
@@ -389,7 +417,9 @@ fn sweep_staging_once(parent: &Path) {
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let first = SWEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(parent.to_path_buf());
     if first {
-        sweep_staging(parent);
+        // A work folder's parent: nothing is rendered there by hand, and no shell is kept in
+        // one of its trees (what is kept is kept all the same, beside its folder).
+        let _ = sweep_staging(parent);
     }
 }
 
@@ -631,7 +661,7 @@ impl<T> Batch<T> {
         let kept = old_trees
             .into_iter()
             .filter(|(old, _)| !unsynced.contains(&crate::fsio::parent(old)))
-            .filter_map(|(old, dir)| retire(&old, &dir))
+            .filter_map(|(old, dir)| retire(&old, &dir, WHILE_MOVED_IN))
             .collect();
         Commit { trees: outcomes, kept }
     }
@@ -646,11 +676,17 @@ pub struct Commit<T> {
     pub kept: Vec<String>,
 }
 
+/// What a kept old tree holds, when [`Batch::commit`] kept it.
+const WHILE_MOVED_IN: &str = "what was put in it while the new tree was moved in";
+
+/// What a kept old tree holds, when [`sweep_staging`] kept it.
+const AFTER_STOPPED: &str = "what was put in it after a run moved it out and was stopped before removing it";
+
 /// Removes `old`, the tree `dir` held until a new one was moved in, unless it holds what Stamp
 /// did not write (judged again: anything put in it since the folder was judged, through a
 /// shell or editor still in it, say). Then it is kept beside `dir`, under a name no sweep
 /// takes, and the sentence saying so is returned.
-fn retire(old: &Path, dir: &Path) -> Option<String> {
+fn retire(old: &Path, dir: &Path, what: &str) -> Option<String> {
     const SHOWN: usize = 5;
     let new = marker_text(dir).and_then(|text| listed_in(&text).ok().flatten()).unwrap_or_default();
     let foreign = foreign_in(old, &new);
@@ -670,13 +706,11 @@ fn retire(old: &Path, dir: &Path) -> Option<String> {
     }
     let shown = shown.join(", ");
     Some(match kept {
-        Some(kept) => format!(
-            "the tree `{}` replaced was kept as `{}`: it holds what was put in it while the new tree was moved in: {shown}",
-            dir.display(),
-            kept.display(),
-        ),
+        Some(kept) => {
+            format!("the tree `{}` replaced was kept as `{}`: it holds {what}: {shown}", dir.display(), kept.display())
+        }
         None => format!(
-            "the tree `{}` replaced was kept as `{}`: it holds what was put in it while the new tree was moved in: {shown} (move them out: the next render removes that folder)",
+            "the tree `{}` replaced was kept as `{}`: it holds {what}: {shown} (move them out: the next render removes that folder)",
             dir.display(),
             old.display(),
         ),
@@ -961,17 +995,17 @@ mod tests {
         tree(&[("main.tf", "new")]).write_atomically(&dir, "head\n").unwrap();
         let plain = tmp.path().join(format!("{STAGING_PREFIX}plain"));
         tree(&[("main.tf", "old"), ("gone.tf", "g")]).write_atomically(&plain, "head\n").unwrap();
-        assert_eq!(retire(&plain, &dir), None);
+        assert_eq!(retire(&plain, &dir, WHILE_MOVED_IN), None);
         assert!(!plain.exists(), "an old tree of Stamp's files alone is removed");
         let old = tmp.path().join(format!("{STAGING_PREFIX}old"));
         tree(&[("main.tf", "old")]).write_atomically(&old, "head\n").unwrap();
         fs_err::write(old.join("notes.md"), "mine").unwrap();
-        let said = retire(&old, &dir).unwrap();
+        let said = retire(&old, &dir, WHILE_MOVED_IN).unwrap();
         assert!(said.contains("while the new tree was moved in: `notes.md`"), "{said}");
         let kept: Vec<String> = names_in(tmp.path()).into_iter().filter(|n| n.starts_with("qa.kept-")).collect();
         assert_eq!(kept.len(), 1, "{:?}", names_in(tmp.path()));
         assert_eq!(fs_err::read_to_string(tmp.path().join(&kept[0]).join("notes.md")).unwrap(), "mine");
-        sweep_staging(tmp.path());
+        assert!(sweep_staging(tmp.path()).is_empty());
         assert!(tmp.path().join(&kept[0]).join("notes.md").exists());
     }
 
@@ -997,11 +1031,48 @@ mod tests {
             fs_err::create_dir_all(tmp.path().join(name).join("sub")).unwrap();
         }
         fs_err::create_dir_all(tmp.path().join(&kept[0]).join(".terraform")).unwrap();
-        sweep_staging(tmp.path());
+        assert!(sweep_staging(tmp.path()).is_empty());
         let left = names_in(tmp.path());
         let mut expected = kept.to_vec();
         expected.sort();
         assert_eq!(left, expected);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn an_old_tree_a_killed_run_left_is_judged_before_it_is_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = gone_pid();
+        let left = |name: &str| tmp.path().join(format!("{STAGING_PREFIX}{}-{gone}-{name}", host_tag().unwrap()));
+        let head = "rendered by stamp 0.1.0\naccount: qa\n";
+        tree(&[("main.tf", "new")]).write_atomically(&tmp.path().join("qa"), head).unwrap();
+        // The old tree, moved out: a shell still in it wrote there after the run was killed.
+        let old = left("old");
+        tree(&[("main.tf", "old"), ("gone.tf", "g")]).write_atomically(&old, head).unwrap();
+        fs_err::write(old.join("notes.md"), "mine").unwrap();
+        // Its marker names no plain account: kept all the same, beside the trees.
+        let odd = left("odd");
+        tree(&[("main.tf", "old")]).write_atomically(&odd, "rendered by stamp 0.1.0\naccount: ../../x\n").unwrap();
+        fs_err::write(odd.join("plan.out"), "mine").unwrap();
+        // A new tree never moved in, and one killed while it was written (no marker yet).
+        tree(&[("main.tf", "new")]).write_atomically(&left("staged"), head).unwrap();
+        fs_err::create_dir_all(left("half")).unwrap();
+        fs_err::write(left("half").join("main.tf"), "ne").unwrap();
+        let said = sweep_staging(tmp.path());
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said.iter().any(|s| s.contains(AFTER_STOPPED) && s.ends_with("`notes.md`")), "{said:?}");
+        let names = names_in(tmp.path());
+        let kept: Vec<&String> = names.iter().filter(|n| n.contains(".kept-")).collect();
+        assert_eq!(kept.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with(STAGING_PREFIX)), "the rest is swept: {names:?}");
+        let qa = kept.iter().find(|n| n.starts_with("qa.kept-")).expect("kept beside its account's folder");
+        assert_eq!(fs_err::read_to_string(tmp.path().join(qa).join("notes.md")).unwrap(), "mine");
+        let other = kept.iter().find(|n| n.starts_with("tree.kept-")).expect("kept under a name of Stamp's");
+        assert!(tmp.path().join(other).join("plan.out").exists());
+        assert_eq!(fs_err::read_to_string(tmp.path().join("qa").join("main.tf")).unwrap(), "new");
+        // What is kept is never taken by a later sweep.
+        assert!(sweep_staging(tmp.path()).is_empty());
+        assert_eq!(names_in(tmp.path()), names);
     }
 
     #[test]
