@@ -710,7 +710,7 @@ fn retire(old: &Path, dir: &Path, what: &str) -> Option<String> {
             format!("the tree `{}` replaced was kept as `{}`: it holds {what}: {shown}", dir.display(), kept.display())
         }
         None => format!(
-            "the tree `{}` replaced was kept as `{}`: it holds {what}: {shown} (move them out: the next render removes that folder)",
+            "the tree `{}` replaced was kept as `{}`: it holds {what}: {shown} (no name beside it was free: the next render judges it again and keeps it while it holds them)",
             dir.display(),
             old.display(),
         ),
