@@ -28,7 +28,7 @@ pub const NO_CACHE_ENV: &str = "STAMP_NO_CACHE";
 const MAX_BYTES: u64 = 256 << 20;
 
 /// Bumped whenever what is cached, or how keys are made, changes.
-const FORMAT: &str = "4";
+const FORMAT: &str = "5";
 
 /// The file runs lock while they save (see [`Cache::locked`]).
 const LOCK: &str = "lock";

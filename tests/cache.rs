@@ -262,7 +262,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
     assert_eq!(check(&[]).run().snapshot(), expected);
     let good = index(&project);
     for (_, bytes) in &good {
-        assert!(bytes.starts_with(b"stamp-cache/4 index "));
+        assert!(bytes.starts_with(b"stamp-cache/5 index "));
     }
     let damaged: Vec<(&str, Damage)> = vec![
         ("empty", Box::new(|_| Vec::new())),
@@ -280,7 +280,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
             "another Stamp's",
             Box::new(|good| {
                 let header_end = good.iter().position(|&b| b == b'\n').unwrap();
-                let mut bytes = b"stamp-cache/4 index 0.0.1+1.2\n".to_vec();
+                let mut bytes = b"stamp-cache/5 index 0.0.1+1.2\n".to_vec();
                 bytes.extend_from_slice(&good[header_end + 1..]);
                 bytes
             }),
@@ -314,7 +314,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
         // Rebuilt whole: the next run finds everything in it and leaves it as it is.
         let rebuilt = index(&project);
         for (_, bytes) in &rebuilt {
-            assert!(bytes.starts_with(b"stamp-cache/4 index "), "the {what} index is rebuilt");
+            assert!(bytes.starts_with(b"stamp-cache/5 index "), "the {what} index is rebuilt");
         }
         assert_eq!(check(&[]).run().snapshot(), expected, "after the {what} index");
         assert!(index(&project) == rebuilt, "the index rebuilt after the {what} one is complete");
@@ -329,7 +329,7 @@ fn a_damaged_or_foreign_cache_is_rebuilt_not_trusted() {
     assert_eq!(check(&[]).run().snapshot(), expected, "with one damaged shard");
     for ((path, before), (_, after)) in good.iter().zip(&index(&project)) {
         if path == damaged_path {
-            assert!(after.starts_with(b"stamp-cache/4 index ") && *after != bytes, "the damaged shard is rebuilt");
+            assert!(after.starts_with(b"stamp-cache/5 index ") && *after != bytes, "the damaged shard is rebuilt");
         } else {
             assert_eq!(before, after, "`{}` was rewritten", path.display());
         }

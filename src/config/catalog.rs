@@ -25,7 +25,7 @@ use crate::cache::{Cache, Version};
 use crate::ledger::{Damage, History, Slot};
 
 /// The values that must differ between accounts (the checks between accounts compare them).
-pub const FACT_POINTERS: &[&str] = &["/name", "/account_id", "/dns/zone", "/network/cidr"];
+pub const FACT_POINTERS: &[&str] = &["/name", "/account_id", "/dns/zone", CIDR];
 
 /// One compared value of an account (never a sensitive one) and where it is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,22 @@ pub struct Summary {
     /// The compared values the account has but that are sensitive, so not among `facts`
     /// (their pointers only): whoever needs them reads the account whole.
     pub withheld: Vec<String>,
+    /// The first and last address of the network its `/network/cidr` fact names (see
+    /// [`network_of`]): parsed once, where the summary is made, not at each of the thousands
+    /// of comparisons a check makes.
+    pub network: Option<(u32, u32)>,
+}
+
+/// The pointer of the compared network (one of [`FACT_POINTERS`]).
+pub const CIDR: &str = "/network/cidr";
+
+/// The first and last address of the network of the `/network/cidr` fact among `facts`,
+/// when it is one.
+pub fn network_of(facts: &[Fact]) -> Option<(u32, u32)> {
+    use std::str::FromStr as _;
+    let fact = facts.iter().find(|f| f.pointer == CIDR)?;
+    let network = ipnet::Ipv4Net::from_str(&fact.value).ok()?;
+    Some((u32::from(network.network()), u32::from(network.broadcast())))
 }
 
 impl Summary {
@@ -90,6 +106,7 @@ impl Summary {
     #[cfg(test)]
     pub(crate) fn with_facts(name: &str, facts: Vec<Fact>) -> Self {
         Self {
+            network: network_of(&facts),
             name: name.into(),
             archetype: "a".into(),
             environment: "e".into(),
@@ -103,7 +120,7 @@ impl Summary {
     }
 
     pub fn of(account: &Account) -> Self {
-        let facts = FACT_POINTERS
+        let facts: Vec<Fact> = FACT_POINTERS
             .iter()
             .filter(|p| !account.is_sensitive(p))
             .filter_map(|&pointer| {
@@ -125,6 +142,7 @@ impl Summary {
             protected: account.is_protected(),
             ephemeral: account.is_ephemeral(),
             created_at: own_created_at(&account.effective),
+            network: network_of(&facts),
             facts,
             withheld,
         }

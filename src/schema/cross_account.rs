@@ -7,7 +7,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use rayon::prelude::*;
 
-use crate::config::catalog::Entry;
+use crate::config::catalog::{CIDR, Entry};
 use crate::diagnostics::{Diagnostic, Location};
 
 /// A value that must be unique across accounts, by JSON pointer into the effective config.
@@ -16,8 +16,6 @@ const UNIQUE: &[(&str, &str, &str)] = &[
     ("/account_id", "account id", "cross-account.duplicate-account-id"),
     ("/dns/zone", "DNS zone", "cross-account.duplicate-zone"),
 ];
-
-const CIDR: &str = "/network/cidr";
 
 /// Problems between accounts, given their [`conflicting_pairs`]. Each conflict is reported
 /// once, on the account that sorts later, unless `only` names the accounts being checked: then
@@ -62,7 +60,7 @@ pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
     let mut networks: Vec<(u32, u32, usize)> = accounts
         .iter()
         .enumerate()
-        .filter_map(|(i, a)| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast()), i)))
+        .filter_map(|(i, a)| a.summary.network.map(|(start, end)| (start, end, i)))
         .collect();
     networks.sort_unstable();
     let mut open: Vec<(u32, usize)> = Vec::new();
@@ -79,7 +77,7 @@ pub fn conflicting_pairs(accounts: &[Entry]) -> BTreeSet<(usize, usize)> {
 /// The [`conflicting_pairs`] that hold one of the accounts at `subjects` (indices): each of
 /// those compared with every account, which for a few accounts is cheaper than grouping all.
 pub fn conflicting_pairs_with(accounts: &[Entry], subjects: &BTreeSet<usize>) -> BTreeSet<(usize, usize)> {
-    let interval = |a: &Entry| cidr(a).map(|n| (u32::from(n.network()), u32::from(n.broadcast())));
+    let interval = |a: &Entry| a.summary.network;
     let mut pairs = BTreeSet::new();
     for &s in subjects {
         let subject = &accounts[s];
