@@ -165,8 +165,8 @@ pub struct Entry {
     pub display: String,
     /// Where the file belongs in the project.
     pub path: PathBuf,
-    /// Where its content is read (see [`super::project::AccountFile`]).
-    pub read_from: PathBuf,
+    /// Where its content is read when not at `path` (see [`super::project::AccountFile`]).
+    pub elsewhere: Option<PathBuf>,
     /// The digest of the file's content.
     pub content: String,
     /// The cache key of what loading the file gives.
@@ -182,6 +182,11 @@ pub struct Entry {
 impl Entry {
     pub fn name(&self) -> &str {
         &self.summary.name
+    }
+
+    /// Where its content is read.
+    pub fn read_from(&self) -> &Path {
+        self.elsewhere.as_deref().unwrap_or(&self.path)
     }
 
     pub fn fact(&self, pointer: &str) -> Option<&Fact> {

@@ -260,9 +260,17 @@ pub enum Scope<'a> {
 #[derive(Debug, Clone)]
 pub struct AccountFile {
     pub path: PathBuf,
-    pub read_from: PathBuf,
+    /// Where its content is read when not at `path` (see [`AccountFile::read_from`]).
+    pub elsewhere: Option<PathBuf>,
     /// Its `stat`, when taken already (else it is taken when the file is scanned).
     pub stat: Option<Stat>,
+}
+
+impl AccountFile {
+    /// Where its content is read.
+    pub fn read_from(&self) -> &Path {
+        self.elsewhere.as_deref().unwrap_or(&self.path)
+    }
 }
 
 /// How to load a project.
@@ -443,7 +451,7 @@ impl Project {
     /// its content, else by loading it (kept whole when `whole`, handed to `prepare`).
     fn scan(&self, file: AccountFile, whole: bool, prepare: Option<&Prepared<'_>>) -> Loaded {
         let display = self.display(&file.path);
-        let stat = file.stat.or_else(|| fs_err::metadata(&file.read_from).ok().as_ref().and_then(Stat::of));
+        let stat = file.stat.or_else(|| fs_err::metadata(file.read_from()).ok().as_ref().and_then(Stat::of));
         let cached =
             |file: AccountFile, display: String, content: String, load_key: String, summary, record: Option<_>| {
                 let entry = scanned(file, display, content, load_key, summary);
@@ -451,19 +459,19 @@ impl Project {
                 (Some(entry), rest)
             };
         // Known by its `stat`, with its summary: nothing to read (its record is in the index).
-        if !whole && let Some(content) = self.memo.known_content(&file.read_from, stat) {
+        if !whole && let Some(content) = self.memo.known_content(file.read_from(), stat) {
             let load_key = self.load_key(&display, content);
             if let Some(summary) = self.memo.summary(&load_key) {
                 return cached(file, display, content.to_string(), load_key, summary, None);
             }
         }
         // Read: what it holds decides its keys (and replaces a record of other content).
-        let text = match read(&file.read_from, &display) {
+        let text = match read(file.read_from(), &display) {
             Ok(text) => text,
             Err(d) => return (None, Some(Rest::problem(d))),
         };
         let content = crate::cache::content_digest(text.as_bytes());
-        let record = self.memo.file_record(&file.read_from, stat, &content);
+        let record = self.memo.file_record(file.read_from(), stat, &content);
         let load_key = self.load_key(&display, &content);
         if !whole && let Some(summary) = self.memo.summary(&load_key) {
             return cached(file, display, content, load_key, summary, record);
@@ -489,7 +497,7 @@ impl Project {
     /// Loads the account of a catalog entry whole, with the entry's ledger facts. Its file must
     /// still hold what the catalog read.
     pub fn load_entry(&self, entry: &Entry) -> Result<Account, Box<Diagnostic>> {
-        let text = read(&entry.read_from, &entry.display)?;
+        let text = read(entry.read_from(), &entry.display)?;
         if crate::cache::content_digest(text.as_bytes()) != entry.content {
             return Err(Box::new(changed_while_read(&entry.display)));
         }
@@ -516,7 +524,7 @@ impl Project {
         let entry = Entry {
             display: account.display.clone(),
             path: path.to_path_buf(),
-            read_from: path.to_path_buf(),
+            elsewhere: None,
             load_key: self.load_key(&account.display, &content),
             content,
             summary: Arc::new(Summary::of(&account)),
@@ -804,7 +812,7 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
                 let path = entry.path();
                 (kind.is_file() && is_yaml(&path)).then(|| {
                     let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
-                    AccountFile { read_from: path.clone(), path, stat }
+                    AccountFile { path, elsewhere: None, stat }
                 })
             })
             .collect();
@@ -835,7 +843,7 @@ fn scanned(file: AccountFile, display: String, content: String, load_key: String
     Entry {
         display,
         path: file.path,
-        read_from: file.read_from,
+        elsewhere: file.elsewhere,
         content,
         load_key,
         created_at: summary.created_at.clone(),

@@ -266,11 +266,12 @@ impl Snapshot {
                 && crate::config::project::is_yaml(&file.path)
             {
                 let unchanged = !changed.contains(&file.path) && project_root.join(&file.path).is_file();
-                let read_from = if unchanged { project_root.join(&file.path) } else { root.join(&file.path) };
+                // The working tree's file, when it holds what the revision does.
+                let elsewhere = unchanged.then(|| project_root.join(&file.path));
                 if !unchanged {
                     wanted.push(file);
                 }
-                files.push(crate::config::project::AccountFile { path: root.join(&file.path), read_from, stat: None });
+                files.push(crate::config::project::AccountFile { path: root.join(&file.path), elsewhere, stat: None });
             }
         }
         extract(project_root, &root, &wanted.into_iter().cloned().collect::<Vec<_>>())?;

@@ -174,7 +174,7 @@ mod tests {
         Entry {
             display: format!("accounts/{name}.yaml"),
             path: format!("accounts/{name}.yaml").into(),
-            read_from: format!("accounts/{name}.yaml").into(),
+            elsewhere: None,
             content: String::new(),
             load_key: String::new(),
             summary: Arc::new(Summary::with_facts(name, facts.iter().map(fact).collect())),
