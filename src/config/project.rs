@@ -769,7 +769,7 @@ impl Project {
 
     /// A path as shown to the user: relative to the project root when inside it.
     pub fn display(&self, path: &Path) -> String {
-        let path = path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy();
+        let path = relative_to(path, &self.root).unwrap_or_else(|| path.to_string_lossy());
         if path.contains('\\') { path.replace('\\', "/") } else { path.into_owned() }
     }
 
@@ -835,6 +835,22 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     walk(dir, &mut files)?;
     debug_assert!(files.is_sorted_by(|a, b| a.path <= b.path));
     Ok(files)
+}
+
+/// `path` relative to `base`, as [`Path::strip_prefix`] gives it, when it lies in `base`.
+/// A scan shows each of thousands of files relative to the project: when `path` is `base`'s
+/// text, a separator and plain names (as the accounts folder's listing makes it), the rest of
+/// its text is the answer, without comparing the two path by path.
+fn relative_to<'p>(path: &'p Path, base: &Path) -> Option<std::borrow::Cow<'p, str>> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let rest = bytes.strip_prefix(base.as_os_str().as_encoded_bytes()).and_then(|rest| rest.strip_prefix(b"/"));
+    if let Some(rest) = rest
+        && !base.as_os_str().is_empty()
+        && rest.split(|&b| b == b'/').all(|name| !name.is_empty() && name != b"." && name != b"..")
+    {
+        return Some(String::from_utf8_lossy(rest));
+    }
+    path.strip_prefix(base).ok().map(Path::to_string_lossy)
 }
 
 /// The catalog entry of a scanned account file, as for an account never deployed (its ledger
@@ -1034,6 +1050,24 @@ fn account_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_shown_relative_to_its_project_as_strip_prefix_gives_it() {
+        let bases = ["/p", "/p/", "/p/q", "p", "/", ".", "/p/./q", "/p//q", "/p/..", "/pq"];
+        let rests = [
+            "", "a.yaml", "accounts/a.yaml", "./a.yaml", "accounts//a.yaml", "accounts/./a.yaml",
+            "accounts/../a.yaml", "accounts/", "accounts/.", "/a.yaml", "q/a.yaml", "..", "\u{e9}.yaml",
+        ];
+        for base in bases {
+            for rest in rests {
+                for path in [format!("{base}/{rest}"), format!("{base}{rest}"), rest.to_string()] {
+                    let (path, base) = (Path::new(&path), Path::new(base));
+                    let slow = path.strip_prefix(base).ok().map(Path::to_string_lossy);
+                    assert_eq!(relative_to(path, base), slow, "{path:?} in {base:?}");
+                }
+            }
+        }
+    }
 
     /// A cache record whose `stat` is the file's but whose content is not (a hand-made or
     /// foreign index, times a file system does not keep): the file is read, loads as it
