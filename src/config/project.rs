@@ -1055,8 +1055,19 @@ mod tests {
     fn a_path_is_shown_relative_to_its_project_as_strip_prefix_gives_it() {
         let bases = ["/p", "/p/", "/p/q", "p", "/", ".", "/p/./q", "/p//q", "/p/..", "/pq"];
         let rests = [
-            "", "a.yaml", "accounts/a.yaml", "./a.yaml", "accounts//a.yaml", "accounts/./a.yaml",
-            "accounts/../a.yaml", "accounts/", "accounts/.", "/a.yaml", "q/a.yaml", "..", "\u{e9}.yaml",
+            "",
+            "a.yaml",
+            "accounts/a.yaml",
+            "./a.yaml",
+            "accounts//a.yaml",
+            "accounts/./a.yaml",
+            "accounts/../a.yaml",
+            "accounts/",
+            "accounts/.",
+            "/a.yaml",
+            "q/a.yaml",
+            "..",
+            "\u{e9}.yaml",
         ];
         for base in bases {
             for rest in rests {
