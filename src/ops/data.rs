@@ -292,10 +292,12 @@ fn workspace_at(
     let now = account_files_in(&folder).map_err(|source| CopyError::Accounts { path: folder.clone(), source })?;
     let files = now
         .into_iter()
-        .map(|file| AccountFile {
-            // In the revision's project where it is in this one (its name is shown the same).
-            path: file.path.strip_prefix(&project.root).map_or_else(|_| file.path.clone(), |p| snapshot.root.join(p)),
-            ..file
+        .map(|file| {
+            // In the revision's project where it is in this one (its name is shown the same),
+            // read where it is now.
+            let path =
+                file.path.strip_prefix(&project.root).map_or_else(|_| file.path.clone(), |p| snapshot.root.join(p));
+            AccountFile { path, elsewhere: Some(file.read_from().to_path_buf()), stat: file.stat }
         })
         .collect();
     let only = [target.to_string()];
