@@ -311,13 +311,13 @@ type Loaded = (Option<Entry>, Option<Box<Rest>>);
 struct Rest {
     /// Kept whole (when the run loads every account).
     account: Option<Account>,
-    problem: Option<Box<Diagnostic>>,
+    problem: Option<Diagnostic>,
     /// What the cache is to remember of the file and its load.
     memo: Remembered,
 }
 
 impl Rest {
-    fn problem(problem: Box<Diagnostic>) -> Box<Self> {
+    fn problem(problem: Diagnostic) -> Box<Self> {
         Box::new(Self { account: None, problem: Some(problem), memo: (None, None) })
     }
 }
@@ -380,7 +380,7 @@ impl Project {
         for rest in rests.into_iter().flatten() {
             let Rest { account, problem, memo: (file, load) } = *rest;
             project.accounts.extend(account);
-            diagnostics.extend(problem.map(|d| *d));
+            diagnostics.extend(problem);
             files.extend(file);
             loads.extend(load);
         }
@@ -468,7 +468,7 @@ impl Project {
         // Read: what it holds decides its keys (and replaces a record of other content).
         let text = match read(file.read_from(), &display) {
             Ok(text) => text,
-            Err(d) => return (None, Some(Rest::problem(d))),
+            Err(d) => return (None, Some(Rest::problem(*d))),
         };
         let content = crate::cache::content_digest(text.as_bytes());
         let record = self.memo.file_record(file.read_from(), stat, &content);
@@ -486,7 +486,7 @@ impl Project {
                 }
                 (Some(entry), Some(Box::new(Rest { account: whole.then_some(account), problem: None, memo })))
             }
-            Err(d) => (None, Some(Rest::problem(d))),
+            Err(d) => (None, Some(Rest::problem(*d))),
         }
     }
 
@@ -1053,7 +1053,7 @@ mod tests {
 
     #[test]
     fn a_path_is_shown_relative_to_its_project_as_strip_prefix_gives_it() {
-        let bases = ["/p", "/p/", "/p/q", "p", "/", ".", "/p/./q", "/p//q", "/p/..", "/pq"];
+        let bases = ["/p", "/p/", "/p/q", "p", "/", ".", "", "/p/./q", "/p//q", "/p/..", "/pq"];
         let rests = [
             "",
             "a.yaml",
@@ -1078,6 +1078,9 @@ mod tests {
                 }
             }
         }
+        // A name that is not UTF-8 is shown as `Path::to_string_lossy` shows it.
+        let odd = Path::new("/p").join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"a\xff.yaml"));
+        assert_eq!(relative_to(&odd, Path::new("/p")).as_deref(), Some("a\u{fffd}.yaml"));
     }
 
     /// A cache record whose `stat` is the file's but whose content is not (a hand-made or

@@ -689,7 +689,20 @@ const AFTER_STOPPED: &str = "what was put in it after a run moved it out and was
 fn retire(old: &Path, dir: &Path, what: &str) -> Option<String> {
     const SHOWN: usize = 5;
     let new = marker_text(dir).and_then(|text| listed_in(&text).ok().flatten()).unwrap_or_default();
-    let foreign = foreign_in(old, &new);
+    // An old tree always had its marker (a folder without one is refused, an empty one is
+    // replaced, not moved out): one gone since took Stamp's list of its files with it, so
+    // whatever it holds is judged the user's.
+    let foreign = if old.join(MARKER).symlink_metadata().is_ok() {
+        foreign_in(old, &new)
+    } else {
+        let mut names: Vec<String> = fs_err::read_dir(old)
+            .map(|entries| {
+                entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
     if foreign.is_empty() {
         let _ = fs_err::remove_dir_all(old);
         return None;
@@ -1007,6 +1020,18 @@ mod tests {
         assert_eq!(fs_err::read_to_string(tmp.path().join(&kept[0]).join("notes.md")).unwrap(), "mine");
         assert!(sweep_staging(tmp.path()).is_empty());
         assert!(tmp.path().join(&kept[0]).join("notes.md").exists());
+        // An old tree whose marker went since (its list of Stamp's files with it) is kept whole.
+        let unmarked = tmp.path().join(format!("{STAGING_PREFIX}unmarked"));
+        tree(&[("main.tf", "old")]).write_atomically(&unmarked, "head\n").unwrap();
+        fs_err::remove_file(unmarked.join(MARKER)).unwrap();
+        let said = retire(&unmarked, &dir, WHILE_MOVED_IN).unwrap();
+        assert!(said.ends_with("moved in: `main.tf`"), "{said}");
+        assert!(!unmarked.exists());
+        assert_eq!(names_in(tmp.path()).iter().filter(|n| n.starts_with("qa.kept-")).count(), 2);
+        // An empty one has nothing to keep.
+        fs_err::create_dir(&unmarked).unwrap();
+        assert_eq!(retire(&unmarked, &dir, WHILE_MOVED_IN), None);
+        assert!(!unmarked.exists());
     }
 
     #[test]
