@@ -849,13 +849,16 @@ fn a_cold_check_of_every_account_renders_each_once_in_its_live_slot() {
     project
         .write(".stamp/ledger/qa.jsonl", &(ledger_line("qa", "apply", "blue") + &ledger_line("qa", "switch", "green")));
     project.write(".stamp/ledger/production.jsonl", &ledger_line("production", "apply", "blue"));
+    // A second file of the account `qa` (a conflict the check reports): both take its history.
+    project.write(&format!("{ACCOUNTS}/qa-again.yaml"), &project.read(&format!("{ACCOUNTS}/qa.yaml")));
     let check = |cache: bool| {
         let memo =
             std::sync::Arc::new(stamp::config::catalog::Memo::new(stamp::cache::Cache::open(project.path(), cache)));
         let prerender = stamp::ops::check::Prerender { version: Some("1.0.0") };
         let options = LoadOptions { scope: Scope::Only(&[]), memo, files: None, prepare: Some(&prerender) };
         let workspace = stamp::ops::Workspace::load_with(project.path(), options).unwrap();
-        assert!(workspace.project.catalog.iter().any(|e| e.name() == "qa" && e.slot == stamp::config::Slot::Green));
+        let qa: Vec<_> = workspace.project.catalog.iter().filter(|e| e.name() == "qa").map(|e| e.slot).collect();
+        assert_eq!(qa, [stamp::config::Slot::Green; 2]);
         // Creation times: the config's own, else the first apply the ledger holds, else none.
         let created = |name: &str| {
             let entry = workspace.project.catalog.iter().find(|e| e.name() == name).unwrap();
