@@ -199,6 +199,15 @@ impl Key {
         self
     }
 
+    /// A field of `len` bytes read from `reader`, streamed (any size takes no memory), as
+    /// [`Key::field`] of those bytes; `None` when it cannot be read or holds another number
+    /// of bytes (it changed while read).
+    pub fn field_read(mut self, reader: impl std::io::Read, len: u64) -> Option<Self> {
+        self.0.update(len.to_le_bytes());
+        let read = std::io::copy(&mut reader.take(len.saturating_add(1)), &mut self.0).ok()?;
+        (read == len).then_some(self)
+    }
+
     /// A field that may be absent (absent and empty differ).
     #[must_use]
     pub fn optional(self, bytes: Option<impl AsRef<[u8]>>) -> Self {

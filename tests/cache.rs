@@ -607,6 +607,31 @@ fn a_changed_file_mode_reaches_the_tree_on_disk() {
     assert!(!executable(&rendered));
 }
 
+#[test]
+#[cfg(target_os = "linux")]
+fn a_huge_file_in_a_tree_is_never_read_into_memory() {
+    let project = Project::example();
+    let render = || project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run().success();
+    render();
+    // A state file of gigabytes (`terraform apply` run in the tree itself), and one of Stamp's
+    // files replaced by a large one: sparse, so they take no disk.
+    let qa = project.path().join("build/qa");
+    fs_err::File::create(qa.join("terraform.tfstate")).unwrap().set_len(8 << 30).unwrap();
+    let backend = qa.join("stamp_backend.tf");
+    fs_err::remove_file(&backend).unwrap();
+    fs_err::File::create(&backend).unwrap().set_len(384 << 20).unwrap();
+    let out = project.stamp(["render", "--all"]).env("STAMP_VERSION", "1.0.0").run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("did not write") && out.stderr.contains("`terraform.tfstate`"), "{}", out.stderr);
+    fs_err::remove_file(qa.join("terraform.tfstate")).unwrap();
+    render();
+    assert!(project.read("build/qa/stamp_backend.tf").contains("backend"));
+    // The largest process this test binary has waited for (every Stamp it ran).
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let peak_mib = usage.max_rss() / 1024;
+    assert!(peak_mib < 256, "a Stamp run took {peak_mib} MiB");
+}
+
 /// `affected --since HEAD` after a commit, as JSON.
 fn affected(project: &Project) -> serde_json::Value {
     let out = project.stamp(["affected", "--since", "HEAD", "--format", "json"]).run().success();

@@ -108,26 +108,24 @@ impl Tree {
 
     /// The digest (as [`Tree::digest`]) and number of files of the tree Stamp wrote to `dir`
     /// with `marker_text`, read back from disk; `None` when there is none, or something else
-    /// is there (a symbolic link, another marker).
+    /// is there (a symbolic link, another marker). Each file is streamed through the digest,
+    /// so a file of any size takes no memory.
     pub fn digest_on_disk(dir: &Path, marker_text: &str) -> Option<(String, usize)> {
-        let mut files = BTreeMap::new();
         let found = Self::files_on_disk(dir)?;
-        // The marker lists the files it was written with: those found.
+        // The marker lists the files it was written with: those found. It is compared first,
+        // so that no other file is read when one was added.
         let marker = with_files(marker_text, found.iter().map(|(relative, _)| relative.as_str()));
-        for (relative, path) in found {
-            let content = fs_err::read(&path).ok()?;
-            if relative == MARKER {
-                if content != marker.as_bytes() {
-                    return None;
-                }
-            } else {
-                let executable = fs_err::metadata(&path).ok().is_some_and(|m| is_executable(&m));
-                files.insert(relative, (executable, content));
-            }
+        if crate::fsio::plain_text(&dir.join(MARKER), marker.len() as u64)? != marker {
+            return None;
         }
-        let count = files.len();
-        let digest = disk_digest_of(files.iter().map(|(path, (x, content))| (path.as_str(), *x, content.as_slice())));
-        Some((digest, count))
+        let mut key = disk_digest_key();
+        let mut count = 0;
+        for (relative, path) in found.iter().filter(|(relative, _)| relative != MARKER) {
+            let (file, metadata) = crate::fsio::open_plain(path).ok()?;
+            key = disk_digest_field(key, relative, is_executable(&metadata)).field_read(file, metadata.len())?;
+            count += 1;
+        }
+        Some((key.finish(), count))
     }
 
     /// Writes the tree to `dir`: first into a temporary folder next to it (every file synced),
@@ -739,11 +737,21 @@ fn files_of(staging: &Path, stats: Option<&Stats>) -> std::collections::BTreeSet
 }
 
 fn disk_digest_of<'a>(files: impl Iterator<Item = (&'a str, bool, &'a [u8])>) -> String {
-    let mut key = crate::cache::Key::new("tree-on-disk");
+    let mut key = disk_digest_key();
     for (path, executable, content) in files {
-        key = key.field(path).field(if executable { "x" } else { "-" }).field(content);
+        key = disk_digest_field(key, path, executable).field(content);
     }
     key.finish()
+}
+
+/// The start of a tree's digest on disk, then each file's path and mode before its content:
+/// shared by the digest of a tree in memory and of one read back.
+fn disk_digest_key() -> crate::cache::Key {
+    crate::cache::Key::new("tree-on-disk")
+}
+
+fn disk_digest_field(key: crate::cache::Key, path: &str, executable: bool) -> crate::cache::Key {
+    key.field(path).field(if executable { "x" } else { "-" })
 }
 
 fn digest_of<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
