@@ -89,7 +89,7 @@ pub fn conflicting_pairs_with(accounts: &[Entry], subjects: &BTreeSet<usize>) ->
             .filter(|&i| {
                 let other = &accounts[i];
                 let shared = || values.iter().any(|&(p, v)| other.fact(p).is_some_and(|f| f.value == v));
-                let overlap = || matches!((network, interval(other)), (Some(a), Some(b)) if a.0 <= b.1 && b.0 <= a.1);
+                let overlap = || overlapping(network, interval(other));
                 i != s && (shared() || overlap())
             })
             .collect();
@@ -120,8 +120,8 @@ fn conflicts(subject: &Entry, other: &Entry) -> Vec<Diagnostic> {
             );
         }
     }
-    if let (Some(a), Some(b)) = (cidr(subject), cidr(other))
-        && (a.contains(&b.network()) || b.contains(&a.network()))
+    if overlapping(subject.summary.network, other.summary.network)
+        && let (Some(a), Some(b)) = (cidr(subject), cidr(other))
     {
         out.push(
             Diagnostic::error(
@@ -137,6 +137,13 @@ fn conflicts(subject: &Entry, other: &Entry) -> Vec<Diagnostic> {
     out
 }
 
+/// Whether two networks (first and last address, as [`crate::config::catalog::Summary::network`] holds them) share an
+/// address.
+fn overlapping(a: Option<(u32, u32)>, b: Option<(u32, u32)>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a.0 <= b.1 && b.0 <= a.1)
+}
+
+/// The account's network as written, for messages.
 fn cidr(account: &Entry) -> Option<Ipv4Net> {
     account.fact(CIDR).and_then(|f| Ipv4Net::from_str(&f.value).ok())
 }
@@ -211,6 +218,18 @@ mod tests {
                 .filter(|(a, b)| subjects.contains(a) || subjects.contains(b))
                 .collect();
             prop_assert_eq!(conflicting_pairs_with(&entries, &subjects), all);
+        }
+
+        /// Two networks overlap, by the addresses their summaries hold, exactly when one
+        /// contains the other's first address (host bits set or not).
+        #[test]
+        fn networks_overlap_when_one_contains_the_other(a in any::<u32>(), a_bits in 0..=32u8, b in any::<u32>(), b_bits in 0..=32u8) {
+            let (a, b) = (Ipv4Net::new(a.into(), a_bits).unwrap(), Ipv4Net::new(b.into(), b_bits).unwrap());
+            let network = |net: &Ipv4Net| crate::config::catalog::network_of(&[Fact { pointer: CIDR, value: net.to_string(), at: None, own: true }]);
+            prop_assert_eq!(
+                overlapping(network(&a), network(&b)),
+                a.contains(&b.network()) || b.contains(&a.network())
+            );
         }
     }
 }
