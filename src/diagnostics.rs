@@ -198,17 +198,19 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
             Severity::Error => CsSeverity::Error,
             Severity::Warning => CsSeverity::Warning,
         })
-        .with_message(&diagnostic.message);
+        .with_message(crate::text::one_line(&diagnostic.message));
         let mut notes: Vec<String> = Vec::new();
         if let Some(location) = &diagnostic.location {
             let source = sources.get(&location.file);
             match (location.has_position(), source) {
                 (true, Some(text)) => {
-                    let id = *ids
-                        .entry(location.file.clone())
-                        .or_insert_with(|| files.add(location.file.clone(), text.clone()));
+                    let (id, shown) = ids.entry(location.file.clone()).or_insert_with(|| {
+                        let shown = Shown::of(&text);
+                        (files.add(crate::text::one_line(&location.file).into_owned(), shown.text.clone()), shown)
+                    });
                     let range = byte_range(&text, location);
-                    cs = cs.with_labels(vec![Label::primary(id, range)]);
+                    let range = shown.offset(range.start)..shown.offset(range.end);
+                    cs = cs.with_labels(vec![Label::primary(*id, range)]);
                 }
                 (true, None) => notes.push(format!("at {}:{}:{}", location.file, location.line, location.column)),
                 (false, _) if location.line > 0 => notes.push(format!("at {}:{}", location.file, location.line)),
@@ -221,7 +223,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
             notes.push(format!("account: `{account}`"));
         }
         notes.extend(diagnostic.hints.iter().map(|h| format!("hint: {h}")));
-        cs = cs.with_notes(notes);
+        cs = cs.with_notes(notes.iter().map(|note| crate::text::one_line(note).into_owned()).collect());
         if color {
             let mut buffer = termcolor::Buffer::ansi();
             term::emit_to_write_style(&mut buffer, &config, &files, &cs)
@@ -236,6 +238,47 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
         let _ = writeln!(out, "{} error{} found", errors, if errors == 1 { "" } else { "s" });
     }
     String::from_utf8(out).expect("diagnostics are UTF-8")
+}
+
+/// A file's text as a snippet shows it: each character a terminal must not get as it is
+/// (an escape sequence's start, a bell, a carriage return that would overwrite the line, a
+/// text-direction override) as one harmless character, so every line and column stays.
+struct Shown {
+    text: String,
+    /// After each replaced character: its end in the file's text, and how many bytes longer
+    /// the shown text is up to there.
+    shifts: Vec<(usize, usize)>,
+}
+
+impl Shown {
+    fn of(text: &str) -> Self {
+        let kept = |c: char, next: Option<char>| c == '\n' || c == '\t' || (c == '\r' && next == Some('\n'));
+        let mut shown = Self { text: String::with_capacity(text.len()), shifts: Vec::new() };
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            if !crate::text::needs_escape(c) || kept(c, chars.peek().map(|&(_, next)| next)) {
+                shown.text.push(c);
+                continue;
+            }
+            // A C0 control as its symbol (`␛` for escape), anything else as `�`.
+            let symbol = match u32::from(c) {
+                code @ 0..=0x1f => char::from_u32(0x2400 + code),
+                0x7f => Some('\u{2421}'),
+                _ => None,
+            };
+            let symbol = symbol.unwrap_or(char::REPLACEMENT_CHARACTER);
+            shown.text.push(symbol);
+            let shift = shown.shifts.last().map_or(0, |&(_, shift)| shift) + symbol.len_utf8() - c.len_utf8();
+            shown.shifts.push((at + c.len_utf8(), shift));
+        }
+        shown
+    }
+
+    /// Where the byte at `offset` of the file's text is in the shown text.
+    fn offset(&self, offset: usize) -> usize {
+        let before = self.shifts.partition_point(|&(end, _)| end <= offset);
+        offset + before.checked_sub(1).map_or(0, |i| self.shifts[i].1)
+    }
 }
 
 /// Renders diagnostics as one JSON document for machines (`--format json`).
@@ -324,4 +367,32 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing of a file, its name or a message reaches a terminal as control text, and the
+    /// caret stays under the offending text.
+    #[test]
+    fn control_text_in_files_names_and_messages_never_reaches_the_terminal() {
+        let file = "accounts/ev\u{1b}[2Jil.yaml";
+        let text = "a: 1\r\nname: \"x\u{1b}[2J\u{2028}y\rz\" \u{85}bad: 2 # \u{1b}]0;title\u{7}\u{202e}\r\n";
+        let sources = Sources::default();
+        sources.add(file.to_string(), text);
+        let diagnostic = Diagnostic::error("test", "value `x\u{1b}[2J` is\nwrong")
+            .at(Location::new(file, 2, 20).with_end_column(23))
+            .hint("try `\u{9b}31m`");
+        let out = render_text(&[diagnostic], &sources, false);
+        assert!(!out.chars().any(|c| crate::text::needs_escape(c) && c != '\n'), "{out:?}");
+        assert!(out.contains("accounts/ev\\u{1b}[2Jil.yaml:2:20"), "{out}");
+        assert!(out.contains("value `x\\u{1b}[2J` is\\nwrong") && out.contains("try `\\u{9b}31m`"), "{out}");
+        // The caret is under `bad`, as many columns in as in the file.
+        let line = out.lines().find(|l| l.contains("name: ")).unwrap();
+        let caret = out.lines().skip_while(|l| !l.contains("name: ")).nth(1).unwrap();
+        let at = |l: &str, needle: &str| l[..l.find(needle).unwrap()].chars().count();
+        assert_eq!(at(caret, "^"), at(line, "bad"), "{out}");
+        assert!(line.contains("\"x␛[2J�y␍z\" �bad: 2 # ␛]0;title␇�"), "{out}");
+    }
 }

@@ -715,6 +715,40 @@ fn no_diagnostic_shows_a_sensitive_value() {
     }
 }
 
+/// A secret under a misspelt or misplaced key is not known to be one: where the schema marks
+/// any value sensitive, an unknown key's line is not shown. The keys of a sensitive map are its
+/// value: a message names the map.
+#[test]
+fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
+    let project = permissive_project("locals {\n  a = 1\n}\n", "archetype: open\n");
+    project.write(
+        "archetypes/open/schema.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "additionalProperties": false,
+            "properties": {
+                "archetype": {"type": "string"}, "name": {"type": "string"},
+                "db": {"type": "object", "additionalProperties": false, "properties": {"password": {"type": "string", "writeOnly": true}}},
+                "secrets": {"type": "object", "writeOnly": true, "additionalProperties": {"type": "string"}}
+            }}"#,
+    );
+    project
+        .write("accounts/misspelt.yaml", "archetype: open\ndb:\n  pasword: misspelt-secret-1\n")
+        .write("accounts/misplaced.yaml", "archetype: open\npassword: misplaced-secret-2\n")
+        .write("accounts/keyed.yaml", "archetype: open\nsecrets:\n  sk_live_keyed_secret_3: 12\n");
+    for format in ["text", "json"] {
+        let out = project.stamp(["check", "--format", format]).run().failure(1);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret"] {
+            assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
+        }
+        for expected in ["unknown key `pasword`", "unknown key `password`", "`secrets` (sensitive) is not valid"] {
+            assert!(all.contains(expected), "{expected} missing:\n{all}");
+        }
+        if format == "text" {
+            assert!(all.contains("misspelt.yaml:3") && all.contains("misplaced.yaml:2"), "{all}");
+        }
+    }
+}
+
 /// A secret that happens to equal Stamp's own text (here the commit stamped in) is not taken
 /// for a leak: the search leaves the version and commit out, so `check` (which does not ask git
 /// when no template reads the version) and `render` agree.

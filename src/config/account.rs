@@ -45,9 +45,18 @@ pub struct Account {
 impl Account {
     /// Whether the value at `pointer` is sensitive (or inside a sensitive value).
     pub fn is_sensitive(&self, pointer: &str) -> bool {
-        self.sensitive.iter().any(|p| {
-            pointer == p || pointer.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')) || p.is_empty()
-        })
+        self.sensitive_root(pointer).is_some()
+    }
+
+    /// The sensitive value that `pointer` is, or is inside (the outermost when nested): what a
+    /// message may name of it (the keys of a sensitive map are part of its value).
+    pub fn sensitive_root(&self, pointer: &str) -> Option<&str> {
+        self.sensitive
+            .iter()
+            .find(|p| {
+                pointer == *p || pointer.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')) || p.is_empty()
+            })
+            .map(String::as_str)
     }
 }
 

@@ -59,12 +59,25 @@ impl Validators {
                 .for_account(&account.name),
             ];
         };
-        let schema = &project.archetypes[&account.archetype].schema;
+        let archetype = &project.archetypes[&account.archetype];
         validator
             .iter_errors(&account.effective)
             .map(|error| {
                 let hidden = account.is_sensitive(error.instance_path().as_str());
-                let d = if hidden { describe_sensitive(&error, account) } else { describe(&error, schema, account) };
+                let mut d = if hidden {
+                    describe_sensitive(&error, account)
+                } else {
+                    describe(&error, &archetype.schema, account)
+                };
+                // A value under a key the schema does not know may be a sensitive one under a
+                // misspelt or misplaced key: where the schema marks any value sensitive, it
+                // is pointed at by line only, so no snippet shows it.
+                if d.code == "schema.unknown-key"
+                    && archetype.sensitive.is_some()
+                    && let Some(location) = &mut d.location
+                {
+                    *location = Location::file_only(&location.file).on_line(location.line);
+                }
                 d.for_account(&account.name)
             })
             .collect()
@@ -233,7 +246,9 @@ fn describe(error: &ValidationError<'_>, schema: &Value, account: &Account) -> D
 fn describe_sensitive(error: &ValidationError<'_>, account: &Account) -> Diagnostic {
     let pointer = error.instance_path().as_str();
     let line = account.positions.value(pointer).map_or(0, |p| p.line);
-    Diagnostic::error("schema.sensitive", format!("`{}` (sensitive) is not valid: {}", dotted(pointer), rule(error)))
+    // Named by the sensitive value it is in: the keys of a sensitive map are its value too.
+    let named = account.sensitive_root(pointer).unwrap_or(pointer);
+    Diagnostic::error("schema.sensitive", format!("`{}` (sensitive) is not valid: {}", dotted(named), rule(error)))
         .at(Location::file_only(&account.display).on_line(line))
         .hint("the value is not shown because the schema marks it `writeOnly`")
 }
