@@ -71,6 +71,10 @@ pub struct Diagnostic {
     pub message: String,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Lines under the message (the files in the way, ...): a message is one line, each of
+    /// these one more.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
     /// The account the problem was found in, when it belongs to one.
@@ -85,6 +89,7 @@ impl Diagnostic {
             code,
             message: message.into(),
             location: None,
+            details: Vec::new(),
             hints: Vec::new(),
             account: None,
         }
@@ -103,6 +108,13 @@ impl Diagnostic {
     #[must_use]
     pub fn at_opt(mut self, location: Option<Location>) -> Self {
         self.location = location;
+        self
+    }
+
+    /// A line under the message.
+    #[must_use]
+    pub fn detail(mut self, line: impl Into<String>) -> Self {
+        self.details.push(line.into());
         self
     }
 
@@ -159,7 +171,10 @@ impl Report {
     /// The messages on one line, for a report that ends up inside another one's text.
     /// The diagnostics' messages on one line (for a note inside another report).
     pub fn messages(&self) -> String {
-        self.diagnostics.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; ")
+        let message = |d: &Diagnostic| {
+            if d.details.is_empty() { d.message.clone() } else { format!("{} {}", d.message, d.details.join(", ")) }
+        };
+        self.diagnostics.iter().map(message).collect::<Vec<_>>().join("; ")
     }
 }
 
@@ -198,7 +213,14 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, color: bool) -
             Severity::Error => CsSeverity::Error,
             Severity::Warning => CsSeverity::Warning,
         })
-        .with_message(crate::text::one_line(&diagnostic.message));
+        .with_message(diagnostic.details.iter().fold(
+            crate::text::one_line(&diagnostic.message).into_owned(),
+            |mut m, line| {
+                m.push_str("\n  ");
+                m.push_str(&crate::text::one_line(line));
+                m
+            },
+        ));
         let mut notes: Vec<String> = Vec::new();
         if let Some(location) = &diagnostic.location {
             let source = sources.get(&location.file);

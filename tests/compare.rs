@@ -63,6 +63,23 @@ fn sensitive_values_are_redacted_in_diffs() {
     assert!(!out.stdout.contains("s3cr3t"), "a sensitive value leaked:\n{}", out.stdout);
 }
 
+/// A diff on a terminal shows no control text: not from a rendered value (a text-direction
+/// override inside an HCL string), nor from a blueprint file's name.
+#[test]
+fn a_diff_never_gives_a_terminal_control_text() {
+    let project = Project::local();
+    project.commit_all("init");
+    let path = "fixtures/accounts/local-staging.yaml";
+    project.write(path, &project.read(path).replace("CostCenter: platform", "CostCenter: \"te\\u202eam\\u2028x\""));
+    project.write("blueprints/local-platform/note\n+++ fake\u{1b}[31m.txt", "hello\n");
+    let out = project.stamp(["diff", "local-qa@HEAD", "local-staging", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stdout.contains("rendered Terraform:"), "{}", out.stdout);
+    assert!(!out.stdout.chars().any(|c| stamp::text::needs_escape(c) && c != '\n'), "{:?}", out.stdout);
+    assert!(out.stdout.contains("+++ b/note\\n+++ fake\\u{1b}[31m.txt\n"), "{}", out.stdout);
+    // Written into the rendered file as HCL's escapes, which Terraform reads as the value.
+    assert!(out.stdout.contains("= \"te\\u202Eam\\u2028x\""), "{}", out.stdout);
+}
+
 #[test]
 fn account_at_revision_and_artifact_sides() {
     let project = Project::local();

@@ -715,6 +715,77 @@ fn no_diagnostic_shows_a_sensitive_value() {
     }
 }
 
+/// A blueprint file's name is a name: a `\` in it (a separator only on Windows) never makes it a
+/// path that leads out of the tree when it is written, packed or shown.
+#[test]
+#[cfg(unix)]
+fn a_blueprint_file_name_never_becomes_a_path_out_of_the_tree() {
+    let outside = tempfile::tempdir().unwrap();
+    let project = permissive_project("locals {\n  a = 1\n}\n", "archetype: open\n");
+    let depth = "..\\".repeat(12);
+    let target = format!(
+        "{depth}{}\\escaped.txt",
+        outside.path().display().to_string().trim_start_matches('/').replace('/', "\\")
+    );
+    project.write(&format!("blueprints/open/{target}"), "written outside\n");
+    project.write("blueprints/open/sub\\..\\..\\up.tf.j2", "locals {\n  b = 1\n}\n");
+    for args in [vec!["check"], vec!["render", "--all", "--out", "out"], vec!["build", "evil", "--version", "1.0.0"]] {
+        let out = project.stamp(&args).run().failure(1);
+        assert!(
+            out.stderr.contains("blueprint.file-name") || out.stderr.contains("holds a `\\`"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("up.tf.j2"), "{args:?}: {}", out.stderr);
+        assert_eq!(fs_err::read_dir(outside.path()).unwrap().count(), 0, "{args:?}: written outside");
+    }
+    assert!(!project.path().join("out").exists() && !project.path().join("up.tf").exists());
+}
+
+/// A project file is read as a plain file: a link committed in its place (here to a file of
+/// secrets outside the project, as `/proc/self/environ` would be) is refused, in the working
+/// tree and at a revision, and nothing of its target is shown.
+#[test]
+#[cfg(unix)]
+fn a_link_in_place_of_a_project_file_is_never_followed_out_of_the_project() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("environ");
+    fs_err::write(&secret, "CI_TOKEN=ghp-linked-secret-1\n").unwrap();
+    let project = Project::example();
+    project.commit_all("first");
+    for file in ["archetypes/local-platform/archetype.yaml", "archetypes/local-platform/schema.json", "stamp.yaml"] {
+        let path = project.path().join(file);
+        let kept = fs_err::read(&path).unwrap();
+        fs_err::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let out = project.stamp(["check"]).run().failure(1);
+        assert!(out.stderr.contains(&format!("`{file}` is a symbolic link")), "{file}: {}", out.stderr);
+        assert!(!out.stderr.contains("linked-secret"), "{file}: {}", out.stderr);
+        // The same link at a revision, with the working tree as it was.
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-qm", "link"]);
+        fs_err::remove_file(&path).unwrap();
+        fs_err::write(&path, &kept).unwrap();
+        let out = project.stamp(["diff", "local-qa@HEAD", "local-qa"]).run().failure(2);
+        assert!(
+            out.stderr.contains("is a symbolic link") && !out.stderr.contains("linked-secret"),
+            "{file}: {}",
+            out.stderr
+        );
+        // `affected` takes an old side whose archetype does not load for a change (every
+        // account here), and one whose `stamp.yaml` does not load for an error.
+        let out = project.stamp(["affected", "--since", "HEAD"]).run();
+        assert_eq!(out.code, i32::from(file == "stamp.yaml"), "{file}: {}", out.stderr);
+        assert!(
+            !out.stdout.contains("linked-secret") && !out.stderr.contains("linked-secret"),
+            "{file}: {}",
+            out.stdout
+        );
+        project.git(&["add", "-A"]);
+        project.git(&["commit", "-qm", "plain again"]);
+    }
+}
+
 /// A secret under a misspelt or misplaced key is not known to be one: where the schema marks
 /// any value sensitive, an unknown key's line is not shown. The keys of a sensitive map are its
 /// value: a message names the map.

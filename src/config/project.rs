@@ -914,7 +914,21 @@ fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
             Diagnostic::error("io.read", format!("cannot read `{display}`: {reason}")).at(Location::file_only(display)),
         )
     };
-    let size = fs_err::metadata(path).map_err(failure)?.len();
+    // A plain file, its last step not a link (one committed in its place could name any file
+    // of the machine, such as `/proc/self/environ`, whose text an error would show), read no
+    // further than the limit (a device or a file of `/proc` says it is empty).
+    let (file, metadata) = crate::fsio::open_plain(path).map_err(|e| {
+        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            Box::new(
+                Diagnostic::error("io.link", format!("`{display}` is a symbolic link"))
+                    .at(Location::file_only(display))
+                    .hint("Stamp reads project files only as plain files, so it never reads a file outside the project: replace the link by the file"),
+            )
+        } else {
+            failure(e)
+        }
+    })?;
+    let size = metadata.len();
     if size > yaml::MAX_BYTES as u64 {
         return Err(Box::new(
             Diagnostic::error(
@@ -928,7 +942,13 @@ fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
             .at(Location::file_only(display)),
         ));
     }
-    fs_err::read_to_string(path).map_err(failure)
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, yaml::MAX_BYTES as u64 + 1), &mut text)
+        .map_err(failure)?;
+    if text.len() > yaml::MAX_BYTES {
+        return Err(Box::new(changed_while_read(display)));
+    }
+    Ok(text)
 }
 
 /// `stamp.yaml` of the project at `root`, read on its own.

@@ -338,7 +338,8 @@ pub fn compare(a: &Side, b: &Side, ignore_account_values: bool) -> Diff {
         let unified = similar::TextDiff::from_lines(&ta, &tb)
             .unified_diff()
             .context_radius(3)
-            .header(&format!("a/{name}"), &format!("b/{name}"))
+            // The name on one line: a line break in it would forge the diff's next line.
+            .header(&format!("a/{}", crate::text::one_line(name)), &format!("b/{}", crate::text::one_line(name)))
             .to_string();
         files.push(FileDiff { path: name.clone(), status, unified });
     }

@@ -8,7 +8,6 @@ use std::path::{Component, Path, PathBuf};
 use crate::diagnostics::{Diagnostic, Report, Sources};
 use crate::fsio::{self, Mode};
 use crate::starter::Example;
-use crate::text::one_line;
 
 /// What `stamp init` is asked to do.
 #[derive(Debug, Clone)]
@@ -84,26 +83,24 @@ impl super::error::OpError for InitError {
     /// The paths in the way one per line, in the order `stamp init` writes them; every path and
     /// message escaped, so a folder name cannot move the terminal's cursor.
     fn to_report(&self) -> Report {
-        let mut message = one_line(&self.to_string()).into_owned();
+        let mut message = self.to_string();
+        let mut details = Vec::new();
         match self {
             Self::Exists { existing: paths } | Self::Link { links: paths } => {
                 message.push_str(", so nothing was written:");
-                for path in paths {
-                    message.push_str(&format!("\n  {}", one_line(&path.to_string_lossy())));
-                }
+                details.extend(paths.iter().map(|path| path.to_string_lossy().into_owned()));
             }
             Self::Io { left, .. } if left.is_empty() => {
-                message.push_str("\n  nothing `stamp init` created is left: run it again once the cause is fixed");
+                details.push("nothing `stamp init` created is left: run it again once the cause is fixed".into());
             }
             Self::Io { left, .. } => {
-                message.push_str("\n  `stamp init` removed what it had created, but for:");
-                for path in left {
-                    message.push_str(&format!("\n  {}", one_line(&path.to_string_lossy())));
-                }
+                details.push("`stamp init` removed what it had created, but for:".into());
+                details.extend(left.iter().map(|path| path.to_string_lossy().into_owned()));
             }
             Self::NotBuiltIn(_) => {}
         }
-        let diagnostic = self.hints().into_iter().fold(Diagnostic::error(self.code(), message), Diagnostic::hint);
+        let diagnostic = details.into_iter().fold(Diagnostic::error(self.code(), message), Diagnostic::detail);
+        let diagnostic = self.hints().into_iter().fold(diagnostic, Diagnostic::hint);
         Report::new(vec![diagnostic], Sources::default())
     }
 }

@@ -93,12 +93,21 @@ impl Blueprint {
                     continue;
                 }
             };
-            let relative = entry
-                .path()
-                .strip_prefix(dir)
-                .expect("walkdir stays below its root")
-                .to_string_lossy()
-                .replace('\\', "/");
+            let below = entry.path().strip_prefix(dir).expect("walkdir stays below its root");
+            let Some(relative) = portable(below) else {
+                if entry.file_type().is_file() {
+                    let shown = format!("{display}/{}", below.to_string_lossy());
+                    diagnostics.push(
+                        Diagnostic::error(
+                            "blueprint.file-name",
+                            format!("`{shown}`: a name in its path is not UTF-8 or holds a `\\`"),
+                        )
+                        .at(Location::file_only(&shown))
+                        .hint("rename it: a rendered tree's names are plain names, the same on every system"),
+                    );
+                }
+                continue;
+            };
             let file_display = format!("{display}/{relative}");
             if entry.path_is_symlink() {
                 diagnostics.push(
@@ -399,6 +408,22 @@ pub fn template_error(error: &minijinja::Error, blueprint_display: &str, fallbac
         d = d.hint("the account config has no such value; guard optional keys with `{% if x is defined %}` or use `| default(...)`");
     }
     d
+}
+
+/// A path below a blueprint, its names joined with `/`: `None` when a name is not UTF-8 or
+/// holds a `\\`. That is a separator on Windows and a plain character on Unix, where turning
+/// it into `/` would make a name such as `..\\..\\x` a path out of the tree.
+fn portable(below: &Path) -> Option<String> {
+    let mut out = String::new();
+    for component in below.components() {
+        let std::path::Component::Normal(name) = component else { return None };
+        let name = name.to_str().filter(|name| !name.contains('\\'))?;
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(name);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -108,7 +108,8 @@ fn number(value: &Value) -> Result<String, Error> {
 }
 
 /// Escapes `s` for the inside of an HCL quoted string: quotes, backslashes, template
-/// sequences (`${`, `%{`), newlines and other control characters.
+/// sequences (`${`, `%{`), newlines and other control characters, line separators and
+/// text-direction overrides.
 pub fn escape_into(out: &mut String, s: &str) {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -122,7 +123,9 @@ pub fn escape_into(out: &mut String, s: &str) {
                 out.push(c);
                 out.push(c);
             }
-            c if c.is_control() || is_marker(c) => {
+            // A control character, and a line separator or text-direction override too: a
+            // reader of the file must see what the value holds (no "Trojan Source" text).
+            c if crate::text::needs_escape(c) || is_marker(c) => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
@@ -315,6 +318,7 @@ mod tests {
     #[test]
     fn control_and_marker_characters_are_escaped() {
         assert_eq!(escape("a\u{7}b\u{E000}"), "a\\u0007b\\uE000");
+        assert_eq!(escape("x\u{202e}y\u{2028}\u{feff}\u{85}é"), "x\\u202Ey\\u2028\\uFEFF\\u0085é");
         assert_eq!(escape("$$ 100% {x}"), "$$ 100% {x}");
     }
 

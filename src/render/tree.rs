@@ -185,6 +185,14 @@ impl Tree {
         let mut folders = std::collections::BTreeSet::new();
         let mut stats = Vec::with_capacity(self.files.len() + 1);
         for (path, file) in &self.files {
+            // A tree's paths are plain names below it (see `blueprint::portable`): whatever a
+            // bug lets through is refused here, never written out of the folder.
+            if !is_plain_path(path) {
+                return Err(WriteError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{}` is not a plain path below the tree", crate::text::one_line(path)),
+                )));
+            }
             let target = staging.path().join(path);
             if let Some((folder, _)) = path.rsplit_once('/')
                 && folders.insert(folder)
@@ -734,6 +742,12 @@ fn files_of(staging: &Path, stats: Option<&Stats>) -> std::collections::BTreeSet
         Some(stats) => stats.iter().map(|(path, _)| path.clone()).collect(),
         None => Tree::files_on_disk(staging).unwrap_or_default().into_iter().map(|(path, _)| path).collect(),
     }
+}
+
+/// Whether `path` is plain names joined with `/`: never absolute, never `.` or `..`, never a
+/// `\\` (a separator on Windows).
+pub fn is_plain_path(path: &str) -> bool {
+    path.split('/').all(|name| !name.is_empty() && name != "." && name != ".." && !name.contains('\\'))
 }
 
 fn disk_digest_of<'a>(files: impl Iterator<Item = (&'a str, bool, &'a [u8])>) -> String {

@@ -40,8 +40,13 @@ pub fn text(diff: &Diff) -> String {
     }
     if !diff.files.is_empty() {
         out.push_str("\nrendered Terraform:\n");
+        // Each line escaped: a file's name or text may hold what must not reach a terminal
+        // (an escape sequence, a text-direction override, a line break in a name).
         for file in &diff.files {
-            out.push_str(&file.unified);
+            for line in file.unified.lines() {
+                out.push_str(&one_line(line));
+                out.push('\n');
+            }
         }
     }
     out
