@@ -326,18 +326,22 @@ fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), Str
     for file in files {
         let mut header = String::new();
         out.read_line(&mut header).map_err(|e| failed(&e))?;
-        let size: usize = match header.trim_end().split(' ').collect::<Vec<_>>()[..] {
+        let size: u64 = match header.trim_end().split(' ').collect::<Vec<_>>()[..] {
             [oid, "blob", size] if oid == file.oid => size.parse().map_err(|e| failed(&e))?,
             _ => return Err(failed(&format!("unexpected answer `{}`", header.trim_end()))),
         };
-        let mut content = vec![0; size + 1];
-        out.read_exact(&mut content).map_err(|e| failed(&e))?;
-        content.pop();
         let target = root.join(&file.path);
         if let Some(parent) = target.parent() {
             fs_err::create_dir_all(parent).map_err(|e| failed(&e))?;
         }
-        fs_err::write(&target, &content).map_err(|e| failed(&e))?;
+        // Streamed into its file: a blob of any size (a commit can hold gigabytes that pack to
+        // almost nothing) takes no memory; the loader then applies its own limits.
+        let mut written = fs_err::File::create(&target).map_err(|e| failed(&e))?;
+        let copied = std::io::copy(&mut (&mut out).take(size), &mut written).map_err(|e| failed(&e))?;
+        let mut newline = [0; 1];
+        if copied != size || out.read_exact(&mut newline).is_err() || newline != *b"\n" {
+            return Err(failed(&"the answer ended early"));
+        }
         #[cfg(unix)]
         if file.mode == "100755" {
             use std::os::unix::fs::PermissionsExt;
