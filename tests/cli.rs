@@ -35,6 +35,24 @@ fn list_as_json() {
     assert_eq!(accounts[7]["protected"], true);
 }
 
+/// An account named by the path of a file that is not an account (a link in the accounts
+/// folder, which is never read) is an error, never a check of nothing that passes.
+#[test]
+#[cfg(unix)]
+fn a_named_file_that_is_no_account_is_unknown_never_a_pass() {
+    let project = Project::example();
+    let outside = tempfile::tempdir().unwrap();
+    let moved = outside.path().join("qa.yaml");
+    fs_err::rename(project.path().join("fixtures/accounts/qa.yaml"), &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, project.path().join("fixtures/accounts/qa.yaml")).unwrap();
+    let out = project.stamp(["check", "fixtures/accounts/qa.yaml"]).run().failure(1);
+    assert!(out.stderr.contains("unknown account `fixtures/accounts/qa.yaml`"), "{}", out.stderr);
+    assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
+    // A plain file outside the accounts folder is still checked against the project.
+    let out = project.stamp(["check", moved.to_str().unwrap()]).run().success();
+    assert!(out.stderr.contains("checked 1 account"), "{}", out.stderr);
+}
+
 #[test]
 fn check_all_fixture_accounts_passes() {
     let project = Project::example();

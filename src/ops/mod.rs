@@ -468,15 +468,29 @@ impl Workspace {
             }
             let path = PathBuf::from(name);
             if path.is_file() {
-                selected.insert(self.project.display(&fs_err::canonicalize(&path).unwrap_or(path)));
-                continue;
+                // Selected when it was loaded, or when its errors say why not: a file neither
+                // (a link in the accounts folder, which is never read) is an unknown account,
+                // never a selection of nothing that passes.
+                let display = self.project.display(&fs_err::canonicalize(&path).unwrap_or_else(|_| path.clone()));
+                let loaded = self.project.catalog.iter().any(|e| e.display == display);
+                let failed = self.diagnostics.iter().any(|d| d.location.as_ref().is_some_and(|l| l.file == display));
+                if loaded || failed {
+                    selected.insert(display);
+                    continue;
+                }
             }
             // The account's file is there but could not be loaded: its own errors say why.
             if let Some(file) = self.unloaded_file_of(name) {
                 selected.insert(file);
                 continue;
             }
-            problems.push(self.unknown_account(name));
+            let mut unknown = self.unknown_account(name);
+            if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                unknown = unknown.hint(format!(
+                    "`{name}` is a symbolic link: Stamp reads account files only as plain files (a link in the accounts folder is not an account)"
+                ));
+            }
+            problems.push(unknown);
         }
         (selected, problems)
     }
