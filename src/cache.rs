@@ -229,6 +229,100 @@ pub fn content_digest(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// The environment variable that gives the key of account files' digests (see [`FileKey`]).
+pub const KEY_ENV: &str = "STAMP_CACHE_KEY";
+
+/// Where the key of a project's account files' digests is kept: beside the cache folder, not
+/// in it, so a copy of the cache does not hold it.
+pub const KEY_FILE: &str = ".stamp/cache-key";
+
+/// The secret key account files' digests are taken with. An account file may hold a secret
+/// (one CI fills in, say): the cache keeps each file's digest, and a plain digest would let
+/// whoever gets a copy of the cache test guesses of it. Keyed, the digest tells nothing without
+/// the key: `STAMP_CACHE_KEY` when set (jobs that share a cache share it as a secret), else a
+/// random key kept in [`KEY_FILE`] (`0600`), else one for this run only (no cache, or the key
+/// cannot be kept: every digest then differs from the cache's, which only costs time).
+#[derive(Clone)]
+pub struct FileKey([u8; 32]);
+
+impl FileKey {
+    /// The key of the project at `root` with `cache`.
+    pub fn of(root: &Path, cache: &Cache) -> Self {
+        if let Ok(secret) = std::env::var(KEY_ENV)
+            && !secret.is_empty()
+        {
+            return Self(Sha256::new().chain_update(b"stamp-cache-key\0").chain_update(secret).finalize().into());
+        }
+        let kept = cache.is_on().then(|| kept_key(&root.join(KEY_FILE))).flatten();
+        Self(kept.unwrap_or_else(|| {
+            random_key().unwrap_or_else(|| {
+                // No random source: the run's own time and process, which no copy of the cache holds.
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Sha256::new()
+                    .chain_update(now.as_nanos().to_le_bytes())
+                    .chain_update(std::process::id().to_le_bytes())
+                    .finalize()
+                    .into()
+            })
+        }))
+    }
+
+    /// A key for this run only.
+    pub fn fresh() -> Self {
+        Self::of(Path::new(""), &Cache::off())
+    }
+
+    /// The digest of an account file's content, as hex.
+    pub fn digest(&self, bytes: &[u8]) -> String {
+        format!("{:x}", Sha256::new().chain_update(self.0).chain_update(bytes).finalize())
+    }
+}
+
+impl Default for FileKey {
+    fn default() -> Self {
+        Self::fresh()
+    }
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileKey(..)")
+    }
+}
+
+/// The key kept at `path`, made when there is none (runs that make one at once agree: the
+/// first written is kept, the others read it).
+fn kept_key(path: &Path) -> Option<[u8; 32]> {
+    let read = || {
+        let text = crate::fsio::plain_text(path, 64)?;
+        let bytes: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<_>>()?;
+        <[u8; 32]>::try_from(bytes).ok()
+    };
+    if let Some(key) = read() {
+        return Some(key);
+    }
+    let fresh = random_key()?;
+    let text = fresh.iter().fold(String::with_capacity(64), |mut text, b| {
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{b:02x}"));
+        text
+    });
+    match crate::fsio::create_atomic(path, text.as_bytes(), crate::fsio::Mode::Private) {
+        Ok(()) => Some(fresh),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(),
+        Err(_) => None,
+    }
+}
+
+fn random_key() -> Option<[u8; 32]> {
+    use std::io::Read as _;
+    let mut key = [0; 32];
+    fs_err::File::open("/dev/urandom").ok()?.read_exact(&mut key).ok()?;
+    Some(key)
+}
+
 /// Which Stamp built the cache: its version and, since a rebuilt binary may keep its version,
 /// the size and modification time of the running executable.
 pub fn build_id() -> &'static str {

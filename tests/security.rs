@@ -786,6 +786,38 @@ fn a_link_in_place_of_a_project_file_is_never_followed_out_of_the_project() {
     }
 }
 
+/// The cache keeps a digest of each account file: taken with a key kept outside the cache
+/// folder, so a copy of the cache does not let anyone test guesses of a secret a file holds.
+#[test]
+fn the_cache_holds_no_plain_digest_of_an_account_file() {
+    use sha2::Digest as _;
+    let project = secret_project("locals {\n  name = \"{{ config.name_value }}\"\n}\n");
+    project.stamp(["check"]).run().success();
+    let account = fs_err::read(project.path().join("accounts/evil.yaml")).unwrap();
+    let digest = sha2::Sha256::digest(&account);
+    let hex = format!("{digest:x}");
+    let mut files = 0;
+    for entry in walkdir::WalkDir::new(project.path().join(".stamp/cache")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            files += 1;
+            let bytes = fs_err::read(entry.path()).unwrap();
+            let holds = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+            assert!(!holds(hex.as_bytes()) && !holds(&digest), "{} holds the file's digest", entry.path().display());
+        }
+    }
+    assert!(files > 0, "no cache was written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = fs_err::metadata(project.path().join(".stamp/cache-key")).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    }
+    // The cache still serves the next run: the key is kept.
+    let again = project.stamp(["check"]).run().success();
+    assert!(again.stderr.contains("checked 1 account"), "{}", again.stderr);
+}
+
 /// A secret under a misspelt or misplaced key is not known to be one: where the schema marks
 /// any value sensitive, an unknown key's line is not shown. The keys of a sensitive map are its
 /// value: a message names the map.

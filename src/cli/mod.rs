@@ -238,7 +238,9 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
     if cli.command.stamps_version() {
         crate::version::prefetch(&root);
     }
-    let memo = std::sync::Arc::new(crate::config::catalog::Memo::new(crate::cache::Cache::open(&root, !cli.no_cache)));
+    let cache = crate::cache::Cache::open(&root, !cli.no_cache);
+    let key = crate::cache::FileKey::of(&root, &cache);
+    let memo = std::sync::Arc::new(crate::config::catalog::Memo::with_key(cache, key));
     let only = cli.command.loads_only();
     let prerender = match &cli.command {
         Command::Check(args) => args.prerender(),

@@ -478,6 +478,8 @@ impl Index {
 #[derive(Debug, Default)]
 pub struct Memo {
     cache: Cache,
+    /// What account files' digests are taken with.
+    key: crate::cache::FileKey,
     started: i64,
     /// The index as read by a thread of its own (while the project is read), until it is needed.
     reading: Mutex<Option<std::thread::JoinHandle<Index>>>,
@@ -490,6 +492,11 @@ pub struct Memo {
 
 impl Memo {
     pub fn new(cache: Cache) -> Self {
+        Self::with_key(cache, crate::cache::FileKey::fresh())
+    }
+
+    /// [`Memo::new`], the digests of account files taken with `key`.
+    pub fn with_key(cache: Cache, key: crate::cache::FileKey) -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -502,6 +509,7 @@ impl Memo {
             .flatten();
         Self {
             cache,
+            key,
             started,
             reading: Mutex::new(reading),
             found: std::sync::OnceLock::new(),
@@ -513,6 +521,11 @@ impl Memo {
 
     pub fn is_on(&self) -> bool {
         self.cache.is_on()
+    }
+
+    /// The digest of an account file's content (see [`crate::cache::FileKey`]).
+    pub fn file_digest(&self, bytes: &[u8]) -> String {
+        self.key.digest(bytes)
     }
 
     /// The index the run found.

@@ -470,7 +470,7 @@ impl Project {
             Ok(text) => text,
             Err(d) => return (None, Some(Rest::problem(*d))),
         };
-        let content = crate::cache::content_digest(text.as_bytes());
+        let content = self.memo.file_digest(text.as_bytes());
         let record = self.memo.file_record(file.read_from(), stat, &content);
         let load_key = self.load_key(&display, &content);
         if !whole && let Some(summary) = self.memo.summary(&load_key) {
@@ -498,7 +498,7 @@ impl Project {
     /// still hold what the catalog read.
     pub fn load_entry(&self, entry: &Entry) -> Result<Account, Box<Diagnostic>> {
         let text = read(entry.read_from(), &entry.display)?;
-        if crate::cache::content_digest(text.as_bytes()) != entry.content {
+        if self.memo.file_digest(text.as_bytes()) != entry.content {
             return Err(Box::new(changed_while_read(&entry.display)));
         }
         let mut account = self.account_from_text(&entry.path, &entry.display, &text)?;
@@ -520,7 +520,7 @@ impl Project {
     /// folder too, so they are checked against the project's accounts).
     pub fn add_account(&mut self, path: &Path) -> Result<usize, Box<Diagnostic>> {
         let account = self.load_account(path)?;
-        let content = crate::cache::content_digest(read(path, &account.display)?.as_bytes());
+        let content = self.memo.file_digest(read(path, &account.display)?.as_bytes());
         let entry = Entry {
             display: account.display.clone(),
             path: path.to_path_buf(),
@@ -1070,6 +1070,7 @@ fn account_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::FileKey;
 
     #[test]
     fn a_path_is_shown_relative_to_its_project_as_strip_prefix_gives_it() {
@@ -1118,13 +1119,17 @@ mod tests {
         // Older than a second when the record is taken: a record the next run trusts.
         std::thread::sleep(std::time::Duration::from_millis(2100));
         let stat = Stat::of(&fs_err::metadata(&file).unwrap());
-        let memo = Memo::new(Cache::open(&root, true));
+        let memo_of = |root: &Path| {
+            let cache = Cache::open(root, true);
+            Memo::with_key(cache.clone(), FileKey::of(root, &cache))
+        };
+        let memo = memo_of(&root);
         let bogus = "0".repeat(64);
         let record = memo.file_record(&file, stat, &bogus).expect("a new record");
         memo.keep(vec![record], Vec::new());
         memo.save().unwrap();
         let load = || {
-            let memo = Arc::new(Memo::new(Cache::open(&root, true)));
+            let memo = Arc::new(memo_of(&root));
             let options = LoadOptions { scope: Scope::Only(&[]), memo: Arc::clone(&memo), files: None, prepare: None };
             let (project, diagnostics) = Project::load_with(&root, options).unwrap();
             assert!(diagnostics.is_empty(), "{diagnostics:?}");
@@ -1133,10 +1138,10 @@ mod tests {
             Arc::try_unwrap(memo).unwrap().save().unwrap();
             content
         };
-        let digest = crate::cache::content_digest(&fs_err::read(&file).unwrap());
+        let digest = FileKey::of(&root, &Cache::open(&root, true)).digest(&fs_err::read(&file).unwrap());
         assert_eq!(load(), digest);
         // The record now names what the file holds.
-        let memo = Memo::new(Cache::open(&root, true));
+        let memo = memo_of(&root);
         assert_eq!(memo.known_content(&file, stat), Some(digest.as_str()));
     }
 
