@@ -62,6 +62,27 @@ fn build_all_puts_every_artifact_in_place_or_none() {
     }
 }
 
+/// An artifact is replaced only by one of its own account: another account's (an account `x`
+/// at `1-2` and `x-1` at `2` share a file name) or a file that is no artifact is kept, and the
+/// build says why.
+#[test]
+fn build_never_replaces_another_accounts_artifact() {
+    let project = Project::example();
+    let dist = project.path().join("dist");
+    project.stamp(["build", "qa", "--version", "1.0.0"]).run().success();
+    project.stamp(["build", "qa", "--version", "1.0.0"]).run().success();
+    let theirs = fs_err::read(dist.join("qa-1.0.0.tar.gz")).unwrap();
+    fs_err::write(dist.join("staging-1.0.0.tar.gz"), &theirs).unwrap();
+    fs_err::write(dist.join("demo-1.0.0.tar.gz"), "not an artifact").unwrap();
+    let out = project.stamp(["build", "staging", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stderr.contains("holds the artifact of account `qa` at version `1.0.0`"), "{}", out.stderr);
+    assert_eq!(fs_err::read(dist.join("staging-1.0.0.tar.gz")).unwrap(), theirs);
+    let out = project.stamp(["build", "--all", "--version", "1.0.0"]).run().failure(1);
+    assert!(out.stderr.contains("demo-1.0.0.tar.gz") || out.stderr.contains("staging-1.0.0.tar.gz"), "{}", out.stderr);
+    assert_eq!(fs_err::read(dist.join("demo-1.0.0.tar.gz")).unwrap(), b"not an artifact");
+    assert!(!dist.join("production-1.0.0.tar.gz").exists(), "nothing is built when one would be lost");
+}
+
 #[test]
 fn build_tag_without_a_commit_builds_nothing() {
     let project = Project::example();

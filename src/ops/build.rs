@@ -136,6 +136,11 @@ pub fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>
             return Err(BuildError::Tag { tag, reason: "it exists already (versions are immutable)".into() });
         }
     }
+    // An artifact is replaced only by one of its own account: `x` at `1-2` and `x-1` at `2` are
+    // both `x-1-2.tar.gz`, and one would silently take the other's place.
+    for name in &names {
+        may_replace(&dist.join(artifact::file_name(name, &version.version)), name)?;
+    }
     // Then each artifact is built as its tree comes, one account at a time (until one fails),
     // into a staging folder in `dist` (named so that the next build sweeps it after a kill): a
     // fleet's accounts and trees are never all held, and nothing is in `dist` until every
@@ -198,6 +203,27 @@ fn existing_tags(root: &Path) -> Result<std::collections::BTreeSet<String>, Buil
     // One tag per line, whatever the user's `column` settings.
     let tags = git(&["for-each-ref", "--format=%(refname:strip=2)", "refs/tags"]).map_err(failed)?;
     Ok(tags.lines().map(str::to_string).collect())
+}
+
+/// Refuses to replace the file at `path` with `account`'s artifact unless it is an artifact of
+/// that account: another account's (whose name and version join to the same file name) or a
+/// file Stamp cannot read as an artifact would be lost.
+fn may_replace(path: &Path, account: &str) -> Result<(), BuildError> {
+    if path.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    let refuse = |why: String| BuildError::Write { path: path.to_path_buf(), source: std::io::Error::other(why) };
+    match artifact::open(path) {
+        Ok(found) if found.manifest.account == account => Ok(()),
+        Ok(found) => Err(refuse(format!(
+            "it holds the artifact of account `{}` at version `{}`, which this one would replace (a file name joins account and version with `-`): build into another folder (`--out`) or move it away",
+            found.manifest.account, found.manifest.version
+        ))),
+        Err(e) => Err(refuse(format!(
+            "it is there and is not an artifact Stamp can read ({}), so it is not replaced: move it away",
+            crate::diagnostics::error_chain(&e)
+        ))),
+    }
 }
 
 /// What every artifact of one build shares.
