@@ -51,6 +51,9 @@ pub fn escape_markdown(text: &str) -> String {
             }
             '\n' | '\r' => out.push(' '),
             c if c.is_control() => {}
+            // A line separator or text-direction override is shown, not obeyed: a reviewer
+            // sees what the value holds.
+            c if crate::text::needs_escape(c) => out.push_str(&format!("\\\\u{{{:x}}}", u32::from(c))),
             _ => out.push(c),
         }
     }
@@ -74,6 +77,7 @@ pub fn escape_html(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             '\n' | '\r' => out.push(' '),
             c if c.is_control() => {}
+            c if crate::text::needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             _ => out.push(c),
         }
     }
@@ -90,6 +94,12 @@ mod tests {
         assert_eq!(escape_markdown("WWW.evil.example"), "WWW\\.evil.example");
         assert_eq!(escape_markdown("awww.x and é€w.x"), "awww.x and é€w.x");
         assert_eq!(escape_markdown("ééwww.x"), "ééwww.x", "not at a word's start: GitHub does not link it");
+    }
+
+    #[test]
+    fn direction_overrides_and_line_separators_are_shown_not_obeyed() {
+        assert_eq!(escape_markdown("te\u{202e}am\u{2028}x"), "te\\\\u{202e}am\\\\u{2028}x");
+        assert_eq!(escape_html("te\u{202e}am\u{2066}"), "te\\u{202e}am\\u{2066}");
     }
 
     #[test]
