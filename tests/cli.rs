@@ -35,8 +35,8 @@ fn list_as_json() {
     assert_eq!(accounts[7]["protected"], true);
 }
 
-/// An account named by the path of a file that is not an account (a link in the accounts
-/// folder, which is never read) is an error, never a check of nothing that passes.
+/// An account file that is a link is never read: naming it is an error, never a check of
+/// nothing that passes, and checking every account reports it.
 #[test]
 #[cfg(unix)]
 fn a_named_file_that_is_no_account_is_unknown_never_a_pass() {
@@ -51,6 +51,10 @@ fn a_named_file_that_is_no_account_is_unknown_never_a_pass() {
     // A plain file outside the accounts folder is still checked against the project.
     let out = project.stamp(["check", moved.to_str().unwrap()]).run().success();
     assert!(out.stderr.contains("checked 1 account"), "{}", out.stderr);
+    // Checking every account, the link is an error at its place, never an account that
+    // silently vanished (whose tree `render --all` would remove as gone).
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("`fixtures/accounts/qa.yaml` is a symbolic link"), "{}", out.stderr);
 }
 
 #[test]

@@ -787,7 +787,7 @@ impl Project {
     }
 }
 
-/// The YAML files (regular files, not links) under `dir`, sorted, each read where it is, with
+/// The YAML files (regular files, and links, which are refused when read) under `dir`, sorted, each read where it is, with
 /// its `stat`; a folder that cannot be read is an error (never a folder without accounts).
 pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
     // Each folder's entries sorted by name, folders walked depth first: the files come in the
@@ -810,7 +810,9 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
             .zip(&kinds)
             .filter_map(|((_, entry), kind)| {
                 let path = entry.path();
-                (kind.is_file() && is_yaml(&path)).then(|| {
+                // A link is listed too, so that reading it is refused at its place (an account
+                // that silently vanished would have its tree removed as gone).
+                ((kind.is_file() || kind.is_symlink()) && is_yaml(&path)).then(|| {
                     let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
                     AccountFile { path, elsewhere: None, stat }
                 })
