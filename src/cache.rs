@@ -49,18 +49,27 @@ fn version_of(meta: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
 #[derive(Debug, Clone, Default)]
 pub struct Cache {
     dir: Option<PathBuf>,
+    /// Which key the digests in this cache's files were taken with (see [`FileKey`]): a file
+    /// written under another key is of another kind, never read.
+    key: String,
 }
 
 impl Cache {
     /// The cache of the project at `root`; off when `enabled` is false or `STAMP_NO_CACHE` says so.
     pub fn open(root: &Path, enabled: bool) -> Self {
         let off = std::env::var(NO_CACHE_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
-        Self { dir: (enabled && !off).then(|| root.join(DIR)) }
+        Self { dir: (enabled && !off).then(|| root.join(DIR)), key: String::new() }
     }
 
     /// No cache: every result is computed.
     pub fn off() -> Self {
-        Self { dir: None }
+        Self { dir: None, key: String::new() }
+    }
+
+    /// This cache, its files bound to `key`: those written under another key are not read.
+    #[must_use]
+    pub fn bound_to(self, key: &FileKey) -> Self {
+        Self { key: key.digest(b"stamp-cache-key-id").chars().take(16).collect(), ..self }
     }
 
     pub fn is_on(&self) -> bool {
@@ -90,7 +99,7 @@ impl Cache {
         if file.take(MAX_BYTES).read_to_end(&mut bytes).is_err() {
             return (None, version);
         }
-        (unframe(&bytes, kind).and_then(|body| postcard::from_bytes(body).ok()), version)
+        (unframe(&bytes, &self.key, kind).and_then(|body| postcard::from_bytes(body).ok()), version)
     }
 
     /// Which file `name` is now: every write makes a new one (renamed into place), so a
@@ -140,7 +149,7 @@ impl Cache {
         let write = || -> std::io::Result<()> {
             fs_err::create_dir_all(dir)?;
             let mut temp = tempfile::Builder::new().prefix(".write-").tempfile_in(dir)?;
-            temp.write_all(&frame(&body, kind))?;
+            temp.write_all(&frame(&body, &self.key, kind))?;
             // No sync: a file torn by a crash fails its digest and is rebuilt.
             temp.persist(dir.join(name)).map_err(|e| e.error)?;
             Ok(())
@@ -149,8 +158,8 @@ impl Cache {
     }
 }
 
-fn header(kind: &str) -> String {
-    format!("stamp-cache/{FORMAT} {kind} {}\n", build_id())
+fn header(key: &str, kind: &str) -> String {
+    format!("stamp-cache/{FORMAT} {kind} {} {key}\n", build_id())
 }
 
 /// The line after the header: the body's length and checksum. The index of 10,000 accounts
@@ -159,17 +168,17 @@ fn check_line(body: &[u8]) -> String {
     format!("{} {:08x}\n", body.len(), crc32fast::hash(body))
 }
 
-fn frame(body: &[u8], kind: &str) -> Vec<u8> {
-    let mut out = header(kind).into_bytes();
+fn frame(body: &[u8], key: &str, kind: &str) -> Vec<u8> {
+    let mut out = header(key, kind).into_bytes();
     out.extend_from_slice(check_line(body).as_bytes());
     out.extend_from_slice(body);
     out
 }
 
-/// The body of a framed cache file, if its header is this build's `kind` and its length and
-/// checksum hold.
-fn unframe<'a>(bytes: &'a [u8], kind: &str) -> Option<&'a [u8]> {
-    let rest = bytes.strip_prefix(header(kind).as_bytes())?;
+/// The body of a framed cache file, if its header is this build's and this key's `kind` and
+/// its length and checksum hold.
+fn unframe<'a>(bytes: &'a [u8], key: &str, kind: &str) -> Option<&'a [u8]> {
+    let rest = bytes.strip_prefix(header(key, kind).as_bytes())?;
     let newline = rest.iter().position(|&b| b == b'\n')?;
     let (check, body) = (&rest[..=newline], &rest[newline + 1..]);
     (check == check_line(body).as_bytes()).then_some(body)
@@ -241,7 +250,8 @@ pub const KEY_FILE: &str = ".stamp/cache-key";
 /// whoever gets a copy of the cache test guesses of it. Keyed, the digest tells nothing without
 /// the key: `STAMP_CACHE_KEY` when set (jobs that share a cache share it as a secret), else a
 /// random key kept in [`KEY_FILE`] (`0600`), else one for this run only (no cache, or the key
-/// cannot be kept: every digest then differs from the cache's, which only costs time).
+/// cannot be kept). The cache's files are bound to the key ([`Cache::bound_to`]): those
+/// written under another one are not read, which only costs time.
 #[derive(Clone)]
 pub struct FileKey([u8; 32]);
 
@@ -265,6 +275,12 @@ impl FileKey {
                     .into()
             })
         }))
+    }
+
+    /// The same key every time, for tests that make several runs' memos.
+    #[cfg(test)]
+    pub fn fixed() -> Self {
+        Self([7; 32])
     }
 
     /// A key for this run only.
@@ -294,7 +310,8 @@ impl std::fmt::Debug for FileKey {
 /// first written is kept, the others read it).
 fn kept_key(path: &Path) -> Option<[u8; 32]> {
     let read = || {
-        let text = crate::fsio::plain_text(path, 64)?;
+        let text = crate::fsio::plain_text(path, 256)?;
+        let text = text.trim();
         let bytes: Vec<u8> = (0..text.len())
             .step_by(2)
             .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
@@ -344,7 +361,7 @@ mod tests {
     #[test]
     fn a_damaged_or_foreign_file_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache { dir: Some(dir.path().to_path_buf()) };
+        let cache = Cache { dir: Some(dir.path().to_path_buf()), key: String::new() };
         cache.write("x", "index", &vec![1_u32, 2, 3]).unwrap();
         assert_eq!(cache.read::<Vec<u32>>("x", "index"), Some(vec![1, 2, 3]));
         assert_eq!(cache.read::<Vec<u32>>("x", "other"), None, "another kind");

@@ -84,7 +84,13 @@ fn release(explicit: Option<&str>, project_root: &Path) -> Option<String> {
     if let Some(explicit) = explicit {
         return Some(explicit.to_string());
     }
-    let from_file = fs_err::read_to_string(project_root.join(VERSION_FILE)).ok()?;
+    let path = project_root.join(VERSION_FILE);
+    path.symlink_metadata().ok()?;
+    // A plain file, read no further than a version could be: a link in its place (to
+    // `/proc/self/environ`, say) would have its text shown as the invalid version.
+    let Some(from_file) = crate::fsio::plain_text(&path, 256) else {
+        return Some(format!("(the {VERSION_FILE} file is not a plain text file of at most 256 bytes)"));
+    };
     Some(from_file.trim().to_string()).filter(|v| !v.is_empty())
 }
 

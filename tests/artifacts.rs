@@ -81,6 +81,13 @@ fn build_never_replaces_another_accounts_artifact() {
     assert!(out.stderr.contains("demo-1.0.0.tar.gz") || out.stderr.contains("staging-1.0.0.tar.gz"), "{}", out.stderr);
     assert_eq!(fs_err::read(dist.join("demo-1.0.0.tar.gz")).unwrap(), b"not an artifact");
     assert!(!dist.join("production-1.0.0.tar.gz").exists(), "nothing is built when one would be lost");
+    // A FIFO in an artifact's place is refused, never opened (which would wait for a writer).
+    #[cfg(unix)]
+    {
+        nix::unistd::mkfifo(&dist.join("loadtest-1.0.0.tar.gz"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let out = project.stamp(["build", "loadtest", "--version", "1.0.0"]).run().failure(1);
+        assert!(out.stderr.contains("is not a plain file"), "{}", out.stderr);
+    }
 }
 
 #[test]

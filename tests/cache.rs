@@ -374,6 +374,28 @@ fn an_edit_that_keeps_size_and_modification_time_is_seen() {
     assert!(tree.contains("desired_size = 4"), "{tree}");
 }
 
+/// The cache's files are bound to the key account files' digests are taken with: under another
+/// key (a CI secret, a key file written by hand, with its newline) no record taken with the
+/// first is trusted, and every command works.
+#[test]
+fn another_cache_key_finds_no_cache_and_works() {
+    let project = Project::example();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    pause();
+    project.stamp(["check"]).run().success();
+    pause();
+    project.stamp(["check"]).run().success();
+    for _ in 0..2 {
+        project.stamp(["render", "qa"]).env("STAMP_CACHE_KEY", "ci-secret").run().success();
+    }
+    project.write(".stamp/cache-key", &format!("{}\n", "ab".repeat(32)));
+    for _ in 0..2 {
+        project.stamp(["render", "qa"]).run().success();
+        project.stamp(["check", "qa"]).run().success();
+    }
+    assert_eq!(project.read(".stamp/cache-key"), format!("{}\n", "ab".repeat(32)), "a kept key is kept");
+}
+
 #[test]
 fn another_stamp_build_does_not_use_the_cache_of_this_one() {
     let project = Project::example();

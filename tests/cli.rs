@@ -55,6 +55,16 @@ fn a_named_file_that_is_no_account_is_unknown_never_a_pass() {
     // silently vanished (whose tree `render --all` would remove as gone).
     let out = project.stamp(["check"]).run().failure(1);
     assert!(out.stderr.contains("`fixtures/accounts/qa.yaml` is a symbolic link"), "{}", out.stderr);
+    // A link to another account's file names no account either.
+    fs_err::remove_file(project.path().join("fixtures/accounts/qa.yaml")).unwrap();
+    fs_err::rename(&moved, project.path().join("fixtures/accounts/qa.yaml")).unwrap();
+    std::os::unix::fs::symlink("staging.yaml", project.path().join("fixtures/accounts/alias.yaml")).unwrap();
+    let out = project.stamp(["check", "fixtures/accounts/alias.yaml"]).run().failure(1);
+    assert!(out.stderr.contains("unknown account `fixtures/accounts/alias.yaml`"), "{}", out.stderr);
+    fs_err::remove_file(project.path().join("fixtures/accounts/alias.yaml")).unwrap();
+    // The lock an editor leaves beside a file it edits (a hidden, dangling link) is no account.
+    std::os::unix::fs::symlink("ana@host.4242:1", project.path().join("fixtures/accounts/.#qa.yaml")).unwrap();
+    project.stamp(["check"]).run().success();
 }
 
 #[test]

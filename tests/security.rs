@@ -729,6 +729,8 @@ fn a_blueprint_file_name_never_becomes_a_path_out_of_the_tree() {
     );
     project.write(&format!("blueprints/open/{target}"), "written outside\n");
     project.write("blueprints/open/sub\\..\\..\\up.tf.j2", "locals {\n  b = 1\n}\n");
+    // A link with such a name is named too (its refusal as a link must not be lost).
+    std::os::unix::fs::symlink("/etc/passwd", project.path().join("blueprints/open/l\\k.tf")).unwrap();
     for args in [vec!["check"], vec!["render", "--all", "--out", "out"], vec!["build", "evil", "--version", "1.0.0"]] {
         let out = project.stamp(&args).run().failure(1);
         assert!(
@@ -737,6 +739,7 @@ fn a_blueprint_file_name_never_becomes_a_path_out_of_the_tree() {
             out.stderr
         );
         assert!(out.stderr.contains("up.tf.j2"), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("l\\k.tf"), "{args:?}: {}", out.stderr);
         assert_eq!(fs_err::read_dir(outside.path()).unwrap().count(), 0, "{args:?}: written outside");
     }
     assert!(!project.path().join("out").exists() && !project.path().join("up.tf").exists());
@@ -784,6 +787,11 @@ fn a_link_in_place_of_a_project_file_is_never_followed_out_of_the_project() {
         project.git(&["add", "-A"]);
         project.git(&["commit", "-qm", "plain again"]);
     }
+    // Nor the `VERSION` file, whose text an invalid version's error shows.
+    std::os::unix::fs::symlink(&secret, project.path().join("VERSION")).unwrap();
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("the VERSION file is not a plain text file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("linked-secret"), "{}", out.stderr);
 }
 
 /// The cache keeps a digest of each account file: taken with a key kept outside the cache

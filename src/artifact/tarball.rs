@@ -33,8 +33,8 @@ pub(super) struct PackFile<'a> {
 /// time and mode 644 or 755; gzip at the best level with no file name, time 0 and an unknown OS.
 ///
 /// # Panics
-/// If a path is not plain names (absolute, `..`): paths come from a [`crate::render::Tree`],
-/// whose paths a blueprint's names make plain (see `render::tree::is_plain_path`).
+/// If a path is absolute or has a `..` component (which `tar` refuses): paths come from a
+/// [`crate::render::Tree`], whose paths are plain names (see `render::tree::is_plain_path`).
 pub(super) fn pack(mut files: Vec<PackFile<'_>>) -> Vec<u8> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut builder = tar::Builder::new(Vec::new());

@@ -44,8 +44,10 @@ impl Output {
         let _ = writeln!(std::io::stderr().lock(), "warning: {}", crate::text::one_line(message));
     }
 
+    /// An error of one or more lines, each escaped.
     pub fn error(&self, message: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+        let lines: Vec<_> = message.lines().map(crate::text::one_line).collect();
+        let _ = writeln!(std::io::stderr().lock(), "error: {}", lines.join("\n"));
     }
 
     pub fn diagnostics(&self, diagnostics: &[Diagnostic], sources: &Sources) {

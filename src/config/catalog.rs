@@ -497,6 +497,7 @@ impl Memo {
 
     /// [`Memo::new`], the digests of account files taken with `key`.
     pub fn with_key(cache: Cache, key: crate::cache::FileKey) -> Self {
+        let cache = cache.bound_to(&key);
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -781,7 +782,7 @@ mod tests {
         let (a, b) = (Path::new("/p/a.yaml"), Path::new("/p/b.yaml"));
 
         // A first run reads both files and checks `a`.
-        let memo = Memo::new(cache.clone());
+        let memo = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
         let files: Vec<_> = [(a, 1, "ca"), (b, 2, "cb")]
             .iter()
             .filter_map(|&(p, ino, c)| memo.file_record(p, Some(stat(ino)), c))
@@ -793,7 +794,7 @@ mod tests {
         let first = inode();
 
         // A run that meets everything and adds nothing leaves the index as it is.
-        let memo = Memo::new(cache.clone());
+        let memo = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
         assert_eq!(memo.known_content(a, Some(stat(1))), Some("ca"));
         assert!(memo.file_record(a, Some(stat(1)), "ca").is_none(), "known already");
         assert!(memo.file_record(b, Some(stat(2)), "cb").is_none());
@@ -804,7 +805,7 @@ mod tests {
         assert_eq!(inode(), first, "not rewritten");
 
         // `b` is gone: only `a` is met; a new result comes first, the older one stays.
-        let memo = Memo::new(cache.clone());
+        let memo = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
         assert!(memo.file_record(a, Some(stat(1)), "ca").is_none());
         assert!(memo.summary("la").is_some());
         memo.checked("la", "e2", "d2");
@@ -816,7 +817,7 @@ mod tests {
         for s in (0..SHARDS).filter(|s| !touched.contains(s)) {
             assert_eq!(now[s], first[s], "shard {s} is not rewritten");
         }
-        let memo = Memo::new(cache.clone());
+        let memo = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
         assert_eq!(memo.known_content(b, Some(stat(2))), None, "the record of a file not met is dropped");
         assert_eq!(memo.summary("lb"), None, "and its load");
         assert_eq!(memo.result("la", "e1").as_deref(), Some("d1"));
@@ -831,7 +832,7 @@ mod tests {
         memo.keep(files, vec![("la2".into(), Arc::new(summary("a")))]);
         memo.checked("unknown", "e", "d");
         memo.save().unwrap();
-        let memo = Memo::new(cache);
+        let memo = Memo::with_key(cache, crate::cache::FileKey::fixed());
         assert_eq!(memo.known_content(a, Some(stat(3))), Some("ca2"));
         assert_eq!(memo.summary("la2").as_deref(), Some(&summary("a")));
         assert_eq!(memo.summary("la"), None, "not met");
@@ -848,7 +849,7 @@ mod tests {
         let stats = |ino| vec![(".stamp-rendered".to_string(), stat(ino))];
         // Both runs read the cache before either saves; each meets a file and a tree of its own.
         let runs = [(a, 1, "a", "da"), (b, 2, "b", "db")].map(|(path, ino, name, digest)| {
-            let memo = Memo::new(cache.clone());
+            let memo = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
             memo.found();
             memo.found_trees();
             memo.keep(
@@ -862,7 +863,7 @@ mod tests {
         for memo in runs {
             memo.save().unwrap();
         }
-        let next = Memo::new(cache.clone());
+        let next = Memo::with_key(cache.clone(), crate::cache::FileKey::fixed());
         assert_eq!(next.known_content(a, Some(stat(1))), Some("ca"));
         assert_eq!(next.known_content(b, Some(stat(2))), Some("cb"));
         for (name, digest) in [("a", "da"), ("b", "db")] {

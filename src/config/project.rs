@@ -358,7 +358,9 @@ impl Project {
             load_keys: Key::new("load"),
         };
         let mut diagnostics = project.load_archetypes();
-        project.load_keys = Key::new("load").field(project.digest_of(&project_text));
+        // Keyed (see `cache::FileKey`): `stamp.yaml` and the archetypes may hold secrets too.
+        let digest = project.digest_of(&project_text);
+        project.load_keys = Key::new("load").field(project.memo.file_digest(digest.as_bytes()));
         let files = match options.files {
             Some(files) => files,
             None => project.account_files()?,
@@ -808,11 +810,13 @@ pub fn account_files_in(dir: &Path) -> std::io::Result<Vec<AccountFile>> {
         let yaml: Vec<AccountFile> = entries
             .par_iter()
             .zip(&kinds)
-            .filter_map(|((_, entry), kind)| {
+            .filter_map(|((name, entry), kind)| {
                 let path = entry.path();
                 // A link is listed too, so that reading it is refused at its place (an account
-                // that silently vanished would have its tree removed as gone).
-                ((kind.is_file() || kind.is_symlink()) && is_yaml(&path)).then(|| {
+                // that silently vanished would have its tree removed as gone); but for a hidden
+                // one, such as the lock an editor leaves beside a file it edits (`.#qa.yaml`).
+                let hidden = name.as_encoded_bytes().starts_with(b".");
+                ((kind.is_file() || (kind.is_symlink() && !hidden)) && is_yaml(&path)).then(|| {
                     let stat = entry.metadata().ok().as_ref().and_then(Stat::of);
                     AccountFile { path, elsewhere: None, stat }
                 })
@@ -924,7 +928,7 @@ fn read(path: &Path, display: &str) -> Result<String, Box<Diagnostic>> {
             Box::new(
                 Diagnostic::error("io.link", format!("`{display}` is a symbolic link"))
                     .at(Location::file_only(display))
-                    .hint("Stamp reads project files only as plain files, so it never reads a file outside the project: replace the link by the file"),
+                    .hint("Stamp reads project files only as plain files, never through a link in their place: replace the link by the file"),
             )
         } else {
             failure(e)

@@ -209,10 +209,12 @@ fn existing_tags(root: &Path) -> Result<std::collections::BTreeSet<String>, Buil
 /// that account: another account's (whose name and version join to the same file name) or a
 /// file Stamp cannot read as an artifact would be lost.
 fn may_replace(path: &Path, account: &str) -> Result<(), BuildError> {
-    if path.symlink_metadata().is_err() {
-        return Ok(());
-    }
+    let Ok(found) = path.symlink_metadata() else { return Ok(()) };
     let refuse = |why: String| BuildError::Write { path: path.to_path_buf(), source: std::io::Error::other(why) };
+    // Opened only when it is a plain file: reading a FIFO put there would never end.
+    if !found.is_file() {
+        return Err(refuse("it is there and is not a plain file, so it is not replaced: move it away".into()));
+    }
     match artifact::open(path) {
         Ok(found) if found.manifest.account == account => Ok(()),
         Ok(found) => Err(refuse(format!(

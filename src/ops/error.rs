@@ -45,8 +45,12 @@ pub trait OpError: std::error::Error {
         if let Some(report) = self.nested() {
             return report.clone();
         }
-        let diagnostic =
-            self.hints().into_iter().fold(Diagnostic::error(self.code(), self.to_string()), Diagnostic::hint);
+        // Its first line the message, each further line (Terraform's own lines, say) a detail.
+        let text = self.to_string();
+        let mut lines = text.lines();
+        let first = Diagnostic::error(self.code(), lines.next().unwrap_or_default());
+        let diagnostic = lines.fold(first, Diagnostic::detail);
+        let diagnostic = self.hints().into_iter().fold(diagnostic, Diagnostic::hint);
         Report::new(vec![diagnostic], Sources::default())
     }
 }

@@ -81,13 +81,14 @@ pub fn diagnostic_lines(diagnostics: &[Diagnostic], severity: crate::diagnostics
     diagnostics.iter().filter(|d| d.severity == severity).map(diagnostic_line).collect()
 }
 
-/// A diagnostic as one line: `file:line: message`.
+/// A diagnostic as one line: `file:line: message`, escaped (it reaches a terminal as it is).
 pub fn diagnostic_line(d: &Diagnostic) -> String {
-    match &d.location {
+    let line = match &d.location {
         Some(l) if l.line > 0 => format!("{}:{}: {}", l.file, l.line, d.message),
         Some(l) => format!("{}: {}", l.file, d.message),
         None => d.message.clone(),
-    }
+    };
+    crate::text::one_line(&line).into_owned()
 }
 
 /// Each damaged record of an account's ledger, as a warning at its place: every command that
@@ -462,12 +463,15 @@ impl Workspace {
         let mut selected = BTreeSet::new();
         let mut problems = Vec::new();
         for name in wanted {
-            if let Some(entry) = self.project.entry(name) {
+            let path = PathBuf::from(name);
+            // A link names no account, not even the one it leads to: account files are read
+            // only as plain files.
+            let link = path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+            if let Some(entry) = self.project.entry(name).filter(|e| !link || e.name() == name) {
                 selected.insert(entry.display.clone());
                 continue;
             }
-            let path = PathBuf::from(name);
-            if path.is_file() {
+            if path.is_file() && !link {
                 // Selected when it was loaded, or when its errors say why not: a file neither
                 // (a link in the accounts folder, which is never read) is an unknown account,
                 // never a selection of nothing that passes.
@@ -485,10 +489,9 @@ impl Workspace {
                 continue;
             }
             let mut unknown = self.unknown_account(name);
-            if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-                unknown = unknown.hint(format!(
-                    "`{name}` is a symbolic link: Stamp reads account files only as plain files (a link in the accounts folder is not an account)"
-                ));
+            if link {
+                unknown =
+                    unknown.hint(format!("`{name}` is a symbolic link: Stamp reads account files only as plain files"));
             }
             problems.push(unknown);
         }

@@ -95,7 +95,8 @@ impl Blueprint {
             };
             let below = entry.path().strip_prefix(dir).expect("walkdir stays below its root");
             let Some(relative) = portable(below) else {
-                if entry.file_type().is_file() {
+                // Each entry but a folder (whose entries are named in turn): a link too.
+                if !entry.file_type().is_dir() {
                     let shown = format!("{display}/{}", below.to_string_lossy());
                     diagnostics.push(
                         Diagnostic::error(
