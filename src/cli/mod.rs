@@ -49,7 +49,8 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Do not read or write the build cache in `.stamp/cache/` (also: `STAMP_NO_CACHE=1`). The
-    /// output is the same either way; only the time differs.
+    /// output is the same either way; only the time differs. The cache is bound to a secret key:
+    /// `STAMP_CACHE_KEY` if set (share it to share a cache), else `.stamp/cache-key`.
     #[arg(long, global = true)]
     pub no_cache: bool,
     #[command(subcommand)]
