@@ -256,14 +256,29 @@ pub const KEY_FILE: &str = ".stamp/cache-key";
 pub struct FileKey([u8; 32]);
 
 impl FileKey {
-    /// The key of the project at `root` with `cache`.
-    pub fn of(root: &Path, cache: &Cache) -> Self {
+    /// The key of the project at `root` with `cache`, and a warning when a key file is there
+    /// that holds no key (each run then takes one of its own: the cache serves none).
+    pub fn of(root: &Path, cache: &Cache) -> (Self, Option<String>) {
         if let Ok(secret) = std::env::var(KEY_ENV)
             && !secret.is_empty()
         {
-            return Self(Sha256::new().chain_update(b"stamp-cache-key\0").chain_update(secret).finalize().into());
+            return (
+                Self(Sha256::new().chain_update(b"stamp-cache-key\0").chain_update(secret).finalize().into()),
+                None,
+            );
         }
-        let kept = cache.is_on().then(|| kept_key(&root.join(KEY_FILE))).flatten();
+        let path = root.join(KEY_FILE);
+        let kept = cache.is_on().then(|| kept_key(&path)).flatten();
+        let warning = (cache.is_on() && kept.is_none() && path.symlink_metadata().is_ok()).then(|| {
+            format!(
+                "`{KEY_FILE}` holds no key (32 bytes in base64, a plain file), so the build cache serves no run: remove it, and Stamp makes another"
+            )
+        });
+        (Self::or_run_key(kept), warning)
+    }
+
+    /// `kept`, else a key for this run only.
+    fn or_run_key(kept: Option<[u8; 32]>) -> Self {
         Self(kept.unwrap_or_else(|| {
             random_key().unwrap_or_else(|| {
                 // No random source: the run's own time and process, which no copy of the cache holds.
@@ -285,7 +300,7 @@ impl FileKey {
 
     /// A key for this run only.
     pub fn fresh() -> Self {
-        Self::of(Path::new(""), &Cache::off())
+        Self::or_run_key(None)
     }
 
     /// The digest of an account file's content, as hex.
@@ -309,23 +324,17 @@ impl std::fmt::Debug for FileKey {
 /// The key kept at `path`, made when there is none (runs that make one at once agree: the
 /// first written is kept, the others read it).
 fn kept_key(path: &Path) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
     let read = || {
         let text = crate::fsio::plain_text(path, 256)?;
-        let text = text.trim();
-        let bytes: Vec<u8> = (0..text.len())
-            .step_by(2)
-            .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-            .collect::<Option<_>>()?;
-        <[u8; 32]>::try_from(bytes).ok()
+        <[u8; 32]>::try_from(base64.decode(text.trim()).ok()?).ok()
     };
     if let Some(key) = read() {
         return Some(key);
     }
     let fresh = random_key()?;
-    let text = fresh.iter().fold(String::with_capacity(64), |mut text, b| {
-        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{b:02x}"));
-        text
-    });
+    let text = format!("{}\n", base64.encode(fresh));
     match crate::fsio::create_atomic(path, text.as_bytes(), crate::fsio::Mode::Private) {
         Ok(()) => Some(fresh),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(),

@@ -388,12 +388,34 @@ fn another_cache_key_finds_no_cache_and_works() {
     for _ in 0..2 {
         project.stamp(["render", "qa"]).env("STAMP_CACHE_KEY", "ci-secret").run().success();
     }
-    project.write(".stamp/cache-key", &format!("{}\n", "ab".repeat(32)));
+    // The header of every index file names the key's fingerprint: the same for runs under one
+    // key, another under another.
+    let headers = || -> std::collections::BTreeSet<String> {
+        index(&project)
+            .iter()
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).lines().next().unwrap().to_string())
+            .collect()
+    };
+    let under_secret = headers();
+    project.write(".stamp/cache-key", &format!("{}\n", "Q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s="));
+    let mut seen = Vec::new();
     for _ in 0..2 {
         project.stamp(["render", "qa"]).run().success();
         project.stamp(["check", "qa"]).run().success();
+        seen.push(headers());
     }
-    assert_eq!(project.read(".stamp/cache-key"), format!("{}\n", "ab".repeat(32)), "a kept key is kept");
+    assert_eq!(
+        project.read(".stamp/cache-key"),
+        format!("{}\n", "Q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s="),
+        "a kept key is kept"
+    );
+    assert_eq!(seen[0], seen[1], "the kept key is read, not replaced by one for each run");
+    // A key file that holds no key is said, never silently replaced by a key for each run.
+    project.write(".stamp/cache-key", "not a key\n");
+    let out = project.stamp(["check", "qa"]).run().success();
+    assert!(out.stderr.contains("warning: `.stamp/cache-key` holds no key"), "{}", out.stderr);
+    assert_eq!(project.read(".stamp/cache-key"), "not a key\n");
+    assert!(!seen[0].is_subset(&under_secret), "{seen:?} {under_secret:?}");
 }
 
 #[test]

@@ -240,7 +240,10 @@ fn dispatch(cli: &Cli, out: &Output) -> ExitStatus {
         crate::version::prefetch(&root);
     }
     let cache = crate::cache::Cache::open(&root, !cli.no_cache);
-    let key = crate::cache::FileKey::of(&root, &cache);
+    let (key, warning) = crate::cache::FileKey::of(&root, &cache);
+    if let Some(warning) = warning {
+        out.warning(&warning);
+    }
     let memo = std::sync::Arc::new(crate::config::catalog::Memo::with_key(cache, key));
     let only = cli.command.loads_only();
     let prerender = match &cli.command {

@@ -1127,7 +1127,7 @@ mod tests {
         let stat = Stat::of(&fs_err::metadata(&file).unwrap());
         let memo_of = |root: &Path| {
             let cache = Cache::open(root, true);
-            Memo::with_key(cache.clone(), FileKey::of(root, &cache))
+            Memo::with_key(cache.clone(), FileKey::of(root, &cache).0)
         };
         let memo = memo_of(&root);
         let bogus = "0".repeat(64);
@@ -1144,7 +1144,7 @@ mod tests {
             Arc::try_unwrap(memo).unwrap().save().unwrap();
             content
         };
-        let digest = FileKey::of(&root, &Cache::open(&root, true)).digest(&fs_err::read(&file).unwrap());
+        let digest = FileKey::of(&root, &Cache::open(&root, true)).0.digest(&fs_err::read(&file).unwrap());
         assert_eq!(load(), digest);
         // The record now names what the file holds.
         let memo = memo_of(&root);
