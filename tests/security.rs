@@ -633,7 +633,7 @@ fn one_hostile_account_file_stops_nothing_else() {
         "laughs.yaml:3:",
         "YAML aliases",
         "keys.yaml:4:",
-        "duplicate key `1`",
+        "this key is set on line 3 already",
         "bigint.yaml:2",
         "does not fit in 64 bits",
         "ends after the year 9999",
@@ -844,14 +844,24 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
     project
         .write("accounts/misspelt.yaml", "archetype: open\ndb:\n  pasword: misspelt-secret-1\n")
         .write("accounts/misplaced.yaml", "archetype: open\npassword: misplaced-secret-2\n")
-        .write("accounts/keyed.yaml", "archetype: open\nsecrets:\n  sk_live_keyed_secret_3: 12\n");
+        .write("accounts/keyed.yaml", "archetype: open\nsecrets:\n  sk_live_keyed_secret_3: 12\n")
+        // Read before any schema is known: which keys are secrets is not known yet.
+        .write(
+            "accounts/twice.yaml",
+            "archetype: open\nsecrets:\n  sk_live_twice_secret_4: a\n  sk_live_twice_secret_4: b\n",
+        );
     for format in ["text", "json"] {
         let out = project.stamp(["check", "--format", format]).run().failure(1);
         let all = format!("{}{}", out.stdout, out.stderr);
-        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret"] {
+        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret", "twice_secret"] {
             assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
         }
-        for expected in ["unknown key `pasword`", "unknown key `password`", "`secrets` (sensitive) is not valid"] {
+        for expected in [
+            "unknown key `pasword`",
+            "unknown key `password`",
+            "`secrets` (sensitive) is not valid",
+            "this key is set on line 3 already",
+        ] {
             assert!(all.contains(expected), "{expected} missing:\n{all}");
         }
         if format == "text" {

@@ -44,10 +44,10 @@ impl Output {
         let _ = writeln!(std::io::stderr().lock(), "warning: {}", crate::text::one_line(message));
     }
 
-    /// An error of one or more lines, each escaped.
+    /// An error of one or more lines, each escaped; a further line is indented, so that no
+    /// line break a value brings into the message starts a line of its own (`error: ...`).
     pub fn error(&self, message: &str) {
-        let lines: Vec<_> = message.lines().map(crate::text::one_line).collect();
-        let _ = writeln!(std::io::stderr().lock(), "error: {}", lines.join("\n"));
+        let _ = writeln!(std::io::stderr().lock(), "{}", error_text(message));
     }
 
     pub fn diagnostics(&self, diagnostics: &[Diagnostic], sources: &Sources) {
@@ -56,5 +56,28 @@ impl Output {
         }
         let text = diagnostics::render_text(diagnostics, sources, self.color);
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+/// The text [`Output::error`] shows for `message`.
+fn error_text(message: &str) -> String {
+    let mut lines = message.lines().map(crate::text::one_line);
+    let mut text = format!("error: {}", lines.next().unwrap_or_default());
+    for line in lines {
+        text.push('\n');
+        if !line.is_empty() {
+            text.push_str("  ");
+            text.push_str(&line);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_further_line_of_an_error_starts_at_its_margin() {
+        let text = super::error_text("cannot apply `x\nerror: forged`\n\nUsage: \u{1b}[2J");
+        assert_eq!(text, "error: cannot apply `x\n  error: forged`\n\n  Usage: \\u{1b}[2J");
     }
 }
