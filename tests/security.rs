@@ -156,6 +156,21 @@ fn symlinks_in_a_blueprint_are_refused() {
     assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
 }
 
+/// A blueprint is held in memory whole and copied into every tree: a file beyond Stamp's
+/// limit (here a sparse gigabyte) is named and never read.
+#[test]
+fn a_blueprint_file_beyond_the_limit_is_named_unread() {
+    let project = permissive_project("locals {\n  a = 1\n}\n", &account_with("x"));
+    let file = fs_err::File::create(project.path().join("blueprints/open/lambda.zip")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(
+        out.stderr.contains("blueprints/open/lambda.zip`: a blueprint file is at most 64 MiB, this one is larger"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn blueprints_cannot_replace_generated_files() {
     let project = permissive_project("locals {\n  a = 1\n}\n", &account_with("x"));

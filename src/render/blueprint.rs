@@ -83,6 +83,8 @@ impl Blueprint {
         let mut verbatim = Vec::new();
         let mut reads_version = false;
         let mut hasher = Sha256::new();
+        // The bytes read so far: a blueprint is held in memory whole.
+        let mut total = 0_u64;
         let walker = walkdir::WalkDir::new(dir).sort_by_file_name().follow_links(false);
         for entry in walker.into_iter().filter_entry(|e| e.file_name() != ".terraform") {
             let entry = match entry {
@@ -135,9 +137,17 @@ impl Blueprint {
                 );
                 continue;
             }
-            let bytes = match fs_err::read(entry.path()) {
+            let bytes = match read_file(entry.path(), &mut total) {
                 Ok(bytes) => bytes,
-                Err(e) => {
+                Err(Unread::TooLarge(what)) => {
+                    diagnostics.push(
+                        Diagnostic::error("blueprint.too-large", format!("`{file_display}`: {what}"))
+                            .at(Location::file_only(&file_display))
+                            .hint("every account's tree holds a copy of each blueprint file: keep large packages (a Lambda's) in object storage and name them in Terraform"),
+                    );
+                    continue;
+                }
+                Err(Unread::Io(e)) => {
                     diagnostics.push(Diagnostic::error(
                         "io.read",
                         format!("cannot read `{file_display}`: {}", crate::diagnostics::io_reason(&e)),
@@ -205,6 +215,43 @@ impl Blueprint {
         };
         (if failed { None } else { Some(blueprint) }, diagnostics)
     }
+}
+
+/// The largest blueprint file Stamp reads, and the most it reads of one blueprint: a blueprint
+/// is held in memory whole, and a file of a revision can pack a gigabyte into a few.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+pub const MAX_BLUEPRINT_BYTES: u64 = 256 << 20;
+
+/// Why a blueprint file was not read.
+enum Unread {
+    TooLarge(String),
+    Io(std::io::Error),
+}
+
+/// The bytes of the plain file at `path`, read only within [`MAX_FILE_BYTES`] and while the
+/// blueprint's `total` stays within [`MAX_BLUEPRINT_BYTES`] (whatever size the file claims).
+fn read_file(path: &Path, total: &mut u64) -> Result<Vec<u8>, Unread> {
+    use std::io::Read as _;
+    let (file, metadata) = crate::fsio::open_plain(path).map_err(Unread::Io)?;
+    let limit = MAX_FILE_BYTES.min(MAX_BLUEPRINT_BYTES - *total);
+    let too_large = |size: u64| {
+        Unread::TooLarge(if size > MAX_FILE_BYTES {
+            format!("a blueprint file is at most {} MiB, this one is larger", MAX_FILE_BYTES >> 20)
+        } else {
+            format!("a blueprint's files are at most {} MiB together, these are more", MAX_BLUEPRINT_BYTES >> 20)
+        })
+    };
+    if metadata.len() > limit {
+        return Err(too_large(metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(Unread::Io)?;
+    let read = bytes.len() as u64;
+    if read > limit {
+        return Err(too_large(read));
+    }
+    *total += read;
+    Ok(bytes)
 }
 
 /// The fields of `stamp.*` that do not depend on the version stamped in.
@@ -429,7 +476,27 @@ fn portable(below: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::reads_version;
+    use super::{MAX_BLUEPRINT_BYTES, MAX_FILE_BYTES, Unread, read_file, reads_version};
+
+    #[test]
+    fn a_blueprint_is_read_within_its_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs_err::write(&path, "0123456789").unwrap();
+        let refused = |total: u64| match read_file(&path, &mut total.clone()) {
+            Err(Unread::TooLarge(why)) => why,
+            other => panic!("read: {:?}", other.map_err(|_| ())),
+        };
+        let mut total = MAX_BLUEPRINT_BYTES - 10;
+        assert_eq!(read_file(&path, &mut total).ok(), Some(b"0123456789".to_vec()));
+        assert_eq!(total, MAX_BLUEPRINT_BYTES);
+        assert_eq!(
+            refused(MAX_BLUEPRINT_BYTES - 9),
+            "a blueprint's files are at most 256 MiB together, these are more"
+        );
+        fs_err::File::create(&path).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        assert_eq!(refused(0), "a blueprint file is at most 64 MiB, this one is larger");
+    }
 
     #[test]
     fn a_template_reads_the_version_unless_it_names_only_unversioned_fields() {
