@@ -256,8 +256,9 @@ pub const KEY_FILE: &str = ".stamp/cache-key";
 pub struct FileKey([u8; 32]);
 
 impl FileKey {
-    /// The key of the project at `root` with `cache`, and a warning when a key file is there
-    /// that holds no key (each run then takes one of its own: the cache serves none).
+    /// The key of the project at `root` with `cache`, and a warning when no key can be kept
+    /// (a key file that holds none, one that cannot be written): each run then takes one of its
+    /// own, and the cache serves none.
     pub fn of(root: &Path, cache: &Cache) -> (Self, Option<String>) {
         if let Ok(secret) = std::env::var(KEY_ENV)
             && !secret.is_empty()
@@ -267,28 +268,25 @@ impl FileKey {
                 None,
             );
         }
-        let path = root.join(KEY_FILE);
-        let kept = cache.is_on().then(|| kept_key(&path)).flatten();
-        let warning = (cache.is_on() && kept.is_none() && path.symlink_metadata().is_ok()).then(|| {
-            format!(
-                "`{KEY_FILE}` holds no key (32 bytes in base64, a plain file), so the build cache serves no run: remove it, and Stamp makes another"
-            )
-        });
-        (Self::or_run_key(kept), warning)
+        if !cache.is_on() {
+            return (Self::fresh(), None);
+        }
+        match kept_key(&root.join(KEY_FILE)) {
+            Ok(key) => (Self(key), None),
+            Err(problem) => (Self::fresh(), Some(problem)),
+        }
     }
 
-    /// `kept`, else a key for this run only.
-    fn or_run_key(kept: Option<[u8; 32]>) -> Self {
-        Self(kept.unwrap_or_else(|| {
-            random_key().unwrap_or_else(|| {
-                // No random source: the run's own time and process, which no copy of the cache holds.
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                Sha256::new()
-                    .chain_update(now.as_nanos().to_le_bytes())
-                    .chain_update(std::process::id().to_le_bytes())
-                    .finalize()
-                    .into()
-            })
+    /// A key for this run only.
+    pub fn fresh() -> Self {
+        Self(random_key().unwrap_or_else(|| {
+            // No random source: the run's own time and process, which no copy of the cache holds.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            Sha256::new()
+                .chain_update(now.as_nanos().to_le_bytes())
+                .chain_update(std::process::id().to_le_bytes())
+                .finalize()
+                .into()
         }))
     }
 
@@ -296,11 +294,6 @@ impl FileKey {
     #[cfg(test)]
     pub fn fixed() -> Self {
         Self([7; 32])
-    }
-
-    /// A key for this run only.
-    pub fn fresh() -> Self {
-        Self::or_run_key(None)
     }
 
     /// The digest of an account file's content, as hex.
@@ -322,23 +315,42 @@ impl std::fmt::Debug for FileKey {
 }
 
 /// The key kept at `path`, made when there is none (runs that make one at once agree: the
-/// first written is kept, the others read it).
-fn kept_key(path: &Path) -> Option<[u8; 32]> {
+/// first written is kept, the others read it); else why there is none, as a warning (each run
+/// then takes a key of its own, and the build cache serves none).
+fn kept_key(path: &Path) -> Result<[u8; 32], String> {
     use base64::Engine as _;
     let base64 = base64::engine::general_purpose::STANDARD;
     let read = || {
         let text = crate::fsio::plain_text(path, 256)?;
         <[u8; 32]>::try_from(base64.decode(text.trim()).ok()?).ok()
     };
+    let holds_no_key = || {
+        format!(
+            "`{KEY_FILE}` holds no key (32 bytes in base64, a plain file), so the build cache serves no run: remove it, and Stamp makes another"
+        )
+    };
     if let Some(key) = read() {
-        return Some(key);
+        return Ok(key);
     }
-    let fresh = random_key()?;
+    if path.symlink_metadata().is_ok() {
+        return Err(holds_no_key());
+    }
+    let fresh = random_key().ok_or_else(|| {
+        format!(
+            "no random source (`/dev/urandom`) to make `{KEY_FILE}`, so the build cache serves no run: set {KEY_ENV}"
+        )
+    })?;
     let text = format!("{}\n", base64.encode(fresh));
     match crate::fsio::create_atomic(path, text.as_bytes(), crate::fsio::Mode::Private) {
-        Ok(()) => Some(fresh),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(),
-        Err(_) => None,
+        Ok(()) => Ok(fresh),
+        // Another run made it meanwhile (not a folder on the way that is a file).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.symlink_metadata().is_ok() => {
+            read().ok_or_else(holds_no_key)
+        }
+        Err(e) => Err(format!(
+            "cannot keep the build cache's key in `{KEY_FILE}` ({}), so the cache serves no run: let Stamp write there, set {KEY_ENV}, or pass `--no-cache`",
+            crate::diagnostics::io_reason(&e)
+        )),
     }
 }
 
@@ -366,6 +378,24 @@ pub fn build_id() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key is kept once made; where none can be, the warning says why (each run would take a
+    /// key of its own, and the cache serve none).
+    #[test]
+    fn a_key_that_cannot_be_kept_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".stamp/cache-key");
+        let key = kept_key(&path).unwrap();
+        assert_eq!(kept_key(&path), Ok(key));
+        fs_err::write(&path, "not a key").unwrap();
+        assert!(kept_key(&path).unwrap_err().contains("holds no key"));
+        // A file on the way (root writes anywhere else).
+        fs_err::remove_dir_all(dir.path().join(".stamp")).unwrap();
+        fs_err::write(dir.path().join(".stamp"), "").unwrap();
+        let problem = kept_key(&path).unwrap_err();
+        assert!(problem.starts_with("cannot keep the build cache's key in `.stamp/cache-key` ("), "{problem}");
+        assert!(problem.ends_with("set STAMP_CACHE_KEY, or pass `--no-cache`"), "{problem}");
+    }
 
     #[test]
     fn a_damaged_or_foreign_file_is_not_read() {
