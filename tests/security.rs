@@ -853,13 +853,16 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
             "properties": {
                 "archetype": {"type": "string"}, "name": {"type": "string"},
                 "db": {"type": "object", "additionalProperties": false, "properties": {"password": {"type": "string", "writeOnly": true}}},
-                "secrets": {"type": "object", "writeOnly": true, "additionalProperties": {"type": "string"}}
+                "secrets": {"type": "object", "writeOnly": true, "additionalProperties": {"type": "string"}},
+                "vault": {"type": "object", "additionalProperties": {"type": "string", "writeOnly": true}}
             }}"#,
     );
     project
         .write("accounts/misspelt.yaml", "archetype: open\ndb:\n  pasword: misspelt-secret-1\n")
         .write("accounts/misplaced.yaml", "archetype: open\npassword: misplaced-secret-2\n")
         .write("accounts/keyed.yaml", "archetype: open\nsecrets:\n  sk_live_keyed_secret_3: 12\n")
+        // A secret written one level too high: where a map of secrets belongs.
+        .write("accounts/flat.yaml", "archetype: open\nvault: flat-secret-5\n")
         // Read before any schema is known: which keys are secrets is not known yet.
         .write(
             "accounts/twice.yaml",
@@ -868,7 +871,7 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
     for format in ["text", "json"] {
         let out = project.stamp(["check", "--format", format]).run().failure(1);
         let all = format!("{}{}", out.stdout, out.stderr);
-        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret", "twice_secret"] {
+        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret", "twice_secret", "flat-secret"] {
             assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
         }
         for expected in [
@@ -876,6 +879,7 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
             "unknown key `password`",
             "`secrets` (sensitive) is not valid",
             "this key is set on line 3 already",
+            "`vault` (may be sensitive) is not valid: it must be an object",
         ] {
             assert!(all.contains(expected), "{expected} missing:\n{all}");
         }

@@ -40,6 +40,9 @@ pub struct Account {
     pub ledger_damage: Vec<crate::ledger::Damage>,
     /// JSON pointers of the effective config's sensitive (`writeOnly`) values.
     pub sensitive: std::collections::BTreeSet<String>,
+    /// JSON pointers of values of another shape than the schema's place for secrets where they
+    /// stand (see `SensitiveIndex::scan`): not sensitive, but never shown in a diagnostic.
+    pub misshapen: std::collections::BTreeSet<String>,
 }
 
 impl Account {
@@ -51,13 +54,22 @@ impl Account {
     /// The sensitive value that `pointer` is, or is inside (the outermost when nested): what a
     /// message may name of it (the keys of a sensitive map are part of its value).
     pub fn sensitive_root(&self, pointer: &str) -> Option<&str> {
-        self.sensitive
-            .iter()
-            .find(|p| {
-                pointer == *p || pointer.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')) || p.is_empty()
-            })
-            .map(String::as_str)
+        root_among(&self.sensitive, pointer)
     }
+
+    /// The sensitive or misshapen value that `pointer` is, or is inside: what no diagnostic
+    /// shows (see [`Account::misshapen`]).
+    pub fn hidden_root(&self, pointer: &str) -> Option<&str> {
+        self.sensitive_root(pointer).or_else(|| root_among(&self.misshapen, pointer))
+    }
+}
+
+/// The outermost of `pointers` that `pointer` is, or is inside.
+fn root_among<'a>(pointers: &'a std::collections::BTreeSet<String>, pointer: &str) -> Option<&'a str> {
+    pointers
+        .iter()
+        .find(|p| pointer == *p || pointer.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')) || p.is_empty())
+        .map(String::as_str)
 }
 
 impl Account {

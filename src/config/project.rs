@@ -644,11 +644,11 @@ impl Project {
         if let Value::Object(map) = &mut effective {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
-        let sensitive = found.sensitive.as_deref().map(|index| index.pointers(&effective)).unwrap_or_default();
-        if !sensitive.is_empty() {
+        let (sensitive, misshapen) = found.sensitive.as_deref().map(|index| index.scan(&effective)).unwrap_or_default();
+        if !sensitive.is_empty() || !misshapen.is_empty() {
             // Every diagnostic that shows a line of this file shows these without their text.
             let lines: std::collections::BTreeSet<usize> =
-                sensitive.iter().flat_map(|p| positions.lines_of(p)).collect();
+                sensitive.iter().chain(&misshapen).flat_map(|p| positions.lines_of(p)).collect();
             self.sources.add(display.clone(), hide_lines(text, &lines));
         }
         Ok(Account {
@@ -666,6 +666,7 @@ impl Project {
             created_at: None,
             ledger_damage: Vec::new(),
             sensitive,
+            misshapen,
         })
     }
 

@@ -104,14 +104,32 @@ impl SensitiveIndex {
         out
     }
 
+    /// The pointers of `config`'s sensitive values, and of its values of another shape than
+    /// the schema's place for secrets where they stand (a string where a map of secrets, or a
+    /// list of objects holding one, belongs). Those are not sensitive (the schema marks them
+    /// nothing: `auth: none` may be the other choice to `auth: {password: ...}`), but they may
+    /// be a secret written one level too high, so no diagnostic shows them.
+    pub fn scan(&self, config: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut out, mut misshapen) = (BTreeSet::new(), BTreeSet::new());
+        self.walk_all(config, &mut out, &mut misshapen);
+        (out, misshapen)
+    }
+
     /// Adds the pointers of `config`'s sensitive values to `out`.
     fn walk(&self, config: &Value, out: &mut BTreeSet<String>) {
+        self.walk_all(config, out, &mut BTreeSet::new());
+    }
+
+    /// Adds the pointers of `config`'s sensitive values to `out`, of its misshapen ones to
+    /// `misshapen` (see [`SensitiveIndex::scan`]).
+    fn walk_all(&self, config: &Value, out: &mut BTreeSet<String>, misshapen: &mut BTreeSet<String>) {
         let root =
             referencing::uri::from_str(&self.base).ok().and_then(|uri| self.registry.resolver(uri).lookup("#").ok());
         match root {
             Some(root) => {
                 let (schema, resolver, _) = root.into_inner();
-                Walker { index: self, out }.walk(schema, &resolver, config, "");
+                let holds = std::collections::HashMap::new();
+                Walker { index: self, out, misshapen, holds }.walk(schema, &resolver, config, "");
             }
             // The schema the registry was built from cannot be found in it: all of the config
             // is taken to be sensitive.
@@ -160,6 +178,74 @@ fn leaves(value: &Value, out: &mut Vec<String>) {
 struct Walker<'r, 'o> {
     index: &'r SensitiveIndex,
     out: &'o mut BTreeSet<String>,
+    /// See [`SensitiveIndex::scan`].
+    misshapen: &'o mut BTreeSet<String>,
+    /// Whether a schema (by address) applies `writeOnly` below the value: to a map's entries
+    /// (`false`) or a list's items (`true`). See [`Walker::holds_secrets`].
+    holds: std::collections::HashMap<(usize, bool), bool>,
+}
+
+/// The keywords that apply a subschema to a map's entries.
+const ENTRY_KEYWORDS: &[&str] = &["properties", "patternProperties", "additionalProperties", "unevaluatedProperties"];
+/// The keywords that apply a subschema to a list's items.
+const ITEM_KEYWORDS: &[&str] = &["prefixItems", "items", "additionalItems", "contains", "unevaluatedItems"];
+/// The keywords that apply a subschema to the value itself (references apart).
+const IN_PLACE_KEYWORDS: &[&str] =
+    &["allOf", "anyOf", "oneOf", "if", "then", "else", "dependentSchemas", "dependencies"];
+/// How many subschemas [`reaches_write_only`] looks at, at most; past it, it takes one to.
+const MAX_REACHED: usize = 4096;
+
+/// The subschemas a keyword's value holds: itself, or those it lists or names.
+fn subschemas<'r>(keyword: &str, value: &'r Value) -> Vec<&'r Value> {
+    let all: Vec<&Value> = match (keyword, value) {
+        ("properties" | "patternProperties" | "dependentSchemas" | "dependencies", Value::Object(map)) => {
+            map.values().collect()
+        }
+        (_, Value::Array(parts)) => parts.iter().collect(),
+        (_, schema) => vec![schema],
+    };
+    // `dependencies` also lists required properties (arrays), and `true`/`false` apply nothing.
+    all.into_iter().filter(|s| s.is_object()).collect()
+}
+
+/// Whether any of `todo`'s schemas, or a schema one of them applies to anything (in place or
+/// below), is `writeOnly`; a reference that cannot be followed, or more than
+/// [`MAX_REACHED`] schemas, count as one.
+fn reaches_write_only<'r>(mut todo: Vec<(&'r Value, Resolver<'r>)>) -> bool {
+    let mut seen: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    while let Some((schema, resolver)) = todo.pop() {
+        if !seen.insert(std::ptr::from_ref(schema) as usize) {
+            continue;
+        }
+        let Value::Object(keywords) = schema else { continue };
+        if seen.len() > MAX_REACHED || keywords.get("writeOnly") == Some(&Value::Bool(true)) {
+            return true;
+        }
+        let Ok(resolver) = resolver.in_subresource(Draft::Draft202012.create_resource_ref(schema)) else {
+            return true;
+        };
+        for reference in ["$ref", "$dynamicRef", "$recursiveRef"] {
+            if keywords.contains_key(reference) {
+                let resolved = if reference == "$recursiveRef" {
+                    resolver.lookup_recursive_ref()
+                } else {
+                    match keywords.get(reference).and_then(Value::as_str) {
+                        Some(target) => resolver.lookup(target),
+                        None => continue,
+                    }
+                };
+                let Ok(resolved) = resolved else { return true };
+                let (contents, resolver, _) = resolved.into_inner();
+                todo.push((contents, resolver));
+            }
+        }
+        for keyword in IN_PLACE_KEYWORDS.iter().chain(ENTRY_KEYWORDS).chain(ITEM_KEYWORDS) {
+            if let Some(value) = keywords.get(*keyword) {
+                todo.extend(subschemas(keyword, value).into_iter().map(|s| (s, resolver.clone())));
+            }
+        }
+    }
+    false
 }
 
 impl<'r> Walker<'r, '_> {
@@ -221,6 +307,17 @@ impl<'r> Walker<'r, '_> {
                 }
             }
         }
+        // A value of another shape than the schema's place for secrets (a secret written as a
+        // string where a map of secrets, or a list of objects holding one, is expected) is not
+        // reached by the walk below: it may be the secret itself.
+        let misshapen = applied.iter().any(|(schema, resolver)| match value {
+            Value::Object(_) => self.holds_secrets(schema, resolver, true),
+            Value::Array(_) => self.holds_secrets(schema, resolver, false),
+            _ => self.holds_secrets(schema, resolver, false) || self.holds_secrets(schema, resolver, true),
+        });
+        if misshapen {
+            self.misshapen.insert(pointer.to_string());
+        }
         match value {
             Value::Object(map) => {
                 for (key, child) in map {
@@ -244,6 +341,25 @@ impl<'r> Walker<'r, '_> {
             }
             _ => {}
         }
+    }
+
+    /// Whether `schema` applies a `writeOnly` schema below its value: to a list's items
+    /// (`items`) or a map's entries.
+    fn holds_secrets(&mut self, schema: &'r Value, resolver: &Resolver<'r>, items: bool) -> bool {
+        let key = (std::ptr::from_ref(schema) as usize, items);
+        if let Some(&known) = self.holds.get(&key) {
+            return known;
+        }
+        let keywords = if items { ITEM_KEYWORDS } else { ENTRY_KEYWORDS };
+        let starts = keywords
+            .iter()
+            .filter_map(|k| schema.get(*k).map(|v| subschemas(k, v)))
+            .flatten()
+            .map(|s| (s, resolver.clone()))
+            .collect();
+        let holds = reaches_write_only(starts);
+        self.holds.insert(key, holds);
+        holds
     }
 
     /// The subschemas that apply to a map's entry `key`.
@@ -421,6 +537,39 @@ mod tests {
         let schema = json!({"properties": {"password": {"allOf": many}}, "writeOnly": false, "$comment": "writeOnly"});
         let schema = json!({"allOf": [schema, {"properties": {"other": {"writeOnly": true}}}]});
         assert!(sensitive(&schema, &json!({"password": "p"})).contains("/password"));
+    }
+
+    /// A secret written in another shape than its schema's (a string where a map of secrets or
+    /// a list of objects holding one is expected) is the value of no `writeOnly` schema, but
+    /// may well be the secret itself: it is found as misshapen.
+    #[test]
+    fn a_value_misshapen_where_secrets_belong_is_sensitive() {
+        let schema = json!({
+            "$defs": {"cred": {"type": "object", "properties": {"user": {}, "password": {"writeOnly": true}}}},
+            "properties": {
+                "vault": {"type": "object", "additionalProperties": {"type": "string", "writeOnly": true}},
+                "creds": {"type": "array", "items": {"$ref": "#/$defs/cred"}},
+                "extra": {"type": "object", "patternProperties": {"^secret_": {"writeOnly": true}}},
+                "choice": {"oneOf": [{"properties": {"pw": {"writeOnly": true}}}, {"enum": ["none"]}]},
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                "hosts": {"type": "array", "items": {"type": "object", "properties": {"name": {}}}}
+            }
+        });
+        let config = json!({
+            "vault": "s1", "creds": ["s2"], "extra": ["s3"], "choice": "s4",
+            "tags": "t", "hosts": [{"name": "h"}, "h2"]
+        });
+        let index = SensitiveIndex::new(&schema).unwrap().unwrap();
+        let expected = ["/choice", "/creds/0", "/extra", "/vault"];
+        assert_eq!(index.scan(&config), (BTreeSet::new(), expected.map(String::from).into()));
+        // A map where a list of objects holding a secret belongs; the other choice than a
+        // secret (not sensitive: templates may read it).
+        let config = json!({"creds": {"user": "u", "password": "s5"}, "choice": "none"});
+        assert_eq!(index.scan(&config), (BTreeSet::new(), ["/choice", "/creds"].map(String::from).into()));
+        // Well shaped, only the secrets are.
+        let config = json!({"vault": {"a": "s6"}, "creds": [{"user": "u", "password": "s7"}], "choice": {"pw": "s8"}});
+        let expected = ["/choice/pw", "/creds/0/password", "/vault/a"];
+        assert_eq!(agrees_with_jsonschema(&schema, &config), expected.map(String::from).into());
     }
 
     #[test]

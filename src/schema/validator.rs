@@ -63,7 +63,7 @@ impl Validators {
         validator
             .iter_errors(&account.effective)
             .map(|error| {
-                let hidden = account.is_sensitive(error.instance_path().as_str());
+                let hidden = account.hidden_root(error.instance_path().as_str()).is_some();
                 let mut d = if hidden {
                     describe_sensitive(&error, account)
                 } else {
@@ -247,10 +247,18 @@ fn describe_sensitive(error: &ValidationError<'_>, account: &Account) -> Diagnos
     let pointer = error.instance_path().as_str();
     let line = account.positions.value(pointer).map_or(0, |p| p.line);
     // Named by the sensitive value it is in: the keys of a sensitive map are its value too.
-    let named = account.sensitive_root(pointer).unwrap_or(pointer);
-    Diagnostic::error("schema.sensitive", format!("`{}` (sensitive) is not valid: {}", dotted(named), rule(error)))
+    if let Some(named) = account.sensitive_root(pointer) {
+        return Diagnostic::error(
+            "schema.sensitive",
+            format!("`{}` (sensitive) is not valid: {}", dotted(named), rule(error)),
+        )
         .at(Location::file_only(&account.display).on_line(line))
-        .hint("the value is not shown because the schema marks it `writeOnly`")
+        .hint("the value is not shown because the schema marks it `writeOnly`");
+    }
+    let named = account.hidden_root(pointer).unwrap_or(pointer);
+    Diagnostic::error("schema.sensitive", format!("`{}` (may be sensitive) is not valid: {}", dotted(named), rule(error)))
+        .at(Location::file_only(&account.display).on_line(line))
+        .hint("the value is not shown: it stands where the schema keeps `writeOnly` values, in another shape (a secret written one level too high?)")
 }
 
 /// What a schema keyword requires, without the value that broke it.
