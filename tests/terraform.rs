@@ -158,6 +158,35 @@ fn protected_accounts_are_not_destroyed_without_confirmation() {
     );
     assert!(project.env_dir("local-prod").join("data.sqlite").is_file());
 
+    // The same object moved to an address the archetype does not name (`moved`), and replaced
+    // there, is the same database destroyed: live (`apply`) or from a saved plan.
+    for file in ["database.tf.j2", "service.tf.j2", "outputs.tf"] {
+        let path = format!("blueprints/local-platform/{file}");
+        let text = project.read(&path).replace("terraform_data.database", "terraform_data.db");
+        project.write(
+            &path,
+            &text.replace("resource \"terraform_data\" \"database\"", "resource \"terraform_data\" \"db\""),
+        );
+    }
+    let path = "blueprints/local-platform/database.tf.j2";
+    project.write(
+        path,
+        &format!(
+            "{}\nmoved {{\n  from = terraform_data.database\n  to   = terraform_data.db\n}}\n",
+            project.read(path)
+        ),
+    );
+    let moved = project.tf(["apply", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(
+        moved.stderr.contains("would destroy stateful resources: `terraform_data.db` (replace)"),
+        "{}",
+        moved.stderr
+    );
+    project.tf(["plan", "local-prod", "--version", "1.0.0", "--out", "moved.plan"]).run().failure(2);
+    let saved = project.tf(["apply", "--plan", "moved.plan", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
+    assert!(saved.stderr.contains("`terraform_data.db` (replace)"), "{}", saved.stderr);
+    assert!(project.env_dir("local-prod").join("data.sqlite").is_file());
+
     project.tf(["destroy", "local-prod", "--confirm", "local-prod"]).run().success();
     assert!(!project.env_dir("local-prod").exists());
 }

@@ -103,8 +103,13 @@ impl PlanSummary {
                     let Some(change) = message.change else { continue };
                     let Some(action) = Action::parse(&change.action) else { continue };
                     let resource = change.resource;
+                    // A moved object is the same object: what it held at its old address
+                    // (`moved` then a replace destroys that database), it holds here.
+                    let was_stateful = change
+                        .previous_resource
+                        .is_some_and(|previous| is_stateful(&previous.resource_type, &previous.addr));
                     summary.changes.push(ResourceChange {
-                        stateful: is_stateful(&resource.resource_type, &resource.addr),
+                        stateful: was_stateful || is_stateful(&resource.resource_type, &resource.addr),
                         address: resource.addr,
                         resource_type: resource.resource_type,
                         action,
@@ -193,6 +198,8 @@ struct UiMessage {
 #[derive(Deserialize)]
 struct UiChange {
     resource: UiResource,
+    /// Where the object was before a `moved` block.
+    previous_resource: Option<UiResource>,
     action: String,
 }
 
@@ -228,6 +235,15 @@ mod tests {
 {"@level":"error","@message":"Error: boom","diagnostic":{"severity":"error","summary":"boom","detail":"it broke"},"type":"diagnostic"}
 not json at all
 "#;
+
+    /// An object moved from a stateful address to another is still the stateful object: its
+    /// replace destroys the data there.
+    #[test]
+    fn a_moved_object_is_as_stateful_as_it_was() {
+        let stream = r#"{"change":{"resource":{"addr":"terraform_data.db","resource_type":"terraform_data"},"previous_resource":{"addr":"terraform_data.database","resource_type":"terraform_data"},"action":"replace"},"type":"planned_change"}"#;
+        let summary = PlanSummary::from_ui_stream(stream, &|_, address| address == "terraform_data.database");
+        assert_eq!(summary.stateful_destroys().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["terraform_data.db"]);
+    }
 
     #[test]
     fn reads_changes_outputs_and_version() {

@@ -26,12 +26,14 @@ pub fn summary(json: &str, is_stateful: &dyn Fn(&str, &str) -> bool) -> Result<P
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let moved = change.get("previous_address").is_some_and(Value::is_string);
+        let previous = change.get("previous_address").and_then(Value::as_str);
+        let moved = previous.is_some();
         let imported = change.pointer("/change/importing").is_some_and(|v| !v.is_null());
         let Some(action) = action(&actions, moved, imported) else { continue };
         let (address, resource_type) = (text("address"), text("type"));
         summary.changes.push(ResourceChange {
-            stateful: is_stateful(resource_type, address),
+            // A moved object is the same object: as stateful as it was at its old address.
+            stateful: is_stateful(resource_type, address) || previous.is_some_and(|p| is_stateful(resource_type, p)),
             address: address.to_string(),
             resource_type: resource_type.to_string(),
             action,
@@ -239,6 +241,10 @@ mod tests {
         assert_eq!(summary.output_changes, ["dsn"]);
         assert_eq!(summary.terraform_version.as_deref(), Some("1.15.5"));
         assert!(super::summary("{\"changes\": []}", &|_, _| false).is_err());
+        // Stateful at its old address: the object moved is as stateful as it was.
+        let moved = super::summary(&text, &|_, address| address == "terraform_data.old").unwrap();
+        let stateful: Vec<&str> = moved.changes.iter().filter(|c| c.stateful).map(|c| c.address.as_str()).collect();
+        assert_eq!(stateful, ["terraform_data.moved"]);
     }
 
     #[test]
