@@ -138,6 +138,20 @@ fn failed_smoke_test_keeps_the_account_when_asked() {
     assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
 }
 
+/// A failed smoke test destroys an ephemeral account only as any destroy would: a protected
+/// one needs `--confirm` naming it (the plan approved changed it, it did not destroy it).
+#[test]
+fn a_failed_smoke_test_never_destroys_a_protected_account() {
+    let project = Project::local();
+    failing_smoke(&project);
+    append(&project, "local-staging", "protected: true\n");
+    let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
+    assert!(out.stdout.contains("cleanup: kept: the account is protected"), "{}", out.stdout);
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
+    let out = project.tf(["apply", "local-staging", "--auto-approve", "--confirm", "local-staging"]).run().failure(1);
+    assert!(out.stdout.contains("cleanup: destroyed"), "{}", out.stdout);
+}
+
 #[test]
 fn protected_accounts_are_not_destroyed_without_confirmation() {
     let project = Project::local();

@@ -711,8 +711,13 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
     let smoke_failed = result.hooks.iter().any(|h| !h.passed && h.kind == HookKind::SmokeTest);
     let ephemeral = run.account.is_ephemeral();
     if smoke_failed && ephemeral {
+        let name = run.account.name.clone();
         result.cleanup = Some(if options.keep_on_failure {
             "kept for inspection (--keep-on-failure)".to_string()
+        } else if run.account.is_protected() && options.confirm.as_deref() != Some(name.as_str()) {
+            // A protected account is destroyed only when `--confirm` names it, by a failed
+            // smoke test as by any other way.
+            format!("kept: the account is protected (`stamp destroy {name} --confirm {name}` destroys it)")
         } else {
             match run.plan(true).and_then(|cleanup| run.apply_approved("destroy (cleanup)", &cleanup, true, None)) {
                 Ok(_) => "destroyed: the ephemeral account's smoke tests failed".to_string(),
