@@ -231,6 +231,47 @@ fn saved_plans_are_applied_only_when_still_valid() {
     assert!(stale.stderr.contains("the saved plan is stale"), "{}", stale.stderr);
 }
 
+/// `terraform apply PLANFILE` writes to the backend and applies the configuration inside the
+/// plan file, wherever it runs: a saved plan of one account relabelled as another's (every
+/// field of the file around it copied from the other's saved plan) would replace a protected
+/// account's database as the unprotected account's apply. It is refused, as is a plan made
+/// against another state than the account has.
+#[test]
+fn a_saved_plan_applies_only_to_the_account_it_was_made_for() {
+    let project = Project::local();
+    for account in ["local-prod", "local-staging"] {
+        project.tf(["apply", account, "--auto-approve", "--version", "1.0.0"]).run().success();
+    }
+    let prod = "fixtures/accounts/local-prod.yaml";
+    project.write(prod, &project.read(prod).replace("database:\n  name: orders", "database:\n  name: orders2"));
+    let staging = "fixtures/accounts/local-staging.yaml";
+    project.write(staging, &project.read(staging).replace("replicas: 1", "replicas: 2"));
+    project.tf(["plan", "local-prod", "--version", "1.0.0", "--out", "prod.plan"]).run().failure(2);
+    project.tf(["plan", "local-staging", "--version", "1.0.0", "--out", "staging.plan"]).run().failure(2);
+    let read = |name: &str| -> serde_json::Value { serde_json::from_str(&project.read(name)).unwrap() };
+    let mut spliced = read("staging.plan");
+    spliced["plan_file"] = read("prod.plan")["plan_file"].clone();
+    project.write("spliced.plan", &spliced.to_string());
+    let apply = |plan: &str| project.tf(["apply", "--plan", plan, "--auto-approve", "--version", "1.0.0"]).run();
+    let prod_state = || project.read(".stamp/state/local-prod/terraform.tfstate");
+    let before = prod_state();
+    let out = apply("spliced.plan").failure(1);
+    assert!(
+        out.stderr.contains("the saved plan does not apply what account `local-staging` renders now"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(prod_state(), before, "local-prod's database was replaced");
+
+    // The plan's own configuration, another state of the same account (its lineage changed).
+    let state = ".stamp/state/local-staging/terraform.tfstate";
+    let mut json: serde_json::Value = serde_json::from_str(&project.read(state)).unwrap();
+    json["lineage"] = "00000000-0000-0000-0000-000000000000".into();
+    project.write(state, &json.to_string());
+    let out = apply("staging.plan").failure(1);
+    assert!(out.stderr.contains("made against another state than account `local-staging` has"), "{}", out.stderr);
+}
+
 /// Failure injection: a fake `terraform` that fails its first `plan` with a throttling error,
 /// then hands every call to the real Terraform.
 #[test]

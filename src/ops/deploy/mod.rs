@@ -912,17 +912,42 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     if let Some(problem) = super::moved_on(session.store(), account) {
         return Err(problem);
     }
-    run.prepare(tree).map_err(|e| e.explain())?;
-    let state = run.state_version().map_err(|e| e.explain())?;
-    if state != saved.state {
-        return Err(format!(
-            "the saved plan is stale: the state of account `{}` changed since it was made; plan again",
-            account.name
-        ));
-    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&saved.plan_file)
         .map_err(|e| format!("corrupt plan file: {e}"))?;
+    // Terraform applies the plan file's own configuration to the backend and state it was made
+    // against, whatever the file around it says: both must be this account's.
+    let planned = crate::terraform::plan_file::PlanFile::read(&bytes)
+        .map_err(|e| format!("cannot read the saved plan's Terraform plan file: {e}"))?;
+    if let Some(difference) = planned.differs_from(tree) {
+        return Err(format!(
+            "the saved plan does not apply what account `{}` renders now: {difference}; plan again",
+            account.name
+        ));
+    }
+    run.prepare(tree).map_err(|e| e.explain())?;
+    let stale = || {
+        format!(
+            "the saved plan is stale: the state of account `{}` changed since it was made; plan again",
+            account.name
+        )
+    };
+    match run.state_version().map_err(|e| e.explain())? {
+        Some((lineage, serial)) if lineage == planned.lineage => {
+            if serial != planned.serial {
+                return Err(stale());
+            }
+        }
+        None if planned.resources == 0 => {}
+        // Made before the account had a state (its first apply has a lineage of its own).
+        Some(_) if planned.resources == 0 => return Err(stale()),
+        _ => {
+            return Err(format!(
+                "the saved plan was made against another state than account `{}` has (another account's?); refusing to apply it",
+                account.name
+            ));
+        }
+    }
     crate::fsio::write_atomic_with(&run.dirs.plan_file, &bytes, crate::fsio::Mode::Private)
         .map_err(|e| e.to_string())?;
     run.adopt_plan_file(crate::artifact::sha256_hex(&bytes));
