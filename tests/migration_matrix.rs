@@ -637,3 +637,38 @@ fn a_migration_that_loses_its_locks_touches_nothing_more() {
     assert_eq!(calls.len(), 3, "calls after the loss: {calls:?}");
     assert!(!world.envs["lost"].active, "the old environment was put back into service without the lock");
 }
+
+/// A journal is a file (or a row) that whoever reaches the store can edit, and a migration acts
+/// on its word with the confirmation filled in. One that names the live environment as the one
+/// to build into (the slots swapped) is refused before anything touches it; one that migrates
+/// a slot to itself is no journal.
+#[test]
+fn an_edited_journal_never_touches_the_live_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(stamp::store::FolderStore::new(dir.path().join("ledger"), dir.path()));
+    let subject = Subject::new();
+    let name = "edited";
+    let mut world = FakeWorld { traffic: true, ..FakeWorld::default() };
+    world.add(name, 1000);
+    world.truth.insert(name.to_string(), world.envs[name].data.clone());
+    // Blue is live (no record says otherwise): the journal migrates green into it.
+    let mut journal = Journal::start(name, Slot::Green, "2.0.0");
+    journal.mark(MigrationStep::Standby);
+    journal.mark(MigrationStep::Snapshot);
+    store.put_journal(&journal, None).unwrap();
+    let faults = Faults::default();
+    let account = subject.load(name, store.as_ref());
+    let mut envs = Fake { world: &mut world, faults: &faults };
+    let driven = drive(store.as_ref(), &account, &mut envs, &Mode::Resume);
+    let calls = faults.names.lock().unwrap().clone();
+    assert!(!calls.iter().any(|c| c.ends_with(&format!(" {name}"))), "the live environment was acted on: {calls:?}");
+    let said = format!("{driven:?}");
+    assert!(said.contains("the ledger says it is the live environment"), "{said}");
+    check_untouched(&world, name, "an edited journal");
+
+    let mut itself = Journal::start("itself", Slot::Blue, "2.0.0");
+    itself.to_slot = Slot::Blue;
+    store.put_journal(&itself, None).unwrap();
+    let error = store.journal("itself").map(|_| ()).unwrap_err().to_string();
+    assert!(error.contains("migrates slot `blue` to itself"), "{error}");
+}

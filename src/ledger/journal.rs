@@ -108,6 +108,9 @@ impl Journal {
         if journal.account != account {
             return Err(format!("a journal of account `{}`, not `{account}`", crate::text::one_line(&journal.account)));
         }
+        if journal.from_slot == journal.to_slot {
+            return Err(format!("it migrates slot `{}` to itself", journal.from_slot));
+        }
         Ok(journal)
     }
 

@@ -368,6 +368,26 @@ impl Migration<'_> {
         }
     }
 
+    /// Refuses to `act` on `env` (build, restore into or retire it) when the ledger says it is
+    /// the live environment: a migration applies and destroys with the confirmation filled in,
+    /// on the word of a journal (a file, a row) that can be edited.
+    fn never_live(&self, env: &Account, act: &str) -> Result<(), StepError> {
+        let history = self.store.history(&self.account.name).map_err(|e| StepError::from(e.to_string()))?;
+        if crate::ledger::live_slot(&history.records) == env.slot {
+            return Err(format!(
+                "refusing to {act} `{}`: the ledger says it is the live environment (does the journal say otherwise?)",
+                env.instance()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn retire(&mut self, env: &Account) -> Result<(), StepError> {
+        self.never_live(env, "retire")?;
+        self.envs.retire(env, &self.journal.to_version)
+    }
+
     fn step(&mut self, step: MigrationStep) -> Result<(), StepError> {
         let (old, new) = (self.old_env(), self.new_env());
         match step {
@@ -379,8 +399,12 @@ impl Migration<'_> {
                 self.journal.snapshots.push(id);
                 Ok(())
             }
-            MigrationStep::Build => self.envs.build(&new, &self.journal.to_version),
+            MigrationStep::Build => {
+                self.never_live(&new, "build the new version into")?;
+                self.envs.build(&new, &self.journal.to_version)
+            }
             MigrationStep::Restore => {
+                self.never_live(&new, "restore a snapshot into")?;
                 let snapshot = self.journal.snapshot().ok_or("the journal has no snapshot to restore")?.to_string();
                 self.envs.restore(&new, &snapshot, &self.account.name)
             }
@@ -412,7 +436,7 @@ impl Migration<'_> {
                 }
                 Ok(())
             }
-            MigrationStep::Retire => self.envs.retire(&old, &self.journal.to_version),
+            MigrationStep::Retire => self.retire(&old),
         }
     }
 
@@ -470,7 +494,7 @@ impl Migration<'_> {
         // Whatever of the new environment exists (even half-built) is destroyed: the old one
         // holds the data.
         let new = self.new_env();
-        if let Err(e) = self.envs.retire(&new, &self.journal.to_version) {
+        if let Err(e) = self.retire(&new) {
             self.journal.error = Some(format!("rollback: {e}"));
             self.details.extend(e.report);
             self.save_or_warn();
