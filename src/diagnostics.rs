@@ -147,7 +147,7 @@ impl Sources {
         self.files.lock().expect("sources lock poisoned").insert(name.into(), text.into());
     }
 
-    fn get(&self, name: &str) -> Option<Arc<str>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<str>> {
         self.files.lock().expect("sources lock poisoned").get(name).cloned()
     }
 }

@@ -63,6 +63,31 @@ fn sensitive_values_are_redacted_in_diffs() {
     assert!(!out.stdout.contains("s3cr3t"), "a sensitive value leaked:\n{}", out.stdout);
 }
 
+/// A side read at a revision is as careful as today's schema: across the commit that marks a
+/// value `writeOnly`, the value is redacted on both sides (the revision's side once showed it,
+/// beside today's `<redacted>`).
+#[test]
+fn a_value_marked_sensitive_since_a_revision_is_redacted_on_both_sides() {
+    let project = Project::local();
+    let path = "fixtures/accounts/local-staging.yaml";
+    project.write(
+        path,
+        &project.read(path).replace("owner: platform-team@acme.example", "owner: s3cr3t-owner@acme.example"),
+    );
+    project.commit_all("the owner is no secret yet");
+    project.mark_sensitive("owner");
+    for format in ["text", "json"] {
+        let args = ["diff", "local-staging@HEAD", "local-staging", "--version", "1.0.0", "--format", format];
+        let out = project.stamp(args).run();
+        assert!(out.code == 0 || out.code == 1, "{}", out.snapshot());
+        assert!(
+            !format!("{}{}", out.stdout, out.stderr).contains("s3cr3t"),
+            "a sensitive value leaked:\n{}",
+            out.stdout
+        );
+    }
+}
+
 /// A diff on a terminal shows no control text: not from a rendered value (a text-direction
 /// override inside an HCL string), nor from a blueprint file's name.
 #[test]

@@ -132,6 +132,37 @@ fn clone_with_data_then_sync() {
     assert!(refused.stderr.contains("needs `--confirm local-prod`"), "{}", refused.stderr);
 }
 
+/// A clone renders the target at the source's version, with that commit's archetypes: what
+/// holds data is still what today's archetype says too. A source deployed before the database
+/// was listed as stateful must not let the clone replace a protected target's database unasked.
+#[test]
+fn a_clone_judges_what_holds_data_by_todays_archetype_too() {
+    let project = Project::local();
+    let archetype = "archetypes/local-platform/archetype.yaml";
+    let listed = project.read(archetype);
+    project.write(archetype, &listed.replace("stateful_resources:\n  - terraform_data.database\n", ""));
+    let template = "blueprints/local-platform/database.tf.j2";
+    let original = project.read(template);
+    project.write(
+        template,
+        &original.replace("name = \"{{ config.database.name }}\"", "name = \"{{ config.database.name }}-then\""),
+    );
+    project.commit_all("the database not listed yet");
+    project.tf(["apply", "local-staging", "--auto-approve", "--version", "1.0.0"]).run().success();
+    project.write(archetype, &listed);
+    project.write(template, &original);
+    project.commit_all("the database listed");
+    project.tf(["apply", "local-prod", "--auto-approve", "--version", "1.1.0"]).run().success();
+    let before = fs_err::read(database(&project, "local-prod")).unwrap();
+    let clone = project.tf(["clone", "local-staging", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(
+        clone.stderr.contains("would destroy stateful resources: `terraform_data.database` (replace)"),
+        "{}",
+        clone.stderr
+    );
+    assert_eq!(fs_err::read(database(&project, "local-prod")).unwrap(), before, "the database was replaced");
+}
+
 #[test]
 fn migration_builds_alongside_switches_and_retires() {
     let project = Project::local();

@@ -770,6 +770,41 @@ impl Project {
         })
     }
 
+    /// Makes this project (read at a git revision) as careful as `now`: a value today's
+    /// archetype marks `writeOnly` is sensitive in its accounts too (never shown, never
+    /// rendered, redacted), and a resource today's archetype says holds data holds data here
+    /// too. A revision from before a secret was marked, or a database listed, would otherwise
+    /// render the secret in clear, or replace the database of a protected account unasked.
+    pub fn as_careful_as(&mut self, now: &Project) {
+        for archetype in self.archetypes.values_mut() {
+            let Some(today) = now.archetypes.get(&archetype.name) else { continue };
+            for resource in &today.file.stateful_resources {
+                if !archetype.file.stateful_resources.contains(resource) {
+                    archetype.file.stateful_resources.push(resource.clone());
+                }
+            }
+        }
+        for account in &mut self.accounts {
+            // By the archetype it has here, and the one it has today.
+            let today = now.accounts.iter().find(|a| a.name == account.name).map(|a| a.archetype.as_str());
+            let names = [Some(account.archetype.as_str()), today];
+            let indexes: Vec<_> =
+                names.into_iter().flatten().filter_map(|name| now.archetypes.get(name)?.sensitive.clone()).collect();
+            let mut lines = std::collections::BTreeSet::new();
+            for index in indexes {
+                let (sensitive, misshapen) = index.scan(&account.effective);
+                for pointer in sensitive.iter().chain(&misshapen) {
+                    lines.extend(account.positions.lines_of(pointer));
+                }
+                account.sensitive.extend(sensitive);
+                account.misshapen.extend(misshapen);
+            }
+            if let Some(text) = self.sources.get(&account.display).filter(|_| !lines.is_empty()) {
+                self.sources.add(account.display.clone(), hide_lines(&text, &lines));
+            }
+        }
+    }
+
     /// A path as shown to the user: relative to the project root when inside it.
     pub fn display(&self, path: &Path) -> String {
         let path = relative_to(path, &self.root).unwrap_or_else(|| path.to_string_lossy());

@@ -304,6 +304,7 @@ fn workspace_at(
     let options =
         LoadOptions { scope: Scope::Only(&only), memo: Arc::clone(&project.memo), files: Some(files), prepare: None };
     let (mut then, diagnostics) = Project::load_with(&snapshot.root, options)?;
+    then.as_careful_as(project);
     // Runs, state, the ledger, snapshots, providers and the account files stay in this project.
     super::keep_settings_of(project, &mut then);
     then.file.archetypes = snapshot.root.join(&then.file.archetypes);

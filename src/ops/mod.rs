@@ -511,7 +511,8 @@ impl Workspace {
             files: Some(snapshot.accounts.clone()),
             prepare: None,
         };
-        let (project, diagnostics) = Project::load_with(&snapshot.root, options)?;
+        let (mut project, diagnostics) = Project::load_with(&snapshot.root, options)?;
+        project.as_careful_as(&self.project);
         Self::with_store(project, diagnostics, Arc::clone(&self.store))
     }
 
