@@ -114,8 +114,8 @@ impl Cache {
     pub fn locked<R>(&self, save: impl FnOnce() -> R) -> R {
         let lock = self.dir.as_ref().and_then(|dir| {
             fs_err::create_dir_all(dir).ok()?;
-            let file =
-                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK)).ok()?;
+            // A plain file: a FIFO in its place would keep the run waiting to open it.
+            let file = crate::fsio::open_lock(&dir.join(LOCK)).ok()?.into_file();
             // A save takes milliseconds: a lock held far longer is held by a stopped run.
             let deadline = std::time::Instant::now() + LOCK_WAIT;
             loop {

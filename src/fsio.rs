@@ -117,6 +117,38 @@ pub fn open_plain(path: &Path) -> io::Result<(fs_err::File, std::fs::Metadata)> 
     Ok((file, meta))
 }
 
+/// The bytes of the plain file at `path` ([`open_plain`]: never a FIFO, whose reading could
+/// wait for ever, nor a link), read no further than `max` bytes: a larger file is an error
+/// that says so. A missing file is [`io::ErrorKind::NotFound`].
+#[cfg(unix)]
+pub fn read_plain(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let (file, metadata) = open_plain(path)?;
+    let too_large = || io::Error::other(format!("`{}` is larger than {} MiB", path.display(), max >> 20));
+    if metadata.len() > max {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Opens (made if missing) the lock file at `path` to lock it: a plain file, never a FIFO (whose
+/// opening could wait for ever) nor through a link.
+#[cfg(unix)]
+pub fn open_lock(path: &Path) -> io::Result<fs_err::File> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+    let file = fs_err::OpenOptions::new().create(true).truncate(false).write(true).custom_flags(flags).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!("`{}` is not a plain file", path.display())));
+    }
+    Ok(file)
+}
+
 /// The text of the plain file at `path` ([`open_plain`]), if it holds at most `max` bytes of
 /// UTF-8; `None` otherwise, or when it cannot be read.
 #[cfg(unix)]

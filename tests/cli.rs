@@ -507,3 +507,42 @@ fn exit_codes_follow_the_table() {
     let out = Run::new(&std::env::temp_dir()).args(["apply", "x"]).env("STAMP_PROJECT", "/nonexistent").run();
     assert_eq!(out.code, 2, "apply without a project: {}", out.stderr);
 }
+
+/// A FIFO put in place of one of Stamp's files (a ledger, the cache's lock, an artifact) is
+/// refused or passed over at once: opening or reading one would wait for a writer for ever.
+#[test]
+fn a_fifo_in_place_of_stamps_files_never_hangs_a_command() {
+    let project = Project::example();
+    let fifo = |relative: &str| {
+        let path = project.path().join(relative);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs_err::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    };
+    // Each run, killed if it takes a minute (a hang), with what it printed.
+    let within_a_minute = |args: &[&str]| {
+        let mut child = project.stamp(args).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("`stamp {}` hangs", args.join(" "));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    fifo(".stamp/ledger/qa.jsonl");
+    // Damage, reported (commands that change the account refuse it until it is repaired).
+    let (_, stderr) = within_a_minute(&["history", "qa"]);
+    assert!(stderr.contains("damaged ledger record at `.stamp/ledger/qa.jsonl`"), "{stderr}");
+    assert!(stderr.contains("is not a plain file"), "{stderr}");
+    fifo(".stamp/cache/lock");
+    let (code, stderr) = within_a_minute(&["check", "qa"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    fifo("qa.tar.gz");
+    let (code, stderr) = within_a_minute(&["verify", "qa.tar.gz"]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("is not a plain file"), "{stderr}");
+}

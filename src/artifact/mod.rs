@@ -157,7 +157,7 @@ fn open_with_limit(path: &Path, limit: u64) -> Result<Artifact, ArtifactError> {
     if fs_err::metadata(path).map_err(io_error)?.len() > limit {
         return Err(ArtifactError::TooLarge { path: path.to_path_buf(), limit });
     }
-    let bytes = fs_err::read(path).map_err(io_error)?;
+    let bytes = crate::fsio::read_plain(path, limit).map_err(io_error)?;
     let mut files = tarball::unpack(path, &bytes, limit)?;
     let not_an_artifact =
         |reason: &str| ArtifactError::NotAnArtifact { path: path.to_path_buf(), reason: reason.into() };

@@ -11,6 +11,9 @@ use super::{LockError, Place, Store, StoreError, StoreLock, StoredJournal};
 use crate::ledger::journal::Journal;
 use crate::ledger::{Damage, History, Record};
 
+/// The largest ledger or journal file read: years of records of one account are megabytes.
+const MAX_FILE: u64 = 256 << 20;
+
 /// The ledger folder of a project.
 #[derive(Debug)]
 pub struct FolderStore {
@@ -63,8 +66,7 @@ impl FolderStore {
         let dir = self.dir.join("migrations");
         fs_err::create_dir_all(&dir).map_err(Self::io(&dir))?;
         let path = dir.join(format!(".{account}.lock"));
-        let file =
-            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Self::io(&path))?;
+        let file = crate::fsio::open_lock(&path).map_err(Self::io(&path))?;
         file.file().lock().map_err(Self::io(&path))?;
         Ok(file)
     }
@@ -74,7 +76,7 @@ impl FolderStore {
     }
 
     fn read_history(&self, account: &str) -> History {
-        match fs_err::read(self.path(account)) {
+        match crate::fsio::read_plain(&self.path(account), MAX_FILE) {
             Ok(bytes) => crate::ledger::read_lines(&bytes, account),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => History::default(),
             Err(e) => {
@@ -93,7 +95,7 @@ impl FolderStore {
         let mut damaged = Vec::new();
         for account in self.accounts().map_err(|e| vec![e.to_string()])? {
             let path = self.path(&account);
-            let bytes = fs_err::read(&path).map_err(|e| vec![Self::io(&path)(e).to_string()])?;
+            let bytes = crate::fsio::read_plain(&path, MAX_FILE).map_err(|e| vec![Self::io(&path)(e).to_string()])?;
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -130,7 +132,7 @@ impl FolderStore {
     }
 
     fn read_journal(&self, path: &Path, account: &str) -> Result<Option<(Journal, u64)>, StoreError> {
-        let bytes = match fs_err::read(path) {
+        let bytes = match crate::fsio::read_plain(path, MAX_FILE) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Self::io(path)(e)),
@@ -181,7 +183,7 @@ impl Store for FolderStore {
         line.push('\n');
         let path = self.path(&record.account);
         // After a torn write, start on a fresh line so this record stays readable.
-        if fs_err::read(&path).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n')) {
+        if crate::fsio::read_plain(&path, MAX_FILE).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n')) {
             line.insert(0, '\n');
         }
         crate::fsio::append_durable(&path, line.as_bytes()).map_err(Self::io(&path))
@@ -265,7 +267,7 @@ impl Store for FolderStore {
         files.sort();
         let mut out = Vec::new();
         for path in files {
-            let bytes = fs_err::read(&path).map_err(Self::io(&path))?;
+            let bytes = crate::fsio::read_plain(&path, MAX_FILE).map_err(Self::io(&path))?;
             let damaged =
                 |problem: String| StoreError::Damaged { place: format!("`{}`", self.display(&path)), problem };
             let file: JournalFile =

@@ -590,7 +590,7 @@ pub fn apply(
         && !deploy.all
     {
         let saved_plan = |reason: String| DeployError::SavedPlan { path: path.clone(), reason };
-        let text = fs_err::read_to_string(path).map_err(|e| saved_plan(e.to_string()))?;
+        let text = read_saved_plan(path).map_err(saved_plan)?;
         let saved: SavedPlan = serde_json::from_str(&text)
             .map_err(|e| saved_plan(format!("`{}` is not a saved Stamp plan: {e}", path.display())))?;
         deploy.accounts = vec![saved.account];
@@ -880,9 +880,16 @@ fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path)
     crate::fsio::write_atomic_with(path, text.as_bytes(), crate::fsio::Mode::Private).map_err(|e| e.to_string())
 }
 
+/// The text of the saved plan at `path`: a plain file (never a FIFO, whose reading could wait
+/// for ever) of at most 1 GiB.
+fn read_saved_plan(path: &Path) -> Result<String, String> {
+    let bytes = crate::fsio::read_plain(path, 1 << 30).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| format!("`{}` is not a saved Stamp plan: it is not UTF-8", path.display()))
+}
+
 fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Progress) -> Result<Planned<'a>, String> {
     use base64::Engine as _;
-    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    let text = read_saved_plan(path)?;
     let saved: SavedPlan =
         serde_json::from_str(&text).map_err(|e| format!("`{}` is not a saved Stamp plan: {e}", path.display()))?;
     if saved.format != SAVED_PLAN_FORMAT && saved.format != SAVED_PLAN_FORMAT_1 {
