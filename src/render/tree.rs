@@ -268,8 +268,9 @@ fn listed_in(marker: &str) -> Result<Option<std::collections::BTreeSet<String>>,
 /// the old tree not in `new` whose inode changed after the marker was written (edited, or
 /// moved, copied or unpacked in, whatever times they were given), empty folders neither tree
 /// has, entries that are neither files nor folders, and entries that cannot be read or named.
-/// A marker of an older Stamp lists no files: then any file whose inode changed after it was
-/// written is the user's; a marker whose list cannot be read is itself named. Their paths,
+/// A marker of an older Stamp lists no files (nor does one emptied, or cut before its list):
+/// then every file and empty folder the new tree does not replace is the user's; a marker whose
+/// list cannot be read is itself named. Their paths,
 /// relative to `dir`; none when there is no tree there.
 pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<String> {
     use std::collections::BTreeSet;
@@ -317,15 +318,18 @@ pub fn foreign_in(dir: &Path, new: &std::collections::BTreeSet<String>) -> Vec<S
             // A folder is judged by what is in it; an empty one by itself.
             !new_folders.contains(&relative)
                 && fs_err::read_dir(entry.path()).map_or(true, |mut e| e.next().is_none())
-                && {
-                    let stamps = listed_folders.as_ref().is_some_and(|folders| folders.contains(&relative));
-                    (listed.is_some() && !stamps) || changed()
+                && match &listed_folders {
+                    Some(folders) => !folders.contains(&relative) || changed(),
+                    None => true,
                 }
         } else if kind.is_file() {
             relative != MARKER
                 && match &listed {
                     Some(listed) => !listed.contains(&relative) || (!new.contains(&relative) && changed()),
-                    None => changed(),
+                    // Without a list (an older Stamp's marker, or one emptied or cut before its
+                    // list), no file the new tree does not replace is taken for Stamp's: a
+                    // marker rewritten since is newer than every file, so times tell nothing.
+                    None => !new.contains(&relative),
                 }
         } else {
             true
@@ -993,6 +997,23 @@ mod tests {
         }
         assert_eq!(listed_in("rendered by stamp 0.1.0\naccount: qa\n"), Ok(None), "a marker of an older Stamp");
         assert_eq!(listed_in("head\nfiles:\nnot json\n"), Err(()), "a damaged marker");
+    }
+
+    /// A marker without its list (emptied, cut before it, or an older Stamp's) tells nothing of
+    /// which files Stamp wrote, and, rewritten, is newer than all of them: no file or empty
+    /// folder the new tree does not replace is taken for Stamp's.
+    #[test]
+    fn a_marker_without_its_list_gives_away_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("qa");
+        tree(&[("main.tf", "a"), ("old.tf", "o")]).write_atomically(&dir, "head\n").unwrap();
+        fs_err::write(dir.join("NOTES.md"), "mine").unwrap();
+        fs_err::create_dir_all(dir.join("mine")).unwrap();
+        let new = std::iter::once("main.tf".to_string()).collect();
+        for damaged in ["", "rendered by stamp 0.1.0\naccount: qa\n"] {
+            fs_err::write(dir.join(MARKER), damaged).unwrap();
+            assert_eq!(foreign_in(&dir, &new), ["NOTES.md", "mine", "old.tf"], "{damaged:?}");
+        }
     }
 
     /// A marker is read whole: one that is a link (to `/dev/zero`, say) or larger than any
