@@ -515,6 +515,11 @@ fn data_copy_killed_or_failing_at_every_step_then_run_again() {
             }
             assert_eq!(world.envs["prod"].data, prod, "{case}: the source changed");
             assert!(world.envs["prod"].active, "{case}: the source left service");
+            let qa_then = &world.envs["qa"];
+            assert!(
+                !(qa_then.active && qa_then.data == prod && !qa_then.scrubbed),
+                "{case}: the target serves unscrubbed data"
+            );
             if let Some(copy) = first {
                 match &copy.error {
                     // After an error, the target serves again (or the report says it could not).

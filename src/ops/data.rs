@@ -333,6 +333,8 @@ fn render_at<'w>(workspace: &'w Workspace, target: &str, version: &BuildVersion)
 pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account) -> DataCopy {
     let mut copy = DataCopy::default();
     let mut standby = false;
+    // Whether TARGET holds SOURCE's data not scrubbed yet: it must never serve it.
+    let mut unscrubbed = false;
     let result = (|| -> Result<(), StepError> {
         copy.target_backup = Some(envs.snapshot(target)?);
         copy.steps.push(format!("snapshot of {}'s own data", target.name));
@@ -344,9 +346,11 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
         if standby {
             copy.steps.push(format!("{} in standby", target.name));
         }
+        unscrubbed = true;
         envs.restore(target, &snapshot, &source.name)?;
         copy.steps.push(format!("restored into {}", target.name));
         envs.scrub(target)?;
+        unscrubbed = false;
         copy.steps.push(format!("{} scrubbed", target.name));
         let found = envs.stats(target)?;
         copy.differences = compare_stats(copy.source_stats.as_ref().expect("taken above"), &found);
@@ -356,6 +360,23 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
     if let Err(e) = result {
         copy.error = Some(e.message);
         copy.details.extend(e.report);
+    }
+    // Failed between the restore and the scrub (or in the restore, which may have written part
+    // of it): TARGET gets its own data back before it serves again, else stays out of service.
+    if unscrubbed {
+        let own = copy.target_backup.clone().ok_or_else(|| StepError::from("no snapshot of its own data"));
+        match own.and_then(|own| envs.restore(target, &own, &target.name)) {
+            Ok(()) => copy.steps.push(format!("{}'s own data restored: the copy was not scrubbed", target.name)),
+            Err(e) => {
+                let first = copy.error.take().map(|f| format!("{f}; ")).unwrap_or_default();
+                copy.error = Some(format!(
+                    "{first}and {} may hold {}'s data unscrubbed, and its own could not be restored: {e}; it is left out of service",
+                    target.name, source.name
+                ));
+                copy.details.extend(e.report);
+                return copy;
+            }
+        }
     }
     if standby {
         match envs.availability(target, true) {
