@@ -2,7 +2,6 @@
 
 pub mod binary;
 pub mod plan;
-pub mod plan_file;
 pub mod plan_json;
 pub mod process;
 pub mod providers;

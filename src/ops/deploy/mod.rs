@@ -24,6 +24,7 @@ use crate::terraform::plan::PlanSummary;
 use crate::terraform::process::interrupted;
 
 mod pinned;
+mod plan_file;
 
 /// Options shared by plan, apply and destroy.
 #[derive(Debug, Clone, Default)]
@@ -924,7 +925,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
         .map_err(|e| format!("corrupt plan file: {e}"))?;
     // Terraform applies the plan file's own configuration to the backend and state it was made
     // against, whatever the file around it says: both must be this account's.
-    let planned = crate::terraform::plan_file::PlanFile::read(&bytes)
+    let planned = plan_file::PlanFile::read(&bytes)
         .map_err(|e| format!("cannot read the saved plan's Terraform plan file: {e}"))?;
     if let Some(difference) = planned.differs_from(tree) {
         return Err(format!(
