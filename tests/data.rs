@@ -304,6 +304,27 @@ fn time_in(from_now: Duration) -> String {
     humantime::format_rfc3339_seconds(SystemTime::now() + from_now).to_string()
 }
 
+/// A run stopped between Terraform's apply and its ledger record (a CI job killed during the
+/// smoke tests) leaves an environment the ledger does not know: the kill switch destroys it
+/// all the same (destroying nothing would be harmless), never keeps it as "not deployed".
+#[test]
+fn the_kill_switch_destroys_what_the_ledger_does_not_know_deployed() {
+    let project = Project::local();
+    project.commit_all("initial");
+    project
+        .tf(["playground", "new", "unrecorded", "--from", "local-staging", "--owner", "ana@acme.example"])
+        .args(["--ttl", "1h", "--auto-approve"])
+        .run()
+        .success();
+    assert!(project.env_dir("unrecorded").exists());
+    fs_err::remove_file(project.path().join(".stamp/ledger/unrecorded.jsonl")).unwrap();
+    let dry = project.tf(["reap", "--dry-run"]).run().success();
+    assert!(dry.stdout.contains("unrecorded: kept (not deployed"), "{}", dry.stdout);
+    let kill = project.tf(["reap", "--all-ephemeral", "--confirm", "kill-switch"]).run().success();
+    assert!(kill.stdout.contains("unrecorded: destroyed (kill switch (not in the ledger"), "{}", kill.stdout);
+    assert!(!project.env_dir("unrecorded").exists(), "{}", kill.stdout);
+}
+
 #[test]
 fn playgrounds_are_tagged_and_reaped() {
     let project = Project::local();

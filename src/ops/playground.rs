@@ -474,12 +474,28 @@ pub fn reap(
             (ReapAction::Kept, "protected: never reaped")
         } else if let Some(problem) = &unsafe_history {
             (ReapAction::Kept, problem.as_str())
-        } else if !deployed {
+        } else if !(deployed || options.all_ephemeral || expired) {
             (ReapAction::Kept, "not deployed")
         } else if options.all_ephemeral {
-            (ReapAction::WouldDestroy, "kill switch")
+            // One the ledger does not know deployed may be all the same: a run stopped between
+            // Terraform's apply and its ledger record. Destroying nothing is harmless.
+            (
+                ReapAction::WouldDestroy,
+                if deployed {
+                    "kill switch"
+                } else {
+                    "kill switch (not in the ledger: destroyed in case an apply was stopped before it was recorded)"
+                },
+            )
         } else if expired {
-            (ReapAction::WouldDestroy, "expired")
+            (
+                ReapAction::WouldDestroy,
+                if deployed {
+                    "expired"
+                } else {
+                    "expired (not in the ledger: destroyed in case an apply was stopped before it was recorded)"
+                },
+            )
         } else {
             (ReapAction::Kept, "not expired yet")
         };
