@@ -852,7 +852,7 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
         r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "additionalProperties": false,
             "properties": {
                 "archetype": {"type": "string"}, "name": {"type": "string"},
-                "db": {"type": "object", "additionalProperties": false, "properties": {"password": {"type": "string", "writeOnly": true}}},
+                "db": {"type": "object", "additionalProperties": false, "properties": {"password": {"type": "string", "writeOnly": true}, "port": {"type": "integer"}}},
                 "secrets": {"type": "object", "writeOnly": true, "additionalProperties": {"type": "string"}},
                 "vault": {"type": "object", "additionalProperties": {"type": "string", "writeOnly": true}}
             }}"#,
@@ -861,6 +861,8 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
         .write("accounts/misspelt.yaml", "archetype: open\ndb:\n  pasword: misspelt-secret-1\n")
         .write("accounts/misplaced.yaml", "archetype: open\npassword: misplaced-secret-2\n")
         .write("accounts/keyed.yaml", "archetype: open\nsecrets:\n  sk_live_keyed_secret_3: 12\n")
+        // An error beside a secret on its line: its column would tell where the secret ends.
+        .write("accounts/neighbour.yaml", "archetype: open\ndb: {password: neighbour-secret-6, port: x}\n")
         // A secret written one level too high: where a map of secrets belongs.
         .write("accounts/flat.yaml", "archetype: open\nvault: flat-secret-5\n")
         // Read before any schema is known: which keys are secrets is not known yet.
@@ -871,7 +873,9 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
     for format in ["text", "json"] {
         let out = project.stamp(["check", "--format", format]).run().failure(1);
         let all = format!("{}{}", out.stdout, out.stderr);
-        for secret in ["misspelt-secret", "misplaced-secret", "keyed_secret", "twice_secret", "flat-secret"] {
+        for secret in
+            ["misspelt-secret", "misplaced-secret", "keyed_secret", "twice_secret", "flat-secret", "neighbour-secret"]
+        {
             assert!(!all.contains(secret), "`{secret}` is shown:\n{all}");
         }
         for expected in [
@@ -885,8 +889,17 @@ fn a_secret_under_an_unknown_key_or_as_a_key_is_not_shown() {
         }
         if format == "text" {
             assert!(all.contains("misspelt.yaml:3") && all.contains("misplaced.yaml:2"), "{all}");
+            assert!(all.contains("neighbour.yaml:2") && !all.contains("neighbour.yaml:2:"), "{all}");
         }
     }
+    // The only archetype that marks secrets does not load: an account file that does not
+    // parse may hold one all the same.
+    project.write("archetypes/open/schema.json", "{\"writeOnly\": broken");
+    project.write("accounts/unparsed.yaml", "archetype: open\npassword: unparsed-secret-7: x\n");
+    let out = project.stamp(["check"]).run().failure(1);
+    assert!(out.stderr.contains("unparsed.yaml"), "{}", out.stderr);
+    assert!(!out.stderr.contains("unparsed-secret"), "{}", out.stderr);
+    assert!(out.stderr.contains("unparsed.yaml:2") && !out.stderr.contains("unparsed.yaml:2:"), "{}", out.stderr);
 }
 
 /// A secret that happens to equal Stamp's own text (here the commit stamped in) is not taken

@@ -272,6 +272,29 @@ fn a_saved_plan_applies_only_to_the_account_it_was_made_for() {
     assert!(out.stderr.contains("made against another state than account `local-staging` has"), "{}", out.stderr);
 }
 
+/// Failure injection: a fake `terraform` whose `output -json` prints values (in clear, as
+/// Terraform prints sensitive outputs there) and fails with nothing on stderr. The error names
+/// the failure, never those values, which Stamp's log does not hold either.
+#[test]
+fn a_failed_command_whose_output_holds_values_is_never_quoted() {
+    let project = Project::local();
+    let fake = project.path().join("fake-terraform-output-fails");
+    write_executable(
+        &fake,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = output ]; then\n  echo '{{\"dsn\": {{\"sensitive\": true, \"value\": \"postgres://u:hunter2-in-clear@db\"}}}}'\n  exit 1\nfi\nexec \"{}\" \"$@\"\n",
+            common::terraform().display()
+        ),
+    );
+    let out = project.tf(["output", "local-staging", "--terraform"]).args([&fake]).run();
+    assert_ne!(out.code, 0, "{}", out.snapshot());
+    assert!(out.stderr.contains("terraform output"), "{}", out.stderr);
+    let log = project.read(".stamp/logs/local-staging.log");
+    for text in [&out.stdout, &out.stderr, &log] {
+        assert!(!text.contains("hunter2"), "a value in clear:\n{text}");
+    }
+}
+
 /// Failure injection: a fake `terraform` that fails its first `plan` with a throttling error,
 /// then hands every call to the real Terraform.
 #[test]

@@ -559,13 +559,19 @@ impl Project {
         // YAML breaks lines at a CR too: so do the snippets of diagnostics.
         let text = if text.contains('\r') { &text.replace("\r\n", "\n").replace('\r', "\n") } else { text };
         self.sources.add(display, text);
-        self.parse_account(path, display, text).inspect_err(|_| {
+        self.parse_account(path, display, text).map_err(|mut problem| {
             // A file that could not be read as an account: which of its values are secrets is
-            // not known. In a project that has any, none of its lines is shown.
-            if self.archetypes.values().any(|a| a.sensitive.is_some()) {
+            // not known. In a project that has any (or an archetype that did not load, which
+            // may mark some), none of its lines is shown, nor a column in one (a place inside
+            // a secret, or after it on its line, tells its length).
+            if self.archetypes.values().any(|a| a.sensitive.is_some()) || !self.unloaded_archetypes.is_empty() {
                 let every_line = (1..=text.lines().count()).collect();
                 self.sources.add(display, hide_lines(text, &every_line));
+                if let Some(location) = &mut problem.location {
+                    *location = Location::file_only(&location.file).on_line(location.line);
+                }
             }
+            problem
         })
     }
 

@@ -733,6 +733,8 @@ impl<'a> AccountRun<'a> {
     fn terraform_once(&self, args: &[&str], ok: &[i32], extra: &[(String, String)]) -> Result<Finished, RunError> {
         let mut env = self.terraform_env();
         env.extend_from_slice(extra);
+        // Their output holds values in clear (sensitive ones too): never logged, nor quoted.
+        let values_in_stdout = matches!(args.first().copied(), Some("output" | "show" | "state"));
         let invocation = Invocation {
             program: &self.terraform.path,
             args: args.iter().map(|a| (*a).to_string()).collect(),
@@ -740,7 +742,7 @@ impl<'a> AccountRun<'a> {
             env,
             timeout: None,
             grace: crate::terraform::process::TERRAFORM_GRACE,
-            log_stdout: !matches!(args.first().copied(), Some("output" | "show" | "state")),
+            log_stdout: !values_in_stdout,
             log_stderr: true,
             max_output: crate::terraform::process::MAX_OUTPUT,
             hold: Some(self.lock.fd()),
@@ -765,7 +767,8 @@ impl<'a> AccountRun<'a> {
                     .map(|d| if d.detail.is_empty() { d.summary } else { format!("{}: {}", d.summary, d.detail) })
                     .collect();
                 if details.is_empty() {
-                    details = finished.tail(12).lines().map(str::to_string).collect();
+                    let tail = if values_in_stdout { finished.stderr_tail(12) } else { finished.tail(12) };
+                    details = tail.lines().map(str::to_string).collect();
                 }
                 Err(RunError::Terraform { command, code: code.map_or("signal".into(), |c| c.to_string()), details })
             }

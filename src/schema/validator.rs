@@ -60,6 +60,10 @@ impl Validators {
             ];
         };
         let archetype = &project.archetypes[&account.archetype];
+        // The lines shown without their text: an error on one is pointed at by line only (its
+        // column would tell where a secret ends).
+        let hidden_lines: std::collections::BTreeSet<usize> =
+            account.sensitive.iter().chain(&account.misshapen).flat_map(|p| account.positions.lines_of(p)).collect();
         validator
             .iter_errors(&account.effective)
             .map(|error| {
@@ -71,10 +75,11 @@ impl Validators {
                 };
                 // A value under a key the schema does not know may be a sensitive one under a
                 // misspelt or misplaced key: where the schema marks any value sensitive, it
-                // is pointed at by line only, so no snippet shows it.
-                if d.code == "schema.unknown-key"
-                    && archetype.sensitive.is_some()
-                    && let Some(location) = &mut d.location
+                // is pointed at by line only, so no snippet shows it; and so is any error on a
+                // line shown without its text.
+                if let Some(location) = &mut d.location
+                    && ((d.code == "schema.unknown-key" && archetype.sensitive.is_some())
+                        || hidden_lines.contains(&location.line))
                 {
                     *location = Location::file_only(&location.file).on_line(location.line);
                 }

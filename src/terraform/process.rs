@@ -186,9 +186,20 @@ impl Finished {
     /// The last `lines` lines of stderr (or stdout when stderr is empty), for error messages.
     pub fn tail(&self, lines: usize) -> String {
         let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
-        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        last_lines(text, lines)
     }
+
+    /// The last `lines` lines of stderr alone: for a command whose stdout holds values in
+    /// clear (`output -json`, `state pull`), which no message may quote.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        last_lines(&self.stderr, lines)
+    }
+}
+
+/// The last `lines` lines of `text` that are not blank.
+fn last_lines(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Invocation<'_> {
