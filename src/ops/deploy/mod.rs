@@ -927,13 +927,15 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     // against, whatever the file around it says: both must be this account's.
     let planned = plan_file::PlanFile::read(&bytes)
         .map_err(|e| format!("cannot read the saved plan's Terraform plan file: {e}"))?;
-    if let Some(difference) = planned.differs_from(tree) {
+    run.prepare(tree).map_err(|e| e.explain())?;
+    // The configuration Terraform will apply is the work folder's: the tree the policies check,
+    // and the modules `init` installed for it.
+    if let Some(difference) = planned.differs_from(&run.dirs.work, &run.dirs.data) {
         return Err(format!(
             "the saved plan does not apply what account `{}` renders now: {difference}; plan again",
             account.name
         ));
     }
-    run.prepare(tree).map_err(|e| e.explain())?;
     let stale = || {
         format!(
             "the saved plan is stale: the state of account `{}` changed since it was made; plan again",
@@ -946,9 +948,10 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
                 return Err(stale());
             }
         }
-        None if planned.resources == 0 => {}
+        // Made before there was a state: Terraform checks no lineage then, so Stamp does.
+        None if planned.lineage.is_empty() && planned.serial == 0 && planned.resources == 0 => {}
         // Made before the account had a state (its first apply has a lineage of its own).
-        Some(_) if planned.resources == 0 => return Err(stale()),
+        Some(_) if planned.lineage.is_empty() && planned.resources == 0 => return Err(stale()),
         _ => {
             return Err(format!(
                 "the saved plan was made against another state than account `{}` has (another account's?); refusing to apply it",
