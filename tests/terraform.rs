@@ -200,6 +200,21 @@ fn protected_accounts_are_not_destroyed_without_confirmation() {
     let saved = project.tf(["apply", "--plan", "moved.plan", "--auto-approve", "--version", "1.0.0"]).run().failure(1);
     assert!(saved.stderr.contains("`terraform_data.db` (replace)"), "{}", saved.stderr);
     assert!(project.env_dir("local-prod").join("data.sqlite").is_file());
+    // Moved alone, nothing is lost now, but a later plan would see only the new address, which
+    // the archetype does not list: refused until it does.
+    let prod = "fixtures/accounts/local-prod.yaml";
+    project.write(prod, &project.read(prod).replace("name: orders2", "name: orders"));
+    let unlisted = project.tf(["apply", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(unlisted.stderr.contains("moves stateful resources to `terraform_data.db`"), "{}", unlisted.stderr);
+    let archetype = "archetypes/local-platform/archetype.yaml";
+    let listed = project
+        .read(archetype)
+        .replace("  - terraform_data.database\n", "  - terraform_data.database\n  - terraform_data.db\n");
+    project.write(archetype, &listed);
+    project.tf(["apply", "local-prod", "--auto-approve"]).run().success();
+    project.write(prod, &project.read(prod).replace("name: orders", "name: orders2"));
+    let replace = project.tf(["apply", "local-prod", "--auto-approve"]).run().failure(1);
+    assert!(replace.stderr.contains("`terraform_data.db` (replace)"), "{}", replace.stderr);
 
     project.tf(["destroy", "local-prod", "--confirm", "local-prod"]).run().success();
     assert!(!project.env_dir("local-prod").exists());

@@ -763,7 +763,13 @@ mod tests {
     use super::*;
 
     fn change(address: &str, resource_type: &str, action: Action, stateful: bool) -> ResourceChange {
-        ResourceChange { address: address.to_owned(), resource_type: resource_type.to_owned(), action, stateful }
+        ResourceChange {
+            address: address.to_owned(),
+            resource_type: resource_type.to_owned(),
+            action,
+            stateful,
+            unprotected_move: false,
+        }
     }
 
     fn account(name: &str, environment: &str, outcome: PlanOutcome) -> AccountPlan {

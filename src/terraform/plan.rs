@@ -77,6 +77,10 @@ pub struct ResourceChange {
     pub action: Action,
     /// Holds data that a destroy would lose (database, bucket, hosted zone...).
     pub stateful: bool,
+    /// Moved here from an address that holds data, to one Stamp does not know holds data:
+    /// once moved, nothing would protect it (a later plan sees only its new address).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprotected_move: bool,
 }
 
 /// The summary of one plan.
@@ -108,8 +112,10 @@ impl PlanSummary {
                     let was_stateful = change
                         .previous_resource
                         .is_some_and(|previous| is_stateful(&previous.resource_type, &previous.addr));
+                    let is_here = is_stateful(&resource.resource_type, &resource.addr);
                     summary.changes.push(ResourceChange {
-                        stateful: was_stateful || is_stateful(&resource.resource_type, &resource.addr),
+                        stateful: was_stateful || is_here,
+                        unprotected_move: was_stateful && !is_here,
                         address: resource.addr,
                         resource_type: resource.resource_type,
                         action,
@@ -243,6 +249,7 @@ not json at all
         let stream = r#"{"change":{"resource":{"addr":"terraform_data.db","resource_type":"terraform_data"},"previous_resource":{"addr":"terraform_data.database","resource_type":"terraform_data"},"action":"replace"},"type":"planned_change"}"#;
         let summary = PlanSummary::from_ui_stream(stream, &|_, address| address == "terraform_data.database");
         assert_eq!(summary.stateful_destroys().map(|c| c.address.as_str()).collect::<Vec<_>>(), ["terraform_data.db"]);
+        assert!(summary.changes[0].unprotected_move, "it would lose its protection");
     }
 
     #[test]
@@ -265,6 +272,7 @@ not json at all
             resource_type: "t".into(),
             action,
             stateful: false,
+            unprotected_move: false,
         };
         let approved = PlanSummary {
             changes: vec![change("a", Action::Create), change("b", Action::Replace), change("c", Action::Update)],

@@ -31,9 +31,12 @@ pub fn summary(json: &str, is_stateful: &dyn Fn(&str, &str) -> bool) -> Result<P
         let imported = change.pointer("/change/importing").is_some_and(|v| !v.is_null());
         let Some(action) = action(&actions, moved, imported) else { continue };
         let (address, resource_type) = (text("address"), text("type"));
+        let is_here = is_stateful(resource_type, address);
+        let was_stateful = previous.is_some_and(|p| is_stateful(resource_type, p));
         summary.changes.push(ResourceChange {
             // A moved object is the same object: as stateful as it was at its old address.
-            stateful: is_stateful(resource_type, address) || previous.is_some_and(|p| is_stateful(resource_type, p)),
+            stateful: is_here || was_stateful,
+            unprotected_move: was_stateful && !is_here,
             address: address.to_string(),
             resource_type: resource_type.to_string(),
             action,

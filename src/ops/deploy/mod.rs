@@ -753,6 +753,17 @@ fn protection(report: &PlanReport, confirm: Option<&str>, destroying: bool) -> O
                 account.account
             ));
         }
+        // Moved where Stamp does not know it holds data, a later plan could replace it unasked.
+        let unprotected: Vec<String> =
+            summary.changes.iter().filter(|c| c.unprotected_move).map(|c| format!("`{}`", c.address)).collect();
+        if !unprotected.is_empty() {
+            return Some(format!(
+                "account `{}` is protected and this plan moves stateful resources to {}, which the archetype does not list as stateful: once moved they would lose their protection; list the new addresses in `stateful_resources` (or pass `--confirm {}`)",
+                account.account,
+                unprotected.join(", "),
+                account.account
+            ));
+        }
     }
     None
 }
