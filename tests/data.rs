@@ -323,6 +323,13 @@ fn the_kill_switch_destroys_what_the_ledger_does_not_know_deployed() {
     let kill = project.tf(["reap", "--all-ephemeral", "--confirm", "kill-switch"]).run().success();
     assert!(kill.stdout.contains("unrecorded: destroyed (kill switch (not in the ledger"), "{}", kill.stdout);
     assert!(!project.env_dir("unrecorded").exists(), "{}", kill.stdout);
+    // Once destroyed, the ledger knows: it is not destroyed again and again. (Its file went
+    // with the destroy; one written by hand stays, and is kept from now on.)
+    project.add_local_copy("by-hand", 44, "sandbox\nephemeral: true\nttl: 1h\ncreated_at: 2020-01-01T00:00:00Z");
+    let first = project.tf(["reap"]).run().success();
+    assert!(first.stdout.contains("by-hand: destroyed (expired (not in the ledger"), "{}", first.stdout);
+    let again = project.tf(["reap"]).run().success();
+    assert!(again.stdout.contains("by-hand: kept (not deployed"), "{}", again.stdout);
 }
 
 #[test]

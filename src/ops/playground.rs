@@ -468,13 +468,16 @@ pub fn reap(
         };
         let history = workspace.store.history(&account.name)?;
         let deployed = crate::ledger::created_at(&history.records, account.slot).is_some();
+        // The ledger knows nothing of the slot (not even a destroy): an apply may have been
+        // stopped before its record. Once destroyed, it knows.
+        let unknown = !deployed && !history.records.iter().any(|r| r.slot() == account.slot);
         let expired = lifetime.expired(now);
         let unsafe_history = super::history_problem(workspace.store.as_ref(), account);
         let (action, reason) = if account.is_protected() {
             (ReapAction::Kept, "protected: never reaped")
         } else if let Some(problem) = &unsafe_history {
             (ReapAction::Kept, problem.as_str())
-        } else if !(deployed || options.all_ephemeral || expired) {
+        } else if !deployed && !(unknown && (options.all_ephemeral || expired)) {
             (ReapAction::Kept, "not deployed")
         } else if options.all_ephemeral {
             // One the ledger does not know deployed may be all the same: a run stopped between
