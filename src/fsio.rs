@@ -136,13 +136,19 @@ pub fn read_plain(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Opens (made if missing) the lock file at `path` to lock it: a plain file, never a FIFO (whose
-/// opening could wait for ever) nor through a link.
+/// Opens (made if missing) the lock file at `path` to lock it: see [`open_plain_with`].
 #[cfg(unix)]
 pub fn open_lock(path: &Path) -> io::Result<fs_err::File> {
+    open_plain_with(fs_err::OpenOptions::new().create(true).truncate(false).write(true), path)
+}
+
+/// Opens `path` as `options` say, only as a plain file: never a FIFO (whose opening, or
+/// reading, could wait for ever), a device, or through a link in its place.
+#[cfg(unix)]
+pub fn open_plain_with(options: &mut fs_err::OpenOptions, path: &Path) -> io::Result<fs_err::File> {
     use fs_err::os::unix::fs::OpenOptionsExt as _;
     let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
-    let file = fs_err::OpenOptions::new().create(true).truncate(false).write(true).custom_flags(flags).open(path)?;
+    let file = options.custom_flags(flags).open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other(format!("`{}` is not a plain file", path.display())));
     }
@@ -166,7 +172,7 @@ pub fn append_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent(path);
     fs_err::create_dir_all(&dir)?;
     let existed = path.exists();
-    let mut file = fs_err::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = open_plain_with(fs_err::OpenOptions::new().create(true).append(true), path)?;
     file.write_all(bytes)?;
     file.file().sync_all()?;
     if !existed {

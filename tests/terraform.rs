@@ -287,6 +287,19 @@ fn a_saved_plan_applies_only_to_the_account_it_was_made_for() {
     assert!(out.stderr.contains("made against another state than account `local-staging` has"), "{}", out.stderr);
 }
 
+/// A FIFO in place of an account's log (or its lock) is refused at once: opening one to write
+/// would wait for a reader for ever.
+#[test]
+fn a_fifo_in_place_of_an_accounts_log_never_hangs_a_run() {
+    let project = Project::local();
+    let log = project.path().join(".stamp/logs/local-staging.log");
+    fs_err::create_dir_all(log.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(&log, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = project.tf(["plan", "local-staging"]).run_within(std::time::Duration::from_secs(60));
+    assert_ne!(out.code, 0, "{}", out.snapshot());
+    assert!(out.stdout.contains("cannot open the log"), "{}", out.snapshot());
+}
+
 /// Failure injection: a fake `terraform` whose `output -json` prints values (in clear, as
 /// Terraform prints sensitive outputs there) and fails with nothing on stderr. The error names
 /// the failure, never those values, which Stamp's log does not hold either.

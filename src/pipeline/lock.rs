@@ -71,13 +71,11 @@ impl AccountLock {
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        let mut file = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| e.to_string())?;
+        let mut file = crate::fsio::open_plain_with(
+            fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true),
+            path,
+        )
+        .map_err(|e| e.to_string())?;
         match file.file().try_lock() {
             Ok(()) => {
                 let _ = file.file().set_len(0);

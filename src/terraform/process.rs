@@ -80,7 +80,7 @@ impl Log {
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        let file = fs_err::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::fsio::open_plain_with(fs_err::OpenOptions::new().create(true).append(true), path)?;
         Ok(Self { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 

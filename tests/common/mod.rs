@@ -109,6 +109,29 @@ impl Run {
         self.command.spawn().expect("stamp starts")
     }
 
+    /// Runs it, killed (and the test failed) if it takes longer than `limit`: for a run that
+    /// could hang.
+    pub fn run_within(self, limit: std::time::Duration) -> Output {
+        let root = self.root.clone();
+        let shown = format!("{:?}", self.command);
+        let mut child = self.spawn();
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{shown} hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            root,
+        }
+    }
+
     pub fn run(mut self) -> Output {
         let out = self.command.output().expect("stamp runs");
         Output {

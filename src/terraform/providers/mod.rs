@@ -303,8 +303,7 @@ impl ProviderCache {
     fn lock_file(&self, log: &Log) -> Result<fs_err::File, CacheError> {
         fs_err::create_dir_all(self.mirror()).map_err(io_error(&self.root))?;
         let path = self.root.join(".lock");
-        let file =
-            fs_err::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
+        let file = crate::fsio::open_lock(&path).map_err(io_error(&path))?;
         match file.file().try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
