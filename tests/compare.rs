@@ -88,6 +88,23 @@ fn a_value_marked_sensitive_since_a_revision_is_redacted_on_both_sides() {
     }
 }
 
+/// A value of another shape where secrets belong (a string where a map of secrets goes, which
+/// this schema lets through) may be a secret written one level too high: a diff shows it
+/// redacted, as an artifact's `config.json` does.
+#[test]
+fn a_value_misshapen_where_secrets_belong_is_redacted_in_diffs() {
+    let project = Project::local();
+    let path = "archetypes/local-platform/schema.json";
+    let mut schema: serde_json::Value = serde_json::from_str(&project.read(path)).unwrap();
+    schema["properties"]["vault"] = serde_json::json!({"additionalProperties": {"type": "string", "writeOnly": true}});
+    project.write(path, &serde_json::to_string_pretty(&schema).unwrap());
+    let account = "fixtures/accounts/local-staging.yaml";
+    project.write(account, &format!("{}vault: flat-secret-9\n", project.read(account)));
+    let out = project.stamp(["diff", "local-prod", "local-staging", "--version", "1.0.0"]).run().failure(1);
+    assert!(!out.stdout.contains("flat-secret"), "a value where secrets belong leaked:\n{}", out.stdout);
+    assert!(out.stdout.contains("vault"), "{}", out.stdout);
+}
+
 /// A diff on a terminal shows no control text: not from a rendered value (a text-direction
 /// override inside an HCL string), nor from a blueprint file's name.
 #[test]

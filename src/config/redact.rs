@@ -93,7 +93,11 @@ fn each_object(value: &Value, visit: &mut impl FnMut(&serde_json::Map<String, Va
 
 /// The account's effective config with sensitive values replaced.
 pub fn redacted(account: &Account) -> Value {
-    redact_at(&account.effective, &account.sensitive)
+    if account.misshapen.is_empty() {
+        return redact_at(&account.effective, &account.sensitive);
+    }
+    // A value of another shape where secrets belong may be one: not written out either.
+    redact_at(&account.effective, &account.sensitive.union(&account.misshapen).cloned().collect())
 }
 
 impl SensitiveIndex {

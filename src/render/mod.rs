@@ -296,10 +296,10 @@ impl<'p> Renderer<'p> {
             files.insert(template.output.clone(), TreeFile { content: text.into_bytes().into(), executable: false });
         }
         // Of the config without its secrets: a digest of a secret is a way to guess it.
-        let config_digest = if sensitive.is_empty() {
+        let config_digest = if sensitive.is_empty() && account.misshapen.is_empty() {
             digest_json(&account.effective)
         } else {
-            digest_json(&crate::schema::redact::redact_at(&account.effective, sensitive))
+            digest_json(&crate::schema::redact::redacted(account))
         };
         let local_state_path = local_state_path(project, &account.instance(), out_dir);
         let lifetime = match crate::ephemeral::Lifetime::of(account) {
