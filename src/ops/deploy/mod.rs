@@ -941,7 +941,9 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     run.prepare(tree).map_err(|e| e.explain())?;
     // The configuration Terraform will apply is the work folder's: the tree the policies check,
     // and the modules `init` installed for it.
-    if let Some(difference) = planned.differs_from(&run.dirs.work, &run.dirs.data) {
+    if let Some(difference) =
+        planned.differs_from(&run.dirs.work, &run.dirs.data).or_else(|| planned.backend_differs(&run.dirs.data))
+    {
         return Err(format!(
             "the saved plan does not apply what account `{}` renders now: {difference}; plan again",
             account.name

@@ -21,6 +21,8 @@ pub struct PlanFile {
     pub serial: u64,
     /// How many resources the prior state holds.
     pub resources: usize,
+    /// The backend `terraform apply PLANFILE` writes to: its type, settings and workspace.
+    pub backend: Backend,
     /// Each module of the configuration, by its key (`""` for the root, `db`, `db.inner`): the
     /// folder Terraform read it from, and its files by name.
     pub modules: BTreeMap<String, (String, BTreeMap<String, Vec<u8>>)>,
@@ -42,6 +44,7 @@ impl PlanFile {
         };
         let state: serde_json::Value =
             serde_json::from_slice(&entry("tfstate")?).map_err(|e| format!("its state is not JSON: {e}"))?;
+        let backend = Backend::of_plan(&entry("tfplan")?).map_err(|e| format!("its backend cannot be read: {e}"))?;
         let records: Vec<ModuleRecord> = serde_json::from_slice(&entry("tfconfig/modules.json")?)
             .map_err(|e| format!("its module list is not JSON: {e}"))?;
         // Each entry's module (a key holds no `/`; a file name that does is refused below).
@@ -65,8 +68,28 @@ impl PlanFile {
             lineage: state.get("lineage").and_then(serde_json::Value::as_str).unwrap_or_default().to_string(),
             serial: state.get("serial").and_then(serde_json::Value::as_u64).unwrap_or_default(),
             resources: state.get("resources").and_then(serde_json::Value::as_array).map_or(0, Vec::len),
+            backend,
             modules,
         })
+    }
+
+    /// Why the backend this plan writes to is not the one `init` set up for the account in
+    /// `data` (the folder `TF_DATA_DIR` names), if it is not.
+    pub fn backend_differs(&self, data: &Path) -> Option<String> {
+        let path = data.join("terraform.tfstate");
+        let set_up = crate::fsio::read_plain(&path, MAX_FILE)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|state| state.get("backend").cloned());
+        let Some(set_up) = set_up else {
+            return Some("the backend `init` set up for the account cannot be read".into());
+        };
+        let kind = set_up.get("type").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let config = set_up.get("config").cloned().unwrap_or_default();
+        let same = self.backend.kind == kind
+            && self.backend.workspace == "default"
+            && without_nulls(&self.backend.config) == without_nulls(&config);
+        (!same).then(|| format!("it writes to another backend (`{}`) than the account's", self.backend.kind))
     }
 
     /// Why the configuration this plan applies is not the one in the work folder `work` (the
@@ -113,6 +136,65 @@ impl PlanFile {
     }
 }
 
+/// The backend a plan file's `tfplan` (Terraform's protocol buffer) records.
+#[derive(Debug)]
+pub struct Backend {
+    pub kind: String,
+    /// Its settings, from their `MessagePack` encoding.
+    pub config: serde_json::Value,
+    pub workspace: String,
+}
+
+impl Backend {
+    /// The backend field (13) of the `Plan` message, a `Backend` message: `type` (1),
+    /// `config` (2, a `DynamicValue` whose field 1 is `MessagePack`) and `workspace` (3).
+    fn of_plan(tfplan: &[u8]) -> Result<Self, String> {
+        let backend = delimited(tfplan)?.into_iter().rev().find(|(tag, _)| *tag == 13).map(|(_, b)| b);
+        let backend = backend.ok_or("the plan records none")?;
+        let (mut kind, mut msgpack, mut workspace) = (String::new(), None, String::new());
+        for (tag, bytes) in delimited(backend)? {
+            match tag {
+                1 => kind = String::from_utf8(bytes.to_vec()).map_err(|_| "its type is not text")?,
+                2 => msgpack = delimited(bytes)?.into_iter().rev().find(|(t, _)| *t == 1).map(|(_, b)| b),
+                3 => workspace = String::from_utf8(bytes.to_vec()).map_err(|_| "its workspace is not text")?,
+                _ => {}
+            }
+        }
+        let value = rmpv::decode::read_value(&mut msgpack.unwrap_or_default()).map_err(|e| e.to_string())?;
+        let config = serde_json::to_value(&value).map_err(|e| e.to_string())?;
+        Ok(Self { kind, config, workspace })
+    }
+}
+
+/// The length-delimited fields of a protocol buffer message, by tag (the others skipped).
+fn delimited(mut buf: &[u8]) -> Result<Vec<(u32, &[u8])>, String> {
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+    let mut fields = Vec::new();
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+        if wire == WireType::LengthDelimited {
+            let len = usize::try_from(decode_varint(&mut buf).map_err(|e| e.to_string())?).unwrap_or(usize::MAX);
+            let field = buf.get(..len).ok_or("a field is cut short")?;
+            fields.push((tag, field));
+            buf = &buf[len..];
+        } else {
+            skip_field(wire, tag, &mut buf, DecodeContext::default()).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(fields)
+}
+
+/// `value` without the settings that are null (Terraform writes every setting of a backend's
+/// schema, set or not).
+fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Whether Terraform reads the file `name` of a module's folder as configuration (it passes
 /// over hidden files and editors' backups).
 fn read_by_terraform(name: &str) -> bool {
@@ -155,12 +237,41 @@ fn installed_modules(data: &Path) -> Result<BTreeMap<String, String>, String> {
 mod tests {
     use super::*;
 
-    fn plan_file(files: &[(&str, &str)]) -> Vec<u8> {
+    /// A `Plan` message holding only its backend (field 13): `local`, its `path` and
+    /// `workspace_dir` (null) in `MessagePack`, the workspace `default`.
+    const TFPLAN: &[u8] = b"j+\n\x05local\x12\x19\n\x17\x82\xa4path\xa1s\xadworkspace_dir\xc0\x1a\x07default";
+
+    #[test]
+    fn the_backend_is_read_from_the_plan_and_compared_with_inits() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = PlanFile::read(&plan_file(&[
+            ("tfplan", TFPLAN),
+            ("tfstate", b"{}"),
+            ("tfconfig/modules.json", br#"[{"Key": "", "Dir": "."}]"#),
+        ]))
+        .unwrap();
+        assert_eq!((plan.backend.kind.as_str(), plan.backend.workspace.as_str()), ("local", "default"));
+        assert_eq!(plan.backend.config, serde_json::json!({"path": "s", "workspace_dir": null}));
+        let set_up = |path: &str| {
+            let state =
+                serde_json::json!({"backend": {"type": "local", "config": {"path": path, "workspace_dir": null}}});
+            fs_err::write(dir.path().join("terraform.tfstate"), state.to_string()).unwrap();
+        };
+        set_up("s");
+        assert_eq!(plan.backend_differs(dir.path()), None);
+        set_up("../../state/local-prod/terraform.tfstate");
+        assert_eq!(
+            plan.backend_differs(dir.path()).unwrap(),
+            "it writes to another backend (`local`) than the account's"
+        );
+    }
+
+    fn plan_file(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = std::io::Cursor::new(Vec::new());
         let mut zip = zip::ZipWriter::new(&mut out);
         for (name, text) in files {
             zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-            std::io::Write::write_all(&mut zip, text.as_bytes()).unwrap();
+            std::io::Write::write_all(&mut zip, text).unwrap();
         }
         zip.finish().unwrap();
         out.into_inner()
@@ -179,10 +290,11 @@ mod tests {
         fs_err::write(data.join("modules/modules.json"), installed).unwrap();
         let read = |modules: &str, root: &str| {
             PlanFile::read(&plan_file(&[
-                ("tfstate", r#"{"lineage": "l-1", "serial": 7, "resources": [{}, {}]}"#),
-                ("tfconfig/modules.json", modules),
-                ("tfconfig/m-/main.tf", root),
-                ("tfconfig/m-db/main.tf", "b"),
+                ("tfplan", TFPLAN),
+                ("tfstate", br#"{"lineage": "l-1", "serial": 7, "resources": [{}, {}]}"#),
+                ("tfconfig/modules.json", modules.as_bytes()),
+                ("tfconfig/m-/main.tf", root.as_bytes()),
+                ("tfconfig/m-db/main.tf", b"b"),
             ]))
             .unwrap()
         };
