@@ -369,8 +369,14 @@ pub fn copy_data(envs: &mut dyn Environments, source: &Account, target: &Account
             Ok(()) => copy.steps.push(format!("{}'s own data restored: the copy was not scrubbed", target.name)),
             Err(e) => {
                 let first = copy.error.take().map(|f| format!("{f}; ")).unwrap_or_default();
+                // Without an availability hook it never left service: say so, never that it did.
+                let service = if standby {
+                    "it is left out of service"
+                } else {
+                    "it has no availability hook to take it out of service: take it out by hand"
+                };
                 copy.error = Some(format!(
-                    "{first}and {} may hold {}'s data unscrubbed, and its own could not be restored: {e}; it is left out of service",
+                    "{first}and {} may hold {}'s data unscrubbed, and its own could not be restored: {e}; {service}",
                     target.name, source.name
                 ));
                 copy.details.extend(e.report);
