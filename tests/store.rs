@@ -296,6 +296,20 @@ fn store_import_copies_a_folder_ledger_once_and_verifies_it() {
         "{}",
         tampered.stderr
     );
+    // Another checkout's ledger folder, whose history of local-prod differs from the one
+    // imported: its records would come after those, and the order says which slot is live.
+    let other = project.path().join("other-ledger");
+    fs_err::create_dir_all(&other).unwrap();
+    let first_line = project.read(".stamp/ledger/local-prod.jsonl").lines().next().unwrap().to_string();
+    fs_err::write(other.join("local-prod.jsonl"), format!("{}\n", first_line.replace("\"time\":\"", "\"time\":\"1")))
+        .unwrap();
+    let diverging = pg(project.tf(["store", "import", "--from", "other-ledger"])).run().failure(1);
+    assert!(
+        diverging.stderr.contains("`local-prod` already has records imported from another ledger folder"),
+        "{}",
+        diverging.stderr
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM stamp.ledger WHERE account = 'local-prod'"), "4");
     // Records of an account already used through PostgreSQL (the resumed migration above)
     // are not imported after them: they would change which slot the ledger says is live.
     let ledger = project.path().join(".stamp/ledger/local-staging.jsonl");

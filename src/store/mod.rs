@@ -56,6 +56,10 @@ pub enum StoreError {
         "`{account}` already has records written through PostgreSQL: importing older folder records now would put them after those and change which slot the ledger says is live; import a folder only before the team switches to PostgreSQL"
     )]
     ImportAfterUse { account: String },
+    #[error(
+        "`{account}` already has records imported from another ledger folder that this one does not hold: importing this one's now would put them after those and change which slot the ledger says is live; import only the folder that holds the account's whole history"
+    )]
+    ImportDiverges { account: String },
     #[error("the migration journal of `{account}` was changed by another run since it was read: nothing was written")]
     Conflict { account: String },
     #[error("{place} is damaged ({problem}): repair or remove it once you know the state of both environments")]

@@ -380,6 +380,13 @@ impl PgStore {
             // Accounts that already have records written through this store: a folder record
             // added now would come after them, and the ledger's order says which slot is live.
             let mut used: HashMap<&str, bool> = HashMap::new();
+            // Each account's records in this import: those of another folder it does not hold
+            // (another checkout's ledger) may not be followed by this one's.
+            let mut keys_of: HashMap<&str, Vec<&str>> = HashMap::new();
+            for (key, record) in records {
+                keys_of.entry(record.account.as_str()).or_default().push(key.as_str());
+            }
+            let mut diverges: HashMap<&str, bool> = HashMap::new();
             for (key, record) in records {
                 let text = serde_json::to_string(record).expect("records serialise");
                 let added = tx
@@ -411,6 +418,23 @@ impl PgStore {
                 if in_use {
                     // Dropped without commit: nothing of this import is kept.
                     return Err(StoreError::ImportAfterUse { account: record.account.clone() });
+                }
+                let account = record.account.as_str();
+                if !diverges.contains_key(account) {
+                    let ours: Vec<&str> = keys_of.get(account).cloned().unwrap_or_default();
+                    let theirs: bool = tx
+                        .query_one(
+                            &self.sql(
+                                "SELECT EXISTS (SELECT 1 FROM {s}.ledger WHERE account = $1 AND import_key IS NOT NULL AND NOT (import_key = ANY($2)))",
+                            ),
+                            &[&record.account, &ours],
+                        )
+                        .map_err(self.error("importing ledger records"))?
+                        .get(0);
+                    diverges.insert(account, theirs);
+                }
+                if diverges[account] {
+                    return Err(StoreError::ImportDiverges { account: record.account.clone() });
                 }
                 imported.records_added += 1;
             }
