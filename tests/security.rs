@@ -169,6 +169,11 @@ fn a_blueprint_file_beyond_the_limit_is_named_unread() {
         "{}",
         out.stderr
     );
+    // At a revision too, whose blob is written out no further than the limit.
+    file.set_len(65 << 20).unwrap();
+    project.commit_all("a large file");
+    let out = project.stamp(["diff", "evil@HEAD", "evil"]).run();
+    assert!(out.stderr.contains("lambda.zip`: a blueprint file is at most 64 MiB"), "{}", out.snapshot());
 }
 
 #[test]

@@ -304,6 +304,11 @@ fn git_bytes(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
 }
 
 /// Writes the blobs of `files` (from `git cat-file --batch`) under `root`.
+/// The most of one file of a revision written out: the largest file Stamp reads (a blueprint's).
+const MAX_BLOB: u64 = crate::render::blueprint::MAX_FILE_BYTES;
+/// The most of a revision's files written out together.
+const MAX_REVISION: u64 = 4 << 30;
+
 fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), String> {
     use std::io::{BufRead, Read, Write};
     if files.is_empty() {
@@ -323,6 +328,7 @@ fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), Str
     let feeder = std::thread::spawn(move || stdin.write_all(oids.as_bytes()));
     let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
     let failed = |e: &dyn std::fmt::Display| format!("cannot read the revision's files from git: {e}");
+    let mut total = 0_u64;
     for file in files {
         let mut header = String::new();
         out.read_line(&mut header).map_err(|e| failed(&e))?;
@@ -335,11 +341,18 @@ fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), Str
             fs_err::create_dir_all(parent).map_err(|e| failed(&e))?;
         }
         // Streamed into its file: a blob of any size (a commit can hold gigabytes that pack to
-        // almost nothing) takes no memory; the loader then applies its own limits.
+        // almost nothing) takes no memory, and no more disk than one byte past the largest file
+        // Stamp reads (the loader then refuses it as too large); the rest is read and dropped.
+        let kept = size.min(MAX_BLOB + 1);
+        total += kept;
+        if total > MAX_REVISION {
+            return Err(failed(&format!("its files are more than {} GiB together", MAX_REVISION >> 30)));
+        }
         let mut written = fs_err::File::create(&target).map_err(|e| failed(&e))?;
-        let copied = std::io::copy(&mut (&mut out).take(size), &mut written).map_err(|e| failed(&e))?;
+        let copied = std::io::copy(&mut (&mut out).take(kept), &mut written).map_err(|e| failed(&e))?;
+        let dropped = std::io::copy(&mut (&mut out).take(size - kept), &mut std::io::sink()).map_err(|e| failed(&e))?;
         let mut newline = [0; 1];
-        if copied != size || out.read_exact(&mut newline).is_err() || newline != *b"\n" {
+        if copied + dropped != size || out.read_exact(&mut newline).is_err() || newline != *b"\n" {
             return Err(failed(&"the answer ended early"));
         }
         #[cfg(unix)]
