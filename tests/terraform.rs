@@ -138,8 +138,8 @@ fn failed_smoke_test_keeps_the_account_when_asked() {
     assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
 }
 
-/// A failed smoke test destroys an ephemeral account only as any destroy would: a protected
-/// one needs `--confirm` naming it (the plan approved changed it, it did not destroy it).
+/// A failed smoke test never destroys a protected ephemeral account: the plan approved changed
+/// it, it did not destroy it.
 #[test]
 fn a_failed_smoke_test_never_destroys_a_protected_account() {
     let project = Project::local();
@@ -148,8 +148,10 @@ fn a_failed_smoke_test_never_destroys_a_protected_account() {
     let out = project.tf(["apply", "local-staging", "--auto-approve"]).run().failure(1);
     assert!(out.stdout.contains("cleanup: kept: the account is protected"), "{}", out.stdout);
     assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
+    // Nor with `--confirm`, which approves what this apply's plan shows, not a whole destroy.
     let out = project.tf(["apply", "local-staging", "--auto-approve", "--confirm", "local-staging"]).run().failure(1);
-    assert!(out.stdout.contains("cleanup: destroyed"), "{}", out.stdout);
+    assert!(out.stdout.contains("cleanup: kept: the account is protected"), "{}", out.stdout);
+    assert!(project.env_dir("local-staging").join("data.sqlite").is_file());
 }
 
 #[test]

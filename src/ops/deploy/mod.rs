@@ -715,9 +715,10 @@ fn deploy_one(run: &mut AccountRun<'_>, summary: &PlanSummary, version: &str, op
         let name = run.account.name.clone();
         result.cleanup = Some(if options.keep_on_failure {
             "kept for inspection (--keep-on-failure)".to_string()
-        } else if run.account.is_protected() && options.confirm.as_deref() != Some(name.as_str()) {
-            // A protected account is destroyed only when `--confirm` names it, by a failed
-            // smoke test as by any other way.
+        } else if run.account.is_protected() {
+            // A protected account is destroyed only by a destroy `--confirm` names it for: not
+            // by a failed smoke test (a `--confirm` given to this apply approved what its plan
+            // showed, never a destroy of the whole account).
             format!("kept: the account is protected (`stamp destroy {name} --confirm {name}` destroys it)")
         } else {
             match run.plan(true).and_then(|cleanup| run.apply_approved("destroy (cleanup)", &cleanup, true, None)) {
