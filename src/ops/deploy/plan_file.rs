@@ -33,6 +33,12 @@ impl PlanFile {
     pub fn read(bytes: &[u8]) -> Result<Self, String> {
         let mut archive =
             zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a Terraform plan file: {e}"))?;
+        // Two entries of one name: this reader sees the last, Terraform reads the first `tfplan`
+        // and `tfstate`. The zip library keeps one entry per name and says nothing (it has no
+        // way to ask yet, zip-rs/zip2#841), so the count its end record gives is compared.
+        if listed_entries(bytes)? != archive.len() {
+            return Err("it holds two entries of one name".into());
+        }
         let all: Vec<String> = archive.file_names().filter_map(Result::ok).map(std::borrow::Cow::into_owned).collect();
         let mut budget = MAX_READ;
         let mut entry = |name: &str| -> Result<Vec<u8>, String> {
@@ -134,6 +140,23 @@ impl PlanFile {
         }
         None
     }
+}
+
+/// How many entries the zip archive `bytes` lists, as its end of central directory record says.
+/// Terraform writes that record last, with no comment, and no Zip64 record: anything else is
+/// refused rather than read otherwise than Terraform would.
+fn listed_entries(bytes: &[u8]) -> Result<usize, String> {
+    const END: &[u8] = b"PK\x05\x06";
+    let record = bytes.len().checked_sub(22).and_then(|at| bytes.get(at..)).ok_or("it is no zip archive")?;
+    let field = |at: usize| u16::from_le_bytes([record[at], record[at + 1]]);
+    if &record[..4] != END || field(20) != 0 {
+        return Err("its zip archive does not end as Terraform writes it".into());
+    }
+    let (on_this_disk, total) = (field(8), field(10));
+    if total == u16::MAX || on_this_disk != total {
+        return Err("its zip archive is not one Terraform writes".into());
+    }
+    Ok(usize::from(total))
 }
 
 /// The backend a plan file's `tfplan` (Terraform's protocol buffer) records.
@@ -312,5 +335,25 @@ mod tests {
         fs_err::write(work.join("extra.tf"), "x").unwrap();
         assert_eq!(plan.differs_from(&work, &data).unwrap(), "it does not hold `extra.tf`, which is rendered now");
         assert!(PlanFile::read(b"not a zip").is_err());
+    }
+
+    /// A plan file holding two entries of one name (a forged `tfplan` first, which Terraform
+    /// reads, and the honest one last, which the zip library keeps) is refused.
+    #[test]
+    fn a_plan_file_with_two_entries_of_one_name_is_refused() {
+        // The zip writer refuses a second entry of a name: the second is renamed once written
+        // (`tfplaN` to `tfplan`, in its local header and in the central directory).
+        let written = plan_file(&[("tfplan", b"forged"), ("tfplaN", TFPLAN), ("tfstate", b"{}")]);
+        let mut bytes = Vec::new();
+        let mut rest = &written[..];
+        while let Some(at) = rest.windows(6).position(|w| w == b"tfplaN") {
+            bytes.extend_from_slice(&rest[..at]);
+            bytes.extend_from_slice(b"tfplan");
+            rest = &rest[at + 6..];
+        }
+        bytes.extend_from_slice(rest);
+        assert_eq!(PlanFile::read(&bytes).unwrap_err(), "it holds two entries of one name");
+        // Before the renaming, the archive is read (and its forged `tfplan` found wanting).
+        assert!(PlanFile::read(&written).unwrap_err().starts_with("its backend cannot be read"));
     }
 }
