@@ -289,6 +289,16 @@ fn a_saved_plan_applies_only_to_the_account_it_was_made_for() {
     assert!(out.stderr.contains("made against another state than account `local-staging` has"), "{}", out.stderr);
 }
 
+/// Stamp keeps one state per account: a Terraform workspace set in the caller's environment
+/// (`TF_WORKSPACE`) would plan another state of the same backend, every resource anew.
+#[test]
+fn a_workspace_in_the_environment_never_picks_another_state() {
+    let project = Project::local();
+    project.tf(["apply", "local-staging", "--auto-approve"]).run().success();
+    let out = project.tf(["plan", "local-staging"]).env("TF_WORKSPACE", "elsewhere").run();
+    assert!(out.stdout.contains("local-platform): 0 to add"), "{}", out.snapshot());
+}
+
 /// A FIFO in place of an account's log (or its lock) is refused at once: opening one to write
 /// would wait for a reader for ever.
 #[test]

@@ -781,6 +781,9 @@ impl<'a> AccountRun<'a> {
             ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
             ("TF_INPUT".to_string(), "0".to_string()),
             ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
+            // One state per account: a workspace set in the caller's environment would plan and
+            // apply another state of the same backend (every resource anew).
+            ("TF_WORKSPACE".to_string(), "default".to_string()),
         ];
         if let Some(conn) = self.project.file.state.pg.as_ref().and_then(|pg| pg.conn_str.clone()) {
             env.push(("PG_CONN_STR".to_string(), conn));

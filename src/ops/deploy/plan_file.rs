@@ -92,10 +92,15 @@ impl PlanFile {
         };
         let kind = set_up.get("type").and_then(serde_json::Value::as_str).unwrap_or_default();
         let config = set_up.get("config").cloned().unwrap_or_default();
-        let same = self.backend.kind == kind
-            && self.backend.workspace == "default"
-            && without_nulls(&self.backend.config) == without_nulls(&config);
-        (!same).then(|| format!("it writes to another backend (`{}`) than the account's", self.backend.kind))
+        if self.backend.kind != kind || without_nulls(&self.backend.config) != without_nulls(&config) {
+            return Some(format!("it writes to another backend (`{}`) than the account's", self.backend.kind));
+        }
+        (self.backend.workspace != "default").then(|| {
+            format!(
+                "it writes to the workspace `{}`, not `default` (Stamp keeps one state per account)",
+                crate::text::one_line(&self.backend.workspace)
+            )
+        })
     }
 
     /// Why the configuration this plan applies is not the one in the work folder `work` (the
