@@ -866,19 +866,17 @@ struct SavedPlan {
     environment_version: String,
     /// sha256 of the rendered tree the plan was made from.
     tree_digest: String,
-    /// `[lineage, serial]` of the state the plan was made against (`None`: no state yet).
-    state: Option<(String, u64)>,
     /// The Terraform plan file, base64.
     plan_file: String,
 }
 
-const SAVED_PLAN_FORMAT: &str = "stamp-plan/2";
-/// Saved by an earlier Stamp: its `summary` field is ignored like any other extra field.
-const SAVED_PLAN_FORMAT_1: &str = "stamp-plan/1";
+const SAVED_PLAN_FORMAT: &str = "stamp-plan/3";
+/// Saved by earlier Stamps: their `summary` (1) and `state` (2) fields are ignored like any
+/// other extra field (the state a plan was made against is read from its plan file).
+const EARLIER_SAVED_PLAN_FORMATS: [&str; 2] = ["stamp-plan/1", "stamp-plan/2"];
 
 fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path) -> Result<(), String> {
     use base64::Engine as _;
-    let state = run.state_version().map_err(|e| e.explain())?;
     // The plan Terraform wrote, unchanged by the policies that ran on it since.
     let (_, bytes) = run.plan_file_as_planned().map_err(|e| e.explain())?;
     let saved = SavedPlan {
@@ -886,7 +884,6 @@ fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path)
         account: run.account.name.clone(),
         environment_version: version.to_string(),
         tree_digest: digest.to_string(),
-        state,
         plan_file: base64::engine::general_purpose::STANDARD.encode(bytes),
     };
     let text = serde_json::to_string_pretty(&saved).expect("plans serialise") + "\n";
@@ -905,7 +902,7 @@ fn load_saved_plan<'a>(session: &'a Session, path: &Path, progress: &'a dyn Prog
     let text = read_saved_plan(path)?;
     let saved: SavedPlan =
         serde_json::from_str(&text).map_err(|e| format!("`{}` is not a saved Stamp plan: {e}", path.display()))?;
-    if saved.format != SAVED_PLAN_FORMAT && saved.format != SAVED_PLAN_FORMAT_1 {
+    if saved.format != SAVED_PLAN_FORMAT && !EARLIER_SAVED_PLAN_FORMATS.contains(&saved.format.as_str()) {
         return Err(format!("`{}` has format `{}`, expected `{SAVED_PLAN_FORMAT}`", path.display(), saved.format));
     }
     let targets = session.targets();
