@@ -57,6 +57,12 @@ impl Account {
         root_among(&self.sensitive, pointer)
     }
 
+    /// The lines of the account's file that diagnostics show without their text: those of its
+    /// sensitive and misshapen values.
+    pub fn hidden_lines(&self) -> std::collections::BTreeSet<usize> {
+        self.sensitive.iter().chain(&self.misshapen).flat_map(|p| self.positions.lines_of(p)).collect()
+    }
+
     /// The sensitive or misshapen value that `pointer` is, or is inside: what no diagnostic
     /// shows (see [`Account::misshapen`]).
     pub fn hidden_root(&self, pointer: &str) -> Option<&str> {

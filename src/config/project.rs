@@ -651,13 +651,7 @@ impl Project {
             map.entry("name").or_insert_with(|| Value::String(name.clone()));
         }
         let (sensitive, misshapen) = found.sensitive.as_deref().map(|index| index.scan(&effective)).unwrap_or_default();
-        if !sensitive.is_empty() || !misshapen.is_empty() {
-            // Every diagnostic that shows a line of this file shows these without their text.
-            let lines: std::collections::BTreeSet<usize> =
-                sensitive.iter().chain(&misshapen).flat_map(|p| positions.lines_of(p)).collect();
-            self.sources.add(display.clone(), hide_lines(text, &lines));
-        }
-        Ok(Account {
+        let account = Account {
             name,
             path: path.to_path_buf(),
             display,
@@ -673,7 +667,18 @@ impl Project {
             ledger_damage: Vec::new(),
             sensitive,
             misshapen,
-        })
+        };
+        self.hide_lines_of(&account, text);
+        Ok(account)
+    }
+
+    /// Makes every diagnostic that shows a line of `account`'s file (whose text is `text`) show
+    /// its [hidden lines](Account::hidden_lines) without their text.
+    fn hide_lines_of(&self, account: &Account, text: &str) {
+        let lines = account.hidden_lines();
+        if !lines.is_empty() {
+            self.sources.add(account.display.clone(), hide_lines(text, &lines));
+        }
     }
 
     fn load_archetypes(&mut self) -> Vec<Diagnostic> {
@@ -790,25 +795,26 @@ impl Project {
                 }
             }
         }
-        for account in &mut self.accounts {
-            // By the archetype it has here, and the one it has today.
-            let today = now.accounts.iter().find(|a| a.name == account.name).map(|a| a.archetype.as_str());
-            let names = [Some(account.archetype.as_str()), today];
-            let indexes: Vec<_> =
-                names.into_iter().flatten().filter_map(|name| now.archetypes.get(name)?.sensitive.clone()).collect();
-            let mut lines = std::collections::BTreeSet::new();
-            for index in indexes {
+        let mut accounts = std::mem::take(&mut self.accounts);
+        for account in &mut accounts {
+            // By the archetype it has here, and the one it has today (once when they are one).
+            let today = now.accounts.iter().find(|a| a.name == account.name).map(|a| a.archetype.clone());
+            let mut names = vec![account.archetype.clone()];
+            names.extend(today.filter(|t| *t != account.archetype));
+            let marked = account.hidden_lines().len();
+            for index in names.iter().filter_map(|name| now.archetypes.get(name)?.sensitive.clone()) {
                 let (sensitive, misshapen) = index.scan(&account.effective);
-                for pointer in sensitive.iter().chain(&misshapen) {
-                    lines.extend(account.positions.lines_of(pointer));
-                }
                 account.sensitive.extend(sensitive);
                 account.misshapen.extend(misshapen);
             }
-            if let Some(text) = self.sources.get(&account.display).filter(|_| !lines.is_empty()) {
-                self.sources.add(account.display.clone(), hide_lines(&text, &lines));
+            // The text as the sources hold it, its lines hidden so far hidden already.
+            if account.hidden_lines().len() != marked
+                && let Some(text) = self.sources.get(&account.display)
+            {
+                self.hide_lines_of(account, &text);
             }
         }
+        self.accounts = accounts;
     }
 
     /// A path as shown to the user: relative to the project root when inside it.

@@ -62,8 +62,7 @@ impl Validators {
         let archetype = &project.archetypes[&account.archetype];
         // The lines shown without their text: an error on one is pointed at by line only (its
         // column would tell where a secret ends).
-        let hidden_lines: std::collections::BTreeSet<usize> =
-            account.sensitive.iter().chain(&account.misshapen).flat_map(|p| account.positions.lines_of(p)).collect();
+        let hidden_lines = account.hidden_lines();
         validator
             .iter_errors(&account.effective)
             .map(|error| {
