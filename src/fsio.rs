@@ -118,13 +118,16 @@ pub fn open_plain(path: &Path) -> io::Result<(fs_err::File, std::fs::Metadata)> 
 }
 
 /// The bytes of the plain file at `path` ([`open_plain`]: never a FIFO, whose reading could
-/// wait for ever, nor a link), read no further than `max` bytes: a larger file is an error
-/// that says so. A missing file is [`io::ErrorKind::NotFound`].
+/// wait for ever, nor a link), read no further than `max` bytes, whatever size it claims: a
+/// larger file is [`io::ErrorKind::FileTooLarge`], a missing one [`io::ErrorKind::NotFound`].
 #[cfg(unix)]
 pub fn read_plain(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
     let (file, metadata) = open_plain(path)?;
-    let too_large = || io::Error::other(format!("`{}` is larger than {} MiB", path.display(), max >> 20));
+    let too_large = || {
+        let limit = if max >= 1 << 20 { format!("{} MiB", max >> 20) } else { format!("{max} bytes") };
+        io::Error::new(io::ErrorKind::FileTooLarge, format!("`{}` is larger than {limit}", path.display()))
+    };
     if metadata.len() > max {
         return Err(too_large());
     }
@@ -159,11 +162,7 @@ pub fn open_plain_with(options: &mut fs_err::OpenOptions, path: &Path) -> io::Re
 /// UTF-8; `None` otherwise, or when it cannot be read.
 #[cfg(unix)]
 pub fn plain_text(path: &Path, max: u64) -> Option<String> {
-    use std::io::Read as _;
-    let (file, _) = open_plain(path).ok()?;
-    let mut text = String::new();
-    file.take(max.saturating_add(1)).read_to_string(&mut text).ok()?;
-    (text.len() as u64 <= max).then_some(text)
+    String::from_utf8(read_plain(path, max).ok()?).ok()
 }
 
 /// Appends `bytes` to `path` in one write and syncs the file (and, when the append created it,

@@ -231,26 +231,20 @@ enum Unread {
 /// The bytes of the plain file at `path`, read only within [`MAX_FILE_BYTES`] and while the
 /// blueprint's `total` stays within [`MAX_BLUEPRINT_BYTES`] (whatever size the file claims).
 fn read_file(path: &Path, total: &mut u64) -> Result<Vec<u8>, Unread> {
-    use std::io::Read as _;
-    let (file, metadata) = crate::fsio::open_plain(path).map_err(Unread::Io)?;
     let limit = MAX_FILE_BYTES.min(MAX_BLUEPRINT_BYTES - *total);
-    let too_large = |size: u64| {
-        Unread::TooLarge(if size > MAX_FILE_BYTES {
-            format!("a blueprint file is at most {} MiB, this one is larger", MAX_FILE_BYTES >> 20)
+    let bytes = crate::fsio::read_plain(path, limit).map_err(|e| {
+        if e.kind() != std::io::ErrorKind::FileTooLarge {
+            Unread::Io(e)
+        } else if limit == MAX_FILE_BYTES {
+            Unread::TooLarge(format!("a blueprint file is at most {} MiB, this one is larger", MAX_FILE_BYTES >> 20))
         } else {
-            format!("a blueprint's files are at most {} MiB together, these are more", MAX_BLUEPRINT_BYTES >> 20)
-        })
-    };
-    if metadata.len() > limit {
-        return Err(too_large(metadata.len()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(Unread::Io)?;
-    let read = bytes.len() as u64;
-    if read > limit {
-        return Err(too_large(read));
-    }
-    *total += read;
+            Unread::TooLarge(format!(
+                "a blueprint's files are at most {} MiB together, these are more",
+                MAX_BLUEPRINT_BYTES >> 20
+            ))
+        }
+    })?;
+    *total += bytes.len() as u64;
     Ok(bytes)
 }
 
