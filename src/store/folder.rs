@@ -182,8 +182,9 @@ impl Store for FolderStore {
         let mut line = serde_json::to_string(record).expect("records serialise");
         line.push('\n');
         let path = self.path(&record.account);
-        // After a torn write, start on a fresh line so this record stays readable.
-        if crate::fsio::read_plain(&path, MAX_FILE).is_ok_and(|bytes| bytes.last().is_some_and(|&b| b != b'\n')) {
+        // After a torn write, start on a fresh line so this record stays readable: its last
+        // byte tells (the file is not read whole for it, however long the account's history).
+        if last_byte(&path).is_some_and(|b| b != b'\n') {
             line.insert(0, '\n');
         }
         crate::fsio::append_durable(&path, line.as_bytes()).map_err(Self::io(&path))
@@ -283,6 +284,16 @@ impl Store for FolderStore {
     fn lock(&self, _key: &str, _holder: &super::Holder) -> Result<Option<StoreLock>, LockError> {
         Ok(None)
     }
+}
+
+/// The last byte of the plain file at `path`, if it has one.
+fn last_byte(path: &Path) -> Option<u8> {
+    use std::io::{Read as _, Seek as _};
+    let (mut file, metadata) = crate::fsio::open_plain(path).ok()?;
+    file.seek(std::io::SeekFrom::Start(metadata.len().checked_sub(1)?)).ok()?;
+    let mut byte = [0];
+    file.read_exact(&mut byte).ok()?;
+    Some(byte[0])
 }
 
 #[cfg(test)]
