@@ -212,6 +212,26 @@ fn subschemas<'r>(keyword: &str, value: &'r Value) -> Vec<&'r Value> {
     all.into_iter().filter(|s| s.is_object()).collect()
 }
 
+/// The schemas `keywords` refers to (`$ref`, `$dynamicRef`, `$recursiveRef`), each with the
+/// resolver of its place; `Err` when one cannot be followed (it may lead to `writeOnly`).
+fn referenced<'r>(
+    keywords: &'r serde_json::Map<String, Value>,
+    resolver: &Resolver<'r>,
+) -> Result<Vec<(&'r Value, Resolver<'r>)>, ()> {
+    let mut found = Vec::new();
+    for reference in ["$ref", "$dynamicRef", "$recursiveRef"] {
+        let resolved = match keywords.get(reference) {
+            None => continue,
+            Some(_) if reference == "$recursiveRef" => resolver.lookup_recursive_ref(),
+            Some(Value::String(target)) => resolver.lookup(target),
+            Some(_) => continue,
+        };
+        let (contents, resolver, _) = resolved.map_err(|_| ())?.into_inner();
+        found.push((contents, resolver));
+    }
+    Ok(found)
+}
+
 /// Whether any of `todo`'s schemas, or a schema one of them applies to anything (in place or
 /// below), is `writeOnly`; a reference that cannot be followed, or more than
 /// [`MAX_REACHED`] schemas, count as one.
@@ -228,21 +248,8 @@ fn reaches_write_only<'r>(mut todo: Vec<(&'r Value, Resolver<'r>)>) -> bool {
         let Ok(resolver) = resolver.in_subresource(Draft::Draft202012.create_resource_ref(schema)) else {
             return true;
         };
-        for reference in ["$ref", "$dynamicRef", "$recursiveRef"] {
-            if keywords.contains_key(reference) {
-                let resolved = if reference == "$recursiveRef" {
-                    resolver.lookup_recursive_ref()
-                } else {
-                    match keywords.get(reference).and_then(Value::as_str) {
-                        Some(target) => resolver.lookup(target),
-                        None => continue,
-                    }
-                };
-                let Ok(resolved) = resolved else { return true };
-                let (contents, resolver, _) = resolved.into_inner();
-                todo.push((contents, resolver));
-            }
-        }
+        let Ok(referenced) = referenced(keywords, &resolver) else { return true };
+        todo.extend(referenced);
         for keyword in IN_PLACE_KEYWORDS.iter().chain(ENTRY_KEYWORDS).chain(ITEM_KEYWORDS) {
             if let Some(value) = keywords.get(*keyword) {
                 todo.extend(subschemas(keyword, value).into_iter().map(|s| (s, resolver.clone())));
@@ -273,41 +280,15 @@ impl<'r> Walker<'r, '_> {
                 return;
             };
             applied.push((schema, resolver.clone()));
-            let mut follow = |reference: Result<referencing::Resolved<'r>, referencing::Error>| match reference {
-                Ok(resolved) => {
-                    let (contents, resolver, _) = resolved.into_inner();
-                    todo.push((contents, resolver));
-                    true
-                }
-                Err(_) => false,
-            };
-            let mut resolved = true;
-            if let Some(reference) = keywords.get("$ref").and_then(Value::as_str) {
-                resolved &= follow(resolver.lookup(reference));
-            }
-            if let Some(reference) = keywords.get("$dynamicRef").and_then(Value::as_str) {
-                resolved &= follow(resolver.lookup(reference));
-            }
-            if keywords.contains_key("$recursiveRef") {
-                resolved &= follow(resolver.lookup_recursive_ref());
-            }
-            if !resolved {
+            let Ok(referenced) = referenced(keywords, &resolver) else {
                 // A reference that cannot be followed may lead to `writeOnly`.
                 self.out.insert(pointer.to_string());
                 return;
-            }
-            for combinator in ["allOf", "anyOf", "oneOf"] {
-                if let Some(Value::Array(parts)) = keywords.get(combinator) {
-                    todo.extend(parts.iter().map(|p| (p, resolver.clone())));
-                }
-            }
-            for branch in ["if", "then", "else"] {
-                todo.extend(keywords.get(branch).map(|b| (b, resolver.clone())));
-            }
-            for dependent in ["dependentSchemas", "dependencies"] {
-                if let Some(Value::Object(schemas)) = keywords.get(dependent) {
-                    // `dependencies` also lists required properties (arrays): not schemas.
-                    todo.extend(schemas.values().filter(|s| s.is_object()).map(|s| (s, resolver.clone())));
+            };
+            todo.extend(referenced);
+            for keyword in IN_PLACE_KEYWORDS {
+                if let Some(value) = keywords.get(*keyword) {
+                    todo.extend(subschemas(keyword, value).into_iter().map(|s| (s, resolver.clone())));
                 }
             }
         }
