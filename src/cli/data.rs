@@ -267,6 +267,8 @@ pub fn playground(workspace: &mut Workspace, args: &PlaygroundArgs, out: &Output
 ///
 /// An account is reaped when it is `ephemeral: true`, deployed, not protected, and its
 /// creation time (`created_at`, else its first apply in the ledger) plus its `ttl` has passed.
+/// One of which the ledger holds no record at all may be deployed all the same (a run stopped
+/// between Terraform's apply and its record): it is destroyed too, once, in case.
 /// Protected and non-ephemeral accounts are never reaped. A reaped playground's file (written
 /// by `stamp playground new`) is deleted too, unless it was edited since: then it is moved to
 /// `.stamp/reaped/`, and the reap says where. Runs unattended (e.g. hourly from CI);
