@@ -366,3 +366,37 @@ fn extract(project_root: &Path, root: &Path, files: &[Listed]) -> Result<(), Str
     let _ = child.wait();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Listed, MAX_BLOB, extract};
+
+    /// A blob larger than any file Stamp reads (a commit can pack gigabytes into a few bytes)
+    /// is written out one byte past the limit, so the loader refuses it, never whole.
+    #[test]
+    fn a_blob_is_written_out_no_further_than_stamp_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        fs_err::create_dir_all(&repo).unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        git(&["init", "-q"]);
+        fs_err::File::create(repo.join("big.bin")).unwrap().set_len(MAX_BLOB + (8 << 20)).unwrap();
+        git(&["add", "big.bin"]);
+        git(&["commit", "-qm", "big"]);
+        let oid = git(&["rev-parse", "HEAD:big.bin"]);
+        let out = dir.path().join("out");
+        let listed = Listed { mode: "100644".into(), oid, path: "big.bin".into() };
+        extract(&repo, &out, &[listed]).unwrap();
+        assert_eq!(fs_err::metadata(out.join("big.bin")).unwrap().len(), MAX_BLOB + 1);
+    }
+}
