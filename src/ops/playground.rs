@@ -474,40 +474,30 @@ pub fn reap(
         let expired = lifetime.expired(now);
         let unsafe_history = super::history_problem(workspace.store.as_ref(), account);
         let (action, reason) = if account.is_protected() {
-            (ReapAction::Kept, "protected: never reaped")
+            (ReapAction::Kept, "protected: never reaped".to_string())
         } else if let Some(problem) = &unsafe_history {
-            (ReapAction::Kept, problem.as_str())
+            (ReapAction::Kept, problem.clone())
         } else if !deployed && !(unknown && (options.all_ephemeral || expired)) {
-            (ReapAction::Kept, "not deployed")
-        } else if options.all_ephemeral {
+            (ReapAction::Kept, "not deployed".to_string())
+        } else if options.all_ephemeral || expired {
+            let why = if options.all_ephemeral { "kill switch" } else { "expired" };
             // One the ledger does not know deployed may be all the same: a run stopped between
             // Terraform's apply and its ledger record. Destroying nothing is harmless.
-            (
-                ReapAction::WouldDestroy,
-                if deployed {
-                    "kill switch"
-                } else {
-                    "kill switch (not in the ledger: destroyed in case an apply was stopped before it was recorded)"
-                },
-            )
-        } else if expired {
-            (
-                ReapAction::WouldDestroy,
-                if deployed {
-                    "expired"
-                } else {
-                    "expired (not in the ledger: destroyed in case an apply was stopped before it was recorded)"
-                },
-            )
+            let reason = if deployed {
+                why.to_string()
+            } else {
+                format!("{why} (not in the ledger: destroyed in case an apply was stopped before it was recorded)")
+            };
+            (ReapAction::WouldDestroy, reason)
         } else {
-            (ReapAction::Kept, "not expired yet")
+            (ReapAction::Kept, "not expired yet".to_string())
         };
         report.accounts.push(Reaped {
             account: account.name.clone(),
             owner: lifetime.owner.clone(),
             expires_at: lifetime.created_at.map(|_| format_time(lifetime.expires_at(now))),
             action,
-            reason: reason.to_string(),
+            reason,
         });
     }
     if options.dry_run {
