@@ -265,8 +265,7 @@ fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, 
     let Some(map) = config.as_object_mut() else { return config };
     // The source's own hooks, policies and policy waivers (not part of `own`) come along, as
     // written: a copy meets the same findings for the same reasons.
-    let document = fs_err::read_to_string(&source.path)
-        .ok()
+    let document = crate::fsio::plain_text(&source.path, crate::config::yaml::MAX_BYTES as u64)
         .and_then(|text| crate::config::yaml::parse(&source.display, &text).ok());
     for key in ["hooks", crate::config::policies::POLICIES_KEY, crate::config::policies::WAIVERS_KEY] {
         if let Some(value) = document.as_ref().and_then(|d| d.value.get(key)) {

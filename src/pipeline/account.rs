@@ -235,7 +235,7 @@ impl<'a> AccountRun<'a> {
 
     /// The sha256 of the account's Terraform plan file: which plan it is.
     pub fn plan_file_digest(&self) -> Result<String, RunError> {
-        let bytes = fs_err::read(&self.dirs.plan_file).map_err(RunError::io("cannot read the plan file"))?;
+        let bytes = read_plan_file(&self.dirs.plan_file)?;
         Ok(crate::artifact::sha256_hex(&bytes))
     }
 
@@ -336,11 +336,11 @@ impl<'a> AccountRun<'a> {
     /// tree needs no provider.
     fn restore_lock_file(&self, requirements: &Requirements) -> Result<bool, RunError> {
         let lock = self.dirs.work.join(providers::LOCK_FILE);
-        let tree = fs_err::read_to_string(&lock).ok();
+        let tree = crate::fsio::plain_text(&lock, MAX_LOCK_FILE);
         if requirements.providers.is_empty() && tree.is_none() {
             return Ok(false);
         }
-        let kept = fs_err::read_to_string(self.kept_lock_file()).ok();
+        let kept = crate::fsio::plain_text(&self.kept_lock_file(), MAX_LOCK_FILE);
         match providers::starting_lock(tree.as_deref(), kept.as_deref(), requirements) {
             Some(text) if tree.as_deref() != Some(text.as_str()) => {
                 fs_err::write(&lock, text).map_err(RunError::io("cannot restore the dependency lock file"))?;
@@ -352,9 +352,11 @@ impl<'a> AccountRun<'a> {
 
     /// Keeps the lock file `init` left in the work folder for the next run.
     fn keep_lock_file(&self, keep: bool) -> Result<(), RunError> {
-        let Ok(text) = fs_err::read(self.dirs.work.join(providers::LOCK_FILE)) else { return Ok(()) };
+        let Ok(text) = crate::fsio::read_plain(&self.dirs.work.join(providers::LOCK_FILE), MAX_LOCK_FILE) else {
+            return Ok(());
+        };
         let kept = self.kept_lock_file();
-        if !keep || fs_err::read(&kept).is_ok_and(|old| old == text) {
+        if !keep || crate::fsio::read_plain(&kept, MAX_LOCK_FILE).is_ok_and(|old| old == text) {
             return Ok(());
         }
         crate::fsio::write_atomic(&kept, &text).map_err(RunError::io("cannot keep the dependency lock file"))
@@ -400,7 +402,7 @@ impl<'a> AccountRun<'a> {
     /// (or adopted): a policy command, a hook or anything else that replaced or changed it
     /// since is refused.
     pub fn plan_file_as_planned(&self) -> Result<(String, Vec<u8>), RunError> {
-        let bytes = fs_err::read(&self.dirs.plan_file).map_err(RunError::io("cannot read the plan file"))?;
+        let bytes = read_plan_file(&self.dirs.plan_file)?;
         let digest = crate::artifact::sha256_hex(&bytes);
         if self.planned.as_deref() == Some(digest.as_str()) {
             return Ok((digest, bytes));
@@ -810,6 +812,16 @@ impl Drop for PlanJsonFile {
     fn drop(&mut self) {
         let _ = fs_err::remove_file(&self.path);
     }
+}
+
+/// The most of a provider lock file read: a plain file (a hook may leave anything in the work
+/// folder), whatever size it claims.
+const MAX_LOCK_FILE: u64 = 16 << 20;
+
+/// The bytes of the account's Terraform plan file: a plain file (one a hook put a FIFO in place
+/// of must not keep the run waiting) of at most 1 GiB.
+fn read_plan_file(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
+    crate::fsio::read_plain(path, 1 << 30).map_err(RunError::io("cannot read the plan file"))
 }
 
 #[cfg(test)]

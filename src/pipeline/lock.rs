@@ -83,7 +83,7 @@ impl AccountLock {
                 Ok(file)
             }
             Err(TryLockError::WouldBlock) => {
-                let holder = fs_err::read_to_string(path).unwrap_or_default();
+                let holder = crate::fsio::plain_text(path, 4096).unwrap_or_default();
                 let holder = holder.trim();
                 let pid = holder.strip_prefix("pid ").and_then(|p| p.parse::<i32>().ok());
                 let gone = pid.is_some_and(|pid| !is_running(pid));

@@ -33,6 +33,10 @@ pub use self::lock::{LOCK_FILE, starting_lock};
 use self::lock::{Pinned, h1, locked};
 use super::process::{Invocation, Log};
 
+/// The most of a Terraform file or lock file read here: a plain file (a hook may leave
+/// anything in the work folder), whatever size it claims.
+const MAX_TEXT: u64 = 16 << 20;
+
 /// The registry a provider source without a host comes from.
 const DEFAULT_HOST: &str = "registry.terraform.io";
 
@@ -56,7 +60,7 @@ impl Requirements {
             .collect();
         files.sort();
         for file in files {
-            if let Some(body) = fs_err::read_to_string(&file).ok().and_then(|text| hcl::parse(&text).ok()) {
+            if let Some(body) = crate::fsio::plain_text(&file, MAX_TEXT).and_then(|text| hcl::parse(&text).ok()) {
                 out.add(&body);
             }
         }
@@ -258,10 +262,11 @@ impl ProviderCache {
                 return Ok(Prepared { warning: first, ..Prepared::default() });
             }
         };
-        let read_lock = || fs_err::read_to_string(&lock_path).ok().and_then(|t| locked(&t).ok()).unwrap_or_default();
+        let read_lock =
+            || crate::fsio::plain_text(&lock_path, MAX_TEXT).and_then(|t| locked(&t).ok()).unwrap_or_default();
         // Accounts with the same requirements and the same starting lock file resolve to the
         // same providers: one install serves them all.
-        let starting = fs_err::read_to_string(&lock_path).unwrap_or_default();
+        let starting = crate::fsio::plain_text(&lock_path, MAX_TEXT).unwrap_or_default();
         let signature = format!(
             "{}-{}",
             requirements.signature(),
@@ -283,7 +288,7 @@ impl ProviderCache {
                 self.install(work, &user, &servable, terraform, log, hold)?;
                 servable = self.servable(&read_lock());
             }
-            if let Ok(text) = fs_err::read_to_string(&lock_path) {
+            if let Some(text) = crate::fsio::plain_text(&lock_path, MAX_TEXT) {
                 installed.entry(signature).or_insert(text);
             }
             servable
@@ -382,7 +387,8 @@ impl ProviderCache {
             return Err(CacheError::Install(finished.tail(12)));
         }
         let providers = staging.path().join("data").join("providers");
-        let pins = fs_err::read_to_string(work.join(LOCK_FILE)).ok().and_then(|t| locked(&t).ok()).unwrap_or_default();
+        let pins =
+            crate::fsio::plain_text(&work.join(LOCK_FILE), MAX_TEXT).and_then(|t| locked(&t).ok()).unwrap_or_default();
         for (source, pin) in pins.iter().filter(|(source, _)| !servable.contains(*source)) {
             let installed = providers.join(source).join(&pin.version).join(&self.platform);
             if !installed.exists() {
