@@ -103,6 +103,12 @@ fn a_value_misshapen_where_secrets_belong_is_redacted_in_diffs() {
     let out = project.stamp(["diff", "local-prod", "local-staging", "--version", "1.0.0"]).run().failure(1);
     assert!(!out.stdout.contains("flat-secret"), "a value where secrets belong leaked:\n{}", out.stdout);
     assert!(out.stdout.contains("vault"), "{}", out.stdout);
+    // Nor does a playground's file, written from it, hold it.
+    project.commit_all("initial");
+    let args = ["playground", "new", "flat", "--from", "local-staging", "--owner", "ana@acme.example", "--no-apply"];
+    project.tf(args).run().success();
+    let file = project.read("fixtures/accounts/playgrounds/flat.yaml");
+    assert!(!file.contains("flat-secret"), "{file}");
 }
 
 /// A diff on a terminal shows no control text: not from a rendered value (a text-direction

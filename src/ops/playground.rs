@@ -257,9 +257,10 @@ fn playground_file(comment: &str, config: &Value) -> Result<String, String> {
 /// zone, no DNS records of the source's.
 fn playground_config(source: &Account, options: &PlaygroundOptions, cidr: &str, zone: &str, created: &str) -> Value {
     let mut config = source.own.clone();
-    // Stamp writes no secret into a file: a sensitive value of the source is left out (a
-    // schema that requires it says so when the playground is checked).
-    for pointer in &source.sensitive {
+    // Stamp writes no secret into a file: a sensitive value of the source is left out, and so
+    // is one of another shape where secrets belong, which may be one (a schema that requires
+    // it says so when the playground is checked).
+    for pointer in source.sensitive.iter().chain(&source.misshapen) {
         remove_pointer(&mut config, pointer);
     }
     let Some(map) = config.as_object_mut() else { return config };
