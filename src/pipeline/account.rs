@@ -819,9 +819,9 @@ impl Drop for PlanJsonFile {
 const MAX_LOCK_FILE: u64 = 16 << 20;
 
 /// The bytes of the account's Terraform plan file: a plain file (one a hook put a FIFO in place
-/// of must not keep the run waiting) of at most 1 GiB.
+/// of must not keep the run waiting) of at most 256 MiB (it is held in memory whole).
 fn read_plan_file(path: &std::path::Path) -> Result<Vec<u8>, RunError> {
-    crate::fsio::read_plain(path, 1 << 30).map_err(RunError::io("cannot read the plan file"))
+    crate::fsio::read_plain(path, 256 << 20).map_err(RunError::io("cannot read the plan file"))
 }
 
 #[cfg(test)]

@@ -891,9 +891,9 @@ fn save_plan(run: &mut AccountRun<'_>, digest: &str, version: &str, path: &Path)
 }
 
 /// The text of the saved plan at `path`: a plain file (never a FIFO, whose reading could wait
-/// for ever) of at most 1 GiB.
+/// for ever) of at most 256 MiB (it is held in memory, with its plan file decoded).
 fn read_saved_plan(path: &Path) -> Result<String, String> {
-    let bytes = crate::fsio::read_plain(path, 1 << 30).map_err(|e| e.to_string())?;
+    let bytes = crate::fsio::read_plain(path, 256 << 20).map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| format!("`{}` is not a saved Stamp plan: it is not UTF-8", path.display()))
 }
 
